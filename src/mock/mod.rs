@@ -1,0 +1,1 @@
+//! The mock provider (STUB — being written).

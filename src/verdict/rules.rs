@@ -1,0 +1,1 @@
+//! The classification table (STUB — being written).
