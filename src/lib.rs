@@ -1,10 +1,16 @@
 //! isdown: is Kimi down, or is it my setup? Library behind the `isdown` binary.
 //!
 //! Module map (DESIGN.md): `verdict` (the one classifier), `sse` (the one SSE reader),
-//! `provider` (catalog and request building), `config` (isdown.toml), `probe` (probe kinds and
-//! timings), `check` (one-shot diagnosis and correlation), `mock` (the scripted mock provider),
-//! `cli` (one file per subcommand).
+//! `config` (isdown.toml and the embedded catalog), `provider` (wire knowledge), `probe`
+//! (probe kinds and timings), `check` (one-shot diagnosis and correlation), `mock` (the scripted
+//! mock provider), `secret` (keeping keys out of output), `cli` (one file per subcommand).
 
+pub mod check;
+pub mod cli;
+pub mod config;
 pub mod mock;
+pub mod probe;
+pub mod provider;
+pub mod secret;
 pub mod sse;
 pub mod verdict;

@@ -1,1 +1,18 @@
-fn main() {}
+//! The `isdown` binary: parse, set up logging, run, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = isdown::cli::Cli::parse();
+    isdown::cli::init_logging();
+    match isdown::cli::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let error = anyhow::Error::from(error);
+            eprintln!("isdown: {error:#}");
+            ExitCode::from(isdown::check::report::EXIT_USAGE)
+        }
+    }
+}

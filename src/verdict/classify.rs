@@ -42,7 +42,9 @@ pub enum TransportFailure {
     /// Connection reset or closed before the status line, or while reading the body.
     Reset(String),
     /// The deadline of `phase` passed ("connect", "first byte", "first token", "idle", "response").
-    Timeout { phase: &'static str },
+    Timeout {
+        phase: &'static str,
+    },
     Other(String),
 }
 

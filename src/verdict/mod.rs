@@ -13,8 +13,8 @@ mod retry_after;
 mod rules;
 
 pub use classify::{
-    BODY_LIMIT, Expect, HttpAnswer, StreamEnd, StreamSummary, TransportFailure, classify_http,
-    chunk_has_content, classify_stream, classify_transport, degraded_if_slow,
+    BODY_LIMIT, Expect, HttpAnswer, StreamEnd, StreamSummary, TransportFailure, chunk_has_content,
+    classify_http, classify_stream, classify_transport, degraded_if_slow,
 };
 pub use retry_after::retry_after_from_headers;
 
@@ -164,7 +164,11 @@ pub struct Diagnosis {
 }
 
 impl Diagnosis {
-    pub fn new(verdict: Verdict, explanation: impl Into<String>, advice: impl Into<String>) -> Self {
+    pub fn new(
+        verdict: Verdict,
+        explanation: impl Into<String>,
+        advice: impl Into<String>,
+    ) -> Self {
         Diagnosis {
             verdict,
             blame: verdict.default_blame(),

@@ -1,0 +1,78 @@
+//! The command line: argument definitions and one function per subcommand.
+//!
+//! `main.rs` parses [`Cli`], calls [`run`] and turns its result into an exit code; everything
+//! else about the CLI lives here and in the sibling files, one per subcommand.
+
+mod check;
+mod init;
+mod mock_provider;
+
+use clap::{Parser, Subcommand};
+use thiserror::Error;
+
+use crate::check::CheckError;
+use crate::config::ConfigError;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "isdown",
+    version,
+    about = "Is Kimi down, or is it my setup? Diagnose, monitor and fail over LLM APIs."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One-shot diagnosis: which providers are up, what fails, whose side it is on.
+    Check(check::CheckArgs),
+    /// Run a scripted OpenAI/Anthropic-compatible mock provider (for tests and demos).
+    MockProvider(mock_provider::MockArgs),
+    /// Write a commented isdown.toml.
+    Init(init::InitArgs),
+}
+
+/// Errors that end a command; every one maps to exit code 2 (usage or config).
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> Result<u8, CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            context: "cannot start the async runtime".into(),
+            source,
+        })?;
+    match cli.command {
+        Command::Check(args) => runtime.block_on(check::run(args)),
+        Command::MockProvider(args) => runtime.block_on(mock_provider::run(args)),
+        Command::Init(args) => init::run(args),
+    }
+}
+
+/// Logs go to stderr; `ISDOWN_LOG` (or `RUST_LOG`) sets the filter, default `warn`.
+pub fn init_logging() {
+    let filter = std::env::var("ISDOWN_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,295 @@
+//! Configuration: `isdown.toml` merged over the embedded provider catalog.
+//!
+//! Loading is one step from text to a typed [`Config`]: the raw serde model (`raw`) rejects
+//! unknown keys and bad values with their position; this module merges catalog and file, checks
+//! what spans several fields, and resolves key environment variables into secrets. After it, no
+//! invalid value exists. Errors always name the file, the line and the field, and never repeat a
+//! value that could be a key.
+
+pub mod raw;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use reqwest::header::{HeaderName, HeaderValue};
+use secrecy::SecretString;
+use thiserror::Error;
+
+use crate::provider::Provider;
+use raw::{RawConfig, RawProvider};
+
+/// The built-in catalog, as shipped.
+pub const CATALOG_TOML: &str = include_str!("catalog.toml");
+/// What `isdown init` writes.
+pub const TEMPLATE_TOML: &str = include_str!("template.toml");
+
+/// The file looked for in the working directory when `--config` is not given.
+pub const DEFAULT_FILE: &str = "isdown.toml";
+
+/// Catalog entries in file order (the order `check` lists them in).
+static CATALOG: LazyLock<Vec<(String, RawProvider)>> = LazyLock::new(|| {
+    let table: toml::Table = toml::from_str(CATALOG_TOML).expect("embedded catalog is valid TOML");
+    let mut entries: Vec<(usize, String, RawProvider)> = table
+        .into_iter()
+        .map(|(id, value)| {
+            let position = CATALOG_TOML
+                .find(&format!("\n[{id}]\n"))
+                .expect("catalog entry has a header");
+            let entry: RawProvider = value.try_into().expect("embedded catalog entry is valid");
+            (position, id, entry)
+        })
+        .collect();
+    entries.sort_by_key(|(position, _, _)| *position);
+    entries.into_iter().map(|(_, id, e)| (id, e)).collect()
+});
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: `{field}`: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
+}
+
+/// Settings of `isdown check` that may come from the file.
+#[derive(Debug, Clone, Default)]
+pub struct CheckSettings {
+    /// `None`: every catalog provider not being checked.
+    pub witnesses: Option<Vec<String>>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Catalog order first, then providers the file adds, in name order.
+    pub providers: Vec<Provider>,
+    pub check: CheckSettings,
+    /// Where it came from, if from a file.
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads `path`, or `./isdown.toml` when it exists, or the catalog alone.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = match path {
+            Some(path) => Some(path.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.is_file()),
+        };
+        let Some(path) = path else {
+            return Config::from_toml("", "<built-in defaults>", &env_lookup);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            file: path.clone(),
+            source,
+        })?;
+        let mut config = Config::from_toml(&text, &path.display().to_string(), &env_lookup)?;
+        config.source = Some(path);
+        Ok(config)
+    }
+
+    /// Parses and validates `text`; `file` names it in errors; `env` resolves key variables.
+    pub fn from_toml(
+        text: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let message = crate::secret::redact(e.message().trim());
+            invalid_at(text, file, span.start, message)
+        })?;
+
+        let mut merged: BTreeMap<String, (RawProvider, bool, usize)> = BTreeMap::new();
+        for (order, (id, entry)) in CATALOG.iter().enumerate() {
+            merged.insert(id.clone(), (entry.clone(), true, order));
+        }
+        let mut spans = BTreeMap::new();
+        for (id, entry) in raw.providers {
+            let span = entry.span();
+            spans.insert(id.clone(), span.start);
+            let entry = entry.into_inner();
+            match merged.get_mut(&id) {
+                Some((base, _, _)) => *base = base.clone().overridden_by(entry),
+                None => {
+                    merged.insert(id, (entry, false, usize::MAX));
+                }
+            }
+        }
+
+        let mut providers = Vec::new();
+        for (id, (entry, builtin, order)) in merged {
+            let at = spans.get(&id).copied();
+            let provider = build_provider(&id, entry, builtin, env).map_err(|(field, msg)| {
+                invalid_at(text, file, at.unwrap_or(0), format!("{msg} (`{field}`)"))
+            })?;
+            providers.push((order, provider));
+        }
+        providers.sort_by(|(a, pa), (b, pb)| a.cmp(b).then_with(|| pa.id.cmp(&pb.id)));
+        let providers: Vec<Provider> = providers.into_iter().map(|(_, p)| p).collect();
+
+        let witnesses = match raw.check.witnesses {
+            Some(list) => {
+                let at = list.span().start;
+                let list = list.into_inner();
+                if let Some(unknown) = list.iter().find(|w| !providers.iter().any(|p| &p.id == *w))
+                {
+                    return Err(invalid_at(
+                        text,
+                        file,
+                        at,
+                        format!("unknown provider \"{unknown}\" in witnesses"),
+                    ));
+                }
+                Some(list)
+            }
+            None => None,
+        };
+
+        Ok(Config {
+            providers,
+            check: CheckSettings {
+                witnesses,
+                timeout: raw.check.timeout.map(|d| d.0),
+            },
+            source: None,
+        })
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+
+    pub fn provider_ids(&self) -> Vec<&str> {
+        self.providers.iter().map(|p| p.id.as_str()).collect()
+    }
+
+    /// Every key value in use, for the last-chance scrub of output.
+    pub fn secrets(&self) -> Vec<SecretString> {
+        self.providers
+            .iter()
+            .filter_map(|p| p.api_key.clone())
+            .collect()
+    }
+}
+
+pub fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Turns a merged raw entry into a provider; errors name the missing or bad field.
+fn build_provider(
+    id: &str,
+    raw: RawProvider,
+    builtin: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Provider, (&'static str, String)> {
+    let new = "a provider not in the built-in catalog needs";
+    let base_url = raw
+        .base_url
+        .ok_or(("base_url", format!("{new} a base_url")))?;
+    let probe_model = raw
+        .probe_model
+        .filter(|m| !m.trim().is_empty())
+        .ok_or(("probe_model", format!("{new} a probe_model")))?;
+    let mut headers = Vec::new();
+    for (name, value) in raw.headers.unwrap_or_default() {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ("headers", format!("\"{name}\" is not a valid header name")))?;
+        if matches!(
+            header.as_str(),
+            "authorization" | "x-api-key" | "api-key" | "cookie"
+        ) {
+            return Err((
+                "headers",
+                format!("\"{name}\" carries credentials: use api_key_env instead"),
+            ));
+        }
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| ("headers", format!("the value of \"{name}\" is not valid")))?;
+        headers.push((header, value));
+    }
+    let api_key_env = raw.api_key_env.map(|e| e.0);
+    let api_key = api_key_env
+        .as_deref()
+        .and_then(env)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from);
+    Ok(Provider {
+        id: id.to_owned(),
+        name: raw.name.unwrap_or_else(|| id.to_owned()),
+        base_url: base_url.0,
+        style: raw.style.unwrap_or(raw::WireStyle::Openai),
+        api_key_env,
+        api_key,
+        probe_model,
+        context_window: raw.context_window,
+        degraded_after: raw
+            .degraded_after
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(8)),
+        status_page: raw.status_page,
+        headers,
+        builtin,
+    })
+}
+
+/// Builds an error pointing at byte `offset` of `text`: line, column, and the dotted field path
+/// found from the key on that line and the table header above it.
+fn invalid_at(text: &str, file: &str, offset: usize, message: String) -> ConfigError {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let field = field_path(&text[..line_start], line_text);
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        line,
+        column,
+        field,
+        message,
+    }
+}
+
+fn field_path(text_before_line: &str, line_text: &str) -> String {
+    let trimmed = line_text.trim();
+    if let Some(header) = table_header(trimmed) {
+        return header;
+    }
+    let key = trimmed
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        .unwrap_or_default();
+    let table = text_before_line
+        .lines()
+        .rev()
+        .find_map(|l| table_header(l.trim()))
+        .unwrap_or_default();
+    match (table.is_empty(), key.is_empty()) {
+        (_, true) => table,
+        (true, false) => key,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+fn table_header(line: &str) -> Option<String> {
+    let inner = line.strip_prefix("[[").and_then(|l| l.split_once("]]"));
+    let inner = inner.or_else(|| line.strip_prefix('[').and_then(|l| l.split_once(']')));
+    inner.map(|(name, _)| name.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests;

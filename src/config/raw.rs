@@ -1,0 +1,147 @@
+//! The file model: serde structs that mirror `isdown.toml` and the embedded catalog one to one.
+//!
+//! Every struct denies unknown fields, and every value type validates itself while it is
+//! deserialized, so that a bad value is reported by the TOML parser with its exact position.
+//! Nothing here reads the environment or touches the network; `config::Config` turns these into
+//! the typed configuration.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub providers: BTreeMap<String, Spanned<RawProvider>>,
+    #[serde(default)]
+    pub check: RawCheck,
+}
+
+/// One provider, in the catalog or in `[providers.NAME]`. In the file every field is optional:
+/// an entry for a catalog name overrides only the fields it sets.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: Option<String>,
+    pub base_url: Option<BaseUrl>,
+    pub style: Option<WireStyle>,
+    pub api_key_env: Option<EnvVarName>,
+    pub probe_model: Option<String>,
+    pub context_window: Option<u64>,
+    pub degraded_after: Option<DurationValue>,
+    pub status_page: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+impl RawProvider {
+    /// `self` with every field that `over` sets replaced by `over`'s value.
+    pub fn overridden_by(mut self, over: RawProvider) -> RawProvider {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if over.$field.is_some() { self.$field = over.$field; } )* };
+        }
+        take!(
+            name,
+            base_url,
+            style,
+            api_key_env,
+            probe_model,
+            context_window,
+            degraded_after,
+            status_page,
+            headers
+        );
+        self
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    /// Providers probed (reachability only) to tell a provider outage from a local network
+    /// problem. Default: every catalog provider not already being checked.
+    pub witnesses: Option<Spanned<Vec<String>>>,
+    /// Per-probe deadline; `--timeout` wins.
+    pub timeout: Option<DurationValue>,
+}
+
+/// The wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WireStyle {
+    /// OpenAI Chat Completions: `POST {base}/chat/completions`, `Authorization: Bearer`.
+    Openai,
+    /// Anthropic Messages: `POST {base}/v1/messages`, `x-api-key` + `anthropic-version`.
+    Anthropic,
+}
+
+/// An `http`/`https` URL, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct BaseUrl(pub reqwest::Url);
+
+impl TryFrom<String> for BaseUrl {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let trimmed = value.trim_end_matches('/');
+        let url = reqwest::Url::parse(trimmed).map_err(|e| {
+            format!("not a URL ({e}); expected e.g. \"https://api.moonshot.ai/v1\"")
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err("expected an http:// or https:// URL with a host".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("credentials in the URL are not allowed; use api_key_env".into());
+        }
+        Ok(BaseUrl(url))
+    }
+}
+
+/// The name of an environment variable. Rejects values that look like a key, and says so without
+/// repeating the value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct EnvVarName(pub String);
+
+impl TryFrom<String> for EnvVarName {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        if value.starts_with("sk-") || crate::secret::redact(&value) != value {
+            return Err(
+                "this looks like a key: name the environment variable that holds it instead \
+                 (e.g. \"MOONSHOT_API_KEY\"), never the key itself"
+                    .into(),
+            );
+        }
+        let mut chars = value.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "\"{value}\" is not an environment variable name (letters, digits, _)"
+            ));
+        }
+        Ok(EnvVarName(value))
+    }
+}
+
+/// A duration written the human way: "30s", "5m", "1h 30m", "250ms".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DurationValue(pub Duration);
+
+impl TryFrom<String> for DurationValue {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let duration = humantime::parse_duration(&value)
+            .map_err(|e| format!("invalid duration \"{value}\" ({e}); expected e.g. \"30s\""))?;
+        if duration.is_zero() {
+            return Err("a duration of zero is not allowed".into());
+        }
+        Ok(DurationValue(duration))
+    }
+}

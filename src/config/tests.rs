@@ -1,0 +1,173 @@
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, "isdown.toml", &no_env)
+}
+
+fn invalid(text: &str) -> (usize, String, String) {
+    match load(text) {
+        Err(ConfigError::Invalid {
+            file,
+            line,
+            field,
+            message,
+            ..
+        }) => {
+            assert_eq!(file, "isdown.toml");
+            (line, field, message)
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty_file_gives_the_whole_catalog_in_catalog_order() {
+    let config = load("").unwrap();
+    assert_eq!(
+        config.provider_ids(),
+        [
+            "kimi",
+            "kimi-cn",
+            "deepseek",
+            "glm",
+            "zai",
+            "qwen",
+            "qwen-cn",
+            "openai",
+            "anthropic",
+            "openrouter"
+        ]
+    );
+    let kimi = config.provider("kimi").unwrap();
+    assert_eq!(kimi.base_url.as_str(), "https://api.moonshot.ai/v1");
+    assert_eq!(kimi.api_key_env.as_deref(), Some("MOONSHOT_API_KEY"));
+    assert!(kimi.context_window.is_some());
+    let anthropic = config.provider("anthropic").unwrap();
+    assert_eq!(anthropic.style, raw::WireStyle::Anthropic);
+    assert!(config.providers.iter().all(|p| p.builtin));
+}
+
+#[test]
+fn override_changes_only_the_fields_it_sets() {
+    let config = load("[providers.kimi]\nprobe_model = \"kimi-k3\"\n").unwrap();
+    let kimi = config.provider("kimi").unwrap();
+    assert_eq!(kimi.probe_model, "kimi-k3");
+    assert_eq!(kimi.base_url.as_str(), "https://api.moonshot.ai/v1");
+}
+
+#[test]
+fn new_openai_compatible_endpoint_is_added_after_the_catalog() {
+    let config = load(
+        "[providers.vllm]\nbase_url = \"http://127.0.0.1:8000/v1/\"\nprobe_model = \"qwen3\"\n\
+         api_key_env = \"VLLM_KEY\"\ndegraded_after = \"2s\"\n",
+    )
+    .unwrap();
+    let vllm = config.providers.last().unwrap();
+    assert_eq!(vllm.id, "vllm");
+    assert!(!vllm.builtin);
+    assert_eq!(vllm.base_url.as_str(), "http://127.0.0.1:8000/v1");
+    assert_eq!(vllm.degraded_after, Duration::from_secs(2));
+}
+
+#[test]
+fn keys_are_resolved_from_the_named_environment_variable() {
+    let env = |name: &str| (name == "MOONSHOT_API_KEY").then(|| "sk-abc".to_owned());
+    let config = Config::from_toml("", "x", &env).unwrap();
+    assert!(config.provider("kimi").unwrap().has_key());
+    assert!(!config.provider("deepseek").unwrap().has_key());
+}
+
+#[test]
+fn unknown_key_names_file_line_and_field() {
+    let (line, field, message) =
+        invalid("[providers.kimi]\nprobe_model = \"x\"\nbase_ulr = \"y\"\n");
+    assert_eq!(line, 3);
+    assert_eq!(field, "providers.kimi.base_ulr");
+    assert!(message.contains("unknown field"), "{message}");
+}
+
+#[test]
+fn unknown_top_level_table_is_rejected_with_its_line() {
+    let (line, field, _) = invalid("\n\n[chek]\ntimeout = \"5s\"\n");
+    assert_eq!(line, 3);
+    assert_eq!(field, "chek");
+}
+
+#[test]
+fn bad_duration_names_the_field() {
+    let (line, field, message) = invalid("[check]\ntimeout = \"5 parsecs\"\n");
+    assert_eq!((line, field.as_str()), (2, "check.timeout"));
+    assert!(message.contains("invalid duration"), "{message}");
+}
+
+#[test]
+fn bad_style_lists_the_valid_ones() {
+    let (_, field, message) = invalid("[providers.x]\nstyle = \"gemini\"\n");
+    assert_eq!(field, "providers.x.style");
+    assert!(
+        message.contains("openai") && message.contains("anthropic"),
+        "{message}"
+    );
+}
+
+#[test]
+fn non_http_base_url_is_rejected() {
+    let (_, field, _) = invalid("[providers.x]\nbase_url = \"ftp://a/b\"\nprobe_model = \"m\"\n");
+    assert_eq!(field, "providers.x.base_url");
+}
+
+#[test]
+fn new_provider_without_base_url_says_what_is_missing() {
+    let (line, _, message) = invalid("\n[providers.mine]\nprobe_model = \"m\"\n");
+    assert_eq!(line, 2);
+    assert!(message.contains("base_url"), "{message}");
+}
+
+#[test]
+fn a_key_pasted_into_api_key_env_is_refused_without_being_echoed() {
+    let key = "sk-live-0123456789abcdefghij";
+    let text = format!("[providers.kimi]\napi_key_env = \"{key}\"\n");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(!err.contains("0123456789abcdefghij"), "{err}");
+    assert!(
+        err.contains("api_key_env") && err.contains("looks like a key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_key_in_a_wrong_typed_value_is_not_echoed() {
+    let text = "[providers.kimi]\ncontext_window = \"sk-live-0123456789abcdefghij\"\n";
+    let err = load(text).unwrap_err().to_string();
+    assert!(!err.contains("0123456789abcdefghij"), "{err}");
+}
+
+#[test]
+fn credential_headers_are_refused() {
+    let (_, _, message) = invalid("[providers.kimi]\nheaders = { Authorization = \"Bearer x\" }\n");
+    assert!(message.contains("api_key_env"), "{message}");
+}
+
+#[test]
+fn witnesses_must_be_known_providers() {
+    let (line, field, message) = invalid("[check]\nwitnesses = [\"deepseek\", \"nope\"]\n");
+    assert_eq!((line, field.as_str()), (2, "check.witnesses"));
+    assert!(message.contains("nope"));
+}
+
+#[test]
+fn the_init_template_is_a_valid_config() {
+    let config = load(TEMPLATE_TOML).unwrap();
+    assert_eq!(config.check.timeout, Some(Duration::from_secs(20)));
+}
+
+#[test]
+fn error_display_reads_file_line_column_field() {
+    let err = load("[check]\ntimeout = 5\n").unwrap_err().to_string();
+    assert!(err.starts_with("isdown.toml:2:"), "{err}");
+    assert!(err.contains("`check.timeout`"), "{err}");
+}

@@ -1,0 +1,47 @@
+//! Providers: the typed, validated description of an LLM API endpoint, and how to talk to it.
+//!
+//! A [`Provider`] is built only by `config` (catalog entry + user overrides, key resolved from the
+//! environment). This module owns the wire knowledge — paths, auth headers, probe payloads — for
+//! the two styles isdown speaks; it performs no I/O itself (`probe` and the gateway send what it
+//! builds).
+
+pub mod request;
+
+use std::time::Duration;
+
+use reqwest::Url;
+use reqwest::header::{HeaderName, HeaderValue};
+use secrecy::SecretString;
+
+pub use crate::config::raw::WireStyle;
+
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Catalog or config name, e.g. `kimi`.
+    pub id: String,
+    /// Display name, e.g. `Kimi`.
+    pub name: String,
+    pub base_url: Url,
+    pub style: WireStyle,
+    pub api_key_env: Option<String>,
+    /// Resolved from `api_key_env` when the config was loaded; `None` when unset or empty.
+    pub api_key: Option<SecretString>,
+    pub probe_model: String,
+    pub context_window: Option<u64>,
+    pub degraded_after: Duration,
+    pub status_page: Option<String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// True for entries of the built-in catalog (used to pick default witnesses).
+    pub builtin: bool,
+}
+
+impl Provider {
+    /// `api.moonshot.ai` — what people recognise in a summary line.
+    pub fn host(&self) -> &str {
+        self.base_url.host_str().unwrap_or("?")
+    }
+
+    pub fn has_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+}
