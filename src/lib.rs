@@ -13,4 +13,5 @@ pub mod probe;
 pub mod provider;
 pub mod secret;
 pub mod sse;
+pub mod store;
 pub mod verdict;

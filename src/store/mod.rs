@@ -1,0 +1,258 @@
+//! Persistence: probe results, rollups, incidents and monitor state, behind one [`Store`] trait.
+//!
+//! The trait speaks the monitor's language (results, incidents, uptime), never SQL: the SQLite
+//! implementation here and a PostgreSQL one later must pass the same tests (`store::tests`).
+//! Raw results are kept for a bounded time and rolled up per minute, hour and day as they are
+//! written, so uptime and daily latency percentiles come from small rollup rows and the database
+//! stays small for years of 30-second checks. Times are Unix milliseconds (UTC) throughout.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::verdict::{Blame, Verdict};
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+pub const MINUTE_MS: Millis = 60_000;
+pub const HOUR_MS: Millis = 60 * MINUTE_MS;
+pub const DAY_MS: Millis = 24 * HOUR_MS;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the database at {location}: {source}")]
+    Open {
+        location: String,
+        source: sqlx::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A monitor as stored: one provider probed one way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorRecord {
+    pub id: String,
+    pub provider: String,
+    pub model: Option<String>,
+    pub probe: String,
+}
+
+/// One probe result (or one live request's verdict reported through the passive-health hook).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub monitor_id: String,
+    pub at: Millis,
+    pub verdict: Verdict,
+    pub blame: Option<Blame>,
+    pub status: Option<u16>,
+    pub latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    /// Kept for failures only (a healthy result needs no words), already redacted.
+    pub explanation: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentKind {
+    /// The provider is failing (provider-blamed verdicts).
+    Outage,
+    /// The user's account or request is failing (bad key, quota, retired model, rate limit).
+    SetupProblem,
+    /// isdown's own network is down: every monitor failed at the network level at once.
+    Network,
+}
+
+impl IncidentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::Outage => "outage",
+            IncidentKind::SetupProblem => "setup_problem",
+            IncidentKind::Network => "network",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<IncidentKind> {
+        [
+            IncidentKind::Outage,
+            IncidentKind::SetupProblem,
+            IncidentKind::Network,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+/// What opening an incident needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIncident {
+    /// Monitor id; for a `network` incident, `"*"` (it concerns every monitor).
+    pub monitor: String,
+    pub provider: String,
+    pub kind: IncidentKind,
+    pub verdict: Verdict,
+    pub started_at: Millis,
+    /// How many failed probes led to it (the threshold, usually).
+    pub failed_probes: u32,
+    /// First error sample, redacted.
+    pub first_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: i64,
+    pub monitor: String,
+    pub provider: String,
+    pub kind: IncidentKind,
+    pub verdict: Verdict,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    pub failed_probes: u32,
+    pub first_error: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentState {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentFilter {
+    pub state: Option<IncidentState>,
+    pub monitor: Option<String>,
+    /// Newest first; `limit` rows after skipping `offset`.
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// Uptime fractions (0.0–1.0) over trailing windows; `None` when nothing was measured. Only
+/// provider-blamed failures count as downtime: a bad key or a down local network says nothing
+/// about the provider, so those results are left out of the fraction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Uptime {
+    #[serde(rename = "24h")]
+    pub h24: Option<f64>,
+    #[serde(rename = "7d")]
+    pub d7: Option<f64>,
+    #[serde(rename = "30d")]
+    pub d30: Option<f64>,
+    #[serde(rename = "90d")]
+    pub d90: Option<f64>,
+}
+
+/// Latency percentiles of one UTC day, from the day rollup's histogram (healthy results only).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DailyLatency {
+    /// Start of the UTC day.
+    pub day: Millis,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub samples: u64,
+}
+
+/// How long each kind of row is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub raw: Millis,
+    pub minute: Millis,
+    pub hour: Millis,
+    pub day: Millis,
+}
+
+impl Default for Retention {
+    /// Raw 14 days (enough to investigate last week's incident); minute rollups 30 days (at 1,440
+    /// rows per monitor per day they would dominate the file); hour and day rollups 400 days
+    /// (a year-on-year comparison with a month to spare).
+    fn default() -> Self {
+        Retention {
+            raw: 14 * DAY_MS,
+            minute: 30 * DAY_MS,
+            hour: 400 * DAY_MS,
+            day: 400 * DAY_MS,
+        }
+    }
+}
+
+/// Rows removed by one prune.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub results: u64,
+    pub rollups: u64,
+    pub incidents: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts or updates the monitors' descriptions (ids are stable across restarts).
+    async fn register_monitors(&self, monitors: &[MonitorRecord]) -> Result<(), StoreError>;
+
+    /// Appends results and folds them into the minute, hour and day rollups, atomically.
+    async fn record_results(&self, results: &[ResultRecord]) -> Result<(), StoreError>;
+
+    /// The newest `limit` results of a monitor, newest first.
+    async fn recent_results(
+        &self,
+        monitor: &str,
+        limit: u32,
+    ) -> Result<Vec<ResultRecord>, StoreError>;
+
+    /// Opens an incident and returns its id. At most one incident per monitor is open at a
+    /// time: opening a second one for the same monitor returns the open one's id instead.
+    async fn open_incident(&self, incident: &NewIncident) -> Result<i64, StoreError>;
+
+    /// Records another failed probe of an open incident (and its latest error sample).
+    async fn note_incident_failure(
+        &self,
+        id: i64,
+        verdict: Verdict,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    async fn close_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError>;
+
+    /// Reopens a recently closed incident (flap rule) instead of opening a new one.
+    async fn reopen_incident(&self, id: i64) -> Result<(), StoreError>;
+
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
+
+    async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError>;
+
+    /// Saves a monitor's state-machine snapshot (opaque JSON) so a restart continues it.
+    async fn save_monitor_state(&self, monitor: &str, snapshot: &str) -> Result<(), StoreError>;
+
+    async fn load_monitor_states(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Uptime over the 24 h, 7 d, 30 d and 90 d before `now`, from rollups.
+    async fn uptime(&self, monitor: &str, now: Millis) -> Result<Uptime, StoreError>;
+
+    /// Latency p50/p95 per UTC day for the `days` days up to `now`, oldest first.
+    async fn daily_latency(
+        &self,
+        monitor: &str,
+        now: Millis,
+        days: u32,
+    ) -> Result<Vec<DailyLatency>, StoreError>;
+
+    /// Deletes what is older than the retention allows. Closed incidents are kept as long as
+    /// day rollups.
+    async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError>;
+
+    /// Bytes the database occupies (for benchmarks and `/metrics`).
+    async fn size_bytes(&self) -> Result<u64, StoreError>;
+}
+
+/// Latency histogram bucket upper bounds in milliseconds, shared by rollups and `/metrics`.
+/// Spaced for LLM APIs: 50 ms (a cached reachability answer) to 60 s (a queued completion).
+pub const LATENCY_BUCKETS_MS: [f64; 17] = [
+    50.0, 100.0, 200.0, 300.0, 500.0, 750.0, 1_000.0, 1_500.0, 2_000.0, 3_000.0, 5_000.0, 7_500.0,
+    10_000.0, 15_000.0, 20_000.0, 30_000.0, 60_000.0,
+];
