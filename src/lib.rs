@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod mock;
+pub mod monitor;
 pub mod probe;
 pub mod provider;
 pub mod secret;

@@ -1,0 +1,3 @@
+//! Monitoring: the scheduler, the per-monitor state machines, incidents and the health view.
+
+pub mod machine;
