@@ -8,6 +8,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod mock;
 pub mod monitor;
 pub mod probe;
@@ -16,3 +17,4 @@ pub mod secret;
 pub mod sse;
 pub mod store;
 pub mod verdict;
+pub mod web;

@@ -9,6 +9,7 @@
 pub mod raw;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -17,7 +18,11 @@ use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::SecretString;
 use thiserror::Error;
 
+use crate::monitor::MonitorSpec;
+use crate::monitor::machine::Thresholds;
+use crate::probe::ProbeKind;
 use crate::provider::Provider;
+use crate::store::{Millis, Retention};
 use raw::{RawConfig, RawProvider};
 
 /// The built-in catalog, as shipped.
@@ -70,11 +75,58 @@ pub struct CheckSettings {
     pub timeout: Option<Duration>,
 }
 
+/// Settings of `isdown serve`.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    /// Data directory; the SQLite file is `isdown.db` inside it.
+    pub data: PathBuf,
+    /// Bearer token of the admin endpoints (reload); admin endpoints are off without it.
+    pub admin_token: Option<SecretString>,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from(DEFAULT_DATA_DIR),
+            admin_token: None,
+        }
+    }
+}
+
+/// The data directory when neither `--data` nor `[serve] data` says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "isdown-data";
+
+/// Settings shared by every monitor.
+#[derive(Debug, Clone, Copy)]
+pub struct MonitorSettings {
+    pub thresholds: Thresholds,
+    /// Probes running at the same time, across all monitors.
+    pub concurrency: usize,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            thresholds: Thresholds::default(),
+            // 256: 10,000 monitors at 30 s need ~333 probes/s; at a typical 200 ms each that is
+            // ~70 in flight, so 256 leaves room for slow providers without unbounded sockets.
+            concurrency: 256,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Catalog order first, then providers the file adds, in name order.
     pub providers: Vec<Provider>,
     pub check: CheckSettings,
+    pub serve: ServeSettings,
+    pub monitor: MonitorSettings,
+    /// Expanded monitors: one per (provider, probe).
+    pub monitors: Vec<MonitorSpec>,
+    pub retention: Retention,
     /// Where it came from, if from a file.
     pub source: Option<PathBuf>,
 }
@@ -156,12 +208,32 @@ impl Config {
             None => None,
         };
 
+        let serve = serve_settings(raw.serve, text, file, env)?;
+        let monitor = monitor_settings(&raw.monitor);
+        let monitors = monitor_specs(&raw.monitors, &raw.monitor, &providers, text, file)?;
+        let defaults = Retention::default();
+        let pick = |v: &Option<raw::DurationValue>, d: Millis| {
+            v.map_or(d, |v| {
+                Millis::try_from(v.0.as_millis()).unwrap_or(Millis::MAX)
+            })
+        };
+        let retention = Retention {
+            raw: pick(&raw.retention.raw, defaults.raw),
+            minute: pick(&raw.retention.minute, defaults.minute),
+            hour: pick(&raw.retention.hour, defaults.hour),
+            day: pick(&raw.retention.day, defaults.day),
+        };
+
         Ok(Config {
             providers,
             check: CheckSettings {
                 witnesses,
                 timeout: raw.check.timeout.map(|d| d.0),
             },
+            serve,
+            monitor,
+            monitors,
+            retention,
             source: None,
         })
     }
@@ -181,6 +253,125 @@ impl Config {
             .filter_map(|p| p.api_key.clone())
             .collect()
     }
+}
+
+fn serve_settings(
+    raw: raw::RawServe,
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ServeSettings, ConfigError> {
+    let mut serve = ServeSettings::default();
+    if let Some(listen) = raw.listen {
+        let at = listen.span().start;
+        serve.listen = listen.into_inner().parse().map_err(|_| {
+            invalid_at(
+                text,
+                file,
+                at,
+                "expected an address with a port, e.g. \"127.0.0.1:8080\"".into(),
+            )
+        })?;
+    }
+    if let Some(data) = raw.data {
+        serve.data = PathBuf::from(data);
+    }
+    serve.admin_token = raw
+        .admin_token_env
+        .and_then(|name| env(&name.0))
+        .filter(|t| !t.trim().is_empty())
+        .map(SecretString::from);
+    Ok(serve)
+}
+
+fn monitor_settings(raw: &raw::RawMonitorDefaults) -> MonitorSettings {
+    let mut settings = MonitorSettings::default();
+    let t = &mut settings.thresholds;
+    let count = |v: Option<raw::Count>, d: u32| v.map_or(d, |c| c.0);
+    t.failure = count(raw.failure_threshold, t.failure);
+    t.success = count(raw.success_threshold, t.success);
+    t.flap_window = count(raw.flap_window, t.flap_window).min(32);
+    t.flap_failures = count(raw.flap_failures, t.flap_failures);
+    if let Some(d) = raw.confirm_after {
+        t.confirm_after = d.0;
+    }
+    if let Some(d) = raw.reopen_within {
+        t.reopen_within = Millis::try_from(d.0.as_millis()).unwrap_or(Millis::MAX);
+    }
+    settings.concurrency = count(raw.concurrency, settings.concurrency as u32) as usize;
+    settings
+}
+
+/// `[[monitors]]` expanded into one spec per probe; without any, one monitor per provider:
+/// `chat` where a key is set, `reachability` where not.
+fn monitor_specs(
+    raw: &[toml::Spanned<raw::RawMonitor>],
+    defaults: &raw::RawMonitorDefaults,
+    providers: &[Provider],
+    text: &str,
+    file: &str,
+) -> Result<Vec<MonitorSpec>, ConfigError> {
+    let interval = defaults
+        .interval
+        .map_or(crate::monitor::DEFAULT_INTERVAL, |d| d.0);
+    let timeout = defaults
+        .timeout
+        .map_or(crate::monitor::DEFAULT_PROBE_TIMEOUT, |d| d.0);
+    let mut specs: Vec<MonitorSpec> = Vec::new();
+    if raw.is_empty() {
+        for provider in providers {
+            let probe = if provider.has_key() {
+                ProbeKind::Chat
+            } else {
+                ProbeKind::Reachability
+            };
+            specs.push(MonitorSpec::new(provider.clone(), probe, interval, timeout));
+        }
+        return Ok(specs);
+    }
+    for entry in raw {
+        let at = entry.span().start;
+        let m = entry.get_ref();
+        let provider = providers
+            .iter()
+            .find(|p| p.id == m.provider)
+            .ok_or_else(|| {
+                let known: Vec<&str> = providers.iter().map(|p| p.id.as_str()).collect();
+                invalid_at(
+                    text,
+                    file,
+                    at,
+                    format!(
+                        "unknown provider \"{}\" (`provider`); known: {}",
+                        m.provider,
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        let probes: Vec<ProbeKind> = match &m.probes {
+            Some(list) => list.iter().map(|p| ProbeKind::from(*p)).collect(),
+            None if provider.has_key() => vec![ProbeKind::Chat],
+            None => vec![ProbeKind::Reachability],
+        };
+        for probe in probes {
+            let spec = MonitorSpec::new(
+                provider.clone(),
+                probe,
+                m.interval.map_or(interval, |d| d.0),
+                m.timeout.map_or(timeout, |d| d.0),
+            );
+            if specs.iter().any(|s| s.id == spec.id) {
+                return Err(invalid_at(
+                    text,
+                    file,
+                    at,
+                    format!("monitor \"{}\" is defined twice", spec.id),
+                ));
+            }
+            specs.push(spec);
+        }
+    }
+    Ok(specs)
 }
 
 pub fn env_lookup(name: &str) -> Option<String> {

@@ -18,6 +18,86 @@ pub struct RawConfig {
     pub providers: BTreeMap<String, Spanned<RawProvider>>,
     #[serde(default)]
     pub check: RawCheck,
+    #[serde(default)]
+    pub serve: RawServe,
+    #[serde(default)]
+    pub monitor: RawMonitorDefaults,
+    #[serde(default)]
+    pub monitors: Vec<Spanned<RawMonitor>>,
+    #[serde(default)]
+    pub retention: RawRetention,
+}
+
+/// `[serve]`: where the daemon listens and keeps its data.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServe {
+    pub listen: Option<Spanned<String>>,
+    /// A directory (the SQLite file `isdown.db` lives inside).
+    pub data: Option<String>,
+    /// Environment variable holding the bearer token of the admin endpoints.
+    pub admin_token_env: Option<EnvVarName>,
+}
+
+/// `[monitor]`: defaults for every monitor.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitorDefaults {
+    pub interval: Option<DurationValue>,
+    pub timeout: Option<DurationValue>,
+    pub failure_threshold: Option<Count>,
+    pub success_threshold: Option<Count>,
+    pub confirm_after: Option<DurationValue>,
+    pub reopen_within: Option<DurationValue>,
+    pub flap_window: Option<Count>,
+    pub flap_failures: Option<Count>,
+    pub concurrency: Option<Count>,
+}
+
+/// `[[monitors]]`: one provider, probed one or more ways.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitor {
+    pub provider: String,
+    pub probes: Option<Vec<ProbeName>>,
+    pub interval: Option<DurationValue>,
+    pub timeout: Option<DurationValue>,
+}
+
+/// `[retention]`: how long rows are kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    pub raw: Option<DurationValue>,
+    pub minute: Option<DurationValue>,
+    pub hour: Option<DurationValue>,
+    pub day: Option<DurationValue>,
+}
+
+/// A probe kind by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeName {
+    Reachability,
+    Chat,
+    Stream,
+    Tools,
+}
+
+/// A positive count (thresholds, windows, concurrency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Count(pub u32);
+
+impl TryFrom<i64> for Count {
+    type Error = String;
+    fn try_from(value: i64) -> Result<Self, String> {
+        u32::try_from(value)
+            .ok()
+            .filter(|v| *v >= 1)
+            .map(Count)
+            .ok_or_else(|| format!("expected a whole number of at least 1, got {value}"))
+    }
 }
 
 /// One provider, in the catalog or in `[providers.NAME]`. In the file every field is optional:

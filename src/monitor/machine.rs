@@ -202,6 +202,32 @@ impl Machine {
         }
     }
 
+    /// Aligns the machine with the incidents the store has open, after a restart: a snapshot
+    /// can lag the store by one write (incidents are written first), never lead it.
+    pub fn reconcile(&mut self, open_in_store: Option<(IncidentKind, i64, Millis)>) {
+        match open_in_store {
+            Some((kind, id, started_at)) => {
+                self.open = Some(OpenIncident {
+                    id: Some(id),
+                    kind,
+                    started_at,
+                });
+                let state = if kind == IncidentKind::Outage {
+                    MonitorState::Down
+                } else {
+                    MonitorState::SetupProblem
+                };
+                self.set_state(state, started_at);
+            }
+            None if self.open.is_some() => {
+                // The store closed it; the close was the last thing that happened.
+                self.open = None;
+                self.set_state(MonitorState::Unknown, self.since.unwrap_or_default());
+            }
+            None => {}
+        }
+    }
+
     pub fn snapshot(&self) -> String {
         serde_json::to_string(self).expect("the machine serializes")
     }

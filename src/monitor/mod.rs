@@ -1,3 +1,58 @@
-//! Monitoring: the scheduler, the per-monitor state machines, incidents and the health view.
+//! Monitoring: probe every monitor on its interval, turn results into states and incidents,
+//! keep history, and publish the health view that the web pages, the API and (later) the
+//! gateway read.
+//!
+//! Pieces: `machine` (pure per-monitor rules), `schedule` (when each monitor probes: spread,
+//! no drift, confirmations, bounded concurrency), `service` (the core that owns the machines,
+//! decides network-vs-provider blame, writes the store), `health` (the shared read view and the
+//! passive-health hook for live traffic), `clock` (wall time that paused tests can drive).
 
+pub mod clock;
+pub mod health;
 pub mod machine;
+pub mod schedule;
+pub mod service;
+
+use std::time::Duration;
+
+use crate::probe::ProbeKind;
+use crate::provider::Provider;
+
+/// 30 s: frequent enough to see an outage within a minute (two failures), rare enough that a
+/// chat probe costs a few cents a month.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// 20 s per probe, as `check`.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One monitor: a provider probed one way on an interval.
+#[derive(Debug, Clone)]
+pub struct MonitorSpec {
+    /// `{provider}-{probe}`, stable across restarts (the store keys history by it).
+    pub id: String,
+    pub provider: Provider,
+    pub probe: ProbeKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl MonitorSpec {
+    pub fn new(
+        provider: Provider,
+        probe: ProbeKind,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Self {
+        MonitorSpec {
+            id: format!("{}-{}", provider.id, probe.as_str()),
+            provider,
+            probe,
+            interval,
+            // A probe never outlives its interval: the next one would overlap it.
+            timeout: timeout.min(interval),
+        }
+    }
+
+    pub fn model(&self) -> Option<&str> {
+        (self.probe != ProbeKind::Reachability).then_some(self.provider.probe_model.as_str())
+    }
+}

@@ -57,8 +57,18 @@ fn two_consecutive_provider_failures_open_an_outage_dated_from_the_first() {
     let mut m = Machine::new();
     let effects = feed(&mut m, &[Up, Unavailable, Unavailable]);
     assert_eq!(opens(&effects), [(2, IncidentKind::Outage)]);
-    let Some((_, Effect::Open { started_at, failed_probes, first_error, reopen, .. })) =
-        effects.iter().find(|(_, e)| matches!(e, Effect::Open { .. }))
+    let Some((
+        _,
+        Effect::Open {
+            started_at,
+            failed_probes,
+            first_error,
+            reopen,
+            ..
+        },
+    )) = effects
+        .iter()
+        .find(|(_, e)| matches!(e, Effect::Open { .. }))
     else {
         unreachable!()
     };
@@ -151,7 +161,11 @@ fn failing_long_after_recovery_opens_a_new_incident() {
     m.observe(&at(3, Up), &t);
     m.observe(&at(4, Unavailable), &t);
     let effects = m.observe(&at(5, Unavailable), &t);
-    assert!(effects.iter().any(|e| matches!(e, Effect::Open { reopen: None, .. })));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Open { reopen: None, .. }))
+    );
 }
 
 #[test]
@@ -201,7 +215,10 @@ fn a_restored_snapshot_continues_exactly_where_it_stopped() {
     let effects = restored.observe(&obs(2, Unavailable), &Thresholds::default());
     assert!(matches!(
         effects.as_slice(),
-        [Effect::Note { incident: Some(3), .. }]
+        [Effect::Note {
+            incident: Some(3),
+            ..
+        }]
     ));
 }
 

@@ -1,0 +1,152 @@
+//! The health view: what every monitor and provider looks like right now, shared read-only with
+//! the web layer (and later the gateway), plus the passive-health hook through which live traffic
+//! reports its verdicts.
+//!
+//! The monitor core is the only writer. Readers take a short read lock and copy what they need;
+//! no lock is ever held across an `.await`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::machine::MonitorState;
+use crate::store::{IncidentKind, Millis};
+use crate::verdict::{Blame, Verdict};
+
+/// Live results remembered per provider.
+const PASSIVE_WINDOW: usize = 100;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorHealth {
+    pub id: String,
+    pub provider: String,
+    pub model: Option<String>,
+    pub probe: String,
+    pub state: MonitorState,
+    pub since: Option<Millis>,
+    pub verdict: Option<Verdict>,
+    pub last_at: Option<Millis>,
+    pub last_latency_ms: Option<f64>,
+    pub explanation: Option<String>,
+    pub advice: Option<String>,
+    pub open_incident: Option<(IncidentKind, Option<i64>)>,
+}
+
+/// What live traffic through the gateway says about a provider.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassiveHealth {
+    pub requests: usize,
+    pub failures: usize,
+    pub last_verdict: Option<Verdict>,
+    pub last_at: Option<Millis>,
+    #[serde(skip)]
+    window: VecDeque<bool>,
+}
+
+impl PassiveHealth {
+    /// Share of provider-blamed failures among the recent live requests.
+    pub fn failure_ratio(&self) -> Option<f64> {
+        (!self.window.is_empty())
+            .then(|| self.window.iter().filter(|f| **f).count() as f64 / self.window.len() as f64)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HealthSnapshot {
+    pub monitors: Vec<MonitorHealth>,
+    /// Open `network` incident: isdown itself cannot reach any provider.
+    pub network_incident: Option<i64>,
+    pub passive: BTreeMap<String, PassiveHealth>,
+}
+
+/// Overall status of the status API (DESIGN.md: up, degraded, down, setup_problem).
+impl HealthSnapshot {
+    pub fn overall(&self) -> &'static str {
+        let any = |s: MonitorState| self.monitors.iter().any(|m| m.state == s);
+        if any(MonitorState::Down) {
+            "down"
+        } else if self.network_incident.is_some() || any(MonitorState::SetupProblem) {
+            "setup_problem"
+        } else if any(MonitorState::Degraded) {
+            "degraded"
+        } else {
+            "up"
+        }
+    }
+}
+
+/// A live request's verdict, reported by the gateway.
+#[derive(Debug, Clone)]
+pub struct LiveVerdict {
+    pub provider: String,
+    pub verdict: Verdict,
+    pub blame: Option<Blame>,
+    pub latency_ms: Option<f64>,
+}
+
+/// Shared handle on the health view.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    inner: Arc<RwLock<HealthSnapshot>>,
+}
+
+impl Health {
+    pub fn new(monitors: Vec<MonitorHealth>) -> Health {
+        Health {
+            inner: Arc::new(RwLock::new(HealthSnapshot {
+                monitors,
+                ..HealthSnapshot::default()
+            })),
+        }
+    }
+
+    /// A copy of the whole view.
+    pub fn snapshot(&self) -> HealthSnapshot {
+        self.inner
+            .read()
+            .expect("health lock is never poisoned")
+            .clone()
+    }
+
+    /// Runs `f` on the view under the write lock (monitor core only).
+    pub fn update<R>(&self, f: impl FnOnce(&mut HealthSnapshot) -> R) -> R {
+        f(&mut self.inner.write().expect("health lock is never poisoned"))
+    }
+
+    pub(crate) fn record_live(&self, live: &LiveVerdict, at: Millis) {
+        self.update(|view| {
+            let p = view.passive.entry(live.provider.clone()).or_default();
+            p.requests += 1;
+            let failed = live.blame == Some(Blame::Provider) && !live.verdict.is_healthy();
+            if failed {
+                p.failures += 1;
+            }
+            p.last_verdict = Some(live.verdict);
+            p.last_at = Some(at);
+            p.window.push_back(failed);
+            if p.window.len() > PASSIVE_WINDOW {
+                p.window.pop_front();
+            }
+        });
+    }
+}
+
+/// The passive-health hook: other parts (the gateway) report live verdicts here. Reporting never
+/// blocks a request: when the monitor is busy, the report is dropped.
+#[derive(Debug, Clone)]
+pub struct PassiveReporter {
+    tx: mpsc::Sender<LiveVerdict>,
+}
+
+impl PassiveReporter {
+    pub fn channel(capacity: usize) -> (PassiveReporter, mpsc::Receiver<LiveVerdict>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (PassiveReporter { tx }, rx)
+    }
+
+    pub fn report(&self, live: LiveVerdict) {
+        let _ = self.tx.try_send(live);
+    }
+}

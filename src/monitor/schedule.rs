@@ -1,0 +1,221 @@
+//! When each monitor probes.
+//!
+//! One task per monitor, so a probe that hangs delays nobody else. Each monitor's ticks sit at a
+//! fixed phase inside its interval (a hash of its id), which spreads thousands of monitors
+//! evenly — no thundering herd at :00 and :30 — and keeps the phase across restarts. Ticks are
+//! computed from the schedule, not from when the last probe finished, so there is no drift; a
+//! probe longer than the interval skips the ticks it overran instead of bunching them. The core
+//! can ask for an extra probe at a given instant (confirmation after a failure, a witness
+//! probe), which does not move the regular ticks. A global semaphore bounds probes in flight.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::Instant;
+
+use super::MonitorSpec;
+use crate::probe::{ProbeResult, Prober};
+use crate::verdict::{TransportFailure, classify_transport};
+
+/// Runs one probe of a monitor. The real one is [`Prober`]; tests substitute scripted answers
+/// (paused tokio time cannot be mixed with real sockets).
+#[async_trait]
+pub trait ProbeRunner: Send + Sync + 'static {
+    async fn probe(&self, spec: &MonitorSpec) -> ProbeResult;
+}
+
+#[async_trait]
+impl ProbeRunner for Prober {
+    async fn probe(&self, spec: &MonitorSpec) -> ProbeResult {
+        self.run(&spec.provider, spec.probe, spec.timeout).await
+    }
+}
+
+/// A finished probe, as the scheduler hands it to the core.
+#[derive(Debug)]
+pub struct Outcome {
+    pub monitor: usize,
+    pub result: ProbeResult,
+    pub scheduled: Instant,
+    pub started: Instant,
+    pub finished: Instant,
+}
+
+/// The phase of a monitor inside its interval: FNV-1a of the id, so it is stable across
+/// restarts and machines.
+pub fn phase(id: &str, interval: Duration) -> Duration {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let nanos = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_nanos(hash % nanos)
+}
+
+/// The first regular tick at or after `now` for a schedule anchored at `origin`.
+fn next_tick(origin: Instant, interval: Duration, now: Instant) -> Instant {
+    if now <= origin {
+        return origin;
+    }
+    let elapsed = now.duration_since(origin).as_nanos();
+    let step = interval.as_nanos().max(1);
+    let periods = elapsed.div_ceil(step);
+    origin + Duration::from_nanos(u64::try_from(periods * step).unwrap_or(u64::MAX))
+}
+
+/// Extra probe requests for one monitor (the instant to probe at).
+pub type Nudges = mpsc::Sender<Instant>;
+
+/// Spawns one task per monitor. Returns the nudge senders, indexed like `specs`.
+pub fn spawn(
+    specs: Arc<Vec<MonitorSpec>>,
+    runner: Arc<dyn ProbeRunner>,
+    concurrency: usize,
+    start: Instant,
+    out: mpsc::Sender<Outcome>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> Vec<Nudges> {
+    let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut nudges = Vec::with_capacity(specs.len());
+    for index in 0..specs.len() {
+        // Small: nudges are hints, a full queue means one is already pending.
+        let (tx, rx) = mpsc::channel(4);
+        nudges.push(tx);
+        let task = MonitorTask {
+            index,
+            specs: specs.clone(),
+            runner: runner.clone(),
+            semaphore: semaphore.clone(),
+            out: out.clone(),
+            nudges: rx,
+            shutdown: shutdown.clone(),
+        };
+        tasks.spawn(task.run(start));
+    }
+    nudges
+}
+
+struct MonitorTask {
+    index: usize,
+    specs: Arc<Vec<MonitorSpec>>,
+    runner: Arc<dyn ProbeRunner>,
+    semaphore: Arc<Semaphore>,
+    out: mpsc::Sender<Outcome>,
+    nudges: mpsc::Receiver<Instant>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl MonitorTask {
+    async fn run(mut self, start: Instant) {
+        let spec = &self.specs[self.index];
+        let origin = start + phase(&spec.id, spec.interval);
+        let mut regular = origin;
+        let mut extra: Option<Instant> = None;
+        loop {
+            let wake = extra.map_or(regular, |e| e.min(regular));
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                nudge = self.nudges.recv() => {
+                    if let Some(at) = nudge {
+                        extra = Some(extra.map_or(at, |e| e.min(at)));
+                    }
+                    continue;
+                }
+                _ = self.shutdown.changed() => return,
+            }
+            if extra == Some(wake) {
+                extra = None;
+            }
+            if regular <= wake {
+                regular = next_tick(origin, spec.interval, wake + Duration::from_nanos(1));
+            }
+            let Ok(permit) = self.semaphore.acquire().await else {
+                return;
+            };
+            let started = Instant::now();
+            // The runner honours the probe timeout; this guard only catches a runner that does
+            // not, so that one broken probe can never stall its monitor.
+            let guard = spec.timeout + Duration::from_secs(5);
+            let result = match tokio::time::timeout(guard, self.runner.probe(spec)).await {
+                Ok(result) => result,
+                Err(_) => timed_out(spec),
+            };
+            drop(permit);
+            let finished = Instant::now();
+            // Ticks that passed while probing are skipped, not bunched.
+            if regular <= finished {
+                regular = next_tick(origin, spec.interval, finished);
+            }
+            let outcome = Outcome {
+                monitor: self.index,
+                result,
+                scheduled: wake,
+                started,
+                finished,
+            };
+            if self.out.send(outcome).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn timed_out(spec: &MonitorSpec) -> ProbeResult {
+    ProbeResult {
+        provider: spec.provider.id.clone(),
+        url: spec.provider.base_url.to_string(),
+        model: spec.model().map(str::to_owned),
+        kind: spec.probe,
+        diagnosis: classify_transport(&TransportFailure::Timeout { phase: "response" }),
+        latency: None,
+        ttft: None,
+        timings: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_monitors_across_the_interval() {
+        let interval = Duration::from_secs(30);
+        let mut buckets = [0u32; 10];
+        for i in 0..10_000 {
+            let p = phase(&format!("provider{i}-chat"), interval);
+            assert!(p < interval);
+            buckets[(p.as_secs_f64() / 3.0) as usize] += 1;
+        }
+        // Every 3-second slice holds close to a tenth of the monitors.
+        for count in buckets {
+            assert!((800..1200).contains(&count), "{buckets:?}");
+        }
+    }
+
+    #[test]
+    fn phase_is_stable_for_an_id() {
+        let interval = Duration::from_secs(30);
+        assert_eq!(phase("kimi-chat", interval), phase("kimi-chat", interval));
+        assert_ne!(phase("kimi-chat", interval), phase("kimi-stream", interval));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn next_tick_stays_on_the_schedule_grid() {
+        let origin = Instant::now();
+        let interval = Duration::from_secs(30);
+        assert_eq!(next_tick(origin, interval, origin), origin);
+        let late = origin + Duration::from_secs(31);
+        assert_eq!(
+            next_tick(origin, interval, late),
+            origin + Duration::from_secs(60)
+        );
+        let exact = origin + Duration::from_secs(60);
+        assert_eq!(next_tick(origin, interval, exact), exact);
+    }
+}

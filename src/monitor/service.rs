@@ -1,0 +1,648 @@
+//! The monitor core: the single owner of every monitor's state machine.
+//!
+//! It receives probe outcomes from the scheduler and live verdicts from the passive-health hook,
+//! decides whether a transport failure is the provider's or isdown's own network (correlation
+//! across providers, as `check` does), feeds the machines, writes incidents to the store at once
+//! and results in batches, and keeps the health view and metrics current. Being the only writer
+//! of machine state, it needs no locks; it never blocks on the network.
+//!
+//! Network rule: a `network`/`timeout` result is held back ("pending") until another provider
+//! has answered after it (→ the provider is to blame) or other providers failed at the network
+//! level too (→ isdown's network is down: one `network` incident, not N outages). Pending
+//! results nudge probes of other providers so the answer comes within seconds.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::MonitorSpec;
+use super::clock::Clock;
+use super::health::{Health, LiveVerdict, MonitorHealth};
+use super::machine::{Effect, Machine, Observation};
+use super::schedule::{self, Nudges, Outcome, ProbeRunner};
+use crate::config::MonitorSettings;
+use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
+use crate::probe::ProbeResult;
+use crate::store::{
+    IncidentFilter, IncidentKind, IncidentState, Millis, MonitorRecord, NewIncident, ResultRecord,
+    Retention, Store, StoreError,
+};
+use crate::verdict::Blame;
+
+/// Results are written at least this often (or when [`BATCH_MAX`] accumulate): one transaction
+/// per second keeps SQLite far below its limits even at 10,000 monitors.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+const BATCH_MAX: usize = 1_000;
+/// Retention runs hourly: rows expire by the day, so an hour late costs nothing.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+/// The snapshot key of the network incident's state.
+const NETWORK_KEY: &str = "*";
+
+/// Everything the monitor needs.
+pub struct MonitorService {
+    pub specs: Arc<Vec<MonitorSpec>>,
+    pub settings: MonitorSettings,
+    pub retention: Retention,
+    pub store: Arc<dyn Store>,
+    pub runner: Arc<dyn ProbeRunner>,
+    pub health: Health,
+    pub metrics: Metrics,
+    pub clock: Clock,
+}
+
+/// The health view's initial rows for `specs`.
+pub fn initial_health(specs: &[MonitorSpec]) -> Health {
+    Health::new(
+        specs
+            .iter()
+            .map(|s| MonitorHealth {
+                id: s.id.clone(),
+                provider: s.provider.id.clone(),
+                model: s.model().map(str::to_owned),
+                probe: s.probe.as_str().to_owned(),
+                state: super::machine::MonitorState::Unknown,
+                since: None,
+                verdict: None,
+                last_at: None,
+                last_latency_ms: None,
+                explanation: None,
+                advice: None,
+                open_incident: None,
+            })
+            .collect(),
+    )
+}
+
+struct Pending {
+    obs: Observation,
+    /// Other providers seen failing at the network level since `obs`.
+    failing: HashSet<String>,
+    since: Instant,
+}
+
+struct Core {
+    svc: MonitorService,
+    machines: Vec<Machine>,
+    pending: Vec<Option<Pending>>,
+    nudges: Vec<Nudges>,
+    network_incident: Option<i64>,
+    providers: usize,
+    batch: Vec<ResultRecord>,
+    snapshots: Vec<(String, String)>,
+    writer: mpsc::Sender<WriteBatch>,
+    /// Pending results older than this are blamed on the provider for lack of evidence.
+    pending_limit: Duration,
+}
+
+struct WriteBatch {
+    results: Vec<ResultRecord>,
+    snapshots: Vec<(String, String)>,
+}
+
+impl MonitorService {
+    /// Runs until `shutdown` turns true; then flushes everything and returns.
+    pub async fn run(
+        self,
+        mut passive: mpsc::Receiver<LiveVerdict>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), StoreError> {
+        let records: Vec<MonitorRecord> = self
+            .specs
+            .iter()
+            .map(|s| MonitorRecord {
+                id: s.id.clone(),
+                provider: s.provider.id.clone(),
+                model: s.model().map(str::to_owned),
+                probe: s.probe.as_str().to_owned(),
+            })
+            .collect();
+        self.store.register_monitors(&records).await?;
+        let (machines, network_incident) = restore(&self.specs, self.store.as_ref()).await?;
+
+        let (writer_tx, writer_rx) = mpsc::channel::<WriteBatch>(64);
+        let writer = tokio::spawn(write_batches(self.store.clone(), writer_rx));
+
+        let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(1_024);
+        let mut tasks = JoinSet::new();
+        let nudges = schedule::spawn(
+            self.specs.clone(),
+            self.runner.clone(),
+            self.settings.concurrency,
+            Instant::now(),
+            out_tx,
+            shutdown.clone(),
+            &mut tasks,
+        );
+        let providers = self
+            .specs
+            .iter()
+            .map(|s| s.provider.id.as_str())
+            .collect::<HashSet<_>>()
+            .len();
+        let longest = self
+            .specs
+            .iter()
+            .map(|s| s.interval)
+            .max()
+            .unwrap_or_default();
+        let count = self.specs.len();
+        let mut core = Core {
+            svc: self,
+            machines,
+            pending: (0..count).map(|_| None).collect(),
+            nudges,
+            network_incident,
+            providers,
+            batch: Vec::new(),
+            snapshots: Vec::new(),
+            writer: writer_tx,
+            pending_limit: longest * 2,
+        };
+        core.publish_all();
+
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(outcome) = out_rx.recv() => core.on_outcome(outcome).await?,
+                Some(live) = passive.recv() => core.on_live(live),
+                _ = flush.tick() => {
+                    core.resolve_stale().await?;
+                    core.flush().await;
+                }
+                _ = prune.tick() => {
+                    let now = core.svc.clock.now();
+                    if let Err(e) = core.svc.store.prune(now, &core.svc.retention).await {
+                        tracing::warn!(error = %e, "pruning old rows failed; will retry");
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        tasks.shutdown().await;
+        core.save_all_snapshots();
+        core.flush().await;
+        drop(core);
+        writer.await.expect("the writer task does not panic")
+    }
+}
+
+/// Writes batches in order; a failed write is retried once, then logged (results are
+/// history, not state: incidents and snapshots that matter are written by the core directly).
+async fn write_batches(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<WriteBatch>,
+) -> Result<(), StoreError> {
+    while let Some(batch) = rx.recv().await {
+        for attempt in 0..2 {
+            let written = async {
+                store.record_results(&batch.results).await?;
+                for (monitor, snapshot) in &batch.snapshots {
+                    store.save_monitor_state(monitor, snapshot).await?;
+                }
+                Ok::<(), StoreError>(())
+            }
+            .await;
+            match written {
+                Ok(()) => break,
+                Err(e) if attempt == 0 => tracing::warn!(error = %e, "write failed, retrying"),
+                Err(e) => tracing::error!(error = %e, "dropping a batch of results"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loads the machines' snapshots and reconciles them with the incidents the store has open,
+/// so a restart neither forgets nor duplicates an incident.
+async fn restore(
+    specs: &[MonitorSpec],
+    store: &dyn Store,
+) -> Result<(Vec<Machine>, Option<i64>), StoreError> {
+    let saved = store.load_monitor_states().await?;
+    let open = store
+        .incidents(&IncidentFilter {
+            state: Some(IncidentState::Open),
+            monitor: None,
+            limit: u32::MAX,
+            offset: 0,
+        })
+        .await?;
+    let mut machines = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let mut machine = saved
+            .iter()
+            .find(|(id, _)| *id == spec.id)
+            .and_then(|(_, snap)| match Machine::restore(snap) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(monitor = %spec.id, error = %e, "unreadable state; starting fresh");
+                    None
+                }
+            })
+            .unwrap_or_default();
+        let incident = open.iter().find(|i| i.monitor == spec.id);
+        machine.reconcile(incident.map(|i| (i.kind, i.id, i.started_at)));
+        machines.push(machine);
+    }
+    let network = open
+        .iter()
+        .find(|i| i.kind == IncidentKind::Network)
+        .map(|i| i.id);
+    Ok((machines, network))
+}
+
+impl Core {
+    async fn on_outcome(&mut self, outcome: Outcome) -> Result<(), StoreError> {
+        let at = self.svc.clock.at(outcome.finished);
+        let lateness = outcome.started.saturating_duration_since(outcome.scheduled);
+        self.svc
+            .metrics
+            .schedule_lateness
+            .observe(lateness.as_secs_f64());
+        let index = outcome.monitor;
+        let result = outcome.result;
+        self.count(index, &result);
+        let provider = result.provider.clone();
+        let answered = result.diagnosis.status.is_some();
+
+        // Evidence for other monitors' pending results.
+        self.weigh_evidence(&provider, answered, &result, at)
+            .await?;
+        if answered && let Some(id) = self.network_incident.take() {
+            self.svc.store.close_incident(id, at).await?;
+            self.publish_network();
+        }
+        // A monitor's own newer result settles its older pending one first.
+        if self.pending[index].is_some() {
+            self.settle(index, None).await?;
+        }
+
+        let obs = Observation {
+            at,
+            verdict: result.diagnosis.verdict,
+            blame: result.diagnosis.blame,
+            sample: (!result.diagnosis.verdict.is_healthy())
+                .then(|| crate::secret::redact(&result.diagnosis.explanation)),
+        };
+        self.record(index, &result, &obs);
+        if result.diagnosis.verdict.is_transport_level() {
+            if self.network_incident.is_some() {
+                let mut obs = obs;
+                obs.blame = Some(Blame::Network);
+                self.apply(index, obs).await?;
+            } else if self.providers <= 1 {
+                self.apply(index, obs).await?;
+            } else {
+                self.pending[index] = Some(Pending {
+                    obs,
+                    failing: HashSet::new(),
+                    since: Instant::now(),
+                });
+                self.nudge_witnesses(&provider);
+            }
+        } else {
+            self.apply(index, obs).await?;
+        }
+        if self.batch.len() >= BATCH_MAX {
+            self.flush().await;
+        }
+        Ok(())
+    }
+
+    /// Uses a result of `provider` as evidence for the pending results of other providers.
+    async fn weigh_evidence(
+        &mut self,
+        provider: &str,
+        answered: bool,
+        result: &ProbeResult,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let needed = (self.providers - 1).min(2);
+        for index in 0..self.pending.len() {
+            let Some(pending) = self.pending[index].as_mut() else {
+                continue;
+            };
+            if self.svc.specs[index].provider.id == provider || at < pending.obs.at {
+                continue;
+            }
+            if answered {
+                self.settle(index, Some(Blame::Provider)).await?;
+            } else if result.diagnosis.verdict.is_transport_level() {
+                pending.failing.insert(provider.to_owned());
+                if pending.failing.len() >= needed {
+                    self.settle(index, Some(Blame::Network)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides a pending result: with `None`, from the evidence gathered so far.
+    async fn settle(&mut self, index: usize, blame: Option<Blame>) -> Result<(), StoreError> {
+        let Some(pending) = self.pending[index].take() else {
+            return Ok(());
+        };
+        let blame = blame.unwrap_or(if pending.failing.is_empty() {
+            Blame::Provider
+        } else {
+            Blame::Network
+        });
+        let mut obs = pending.obs;
+        obs.blame = Some(blame);
+        if blame == Blame::Network && self.network_incident.is_none() {
+            let id = self
+                .svc
+                .store
+                .open_incident(&NewIncident {
+                    monitor: NETWORK_KEY.into(),
+                    provider: NETWORK_KEY.into(),
+                    kind: IncidentKind::Network,
+                    verdict: obs.verdict,
+                    started_at: obs.at,
+                    failed_probes: u32::try_from(pending.failing.len() + 1).unwrap_or(u32::MAX),
+                    first_error: obs.sample.clone(),
+                })
+                .await?;
+            self.network_incident = Some(id);
+            tracing::warn!("isdown's own network looks down: no provider is reachable");
+            self.publish_network();
+        }
+        self.apply(index, obs).await
+    }
+
+    /// Pending results that found no evidence within two intervals are the provider's.
+    async fn resolve_stale(&mut self) -> Result<(), StoreError> {
+        for index in 0..self.pending.len() {
+            let stale = self.pending[index]
+                .as_ref()
+                .is_some_and(|p| p.since.elapsed() >= self.pending_limit);
+            if stale {
+                self.settle(index, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks one monitor of each of up to two other providers to probe now.
+    fn nudge_witnesses(&self, provider: &str) {
+        let mut asked = HashSet::new();
+        for (spec, nudge) in self.svc.specs.iter().zip(&self.nudges) {
+            if spec.provider.id != provider && asked.insert(spec.provider.id.as_str()) {
+                let _ = nudge.try_send(Instant::now());
+                if asked.len() == 2 {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Feeds the machine and carries out its effects.
+    async fn apply(&mut self, index: usize, obs: Observation) -> Result<(), StoreError> {
+        let thresholds = self.svc.settings.thresholds;
+        let effects = self.machines[index].observe(&obs, &thresholds);
+        let spec = &self.svc.specs[index];
+        let store = self.svc.store.clone();
+        for effect in &effects {
+            match effect {
+                Effect::Open {
+                    kind,
+                    verdict,
+                    failed_probes,
+                    started_at,
+                    first_error,
+                    reopen,
+                } => {
+                    let id = match reopen {
+                        Some(id) => {
+                            store.reopen_incident(*id).await?;
+                            store
+                                .note_incident_failure(*id, *verdict, obs.sample.as_deref())
+                                .await?;
+                            *id
+                        }
+                        None => {
+                            store
+                                .open_incident(&NewIncident {
+                                    monitor: spec.id.clone(),
+                                    provider: spec.provider.id.clone(),
+                                    kind: *kind,
+                                    verdict: *verdict,
+                                    started_at: *started_at,
+                                    failed_probes: *failed_probes,
+                                    first_error: first_error.clone(),
+                                })
+                                .await?
+                        }
+                    };
+                    self.machines[index].set_incident_id(id);
+                    tracing::warn!(monitor = %spec.id, kind = kind.as_str(), verdict = %verdict, "incident opened");
+                }
+                Effect::Note {
+                    incident,
+                    verdict,
+                    sample,
+                } => {
+                    if let Some(id) = incident {
+                        store
+                            .note_incident_failure(*id, *verdict, sample.as_deref())
+                            .await?;
+                    }
+                }
+                Effect::Close {
+                    incident, ended_at, ..
+                } => {
+                    if let Some(id) = incident {
+                        store.close_incident(*id, *ended_at).await?;
+                    }
+                    tracing::warn!(monitor = %spec.id, "incident closed");
+                }
+                Effect::Confirm => {
+                    let at = Instant::now() + thresholds.confirm_after;
+                    let _ = self.nudges[index].try_send(at);
+                }
+            }
+        }
+        let changed_incident = effects.iter().any(|e| !matches!(e, Effect::Confirm));
+        let snapshot = (spec.id.clone(), self.machines[index].snapshot());
+        if changed_incident {
+            // Incident changes are saved with their machine at once, not with the next batch.
+            store.save_monitor_state(&snapshot.0, &snapshot.1).await?;
+        } else {
+            self.snapshots.retain(|(id, _)| *id != snapshot.0);
+            self.snapshots.push(snapshot);
+        }
+        self.publish(index);
+        Ok(())
+    }
+
+    fn on_live(&mut self, live: LiveVerdict) {
+        let at = self.svc.clock.now();
+        self.svc.health.record_live(&live, at);
+        self.svc
+            .metrics
+            .live_requests
+            .get_or_create(&ProbeLabels {
+                provider: live.provider.clone(),
+                model: String::new(),
+                probe: "live".into(),
+                verdict: live.verdict.as_str().into(),
+            })
+            .inc();
+        // A live provider-side failure is a reason to look now rather than at the next tick.
+        if live.blame == Some(Blame::Provider) && !live.verdict.is_healthy() {
+            for (spec, nudge) in self.svc.specs.iter().zip(&self.nudges) {
+                if spec.provider.id == live.provider {
+                    let _ = nudge.try_send(Instant::now());
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, index: usize, result: &ProbeResult, obs: &Observation) {
+        let d = &result.diagnosis;
+        self.batch.push(ResultRecord {
+            monitor_id: self.svc.specs[index].id.clone(),
+            at: obs.at,
+            verdict: d.verdict,
+            blame: d.blame,
+            status: d.status,
+            latency_ms: result.latency.map(|l| l.as_secs_f64() * 1000.0),
+            ttft_ms: result.ttft.map(|l| l.as_secs_f64() * 1000.0),
+            explanation: obs.sample.clone(),
+        });
+        self.svc.health.update(|view| {
+            let row = &mut view.monitors[index];
+            row.verdict = Some(d.verdict);
+            row.last_at = Some(obs.at);
+            row.last_latency_ms = result.latency.map(|l| l.as_secs_f64() * 1000.0);
+            row.explanation = Some(crate::secret::redact(&d.explanation));
+            row.advice = (!d.verdict.is_healthy()).then(|| d.advice.clone());
+        });
+    }
+
+    fn count(&self, index: usize, result: &ProbeResult) {
+        let spec = &self.svc.specs[index];
+        let model = spec.model().unwrap_or_default().to_owned();
+        self.svc
+            .metrics
+            .probes
+            .get_or_create(&ProbeLabels {
+                provider: spec.provider.id.clone(),
+                model: model.clone(),
+                probe: spec.probe.as_str().into(),
+                verdict: result.diagnosis.verdict.as_str().into(),
+            })
+            .inc();
+        if let (true, Some(latency)) = (result.diagnosis.verdict.is_healthy(), result.latency) {
+            self.svc
+                .metrics
+                .probe_latency
+                .get_or_create(&TargetLabels {
+                    provider: spec.provider.id.clone(),
+                    model,
+                    probe: spec.probe.as_str().into(),
+                })
+                .observe(latency.as_secs_f64());
+        }
+    }
+
+    /// Copies a machine's state into the health view and the state gauge.
+    fn publish(&self, index: usize) {
+        let spec = &self.svc.specs[index];
+        let machine = &self.machines[index];
+        let state = machine.state();
+        self.svc.health.update(|view| {
+            let row = &mut view.monitors[index];
+            row.state = state;
+            row.since = machine.since();
+            row.open_incident = machine.open_incident();
+        });
+        for candidate in [
+            super::machine::MonitorState::Unknown,
+            super::machine::MonitorState::Up,
+            super::machine::MonitorState::Degraded,
+            super::machine::MonitorState::Down,
+            super::machine::MonitorState::SetupProblem,
+        ] {
+            self.svc
+                .metrics
+                .monitor_state
+                .get_or_create(&StateLabels {
+                    monitor: spec.id.clone(),
+                    provider: spec.provider.id.clone(),
+                    model: spec.model().unwrap_or_default().to_owned(),
+                    probe: spec.probe.as_str().into(),
+                    state: candidate.as_str().into(),
+                })
+                .set(i64::from(candidate == state));
+        }
+        self.publish_incident_counts();
+    }
+
+    fn publish_all(&self) {
+        for index in 0..self.machines.len() {
+            self.publish(index);
+        }
+        self.publish_network();
+    }
+
+    fn publish_network(&self) {
+        let id = self.network_incident;
+        self.svc.health.update(|view| view.network_incident = id);
+        self.publish_incident_counts();
+    }
+
+    fn publish_incident_counts(&self) {
+        let mut outage = 0;
+        let mut setup = 0;
+        for m in &self.machines {
+            match m.open_incident() {
+                Some((IncidentKind::Outage, _)) => outage += 1,
+                Some((IncidentKind::SetupProblem, _)) => setup += 1,
+                _ => {}
+            }
+        }
+        let network = i64::from(self.network_incident.is_some());
+        for (kind, n) in [
+            ("outage", outage),
+            ("setup_problem", setup),
+            ("network", network),
+        ] {
+            self.svc
+                .metrics
+                .open_incidents
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .set(n);
+        }
+    }
+
+    fn save_all_snapshots(&mut self) {
+        self.snapshots = self
+            .svc
+            .specs
+            .iter()
+            .zip(&self.machines)
+            .map(|(s, m)| (s.id.clone(), m.snapshot()))
+            .collect();
+    }
+
+    async fn flush(&mut self) {
+        if self.batch.is_empty() && self.snapshots.is_empty() {
+            return;
+        }
+        let batch = WriteBatch {
+            results: std::mem::take(&mut self.batch),
+            snapshots: std::mem::take(&mut self.snapshots),
+        };
+        if self.writer.send(batch).await.is_err() {
+            tracing::error!("the result writer stopped; results are being lost");
+        }
+    }
+}

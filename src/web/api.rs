@@ -1,0 +1,275 @@
+//! JSON API (`/api/v1/...`), `/healthz` and `/metrics`. Field names are a contract (README).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::store::{Incident, IncidentFilter, IncidentState, Millis, ResultRecord, StoreError};
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/monitors/{id}", get(monitor))
+        .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/admin/reload", post(reload))
+}
+
+/// RFC 3339 in UTC, seconds precision.
+pub fn rfc3339(ms: Millis) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "message": message.into() } })),
+    )
+        .into_response()
+}
+
+fn store_error(e: StoreError) -> Response {
+    tracing::error!(error = %e, "store query failed");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the database is unavailable",
+    )
+}
+
+async fn healthz(State(app): State<AppState>) -> Response {
+    let view = app.health.snapshot();
+    match app.store.size_bytes().await {
+        Ok(bytes) => Json(json!({
+            "status": "ok",
+            "monitors": view.monitors.len(),
+            "database_bytes": bytes,
+            "network_down": view.network_incident.is_some(),
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: store unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "error", "reason": "database unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn status(State(app): State<AppState>) -> Response {
+    let view = app.health.snapshot();
+    let now = app.clock.now();
+    let mut monitors = Vec::with_capacity(view.monitors.len());
+    for m in &view.monitors {
+        let uptime = match app.store.uptime(&m.id, now).await {
+            Ok(u) => u,
+            Err(e) => return store_error(e),
+        };
+        monitors.push(json!({
+            "id": m.id,
+            "provider": m.provider,
+            "model": m.model,
+            "probe": m.probe,
+            "state": m.state,
+            "verdict": m.verdict,
+            "since": m.since.map(rfc3339),
+            "uptime": uptime,
+        }));
+    }
+    Json(json!({
+        "status": view.overall(),
+        "network_down": view.network_incident.is_some(),
+        "monitors": monitors,
+    }))
+    .into_response()
+}
+
+fn result_json(r: &ResultRecord) -> Value {
+    json!({
+        "at": rfc3339(r.at),
+        "verdict": r.verdict,
+        "blame": r.blame,
+        "status": r.status,
+        "latency_ms": r.latency_ms,
+        "ttft_ms": r.ttft_ms,
+        "explanation": r.explanation,
+    })
+}
+
+async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+    let view = app.health.snapshot();
+    let Some(m) = view.monitors.iter().find(|m| m.id == id) else {
+        return error(StatusCode::NOT_FOUND, format!("no monitor \"{id}\""));
+    };
+    let now = app.clock.now();
+    let store = &app.store;
+    let filter = IncidentFilter {
+        state: None,
+        monitor: Some(id.clone()),
+        limit: 20,
+        offset: 0,
+    };
+    let (uptime, recent, latency, incidents) = match tokio::try_join!(
+        store.uptime(&id, now),
+        store.recent_results(&id, 50),
+        store.daily_latency(&id, now, 30),
+        store.incidents(&filter),
+    ) {
+        Ok(all) => all,
+        Err(e) => return store_error(e),
+    };
+    let latency: Vec<Value> = latency
+        .iter()
+        .map(|d| {
+            json!({
+                "day": rfc3339(d.day),
+                "p50_ms": d.p50_ms,
+                "p95_ms": d.p95_ms,
+                "samples": d.samples,
+            })
+        })
+        .collect();
+    Json(json!({
+        "id": m.id,
+        "provider": m.provider,
+        "model": m.model,
+        "probe": m.probe,
+        "state": m.state,
+        "verdict": m.verdict,
+        "since": m.since.map(rfc3339),
+        "explanation": m.explanation,
+        "advice": m.advice,
+        "uptime": uptime,
+        "latency_daily": latency,
+        "recent_results": recent.iter().map(result_json).collect::<Vec<_>>(),
+        "incidents": incidents.iter().map(|i| incident_json(i, now)).collect::<Vec<_>>(),
+        "live": view.passive.get(&m.provider),
+    }))
+    .into_response()
+}
+
+pub fn incident_json(i: &Incident, now: Millis) -> Value {
+    let end = i.ended_at.unwrap_or(now);
+    json!({
+        "id": i.id,
+        "monitor": i.monitor,
+        "provider": i.provider,
+        "kind": i.kind,
+        "verdict": i.verdict,
+        "started_at": rfc3339(i.started_at),
+        "ended_at": i.ended_at.map(rfc3339),
+        "duration_s": (end - i.started_at).max(0) / 1000,
+        "failed_probes": i.failed_probes,
+        "first_error": i.first_error,
+        "last_error": i.last_error,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct IncidentQuery {
+    state: Option<String>,
+    monitor: Option<String>,
+    page: Option<u32>,
+    per_page: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct IncidentPage {
+    incidents: Vec<Value>,
+    page: u32,
+    per_page: u32,
+}
+
+/// 50 per page by default, at most 500: enough for a dashboard, small enough to be instant.
+const PER_PAGE_DEFAULT: u32 = 50;
+const PER_PAGE_MAX: u32 = 500;
+
+async fn incidents(State(app): State<AppState>, Query(q): Query<IncidentQuery>) -> Response {
+    let state = match q.state.as_deref() {
+        None | Some("all") => None,
+        Some("open") => Some(IncidentState::Open),
+        Some("closed") => Some(IncidentState::Closed),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("state must be open, closed or all, not \"{other}\""),
+            );
+        }
+    };
+    let page = q.page.unwrap_or(1).max(1);
+    let per_page = q
+        .per_page
+        .unwrap_or(PER_PAGE_DEFAULT)
+        .clamp(1, PER_PAGE_MAX);
+    let filter = IncidentFilter {
+        state,
+        monitor: q.monitor,
+        limit: per_page,
+        offset: (page - 1).saturating_mul(per_page),
+    };
+    match app.store.incidents(&filter).await {
+        Ok(list) => {
+            let now = app.clock.now();
+            Json(IncidentPage {
+                incidents: list.iter().map(|i| incident_json(i, now)).collect(),
+                page,
+                per_page,
+            })
+            .into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+/// Constant-time comparison: the token check must not leak its length or prefix by timing.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = &app.admin_token else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "admin endpoints are disabled: set [serve] admin_token_env",
+        );
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same(presented.as_bytes(), token.expose_secret().as_bytes()) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if app.reload.send(tx).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match rx.await {
+        Ok(Ok(())) => Json(json!({ "reloaded": true })).into_response(),
+        Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}

@@ -1,0 +1,51 @@
+//! The HTTP side of `isdown serve`: JSON API, `/metrics`, `/healthz` (and later the status page
+//! and the gateway), on one listener.
+//!
+//! Handlers only read: the health view (a copy under a short lock), the store, the metrics
+//! registry. The one write is the authenticated admin reload, which is handed to the serve loop
+//! over a channel. Like every server here, [`run`] takes a bound listener and a shutdown future.
+
+mod api;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+use crate::monitor::clock::Clock;
+use crate::monitor::health::Health;
+use crate::store::Store;
+
+/// A reload request from the admin endpoint; the serve loop answers with the outcome.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub health: Health,
+    pub store: Arc<dyn Store>,
+    pub metrics: Metrics,
+    pub clock: Clock,
+    /// Bearer token of the admin endpoints; `None` disables them.
+    pub admin_token: Option<Arc<SecretString>>,
+    pub reload: mpsc::Sender<ReloadRequest>,
+}
+
+pub fn router(state: AppState) -> Router {
+    api::routes().with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
