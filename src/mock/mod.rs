@@ -1,40 +1,93 @@
-//! The mock provider (STUB — being written in another worktree).
-use std::str::FromStr;
+//! The mock LLM provider: a real HTTP server that impersonates one provider (`--style`) and
+//! fails on script (`--scenario`). Every integration test and the offline demo run against it.
+//!
+//! It owns the scripted behaviour only — it classifies nothing (that is `verdict`'s job) and
+//! reads no configuration; its inputs are [`MockOptions`] and the admin endpoints.
+//!
+//! # Endpoints
+//! - `GET /v1/models`, `GET /models` — OpenAI-style list (Anthropic style: Anthropic's
+//!   `{"data":[{"type":"model",…}],"has_more":false}`).
+//! - `POST /v1/chat/completions`, `POST /chat/completions` — OpenAI Chat Completions, whole or
+//!   streamed (`stream_options.include_usage` honoured); with `tools`, a call of the first tool.
+//! - `POST /v1/messages` — Anthropic Messages, whole or streamed, `tool_use` with tools.
+//! - `GET|POST /_mock/scenario` — read or switch the scenario: `{"scenario":"NAME",
+//!   "delay_ms"?:N, "style"?:"NAME"}`; an unknown name is a 400 listing the valid ones.
+//! - `GET|DELETE /_mock/requests` — the API requests received (admin ones excluded):
+//!   `{"requests":[{"method","path","headers":{name: value},"body": json | string | null}]}`
+//!   (the newest 1,000). Any other path is a recorded OpenAI-style 404 `unknown_url`.
+//!
+//! # Scenarios
+//! See [`Scenario`] and [`describe`]. Error scenarios answer with the chosen style's real status,
+//! headers and body, from the embedded `styles.toml` (sources and tags in that file). Where a
+//! provider has no such error the mock answers as follows:
+//! - `rate_limited` always carries `retry-after: 2` (the scenario's contract), although
+//!   DeepSeek, Zhipu and DashScope send no such header; `rate_limited_no_retry_after` is their
+//!   real behaviour.
+//! - `stream_error`, Kimi: Moonshot's mid-stream error is undocumented — OpenAI's
+//!   `data: {"error":…}` then EOF (an OpenAI-shaped fallback).
+//! - `overloaded`, DashScope: no documented overload error — OpenAI's 503
+//!   `server_is_overloaded` (an OpenAI-shaped fallback).
+//! - `overloaded`, OpenRouter: none of its own — an upstream Anthropic 529 relayed as a 502 with
+//!   the body in `metadata.raw`, as OpenRouter relays upstream failures.
+//! - `unavailable`, DeepSeek and Zhipu: no JSON 503 (DeepSeek's JSON 503 means overload) — the
+//!   gateway's nginx HTML 503 page. Anthropic: the edge proxy's plain-text 503.
+//! - `content_filtered`, OpenAI and Anthropic: no error status — a 200 with partial output ending
+//!   in `finish_reason: "content_filter"` / `stop_reason: "refusal"`.
+//! - `html_504`: the same nginx page for every style (it is the gateway's, not the provider's).
+//! - `error_in_200`: OpenRouter's documented 200 relay; other styles send their own
+//!   server-error object with status 200. Streaming requests get the same JSON body.
+//! - `bad_tool_args`, Anthropic non-streaming: `input` must be an object there, so the broken
+//!   arguments arrive as a JSON string.
+//!
+//! Bodies are in the style's shape on every endpoint (Kimi errors on `/v1/messages` too; use
+//! `--style anthropic` to imitate an Anthropic-compatible endpoint). In-stream items (finish
+//! reasons, stream error events, keep-alives) follow the wire of the endpoint: a style asked on
+//! the other wire uses that wire's home style (OpenAI for chat, Anthropic for messages).
+//!
+//! `flapping` counts every API request, `/models` included, and restarts at `ok` whenever a
+//! scenario is set. A generation request whose body is not JSON gets the style's `bad_request`
+//! answer under any scenario that would otherwise answer it.
+//!
+//! Error-body scenarios apply to `GET /models` too (a real outage hits every endpoint), except
+//! the request-specific `model_not_found`, `context_too_long`, `content_filtered` and
+//! `bad_request`; the tool and stream scenarios and `empty_choices` leave it healthy.
+//!
+//! All waiting uses `tokio::time`, so callers' tests may run on paused time.
+
+mod answer;
+mod request;
+mod routes;
+mod scenario;
+mod server;
+mod styles;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+pub use scenario::{Scenario, UnknownScenario, describe};
+pub use server::run;
+pub use styles::{Style, UnknownStyle};
+
+/// 2 s: long enough to trip a tight latency threshold (`degraded`), short enough for tests.
+pub const DEFAULT_DELAY: Duration = Duration::from_secs(2);
+
+/// How a mock server starts; the scenario (and style, delay) can be switched at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MockOptions {
     pub scenario: Scenario,
     pub style: Style,
-    pub delay: std::time::Duration,
+    /// How long `slow` holds the response headers.
+    pub delay: Duration,
 }
-#[derive(Clone, Copy)]
-pub enum Scenario {
-    Ok,
-}
-impl Scenario {
-    pub const ALL: [Scenario; 1] = [Scenario::Ok];
-    pub fn as_str(self) -> &'static str {
-        "ok"
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        MockOptions {
+            scenario: Scenario::Ok,
+            style: Style::Openai,
+            delay: DEFAULT_DELAY,
+        }
     }
-}
-impl FromStr for Scenario {
-    type Err = ();
-    fn from_str(_: &str) -> Result<Self, ()> {
-        Ok(Scenario::Ok)
-    }
-}
-pub enum Style {
-    Openai,
-}
-impl FromStr for Style {
-    type Err = ();
-    fn from_str(_: &str) -> Result<Self, ()> {
-        Ok(Style::Openai)
-    }
-}
-pub async fn run(
-    _l: tokio::net::TcpListener,
-    _o: MockOptions,
-    s: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
-    s.await;
-    Ok(())
 }

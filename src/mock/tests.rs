@@ -1,0 +1,1381 @@
+//! Tests of the mock provider, against the real server on a loopback port.
+//!
+//! Each test binds `127.0.0.1:0` before spawning `run`, so there is nothing to wait for at
+//! start-up; time limits below are deadlines on the client side, never sleeps.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::request::{Generation, example_arguments};
+use super::styles::StyleTable;
+use super::{MockOptions, Scenario, Style, answer, describe, run};
+use crate::sse::{SseItem, SseReader};
+
+/// The deadline for "nothing more comes": short, since the mock answers in microseconds.
+const QUIET: Duration = Duration::from_millis(300);
+
+struct Mock {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(style: Style, scenario: Scenario) -> Mock {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let options = MockOptions {
+        scenario,
+        style,
+        ..MockOptions::default()
+    };
+    let task = tokio::spawn(run(listener, options, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    Mock {
+        base,
+        client,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Mock {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn switch(&self, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/_mock/scenario"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn set(&self, scenario: &str) {
+        let response = self.switch(json!({ "scenario": scenario })).await;
+        assert_eq!(response.status(), 200, "switching to {scenario}");
+    }
+
+    async fn chat(&self, body: Value) -> reqwest::Result<reqwest::Response> {
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth("sk-test-key")
+            .json(&body)
+            .send()
+            .await
+    }
+
+    async fn messages(&self, body: Value) -> reqwest::Result<reqwest::Response> {
+        self.client
+            .post(self.url("/v1/messages"))
+            .header("x-api-key", "sk-ant-test")
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+            .await
+    }
+
+    async fn requests(&self) -> Vec<Value> {
+        let log: Value = self
+            .client
+            .get(self.url("/_mock/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        log["requests"].as_array().unwrap().clone()
+    }
+
+    /// Shuts the server down and checks that `run` returns promptly and cleanly.
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).unwrap();
+        }
+        let result = tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .expect("run returns soon after shutdown")
+            .unwrap();
+        result.unwrap();
+    }
+}
+
+fn chat_body(stream: bool) -> Value {
+    json!({
+        "model": "kimi-k2.6",
+        "messages": [{"role": "user", "content": "ping"}],
+        "max_tokens": 8,
+        "stream": stream,
+    })
+}
+
+fn tools() -> Value {
+    json!([{
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                    "days": {"type": "integer"},
+                    "verbose": {"type": "boolean"}
+                },
+                "required": ["city", "unit", "days"]
+            }
+        }
+    }])
+}
+
+fn anthropic_tools() -> Value {
+    json!([{
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"]
+        }
+    }])
+}
+
+fn messages_body(stream: bool) -> Value {
+    json!({
+        "model": "claude-sonnet-4-5-20250929",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "ping"}],
+        "stream": stream,
+    })
+}
+
+fn sse(text: &str) -> Vec<SseItem> {
+    let mut reader = SseReader::new();
+    let mut items = Vec::new();
+    reader.push(text.as_bytes(), &mut items).unwrap();
+    reader.finish(&mut items).unwrap();
+    items
+}
+
+/// The `data:` payloads of an SSE text, in order.
+fn data_of(text: &str) -> Vec<String> {
+    sse(text)
+        .into_iter()
+        .filter_map(|item| match item {
+            SseItem::Event { data, .. } => Some(data),
+            SseItem::Comment(_) => None,
+        })
+        .collect()
+}
+
+/// The `(event name, JSON data)` pairs of an Anthropic stream.
+fn events_of(text: &str) -> Vec<(String, Value)> {
+    sse(text)
+        .into_iter()
+        .filter_map(|item| match item {
+            SseItem::Event { event, data } => Some((
+                event.unwrap_or_default(),
+                serde_json::from_str(&data).unwrap(),
+            )),
+            SseItem::Comment(_) => None,
+        })
+        .collect()
+}
+
+/// Reads a body until it ends, fails, or stays quiet for [`QUIET`].
+async fn read_until_quiet(response: &mut reqwest::Response) -> (String, Outcome) {
+    let mut text = Vec::new();
+    loop {
+        match tokio::time::timeout(QUIET, response.chunk()).await {
+            Err(_) => return (String::from_utf8_lossy(&text).into_owned(), Outcome::Quiet),
+            Ok(Ok(Some(bytes))) => text.extend_from_slice(&bytes),
+            Ok(Ok(None)) => return (String::from_utf8_lossy(&text).into_owned(), Outcome::End),
+            Ok(Err(err)) => {
+                assert!(err.is_body() || err.is_decode(), "{err:?}");
+                return (String::from_utf8_lossy(&text).into_owned(), Outcome::Error);
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    End,
+    Error,
+    Quiet,
+}
+
+/// The content of an OpenAI stream: concatenated `delta.content`.
+fn streamed_content(datas: &[String]) -> String {
+    datas
+        .iter()
+        .filter(|data| *data != "[DONE]")
+        .filter_map(|data| {
+            let chunk: Value = serde_json::from_str(data).unwrap();
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+// === names and data ===
+
+#[test]
+fn scenario_names_round_trip_in_declaration_order() {
+    assert_eq!(Scenario::all().len(), 26);
+    for (index, scenario) in Scenario::ALL.iter().enumerate() {
+        assert_eq!(
+            *scenario as usize, index,
+            "SCENARIOS is in declaration order"
+        );
+        assert_eq!(scenario.as_str().parse::<Scenario>().unwrap(), *scenario);
+        assert!(!describe(*scenario).is_empty());
+    }
+    let err = "explode".parse::<Scenario>().unwrap_err();
+    assert!(err.to_string().contains("stream_stall"), "{err}");
+}
+
+#[test]
+fn style_names_round_trip_in_declaration_order() {
+    let names: Vec<&str> = Style::ALL.iter().map(|style| style.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "kimi",
+            "deepseek",
+            "openai",
+            "anthropic",
+            "zhipu",
+            "dashscope",
+            "openrouter"
+        ]
+    );
+    for (index, style) in Style::ALL.iter().enumerate() {
+        assert_eq!(*style as usize, index);
+        assert_eq!(style.as_str().parse::<Style>().unwrap(), *style);
+    }
+    assert!("mistral".parse::<Style>().is_err());
+}
+
+#[test]
+fn embedded_style_table_loads_and_fills_the_model_json_escaped() {
+    let table = StyleTable::embedded().unwrap();
+    let openai = table.get(Style::Openai);
+    let canned = openai.canned(Scenario::ModelNotFound).unwrap();
+    let body: Value = serde_json::from_str(&canned.body("gpt-\"x\"")).unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "The model `gpt-\"x\"` does not exist or you do not have access to it."
+    );
+}
+
+#[test]
+fn example_arguments_fill_required_properties_by_type() {
+    let schema = &tools()[0]["function"]["parameters"];
+    let arguments = example_arguments(schema);
+    assert_eq!(
+        Value::Object(arguments),
+        json!({"city": "mock", "unit": "celsius", "days": 1})
+    );
+    assert!(example_arguments(&Value::Null).is_empty());
+}
+
+#[test]
+fn arguments_are_split_into_at_least_two_pieces() {
+    assert_eq!(answer::split_arguments("{}"), ["{", "}"]);
+    let pieces = answer::split_arguments(r#"{"city":"mock"}"#);
+    assert!(pieces.len() >= 2);
+    assert_eq!(pieces.concat(), r#"{"city":"mock"}"#);
+}
+
+#[test]
+fn generation_parse_reads_both_tool_formats() {
+    let mut body = chat_body(true);
+    body["tools"] = tools();
+    body["stream_options"] = json!({"include_usage": true});
+    let generation = Generation::parse(body.to_string().as_bytes()).unwrap();
+    assert!(generation.stream && generation.include_usage);
+    assert_eq!(generation.tool.unwrap().name, "get_weather");
+
+    let mut body = messages_body(false);
+    body["tools"] = anthropic_tools();
+    let generation = Generation::parse(body.to_string().as_bytes()).unwrap();
+    assert_eq!(generation.tool.unwrap().schema["required"], json!(["city"]));
+    assert!(Generation::parse(b"not json").is_err());
+}
+
+// === healthy answers ===
+
+#[tokio::test]
+async fn healthy_chat_echoes_the_model_and_answers_pong() {
+    let mock = start(Style::Openai, Scenario::Ok).await;
+    let response = mock.chat(chat_body(false)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "499");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["model"], "kimi-k2.6");
+    assert_eq!(body["choices"][0]["message"]["content"], "pong");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(body["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn healthy_stream_ends_with_done_after_a_usage_chunk() {
+    let mock = start(Style::Openai, Scenario::Ok).await;
+    let mut body = chat_body(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let response = mock.chat(body).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let datas = data_of(&response.text().await.unwrap());
+    assert_eq!(datas.last().unwrap(), "[DONE]");
+    let usage: Value = serde_json::from_str(&datas[datas.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert!(usage["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let finish: Value = serde_json::from_str(&datas[datas.len() - 3]).unwrap();
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    assert_eq!(finish["usage"], Value::Null);
+    assert_eq!(streamed_content(&datas), "pong");
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn stream_without_include_usage_has_no_usage_chunk() {
+    let mock = start(Style::Deepseek, Scenario::Ok).await;
+    let datas = data_of(
+        &mock
+            .chat(chat_body(true))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(datas.last().unwrap(), "[DONE]");
+    for data in &datas[..datas.len() - 1] {
+        let chunk: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(chunk["choices"].as_array().unwrap().len(), 1);
+        assert!(chunk.get("usage").is_none());
+    }
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn kimi_stream_puts_usage_inside_the_last_choice() {
+    let mock = start(Style::Kimi, Scenario::Ok).await;
+    let datas = data_of(
+        &mock
+            .chat(chat_body(true))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let last: Value = serde_json::from_str(&datas[datas.len() - 2]).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "stop");
+    assert!(
+        last["choices"][0]["usage"]["total_tokens"]
+            .as_u64()
+            .is_some()
+    );
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn tool_request_gets_a_call_of_the_first_tool_with_object_arguments() {
+    let mock = start(Style::Openai, Scenario::Ok).await;
+    let mut body = chat_body(false);
+    body["tools"] = tools();
+    let answer: Value = mock.chat(body).await.unwrap().json().await.unwrap();
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let arguments: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(arguments["city"], "mock");
+    assert!(arguments.is_object());
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn streamed_tool_arguments_span_several_deltas_and_reassemble() {
+    let mock = start(Style::Openai, Scenario::Ok).await;
+    let mut body = chat_body(true);
+    body["tools"] = tools();
+    let datas = data_of(&mock.chat(body).await.unwrap().text().await.unwrap());
+    assert_eq!(datas.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = datas[..datas.len() - 1]
+        .iter()
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    let first = &chunks[0]["choices"][0]["delta"]["tool_calls"][0];
+    assert_eq!(first["function"]["name"], "get_weather");
+    assert!(first["id"].as_str().unwrap().starts_with("call_"));
+    let pieces: Vec<&str> = chunks
+        .iter()
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+        })
+        .filter(|piece| !piece.is_empty())
+        .collect();
+    assert!(pieces.len() >= 2, "{pieces:?}");
+    let arguments: Value = serde_json::from_str(&pieces.concat()).unwrap();
+    assert!(arguments.is_object());
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "tool_calls");
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn anthropic_messages_answer_whole() {
+    let mock = start(Style::Anthropic, Scenario::Ok).await;
+    let response = mock.messages(messages_body(false)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("request-id"));
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["role"], "assistant");
+    assert_eq!(message["model"], "claude-sonnet-4-5-20250929");
+    assert_eq!(
+        message["content"],
+        json!([{"type": "text", "text": "pong"}])
+    );
+    assert_eq!(message["stop_reason"], "end_turn");
+    assert!(message["usage"]["input_tokens"].as_u64().is_some());
+    assert!(message["usage"]["output_tokens"].as_u64().is_some());
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn anthropic_stream_sends_the_documented_event_sequence() {
+    let mock = start(Style::Anthropic, Scenario::Ok).await;
+    let text = mock
+        .messages(messages_body(true))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = events_of(&text);
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop",
+        ]
+    );
+    for (name, data) in &events {
+        assert_eq!(data["type"], *name, "event name matches data type");
+    }
+    let text: String = events
+        .iter()
+        .filter_map(|(_, data)| data["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text, "pong");
+    assert_eq!(events[7].1["delta"]["stop_reason"], "end_turn");
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn anthropic_tool_use_streams_input_json_deltas() {
+    let mock = start(Style::Anthropic, Scenario::Ok).await;
+    let mut body = messages_body(true);
+    body["tools"] = anthropic_tools();
+    let text = mock.messages(body).await.unwrap().text().await.unwrap();
+    let events = events_of(&text);
+    let start = &events[1].1["content_block"];
+    assert_eq!(start["type"], "tool_use");
+    assert_eq!(start["name"], "get_weather");
+    let pieces: Vec<&str> = events
+        .iter()
+        .filter(|(_, data)| data["delta"]["type"] == "input_json_delta")
+        .filter_map(|(_, data)| data["delta"]["partial_json"].as_str())
+        .collect();
+    assert!(pieces.len() >= 2);
+    let input: Value = serde_json::from_str(&pieces.concat()).unwrap();
+    assert_eq!(input, json!({"city": "mock"}));
+    let delta = events
+        .iter()
+        .find(|(name, _)| name == "message_delta")
+        .unwrap();
+    assert_eq!(delta.1["delta"]["stop_reason"], "tool_use");
+    assert_eq!(events.last().unwrap().0, "message_stop");
+
+    let mut body = messages_body(false);
+    body["tools"] = anthropic_tools();
+    let message: Value = mock.messages(body).await.unwrap().json().await.unwrap();
+    assert_eq!(message["content"][0]["type"], "tool_use");
+    assert_eq!(message["content"][0]["input"], json!({"city": "mock"}));
+    assert_eq!(message["stop_reason"], "tool_use");
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn model_lists_take_each_style_shape() {
+    let mock = start(Style::Openai, Scenario::Ok).await;
+    for path in ["/v1/models", "/models"] {
+        let list: Value = mock
+            .client
+            .get(mock.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["object"], "list");
+        assert_eq!(list["data"][0]["object"], "model");
+        assert_eq!(list["data"][0]["id"], "gpt-4o");
+    }
+    mock.shutdown().await;
+
+    let mock = start(Style::Anthropic, Scenario::Ok).await;
+    let list: Value = mock
+        .client
+        .get(mock.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"][0]["type"], "model");
+    assert!(
+        list["data"][0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("claude-")
+    );
+    assert_eq!(list["has_more"], false);
+    mock.shutdown().await;
+}
+
+// === every scenario × style ===
+
+/// Status of a non-streaming generation request per scenario, in `Style::ALL` order (kimi,
+/// deepseek, openai, anthropic, zhipu, dashscope, openrouter). `hang` and `reset` never get a
+/// status and have their own tests.
+const STATUSES: [(&str, [u16; 7]); 24] = [
+    ("ok", [200; 7]),
+    ("slow", [200; 7]),
+    ("rate_limited", [429; 7]),
+    ("rate_limited_no_retry_after", [429; 7]),
+    ("quota_exhausted", [429, 402, 429, 400, 429, 400, 402]),
+    ("auth_failed", [401; 7]),
+    ("model_not_found", [404, 400, 404, 404, 400, 404, 400]),
+    ("context_too_long", [400; 7]),
+    ("content_filtered", [400, 400, 200, 200, 400, 400, 403]),
+    ("bad_request", [400, 422, 400, 400, 400, 400, 400]),
+    ("overloaded", [429, 503, 503, 529, 429, 503, 502]),
+    ("server_error", [500; 7]),
+    ("unavailable", [503; 7]),
+    ("html_504", [504; 7]),
+    ("malformed", [200; 7]),
+    ("empty_choices", [200; 7]),
+    ("error_in_200", [200; 7]),
+    ("no_tool_call", [200; 7]),
+    ("bad_tool_args", [200; 7]),
+    ("stream_cut", [200; 7]),
+    ("stream_stall", [200; 7]),
+    ("stream_error", [500; 7]),
+    ("keepalive_only", [200; 7]),
+    ("flapping", [200; 7]),
+];
+
+#[tokio::test]
+async fn every_scenario_answers_with_the_documented_status_in_every_style() {
+    let table: Vec<&str> = STATUSES.iter().map(|(name, _)| *name).collect();
+    for scenario in Scenario::all() {
+        let listed = table.contains(&scenario.as_str());
+        let special = matches!(scenario, Scenario::Hang | Scenario::Reset);
+        assert!(listed != special, "{scenario} is covered exactly once");
+    }
+    for (index, style) in Style::ALL.iter().enumerate() {
+        let mock = start(*style, Scenario::Ok).await;
+        for (name, statuses) in STATUSES {
+            mock.switch(json!({"scenario": name, "delay_ms": 20})).await;
+            let response = if *style == Style::Anthropic {
+                mock.messages(messages_body(false)).await
+            } else {
+                mock.chat(chat_body(false)).await
+            }
+            .unwrap();
+            assert_eq!(response.status(), statuses[index], "{style} × {name}");
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let retry_after = response.headers().get("retry-after").cloned();
+            match name {
+                "rate_limited" => assert_eq!(retry_after.unwrap(), "2", "{style}"),
+                "rate_limited_no_retry_after" => assert!(retry_after.is_none(), "{style}"),
+                _ => {}
+            }
+            // Bodies that should arrive whole are read; the stream scenarios stop after headers.
+            if name.starts_with("stream_cut") || name == "stream_stall" || name == "keepalive_only"
+            {
+                continue;
+            }
+            let text = response.text().await.unwrap();
+            let parses = serde_json::from_str::<Value>(&text).is_ok();
+            if name == "html_504"
+                || (name == "unavailable" && content_type.starts_with("text/html"))
+            {
+                assert!(text.starts_with("<html>"), "{style} × {name}: {text}");
+            } else if content_type.starts_with("application/json") {
+                assert_eq!(parses, name != "malformed", "{style} × {name}: {text}");
+            }
+        }
+        mock.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn openai_rate_limit_carries_its_headers_and_wait() {
+    let mock = start(Style::Openai, Scenario::RateLimited).await;
+    let response = mock.chat(chat_body(false)).await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "2");
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "0");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn kimi_error_bodies_branch_on_type() {
+    let mock = start(Style::Kimi, Scenario::RateLimited).await;
+    let cases = [
+        (
+            "rate_limited",
+            "rate_limit_reached_error",
+            "please try again after 2 seconds",
+        ),
+        (
+            "rate_limited_no_retry_after",
+            "rate_limit_reached_error",
+            "TPM rate limit",
+        ),
+        ("quota_exhausted", "exceeded_current_quota_error", "quota"),
+        ("overloaded", "engine_overloaded_error", "overloaded"),
+        (
+            "model_not_found",
+            "resource_not_found_error",
+            "Not found the model kimi-k2.6",
+        ),
+    ];
+    for (scenario, kind, text) in cases {
+        mock.set(scenario).await;
+        let body: Value = mock
+            .chat(chat_body(false))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["error"]["type"], kind, "{scenario}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(text),
+            "{scenario}"
+        );
+        assert!(
+            body["error"].get("code").is_none(),
+            "Moonshot sends no code"
+        );
+    }
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn anthropic_overload_is_529_and_credit_exhaustion_is_400() {
+    let mock = start(Style::Anthropic, Scenario::Overloaded).await;
+    let response = mock.messages(messages_body(false)).await.unwrap();
+    assert_eq!(response.status(), 529);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "overloaded_error");
+    mock.set("quota_exhausted").await;
+    let body: Value = mock
+        .messages(messages_body(false))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("credit balance is too low")
+    );
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn dashscope_moderation_is_an_sse_framed_400() {
+    let mock = start(Style::Dashscope, Scenario::ContentFiltered).await;
+    let response = mock.chat(chat_body(false)).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with("data: "), "{text}");
+    let error: Value = serde_json::from_str(&data_of(&text)[0]).unwrap();
+    assert_eq!(error["error"]["code"], "data_inspection_failed");
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn content_filter_without_an_error_status_ends_with_the_filter_reason() {
+    let mock = start(Style::Openai, Scenario::ContentFiltered).await;
+    let body: Value = mock
+        .chat(chat_body(false))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
+    let datas = data_of(
+        &mock
+            .chat(chat_body(true))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(datas.last().unwrap(), "[DONE]");
+    let last: Value = serde_json::from_str(&datas[datas.len() - 2]).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "content_filter");
+    // The same style on the Anthropic wire answers with Anthropic's refusal.
+    let message: Value = mock
+        .messages(messages_body(false))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(message["stop_reason"], "refusal");
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn models_follow_outages_but_not_request_specific_errors() {
+    let mock = start(Style::Openai, Scenario::Ok).await;
+    let cases = [
+        ("auth_failed", 401),
+        ("unavailable", 503),
+        ("html_504", 504),
+        ("rate_limited", 429),
+        ("model_not_found", 200),
+        ("context_too_long", 200),
+        ("content_filtered", 200),
+        ("bad_request", 200),
+        ("stream_cut", 200),
+        ("bad_tool_args", 200),
+        ("empty_choices", 200),
+    ];
+    for (scenario, status) in cases {
+        mock.set(scenario).await;
+        let response = mock
+            .client
+            .get(mock.url("/v1/models"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{scenario}");
+        if status == 200 {
+            let list: Value = response.json().await.unwrap();
+            assert_eq!(list["object"], "list", "{scenario}");
+        }
+    }
+    mock.set("reset").await;
+    let err = mock
+        .client
+        .get(mock.url("/models"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(!err.is_timeout(), "{err:?}");
+    mock.shutdown().await;
+}
+
+// === shapes of the broken answers ===
+
+#[tokio::test]
+async fn malformed_is_a_200_whose_json_stops_halfway() {
+    let mock = start(Style::Openai, Scenario::Malformed).await;
+    let response = mock.chat(chat_body(false)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with('{'));
+    assert!(serde_json::from_str::<Value>(&text).is_err());
+    let datas = data_of(
+        &mock
+            .chat(chat_body(true))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        datas
+            .iter()
+            .any(|data| data != "[DONE]" && serde_json::from_str::<Value>(data).is_err())
+    );
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn empty_choices_are_empty_in_both_wires() {
+    let mock = start(Style::Openai, Scenario::EmptyChoices).await;
+    let body: Value = mock
+        .chat(chat_body(false))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["choices"], json!([]));
+    let message: Value = mock
+        .messages(messages_body(false))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(message["content"], json!([]));
+    let datas = data_of(
+        &mock
+            .chat(chat_body(true))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(streamed_content(&datas), "");
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn openrouter_error_in_200_relays_the_upstream_failure() {
+    let mock = start(Style::Openrouter, Scenario::ErrorIn200).await;
+    let response = mock.chat(chat_body(false)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 502);
+    assert!(body["error"]["metadata"]["provider_name"].is_string());
+    assert!(body["error"]["metadata"]["raw"].is_string());
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_tool_call_answers_text_although_tools_were_given() {
+    let mock = start(Style::Openai, Scenario::NoToolCall).await;
+    let mut body = chat_body(false);
+    body["tools"] = tools();
+    let answer: Value = mock.chat(body).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(answer["choices"][0]["message"]["content"], "pong");
+    assert!(answer["choices"][0]["message"].get("tool_calls").is_none());
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_tool_args_are_not_json() {
+    let mock = start(Style::Openai, Scenario::BadToolArgs).await;
+    let mut body = chat_body(false);
+    body["tools"] = tools();
+    let answer: Value = mock.chat(body.clone()).await.unwrap().json().await.unwrap();
+    let arguments = answer["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        serde_json::from_str::<Value>(&arguments).is_err(),
+        "{arguments}"
+    );
+    // Without tools there is nothing to break.
+    let plain: Value = mock
+        .chat(chat_body(false))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plain["choices"][0]["message"]["content"], "pong");
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_holds_the_headers_for_the_delay() {
+    let mock = start(Style::Openai, Scenario::Ok).await;
+    mock.switch(json!({"scenario": "slow", "delay_ms": 150}))
+        .await;
+    let started = Instant::now();
+    let response = mock.chat(chat_body(false)).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(response.status(), 200);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn flapping_alternates_ok_and_unavailable() {
+    let mock = start(Style::Kimi, Scenario::Flapping).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(mock.chat(chat_body(false)).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 503, 200, 503]);
+    mock.shutdown().await;
+}
+
+// === connection-level faults ===
+
+#[tokio::test]
+async fn reset_breaks_the_connection_before_any_status() {
+    let mock = start(Style::Kimi, Scenario::Ok).await;
+    // A pooled keep-alive connection is reset too, not just a fresh one.
+    assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 200);
+    mock.set("reset").await;
+    let err = mock.chat(chat_body(false)).await.unwrap_err();
+    assert!(!err.is_timeout() && !err.is_status(), "{err:?}");
+    mock.set("ok").await;
+    assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 200);
+
+    // On a raw socket: the request is read, then RST — not an orderly FIN.
+    mock.set("reset").await;
+    let mut socket = TcpStream::connect(mock.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let request = "GET /v1/models HTTP/1.1\r\nhost: mock\r\n\r\n";
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf))
+        .await
+        .unwrap();
+    let err = read.expect_err("a reset, not a response or a clean EOF");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn hang_never_answers() {
+    let mock = start(Style::Openai, Scenario::Hang).await;
+    let started = Instant::now();
+    let err = mock
+        .client
+        .post(mock.url("/v1/chat/completions"))
+        .json(&chat_body(false))
+        .timeout(QUIET)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(started.elapsed() >= QUIET);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn stream_stall_sends_content_then_silence() {
+    let mock = start(Style::Openai, Scenario::StreamStall).await;
+    let mut response = mock.chat(chat_body(true)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (text, outcome) = read_until_quiet(&mut response).await;
+    assert_eq!(outcome, Outcome::Quiet);
+    let datas = data_of(&text);
+    assert!(!streamed_content(&datas).is_empty());
+    assert!(!datas.iter().any(|data| data == "[DONE]"));
+    drop(response);
+
+    // Non-streaming: headers, then nothing.
+    let mut response = mock.chat(chat_body(false)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (text, outcome) = read_until_quiet(&mut response).await;
+    assert_eq!((text.as_str(), outcome), ("", Outcome::Quiet));
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn keepalive_only_sends_comments_and_never_content() {
+    for (style, comment) in [
+        (Style::Deepseek, "keep-alive"),
+        (Style::Openrouter, "OPENROUTER PROCESSING"),
+    ] {
+        let mock = start(style, Scenario::KeepaliveOnly).await;
+        let mut response = mock.chat(chat_body(true)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let (text, outcome) = read_until_quiet(&mut response).await;
+        assert_eq!(outcome, Outcome::Quiet);
+        let items = sse(&text);
+        assert!(!items.is_empty());
+        for item in items {
+            assert_eq!(item, SseItem::Comment(comment.to_owned()), "{style}");
+        }
+        drop(response);
+
+        let mut response = mock.chat(chat_body(false)).await.unwrap();
+        let (text, outcome) = read_until_quiet(&mut response).await;
+        assert_eq!(outcome, Outcome::Quiet);
+        assert!(
+            !text.is_empty() && text.chars().all(|c| c == '\n'),
+            "{text:?}"
+        );
+        drop(response);
+        mock.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn keepalives_repeat_every_half_second() {
+    let mock = start(Style::Deepseek, Scenario::KeepaliveOnly).await;
+    let mut response = mock.chat(chat_body(true)).await.unwrap();
+    let mut count = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1_250);
+    while let Ok(Ok(Some(_))) = tokio::time::timeout_at(deadline, response.chunk()).await {
+        count += 1;
+    }
+    // At once, after 500 ms and after 1000 ms (the last one may miss the deadline on a busy
+    // machine; what matters is repetition, not a flood).
+    assert!((2..=3).contains(&count), "{count} keep-alives");
+    drop(response);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn stream_cut_delivers_content_then_a_body_error() {
+    for style in [Style::Openai, Style::Anthropic] {
+        let mock = start(style, Scenario::StreamCut).await;
+        let mut response = if style == Style::Anthropic {
+            mock.messages(messages_body(true)).await
+        } else {
+            mock.chat(chat_body(true)).await
+        }
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        let (text, outcome) = read_until_quiet(&mut response).await;
+        assert_eq!(outcome, Outcome::Error, "{style}: {text}");
+        assert!(
+            text.contains("\"po\"") || text.contains("\"p\""),
+            "{style}: {text}"
+        );
+        assert!(!text.contains("[DONE]") && !text.contains("message_stop"));
+
+        let response = if style == Style::Anthropic {
+            mock.messages(messages_body(false)).await
+        } else {
+            mock.chat(chat_body(false)).await
+        }
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        let err = response.text().await.unwrap_err();
+        assert!(err.is_body() || err.is_decode(), "{err:?}");
+        mock.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn stream_error_sends_the_style_in_stream_error() {
+    // OpenAI: content, then an error object, then EOF without [DONE].
+    let mock = start(Style::Openai, Scenario::StreamError).await;
+    let mut response = mock.chat(chat_body(true)).await.unwrap();
+    let (text, outcome) = read_until_quiet(&mut response).await;
+    assert_eq!(outcome, Outcome::End);
+    let datas = data_of(&text);
+    assert_eq!(streamed_content(&datas[..datas.len() - 1]), "p");
+    let error: Value = serde_json::from_str(datas.last().unwrap()).unwrap();
+    assert_eq!(error["error"]["type"], "server_error");
+    mock.shutdown().await;
+
+    // Anthropic: an `event: error` with overloaded_error and no message_stop.
+    let mock = start(Style::Anthropic, Scenario::StreamError).await;
+    let text = mock
+        .messages(messages_body(true))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = events_of(&text);
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(data["error"]["type"], "overloaded_error");
+    assert!(!events.iter().any(|(name, _)| name == "message_stop"));
+    mock.shutdown().await;
+
+    // Zhipu: a failure finish_reason, then [DONE] all the same.
+    let mock = start(Style::Zhipu, Scenario::StreamError).await;
+    let datas = data_of(
+        &mock
+            .chat(chat_body(true))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(datas.last().unwrap(), "[DONE]");
+    let failure: Value = serde_json::from_str(&datas[datas.len() - 2]).unwrap();
+    assert_eq!(failure["choices"][0]["finish_reason"], "network_error");
+    mock.shutdown().await;
+
+    // OpenRouter: the unified error chunk, model echoed, then the stream ends.
+    let mock = start(Style::Openrouter, Scenario::StreamError).await;
+    let datas = data_of(
+        &mock
+            .chat(chat_body(true))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let last: Value = serde_json::from_str(datas.last().unwrap()).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "error");
+    assert_eq!(last["model"], "kimi-k2.6");
+    assert!(last["error"]["message"].is_string());
+    // Non-streaming: an ordinary server error.
+    let response = mock.chat(chat_body(false)).await.unwrap();
+    assert_eq!(response.status(), 500);
+    mock.shutdown().await;
+
+    // DashScope: the moderation error object, no [DONE].
+    let mock = start(Style::Dashscope, Scenario::StreamError).await;
+    let datas = data_of(
+        &mock
+            .chat(chat_body(true))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let last: Value = serde_json::from_str(datas.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "data_inspection_failed");
+    mock.shutdown().await;
+}
+
+// === admin ===
+
+#[tokio::test]
+async fn admin_switches_the_scenario_at_run_time() {
+    let mock = start(Style::Kimi, Scenario::Ok).await;
+    let state: Value = mock
+        .client
+        .get(mock.url("/_mock/scenario"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["scenario"], "ok");
+    assert_eq!(state["style"], "kimi");
+    assert_eq!(state["delay_ms"], 2000);
+
+    let response = mock
+        .switch(json!({"scenario": "overloaded", "delay_ms": 50}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let state: Value = response.json().await.unwrap();
+    assert_eq!(state["scenario"], "overloaded");
+    assert_eq!(state["delay_ms"], 50);
+    let response = mock.chat(chat_body(false)).await.unwrap();
+    assert_eq!(response.status(), 429);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "engine_overloaded_error");
+
+    // The style can be switched too.
+    let state: Value = mock
+        .switch(json!({"scenario": "overloaded", "style": "anthropic"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["style"], "anthropic");
+    assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 529);
+
+    mock.set("ok").await;
+    assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 200);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_scenario_is_a_400_listing_the_valid_names() {
+    let mock = start(Style::Openai, Scenario::Ok).await;
+    for body in [
+        json!({"scenario": "meltdown"}),
+        json!({"scenario": "ok", "style": "mistral"}),
+        json!({"scenaro": "ok"}),
+    ] {
+        let response = mock.switch(body.clone()).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        let valid = error["error"]["valid_scenarios"].as_array().unwrap();
+        assert_eq!(valid.len(), Scenario::ALL.len());
+        assert!(valid.contains(&json!("keepalive_only")));
+        assert!(error["error"]["message"].is_string());
+    }
+    // The scenario in force is unchanged.
+    assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 200);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_log_records_api_requests_with_headers_and_body() {
+    let mock = start(Style::Openai, Scenario::Ok).await;
+    mock.chat(chat_body(false)).await.unwrap();
+    mock.messages(messages_body(false)).await.unwrap();
+    mock.client.get(mock.url("/models")).send().await.unwrap();
+    mock.client
+        .post(mock.url("/v1/chat/completions"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    mock.set("auth_failed").await;
+
+    let requests = mock.requests().await;
+    assert_eq!(requests.len(), 4, "admin requests are not recorded");
+    assert_eq!(requests[0]["method"], "POST");
+    assert_eq!(requests[0]["path"], "/v1/chat/completions");
+    assert_eq!(
+        requests[0]["headers"]["authorization"],
+        "Bearer sk-test-key"
+    );
+    assert_eq!(requests[0]["body"], chat_body(false));
+    assert!(requests[0]["body"].get("temperature").is_none());
+    assert_eq!(requests[1]["headers"]["x-api-key"], "sk-ant-test");
+    assert_eq!(requests[1]["headers"]["anthropic-version"], "2023-06-01");
+    assert_eq!(requests[2]["method"], "GET");
+    assert_eq!(requests[2]["body"], Value::Null);
+    assert_eq!(requests[3]["body"], "not json");
+
+    let response = mock
+        .client
+        .delete(mock.url("/_mock/requests"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(mock.requests().await.is_empty());
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn non_json_body_is_the_styles_bad_request() {
+    let mock = start(Style::Zhipu, Scenario::Ok).await;
+    let response = mock
+        .client
+        .post(mock.url("/chat/completions"))
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "1210");
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_path_is_a_404_and_is_recorded() {
+    let mock = start(Style::Openai, Scenario::Ok).await;
+    let response = mock
+        .client
+        .post(mock.url("/v1/completions"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_url");
+    assert_eq!(mock.requests().await[0]["path"], "/v1/completions");
+    mock.shutdown().await;
+}
+
+// === shutdown ===
+
+#[tokio::test]
+async fn shutdown_returns_with_a_hung_connection_open() {
+    let mock = start(Style::Openai, Scenario::Hang).await;
+    let mut socket = TcpStream::connect(mock.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let body = chat_body(false).to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: mock\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        tokio::time::timeout(QUIET, socket.read(&mut buf))
+            .await
+            .is_err(),
+        "hang sends nothing"
+    );
+    // An in-flight stream that never ends must not hold shutdown either.
+    mock.set("keepalive_only").await;
+    let mut stream = mock.chat(chat_body(true)).await.unwrap();
+    assert!(stream.chunk().await.unwrap().is_some());
+
+    let started = Instant::now();
+    mock.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The hung connection was closed by the shutdown.
+    let read = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut buf))
+        .await
+        .expect("closed after shutdown");
+    assert!(matches!(read, Ok(0) | Err(_)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_waits_on_tokio_time() {
+    // On paused time the 2 s default delay passes instantly once the runtime is idle: the mock
+    // sleeps with tokio::time, never with the thread.
+    let mock = start(Style::Openai, Scenario::Slow).await;
+    let started = tokio::time::Instant::now();
+    let response = mock.chat(chat_body(false)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(started.elapsed() >= super::DEFAULT_DELAY);
+    mock.shutdown().await;
+}
