@@ -10,9 +10,9 @@ fn main() -> ExitCode {
     match isdown::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            let error = anyhow::Error::from(error);
-            eprintln!("isdown: {error:#}");
-            ExitCode::from(isdown::check::report::EXIT_USAGE)
+            let code = error.exit_code();
+            eprintln!("isdown: {:#}", anyhow::Error::from(error));
+            ExitCode::from(code)
         }
     }
 }

@@ -6,6 +6,7 @@
 mod check;
 mod init;
 mod mock_provider;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use thiserror::Error;
@@ -30,6 +31,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Run a scripted OpenAI/Anthropic-compatible mock provider (for tests and demos).
     MockProvider(mock_provider::MockArgs),
+    /// Monitor every provider, keep history, serve the JSON API and /metrics.
+    Serve(serve::ServeArgs),
     /// Write a commented isdown.toml.
     Init(init::InitArgs),
 }
@@ -41,6 +44,8 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Check(#[from] CheckError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Usage(String),
     #[error("{context}: {source}")]
@@ -48,6 +53,16 @@ pub enum CliError {
         context: String,
         source: std::io::Error,
     },
+}
+
+impl CliError {
+    /// 2 for usage and config errors (the user can fix the command), 1 for failures at run time.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Config(_) | CliError::Check(_) | CliError::Usage(_) => 2,
+            CliError::Store(_) | CliError::Io { .. } => 1,
+        }
+    }
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -62,6 +77,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Check(args) => runtime.block_on(check::run(args)),
         Command::MockProvider(args) => runtime.block_on(mock_provider::run(args)),
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Init(args) => init::run(args),
     }
 }

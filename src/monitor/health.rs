@@ -102,6 +102,12 @@ impl Health {
         }
     }
 
+    /// Replaces the monitor rows with those of `fresh` (after a reload); live stats stay.
+    pub fn reset(&self, fresh: Health) {
+        let monitors = fresh.snapshot().monitors;
+        self.update(|view| view.monitors = monitors);
+    }
+
     /// A copy of the whole view.
     pub fn snapshot(&self) -> HealthSnapshot {
         self.inner

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -42,6 +42,25 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 /// The snapshot key of the network incident's state.
 const NETWORK_KEY: &str = "*";
 
+/// What the monitor announces (alerts and live pages subscribe). Sent after the store has the
+/// change, so a subscriber can always read it back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MonitorEvent {
+    IncidentOpened {
+        id: i64,
+        monitor: String,
+        kind: IncidentKind,
+        reopened: bool,
+        at: Millis,
+    },
+    IncidentClosed {
+        id: i64,
+        monitor: String,
+        kind: IncidentKind,
+        at: Millis,
+    },
+}
+
 /// Everything the monitor needs.
 pub struct MonitorService {
     pub specs: Arc<Vec<MonitorSpec>>,
@@ -52,6 +71,7 @@ pub struct MonitorService {
     pub health: Health,
     pub metrics: Metrics,
     pub clock: Clock,
+    pub events: broadcast::Sender<MonitorEvent>,
 }
 
 /// The health view's initial rows for `specs`.
@@ -107,7 +127,7 @@ impl MonitorService {
     /// Runs until `shutdown` turns true; then flushes everything and returns.
     pub async fn run(
         self,
-        mut passive: mpsc::Receiver<LiveVerdict>,
+        passive: &mut mpsc::Receiver<LiveVerdict>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
         let records: Vec<MonitorRecord> = self
@@ -278,6 +298,12 @@ impl Core {
         if answered && let Some(id) = self.network_incident.take() {
             self.svc.store.close_incident(id, at).await?;
             self.publish_network();
+            let _ = self.svc.events.send(MonitorEvent::IncidentClosed {
+                id,
+                monitor: NETWORK_KEY.into(),
+                kind: IncidentKind::Network,
+                at,
+            });
         }
         // A monitor's own newer result settles its older pending one first.
         if self.pending[index].is_some() {
@@ -372,6 +398,13 @@ impl Core {
                 .await?;
             self.network_incident = Some(id);
             tracing::warn!("isdown's own network looks down: no provider is reachable");
+            let _ = self.svc.events.send(MonitorEvent::IncidentOpened {
+                id,
+                monitor: NETWORK_KEY.into(),
+                kind: IncidentKind::Network,
+                reopened: false,
+                at: obs.at,
+            });
             self.publish_network();
         }
         self.apply(index, obs).await
@@ -443,6 +476,13 @@ impl Core {
                     };
                     self.machines[index].set_incident_id(id);
                     tracing::warn!(monitor = %spec.id, kind = kind.as_str(), verdict = %verdict, "incident opened");
+                    let _ = self.svc.events.send(MonitorEvent::IncidentOpened {
+                        id,
+                        monitor: spec.id.clone(),
+                        kind: *kind,
+                        reopened: reopen.is_some(),
+                        at: *started_at,
+                    });
                 }
                 Effect::Note {
                     incident,
@@ -456,10 +496,18 @@ impl Core {
                     }
                 }
                 Effect::Close {
-                    incident, ended_at, ..
+                    incident,
+                    ended_at,
+                    kind,
                 } => {
                     if let Some(id) = incident {
                         store.close_incident(*id, *ended_at).await?;
+                        let _ = self.svc.events.send(MonitorEvent::IncidentClosed {
+                            id: *id,
+                            monitor: spec.id.clone(),
+                            kind: *kind,
+                            at: *ended_at,
+                        });
                     }
                     tracing::warn!(monitor = %spec.id, "incident closed");
                 }

@@ -1,0 +1,371 @@
+//! The monitor core on paused tokio time: scheduling, outages, recovery, flapping, setup
+//! problems, isdown's own network going down, hung probes and restarts — with a real SQLite
+//! store in a temp dir. Probes are scripted in-process (paused time cannot mix with sockets);
+//! everything else is the production code.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use isdown::config::Config;
+use isdown::metrics::Metrics;
+use isdown::monitor::MonitorSpec;
+use isdown::monitor::clock::Clock;
+use isdown::monitor::health::{Health, PassiveReporter};
+use isdown::monitor::schedule::ProbeRunner;
+use isdown::monitor::service::{MonitorEvent, MonitorService, initial_health};
+use isdown::probe::{ProbeResult, Timings};
+use isdown::store::sqlite::SqliteStore;
+use isdown::store::{IncidentFilter, IncidentKind, IncidentState, Store};
+use isdown::verdict::{Diagnosis, Verdict};
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+/// What a scripted provider answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Answer {
+    Ok,
+    Fail(Verdict, Option<u16>),
+    /// Answer nothing until the probe's deadline.
+    Hang,
+    /// Alternate ok / 503 from one probe to the next.
+    Flap,
+}
+
+#[derive(Default)]
+struct Script {
+    answers: HashMap<String, Answer>,
+    probes: HashMap<String, Vec<Instant>>,
+}
+
+#[derive(Clone, Default)]
+struct Scripted(Arc<Mutex<Script>>);
+
+impl Scripted {
+    fn set(&self, provider: &str, answer: Answer) {
+        self.0.lock().unwrap().answers.insert(provider.into(), answer);
+    }
+
+    fn probe_times(&self, monitor: &str) -> Vec<Instant> {
+        self.0.lock().unwrap().probes.get(monitor).cloned().unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl ProbeRunner for Scripted {
+    async fn probe(&self, spec: &MonitorSpec) -> ProbeResult {
+        let (answer, count) = {
+            let mut s = self.0.lock().unwrap();
+            let list = s.probes.entry(spec.id.clone()).or_default();
+            list.push(Instant::now());
+            let count = list.len();
+            (s.answers.get(&spec.provider.id).copied().unwrap_or(Answer::Ok), count)
+        };
+        let answer = match answer {
+            Answer::Flap if count % 2 == 0 => Answer::Fail(Verdict::Unavailable, Some(503)),
+            Answer::Flap => Answer::Ok,
+            other => other,
+        };
+        let (verdict, status) = match answer {
+            Answer::Ok | Answer::Flap => (Verdict::Up, Some(200)),
+            Answer::Fail(v, s) => (v, s),
+            Answer::Hang => {
+                tokio::time::sleep(spec.timeout).await;
+                (Verdict::Timeout, None)
+            }
+        };
+        let mut diagnosis = Diagnosis::new(verdict, format!("scripted {verdict}"), "scripted");
+        diagnosis.status = status;
+        ProbeResult {
+            provider: spec.provider.id.clone(),
+            url: spec.provider.base_url.to_string(),
+            model: spec.model().map(str::to_owned),
+            kind: spec.probe,
+            diagnosis,
+            latency: status.map(|_| Duration::from_millis(120)),
+            ttft: None,
+            timings: Timings::default(),
+        }
+    }
+}
+
+struct Harness {
+    store: Arc<dyn Store>,
+    script: Scripted,
+    events: broadcast::Receiver<MonitorEvent>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    clock: Clock,
+    health: Health,
+}
+
+fn config(providers: &[&str]) -> Config {
+    let mut text = String::from("[monitor]\nconfirm_after = \"5s\"\n");
+    for p in providers {
+        text.push_str(&format!(
+            "[providers.{p}]\nbase_url = \"http://127.0.0.1:9/v1\"\nprobe_model = \"m\"\n\
+             [[monitors]]\nprovider = \"{p}\"\nprobes = [\"reachability\"]\ninterval = \"30s\"\n\
+             timeout = \"10s\"\n"
+        ));
+    }
+    Config::from_toml(&text, "test.toml", &|_| None).unwrap()
+}
+
+async fn start(dir: &std::path::Path, providers: &[&str], script: Scripted) -> Harness {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("isdown.db")).await.unwrap());
+    let config = config(providers);
+    let (events_tx, events) = broadcast::channel(1_024);
+    let (stop, stopped) = watch::channel(false);
+    let clock = Clock::starting_at(T0);
+    let health = initial_health(&config.monitors);
+    let service = MonitorService {
+        specs: Arc::new(config.monitors.clone()),
+        settings: config.monitor,
+        retention: config.retention,
+        store: store.clone(),
+        runner: Arc::new(script.clone()),
+        health: health.clone(),
+        metrics: Metrics::new(),
+        clock,
+        events: events_tx,
+    };
+    let task = tokio::spawn(async move {
+        let (_reporter, mut passive) = PassiveReporter::channel(16);
+        service.run(&mut passive, stopped).await.unwrap();
+    });
+    Harness {
+        store,
+        script,
+        events,
+        stop,
+        task,
+        clock,
+        health,
+    }
+}
+
+impl Harness {
+    /// Waits (in virtual time) for the next event matching `pred`; panics after `within`.
+    async fn next(&mut self, within: Duration, pred: impl Fn(&MonitorEvent) -> bool) -> MonitorEvent {
+        let deadline = Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Ok(e)) if pred(&e) => return e,
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => panic!("event channel: {e}"),
+                Err(_) => panic!("no matching event within {within:?}"),
+            }
+        }
+    }
+
+    async fn no_event(&mut self, during: Duration, pred: impl Fn(&MonitorEvent) -> bool) {
+        let deadline = Instant::now() + during;
+        while let Ok(Ok(e)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+            assert!(!pred(&e), "unexpected event {e:?}");
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap();
+    }
+
+    async fn incidents(&self) -> Vec<isdown::store::Incident> {
+        self.store
+            .incidents(&IncidentFilter { state: None, monitor: None, limit: 100, offset: 0 })
+            .await
+            .unwrap()
+    }
+}
+
+fn opened(kind: IncidentKind) -> impl Fn(&MonitorEvent) -> bool {
+    move |e| matches!(e, MonitorEvent::IncidentOpened { kind: k, .. } if *k == kind)
+}
+
+fn closed(e: &MonitorEvent) -> bool {
+    matches!(e, MonitorEvent::IncidentClosed { .. })
+}
+
+#[tokio::test(start_paused = true)]
+async fn outage_is_confirmed_within_seconds_and_closes_after_two_successes() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    // A full interval of health first.
+    h.no_event(Duration::from_secs(60), |_| true).await;
+
+    h.script.set("kimi", Answer::Fail(Verdict::Unavailable, Some(503)));
+    let failing_since = h.clock.now();
+    let MonitorEvent::IncidentOpened { monitor, at, reopened, .. } =
+        h.next(Duration::from_secs(60), opened(IncidentKind::Outage)).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(monitor, "kimi-reachability");
+    assert!(!reopened);
+    let opened_at = h.clock.now();
+    // First failing probe within one interval, confirmation 5 s later.
+    assert!(opened_at - failing_since <= 30_000 + 5_000, "{}", opened_at - failing_since);
+    assert!(at >= failing_since && at <= opened_at);
+    assert_eq!(h.health.snapshot().overall(), "down");
+
+    h.script.set("kimi", Answer::Ok);
+    let recovering_since = h.clock.now();
+    h.next(Duration::from_secs(60), closed).await;
+    assert!(h.clock.now() - recovering_since <= 30_000 + 5_000);
+
+    let incidents = h.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].kind, IncidentKind::Outage);
+    assert_eq!(incidents[0].verdict, Verdict::Unavailable);
+    assert!(incidents[0].ended_at.is_some());
+    assert!(incidents[0].first_error.as_deref().unwrap().contains("unavailable"));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limits_are_a_setup_problem_never_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    script.set("kimi", Answer::Fail(Verdict::RateLimited, Some(429)));
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script).await;
+    h.next(Duration::from_secs(60), opened(IncidentKind::SetupProblem)).await;
+    h.no_event(Duration::from_secs(300), opened(IncidentKind::Outage)).await;
+    let incidents = h.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].kind, IncidentKind::SetupProblem);
+    assert_eq!(h.health.snapshot().overall(), "setup_problem");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flapping_provider_gets_one_incident_not_one_per_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    script.set("kimi", Answer::Flap);
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script).await;
+    h.next(Duration::from_secs(600), opened(IncidentKind::Outage)).await;
+    h.no_event(Duration::from_secs(1_800), |e| {
+        closed(e) || matches!(e, MonitorEvent::IncidentOpened { .. })
+    })
+    .await;
+    h.script.set("kimi", Answer::Ok);
+    h.next(Duration::from_secs(120), closed).await;
+    assert_eq!(h.incidents().await.len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn all_providers_failing_at_the_network_level_is_one_network_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek", "glm", "openai"], script.clone()).await;
+    h.no_event(Duration::from_secs(40), |_| true).await;
+    for p in ["kimi", "deepseek", "glm", "openai"] {
+        script.set(p, Answer::Fail(Verdict::Network, None));
+    }
+    let e = h.next(Duration::from_secs(60), |_| true).await;
+    assert!(
+        matches!(e, MonitorEvent::IncidentOpened { kind: IncidentKind::Network, .. }),
+        "{e:?}"
+    );
+    h.no_event(Duration::from_secs(300), |e| matches!(e, MonitorEvent::IncidentOpened { .. }))
+        .await;
+    let incidents = h.incidents().await;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0].kind, IncidentKind::Network);
+    assert_eq!(h.health.snapshot().overall(), "setup_problem");
+
+    for p in ["kimi", "deepseek", "glm", "openai"] {
+        script.set(p, Answer::Ok);
+    }
+    h.next(Duration::from_secs(60), closed).await;
+    assert_eq!(h.incidents().await[0].ended_at.is_some(), true);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_provider_unreachable_while_others_answer_is_that_providers_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek", "glm"], script.clone()).await;
+    script.set("kimi", Answer::Fail(Verdict::Network, None));
+    h.next(Duration::from_secs(120), opened(IncidentKind::Outage)).await;
+    assert!(h.incidents().await.iter().all(|i| i.kind == IncidentKind::Outage));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_probe_never_delays_other_monitors() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    script.set("kimi", Answer::Hang);
+    let h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let times = script.probe_times("deepseek-reachability");
+    assert!(times.len() >= 9, "{}", times.len());
+    for pair in times.windows(2) {
+        // Exactly one interval apart: no drift, no delay from the hung neighbour.
+        assert_eq!(pair[1] - pair[0], Duration::from_secs(30));
+    }
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_mid_incident_continues_the_same_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    script.set("kimi", Answer::Fail(Verdict::ServerError, Some(500)));
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    let MonitorEvent::IncidentOpened { id, .. } =
+        h.next(Duration::from_secs(60), opened(IncidentKind::Outage)).await
+    else {
+        unreachable!()
+    };
+    h.stop().await;
+
+    // Same data directory, new service: still failing, then recovering.
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    h.no_event(Duration::from_secs(120), |e| matches!(e, MonitorEvent::IncidentOpened { .. }))
+        .await;
+    script.set("kimi", Answer::Ok);
+    let MonitorEvent::IncidentClosed { id: closed_id, .. } = h.next(Duration::from_secs(60), closed).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(closed_id, id);
+    let incidents = h.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert!(incidents[0].failed_probes >= 4, "{:?}", incidents[0]);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn monitors_are_spread_over_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let names: Vec<String> = (0..60).map(|i| format!("p{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let start_at = Instant::now();
+    let h = start(dir.path(), &refs, script.clone()).await;
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    let mut per_5s = [0usize; 6];
+    for name in &names {
+        for t in script.probe_times(&format!("{name}-reachability")) {
+            per_5s[((t - start_at).as_secs() / 5) as usize] += 1;
+        }
+    }
+    // 60 monitors over 30 s: no 5-second slice holds more than a third of them.
+    assert!(per_5s.iter().all(|n| *n <= 20), "{per_5s:?}");
+    assert_eq!(per_5s.iter().sum::<usize>(), 60);
+    let open = h
+        .store
+        .incidents(&IncidentFilter { state: Some(IncidentState::Open), monitor: None, limit: 10, offset: 0 })
+        .await
+        .unwrap();
+    assert!(open.is_empty());
+    h.stop().await;
+}
