@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 mod classify;
 mod retry_after;
 mod rules;
+#[cfg(test)]
+mod tests;
 
 pub use classify::{
     BODY_LIMIT, Expect, HttpAnswer, StreamEnd, StreamSummary, TransportFailure, chunk_has_content,
