@@ -10,12 +10,10 @@ use support::*;
 const KEY: &str = "sk-test-Hd93KfLq0PzWm27XcVb8";
 const KEY_TAIL: &str = "Hd93KfLq0PzWm27XcVb8";
 
-/// A loopback address where nothing listens: connections are refused at once.
+/// A loopback address where nothing listens: connections are refused at once. Port 1 (tcpmux)
+/// is never bound here, unlike a freed ephemeral port that a parallel test's mock may take.
 fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}/v1")
+    "http://127.0.0.1:1/v1".into()
 }
 
 #[test]

@@ -46,11 +46,21 @@ struct Scripted(Arc<Mutex<Script>>);
 
 impl Scripted {
     fn set(&self, provider: &str, answer: Answer) {
-        self.0.lock().unwrap().answers.insert(provider.into(), answer);
+        self.0
+            .lock()
+            .unwrap()
+            .answers
+            .insert(provider.into(), answer);
     }
 
     fn probe_times(&self, monitor: &str) -> Vec<Instant> {
-        self.0.lock().unwrap().probes.get(monitor).cloned().unwrap_or_default()
+        self.0
+            .lock()
+            .unwrap()
+            .probes
+            .get(monitor)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -62,7 +72,13 @@ impl ProbeRunner for Scripted {
             let list = s.probes.entry(spec.id.clone()).or_default();
             list.push(Instant::now());
             let count = list.len();
-            (s.answers.get(&spec.provider.id).copied().unwrap_or(Answer::Ok), count)
+            (
+                s.answers
+                    .get(&spec.provider.id)
+                    .copied()
+                    .unwrap_or(Answer::Ok),
+                count,
+            )
         };
         let answer = match answer {
             Answer::Flap if count % 2 == 0 => Answer::Fail(Verdict::Unavailable, Some(503)),
@@ -149,7 +165,11 @@ async fn start(dir: &std::path::Path, providers: &[&str], script: Scripted) -> H
 
 impl Harness {
     /// Waits (in virtual time) for the next event matching `pred`; panics after `within`.
-    async fn next(&mut self, within: Duration, pred: impl Fn(&MonitorEvent) -> bool) -> MonitorEvent {
+    async fn next(
+        &mut self,
+        within: Duration,
+        pred: impl Fn(&MonitorEvent) -> bool,
+    ) -> MonitorEvent {
         let deadline = Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
@@ -175,7 +195,12 @@ impl Harness {
 
     async fn incidents(&self) -> Vec<isdown::store::Incident> {
         self.store
-            .incidents(&IncidentFilter { state: None, monitor: None, limit: 100, offset: 0 })
+            .incidents(&IncidentFilter {
+                state: None,
+                monitor: None,
+                limit: 100,
+                offset: 0,
+            })
             .await
             .unwrap()
     }
@@ -197,10 +222,17 @@ async fn outage_is_confirmed_within_seconds_and_closes_after_two_successes() {
     // A full interval of health first.
     h.no_event(Duration::from_secs(60), |_| true).await;
 
-    h.script.set("kimi", Answer::Fail(Verdict::Unavailable, Some(503)));
+    h.script
+        .set("kimi", Answer::Fail(Verdict::Unavailable, Some(503)));
     let failing_since = h.clock.now();
-    let MonitorEvent::IncidentOpened { monitor, at, reopened, .. } =
-        h.next(Duration::from_secs(60), opened(IncidentKind::Outage)).await
+    let MonitorEvent::IncidentOpened {
+        monitor,
+        at,
+        reopened,
+        ..
+    } = h
+        .next(Duration::from_secs(60), opened(IncidentKind::Outage))
+        .await
     else {
         unreachable!()
     };
@@ -208,7 +240,11 @@ async fn outage_is_confirmed_within_seconds_and_closes_after_two_successes() {
     assert!(!reopened);
     let opened_at = h.clock.now();
     // First failing probe within one interval, confirmation 5 s later.
-    assert!(opened_at - failing_since <= 30_000 + 5_000, "{}", opened_at - failing_since);
+    assert!(
+        opened_at - failing_since <= 30_000 + 5_000,
+        "{}",
+        opened_at - failing_since
+    );
     assert!(at >= failing_since && at <= opened_at);
     assert_eq!(h.health.snapshot().overall(), "down");
 
@@ -222,7 +258,13 @@ async fn outage_is_confirmed_within_seconds_and_closes_after_two_successes() {
     assert_eq!(incidents[0].kind, IncidentKind::Outage);
     assert_eq!(incidents[0].verdict, Verdict::Unavailable);
     assert!(incidents[0].ended_at.is_some());
-    assert!(incidents[0].first_error.as_deref().unwrap().contains("unavailable"));
+    assert!(
+        incidents[0]
+            .first_error
+            .as_deref()
+            .unwrap()
+            .contains("unavailable")
+    );
     h.stop().await;
 }
 
@@ -232,8 +274,10 @@ async fn rate_limits_are_a_setup_problem_never_an_outage() {
     let script = Scripted::default();
     script.set("kimi", Answer::Fail(Verdict::RateLimited, Some(429)));
     let mut h = start(dir.path(), &["kimi", "deepseek"], script).await;
-    h.next(Duration::from_secs(60), opened(IncidentKind::SetupProblem)).await;
-    h.no_event(Duration::from_secs(300), opened(IncidentKind::Outage)).await;
+    h.next(Duration::from_secs(60), opened(IncidentKind::SetupProblem))
+        .await;
+    h.no_event(Duration::from_secs(300), opened(IncidentKind::Outage))
+        .await;
     let incidents = h.incidents().await;
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].kind, IncidentKind::SetupProblem);
@@ -247,7 +291,8 @@ async fn a_flapping_provider_gets_one_incident_not_one_per_minute() {
     let script = Scripted::default();
     script.set("kimi", Answer::Flap);
     let mut h = start(dir.path(), &["kimi", "deepseek"], script).await;
-    h.next(Duration::from_secs(600), opened(IncidentKind::Outage)).await;
+    h.next(Duration::from_secs(600), opened(IncidentKind::Outage))
+        .await;
     h.no_event(Duration::from_secs(1_800), |e| {
         closed(e) || matches!(e, MonitorEvent::IncidentOpened { .. })
     })
@@ -262,18 +307,31 @@ async fn a_flapping_provider_gets_one_incident_not_one_per_minute() {
 async fn all_providers_failing_at_the_network_level_is_one_network_incident() {
     let dir = tempfile::tempdir().unwrap();
     let script = Scripted::default();
-    let mut h = start(dir.path(), &["kimi", "deepseek", "glm", "openai"], script.clone()).await;
+    let mut h = start(
+        dir.path(),
+        &["kimi", "deepseek", "glm", "openai"],
+        script.clone(),
+    )
+    .await;
     h.no_event(Duration::from_secs(40), |_| true).await;
     for p in ["kimi", "deepseek", "glm", "openai"] {
         script.set(p, Answer::Fail(Verdict::Network, None));
     }
     let e = h.next(Duration::from_secs(60), |_| true).await;
     assert!(
-        matches!(e, MonitorEvent::IncidentOpened { kind: IncidentKind::Network, .. }),
+        matches!(
+            e,
+            MonitorEvent::IncidentOpened {
+                kind: IncidentKind::Network,
+                ..
+            }
+        ),
         "{e:?}"
     );
-    h.no_event(Duration::from_secs(300), |e| matches!(e, MonitorEvent::IncidentOpened { .. }))
-        .await;
+    h.no_event(Duration::from_secs(300), |e| {
+        matches!(e, MonitorEvent::IncidentOpened { .. })
+    })
+    .await;
     let incidents = h.incidents().await;
     assert_eq!(incidents.len(), 1, "{incidents:?}");
     assert_eq!(incidents[0].kind, IncidentKind::Network);
@@ -293,8 +351,14 @@ async fn one_provider_unreachable_while_others_answer_is_that_providers_outage()
     let script = Scripted::default();
     let mut h = start(dir.path(), &["kimi", "deepseek", "glm"], script.clone()).await;
     script.set("kimi", Answer::Fail(Verdict::Network, None));
-    h.next(Duration::from_secs(120), opened(IncidentKind::Outage)).await;
-    assert!(h.incidents().await.iter().all(|i| i.kind == IncidentKind::Outage));
+    h.next(Duration::from_secs(120), opened(IncidentKind::Outage))
+        .await;
+    assert!(
+        h.incidents()
+            .await
+            .iter()
+            .all(|i| i.kind == IncidentKind::Outage)
+    );
     h.stop().await;
 }
 
@@ -320,8 +384,9 @@ async fn a_restart_mid_incident_continues_the_same_incident() {
     let script = Scripted::default();
     script.set("kimi", Answer::Fail(Verdict::ServerError, Some(500)));
     let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
-    let MonitorEvent::IncidentOpened { id, .. } =
-        h.next(Duration::from_secs(60), opened(IncidentKind::Outage)).await
+    let MonitorEvent::IncidentOpened { id, .. } = h
+        .next(Duration::from_secs(60), opened(IncidentKind::Outage))
+        .await
     else {
         unreachable!()
     };
@@ -329,10 +394,13 @@ async fn a_restart_mid_incident_continues_the_same_incident() {
 
     // Same data directory, new service: still failing, then recovering.
     let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
-    h.no_event(Duration::from_secs(120), |e| matches!(e, MonitorEvent::IncidentOpened { .. }))
-        .await;
+    h.no_event(Duration::from_secs(120), |e| {
+        matches!(e, MonitorEvent::IncidentOpened { .. })
+    })
+    .await;
     script.set("kimi", Answer::Ok);
-    let MonitorEvent::IncidentClosed { id: closed_id, .. } = h.next(Duration::from_secs(60), closed).await
+    let MonitorEvent::IncidentClosed { id: closed_id, .. } =
+        h.next(Duration::from_secs(60), closed).await
     else {
         unreachable!()
     };
@@ -363,7 +431,12 @@ async fn monitors_are_spread_over_the_interval() {
     assert_eq!(per_5s.iter().sum::<usize>(), 60);
     let open = h
         .store
-        .incidents(&IncidentFilter { state: Some(IncidentState::Open), monitor: None, limit: 10, offset: 0 })
+        .incidents(&IncidentFilter {
+            state: Some(IncidentState::Open),
+            monitor: None,
+            limit: 10,
+            offset: 0,
+        })
         .await
         .unwrap();
     assert!(open.is_empty());

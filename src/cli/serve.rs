@@ -46,7 +46,10 @@ enum Next {
 
 pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
     let mut config = Config::load(args.config.as_deref())?;
-    let data = args.data.clone().unwrap_or_else(|| config.serve.data.clone());
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| config.serve.data.clone());
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.join(DB_FILE)).await?);
     let listen = args.listen.unwrap_or(config.serve.listen);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -107,10 +110,12 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
                     result?;
                     break Next::Quit;
                 }
-                _ = signals.terminate() => break Next::Quit,
-                _ = signals.hangup() => match reload(&args) {
-                    Ok(new) => break Next::Restart(Box::new(new)),
-                    Err(e) => tracing::error!("reload failed, keeping the running config: {e}"),
+                signal = signals.next() => match signal {
+                    Signal::Terminate => break Next::Quit,
+                    Signal::Hangup => match reload(&args) {
+                        Ok(new) => break Next::Restart(Box::new(new)),
+                        Err(e) => tracing::error!("reload failed, keeping the running config: {e}"),
+                    },
                 },
                 Some(reply) = reload_rx.recv() => match reload(&args) {
                     Ok(new) => {
@@ -174,14 +179,16 @@ impl Signals {
         })
     }
 
-    async fn terminate(&mut self) {
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = self.term.recv() => Signal::Terminate,
+            _ = tokio::signal::ctrl_c() => Signal::Terminate,
+            _ = self.hup.recv() => Signal::Hangup,
         }
     }
+}
 
-    async fn hangup(&mut self) {
-        self.hup.recv().await;
-    }
+enum Signal {
+    Terminate,
+    Hangup,
 }

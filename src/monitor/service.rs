@@ -108,6 +108,8 @@ struct Core {
     svc: MonitorService,
     machines: Vec<Machine>,
     pending: Vec<Option<Pending>>,
+    /// How many entries of `pending` are `Some` (most of the time none: skip the scans).
+    pending_count: usize,
     nudges: Vec<Nudges>,
     network_incident: Option<i64>,
     providers: usize,
@@ -174,6 +176,7 @@ impl MonitorService {
             svc: self,
             machines,
             pending: (0..count).map(|_| None).collect(),
+            pending_count: 0,
             nudges,
             network_incident,
             providers,
@@ -331,6 +334,7 @@ impl Core {
                     failing: HashSet::new(),
                     since: Instant::now(),
                 });
+                self.pending_count += 1;
                 self.nudge_witnesses(&provider);
             }
         } else {
@@ -350,6 +354,9 @@ impl Core {
         result: &ProbeResult,
         at: Millis,
     ) -> Result<(), StoreError> {
+        if self.pending_count == 0 {
+            return Ok(());
+        }
         let needed = (self.providers - 1).min(2);
         for index in 0..self.pending.len() {
             let Some(pending) = self.pending[index].as_mut() else {
@@ -375,6 +382,7 @@ impl Core {
         let Some(pending) = self.pending[index].take() else {
             return Ok(());
         };
+        self.pending_count -= 1;
         let blame = blame.unwrap_or(if pending.failing.is_empty() {
             Blame::Provider
         } else {
@@ -412,6 +420,9 @@ impl Core {
 
     /// Pending results that found no evidence within two intervals are the provider's.
     async fn resolve_stale(&mut self) -> Result<(), StoreError> {
+        if self.pending_count == 0 {
+            return Ok(());
+        }
         for index in 0..self.pending.len() {
             let stale = self.pending[index]
                 .as_ref()
@@ -526,7 +537,10 @@ impl Core {
             self.snapshots.retain(|(id, _)| *id != snapshot.0);
             self.snapshots.push(snapshot);
         }
-        self.publish(index);
+        self.publish(index, false);
+        if changed_incident {
+            self.publish_incident_counts();
+        }
         Ok(())
     }
 
@@ -601,17 +615,24 @@ impl Core {
         }
     }
 
-    /// Copies a machine's state into the health view and the state gauge.
-    fn publish(&self, index: usize) {
+    /// Copies a machine's state into the health view, and into the state gauge when it changed
+    /// (or when `force`d at start): most results change nothing, and the gauge's labels cost
+    /// allocations.
+    fn publish(&self, index: usize, force: bool) {
         let spec = &self.svc.specs[index];
         let machine = &self.machines[index];
         let state = machine.state();
-        self.svc.health.update(|view| {
+        let changed = self.svc.health.update(|view| {
             let row = &mut view.monitors[index];
+            let changed = row.state != state;
             row.state = state;
             row.since = machine.since();
             row.open_incident = machine.open_incident();
+            changed
         });
+        if !(changed || force) {
+            return;
+        }
         for candidate in [
             super::machine::MonitorState::Unknown,
             super::machine::MonitorState::Up,
@@ -631,14 +652,14 @@ impl Core {
                 })
                 .set(i64::from(candidate == state));
         }
-        self.publish_incident_counts();
     }
 
     fn publish_all(&self) {
         for index in 0..self.machines.len() {
-            self.publish(index);
+            self.publish(index, true);
         }
         self.publish_network();
+        self.publish_incident_counts();
     }
 
     fn publish_network(&self) {

@@ -104,12 +104,6 @@ const SUCCESS_CODES: [&str; 4] = ["0", "200", "success", "ok"];
 /// Anthropic stream deltas that are generated output.
 const CONTENT_DELTAS: [&str; 3] = ["text_delta", "input_json_delta", "thinking_delta"];
 
-/// Markers after which a secret follows (matched case-insensitively). Redaction keeps the
-/// marker, so "sk-***" still tells the reader which kind of key it was, and masks the token.
-const SECRET_MARKERS: [&str; 6] = ["sk-", "sk_", "bearer ", "key=", "token=", "x-api-key: "];
-
-/// Shortest token treated as a secret: masks real keys, keeps "sk-..." placeholders readable.
-const MIN_SECRET_LEN: usize = 8;
 
 // === public entry points ===
 
@@ -817,6 +811,20 @@ fn evaluate_stream(summary: &StreamSummary<'_>, expect: Expect) -> Diagnosis {
             finding.detail = Some(state.chunks.to_string());
             finding
         }
+        // A connection dropped after the 200 is a stream cut before its end marker: the
+        // provider broke the answer (DESIGN: `malformed`), whatever the socket error says.
+        StreamEnd::Transport(TransportFailure::Reset(_) | TransportFailure::Other(_))
+            if !state.done =>
+        {
+            let mut finding = Finding::case(Case::StreamCut);
+            let marker = if state.anthropic {
+                "`event: message_stop`"
+            } else {
+                "`data: [DONE]`"
+            };
+            finding.detail = Some(marker.to_owned());
+            finding
+        }
         StreamEnd::Transport(transport) => {
             let mut diagnosis = classify_transport(transport);
             diagnosis.explanation = format!(
@@ -1053,7 +1061,7 @@ fn sanitize(text: &str) -> String {
             last_space = false;
         }
     }
-    let redacted = redact_secrets(&flat);
+    let redacted = crate::secret::redact(&flat);
     let mut chars = redacted.chars();
     let mut out: String = chars.by_ref().take(MESSAGE_CHARS).collect();
     if chars.next().is_some() || trimmed.chars().nth(8 * MESSAGE_CHARS).is_some() {
@@ -1071,45 +1079,3 @@ fn looks_like_html(text: &str) -> bool {
             .is_some_and(|c| c.is_ascii_alphabetic() || "!?/".contains(c))
 }
 
-/// Masks what follows a secret marker (`sk-…`, `Bearer …`, `key=…`) when it is long enough to
-/// be a real secret.
-fn redact_secrets(text: &str) -> String {
-    // ASCII lower-casing keeps every byte offset, so positions found in it index `text`.
-    let haystack = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    let mut at = 0;
-    while at < text.len() {
-        let found = SECRET_MARKERS
-            .iter()
-            .filter_map(|marker| haystack[at..].find(marker).map(|i| (at + i, marker.len())))
-            .min();
-        let Some((start, marker_len)) = found else {
-            break;
-        };
-        let token_start = start + marker_len;
-        let token_len = text[token_start..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_*~+/".contains(c)))
-            .unwrap_or(text.len() - token_start);
-        let boundary = !text[..start]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-        if boundary && token_len >= MIN_SECRET_LEN {
-            out.push_str(&text[copied..token_start]);
-            out.push_str("***");
-            copied = token_start + token_len;
-        }
-        at = token_start + token_len.max(1);
-        at = next_char_boundary(text, at);
-    }
-    out.push_str(&text[copied.min(text.len())..]);
-    out
-}
-
-fn next_char_boundary(text: &str, mut at: usize) -> usize {
-    while at < text.len() && !text.is_char_boundary(at) {
-        at += 1;
-    }
-    at.min(text.len())
-}

@@ -2420,16 +2420,28 @@ fn idle_timeout_says_how_many_chunks_arrived() {
 }
 
 #[test]
-fn transport_failure_mid_stream_is_network_and_says_mid_stream() {
+fn connection_dropped_mid_stream_is_a_cut_stream_and_malformed() {
     let d = stream(
         200,
         "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n",
         StreamEnd::Transport(TransportFailure::Reset("connection reset by peer".into())),
         Expect::Chat,
     );
-    assert_eq!(d.verdict, V::Network);
-    assert!(d.explanation.contains("mid-stream"), "{}", d.explanation);
+    assert_eq!(d.verdict, V::Malformed);
+    assert!(d.explanation.contains("[DONE]"), "{}", d.explanation);
     assert_eq!(d.status, Some(200));
+}
+
+#[test]
+fn timeout_mid_stream_stays_a_timeout() {
+    let d = stream(
+        200,
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n",
+        StreamEnd::Transport(TransportFailure::Timeout { phase: "stream" }),
+        Expect::Chat,
+    );
+    assert_eq!(d.verdict, V::Timeout);
+    assert!(d.explanation.contains("mid-stream"), "{}", d.explanation);
 }
 
 #[test]
