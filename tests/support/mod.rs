@@ -61,8 +61,7 @@ impl Mock {
     }
 
     pub fn requests(&self) -> serde_json::Value {
-        serde_json::from_str(&curl(&[&format!("{}/_mock/requests", self.url)]))
-            .expect("requests JSON")
+        serde_json::from_str(&get(&format!("{}/_mock/requests", self.url)).1).expect("requests JSON")
     }
 }
 
@@ -73,34 +72,52 @@ impl Drop for Mock {
     }
 }
 
-/// Minimal HTTP client for the admin endpoints, over a raw loopback socket (no extra deps).
-fn curl(args: &[&str]) -> String {
-    let (method, body, url) = match args {
-        ["-X", method, "-d", body, url] => (*method, *body, *url),
-        [url] => ("GET", "", *url),
-        _ => panic!("unsupported curl args"),
-    };
+/// GET `url`, returning (status, body).
+pub fn get(url: &str) -> (u16, String) {
+    request("GET", url, "", &[])
+}
+
+/// A minimal HTTP/1.1 client over a raw loopback socket (no extra test dependencies).
+pub fn request(method: &str, url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').expect("path");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(host).expect("connect to mock");
-    write!(
-        stream,
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    let mut head = format!(
         "{method} /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Content-Length: {}\r\nConnection: close\r\n",
         body.len()
-    )
-    .expect("write");
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    write!(stream, "{head}\r\n{body}").expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     let (head, body) = response.split_once("\r\n\r\n").expect("http response");
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         dechunk(body)
     } else {
         body.to_owned()
+    };
+    (status, body)
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `within`. Used only to
+/// observe another process, which offers no event to wait on.
+pub fn eventually<T>(within: std::time::Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

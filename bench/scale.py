@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Scale benchmark of `isdown serve`: N monitors at a 30 s interval against local mock providers.
+
+Measures, for the serve process only: CPU use (utime+stime over wall time), peak memory
+(VmHWM), database growth per monitor per day (file growth over the measured window, scaled to a
+day), and scheduling lateness (p50/p99 from isdown's own `isdown_schedule_lateness_seconds`
+histogram). Everything runs on 127.0.0.1; the run is bounded by --duration.
+
+Usage: python3 bench/scale.py [--monitors 10000] [--duration 300] [--warmup 60] [--mocks 4]
+(builds target/release/isdown first; see BENCHMARKS.md for results).
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "isdown")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def start(args, **kw):
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, **kw)
+    banner = proc.stdout.readline()
+    url = next(w for w in banner.split() if w.startswith("http://"))
+    return proc, url
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def status_kb(pid, key):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def db_bytes(data):
+    return sum(
+        os.path.getsize(os.path.join(data, f))
+        for f in os.listdir(data)
+        if f.startswith("isdown.db")
+    )
+
+
+def histogram(metrics, name):
+    """(upper bound, cumulative count) pairs of a Prometheus histogram."""
+    rows = []
+    for m in re.finditer(name + r'_bucket\{le="([^"]+)"\} (\d+)', metrics):
+        le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+        rows.append((le, int(m.group(2))))
+    return sorted(rows)
+
+
+def quantile(rows, q):
+    total = rows[-1][1] if rows else 0
+    if not total:
+        return None
+    prev_le, prev_n = 0.0, 0
+    for le, n in rows:
+        if n >= q * total:
+            if le == float("inf"):
+                return prev_le
+            # linear inside the bucket
+            return prev_le + (le - prev_le) * ((q * total - prev_n) / max(n - prev_n, 1))
+        prev_le, prev_n = le, n
+    return prev_le
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--monitors", type=int, default=10_000)
+    ap.add_argument("--duration", type=int, default=300, help="measured seconds after warmup")
+    ap.add_argument("--warmup", type=int, default=60)
+    ap.add_argument("--mocks", type=int, default=4)
+    ap.add_argument("--probe", default="chat")
+    ap.add_argument("--no-build", action="store_true")
+    a = ap.parse_args()
+
+    if not a.no_build:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="isdown-bench-")
+    data = os.path.join(work, "data")
+    mocks = [
+        start([BIN, "mock-provider", "--listen", "127.0.0.1:0", "--style", "kimi"])
+        for _ in range(a.mocks)
+    ]
+    cfg = os.path.join(work, "isdown.toml")
+    with open(cfg, "w") as f:
+        f.write('[monitor]\ninterval = "30s"\ntimeout = "10s"\n')
+        for i in range(a.monitors):
+            url = mocks[i % len(mocks)][1]
+            f.write(
+                f'[providers.p{i}]\nbase_url = "{url}/v1"\napi_key_env = "BENCH_KEY"\n'
+                f'probe_model = "kimi-k2.6"\n'
+                f'[[monitors]]\nprovider = "p{i}"\nprobes = ["{a.probe}"]\n'
+            )
+    env = dict(os.environ, BENCH_KEY="sk-bench-not-a-real-key-000000")
+    serve, url = start(
+        [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data", data], env=env
+    )
+    try:
+        time.sleep(a.warmup)
+        cpu0, t0, db0 = cpu_seconds(serve.pid), time.monotonic(), db_bytes(data)
+        time.sleep(a.duration)
+        cpu1, t1, db1 = cpu_seconds(serve.pid), time.monotonic(), db_bytes(data)
+        peak_kb = status_kb(serve.pid, "VmHWM")
+        rss_kb = status_kb(serve.pid, "VmRSS")
+        metrics = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+        for proc, _ in mocks:
+            proc.kill()
+    lateness = histogram(metrics, "isdown_schedule_lateness_seconds")
+    probes = sum(int(n) for n in re.findall(r"^isdown_probes_total\{[^}]*\} (\d+)", metrics, re.M))
+    wall = t1 - t0
+    growth = db1 - db0
+    print(f"monitors                 {a.monitors} ({a.probe}, 30 s interval, {a.mocks} mock providers)")
+    print(f"measured                 {wall:.0f} s after {a.warmup} s warm-up; {probes} probes in total")
+    print(f"cpu                      {100 * (cpu1 - cpu0) / wall:.1f} % of one core")
+    print(f"peak memory (VmHWM)      {peak_kb / 1024:.1f} MiB (RSS at end {rss_kb / 1024:.1f} MiB)")
+    print(f"database                 {db1 / 1e6:.1f} MB at end; grew {growth / 1e6:.2f} MB in {wall:.0f} s")
+    print(f"db growth per monitor    {growth / a.monitors * 86400 / wall / 1024:.1f} KiB/day")
+    p50, p99 = quantile(lateness, 0.5), quantile(lateness, 0.99)
+    print(f"scheduling lateness      p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms (histogram interpolation)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

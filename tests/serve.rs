@@ -1,0 +1,214 @@
+//! `isdown serve` end to end: the real binary monitors `isdown mock-provider`, opens an incident
+//! when the mock starts failing, keeps it across a crash (kill -9) and restart, closes it on
+//! recovery, and exposes it all through the JSON API and /metrics.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+const KEY: &str = "sk-test-Qw8ErTy2UiOp4AsDf6Gh";
+
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(config: &std::path::Path, data: &std::path::Path, env: &[(&str, &str)]) -> Serve {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .arg("--data")
+            .arg(data)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("banner");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in banner: {line}"))
+            .to_owned();
+        Serve { child, url }
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (status, body) = get(&format!("{}{path}", self.url));
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+
+    fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn monitor_state(serve: &Serve, id: &str) -> Option<String> {
+    let status = serve.json("/api/v1/status");
+    status["monitors"]
+        .as_array()?
+        .iter()
+        .find(|m| m["id"] == id)
+        .and_then(|m| m["state"].as_str().map(str::to_owned))
+}
+
+fn open_incidents(serve: &Serve) -> Vec<Value> {
+    serve.json("/api/v1/incidents?state=open")["incidents"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Interval of the test monitors. Done-when: the incident opens within threshold (2) ×
+/// interval, plus one interval.
+const INTERVAL: Duration = Duration::from_secs(2);
+
+fn setup(kimi: &Mock, deepseek: &Mock, extra: &str) -> ConfigFile {
+    config(&format!(
+        "{}{}[monitor]\nconfirm_after = \"300ms\"\ninterval = \"2s\"\ntimeout = \"1500ms\"\n\
+         [[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
+         [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"reachability\"]\n{extra}",
+        provider_toml("kimi", &kimi.v1(), "openai", "KIMI_KEY"),
+        provider_toml("deepseek", &deepseek.v1(), "openai", "DS_KEY"),
+    ))
+}
+
+#[test]
+fn outage_opens_an_incident_survives_a_crash_and_closes_on_recovery() {
+    let kimi = Mock::start("kimi", "ok");
+    let deepseek = Mock::start("deepseek", "ok");
+    let cfg = setup(&kimi, &deepseek, "");
+    let data = tempfile::tempdir().unwrap();
+    let env = [("KIMI_KEY", KEY), ("DS_KEY", KEY)];
+    let serve = Serve::start(&cfg.path, data.path(), &env);
+
+    eventually(Duration::from_secs(10), "kimi up", || {
+        (monitor_state(&serve, "kimi-chat")? == "up").then_some(())
+    });
+    assert_eq!(serve.json("/api/v1/status")["status"], "up");
+
+    kimi.set_scenario("unavailable");
+    let switched = Instant::now();
+    let incident = eventually(Duration::from_secs(15), "incident to open", || {
+        open_incidents(&serve).into_iter().next()
+    });
+    let took = switched.elapsed();
+    assert!(took <= INTERVAL * 3, "incident opened after {took:?}");
+    assert_eq!(incident["monitor"], "kimi-chat");
+    assert_eq!(incident["provider"], "kimi");
+    assert_eq!(incident["kind"], "outage");
+    assert_eq!(incident["verdict"], "unavailable");
+    assert!(incident["ended_at"].is_null());
+    assert!(incident["started_at"].as_str().unwrap().ends_with('Z'));
+    let status = serve.json("/api/v1/status");
+    assert_eq!(status["status"], "down");
+    let kimi_row = status["monitors"].as_array().unwrap().iter().find(|m| m["id"] == "kimi-chat").unwrap().clone();
+    assert_eq!(kimi_row["state"], "down");
+    assert_eq!(kimi_row["verdict"], "unavailable");
+    assert_eq!(kimi_row["model"], "test-model");
+    assert!(kimi_row["uptime"]["24h"].as_f64().unwrap() < 1.0);
+
+    let metrics = get(&format!("{}/metrics", serve.url)).1;
+    assert!(metrics.contains("isdown_probes_total{provider=\"kimi\",model=\"test-model\",probe=\"chat\",verdict=\"unavailable\"}"), "{metrics}");
+    assert!(metrics.contains("isdown_open_incidents{kind=\"outage\"} 1"), "{metrics}");
+    assert!(!metrics.contains("Qw8ErTy2"), "key in metrics");
+
+    // Crash mid-incident, restart on the same data: the same incident continues.
+    serve.crash();
+    let serve = Serve::start(&cfg.path, data.path(), &env);
+    eventually(Duration::from_secs(10), "kimi down after restart", || {
+        (monitor_state(&serve, "kimi-chat")? == "down").then_some(())
+    });
+    let open = open_incidents(&serve);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["id"], incident["id"]);
+
+    kimi.set_scenario("ok");
+    eventually(Duration::from_secs(15), "incident to close", || {
+        open_incidents(&serve).is_empty().then_some(())
+    });
+    let all = serve.json("/api/v1/incidents")["incidents"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 1, "one incident, not two: {all:?}");
+    assert!(all[0]["ended_at"].is_string());
+    assert!(all[0]["duration_s"].as_i64().unwrap() >= 1);
+    let detail = serve.json("/api/v1/monitors/kimi-chat");
+    assert!(detail["recent_results"].as_array().unwrap().len() >= 3);
+    assert_eq!(detail["incidents"].as_array().unwrap().len(), 1);
+
+    let health = serve.json("/healthz");
+    assert_eq!(health["status"], "ok");
+    assert!(serve.terminate().success(), "graceful stop on SIGTERM");
+}
+
+#[test]
+fn a_bad_key_is_a_setup_problem_not_an_outage() {
+    let kimi = Mock::start("kimi", "auth_failed");
+    let deepseek = Mock::start("deepseek", "ok");
+    let cfg = setup(&kimi, &deepseek, "");
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(&cfg.path, data.path(), &[("KIMI_KEY", KEY), ("DS_KEY", KEY)]);
+    let incident = eventually(Duration::from_secs(15), "setup incident", || {
+        open_incidents(&serve).into_iter().next()
+    });
+    assert_eq!(incident["kind"], "setup_problem");
+    assert_eq!(incident["verdict"], "auth_failed");
+    assert_eq!(serve.json("/api/v1/status")["status"], "setup_problem");
+}
+
+#[test]
+fn admin_reload_needs_the_token_and_applies_a_new_config() {
+    let kimi = Mock::start("kimi", "ok");
+    let deepseek = Mock::start("deepseek", "ok");
+    let cfg = setup(&kimi, &deepseek, "[serve]\nadmin_token_env = \"ADMIN\"\n");
+    let data = tempfile::tempdir().unwrap();
+    let env = [("KIMI_KEY", KEY), ("DS_KEY", KEY), ("ADMIN", "let-me-in-0123")];
+    let serve = Serve::start(&cfg.path, data.path(), &env);
+    let reload = format!("{}/api/v1/admin/reload", serve.url);
+
+    let (status, _) = request("POST", &reload, "", &[]);
+    assert_eq!(status, 401);
+    let (status, _) = request("POST", &reload, "", &[("Authorization", "Bearer wrong")]);
+    assert_eq!(status, 401);
+
+    // A broken file is refused and the running config stays.
+    std::fs::write(&cfg.path, "[monitor]\ninterval = \"never\"\n").unwrap();
+    let (status, body) = request("POST", &reload, "", &[("Authorization", "Bearer let-me-in-0123")]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("monitor.interval"), "{body}");
+    assert_eq!(serve.json("/api/v1/status")["monitors"].as_array().unwrap().len(), 2);
+
+    // A good one adds a monitor.
+    let mut text = std::fs::read_to_string(setup(&kimi, &deepseek, "[serve]\nadmin_token_env = \"ADMIN\"\n").path).unwrap();
+    text.push_str("[[monitors]]\nprovider = \"kimi\"\nprobes = [\"stream\"]\n");
+    std::fs::write(&cfg.path, text).unwrap();
+    let (status, body) = request("POST", &reload, "", &[("Authorization", "Bearer let-me-in-0123")]);
+    assert_eq!(status, 200, "{body}");
+    eventually(Duration::from_secs(10), "stream monitor up", || {
+        (monitor_state(&serve, "kimi-stream")? == "up").then_some(())
+    });
+}
