@@ -5,6 +5,7 @@
 //! (probe kinds and timings), `check` (one-shot diagnosis and correlation), `mock` (the scripted
 //! mock provider), `secret` (keeping keys out of output), `cli` (one file per subcommand).
 
+pub mod alert;
 pub mod check;
 pub mod cli;
 pub mod config;

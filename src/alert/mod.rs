@@ -1,0 +1,100 @@
+//! Alerts: channels that deliver an [`AlertMessage`], and (later in this module) the rules and
+//! the persisted outbox that decide what is sent, when, and make sure it arrives exactly once.
+//!
+//! A channel knows one receiver's documented API (Slack, PagerDuty, SMTP, …) and nothing about
+//! incidents or retries: it formats one message, sends it once, and says whether a failure is
+//! worth retrying. Secrets (webhook URLs, tokens, passwords) are resolved from environment
+//! variables when the channel is built and held in secret types.
+
+pub mod channel;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::store::{IncidentKind, Millis};
+use crate::verdict::{Blame, Verdict};
+
+/// Why the alert is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertEvent {
+    /// An incident opened (or reopened).
+    Opened,
+    /// Still open: a periodic reminder.
+    Reminder,
+    /// The incident ended; the message carries its duration.
+    Resolved,
+    /// `isdown alert test CHANNEL`.
+    Test,
+}
+
+/// One monitor inside an alert. Several monitors failing within the grouping window produce one
+/// message listing them all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertItem {
+    pub monitor: String,
+    pub provider: String,
+    /// Display name, e.g. "Kimi".
+    pub provider_name: String,
+    pub model: Option<String>,
+    pub verdict: Verdict,
+    pub blame: Option<Blame>,
+    /// One line, already redacted.
+    pub explanation: String,
+    pub started_at: Millis,
+}
+
+/// Everything a channel needs to render a message. Built by the alert rules; channels only
+/// format it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertMessage {
+    pub event: AlertEvent,
+    pub kind: IncidentKind,
+    /// One line, e.g. "Kimi is DOWN (unavailable) since 14:03 UTC".
+    pub title: String,
+    /// A few sentences: what is down, since when, whose side it is.
+    pub summary: String,
+    /// What to do, e.g. "Fail over to DeepSeek; check status.moonshot.cn".
+    pub advice: String,
+    pub items: Vec<AlertItem>,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    /// Whole seconds, for `Resolved`.
+    pub duration_s: Option<i64>,
+    /// Link to isdown's status page when a public URL is configured.
+    pub url: Option<String>,
+    /// Stable for one incident (group) across open, reminders and resolve: PagerDuty and
+    /// Opsgenie deduplicate on it, which makes a resend after a crash harmless.
+    pub dedup_key: String,
+}
+
+impl AlertMessage {
+    /// `critical` for provider outages and isdown's own network, `warning` for setup problems,
+    /// `info` for resolves and tests: the three levels every receiver understands.
+    pub fn severity(&self) -> Severity {
+        match (self.event, self.kind) {
+            (AlertEvent::Resolved | AlertEvent::Test, _) => Severity::Info,
+            (_, IncidentKind::SetupProblem) => Severity::Warning,
+            _ => Severity::Critical,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Critical,
+    Warning,
+    Info,
+}
+
+/// A failed delivery, as the outbox needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DeliveryError {
+    /// Worth retrying: network error, timeout, 429, 5xx.
+    #[error("temporary failure: {0}")]
+    Retryable(String),
+    /// Retrying cannot help: 4xx other than 408/429, bad config.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
