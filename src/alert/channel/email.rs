@@ -1,0 +1,1 @@
+//! `email` channel (being written).

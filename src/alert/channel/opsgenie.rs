@@ -1,0 +1,1 @@
+//! `opsgenie` channel (being written).

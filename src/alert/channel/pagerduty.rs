@@ -1,0 +1,1 @@
+//! `pagerduty` channel (being written).

@@ -1,0 +1,1 @@
+//! `slack` channel (being written).
