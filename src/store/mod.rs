@@ -7,6 +7,8 @@
 //! stays small for years of 30-second checks. Times are Unix milliseconds (UTC) throughout.
 
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

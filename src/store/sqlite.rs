@@ -1,39 +1,464 @@
-//! SQLite implementation of [`super::Store`] (TEMPORARY STUB until the real one lands).
-use std::path::Path;
+//! SQLite implementation of [`Store`]: one database file in WAL mode, written through a single
+//! connection and read through a small pool of others.
+//!
+//! This module owns the schema (`migrations/`, embedded in the binary and applied on open), the
+//! on-disk encodings (`codes`) and the SQL: results and rollups in `results`, incidents and
+//! state snapshots in `incidents`, opening, pruning and sizing here. It decides nothing about
+//! monitors or incidents beyond what the trait promises (when to open or close an incident is
+//! the monitor's call), and it trusts no row it reads: anything that does not decode is
+//! [`StoreError::Corrupt`], never a panic. Its inputs come from the monitor (results,
+//! incidents, state snapshots), the gateway's passive-health hook (results) and the web layer
+//! (queries).
+
+mod codes;
+mod incidents;
+mod results;
+mod rollup;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
 use async_trait::async_trait;
-use super::*;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
+
+use self::rollup::Resolution;
+use super::{
+    DailyLatency, Incident, IncidentFilter, Millis, MonitorRecord, NewIncident, Pruned,
+    ResultRecord, Retention, Store, StoreError, Uptime,
+};
 use crate::verdict::Verdict;
-pub struct SqliteStore;
-impl SqliteStore { pub async fn open(_path: &Path) -> Result<SqliteStore, StoreError> { unimplemented!() } }
+
+/// 5 s: long enough to outlast another process's write transaction (a `sqlite3` shell, a
+/// backup), short enough that a stuck lock surfaces as an error instead of a hang.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read connections. WAL lets readers run beside the writer; a status page, the JSON API and
+/// `/metrics` rarely need more than a few at once.
+const READERS: u32 = 4;
+
+/// Page cache of the write connection, in KiB (negative, as SQLite wants it). Every write
+/// touches the newest results page of its monitor, so with thousands of monitors the pages
+/// worth keeping are thousands too (10,000 monitors: about 40 MiB). SQLite allocates the cache
+/// as it fills, so a small deployment never uses it all.
+const WRITER_CACHE_KIB: &str = "-65536";
+
+/// Every write transaction takes the write lock up front, so a transaction that reads before it
+/// writes cannot fail half-way with SQLITE_BUSY when another process wrote in between.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// Monitors whose raw results are pruned per write transaction: few enough that
+/// `record_results` never waits long behind a prune, enough not to pay a commit per monitor.
+const PRUNE_MONITORS_PER_TX: usize = 100;
+
+/// Rollup rows deleted per statement (each its own transaction), for the same reason.
+const PRUNE_ROLLUPS_PER_TX: i64 = 50_000;
+
+/// The most rows one multi-row statement carries (a power of two). Each statement is a round
+/// trip to the connection's thread, which costs more than SQLite's own work for a row, so
+/// writing rows in groups is what makes `record_results` fast.
+const MAX_ROWS_PER_STATEMENT: usize = 64;
+
+/// The migrations, in order: (version, description, SQL). Embedded so the binary needs no files
+/// beside it.
+const MIGRATIONS: [(i64, &str, &str); 1] = [(1, "init", include_str!("migrations/0001_init.sql"))];
+
+/// The store. Share it behind an `Arc`; all methods take `&self`.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    /// One connection: SQLite has one writer at a time anyway, and queueing in the pool is
+    /// fairer and cheaper than connections polling each other's locks.
+    writer: SqlitePool,
+    reader: SqlitePool,
+    /// Monitor id → `monitors.key`. Keys are never deleted or reassigned, so a cached key
+    /// cannot go stale; entries are added only once the transaction that created them commits.
+    keys: Mutex<HashMap<String, i64>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its parent directories) the database at `path` and
+    /// applies any migrations it has not seen yet.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let location = path.display().to_string();
+        let open_error = |source| StoreError::Open {
+            location: location.clone(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| open_error(sqlx::Error::Io(e)))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the
+            // file. Losing a few probe results is fine; an fsync per batch is not needed.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().pragma("cache_size", WRITER_CACHE_KIB))
+            .await
+            .map_err(open_error)?;
+        // Before the readers connect: the first connection switches a new file to WAL mode.
+        migrator().run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+
+        // All keys up front: a restarted daemon's first batch then needs no lookups.
+        let keys: Vec<(String, i64)> = sqlx::query_as("SELECT id, key FROM monitors")
+            .fetch_all(&reader)
+            .await
+            .map_err(read_error)?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer,
+            reader,
+            keys: Mutex::new(keys.into_iter().collect()),
+        })
+    }
+
+    /// Closes every connection, waiting for those in use. The last one to close checkpoints the
+    /// WAL into the main file.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    fn cached_key(&self, monitor: &str) -> Option<i64> {
+        // A panic elsewhere while holding the lock cannot leave a wrong entry (inserts are
+        // whole), so a poisoned cache is still a good cache.
+        let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.get(monitor).copied()
+    }
+
+    fn remember_keys<'a>(&self, new: impl IntoIterator<Item = (&'a str, i64)>) {
+        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, key) in new {
+            keys.insert(id.to_owned(), key);
+        }
+    }
+
+    /// The monitor's key, or `None` when nothing was ever stored for it.
+    async fn key_of(&self, monitor: &str) -> Result<Option<i64>, StoreError> {
+        if let Some(key) = self.cached_key(monitor) {
+            return Ok(Some(key));
+        }
+        // Another process (or a store opened before this monitor existed) may have added it.
+        let key: Option<i64> = sqlx::query_scalar("SELECT key FROM monitors WHERE id = ?1")
+            .bind(monitor)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(read_error)?;
+        if let Some(key) = key {
+            self.remember_keys([(monitor, key)]);
+        }
+        Ok(key)
+    }
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A read error: a value that does not decode as its column's type is corrupt data, anything
+/// else is the database failing.
+fn read_error(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Corrupt(error.to_string())
+        }
+        other => StoreError::Db(other),
+    }
+}
+
+/// SQL assembled at run time. Only ever built from constants, hence safe to assert; an `Arc`
+/// so each use is a cheap clone and sqlx's statement cache sees the same text.
+fn dynamic_sql(text: String) -> SqlStr {
+    AssertSqlSafe(Arc::<str>::from(text)).into_sql_str()
+}
+
+// === multi-row statements ===
+
+/// An `INSERT … VALUES (…), (…) …` in every power-of-two row count up to
+/// [`MAX_ROWS_PER_STATEMENT`]: a batch of any size is then written with few statements, drawn
+/// from a handful of texts that each connection prepares once.
+struct MultiRow {
+    by_log2: Vec<SqlStr>,
+}
+
+impl MultiRow {
+    /// `head` is everything before `VALUES`, `tail` everything after the rows.
+    fn new(head: &str, columns: usize, tail: &str) -> MultiRow {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        let by_log2 = (0..=MAX_ROWS_PER_STATEMENT.ilog2())
+            .map(|log2| {
+                let rows = vec![row.as_str(); 1 << log2].join(", ");
+                dynamic_sql(format!("{head} VALUES {rows} {tail}"))
+            })
+            .collect();
+        MultiRow { by_log2 }
+    }
+
+    /// The statement for `rows` rows, which [`statement_chunks`] guarantees is a power of two
+    /// no larger than the maximum.
+    fn sql(&self, rows: usize) -> SqlStr {
+        self.by_log2[rows.ilog2() as usize].clone()
+    }
+}
+
+/// Splits `items` into chunks of [`MAX_ROWS_PER_STATEMENT`], then of falling powers of two.
+fn statement_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = rest.len().min(MAX_ROWS_PER_STATEMENT);
+        let (chunk, tail) = rest.split_at(1 << size.ilog2());
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+// === impl Store for SqliteStore ===
+
 #[async_trait]
 impl Store for SqliteStore {
-    async fn register_monitors(&self, monitors: &[MonitorRecord]) -> Result<(), StoreError> { unimplemented!() }
-    async fn record_results(&self, results: &[ResultRecord]) -> Result<(), StoreError> { unimplemented!() }
+    async fn register_monitors(&self, monitors: &[MonitorRecord]) -> Result<(), StoreError> {
+        self.put_monitors(monitors).await
+    }
+
+    /// One transaction per call; see `results.rs` for how rows and rollups are written. A
+    /// result already stored for the same monitor and millisecond is a duplicate (a retried
+    /// batch) and is ignored, so replaying a batch never counts anything twice. A healthy
+    /// result's explanation is not stored. Monitors not registered yet get a key on the fly.
+    async fn record_results(&self, results: &[ResultRecord]) -> Result<(), StoreError> {
+        self.write_results(results).await
+    }
+
     async fn recent_results(
         &self,
         monitor: &str,
         limit: u32,
-    ) -> Result<Vec<ResultRecord>, StoreError> { unimplemented!() }
-    async fn open_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> { unimplemented!() }
+    ) -> Result<Vec<ResultRecord>, StoreError> {
+        self.read_recent_results(monitor, limit).await
+    }
+
+    async fn open_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
+        self.insert_incident(incident).await
+    }
+
+    /// Only an open incident takes failures: an unknown or closed id is
+    /// `StoreError::Db(RowNotFound)`. A failure without an error sample keeps the previous
+    /// `last_error`.
     async fn note_incident_failure(
         &self,
         id: i64,
         verdict: Verdict,
         last_error: Option<&str>,
-    ) -> Result<(), StoreError> { unimplemented!() }
-    async fn close_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError> { unimplemented!() }
-    async fn reopen_incident(&self, id: i64) -> Result<(), StoreError> { unimplemented!() }
-    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> { unimplemented!() }
-    async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> { unimplemented!() }
-    async fn save_monitor_state(&self, monitor: &str, snapshot: &str) -> Result<(), StoreError> { unimplemented!() }
-    async fn load_monitor_states(&self) -> Result<Vec<(String, String)>, StoreError> { unimplemented!() }
-    async fn uptime(&self, monitor: &str, now: Millis) -> Result<Uptime, StoreError> { unimplemented!() }
+    ) -> Result<(), StoreError> {
+        self.add_incident_failure(id, verdict, last_error).await
+    }
+
+    /// Closing a closed incident keeps its first end time; an unknown id is `RowNotFound`.
+    async fn close_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError> {
+        self.end_incident(id, ended_at).await
+    }
+
+    /// Reopening an open incident changes nothing; an unknown id is `RowNotFound`. When another
+    /// incident of the same monitor is open, the one-open-per-monitor index refuses the change
+    /// and this returns that database error (a unique violation), leaving both as they were:
+    /// the caller should note the failure on the open one instead.
+    async fn reopen_incident(&self, id: i64) -> Result<(), StoreError> {
+        self.unend_incident(id).await
+    }
+
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        self.read_incident(id).await
+    }
+
+    /// Newest first by start time, then by id so that equal starts page stably.
+    async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+        self.list_incidents(filter).await
+    }
+
+    /// The snapshot must be JSON (anything else is refused as `Corrupt`): checking on the way
+    /// in keeps one bad writer from breaking every later start-up.
+    async fn save_monitor_state(&self, monitor: &str, snapshot: &str) -> Result<(), StoreError> {
+        self.put_monitor_state(monitor, snapshot).await
+    }
+
+    /// Sorted by monitor id. A snapshot that is not JSON text is `Corrupt`.
+    async fn load_monitor_states(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read_monitor_states().await
+    }
+
+    /// 24 h and 7 d from hour rollups, 30 d and 90 d from day rollups, each over the buckets
+    /// that started inside the window: the current partial bucket counts, and the oldest
+    /// bucket that started before the window does not, so "24 h" covers 23 to 24 hours.
+    async fn uptime(&self, monitor: &str, now: Millis) -> Result<Uptime, StoreError> {
+        self.read_uptime(monitor, now).await
+    }
+
+    /// Day buckets that started in the `days` days up to `now` (today's partial one included)
+    /// and hold at least one latency sample. Percentiles are interpolated linearly inside the
+    /// histogram bucket that holds them; one in the overflow bucket reports the top bound.
     async fn daily_latency(
         &self,
         monitor: &str,
         now: Millis,
         days: u32,
-    ) -> Result<Vec<DailyLatency>, StoreError> { unimplemented!() }
-    async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError> { unimplemented!() }
-    async fn size_bytes(&self) -> Result<u64, StoreError> { unimplemented!() }
+    ) -> Result<Vec<DailyLatency>, StoreError> {
+        self.read_daily_latency(monitor, now, days).await
+    }
+
+    /// Raw results go when older than `retention.raw`; a rollup row goes once its whole bucket
+    /// is older than its resolution's retention (it holds nothing newer than the cutoff);
+    /// closed incidents go when they ended before `now - retention.day`; open ones stay.
+    /// The work is split into short transactions so writers are never held up for long. Freed
+    /// pages are reused by later writes; the file does not shrink.
+    async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError> {
+        let keys: Vec<i64> = sqlx::query_scalar("SELECT key FROM monitors ORDER BY key")
+            .fetch_all(&self.reader)
+            .await?;
+        let mut pruned = Pruned::default();
+
+        // Results are keyed monitor first: one range delete per monitor.
+        let raw_cutoff = now.saturating_sub(retention.raw);
+        for chunk in keys.chunks(PRUNE_MONITORS_PER_TX) {
+            let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+            for &key in chunk {
+                pruned.results +=
+                    sqlx::query("DELETE FROM results WHERE monitor_key = ?1 AND at < ?2")
+                        .bind(key)
+                        .bind(raw_cutoff)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+            }
+            tx.commit().await?;
+        }
+
+        // Rollups are keyed time first: the oldest buckets of every monitor go together, about
+        // PRUNE_ROLLUPS_PER_TX rows (one per monitor per bucket) per statement.
+        let monitors = i64::try_from(keys.len()).unwrap_or(i64::MAX).max(1);
+        let buckets_per_statement = (PRUNE_ROLLUPS_PER_TX / monitors).max(1);
+        for resolution in Resolution::ALL {
+            let keep = match resolution {
+                Resolution::Minute => retention.minute,
+                Resolution::Hour => retention.hour,
+                Resolution::Day => retention.day,
+            };
+            let last_start = now.saturating_sub(keep).saturating_sub(resolution.width());
+            loop {
+                let oldest: Option<Millis> = sqlx::query_scalar(
+                    "SELECT MIN(bucket_start) FROM rollups WHERE resolution = ?1",
+                )
+                .bind(resolution.code())
+                .fetch_one(&self.writer)
+                .await?;
+                let Some(oldest) = oldest.filter(|oldest| *oldest <= last_start) else {
+                    break;
+                };
+                let step_end = oldest
+                    .saturating_add(buckets_per_statement.saturating_mul(resolution.width()) - 1)
+                    .min(last_start);
+                pruned.rollups +=
+                    sqlx::query("DELETE FROM rollups WHERE resolution = ?1 AND bucket_start <= ?2")
+                        .bind(resolution.code())
+                        .bind(step_end)
+                        .execute(&self.writer)
+                        .await?
+                        .rows_affected();
+            }
+        }
+
+        pruned.incidents =
+            sqlx::query("DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?1")
+                .bind(now.saturating_sub(retention.day))
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+        Ok(pruned)
+    }
+
+    /// Pages in use or free in the main file (`page_count × page_size`) plus the WAL file as it
+    /// is now; checkpoints fold the WAL back into the main file, so it stays a few MiB.
+    async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let main: i64 = sqlx::query_scalar(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        let mut wal_path = self.path.clone().into_os_string();
+        wal_path.push("-wal");
+        let wal = match tokio::fs::metadata(&wal_path).await {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(StoreError::Db(sqlx::Error::Io(e))),
+        };
+        Ok(main.unsigned_abs() + wal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_chunks_are_full_then_falling_powers_of_two() {
+        let items: Vec<u32> = (0..(2 * MAX_ROWS_PER_STATEMENT as u32 + 11)).collect();
+        let sizes: Vec<usize> = statement_chunks(&items).map(<[u32]>::len).collect();
+        assert_eq!(
+            sizes,
+            vec![MAX_ROWS_PER_STATEMENT, MAX_ROWS_PER_STATEMENT, 8, 2, 1]
+        );
+        let rejoined: Vec<u32> = statement_chunks(&items).flatten().copied().collect();
+        assert_eq!(rejoined, items);
+        assert_eq!(statement_chunks::<u32>(&[]).count(), 0);
+    }
+
+    #[test]
+    fn multi_row_statements_have_one_row_group_per_row() {
+        let insert = MultiRow::new("INSERT INTO t (a, b)", 2, "ON CONFLICT DO NOTHING");
+        assert_eq!(
+            insert.sql(2).as_str(),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            insert
+                .sql(MAX_ROWS_PER_STATEMENT)
+                .as_str()
+                .matches("(?, ?)")
+                .count(),
+            MAX_ROWS_PER_STATEMENT
+        );
+    }
 }

@@ -1,0 +1,225 @@
+//! Incidents and monitor state snapshots in SQLite.
+//!
+//! The database enforces the one rule it can (at most one open incident per monitor, by a
+//! partial unique index); when incidents open, flap or close is the monitor's decision.
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{BEGIN_WRITE, SqliteStore, read_error};
+use crate::store::{
+    Incident, IncidentFilter, IncidentKind, IncidentState, Millis, NewIncident, StoreError,
+};
+use crate::verdict::Verdict;
+
+/// A macro rather than a const so `concat!` can build whole static queries from it.
+macro_rules! incident_columns {
+    () => {
+        "id, monitor, provider, kind, verdict, started_at, ended_at, failed_probes, first_error, \
+         last_error"
+    };
+}
+
+const INCIDENT_BY_ID: &str = concat!(
+    "SELECT ",
+    incident_columns!(),
+    " FROM incidents WHERE id = ?1"
+);
+
+/// ?2 is 1 for open incidents only, 0 for closed ones only, NULL for both.
+const LIST_INCIDENTS: &str = concat!(
+    "SELECT ",
+    incident_columns!(),
+    " FROM incidents
+      WHERE (?1 IS NULL OR monitor = ?1) AND (?2 IS NULL OR (ended_at IS NULL) = ?2)
+      ORDER BY started_at DESC, id DESC
+      LIMIT ?3 OFFSET ?4"
+);
+
+const OPEN_INCIDENT_OF: &str = "SELECT id FROM incidents WHERE monitor = ?1 AND ended_at IS NULL";
+
+const INSERT_INCIDENT: &str = "INSERT INTO incidents
+     (monitor, provider, kind, verdict, started_at, failed_probes, first_error)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     RETURNING id";
+
+const NOTE_FAILURE: &str = "UPDATE incidents
+     SET failed_probes = failed_probes + 1, verdict = ?2, last_error = COALESCE(?3, last_error)
+     WHERE id = ?1 AND ended_at IS NULL";
+
+const CLOSE_INCIDENT: &str =
+    "UPDATE incidents SET ended_at = ?2 WHERE id = ?1 AND ended_at IS NULL";
+
+const REOPEN_INCIDENT: &str = "UPDATE incidents SET ended_at = NULL WHERE id = ?1";
+
+const INCIDENT_EXISTS: &str = "SELECT 1 FROM incidents WHERE id = ?1";
+
+const PUT_STATE: &str = "INSERT INTO monitor_state (monitor, snapshot) VALUES (?1, ?2)
+     ON CONFLICT (monitor) DO UPDATE SET snapshot = excluded.snapshot";
+
+fn decode_incident(row: &SqliteRow) -> Result<Incident, StoreError> {
+    let id: i64 = row.try_get("id").map_err(read_error)?;
+    let corrupt = |what: String| StoreError::Corrupt(format!("incident {id}: {what}"));
+    let kind: String = row.try_get("kind").map_err(read_error)?;
+    let verdict: String = row.try_get("verdict").map_err(read_error)?;
+    let failed_probes: i64 = row.try_get("failed_probes").map_err(read_error)?;
+    Ok(Incident {
+        id,
+        monitor: row.try_get("monitor").map_err(read_error)?,
+        provider: row.try_get("provider").map_err(read_error)?,
+        kind: IncidentKind::parse(&kind)
+            .ok_or_else(|| corrupt(format!("unknown kind {kind:?}")))?,
+        verdict: Verdict::parse(&verdict)
+            .ok_or_else(|| corrupt(format!("unknown verdict {verdict:?}")))?,
+        started_at: row.try_get("started_at").map_err(read_error)?,
+        ended_at: row.try_get("ended_at").map_err(read_error)?,
+        failed_probes: u32::try_from(failed_probes)
+            .map_err(|_| corrupt(format!("failed_probes {failed_probes}")))?,
+        first_error: row.try_get("first_error").map_err(read_error)?,
+        last_error: row.try_get("last_error").map_err(read_error)?,
+    })
+}
+
+/// Snapshots are opaque to the store but must be JSON, checked on the way in and on the way
+/// out (a damaged file).
+fn check_snapshot(monitor: &str, snapshot: &str) -> Result<(), StoreError> {
+    serde_json::from_str::<serde::de::IgnoredAny>(snapshot)
+        .map(|_| ())
+        .map_err(|e| StoreError::Corrupt(format!("snapshot of monitor {monitor} is not JSON: {e}")))
+}
+
+impl SqliteStore {
+    pub(super) async fn insert_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
+        // Check and insert under the write lock, so two callers cannot both see "none open".
+        // The partial unique index stays the last line of defence.
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let open: Option<i64> = sqlx::query_scalar(OPEN_INCIDENT_OF)
+            .bind(&incident.monitor)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let id = match open {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar(INSERT_INCIDENT)
+                    .bind(&incident.monitor)
+                    .bind(&incident.provider)
+                    .bind(incident.kind.as_str())
+                    .bind(incident.verdict.as_str())
+                    .bind(incident.started_at)
+                    .bind(i64::from(incident.failed_probes))
+                    .bind(&incident.first_error)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub(super) async fn add_incident_failure(
+        &self,
+        id: i64,
+        verdict: Verdict,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query(NOTE_FAILURE)
+            .bind(id)
+            .bind(verdict.as_str())
+            .bind(last_error)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::Db(sqlx::Error::RowNotFound));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn end_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError> {
+        let updated = sqlx::query(CLOSE_INCIDENT)
+            .bind(id)
+            .bind(ended_at)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            self.require_incident(id).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn unend_incident(&self, id: i64) -> Result<(), StoreError> {
+        let updated = sqlx::query(REOPEN_INCIDENT)
+            .bind(id)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            self.require_incident(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells "no such incident" (`RowNotFound`) from "nothing to change" after an UPDATE that
+    /// touched no row.
+    async fn require_incident(&self, id: i64) -> Result<(), StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(INCIDENT_EXISTS)
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
+        found
+            .map(|_| ())
+            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+    }
+
+    pub(super) async fn read_incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        let row = sqlx::query(INCIDENT_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(decode_incident).transpose()
+    }
+
+    pub(super) async fn list_incidents(
+        &self,
+        filter: &IncidentFilter,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let open = filter.state.map(|state| state == IncidentState::Open);
+        let rows = sqlx::query(LIST_INCIDENTS)
+            .bind(&filter.monitor)
+            .bind(open)
+            .bind(i64::from(filter.limit))
+            .bind(i64::from(filter.offset))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(decode_incident).collect()
+    }
+
+    pub(super) async fn put_monitor_state(
+        &self,
+        monitor: &str,
+        snapshot: &str,
+    ) -> Result<(), StoreError> {
+        check_snapshot(monitor, snapshot)?;
+        sqlx::query(PUT_STATE)
+            .bind(monitor)
+            .bind(snapshot)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn read_monitor_states(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT monitor, snapshot FROM monitor_state ORDER BY monitor")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let monitor: String = row.try_get(0).map_err(read_error)?;
+                let snapshot: String = row.try_get(1).map_err(read_error)?;
+                check_snapshot(&monitor, &snapshot)?;
+                Ok((monitor, snapshot))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,261 @@
+//! Store tests: the back-end-neutral suite (`suite`) run against SQLite files in temporary
+//! directories, plus what only SQLite can be asked (its files, pragmas, raw rows, corruption).
+//! A PostgreSQL store runs the same list of suite functions through a twin of `sqlite_suite!`
+//! that opens its own database.
+
+mod suite;
+
+use std::path::Path;
+
+use sqlx::{ConnectOptions, Connection, SqliteConnection, sqlite::SqliteConnectOptions};
+
+use super::sqlite::SqliteStore;
+use super::{Store, StoreError};
+use crate::verdict::Verdict;
+use suite::{T0, all_incidents, new_incident, result};
+
+/// One `#[tokio::test]` per suite function, each on a fresh database file.
+macro_rules! sqlite_suite {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = SqliteStore::open(&dir.path().join("isdown.db")).await.unwrap();
+                suite::$name(&store).await;
+                store.close().await;
+            }
+        )*
+    };
+}
+
+sqlite_suite!(
+    recent_results_come_newest_first_up_to_the_limit,
+    healthy_results_keep_no_explanation,
+    a_replayed_batch_is_not_counted_twice,
+    an_empty_batch_is_fine,
+    a_large_batch_over_many_monitors_lands_in_each,
+    monitors_register_idempotently_before_or_after_results,
+    uptime_counts_only_provider_failures_per_window,
+    uptime_is_none_without_provider_evidence,
+    hour_buckets_split_exactly_on_the_hour,
+    daily_latency_interpolates_percentiles_per_day,
+    one_incident_is_open_per_monitor,
+    incident_failures_close_and_reopen,
+    incidents_filter_and_page_newest_first,
+    monitor_state_snapshots_overwrite_and_load,
+    a_snapshot_that_is_not_json_is_refused,
+    prune_removes_exactly_what_retention_allows,
+    size_grows_with_data,
+);
+
+#[tokio::test]
+async fn everything_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("isdown.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let incident = suite::everything_survives_a_restart_write(&store).await;
+    store.close().await;
+    drop(store);
+    let store = SqliteStore::open(&path).await.unwrap();
+    suite::everything_survives_a_restart_check(&store, incident).await;
+    store.close().await;
+}
+
+// === SQLite only ===
+
+/// A second connection to the file, for reading and damaging rows behind the store's back.
+async fn raw(path: &Path) -> SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn open_creates_parent_directories_and_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/isdown.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.close().await;
+    assert!(path.exists());
+    let mut conn = raw(&path).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn reopening_does_not_rerun_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("isdown.db");
+    for round in 0..3 {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store
+            .record_results(&[result("m", T0 + round, Verdict::Up)])
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let mut conn = raw(&path).await;
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![(1, true)]);
+    let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(results, 3);
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn rollup_rows_count_per_resolution_and_bucket() {
+    use super::{HOUR_MS, MINUTE_MS};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("isdown.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut fast = result("m", T0 + HOUR_MS - 1, Verdict::Up); // 00:59:59.999
+    fast.latency_ms = Some(120.0);
+    let mut slow = result("m", T0 + HOUR_MS + 30_000, Verdict::Degraded);
+    slow.latency_ms = Some(9_000.0);
+    // Two calls, so the second one's buckets are merged into rows the first one created.
+    store
+        .record_results(&[fast, result("m", T0 + HOUR_MS, Verdict::Unavailable)])
+        .await
+        .unwrap();
+    store
+        .record_results(&[
+            slow,
+            result("m", T0 + HOUR_MS + 61_000, Verdict::AuthFailed),
+        ])
+        .await
+        .unwrap();
+    store.close().await;
+
+    let mut conn = raw(&path).await;
+    type Row = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT resolution, bucket_start, total, healthy, degraded, provider_failed,
+                other_failed, le_200, le_10000, le_inf
+         FROM rollups ORDER BY resolution, bucket_start",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let (m0, m1, h1) = (T0 + 59 * MINUTE_MS, T0 + HOUR_MS, T0 + HOUR_MS);
+    assert_eq!(
+        rows,
+        vec![
+            // resolution, start, total, healthy, degraded, provider, other, le_200, le_10000, inf
+            (0, m0, 1, 1, 0, 0, 0, 1, 0, 0),
+            (0, m1, 2, 1, 1, 1, 0, 0, 1, 0),
+            (0, m1 + MINUTE_MS, 1, 0, 0, 0, 1, 0, 0, 0),
+            (1, T0, 1, 1, 0, 0, 0, 1, 0, 0),
+            (1, h1, 3, 1, 1, 1, 1, 0, 1, 0),
+            (2, T0, 4, 2, 1, 1, 1, 1, 1, 0),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_garbage_snapshot_is_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("isdown.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut conn = raw(&path).await;
+    sqlx::query("INSERT INTO monitor_state (monitor, snapshot) VALUES ('m', '{\"state\": ')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let loaded = store.load_monitor_states().await;
+    assert!(matches!(loaded, Err(StoreError::Corrupt(_))), "{loaded:?}");
+
+    // Not even text.
+    sqlx::query("UPDATE monitor_state SET snapshot = X'FF00FE'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let loaded = store.load_monitor_states().await;
+    assert!(matches!(loaded, Err(StoreError::Corrupt(_))), "{loaded:?}");
+    conn.close().await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn unknown_verdicts_in_the_database_are_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("isdown.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .record_results(&[result("m", T0, Verdict::Up)])
+        .await
+        .unwrap();
+    let id = store.open_incident(&new_incident("m", T0)).await.unwrap();
+    let mut conn = raw(&path).await;
+
+    // Corruptions of a results row, each checked on its own.
+    for damage in [
+        "UPDATE results SET verdict = 99",
+        "UPDATE results SET verdict = 'up'",
+        "UPDATE results SET blame = 7",
+        "UPDATE results SET status = 70000",
+    ] {
+        sqlx::query("UPDATE results SET verdict = 0, blame = NULL, status = 200")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(damage).execute(&mut conn).await.unwrap();
+        let read = store.recent_results("m", 10).await;
+        assert!(
+            matches!(read, Err(StoreError::Corrupt(_))),
+            "{damage}: {read:?}"
+        );
+    }
+
+    for damage in [
+        "UPDATE incidents SET verdict = 'exploded'",
+        "UPDATE incidents SET verdict = 'up', kind = 'apocalypse'",
+        "UPDATE incidents SET kind = 'outage', failed_probes = -1",
+    ] {
+        sqlx::query(damage).execute(&mut conn).await.unwrap();
+        let one = store.incident(id).await;
+        assert!(
+            matches!(one, Err(StoreError::Corrupt(_))),
+            "{damage}: {one:?}"
+        );
+        let listed = store.incidents(&all_incidents(10)).await;
+        assert!(
+            matches!(listed, Err(StoreError::Corrupt(_))),
+            "{damage}: {listed:?}"
+        );
+    }
+    conn.close().await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_changed_released_migration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("isdown.db");
+    SqliteStore::open(&path).await.unwrap().close().await;
+    let mut conn = raw(&path).await;
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = X'00'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let reopened = SqliteStore::open(&path).await;
+    assert!(
+        matches!(reopened, Err(StoreError::Migrate(_))),
+        "{reopened:?}"
+    );
+}
