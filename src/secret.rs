@@ -127,7 +127,10 @@ mod tests {
         let msg = "Incorrect API key provided: sk-proj-abcdef1234567890. You can find your key";
         let out = redact(msg);
         assert!(!out.contains("abcdef1234567890"), "{out}");
-        assert!(out.starts_with("Incorrect API key provided: sk-***. You can"), "{out}");
+        assert!(
+            out.starts_with("Incorrect API key provided: sk-***. You can"),
+            "{out}"
+        );
         let out = redact("Header was Bearer Zz93kdLq0PzWm27XcVb8");
         assert_eq!(out, "Header was Bearer ***");
     }

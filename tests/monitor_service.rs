@@ -17,7 +17,10 @@ use isdown::monitor::schedule::ProbeRunner;
 use isdown::monitor::service::{MonitorEvent, MonitorService, initial_health};
 use isdown::probe::{ProbeResult, Timings};
 use isdown::store::sqlite::SqliteStore;
-use isdown::store::{IncidentFilter, IncidentKind, IncidentState, Store};
+use isdown::store::{
+    DailyLatency, Incident, IncidentFilter, IncidentKind, IncidentState, Millis, MonitorRecord,
+    NewIncident, Pruned, ResultRecord, Retention, Store, StoreError, Uptime,
+};
 use isdown::verdict::{Diagnosis, Verdict};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
@@ -108,6 +111,85 @@ impl ProbeRunner for Scripted {
     }
 }
 
+/// The real SQLite store, with virtual time held still while a query runs. SQLite works on its
+/// own threads; without this, paused tokio time would see the runtime idle during every query
+/// and race ahead to the next timer (a test deadline, say) before the query returns. A task that
+/// keeps yielding while the query is in flight keeps the runtime busy, so no time passes.
+struct Frozen(SqliteStore);
+
+async fn frozen<T>(work: impl std::future::Future<Output = T>) -> T {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let spinner = tokio::spawn(async move {
+        while !flag.load(std::sync::atomic::Ordering::Acquire) {
+            tokio::task::yield_now().await;
+        }
+    });
+    let out = work.await;
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let _ = spinner.await;
+    out
+}
+
+#[async_trait]
+impl Store for Frozen {
+    async fn register_monitors(&self, m: &[MonitorRecord]) -> Result<(), StoreError> {
+        frozen(self.0.register_monitors(m)).await
+    }
+    async fn record_results(&self, r: &[ResultRecord]) -> Result<(), StoreError> {
+        frozen(self.0.record_results(r)).await
+    }
+    async fn recent_results(&self, m: &str, l: u32) -> Result<Vec<ResultRecord>, StoreError> {
+        frozen(self.0.recent_results(m, l)).await
+    }
+    async fn open_incident(&self, i: &NewIncident) -> Result<i64, StoreError> {
+        frozen(self.0.open_incident(i)).await
+    }
+    async fn note_incident_failure(
+        &self,
+        id: i64,
+        v: Verdict,
+        e: Option<&str>,
+    ) -> Result<(), StoreError> {
+        frozen(self.0.note_incident_failure(id, v, e)).await
+    }
+    async fn close_incident(&self, id: i64, at: Millis) -> Result<(), StoreError> {
+        frozen(self.0.close_incident(id, at)).await
+    }
+    async fn reopen_incident(&self, id: i64) -> Result<(), StoreError> {
+        frozen(self.0.reopen_incident(id)).await
+    }
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        frozen(self.0.incident(id)).await
+    }
+    async fn incidents(&self, f: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+        frozen(self.0.incidents(f)).await
+    }
+    async fn save_monitor_state(&self, m: &str, s: &str) -> Result<(), StoreError> {
+        frozen(self.0.save_monitor_state(m, s)).await
+    }
+    async fn load_monitor_states(&self) -> Result<Vec<(String, String)>, StoreError> {
+        frozen(self.0.load_monitor_states()).await
+    }
+    async fn uptime(&self, m: &str, now: Millis) -> Result<Uptime, StoreError> {
+        frozen(self.0.uptime(m, now)).await
+    }
+    async fn daily_latency(
+        &self,
+        m: &str,
+        now: Millis,
+        d: u32,
+    ) -> Result<Vec<DailyLatency>, StoreError> {
+        frozen(self.0.daily_latency(m, now, d)).await
+    }
+    async fn prune(&self, now: Millis, r: &Retention) -> Result<Pruned, StoreError> {
+        frozen(self.0.prune(now, r)).await
+    }
+    async fn size_bytes(&self) -> Result<u64, StoreError> {
+        frozen(self.0.size_bytes()).await
+    }
+}
+
 struct Harness {
     store: Arc<dyn Store>,
     script: Scripted,
@@ -131,7 +213,13 @@ fn config(providers: &[&str]) -> Config {
 }
 
 async fn start(dir: &std::path::Path, providers: &[&str], script: Scripted) -> Harness {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("isdown.db")).await.unwrap());
+    // Opening spawns SQLite's worker threads; on paused time their connect deadlines would fire
+    // at once, so the clock runs for the open only.
+    tokio::time::resume();
+    let store: Arc<dyn Store> = Arc::new(Frozen(
+        SqliteStore::open(&dir.join("isdown.db")).await.unwrap(),
+    ));
+    tokio::time::pause();
     let config = config(providers);
     let (events_tx, events) = broadcast::channel(1_024);
     let (stop, stopped) = watch::channel(false);
@@ -193,7 +281,7 @@ impl Harness {
         self.task.await.unwrap();
     }
 
-    async fn incidents(&self) -> Vec<isdown::store::Incident> {
+    async fn incidents(&self) -> Vec<Incident> {
         self.store
             .incidents(&IncidentFilter {
                 state: None,
@@ -341,7 +429,7 @@ async fn all_providers_failing_at_the_network_level_is_one_network_incident() {
         script.set(p, Answer::Ok);
     }
     h.next(Duration::from_secs(60), closed).await;
-    assert_eq!(h.incidents().await[0].ended_at.is_some(), true);
+    assert!(h.incidents().await[0].ended_at.is_some());
     h.stop().await;
 }
 
@@ -372,8 +460,13 @@ async fn a_hanging_probe_never_delays_other_monitors() {
     let times = script.probe_times("deepseek-reachability");
     assert!(times.len() >= 9, "{}", times.len());
     for pair in times.windows(2) {
-        // Exactly one interval apart: no drift, no delay from the hung neighbour.
-        assert_eq!(pair[1] - pair[0], Duration::from_secs(30));
+        // Never more than one interval apart: the hung neighbour delays nothing. (Closer is
+        // fine: kimi's timeouts ask deepseek for witness probes in between.)
+        assert!(
+            pair[1] - pair[0] <= Duration::from_secs(30),
+            "{:?}",
+            pair[1] - pair[0]
+        );
     }
     h.stop().await;
 }
@@ -419,11 +512,13 @@ async fn monitors_are_spread_over_the_interval() {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let start_at = Instant::now();
     let h = start(dir.path(), &refs, script.clone()).await;
-    tokio::time::sleep(Duration::from_secs(29)).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let mut per_5s = [0usize; 6];
     for name in &names {
         for t in script.probe_times(&format!("{name}-reachability")) {
-            per_5s[((t - start_at).as_secs() / 5) as usize] += 1;
+            if let Some(slot) = per_5s.get_mut(((t - start_at).as_secs() / 5) as usize) {
+                *slot += 1;
+            }
         }
     }
     // 60 monitors over 30 s: no 5-second slice holds more than a third of them.

@@ -127,7 +127,13 @@ fn outage_opens_an_incident_survives_a_crash_and_closes_on_recovery() {
     assert!(incident["started_at"].as_str().unwrap().ends_with('Z'));
     let status = serve.json("/api/v1/status");
     assert_eq!(status["status"], "down");
-    let kimi_row = status["monitors"].as_array().unwrap().iter().find(|m| m["id"] == "kimi-chat").unwrap().clone();
+    let kimi_row = status["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "kimi-chat")
+        .unwrap()
+        .clone();
     assert_eq!(kimi_row["state"], "down");
     assert_eq!(kimi_row["verdict"], "unavailable");
     assert_eq!(kimi_row["model"], "test-model");
@@ -135,7 +141,10 @@ fn outage_opens_an_incident_survives_a_crash_and_closes_on_recovery() {
 
     let metrics = get(&format!("{}/metrics", serve.url)).1;
     assert!(metrics.contains("isdown_probes_total{provider=\"kimi\",model=\"test-model\",probe=\"chat\",verdict=\"unavailable\"}"), "{metrics}");
-    assert!(metrics.contains("isdown_open_incidents{kind=\"outage\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("isdown_open_incidents{kind=\"outage\"} 1"),
+        "{metrics}"
+    );
     assert!(!metrics.contains("Qw8ErTy2"), "key in metrics");
 
     // Crash mid-incident, restart on the same data: the same incident continues.
@@ -152,7 +161,10 @@ fn outage_opens_an_incident_survives_a_crash_and_closes_on_recovery() {
     eventually(Duration::from_secs(15), "incident to close", || {
         open_incidents(&serve).is_empty().then_some(())
     });
-    let all = serve.json("/api/v1/incidents")["incidents"].as_array().unwrap().clone();
+    let all = serve.json("/api/v1/incidents")["incidents"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(all.len(), 1, "one incident, not two: {all:?}");
     assert!(all[0]["ended_at"].is_string());
     assert!(all[0]["duration_s"].as_i64().unwrap() >= 1);
@@ -171,7 +183,11 @@ fn a_bad_key_is_a_setup_problem_not_an_outage() {
     let deepseek = Mock::start("deepseek", "ok");
     let cfg = setup(&kimi, &deepseek, "");
     let data = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&cfg.path, data.path(), &[("KIMI_KEY", KEY), ("DS_KEY", KEY)]);
+    let serve = Serve::start(
+        &cfg.path,
+        data.path(),
+        &[("KIMI_KEY", KEY), ("DS_KEY", KEY)],
+    );
     let incident = eventually(Duration::from_secs(15), "setup incident", || {
         open_incidents(&serve).into_iter().next()
     });
@@ -186,7 +202,11 @@ fn admin_reload_needs_the_token_and_applies_a_new_config() {
     let deepseek = Mock::start("deepseek", "ok");
     let cfg = setup(&kimi, &deepseek, "[serve]\nadmin_token_env = \"ADMIN\"\n");
     let data = tempfile::tempdir().unwrap();
-    let env = [("KIMI_KEY", KEY), ("DS_KEY", KEY), ("ADMIN", "let-me-in-0123")];
+    let env = [
+        ("KIMI_KEY", KEY),
+        ("DS_KEY", KEY),
+        ("ADMIN", "let-me-in-0123"),
+    ];
     let serve = Serve::start(&cfg.path, data.path(), &env);
     let reload = format!("{}/api/v1/admin/reload", serve.url);
 
@@ -197,16 +217,35 @@ fn admin_reload_needs_the_token_and_applies_a_new_config() {
 
     // A broken file is refused and the running config stays.
     std::fs::write(&cfg.path, "[monitor]\ninterval = \"never\"\n").unwrap();
-    let (status, body) = request("POST", &reload, "", &[("Authorization", "Bearer let-me-in-0123")]);
+    let (status, body) = request(
+        "POST",
+        &reload,
+        "",
+        &[("Authorization", "Bearer let-me-in-0123")],
+    );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("monitor.interval"), "{body}");
-    assert_eq!(serve.json("/api/v1/status")["monitors"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        serve.json("/api/v1/status")["monitors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // A good one adds a monitor.
-    let mut text = std::fs::read_to_string(setup(&kimi, &deepseek, "[serve]\nadmin_token_env = \"ADMIN\"\n").path).unwrap();
+    let mut text = std::fs::read_to_string(
+        setup(&kimi, &deepseek, "[serve]\nadmin_token_env = \"ADMIN\"\n").path,
+    )
+    .unwrap();
     text.push_str("[[monitors]]\nprovider = \"kimi\"\nprobes = [\"stream\"]\n");
     std::fs::write(&cfg.path, text).unwrap();
-    let (status, body) = request("POST", &reload, "", &[("Authorization", "Bearer let-me-in-0123")]);
+    let (status, body) = request(
+        "POST",
+        &reload,
+        "",
+        &[("Authorization", "Bearer let-me-in-0123")],
+    );
     assert_eq!(status, 200, "{body}");
     eventually(Duration::from_secs(10), "stream monitor up", || {
         (monitor_state(&serve, "kimi-stream")? == "up").then_some(())

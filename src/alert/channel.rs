@@ -67,7 +67,10 @@ pub async fn judge_response(response: reqwest::Response) -> Result<(), DeliveryE
         return Ok(());
     }
     let body = response.text().await.unwrap_or_default();
-    let excerpt: String = crate::secret::redact(body.trim()).chars().take(200).collect();
+    let excerpt: String = crate::secret::redact(body.trim())
+        .chars()
+        .take(200)
+        .collect();
     let message = format!("HTTP {}: {excerpt}", status.as_u16());
     if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
         Err(DeliveryError::Retryable(message))

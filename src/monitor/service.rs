@@ -453,6 +453,8 @@ impl Core {
         let effects = self.machines[index].observe(&obs, &thresholds);
         let spec = &self.svc.specs[index];
         let store = self.svc.store.clone();
+        // Announced after the health view is updated, so a subscriber sees a consistent view.
+        let mut announce = Vec::new();
         for effect in &effects {
             match effect {
                 Effect::Open {
@@ -487,7 +489,7 @@ impl Core {
                     };
                     self.machines[index].set_incident_id(id);
                     tracing::warn!(monitor = %spec.id, kind = kind.as_str(), verdict = %verdict, "incident opened");
-                    let _ = self.svc.events.send(MonitorEvent::IncidentOpened {
+                    announce.push(MonitorEvent::IncidentOpened {
                         id,
                         monitor: spec.id.clone(),
                         kind: *kind,
@@ -513,7 +515,7 @@ impl Core {
                 } => {
                     if let Some(id) = incident {
                         store.close_incident(*id, *ended_at).await?;
-                        let _ = self.svc.events.send(MonitorEvent::IncidentClosed {
+                        announce.push(MonitorEvent::IncidentClosed {
                             id: *id,
                             monitor: spec.id.clone(),
                             kind: *kind,
@@ -540,6 +542,9 @@ impl Core {
         self.publish(index, false);
         if changed_incident {
             self.publish_incident_counts();
+        }
+        for event in announce {
+            let _ = self.svc.events.send(event);
         }
         Ok(())
     }

@@ -81,6 +81,20 @@ pub struct SqliteStore {
     keys: Mutex<HashMap<String, i64>>,
 }
 
+/// Pools keep a fixed set of connections for the life of the process: a file database gains
+/// nothing from recycling them, and a pool that never opens connections lazily never races its
+/// own acquire deadline (which tests on paused tokio time would otherwise hit).
+fn pool_options(size: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(size)
+        .min_connections(size)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
+        // A minute: only a wedged database makes a query wait this long for a connection.
+        .acquire_timeout(std::time::Duration::from_secs(60))
+}
+
 impl SqliteStore {
     /// Opens (creating if missing, with its parent directories) the database at `path` and
     /// applies any migrations it has not seen yet.
@@ -105,18 +119,23 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
 
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
+        let writer = pool_options(1)
             .connect_with(options.clone().pragma("cache_size", WRITER_CACHE_KIB))
             .await
             .map_err(open_error)?;
         // Before the readers connect: the first connection switches a new file to WAL mode.
         migrator().run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
+        let reader = pool_options(READERS)
             .connect_with(options)
             .await
             .map_err(open_error)?;
+        // Open every reader now (held at once, then released): the pool then never connects
+        // lazily under an acquire deadline.
+        let mut held = Vec::with_capacity(READERS as usize);
+        for _ in 0..READERS {
+            held.push(reader.acquire().await.map_err(open_error)?);
+        }
+        drop(held);
 
         // All keys up front: a restarted daemon's first batch then needs no lookups.
         let keys: Vec<(String, i64)> = sqlx::query_as("SELECT id, key FROM monitors")

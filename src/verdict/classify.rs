@@ -104,7 +104,6 @@ const SUCCESS_CODES: [&str; 4] = ["0", "200", "success", "ok"];
 /// Anthropic stream deltas that are generated output.
 const CONTENT_DELTAS: [&str; 3] = ["text_delta", "input_json_delta", "thinking_delta"];
 
-
 // === public entry points ===
 
 pub fn classify_http(answer: &HttpAnswer<'_>, expect: Expect) -> Diagnosis {
@@ -1078,4 +1077,3 @@ fn looks_like_html(text: &str) -> bool {
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || "!?/".contains(c))
 }
-

@@ -50,18 +50,16 @@ impl Mock {
 
     pub fn set_scenario(&self, scenario: &str) {
         let body = format!("{{\"scenario\":\"{scenario}\"}}");
-        let out = curl(&[
-            "-X",
-            "POST",
-            "-d",
-            &body,
-            &format!("{}/_mock/scenario", self.url),
-        ]);
-        assert!(out.contains(scenario), "switch failed: {out}");
+        let (status, out) = request("POST", &format!("{}/_mock/scenario", self.url), &body, &[]);
+        assert!(
+            status == 200 && out.contains(scenario),
+            "switch failed: {out}"
+        );
     }
 
     pub fn requests(&self) -> serde_json::Value {
-        serde_json::from_str(&get(&format!("{}/_mock/requests", self.url)).1).expect("requests JSON")
+        serde_json::from_str(&get(&format!("{}/_mock/requests", self.url)).1)
+            .expect("requests JSON")
     }
 }
 
@@ -100,7 +98,10 @@ pub fn request(method: &str, url: &str, body: &str, headers: &[(&str, &str)]) ->
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("status code");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -110,13 +111,20 @@ pub fn request(method: &str, url: &str, body: &str, headers: &[(&str, &str)]) ->
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `within`. Used only to
 /// observe another process, which offers no event to wait on.
-pub fn eventually<T>(within: std::time::Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(
+    within: std::time::Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = std::time::Instant::now() + within;
     loop {
         if let Some(value) = check() {
             return value;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
