@@ -1,1 +1,299 @@
-//! `pagerduty` channel (being written).
+//! `pagerduty` channel: PagerDuty Events API v2 (`POST {api_url}/v2/enqueue`).
+//!
+//! Owns the event format and nothing else: an opened incident or a reminder is a `trigger`
+//! event, a resolve is a `resolve` event with the same `dedup_key`, a test is one `info` trigger
+//! with a key of its own. PagerDuty deduplicates on `dedup_key`, so a resend after a crash only
+//! adds a log entry to the alert it already opened. The routing (integration) key is read from
+//! the environment variable the config names, lives in a [`SecretString`] and is exposed only
+//! while the request body is built; error texts are scrubbed of it.
+//!
+//! Format as documented in PagerDuty's Events API v2 reference (OpenAPI `createV2Event`): the
+//! body carries `routing_key`, `event_action`, `dedup_key`, and for triggers `payload`
+//! (`summary`, `source`, `severity`, `timestamp`, `component`, `group`, `class`,
+//! `custom_details`) plus top-level `client`, `client_url` and `links`. PagerDuty answers 202;
+//! 400 is an invalid event (do not retry), 429 and 5xx are worth retrying.
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Channel, ChannelConfigError, judge_response, secret_from_env, transport_error};
+use crate::alert::{AlertEvent, AlertMessage, DeliveryError, Severity};
+
+/// The documented endpoints of the two PagerDuty service regions.
+const US_API: &str = "https://events.pagerduty.com";
+const EU_API: &str = "https://events.eu.pagerduty.com";
+
+/// PagerDuty cuts `payload.summary` at 1024 characters; cutting it ourselves keeps the end
+/// readable ("…") instead of losing it silently.
+const MAX_SUMMARY_CHARS: usize = 1024;
+/// Longest `dedup_key` PagerDuty accepts; longer keys are replaced by a digest (still
+/// deterministic, so trigger and resolve keep matching).
+const MAX_DEDUP_KEY_CHARS: usize = 255;
+
+/// The account's service region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    Us,
+    Eu,
+}
+
+/// `[alerts.NAME]` with `kind = "pagerduty"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Environment variable holding the Events API v2 integration key ("routing key").
+    pub routing_key_env: String,
+    /// `us` (default) or `eu`; picks the documented endpoint.
+    #[serde(default)]
+    pub region: Option<Region>,
+    /// Overrides the endpoint base (tests, proxies). Default: per `region`.
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
+/// Sends alerts as PagerDuty events.
+#[derive(Debug)]
+pub struct PagerDutyChannel {
+    name: String,
+    routing_key: SecretString,
+    enqueue_url: reqwest::Url,
+    client: reqwest::Client,
+}
+
+impl PagerDutyChannel {
+    pub fn new(
+        name: &str,
+        config: Config,
+        env: &dyn Fn(&str) -> Option<String>,
+        client: reqwest::Client,
+    ) -> Result<Self, ChannelConfigError> {
+        let error = |field: &str, message: String| ChannelConfigError {
+            channel: name.to_owned(),
+            field: field.to_owned(),
+            message,
+        };
+        let base = match (&config.api_url, config.region) {
+            (Some(_), Some(_)) => {
+                return Err(error(
+                    "api_url",
+                    "set either `region` or `api_url`, not both".to_owned(),
+                ));
+            }
+            (Some(url), None) => url.as_str(),
+            (None, Some(Region::Eu)) => EU_API,
+            (None, Some(Region::Us) | None) => US_API,
+        };
+        let mut enqueue_url = reqwest::Url::parse(base)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| error("api_url", format!("`{base}` is not an http(s) URL")))?;
+        enqueue_url
+            .path_segments_mut()
+            .expect("an http(s) URL with a host has path segments")
+            .pop_if_empty()
+            .extend(["v2", "enqueue"]);
+        let routing_key = secret_from_env(name, "routing_key_env", &config.routing_key_env, env)?;
+        Ok(PagerDutyChannel {
+            name: name.to_owned(),
+            routing_key,
+            enqueue_url,
+            client,
+        })
+    }
+
+    /// Where events are posted.
+    pub fn enqueue_url(&self) -> &reqwest::Url {
+        &self.enqueue_url
+    }
+}
+
+#[async_trait]
+impl Channel for PagerDutyChannel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "pagerduty"
+    }
+
+    async fn send(&self, message: &AlertMessage) -> Result<(), DeliveryError> {
+        let key = self.routing_key.expose_secret();
+        let body = event(key, message);
+        let response = self
+            .client
+            .post(self.enqueue_url.clone())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| scrubbed(transport_error(&e), key))?;
+        judge_response(response).await.map_err(|e| scrubbed(e, key))
+    }
+}
+
+// === event bodies ===
+
+/// The whole request body for one message.
+fn event(routing_key: &str, message: &AlertMessage) -> Value {
+    let dedup_key = dedup_key(message);
+    if message.event == AlertEvent::Resolved {
+        return json!({
+            "routing_key": routing_key,
+            "event_action": "resolve",
+            "dedup_key": dedup_key,
+        });
+    }
+    let mut body = json!({
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": dedup_key,
+        "payload": payload(message),
+        "client": "isdown",
+    });
+    if let Some(url) = &message.url {
+        body["client_url"] = json!(url);
+        body["links"] = json!([{ "href": url, "text": "isdown status page" }]);
+    }
+    body
+}
+
+fn payload(message: &AlertMessage) -> Value {
+    let mut payload = json!({
+        "summary": summary(message),
+        "source": "isdown",
+        "severity": severity(message.severity()),
+        "timestamp": rfc3339(message.started_at),
+        "group": "llm-api",
+        "class": match message.event {
+            AlertEvent::Test => "test",
+            _ => message.kind.as_str(),
+        },
+        "custom_details": custom_details(message),
+    });
+    let providers = distinct(message.items.iter().map(|item| item.provider.as_str()));
+    if !providers.is_empty() {
+        payload["component"] = json!(providers.join(", "));
+    }
+    payload
+}
+
+/// The line PagerDuty shows as the alert's title and in its own notifications: what is down
+/// since when (the title), then what to do.
+fn summary(message: &AlertMessage) -> String {
+    let text = match (message.event, message.advice.trim()) {
+        (AlertEvent::Reminder, "") => format!("Still open: {}", message.title),
+        (AlertEvent::Reminder, advice) => format!("Still open: {} — {advice}", message.title),
+        (_, "") => message.title.clone(),
+        (_, advice) => format!("{} — {advice}", message.title),
+    };
+    truncate_chars(&text, MAX_SUMMARY_CHARS)
+}
+
+fn custom_details(message: &AlertMessage) -> Value {
+    let items: Vec<Value> = message
+        .items
+        .iter()
+        .map(|item| {
+            json!({
+                "monitor": item.monitor,
+                "provider": item.provider_name,
+                "model": item.model,
+                "verdict": item.verdict.as_str(),
+                "blame": item.blame.map(|b| b.as_str()),
+                "explanation": item.explanation,
+                "since": rfc3339(item.started_at),
+            })
+        })
+        .collect();
+    let mut details = Map::new();
+    details.insert("explanation".into(), json!(message.summary));
+    details.insert("advice".into(), json!(message.advice));
+    details.insert("event".into(), json!(event_name(message.event)));
+    details.insert("kind".into(), json!(message.kind.as_str()));
+    details.insert("started_at".into(), json!(rfc3339(message.started_at)));
+    details.insert("items".into(), Value::Array(items));
+    if let Some(url) = &message.url {
+        details.insert("url".into(), json!(url));
+    }
+    Value::Object(details)
+}
+
+fn severity(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "critical",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    }
+}
+
+fn event_name(event: AlertEvent) -> &'static str {
+    match event {
+        AlertEvent::Opened => "opened",
+        AlertEvent::Reminder => "reminder",
+        AlertEvent::Resolved => "resolved",
+        AlertEvent::Test => "test",
+    }
+}
+
+/// The incident's key; a test gets a key of its own (derived from its start time, so a resend
+/// of the same test is still deduplicated) and never touches a real incident.
+fn dedup_key(message: &AlertMessage) -> String {
+    let key = match message.event {
+        AlertEvent::Test => format!("{}:test:{}", message.dedup_key, message.started_at),
+        _ => message.dedup_key.clone(),
+    };
+    if key.chars().count() <= MAX_DEDUP_KEY_CHARS {
+        key
+    } else {
+        format!("isdown-{:x}", Sha256::digest(key.as_bytes()))
+    }
+}
+
+// === text ===
+
+fn rfc3339(ms: crate::store::Millis) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Distinct values in first-seen order.
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for value in values {
+        if !out.contains(&value) {
+            out.push(value);
+        }
+    }
+    out
+}
+
+/// At most `max` characters, the last one an ellipsis when cut.
+fn truncate_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The routing key travels in the body, which a receiver may quote back in an error: remove
+/// it from whatever the outbox will log.
+fn scrubbed(error: DeliveryError, secret: &str) -> DeliveryError {
+    match error {
+        DeliveryError::Retryable(text) => {
+            DeliveryError::Retryable(crate::secret::scrub(&text, &[secret]))
+        }
+        DeliveryError::Permanent(text) => {
+            DeliveryError::Permanent(crate::secret::scrub(&text, &[secret]))
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests;
