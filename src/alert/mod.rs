@@ -28,6 +28,17 @@ pub enum AlertEvent {
     Test,
 }
 
+impl AlertEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::Opened => "opened",
+            AlertEvent::Reminder => "reminder",
+            AlertEvent::Resolved => "resolved",
+            AlertEvent::Test => "test",
+        }
+    }
+}
+
 /// One monitor inside an alert. Several monitors failing within the grouping window produce one
 /// message listing them all.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,6 +87,25 @@ impl AlertMessage {
             (AlertEvent::Resolved | AlertEvent::Test, _) => Severity::Info,
             (_, IncidentKind::SetupProblem) => Severity::Warning,
             _ => Severity::Critical,
+        }
+    }
+}
+
+impl AlertMessage {
+    /// The key a receiver deduplicates on, within its length limit: the incident's dedup key,
+    /// or for a test alert one of its own (derived from its start, so a resent test is still
+    /// deduplicated and never touches a real incident). Overlong keys become a SHA-256 digest,
+    /// which keeps trigger and resolve matching.
+    pub fn receiver_key(&self, max_chars: usize) -> String {
+        use sha2::{Digest, Sha256};
+        let key = match self.event {
+            AlertEvent::Test => format!("{}:test:{}", self.dedup_key, self.started_at),
+            _ => self.dedup_key.clone(),
+        };
+        if key.chars().count() <= max_chars {
+            key
+        } else {
+            format!("isdown-{:x}", Sha256::digest(key.as_bytes()))
         }
     }
 }

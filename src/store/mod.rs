@@ -19,6 +19,17 @@ use crate::verdict::{Blame, Verdict};
 /// Unix time in milliseconds.
 pub type Millis = i64;
 
+/// The last instant RFC 3339 can print with a four-digit year (9999-12-31T23:59:59Z).
+const LAST_PRINTABLE_MS: Millis = 253_402_300_799_000;
+
+/// "2026-11-25T14:03:07Z": the one way isdown writes an instant for machines (JSON API,
+/// receivers' timestamps). Out-of-range values are clamped, never a panic.
+pub fn rfc3339(at: Millis) -> String {
+    let ms = u64::try_from(at.clamp(0, LAST_PRINTABLE_MS)).unwrap_or(0);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 pub const MINUTE_MS: Millis = 60_000;
 pub const HOUR_MS: Millis = 60 * MINUTE_MS;
 pub const DAY_MS: Millis = 24 * HOUR_MS;

@@ -1,7 +1,5 @@
 //! JSON API (`/api/v1/...`), `/healthz` and `/metrics`. Field names are a contract (README).
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -12,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::store::{Incident, IncidentFilter, IncidentState, Millis, ResultRecord, StoreError};
+use crate::store::{
+    Incident, IncidentFilter, IncidentState, Millis, ResultRecord, StoreError, rfc3339,
+};
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -22,12 +22,6 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/v1/monitors/{id}", get(monitor))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/admin/reload", post(reload))
-}
-
-/// RFC 3339 in UTC, seconds precision.
-pub fn rfc3339(ms: Millis) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

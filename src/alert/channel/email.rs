@@ -13,7 +13,7 @@
 //! it is dropped, which would tie building (and dropping) a channel to a running runtime.
 
 use std::fmt;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use lettre::Address;
@@ -298,7 +298,7 @@ impl EmailChannel {
             ))
             .raw_header(HeaderValue::new(
                 EVENT_HEADER,
-                event_name(message.event).to_owned(),
+                message.event.as_str().to_owned(),
             ))
             .raw_header(HeaderValue::new(
                 SEVERITY_HEADER,
@@ -447,7 +447,7 @@ impl Thread {
             format!(
                 "<isdown.{key}.{}.{}.{}@{domain}>",
                 message.started_at,
-                event_name(message.event),
+                message.event.as_str(),
                 short_hash(&content)
             )
         };
@@ -490,15 +490,6 @@ fn message_id_domain(from: &Address) -> String {
     } else {
         // An internationalized domain would be RFC 2047-encoded and break the id.
         "isdown.invalid".to_owned()
-    }
-}
-
-fn event_name(event: AlertEvent) -> &'static str {
-    match event {
-        AlertEvent::Opened => "opened",
-        AlertEvent::Reminder => "reminder",
-        AlertEvent::Resolved => "resolved",
-        AlertEvent::Test => "test",
     }
 }
 
@@ -769,19 +760,13 @@ fn human_duration(seconds: i64) -> String {
 
 /// "2026-05-01 14:03 UTC".
 fn utc_datetime(ms: Millis) -> String {
-    let rfc3339 = rfc3339(ms);
+    let rfc3339 = crate::store::rfc3339(ms);
     format!("{} {} UTC", &rfc3339[..10], &rfc3339[11..16])
 }
 
 /// "14:03 UTC".
 fn utc_time(ms: Millis) -> String {
-    format!("{} UTC", &rfc3339(ms)[11..16])
-}
-
-/// "2026-05-01T14:03:00Z": always ASCII and fixed-width for years 1970–9999.
-fn rfc3339(ms: Millis) -> String {
-    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(at).to_string()
+    format!("{} UTC", &crate::store::rfc3339(ms)[11..16])
 }
 
 /// Header values are one line: control characters become spaces.

@@ -19,7 +19,6 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{Channel, ChannelConfigError, judge_response, secret_from_env, transport_error};
 use crate::alert::{AlertEvent, AlertMessage, DeliveryError, Severity};
@@ -231,7 +230,7 @@ fn description(message: &AlertMessage) -> String {
                 item.monitor,
                 item.provider_name,
                 item.verdict.as_str(),
-                rfc3339(item.started_at),
+                crate::store::rfc3339(item.started_at),
                 item.explanation,
             ));
         }
@@ -272,9 +271,9 @@ fn details(message: &AlertMessage) -> Value {
             json!(truncate_chars(&value, MAX_DETAIL_CHARS)),
         );
     };
-    put("event", event_name(message.event).to_owned());
+    put("event", message.event.as_str().to_owned());
     put("kind", message.kind.as_str().to_owned());
-    put("started_at", rfc3339(message.started_at));
+    put("started_at", crate::store::rfc3339(message.started_at));
     let verdicts = distinct(message.items.iter().map(|item| item.verdict.as_str()));
     if !verdicts.is_empty() {
         put("verdicts", verdicts.join(", "));
@@ -306,37 +305,12 @@ fn priority(severity: Severity) -> &'static str {
     }
 }
 
-fn event_name(event: AlertEvent) -> &'static str {
-    match event {
-        AlertEvent::Opened => "opened",
-        AlertEvent::Reminder => "reminder",
-        AlertEvent::Resolved => "resolved",
-        AlertEvent::Test => "test",
-    }
-}
-
-/// The incident's dedup key; a test gets one of its own (derived from its start time, so a
-/// resend of the same test is still deduplicated). Overlong keys become a digest, which keeps
-/// create and close matching.
+/// The receiver's dedup key, within its length limit.
 fn alias(message: &AlertMessage) -> String {
-    let key = match message.event {
-        AlertEvent::Test => format!("{}:test:{}", message.dedup_key, message.started_at),
-        _ => message.dedup_key.clone(),
-    };
-    if key.chars().count() <= MAX_ALIAS_CHARS {
-        key
-    } else {
-        format!("isdown-{:x}", Sha256::digest(key.as_bytes()))
-    }
+    message.receiver_key(MAX_ALIAS_CHARS)
 }
 
 // === text ===
-
-fn rfc3339(ms: crate::store::Millis) -> String {
-    let t =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
-}
 
 /// "1h 12m": whole minutes once past a minute, since seconds are noise in an incident's length.
 fn duration_text(secs: i64) -> String {

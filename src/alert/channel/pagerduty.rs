@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{Channel, ChannelConfigError, judge_response, secret_from_env, transport_error};
 use crate::alert::{AlertEvent, AlertMessage, DeliveryError, Severity};
@@ -166,7 +165,7 @@ fn payload(message: &AlertMessage) -> Value {
         "summary": summary(message),
         "source": "isdown",
         "severity": severity(message.severity()),
-        "timestamp": rfc3339(message.started_at),
+        "timestamp": crate::store::rfc3339(message.started_at),
         "group": "llm-api",
         "class": match message.event {
             AlertEvent::Test => "test",
@@ -205,16 +204,19 @@ fn custom_details(message: &AlertMessage) -> Value {
                 "verdict": item.verdict.as_str(),
                 "blame": item.blame.map(|b| b.as_str()),
                 "explanation": item.explanation,
-                "since": rfc3339(item.started_at),
+                "since": crate::store::rfc3339(item.started_at),
             })
         })
         .collect();
     let mut details = Map::new();
     details.insert("explanation".into(), json!(message.summary));
     details.insert("advice".into(), json!(message.advice));
-    details.insert("event".into(), json!(event_name(message.event)));
+    details.insert("event".into(), json!(message.event.as_str()));
     details.insert("kind".into(), json!(message.kind.as_str()));
-    details.insert("started_at".into(), json!(rfc3339(message.started_at)));
+    details.insert(
+        "started_at".into(),
+        json!(crate::store::rfc3339(message.started_at)),
+    );
     details.insert("items".into(), Value::Array(items));
     if let Some(url) = &message.url {
         details.insert("url".into(), json!(url));
@@ -230,36 +232,12 @@ fn severity(severity: Severity) -> &'static str {
     }
 }
 
-fn event_name(event: AlertEvent) -> &'static str {
-    match event {
-        AlertEvent::Opened => "opened",
-        AlertEvent::Reminder => "reminder",
-        AlertEvent::Resolved => "resolved",
-        AlertEvent::Test => "test",
-    }
-}
-
-/// The incident's key; a test gets a key of its own (derived from its start time, so a resend
-/// of the same test is still deduplicated) and never touches a real incident.
+/// The receiver's dedup key, within its length limit.
 fn dedup_key(message: &AlertMessage) -> String {
-    let key = match message.event {
-        AlertEvent::Test => format!("{}:test:{}", message.dedup_key, message.started_at),
-        _ => message.dedup_key.clone(),
-    };
-    if key.chars().count() <= MAX_DEDUP_KEY_CHARS {
-        key
-    } else {
-        format!("isdown-{:x}", Sha256::digest(key.as_bytes()))
-    }
+    message.receiver_key(MAX_DEDUP_KEY_CHARS)
 }
 
 // === text ===
-
-fn rfc3339(ms: crate::store::Millis) -> String {
-    let t =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
-}
 
 /// Distinct values in first-seen order.
 fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {

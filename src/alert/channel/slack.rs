@@ -17,7 +17,7 @@
 //! here does I/O except `post_json`.
 
 use std::borrow::Cow;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -208,10 +208,6 @@ fn link_target(url: &str) -> String {
 /// slot for longer than one outbox round.
 pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The last millisecond humantime can print (9999-12-31T23:59:59Z); later times are clamped
-/// rather than panicking inside `Display`.
-const LAST_PRINTABLE_MS: Millis = 253_402_300_799_000;
-
 /// An alert read as plain strings: what every chat message says, before any markup. Values from
 /// the message are borrowed unescaped; each channel escapes and cuts them for its own format.
 #[derive(Debug)]
@@ -342,11 +338,7 @@ pub(crate) fn duration(seconds: i64) -> String {
     humantime::format_duration(Duration::from_secs(seconds)).to_string()
 }
 
-/// "2026-11-25T14:03:07Z", for machine-read fields (ISO 8601 / RFC 3339).
-pub(crate) fn rfc3339(at: Millis) -> String {
-    let ms = u64::try_from(at.clamp(0, LAST_PRINTABLE_MS)).unwrap_or(0);
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
+pub(crate) use crate::store::rfc3339;
 
 /// "2026-11-25 14:03:07 UTC", for people.
 pub(crate) fn utc(at: Millis) -> String {
