@@ -7,6 +7,7 @@
 //! variables when the channel is built and held in secret types.
 
 pub mod channel;
+pub mod registry;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

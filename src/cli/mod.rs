@@ -3,6 +3,7 @@
 //! `main.rs` parses [`Cli`], calls [`run`] and turns its result into an exit code; everything
 //! else about the CLI lives here and in the sibling files, one per subcommand.
 
+mod alert;
 mod check;
 mod init;
 mod mock_provider;
@@ -33,6 +34,8 @@ pub enum Command {
     MockProvider(mock_provider::MockArgs),
     /// Monitor every provider, keep history, serve the JSON API and /metrics.
     Serve(serve::ServeArgs),
+    /// Alert channels: `isdown alert test CHANNEL`.
+    Alert(alert::AlertArgs),
     /// Write a commented isdown.toml.
     Init(init::InitArgs),
 }
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Check(args) => runtime.block_on(check::run(args)),
         Command::MockProvider(args) => runtime.block_on(mock_provider::run(args)),
         Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Alert(args) => runtime.block_on(alert::run(args)),
         Command::Init(args) => init::run(args),
     }
 }

@@ -75,6 +75,13 @@ pub struct CheckSettings {
     pub timeout: Option<Duration>,
 }
 
+/// One `[alerts.NAME]` table, kept raw: `alert::registry::build` turns it into a channel.
+#[derive(Debug, Clone)]
+pub struct AlertSpec {
+    pub name: String,
+    pub table: toml::Table,
+}
+
 /// Settings of `isdown serve`.
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
@@ -127,6 +134,8 @@ pub struct Config {
     /// Expanded monitors: one per (provider, probe).
     pub monitors: Vec<MonitorSpec>,
     pub retention: Retention,
+    /// Alert channels, in name order, already checked (kinds, fields, secrets present).
+    pub alerts: Vec<AlertSpec>,
     /// Where it came from, if from a file.
     pub source: Option<PathBuf>,
 }
@@ -224,7 +233,30 @@ impl Config {
             day: pick(&raw.retention.day, defaults.day),
         };
 
+        let mut alerts = Vec::new();
+        for (name, table) in raw.alerts {
+            let at = table.span().start;
+            let table = table.into_inner();
+            // Built once here so that a bad channel fails at load, with its line; the client is
+            // a throwaway (channels are rebuilt with the real one when used).
+            if let Ok(client) = reqwest::Client::builder().build()
+                && let Err(e) = crate::alert::registry::build(&name, table.clone(), env, client)
+            {
+                let mut error = invalid_at(text, file, at, e.message);
+                if let ConfigError::Invalid { field, .. } = &mut error {
+                    *field = if e.field.is_empty() {
+                        format!("alerts.{name}")
+                    } else {
+                        format!("alerts.{name}.{}", e.field)
+                    };
+                }
+                return Err(error);
+            }
+            alerts.push(AlertSpec { name, table });
+        }
+
         Ok(Config {
+            alerts,
             providers,
             check: CheckSettings {
                 witnesses,

@@ -26,6 +26,9 @@ pub struct RawConfig {
     pub monitors: Vec<Spanned<RawMonitor>>,
     #[serde(default)]
     pub retention: RawRetention,
+    /// `[alerts.NAME]` tables; each is checked by the channel its `kind` names.
+    #[serde(default)]
+    pub alerts: BTreeMap<String, Spanned<toml::Table>>,
 }
 
 /// `[serve]`: where the daemon listens and keeps its data.

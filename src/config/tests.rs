@@ -171,3 +171,21 @@ fn error_display_reads_file_line_column_field() {
     assert!(err.starts_with("isdown.toml:2:"), "{err}");
     assert!(err.contains("`check.timeout`"), "{err}");
 }
+
+#[test]
+fn alert_channels_are_checked_at_load_with_line_and_field() {
+    let (line, field, message) = invalid("\n[alerts.oncall]\nkind = \"pagerduty\"\n");
+    assert_eq!(line, 2);
+    assert_eq!(field, "alerts.oncall.routing_key_env");
+    assert!(!message.is_empty());
+    let (_, field, message) = invalid("[alerts.x]\nkind = \"fax\"\n");
+    assert_eq!(field, "alerts.x.kind");
+    assert!(message.contains("webhook"), "{message}");
+}
+
+#[test]
+fn a_valid_alert_channel_is_kept() {
+    let config = load("[alerts.log]\nkind = \"console\"\n").unwrap();
+    assert_eq!(config.alerts.len(), 1);
+    assert_eq!(config.alerts[0].name, "log");
+}

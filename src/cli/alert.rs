@@ -1,0 +1,80 @@
+//! `isdown alert test CHANNEL`: sends a test message through one configured channel and says
+//! whether the receiver took it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::CliError;
+use crate::alert::{AlertEvent, AlertMessage, registry};
+use crate::config::{Config, env_lookup};
+use crate::monitor::clock::Clock;
+use crate::store::IncidentKind;
+
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    #[command(subcommand)]
+    pub command: AlertCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Send a test message through the `[alerts.CHANNEL]` channel.
+    Test {
+        channel: String,
+        /// Config file (default: ./isdown.toml when present).
+        #[arg(long, env = "ISDOWN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+pub async fn run(args: AlertArgs) -> Result<u8, CliError> {
+    let AlertCommand::Test { channel, config } = args.command;
+    let config = Config::load(config.as_deref())?;
+    let Some(spec) = config.alerts.iter().find(|a| a.name == channel) else {
+        let known: Vec<&str> = config.alerts.iter().map(|a| a.name.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "no alert channel \"{channel}\"; configured: {}",
+            if known.is_empty() {
+                "none (add an [alerts.NAME] table)".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("isdown/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot build the HTTP client: {e}")))?;
+    let sender = registry::build(&spec.name, spec.table.clone(), &env_lookup, client)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let now = Clock::system().now();
+    let message = AlertMessage {
+        event: AlertEvent::Test,
+        kind: IncidentKind::Outage,
+        title: "isdown test alert".into(),
+        summary: format!(
+            "This is a test of the `{channel}` channel, sent by `isdown alert test`. Nothing is down."
+        ),
+        advice: "No action needed: if you can read this, alerts reach you.".into(),
+        items: Vec::new(),
+        started_at: now,
+        ended_at: None,
+        duration_s: None,
+        url: None,
+        dedup_key: format!("isdown-test-{channel}"),
+    };
+    match sender.send(&message).await {
+        Ok(()) => {
+            println!("sent a test alert through `{channel}` ({})", sender.kind());
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!(
+                "`{channel}` ({}) did not take the test alert: {e}",
+                sender.kind()
+            );
+            Ok(1)
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `isdown alert test CHANNEL` against a real HTTP receiver on 127.0.0.1.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+
+use support::*;
+
+/// Accepts one request, answers `status`, and hands back (request head, body).
+fn receiver(status: u16) -> (String, mpsc::Receiver<(String, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = reader.into_inner();
+        write!(
+            stream,
+            "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+        )
+        .unwrap();
+        tx.send((head, String::from_utf8(body).unwrap())).unwrap();
+    });
+    (format!("http://{addr}/hooks/s3cr3t-path-0123456789"), rx)
+}
+
+#[test]
+fn test_alert_reaches_a_signed_webhook() {
+    let (url, got) = receiver(200);
+    let cfg = config(
+        "[alerts.hook]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\nsecret_env = \"HOOK_SECRET\"\n",
+    );
+    let out = isdown(
+        &[
+            "alert",
+            "test",
+            "hook",
+            "--config",
+            cfg.path.to_str().unwrap(),
+        ],
+        &[("HOOK_URL", &url), ("HOOK_SECRET", "shh-0123456789")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("sent a test alert through `hook` (webhook)"));
+    let (head, body) = got.recv().unwrap();
+    assert!(
+        head.starts_with("POST /hooks/s3cr3t-path-0123456789 "),
+        "{head}"
+    );
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("x-isdown-signature: sha256="), "{head}");
+    assert!(lower.contains("x-isdown-timestamp: "), "{head}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["event"], "test");
+}
+
+#[test]
+fn a_failing_receiver_is_reported_with_exit_1_and_without_the_secret_url() {
+    let (url, _got) = receiver(500);
+    let cfg = config("[alerts.hook]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n");
+    let out = isdown(
+        &[
+            "alert",
+            "test",
+            "hook",
+            "--config",
+            cfg.path.to_str().unwrap(),
+        ],
+        &[("HOOK_URL", &url)],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("HTTP 500"), "{err}");
+    assert!(!err.contains("s3cr3t-path"), "{err}");
+}
+
+#[test]
+fn unknown_channels_and_broken_channel_config_exit_2() {
+    let cfg = config("[alerts.log]\nkind = \"console\"\n");
+    let out = isdown(
+        &[
+            "alert",
+            "test",
+            "pager",
+            "--config",
+            cfg.path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("configured: log"), "{}", stderr(&out));
+
+    let cfg = config("[alerts.oncall]\nkind = \"pagerduty\"\nrouting_key_env = \"PD_KEY\"\n");
+    let out = isdown(
+        &[
+            "alert",
+            "test",
+            "oncall",
+            "--config",
+            cfg.path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("isdown.toml:1:") && err.contains("alerts.oncall.routing_key_env"),
+        "{err}"
+    );
+}
