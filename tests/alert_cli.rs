@@ -126,3 +126,47 @@ fn unknown_channels_and_broken_channel_config_exit_2() {
         "{err}"
     );
 }
+
+#[test]
+fn every_channel_block_in_the_readme_is_a_valid_config() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Alert channels").unwrap()..];
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let cfg = config(block);
+    let env = [
+        (
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.invalid/services/T/B/X",
+        ),
+        (
+            "DISCORD_WEBHOOK_URL",
+            "https://discord.invalid/api/webhooks/1/x",
+        ),
+        ("TEAMS_WORKFLOW_URL", "https://workflows.invalid/x"),
+        ("TELEGRAM_BOT_TOKEN", "123456:ABCdef"),
+        ("PD_ROUTING_KEY", "abcdefabcdefabcdefabcdefabcdefab"),
+        ("OPSGENIE_API_KEY", "key-123"),
+        ("TWILIO_AUTH_TOKEN", "token"),
+        ("SMTP_PASSWORD", "password"),
+        ("HOOK_SECRET", "secret"),
+    ];
+    // Loading checks every channel; the console one is then exercised end to end.
+    let out = isdown(
+        &[
+            "alert",
+            "test",
+            "log",
+            "--config",
+            cfg.path.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
