@@ -88,3 +88,31 @@ pub fn transport_error(err: &reqwest::Error) -> DeliveryError {
     };
     DeliveryError::Retryable(crate::secret::redact(&text))
 }
+
+/// Cuts `text` to at most `max_chars` characters, the last being "…" when anything was cut.
+pub fn truncate(text: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
+    if text.char_indices().nth(max_chars).is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let cut = text
+        .char_indices()
+        .nth(max_chars.saturating_sub(1))
+        .map_or(text.len(), |(at, _)| at);
+    std::borrow::Cow::Owned(format!("{}…", &text[..cut]))
+}
+
+/// [`truncate`], owned.
+pub fn truncate_owned(text: &str, max_chars: usize) -> String {
+    truncate(text, max_chars).into_owned()
+}
+
+/// Distinct values in first-seen order (providers, verdicts of a grouped alert).
+pub fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for value in values {
+        if !out.contains(&value) {
+            out.push(value);
+        }
+    }
+    out
+}

@@ -129,3 +129,18 @@ pub enum DeliveryError {
     #[error("permanent failure: {0}")]
     Permanent(String),
 }
+
+impl DeliveryError {
+    /// The same error with `secret` removed from its text: receivers may quote a key or token
+    /// back in an error body, and this text ends up in logs.
+    pub fn scrubbed(self, secret: &str) -> DeliveryError {
+        match self {
+            DeliveryError::Retryable(text) => {
+                DeliveryError::Retryable(crate::secret::scrub(&text, &[secret]))
+            }
+            DeliveryError::Permanent(text) => {
+                DeliveryError::Permanent(crate::secret::scrub(&text, &[secret]))
+            }
+        }
+    }
+}

@@ -556,7 +556,7 @@ fn subject(prefix: &str, message: &AlertMessage) -> String {
 
 /// "Kimi", "Kimi, DeepSeek", "Kimi, DeepSeek, GLM and 2 more".
 fn provider_names(items: &[AlertItem]) -> String {
-    let names = distinct(items.iter().map(|i| i.provider_name.as_str()));
+    let names = super::distinct(items.iter().map(|i| i.provider_name.as_str()));
     let mut text = names
         .iter()
         .take(SUBJECT_NAMES)
@@ -571,17 +571,7 @@ fn provider_names(items: &[AlertItem]) -> String {
 
 /// "unavailable", "unavailable, timeout".
 fn verdicts(items: &[AlertItem]) -> String {
-    distinct(items.iter().map(|i| i.verdict.as_str())).join(", ")
-}
-
-fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut seen: Vec<&str> = Vec::new();
-    for value in values {
-        if !seen.contains(&value) {
-            seen.push(value);
-        }
-    }
-    seen
+    super::distinct(items.iter().map(|i| i.verdict.as_str())).join(", ")
 }
 
 // === Bodies ===

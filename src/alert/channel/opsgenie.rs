@@ -173,8 +173,8 @@ impl Channel for OpsgenieChannel {
             .json(&body)
             .send()
             .await
-            .map_err(|e| scrubbed(transport_error(&e), key))?;
-        judge_response(response).await.map_err(|e| scrubbed(e, key))
+            .map_err(|e| transport_error(&e).scrubbed(key))?;
+        judge_response(response).await.map_err(|e| e.scrubbed(key))
     }
 }
 
@@ -182,17 +182,20 @@ impl Channel for OpsgenieChannel {
 
 fn create_body(message: &AlertMessage, alias: &str, extra_tags: &[String]) -> Value {
     let mut body = json!({
-        "message": truncate_chars(&message.title, MAX_MESSAGE_CHARS),
+        "message": super::truncate_owned(&message.title, MAX_MESSAGE_CHARS),
         "alias": alias,
-        "description": truncate_chars(&description(message), MAX_DESCRIPTION_CHARS),
+        "description": super::truncate_owned(&description(message), MAX_DESCRIPTION_CHARS),
         "priority": priority(message.severity()),
         "source": "isdown",
         "tags": tags(message, extra_tags),
         "details": details(message),
     });
-    let providers = distinct(message.items.iter().map(|item| item.provider.as_str()));
+    let providers = super::distinct(message.items.iter().map(|item| item.provider.as_str()));
     if !providers.is_empty() {
-        body["entity"] = json!(truncate_chars(&providers.join(", "), MAX_ENTITY_CHARS));
+        body["entity"] = json!(super::truncate_owned(
+            &providers.join(", "),
+            MAX_ENTITY_CHARS
+        ));
     }
     body
 }
@@ -254,7 +257,7 @@ fn tags(message: &AlertMessage, extra: &[String]) -> Vec<String> {
         .chain(message.items.iter().map(|item| item.verdict.as_str()))
         .chain(extra.iter().map(String::as_str));
     for tag in candidates {
-        let tag = truncate_chars(tag, MAX_TAG_CHARS);
+        let tag = super::truncate_owned(tag, MAX_TAG_CHARS);
         if tags.len() < MAX_TAGS && !tags.contains(&tag) {
             tags.push(tag);
         }
@@ -268,17 +271,17 @@ fn details(message: &AlertMessage) -> Value {
     let mut put = |key: &str, value: String| {
         details.insert(
             key.to_owned(),
-            json!(truncate_chars(&value, MAX_DETAIL_CHARS)),
+            json!(super::truncate_owned(&value, MAX_DETAIL_CHARS)),
         );
     };
     put("event", message.event.as_str().to_owned());
     put("kind", message.kind.as_str().to_owned());
     put("started_at", crate::store::rfc3339(message.started_at));
-    let verdicts = distinct(message.items.iter().map(|item| item.verdict.as_str()));
+    let verdicts = super::distinct(message.items.iter().map(|item| item.verdict.as_str()));
     if !verdicts.is_empty() {
         put("verdicts", verdicts.join(", "));
     }
-    let blames = distinct(
+    let blames = super::distinct(
         message
             .items
             .iter()
@@ -287,7 +290,7 @@ fn details(message: &AlertMessage) -> Value {
     if !blames.is_empty() {
         put("blame", blames.join(", "));
     }
-    let monitors = distinct(message.items.iter().map(|item| item.monitor.as_str()));
+    let monitors = super::distinct(message.items.iter().map(|item| item.monitor.as_str()));
     if !monitors.is_empty() {
         put("monitors", monitors.join(", "));
     }
@@ -317,40 +320,6 @@ fn duration_text(secs: i64) -> String {
     let secs = u64::try_from(secs).unwrap_or(0);
     let secs = if secs >= 60 { secs - secs % 60 } else { secs };
     humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
-}
-
-/// Distinct values in first-seen order.
-fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for value in values {
-        if !out.contains(&value) {
-            out.push(value);
-        }
-    }
-    out
-}
-
-/// At most `max` characters, the last one an ellipsis when cut.
-fn truncate_chars(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// A receiver may quote the key back in an error body: remove it from whatever the outbox will
-/// log.
-fn scrubbed(error: DeliveryError, secret: &str) -> DeliveryError {
-    match error {
-        DeliveryError::Retryable(text) => {
-            DeliveryError::Retryable(crate::secret::scrub(&text, &[secret]))
-        }
-        DeliveryError::Permanent(text) => {
-            DeliveryError::Permanent(crate::secret::scrub(&text, &[secret]))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -129,8 +129,8 @@ impl Channel for PagerDutyChannel {
             .json(&body)
             .send()
             .await
-            .map_err(|e| scrubbed(transport_error(&e), key))?;
-        judge_response(response).await.map_err(|e| scrubbed(e, key))
+            .map_err(|e| transport_error(&e).scrubbed(key))?;
+        judge_response(response).await.map_err(|e| e.scrubbed(key))
     }
 }
 
@@ -173,7 +173,7 @@ fn payload(message: &AlertMessage) -> Value {
         },
         "custom_details": custom_details(message),
     });
-    let providers = distinct(message.items.iter().map(|item| item.provider.as_str()));
+    let providers = super::distinct(message.items.iter().map(|item| item.provider.as_str()));
     if !providers.is_empty() {
         payload["component"] = json!(providers.join(", "));
     }
@@ -189,7 +189,7 @@ fn summary(message: &AlertMessage) -> String {
         (_, "") => message.title.clone(),
         (_, advice) => format!("{} — {advice}", message.title),
     };
-    truncate_chars(&text, MAX_SUMMARY_CHARS)
+    super::truncate_owned(&text, MAX_SUMMARY_CHARS)
 }
 
 fn custom_details(message: &AlertMessage) -> Value {
@@ -238,40 +238,6 @@ fn dedup_key(message: &AlertMessage) -> String {
 }
 
 // === text ===
-
-/// Distinct values in first-seen order.
-fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for value in values {
-        if !out.contains(&value) {
-            out.push(value);
-        }
-    }
-    out
-}
-
-/// At most `max` characters, the last one an ellipsis when cut.
-fn truncate_chars(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// The routing key travels in the body, which a receiver may quote back in an error: remove
-/// it from whatever the outbox will log.
-fn scrubbed(error: DeliveryError, secret: &str) -> DeliveryError {
-    match error {
-        DeliveryError::Retryable(text) => {
-            DeliveryError::Retryable(crate::secret::scrub(&text, &[secret]))
-        }
-        DeliveryError::Permanent(text) => {
-            DeliveryError::Permanent(crate::secret::scrub(&text, &[secret]))
-        }
-    }
-}
 
 #[cfg(test)]
 pub(super) mod tests;

@@ -16,7 +16,6 @@
 //! Slack needs all of it and the channel modules may not grow a shared file of their own. Nothing
 //! here does I/O except `post_json`.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -338,23 +337,12 @@ pub(crate) fn duration(seconds: i64) -> String {
     humantime::format_duration(Duration::from_secs(seconds)).to_string()
 }
 
+pub(crate) use super::truncate;
 pub(crate) use crate::store::rfc3339;
 
 /// "2026-11-25 14:03:07 UTC", for people.
 pub(crate) fn utc(at: Millis) -> String {
     rfc3339(at).replacen('T', " ", 1).replacen('Z', " UTC", 1)
-}
-
-/// Cuts `text` to at most `max_chars` characters, the last being "…" when anything was cut.
-pub(crate) fn truncate(text: &str, max_chars: usize) -> Cow<'_, str> {
-    if text.char_indices().nth(max_chars).is_none() {
-        return Cow::Borrowed(text);
-    }
-    let cut = text
-        .char_indices()
-        .nth(max_chars.saturating_sub(1))
-        .map_or(text.len(), |(at, _)| at);
-    Cow::Owned(format!("{}…", &text[..cut]))
 }
 
 /// Escapes `&`, `<` and `>` — the three characters both Slack mrkdwn and Telegram HTML treat as

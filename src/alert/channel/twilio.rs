@@ -188,10 +188,10 @@ impl TwilioChannel {
             .body(form_urlencoded(&fields))
             .send()
             .await
-            .map_err(|e| scrubbed(transport_error(&e), token))?;
+            .map_err(|e| transport_error(&e).scrubbed(token))?;
         judge_response(response)
             .await
-            .map_err(|e| scrubbed(e, token))
+            .map_err(|e| e.scrubbed(token))
     }
 
     fn partials(&self) -> std::sync::MutexGuard<'_, Partials> {
@@ -352,9 +352,9 @@ fn sms_text(message: &AlertMessage) -> String {
     // Keep the link whole when there is room for it and a useful text.
     let room = MAX_SMS_CHARS.saturating_sub(url.chars().count() + 1);
     if url.is_empty() || room < 40 {
-        return truncate_chars(&text, MAX_SMS_CHARS);
+        return truncate_gsm(&text, MAX_SMS_CHARS);
     }
-    format!("{} {url}", truncate_chars(&text, room))
+    format!("{} {url}", truncate_gsm(&text, room))
 }
 
 fn blames(message: &AlertMessage) -> Vec<&'static str> {
@@ -407,8 +407,9 @@ fn gsm_friendly(text: &str) -> String {
     out
 }
 
-/// At most `max` characters, ending in "..." when cut.
-fn truncate_chars(text: &str, max: usize) -> String {
+/// At most `max` characters, ending in "..." when cut: the Unicode ellipsis would switch the
+/// whole SMS to the costlier UCS-2 encoding.
+fn truncate_gsm(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
@@ -476,19 +477,6 @@ fn is_sid(sid: &str, prefix: &str) -> bool {
     sid.len() == 34
         && sid.starts_with(prefix)
         && sid[2..].bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-/// A receiver may quote credentials back in an error: remove the token from whatever the outbox
-/// will log.
-fn scrubbed(error: DeliveryError, secret: &str) -> DeliveryError {
-    match error {
-        DeliveryError::Retryable(text) => {
-            DeliveryError::Retryable(crate::secret::scrub(&text, &[secret]))
-        }
-        DeliveryError::Permanent(text) => {
-            DeliveryError::Permanent(crate::secret::scrub(&text, &[secret]))
-        }
-    }
 }
 
 #[cfg(test)]
