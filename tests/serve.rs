@@ -251,3 +251,44 @@ fn admin_reload_needs_the_token_and_applies_a_new_config() {
         (monitor_state(&serve, "kimi-stream")? == "up").then_some(())
     });
 }
+
+#[test]
+fn sighup_reloads_the_config_and_keeps_history() {
+    let kimi = Mock::start("kimi", "ok");
+    let deepseek = Mock::start("deepseek", "ok");
+    let cfg = setup(&kimi, &deepseek, "");
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        &cfg.path,
+        data.path(),
+        &[("KIMI_KEY", KEY), ("DS_KEY", KEY)],
+    );
+    eventually(Duration::from_secs(10), "kimi up", || {
+        (monitor_state(&serve, "kimi-chat")? == "up").then_some(())
+    });
+    let before = serve.json("/api/v1/monitors/kimi-chat")["recent_results"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    let mut text = std::fs::read_to_string(&cfg.path).unwrap();
+    text.push_str("[[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n");
+    std::fs::write(&cfg.path, text).unwrap();
+    let pid = serve.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually(Duration::from_secs(10), "new monitor after SIGHUP", || {
+        (monitor_state(&serve, "deepseek-chat")? == "up").then_some(())
+    });
+    // Same process, same history: the old monitor's results are still there and growing.
+    let after = serve.json("/api/v1/monitors/kimi-chat")["recent_results"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(after >= before, "{after} < {before}");
+}

@@ -133,7 +133,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         match next {
             Next::Quit => break,
             Next::Restart(new) => {
-                tracing::warn!(monitors = new.monitors.len(), "config reloaded");
+                tracing::info!(monitors = new.monitors.len(), "config reloaded");
                 config = *new;
             }
         }
