@@ -12,7 +12,7 @@ use isdown::config::Config;
 use isdown::metrics::Metrics;
 use isdown::monitor::MonitorSpec;
 use isdown::monitor::clock::Clock;
-use isdown::monitor::health::{Health, PassiveReporter};
+use isdown::monitor::health::{Health, LiveVerdict, PassiveReporter};
 use isdown::monitor::schedule::ProbeRunner;
 use isdown::monitor::service::{MonitorEvent, MonitorService, initial_health};
 use isdown::probe::{ProbeResult, Timings};
@@ -191,6 +191,7 @@ impl Store for Frozen {
 }
 
 struct Harness {
+    reporter: PassiveReporter,
     store: Arc<dyn Store>,
     script: Scripted,
     events: broadcast::Receiver<MonitorEvent>,
@@ -236,11 +237,12 @@ async fn start(dir: &std::path::Path, providers: &[&str], script: Scripted) -> H
         clock,
         events: events_tx,
     };
+    let (reporter, mut passive) = PassiveReporter::channel(16);
     let task = tokio::spawn(async move {
-        let (_reporter, mut passive) = PassiveReporter::channel(16);
         service.run(&mut passive, stopped).await.unwrap();
     });
     Harness {
+        reporter,
         store,
         script,
         events,
@@ -535,5 +537,30 @@ async fn monitors_are_spread_over_the_interval() {
         .await
         .unwrap();
     assert!(open.is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_failures_reach_the_health_view_and_trigger_an_immediate_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    h.no_event(Duration::from_secs(60), |_| true).await;
+    let probes_before = script.probe_times("kimi-reachability").len();
+    let reported_at = Instant::now();
+    h.reporter.report(LiveVerdict {
+        provider: "kimi".into(),
+        verdict: Verdict::Unavailable,
+        blame: Some(isdown::verdict::Blame::Provider),
+        latency_ms: Some(40.0),
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let times = script.probe_times("kimi-reachability");
+    assert_eq!(times.len(), probes_before + 1, "no immediate probe");
+    assert!(*times.last().unwrap() - reported_at < Duration::from_millis(10));
+    let passive = h.health.snapshot().passive;
+    let kimi = &passive["kimi"];
+    assert_eq!((kimi.requests, kimi.failures), (1, 1));
+    assert_eq!(kimi.failure_ratio(), Some(1.0));
     h.stop().await;
 }
