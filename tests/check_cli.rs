@@ -47,6 +47,10 @@ fn one_provider_down_while_another_answers_blames_the_provider_and_says_the_netw
         summary.contains("Your network is fine: deepseek answered in"),
         "{summary}"
     );
+    assert!(
+        summary.ends_with("deepseek answers completions: fail over to it."),
+        "{summary}"
+    );
 }
 
 #[test]

@@ -186,6 +186,21 @@ pub fn summary(report: &CheckReport) -> String {
                 latency.as_millis()
             ));
         }
+        // Where to go now: a checked provider whose completions work (not merely reachable).
+        let provider_down = report.results.iter().any(|r| {
+            !r.diagnosis.verdict.is_healthy() && r.diagnosis.blame == Some(Blame::Provider)
+        });
+        let fallback = report.results.iter().find(|r| {
+            r.kind != ProbeKind::Reachability
+                && r.diagnosis.verdict.is_healthy()
+                && !failing_ids.contains(&r.provider.as_str())
+        });
+        if let (true, Some(r)) = (provider_down, fallback) {
+            sentences.push(format!(
+                "{} answers completions: fail over to it.",
+                report.name(&r.provider)
+            ));
+        }
     } else {
         let n = groups.len();
         let all_of = if n == 1 {
