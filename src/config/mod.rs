@@ -102,6 +102,15 @@ impl Default for ServeSettings {
     }
 }
 
+/// `[web]`: the public face of `isdown serve`.
+#[derive(Debug, Clone, Default)]
+pub struct WebSettings {
+    /// Public address of the status page (no trailing slash); alerts link to it when set.
+    pub public_url: Option<String>,
+    /// Keep upstream base URLs off the public pages and JSON.
+    pub hide_urls: bool,
+}
+
 /// The data directory when neither `--data` nor `[serve] data` says otherwise.
 pub const DEFAULT_DATA_DIR: &str = "isdown-data";
 
@@ -136,6 +145,7 @@ pub struct Config {
     pub retention: Retention,
     /// Alert channels, in name order, already checked (kinds, fields, secrets present).
     pub alerts: Vec<AlertSpec>,
+    pub web: WebSettings,
     /// Where it came from, if from a file.
     pub source: Option<PathBuf>,
 }
@@ -255,8 +265,17 @@ impl Config {
             alerts.push(AlertSpec { name, table });
         }
 
+        let web = WebSettings {
+            public_url: raw
+                .web
+                .public_url
+                .map(|u| u.0.as_str().trim_end_matches('/').to_string()),
+            hide_urls: raw.web.hide_urls.unwrap_or(false),
+        };
+
         Ok(Config {
             alerts,
+            web,
             providers,
             check: CheckSettings {
                 witnesses,

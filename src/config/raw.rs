@@ -29,6 +29,18 @@ pub struct RawConfig {
     /// `[alerts.NAME]` tables; each is checked by the channel its `kind` names.
     #[serde(default)]
     pub alerts: BTreeMap<String, Spanned<toml::Table>>,
+    #[serde(default)]
+    pub web: RawWeb,
+}
+
+/// `[web]`: the public face (status page, links in alerts).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    /// Where people reach the status page, e.g. "https://status.example.com"; alerts link to it.
+    pub public_url: Option<BaseUrl>,
+    /// Hide upstream base URLs from the public pages and JSON.
+    pub hide_urls: Option<bool>,
 }
 
 /// `[serve]`: where the daemon listens and keeps its data.
