@@ -9,6 +9,7 @@ pub mod alert;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod gateway;
 pub mod metrics;
 pub mod mock;
 pub mod monitor;

@@ -67,7 +67,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
     let clock = Clock::system();
     let health = initial_health(&config.monitors);
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
-    let (_reporter, mut passive) = PassiveReporter::channel(4_096);
+    let (reporter, mut passive) = PassiveReporter::channel(4_096);
     // Alerts (and live pages) will subscribe here; until then the events only feed the log.
     let (events, _) = tokio::sync::broadcast::channel(1_024);
     let (stop_web, web_stopped) = watch::channel(false);
@@ -79,7 +79,19 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         admin_token: config.serve.admin_token.clone().map(Arc::new),
         reload: reload_tx,
     };
-    let web = tokio::spawn(web::run(listener, web::router(app), wait_true(web_stopped)));
+    // The gateway reads the config once at start; a reload re-reads monitors, not routes.
+    let gateway = crate::gateway::Gateway::new(
+        &config,
+        crate::gateway::GatewayDeps {
+            health: health.clone(),
+            reporter,
+            metrics: metrics.clone(),
+        },
+        addr,
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let router = web::router(app).merge(gateway.router());
+    let web = tokio::spawn(web::run(listener, router, wait_true(web_stopped)));
     // Scripts and tests read this line to learn the address.
     println!(
         "isdown serving on http://{addr} ({} monitors, data in {})",

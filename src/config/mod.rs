@@ -6,6 +6,7 @@
 //! invalid value exists. Errors always name the file, the line and the field, and never repeat a
 //! value that could be a key.
 
+pub mod gateway;
 pub mod raw;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use crate::monitor::machine::Thresholds;
 use crate::probe::ProbeKind;
 use crate::provider::Provider;
 use crate::store::{Millis, Retention};
+pub use gateway::{GatewaySettings, GatewayTimeouts, RouteSpec, TargetSpec};
 use raw::{RawConfig, RawProvider};
 
 /// The built-in catalog, as shipped.
@@ -146,6 +148,8 @@ pub struct Config {
     /// Alert channels, in name order, already checked (kinds, fields, secrets present).
     pub alerts: Vec<AlertSpec>,
     pub web: WebSettings,
+    /// `[[routes]]` and `[gateway]`.
+    pub gateway: GatewaySettings,
     /// Where it came from, if from a file.
     pub source: Option<PathBuf>,
 }
@@ -228,6 +232,14 @@ impl Config {
         };
 
         let serve = serve_settings(raw.serve, text, file, env)?;
+        let gateway = gateway::gateway_settings(
+            raw.routes,
+            raw.gateway,
+            &providers,
+            serve.listen,
+            &gateway::Source { text, file },
+            env,
+        )?;
         let monitor = monitor_settings(&raw.monitor);
         let monitors = monitor_specs(&raw.monitors, &raw.monitor, &providers, text, file)?;
         let defaults = Retention::default();
@@ -276,6 +288,7 @@ impl Config {
         Ok(Config {
             alerts,
             web,
+            gateway,
             providers,
             check: CheckSettings {
                 witnesses,
@@ -302,6 +315,7 @@ impl Config {
         self.providers
             .iter()
             .filter_map(|p| p.api_key.clone())
+            .chain(self.gateway.client_keys.iter().cloned())
             .collect()
     }
 }

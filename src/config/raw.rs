@@ -31,6 +31,57 @@ pub struct RawConfig {
     pub alerts: BTreeMap<String, Spanned<toml::Table>>,
     #[serde(default)]
     pub web: RawWeb,
+    /// `[[routes]]`: gateway model aliases, tried in file order.
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    pub gateway: RawGateway,
+}
+
+/// `[[routes]]`: a model alias (exact, or a glob with `*`) and the targets tried in order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub model: String,
+    pub targets: Vec<RawTarget>,
+}
+
+/// One target of a route: a provider, optionally another model name and parameter overrides.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub provider: String,
+    /// The model sent to this provider; absent: the requested name, unchanged.
+    pub model: Option<String>,
+    /// Request parameters set (or replaced) for this target only, e.g. `{ temperature = 1 }`.
+    pub params: Option<toml::Table>,
+}
+
+/// `[gateway]`: the OpenAI-compatible endpoint of `isdown serve`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    /// Environment variables holding the keys clients send as `Authorization: Bearer`.
+    pub client_keys_env: Option<Vec<EnvVarName>>,
+    /// Serve without client keys; refused unless the listen address is loopback.
+    pub open_on_localhost: Option<Spanned<bool>>,
+    /// Longest announced `Retry-After` worth waiting for on the same target (default 10 s).
+    pub max_retry_wait: Option<DurationValue>,
+    /// Largest request body accepted, in bytes (default 16 MiB).
+    pub max_request_bytes: Option<Count>,
+    #[serde(default)]
+    pub timeouts: RawGatewayTimeouts,
+}
+
+/// `[gateway.timeouts]`: per-attempt deadlines and the whole-request budget.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayTimeouts {
+    pub connect: Option<DurationValue>,
+    pub first_token: Option<DurationValue>,
+    pub idle: Option<DurationValue>,
+    pub request: Option<DurationValue>,
+    pub total: Option<DurationValue>,
 }
 
 /// `[web]`: the public face (status page, links in alerts).

@@ -116,6 +116,12 @@ impl Health {
             .clone()
     }
 
+    /// Runs `f` on the view under the read lock, without copying it (the gateway reads open
+    /// incidents this way). `f` must be short: it holds the lock.
+    pub fn read<R>(&self, f: impl FnOnce(&HealthSnapshot) -> R) -> R {
+        f(&self.inner.read().expect("health lock is never poisoned"))
+    }
+
     /// Runs `f` on the view under the write lock (monitor core only).
     pub fn update<R>(&self, f: impl FnOnce(&mut HealthSnapshot) -> R) -> R {
         f(&mut self.inner.write().expect("health lock is never poisoned"))

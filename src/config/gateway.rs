@@ -1,0 +1,221 @@
+//! `[[routes]]` and `[gateway]`: validation of the gateway's part of the file into
+//! [`GatewaySettings`].
+//!
+//! It checks what the serde model cannot: that every target names a known provider, that a route
+//! has targets, that per-target `params` do not override what the caller owns (`model`,
+//! `messages`, `stream`), and that `open_on_localhost` is not combined with a non-loopback
+//! `[serve] listen`. Client keys are resolved from the environment here; the values become
+//! secrets and are never printed. It does no I/O beyond reading the environment through `env`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+
+use super::raw::{RawGateway, RawRoute};
+use super::{ConfigError, invalid_at};
+use crate::provider::Provider;
+
+/// Parameters a target may not override: they belong to the caller's request.
+const CALLER_OWNED: [&str; 3] = ["model", "messages", "stream"];
+
+/// 16 MiB: a 1M-token prompt is ~4 MB of text; anything far larger is a mistake or an attack.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// 10 s (DESIGN.md): a wait an agent hardly notices, and shorter than most switches cost in
+/// changed model behaviour.
+pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
+/// `[gateway.timeouts]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayTimeouts {
+    /// TCP (and TLS) connect of one attempt.
+    pub connect: Duration,
+    /// Streaming: until the first content chunk of one attempt.
+    pub first_token: Duration,
+    /// Streaming: longest silence between chunks once content flows.
+    pub idle: Duration,
+    /// Non-streaming: until the whole answer of one attempt.
+    pub request: Duration,
+    /// Whole request, every attempt and wait together.
+    pub total: Duration,
+}
+
+impl Default for GatewayTimeouts {
+    fn default() -> Self {
+        GatewayTimeouts {
+            connect: Duration::from_secs(5),
+            first_token: Duration::from_secs(15),
+            idle: Duration::from_secs(30),
+            request: Duration::from_secs(120),
+            total: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteSpec {
+    /// Exact model name, or a pattern where `*` matches any run of characters.
+    pub pattern: String,
+    pub targets: Vec<TargetSpec>,
+}
+
+/// One target of a route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    /// A provider id known to the config.
+    pub provider: String,
+    /// `None`: forward the requested model name unchanged.
+    pub model: Option<String>,
+    /// Top-level request fields set for this target (JSON values).
+    pub params: Map<String, Value>,
+}
+
+/// The gateway's settings after validation.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// In file order; empty means the default routes (`PROVIDER/MODEL`, see `gateway::route`).
+    pub routes: Vec<RouteSpec>,
+    /// Client keys resolved from `client_keys_env` (unset or empty variables are left out).
+    pub client_keys: Vec<SecretString>,
+    /// The variables named by `client_keys_env`, for messages.
+    pub client_keys_env: Vec<String>,
+    pub open_on_localhost: bool,
+    pub max_retry_wait: Duration,
+    pub max_request_bytes: usize,
+    pub timeouts: GatewayTimeouts,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            routes: Vec::new(),
+            client_keys: Vec::new(),
+            client_keys_env: Vec::new(),
+            open_on_localhost: false,
+            max_retry_wait: DEFAULT_MAX_RETRY_WAIT,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            timeouts: GatewayTimeouts::default(),
+        }
+    }
+}
+
+pub(super) struct Source<'a> {
+    pub text: &'a str,
+    pub file: &'a str,
+}
+
+pub(super) fn gateway_settings(
+    routes: Vec<toml::Spanned<RawRoute>>,
+    raw: RawGateway,
+    providers: &[Provider],
+    listen: SocketAddr,
+    source: &Source<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<GatewaySettings, ConfigError> {
+    let mut settings = GatewaySettings::default();
+    for route in routes {
+        let at = route.span().start;
+        settings.routes.push(
+            route_spec(route.into_inner(), providers).map_err(|message| {
+                let mut error = invalid_at(source.text, source.file, at, message);
+                if let ConfigError::Invalid { field, .. } = &mut error {
+                    *field = "routes".into();
+                }
+                error
+            })?,
+        );
+    }
+    if let Some(open) = raw.open_on_localhost {
+        let at = open.span().start;
+        settings.open_on_localhost = open.into_inner();
+        if settings.open_on_localhost && !listen.ip().is_loopback() {
+            return Err(invalid_at(
+                source.text,
+                source.file,
+                at,
+                format!(
+                    "the gateway may run without client keys only on a loopback address, and \
+                     [serve] listen is {listen}; set client_keys_env instead"
+                ),
+            ));
+        }
+    }
+    for name in raw.client_keys_env.unwrap_or_default() {
+        if let Some(value) = env(&name.0).map(|v| v.trim().to_owned())
+            && !value.is_empty()
+        {
+            settings.client_keys.push(SecretString::from(value));
+        }
+        settings.client_keys_env.push(name.0);
+    }
+    if let Some(wait) = raw.max_retry_wait {
+        settings.max_retry_wait = wait.0;
+    }
+    if let Some(bytes) = raw.max_request_bytes {
+        settings.max_request_bytes = bytes.0 as usize;
+    }
+    let t = &mut settings.timeouts;
+    let raw_t = raw.timeouts;
+    for (slot, value) in [
+        (&mut t.connect, raw_t.connect),
+        (&mut t.first_token, raw_t.first_token),
+        (&mut t.idle, raw_t.idle),
+        (&mut t.request, raw_t.request),
+        (&mut t.total, raw_t.total),
+    ] {
+        if let Some(value) = value {
+            *slot = value.0;
+        }
+    }
+    Ok(settings)
+}
+
+fn route_spec(raw: RawRoute, providers: &[Provider]) -> Result<RouteSpec, String> {
+    if raw.model.trim().is_empty() {
+        return Err("a route needs a model name or pattern (`model`)".into());
+    }
+    if raw.targets.is_empty() {
+        return Err(format!(
+            "route \"{}\" has no targets; add e.g. targets = [{{ provider = \"kimi\" }}]",
+            raw.model
+        ));
+    }
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for target in raw.targets {
+        if !providers.iter().any(|p| p.id == target.provider) {
+            let known: Vec<&str> = providers.iter().map(|p| p.id.as_str()).collect();
+            return Err(format!(
+                "route \"{}\": unknown provider \"{}\" in targets; known: {}",
+                raw.model,
+                target.provider,
+                known.join(", ")
+            ));
+        }
+        let params = match target.params {
+            None => Map::new(),
+            Some(table) => match serde_json::to_value(table) {
+                Ok(Value::Object(map)) => map,
+                _ => return Err("`params` must be a table of request fields".into()),
+            },
+        };
+        if let Some(owned) = CALLER_OWNED.iter().find(|k| params.contains_key(**k)) {
+            return Err(format!(
+                "route \"{}\": `params` may not set \"{owned}\" (it is the caller's; use the \
+                 target's `model` to rename the model)",
+                raw.model
+            ));
+        }
+        targets.push(TargetSpec {
+            provider: target.provider,
+            model: target.model.filter(|m| !m.trim().is_empty()),
+            params,
+        });
+    }
+    Ok(RouteSpec {
+        pattern: raw.model,
+        targets,
+    })
+}

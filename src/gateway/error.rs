@@ -1,0 +1,206 @@
+//! Errors of the gateway: [`StartError`] when it cannot be built, and [`ApiError`], every error a
+//! client can receive, with its one mapping to an HTTP status and the OpenAI error body
+//! `{"error":{"message","type","param","code"}}` that the official SDKs parse.
+//!
+//! Messages are written here or come from the classifier's sanitised explanations; they never
+//! contain a key or an upstream HTML page.
+
+use std::net::SocketAddr;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use thiserror::Error;
+
+/// Why the gateway could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(
+        "[gateway] open_on_localhost is set but the gateway listens on {addr}, which is not a \
+         loopback address; set client_keys_env instead"
+    )]
+    OpenOnNonLoopback { addr: SocketAddr },
+    #[error("cannot build the gateway's HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Fixes(#[from] super::fixes::FixError),
+}
+
+/// An error answered to a client.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// OpenAI's `type`: `invalid_request_error`, `authentication_error`, ...
+    pub kind: &'static str,
+    pub param: Option<&'static str>,
+    pub code: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+        }
+    }
+
+    fn code(mut self, code: impl Into<String>) -> ApiError {
+        self.code = Some(code.into());
+        self
+    }
+
+    fn param(mut self, param: &'static str) -> ApiError {
+        self.param = Some(param);
+        self
+    }
+
+    pub fn missing_key() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "missing gateway key: send it as `Authorization: Bearer <key>`",
+        )
+        .code("missing_api_key")
+    }
+
+    pub fn wrong_key() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "the gateway key is not valid",
+        )
+        .code("invalid_api_key")
+    }
+
+    /// No client key is configured and the gateway is not opened for localhost.
+    pub fn no_keys_configured(vars: &[String]) -> ApiError {
+        let message = if vars.is_empty() {
+            "the gateway has no client keys: set [gateway] client_keys_env = [\"VAR\"] and put a \
+             key in VAR (or open_on_localhost = true on a loopback listener)"
+                .to_owned()
+        } else {
+            format!(
+                "the gateway has no client keys: none of {} is set in isdown's environment",
+                vars.join(", ")
+            )
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", message)
+            .code("gateway_not_configured")
+    }
+
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("request body larger than {limit} bytes ([gateway] max_request_bytes)"),
+        )
+        .code("request_too_large")
+    }
+
+    pub fn unreadable_body() -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "the request body could not be read",
+        )
+    }
+
+    pub fn invalid_json(detail: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!("the request body is not a JSON object: {detail}"),
+        )
+        .code("invalid_json")
+    }
+
+    pub fn missing_model() -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "`model` is required (a string naming one of the gateway's routes, see GET /v1/models)",
+        )
+        .param("model")
+    }
+
+    pub fn bad_timeout_header(header: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!("`{header}` must be a duration such as \"20s\" or \"1500ms\""),
+        )
+        .param("x-isdown-timeout")
+    }
+
+    pub fn no_route(model: &str, defaults: bool) -> ApiError {
+        let hint = if defaults {
+            "no [[routes]] are configured, so models are named PROVIDER/MODEL (e.g. \
+             \"kimi/kimi-k2.6\") for providers whose key is set"
+        } else {
+            "add a [[routes]] entry for it"
+        };
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!(
+                "no route for model \"{}\": {hint}; GET /v1/models lists them",
+                crate::secret::redact(model)
+            ),
+        )
+        .param("model")
+        .code("model_not_found")
+    }
+
+    /// Every target was skipped because the prompt is larger than its context window.
+    pub fn context_too_long(estimate: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!(
+                "the prompt (about {estimate} tokens) does not fit the context window of any \
+                 target of this route"
+            ),
+        )
+        .param("messages")
+        .code("context_length_exceeded")
+    }
+
+    /// Every attempt failed; `summary` lists them, `verdict` is the last one's.
+    pub fn upstream_failed(status: StatusCode, verdict: &str, summary: String) -> ApiError {
+        ApiError::new(status, "upstream_error", summary).code(verdict)
+    }
+
+    pub fn deadline(summary: String) -> ApiError {
+        ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_error", summary).code("timeout")
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"isdown\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,582 @@
+//! The failover gateway: an OpenAI-compatible endpoint (`POST /v1/chat/completions`,
+//! `GET /v1/models`) inside `isdown serve` that sends each request to the targets of its route,
+//! in order, and decides after every failed attempt by the verdict the one classifier gives it
+//! (DESIGN.md "Gateway decision table").
+//!
+//! It owns the request path: client authentication (`auth`), routes (`route`), provider request
+//! fixes (`fixes`), the per-target circuit breakers (`breaker`), the decisions and their waits
+//! (`decision`, `backoff`), one upstream attempt (`upstream`), the streaming relay (`relay`),
+//! metrics and passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`).
+//! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
+//! monitor's open incidents from [`Health`] about once a second and reports every attempt through
+//! [`PassiveReporter`].
+//!
+//! Hot path: the request JSON is parsed once (size-limited), streams are relayed chunk by chunk
+//! and never collected, one pooled HTTP client serves every upstream, no lock is held across an
+//! `.await`, and successful attempts log at debug level only.
+
+mod auth;
+pub mod backoff;
+pub mod breaker;
+pub mod decision;
+pub mod error;
+pub mod fixes;
+mod relay;
+pub mod route;
+mod telemetry;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use crate::config::{Config, GatewayTimeouts};
+use crate::metrics::Metrics;
+use crate::monitor::health::{Health, LiveVerdict, PassiveReporter};
+use crate::store::IncidentKind;
+use crate::verdict::{Blame, Diagnosis, Verdict};
+use auth::ClientAuth;
+use breaker::{Admission, Breaker, BreakerPolicy, Outcome};
+use decision::{Action, Failed, Policy, Progress};
+use error::{ApiError, StartError};
+use route::{RouteTable, Target};
+use telemetry::{GatewayMetrics, OutcomeCounters, RequestOutcome};
+use upstream::{Attempt, Upstream};
+
+pub use error::ApiError as GatewayApiError;
+
+/// Response header: the provider id that served the answer.
+pub const HEADER_PROVIDER: &str = "x-isdown-provider";
+/// Response header: the model name sent to that provider.
+pub const HEADER_MODEL: &str = "x-isdown-model";
+/// Response header: attempts made for this request (1 when the first try answered).
+pub const HEADER_ATTEMPTS: &str = "x-isdown-attempts";
+/// Request header: a shorter overall deadline for this request, e.g. `20s` or `1500ms`.
+pub const HEADER_TIMEOUT: &str = "x-isdown-timeout";
+
+const PROVIDER: HeaderName = HeaderName::from_static(HEADER_PROVIDER);
+const MODEL: HeaderName = HeaderName::from_static(HEADER_MODEL);
+const ATTEMPTS: HeaderName = HeaderName::from_static(HEADER_ATTEMPTS);
+
+/// How often the open incidents of the health view are re-read: a monitor confirms an outage
+/// over tens of seconds, so one second of lag costs nothing and keeps the read off the hot path.
+const INCIDENT_SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// What the gateway needs from the rest of `isdown serve`.
+#[derive(Clone)]
+pub struct GatewayDeps {
+    pub health: Health,
+    pub reporter: PassiveReporter,
+    pub metrics: Metrics,
+}
+
+/// The gateway: cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    routes: RouteTable,
+    upstreams: Vec<Upstream>,
+    timeouts: GatewayTimeouts,
+    policy: Policy,
+    max_request_bytes: usize,
+    auth: ClientAuth,
+    health: Health,
+    reporter: PassiveReporter,
+    outcomes: OutcomeCounters,
+    /// When the incidents were last read; `try_lock` so that only one request does it.
+    incidents_read: Mutex<Option<Instant>>,
+}
+
+impl Gateway {
+    /// Builds the gateway for a listener bound to `listen`. Refuses `open_on_localhost` on a
+    /// non-loopback address.
+    pub fn new(
+        config: &Config,
+        deps: GatewayDeps,
+        listen: SocketAddr,
+    ) -> Result<Gateway, StartError> {
+        Gateway::with_breaker(config, deps, listen, BreakerPolicy::default())
+    }
+
+    /// As [`Gateway::new`], with a breaker policy (tests use small ones).
+    pub fn with_breaker(
+        config: &Config,
+        deps: GatewayDeps,
+        listen: SocketAddr,
+        breaker: BreakerPolicy,
+    ) -> Result<Gateway, StartError> {
+        let settings = &config.gateway;
+        if settings.open_on_localhost && !listen.ip().is_loopback() {
+            return Err(StartError::OpenOnNonLoopback { addr: listen });
+        }
+        let timeouts = settings.timeouts;
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .tcp_nodelay(true)
+            // Idle upstream connections are the gateway's main latency saving; 90 s is
+            // hyper's default and below every provider's keep-alive timeout we know of.
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+        let table = fixes::FixTable::embedded()?;
+        let metrics = GatewayMetrics::register(&deps.metrics);
+        let upstreams = config
+            .providers
+            .iter()
+            .map(|p| {
+                Upstream::new(
+                    p,
+                    Breaker::new(breaker),
+                    table.for_provider(&p.id),
+                    metrics.target(&p.id),
+                )
+            })
+            .collect();
+        if settings.client_keys.is_empty() && !settings.open_on_localhost {
+            tracing::warn!(
+                "gateway: no client key is set ([gateway] client_keys_env); /v1 requests will be \
+                 refused with 401"
+            );
+        }
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                client,
+                routes: RouteTable::new(&settings.routes, &config.providers),
+                upstreams,
+                timeouts,
+                policy: Policy::new(settings.max_retry_wait),
+                max_request_bytes: settings.max_request_bytes,
+                auth: ClientAuth::new(
+                    settings.client_keys.clone(),
+                    settings.open_on_localhost,
+                    settings.client_keys_env.clone(),
+                ),
+                health: deps.health,
+                reporter: deps.reporter,
+                outcomes: metrics.outcomes(),
+                incidents_read: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// `POST /v1/chat/completions` and `GET /v1/models`, to merge with the web router.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/models", get(models))
+            .with_state(self.clone())
+    }
+}
+
+async fn chat_completions(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let inner = &gateway.inner;
+    match inner.chat(&gateway, &headers, body).await {
+        Ok(response) => response,
+        Err((error, outcome)) => {
+            inner.outcomes.count(outcome);
+            error.into_response()
+        }
+    }
+}
+
+async fn models(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Err(e) = gateway.inner.auth.check(&headers) {
+        return e.into_response();
+    }
+    let data: Vec<Value> = gateway
+        .inner
+        .routes
+        .aliases()
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "isdown"}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+type Refusal = (ApiError, RequestOutcome);
+
+fn rejected(error: ApiError) -> Refusal {
+    (error, RequestOutcome::Rejected)
+}
+
+/// One failed attempt, kept for the final error message.
+struct Tried {
+    upstream: usize,
+    diagnosis: Diagnosis,
+}
+
+impl Inner {
+    async fn chat(
+        &self,
+        gateway: &Gateway,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Response, Refusal> {
+        let started = Instant::now();
+        self.auth.check(headers).map_err(rejected)?;
+        let deadline = started + self.budget(headers).map_err(rejected)?;
+        let bytes = self.read_body(headers, body).await.map_err(rejected)?;
+        let mut request: Map<String, Value> = serde_json::from_slice(&bytes)
+            .map_err(|e| rejected(ApiError::invalid_json(&e.to_string())))?;
+        let Some(Value::String(model)) = request.remove("model") else {
+            return Err(rejected(ApiError::missing_model()));
+        };
+        let stream = request.get("stream") == Some(&Value::Bool(true));
+        let targets = self
+            .routes
+            .resolve(&model)
+            .ok_or_else(|| rejected(ApiError::no_route(&model, self.routes.defaults)))?;
+        let estimate = estimate_tokens(&bytes);
+        drop(bytes);
+        self.sync_incidents(started);
+
+        // Targets whose breaker admits a request, in route order; all of them when none does.
+        let mut order: Vec<&Target> = targets
+            .iter()
+            .filter(|t| self.upstreams[t.upstream].breaker.admit(started) != Admission::Rejected)
+            .collect();
+        if order.is_empty() {
+            order = targets.iter().collect();
+        }
+
+        let mut attempts: u32 = 0;
+        let mut tried: Vec<Tried> = Vec::new();
+        // After a context_too_long: only targets with a known, larger window are worth trying.
+        let mut need_window_above: Option<u64> = None;
+        let mut skipped_for_window = false;
+        'targets: for target in order {
+            let up = &self.upstreams[target.upstream];
+            let window_fits = match (up.context_window, need_window_above) {
+                (Some(window), _) if estimate > window => false,
+                (Some(window), Some(floor)) => window > floor,
+                (None, Some(_)) => false,
+                _ => true,
+            };
+            if !window_fits {
+                skipped_for_window = true;
+                continue;
+            }
+            let model_name = target.model_for(&model);
+            let body = up.body(&mut request, model_name, &target.params);
+            let mut retries = 0;
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    break 'targets;
+                }
+                attempts += 1;
+                let attempt = up
+                    .attempt(
+                        &self.client,
+                        body.clone(),
+                        stream,
+                        &self.timeouts,
+                        now,
+                        deadline,
+                    )
+                    .await;
+                let failure = match attempt {
+                    Attempt::Served(served) => {
+                        let response = match served.body {
+                            upstream::ServedBody::Whole(response) => {
+                                self.observe(target.upstream, &served.diagnosis, now, attempts);
+                                response
+                            }
+                            // A stream is judged when it ends (the relay reports it).
+                            upstream::ServedBody::Stream(held) => relay::response(
+                                held,
+                                relay::Finish {
+                                    gateway: gateway.clone(),
+                                    upstream: target.upstream,
+                                    started: now,
+                                },
+                                self.timeouts.idle,
+                                deadline,
+                            ),
+                        };
+                        self.outcomes.count(RequestOutcome::Served);
+                        return Ok(label(response, up, model_name, attempts));
+                    }
+                    Attempt::Failed(failure) => failure,
+                };
+                self.observe(target.upstream, &failure.diagnosis, now, attempts);
+                let failed = Failed {
+                    verdict: failure.diagnosis.verdict,
+                    retry_after: failure
+                        .diagnosis
+                        .retry_after_s
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(|s| Duration::from_secs_f64(s.min(86_400.0))),
+                    before_any_byte: failure.before_any_byte,
+                };
+                let progress = Progress {
+                    same_target_retries: retries,
+                    remaining: deadline.saturating_duration_since(Instant::now()),
+                };
+                let action = decision::decide(failed, progress, &self.policy, fastrand::f64());
+                match action {
+                    Action::ReturnToCaller => {
+                        self.outcomes.count(RequestOutcome::Served);
+                        let response = failure.passthrough(up);
+                        return Ok(label(response, up, model_name, attempts));
+                    }
+                    Action::RetrySame { wait } => {
+                        tracing::debug!(provider = %up.id, ?wait, "gateway: retrying the same target");
+                        tokio::time::sleep(wait).await;
+                        retries += 1;
+                    }
+                    Action::Next {
+                        cool_down,
+                        setup_problem,
+                    } => {
+                        if let Some(cool) = cool_down {
+                            up.breaker.cool_down(Instant::now() + cool);
+                        }
+                        if setup_problem {
+                            tracing::warn!(
+                                provider = %up.id,
+                                verdict = %failure.diagnosis.verdict,
+                                "gateway: setup problem on a target, trying the next one: {}",
+                                failure.diagnosis.advice
+                            );
+                        }
+                        tried.push(Tried {
+                            upstream: target.upstream,
+                            diagnosis: failure.diagnosis,
+                        });
+                        continue 'targets;
+                    }
+                    Action::NextLargerWindow => {
+                        need_window_above = Some(
+                            up.context_window
+                                .unwrap_or(0)
+                                .max(need_window_above.unwrap_or(0)),
+                        );
+                        tried.push(Tried {
+                            upstream: target.upstream,
+                            diagnosis: failure.diagnosis,
+                        });
+                        continue 'targets;
+                    }
+                }
+            }
+        }
+        Err((
+            self.exhausted(&tried, attempts, skipped_for_window, estimate, deadline),
+            RequestOutcome::Failed,
+        ))
+    }
+
+    /// The final error once no target answered.
+    fn exhausted(
+        &self,
+        tried: &[Tried],
+        attempts: u32,
+        skipped_for_window: bool,
+        estimate: u64,
+        deadline: Instant,
+    ) -> ApiError {
+        let Some(last) = tried.last() else {
+            if skipped_for_window {
+                return ApiError::context_too_long(estimate);
+            }
+            return ApiError::deadline(format!(
+                "the request's deadline passed after {attempts} attempt(s)"
+            ));
+        };
+        let list: Vec<String> = tried
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}: {} ({})",
+                    self.upstreams[t.upstream].id, t.diagnosis.verdict, t.diagnosis.explanation
+                )
+            })
+            .collect();
+        let verdict = last.diagnosis.verdict;
+        let mut summary = format!(
+            "no target answered after {attempts} attempt(s): {}",
+            list.join("; ")
+        );
+        if Instant::now() >= deadline {
+            summary.push_str("; the request's deadline passed");
+        }
+        let summary = crate::secret::redact(&summary);
+        let status = match verdict {
+            Verdict::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Verdict::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Verdict::ContextTooLong => StatusCode::BAD_REQUEST,
+            Verdict::Overloaded | Verdict::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        let code = if verdict == Verdict::ContextTooLong {
+            "context_length_exceeded"
+        } else {
+            verdict.as_str()
+        };
+        ApiError::upstream_failed(status, code, summary)
+    }
+
+    /// Breaker, metrics, passive health and a log line for one attempt.
+    fn observe(&self, upstream: usize, diagnosis: &Diagnosis, started: Instant, attempt: u32) {
+        let up = &self.upstreams[upstream];
+        let latency = started.elapsed();
+        self.record(up, diagnosis.verdict, diagnosis.blame, latency);
+        if diagnosis.verdict.is_healthy() {
+            tracing::debug!(provider = %up.id, attempt, verdict = %diagnosis.verdict, "gateway attempt");
+        } else {
+            tracing::info!(
+                provider = %up.id,
+                attempt,
+                verdict = %diagnosis.verdict,
+                status = ?diagnosis.status,
+                "gateway attempt failed: {}",
+                diagnosis.explanation
+            );
+        }
+    }
+
+    fn record(&self, up: &Upstream, verdict: Verdict, blame: Option<Blame>, latency: Duration) {
+        let outcome = if verdict.is_healthy() {
+            Outcome::Success
+        } else if blame == Some(Blame::Provider) || blame == Some(Blame::Network) {
+            Outcome::Failure
+        } else {
+            Outcome::Neutral
+        };
+        up.breaker.record(Instant::now(), outcome);
+        up.stats.record(verdict, latency.as_secs_f64());
+        self.reporter.report(LiveVerdict {
+            provider: up.id.clone(),
+            verdict,
+            blame,
+            latency_ms: Some(latency.as_secs_f64() * 1000.0),
+        });
+    }
+
+    /// The request's overall budget: `total`, or less when the client asks.
+    fn budget(&self, headers: &HeaderMap) -> Result<Duration, ApiError> {
+        let total = self.timeouts.total;
+        let Some(value) = headers.get(HEADER_TIMEOUT) else {
+            return Ok(total);
+        };
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::bad_timeout_header(HEADER_TIMEOUT))?
+            .trim();
+        let asked = match text.parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs > 0.0 => Duration::from_secs_f64(secs.min(1e9)),
+            Ok(_) => return Err(ApiError::bad_timeout_header(HEADER_TIMEOUT)),
+            Err(_) => humantime::parse_duration(text)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| ApiError::bad_timeout_header(HEADER_TIMEOUT))?,
+        };
+        Ok(asked.min(total))
+    }
+
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+        let limit = self.max_request_bytes;
+        let announced = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::body_too_large(limit));
+        }
+        axum::body::to_bytes(body, limit).await.map_err(|e| {
+            let mut source: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(err) = source {
+                if err.to_string().contains("length limit") {
+                    return ApiError::body_too_large(limit);
+                }
+                source = err.source();
+            }
+            ApiError::unreadable_body()
+        })
+    }
+
+    /// Re-reads the monitor's open outage incidents into the breakers, at most once a second.
+    fn sync_incidents(&self, now: Instant) {
+        let Ok(mut last) = self.incidents_read.try_lock() else {
+            return;
+        };
+        if last.is_some_and(|at| now.saturating_duration_since(at) < INCIDENT_SYNC_EVERY) {
+            return;
+        }
+        *last = Some(now);
+        drop(last);
+        let mut open: Vec<Option<i64>> = vec![None; self.upstreams.len()];
+        self.health.read(|view| {
+            for monitor in &view.monitors {
+                if let Some((IncidentKind::Outage, id)) = monitor.open_incident
+                    && let Some(i) = self.upstreams.iter().position(|u| u.id == monitor.provider)
+                {
+                    open[i] = Some(id.unwrap_or(0));
+                }
+            }
+        });
+        for (up, incident) in self.upstreams.iter().zip(open) {
+            up.breaker.sync_incident(now, incident);
+        }
+    }
+}
+
+/// Adds the `x-isdown-*` headers.
+fn label(mut response: Response, up: &Upstream, model: &str, attempts: u32) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(PROVIDER, up.id_header.clone());
+    if let Ok(value) = HeaderValue::from_str(model) {
+        headers.insert(MODEL, value);
+    }
+    headers.insert(ATTEMPTS, HeaderValue::from(attempts));
+    response
+}
+
+/// A rough token count of a request body, to skip targets whose context window is known to be
+/// too small before sending: ~4 bytes per token for ASCII text (the usual English/code rate) and
+/// one token per non-ASCII character (CJK runs ~1–1.5 characters per token, so this errs high).
+/// JSON punctuation and tool schemas are counted too, which also errs high; an estimate that is
+/// too high only skips a target that was within a few percent of its limit.
+pub fn estimate_tokens(body: &[u8]) -> u64 {
+    let mut ascii = 0u64;
+    let mut other = 0u64;
+    for &b in body {
+        if b < 0x80 {
+            ascii += 1;
+        } else if b >= 0xC0 {
+            other += 1;
+        }
+    }
+    ascii / 4 + other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_estimate_table() {
+        let rows: [(&str, u64); 4] = [("", 0), ("abcdabcdabcd", 3), ("你好世界", 4), ("ab你好", 2)];
+        for (text, want) in rows {
+            assert_eq!(estimate_tokens(text.as_bytes()), want, "{text}");
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The streaming relay: sends a stream on to the client once its first content chunk has
+//! arrived, chunk by chunk, and turns every way it can fail from then on into an OpenAI-style
+//! in-band error event.
+//!
+//! The contract (DESIGN.md): after the first content chunk the gateway never switches target
+//! silently. A cut (EOF or reset without `[DONE]`), a stall longer than the idle timeout, the
+//! request's deadline or the provider's own in-stream error ends the stream with
+//! `data: {"error":{...}}` and no `[DONE]`, so SDKs raise instead of returning truncated text.
+//! Keep-alive comments and usage chunks pass through. Items are re-framed from the one SSE
+//! reader's output (never split mid-event); nothing is collected. When the stream ends, its
+//! verdict goes to the breaker, metrics and passive health like any attempt's.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::stream::{self, StreamExt};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio::time::{Instant, timeout_at};
+
+use super::Gateway;
+use crate::probe::read::transport_failure;
+use crate::sse::{SseItem, SseReader};
+use crate::verdict::{
+    Expect, StreamEnd, StreamSummary, TransportFailure, Verdict, classify_stream,
+};
+
+/// Finish reasons that mean the stream failed (reference §10: OpenRouter `error`, Zhipu
+/// `network_error`, DeepSeek `insufficient_system_resource`) even when `[DONE]` follows.
+const FAILED_FINISH: [&str; 3] = ["error", "network_error", "insufficient_system_resource"];
+
+/// A stream whose first content chunk has arrived, with everything read so far.
+pub struct Held {
+    pub items: Vec<SseItem>,
+    pub reader: SseReader,
+    pub response: reqwest::Response,
+}
+
+/// Who to tell when the stream ends.
+pub struct Finish {
+    pub gateway: Gateway,
+    pub upstream: usize,
+    pub started: Instant,
+}
+
+struct Relay {
+    live: reqwest::Response,
+    reader: SseReader,
+    items: Vec<SseItem>,
+    idle: Duration,
+    deadline: Instant,
+    finish: Option<Finish>,
+}
+
+/// The client's response: the held items at once, then the rest as it comes.
+pub fn response(held: Held, finish: Finish, idle: Duration, deadline: Instant) -> Response {
+    let first = serialize(&held.items);
+    let relay = Relay {
+        live: held.response,
+        reader: held.reader,
+        items: Vec::new(),
+        idle,
+        deadline,
+        finish: Some(finish),
+    };
+    let rest = stream::unfold(relay, |mut relay| async move {
+        let bytes = relay.next().await?;
+        Some((Ok::<Bytes, Infallible>(bytes), relay))
+    });
+    let body = stream::once(async move { Ok::<Bytes, Infallible>(first) }).chain(rest);
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+impl Relay {
+    /// The next bytes for the client, or `None` once the stream has ended.
+    async fn next(&mut self) -> Option<Bytes> {
+        self.finish.as_ref()?;
+        loop {
+            let until = self.deadline.min(Instant::now() + self.idle);
+            let chunk = match timeout_at(until, self.live.chunk()).await {
+                Err(_) => {
+                    let (code, message) = if Instant::now() >= self.deadline {
+                        (
+                            "deadline_exceeded",
+                            "the request's deadline passed mid-stream",
+                        )
+                    } else {
+                        ("stream_stalled", "the provider went silent mid-stream")
+                    };
+                    return Some(self.fail(StreamEnd::IdleTimeout, None, code, message));
+                }
+                Ok(Err(e)) => {
+                    let end = StreamEnd::Transport(transport_failure(&e, "stream"));
+                    return Some(self.fail(end, None, "stream_interrupted", CUT));
+                }
+                Ok(Ok(None)) => {
+                    let mut items = std::mem::take(&mut self.items);
+                    if self.reader.finish(&mut items).is_err() {
+                        items.clear();
+                    }
+                    let mut out = BytesMut::new();
+                    if let Some(bytes) = self.forward(items, &mut out) {
+                        return Some(bytes);
+                    }
+                    return Some(self.fail(StreamEnd::Eof, Some(out), "stream_interrupted", CUT));
+                }
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            let mut items = std::mem::take(&mut self.items);
+            if let Err(e) = self.reader.push(&chunk, &mut items) {
+                let end = StreamEnd::Transport(TransportFailure::Other(e.to_string()));
+                return Some(self.fail(end, None, "stream_interrupted", CUT));
+            }
+            let mut out = BytesMut::new();
+            if let Some(bytes) = self.forward(items, &mut out) {
+                return Some(bytes);
+            }
+            if !out.is_empty() {
+                return Some(out.freeze());
+            }
+        }
+    }
+
+    /// Writes `items` to `out`; returns the final bytes when one of them ends the stream.
+    fn forward(&mut self, mut items: Vec<SseItem>, out: &mut BytesMut) -> Option<Bytes> {
+        for item in items.drain(..) {
+            write_item(out, &item);
+            if is_done(&item) {
+                self.report(Verdict::Up, None);
+                return Some(std::mem::take(out).freeze());
+            }
+            if let Some(has_error_object) = failure_in(&item) {
+                let diagnosis = classify_stream(
+                    &StreamSummary {
+                        status: 200,
+                        headers: &HeaderMap::new(),
+                        items: std::slice::from_ref(&item),
+                        end: &StreamEnd::Eof,
+                    },
+                    Expect::Chat,
+                );
+                if !has_error_object {
+                    out.put_slice(&error_event(
+                        &diagnosis.explanation,
+                        diagnosis.verdict.as_str(),
+                    ));
+                }
+                self.report(diagnosis.verdict, diagnosis.blame);
+                return Some(std::mem::take(out).freeze());
+            }
+        }
+        // Keep the allocation for the next chunk.
+        self.items = items;
+        None
+    }
+
+    /// Ends the stream with our error event after `before` (bytes still to send).
+    fn fail(
+        &mut self,
+        end: StreamEnd,
+        before: Option<BytesMut>,
+        code: &str,
+        message: &str,
+    ) -> Bytes {
+        let diagnosis = classify_stream(
+            &StreamSummary {
+                status: 200,
+                headers: &HeaderMap::new(),
+                items: &[],
+                end: &end,
+            },
+            Expect::Chat,
+        );
+        let mut out = before.unwrap_or_default();
+        out.put_slice(&error_event(message, code));
+        self.report(diagnosis.verdict, diagnosis.blame);
+        out.freeze()
+    }
+
+    fn report(&mut self, verdict: Verdict, blame: Option<crate::verdict::Blame>) {
+        let Some(finish) = self.finish.take() else {
+            return;
+        };
+        let inner = &finish.gateway.inner;
+        let up = &inner.upstreams[finish.upstream];
+        let latency = finish.started.elapsed();
+        inner.record(up, verdict, blame, latency);
+        if verdict.is_healthy() {
+            tracing::debug!(provider = %up.id, "gateway stream finished");
+        } else {
+            tracing::info!(provider = %up.id, %verdict, "gateway stream failed after its first chunk");
+        }
+    }
+}
+
+const CUT: &str = "the provider's stream ended before it was complete; the answer is truncated";
+
+/// `data: [DONE]`.
+pub fn is_done(item: &SseItem) -> bool {
+    matches!(item, SseItem::Event { data, .. } if data.trim() == "[DONE]")
+}
+
+/// `Some(true)` for an item carrying an `error` object, `Some(false)` for a failure
+/// `finish_reason`, `None` for anything else. Cheap for ordinary chunks (a substring test).
+pub fn failure_in(item: &SseItem) -> Option<bool> {
+    let SseItem::Event { data, .. } = item else {
+        return None;
+    };
+    if !data.contains("error") && !data.contains("insufficient_system_resource") {
+        return None;
+    }
+    let value: Value = serde_json::from_str(data).ok()?;
+    if value.get("error").is_some_and(|e| !e.is_null()) {
+        return Some(true);
+    }
+    let finish = value
+        .get("choices")?
+        .get(0)?
+        .get("finish_reason")?
+        .as_str()?;
+    FAILED_FINISH.contains(&finish).then_some(false)
+}
+
+/// The OpenAI-style in-band error event.
+pub fn error_event(message: &str, code: &str) -> Bytes {
+    let value = json!({
+        "error": {"message": message, "type": "upstream_error", "param": null, "code": code}
+    });
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+fn write_item(out: &mut BytesMut, item: &SseItem) {
+    match item {
+        SseItem::Comment(text) => {
+            out.put_slice(b": ");
+            out.put_slice(text.as_bytes());
+            out.put_slice(b"\n\n");
+        }
+        SseItem::Event { event, data } => {
+            if let Some(name) = event {
+                out.put_slice(b"event: ");
+                out.put_slice(name.as_bytes());
+                out.put_slice(b"\n");
+            }
+            for line in data.split('\n') {
+                out.put_slice(b"data: ");
+                out.put_slice(line.as_bytes());
+                out.put_slice(b"\n");
+            }
+            out.put_slice(b"\n");
+        }
+    }
+}
+
+/// Items re-framed as SSE bytes.
+pub fn serialize(items: &[SseItem]) -> Bytes {
+    let mut out = BytesMut::new();
+    for item in items {
+        write_item(&mut out, item);
+    }
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(data: &str) -> SseItem {
+        SseItem::Event {
+            event: None,
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn failures_in_stream_items_table() {
+        let rows = [
+            (r#"{"choices":[{"delta":{"content":"hi"}}]}"#, None),
+            (
+                r#"{"error":{"message":"boom","type":"server_error"}}"#,
+                Some(true),
+            ),
+            (
+                r#"{"error":null,"choices":[{"delta":{"content":"error"}}]}"#,
+                None,
+            ),
+            (
+                r#"{"choices":[{"delta":{},"finish_reason":"network_error"}]}"#,
+                Some(false),
+            ),
+            (
+                r#"{"choices":[{"delta":{},"finish_reason":"error"}],"error":{"code":502}}"#,
+                Some(true),
+            ),
+            (
+                r#"{"choices":[{"delta":{},"finish_reason":"insufficient_system_resource"}]}"#,
+                Some(false),
+            ),
+            (r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#, None),
+            ("[DONE]", None),
+        ];
+        for (data, want) in rows {
+            assert_eq!(failure_in(&event(data)), want, "{data}");
+        }
+        assert_eq!(failure_in(&SseItem::Comment("error".into())), None);
+    }
+
+    #[test]
+    fn items_are_reframed_as_the_reader_parses_them() {
+        let items = vec![
+            SseItem::Comment("keep-alive".into()),
+            SseItem::Event {
+                event: Some("x".into()),
+                data: "a\nb".into(),
+            },
+            event("[DONE]"),
+        ];
+        let bytes = serialize(&items);
+        assert_eq!(
+            &bytes[..],
+            b": keep-alive\n\nevent: x\ndata: a\ndata: b\n\ndata: [DONE]\n\n"
+        );
+        assert_eq!(crate::sse::parse_all(&bytes).unwrap(), items);
+    }
+
+    #[test]
+    fn the_error_event_is_openai_shaped() {
+        let bytes = error_event("cut", "stream_interrupted");
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let json: Value =
+            serde_json::from_str(text.trim().strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(json["error"]["code"], "stream_interrupted");
+        assert_eq!(json["error"]["type"], "upstream_error");
+        assert!(json["error"]["param"].is_null());
+    }
+}

@@ -1,0 +1,185 @@
+//! Routes: which targets a requested model name goes to, in which order.
+//!
+//! Built once from `[[routes]]` (validated by `config`); the first route whose pattern matches
+//! wins (file order). Patterns are exact names or globs where `*` matches any run of characters
+//! — a hand-written matcher, since that is all DESIGN.md asks for. Without any `[[routes]]`,
+//! every provider that has a key is reachable as `PROVIDER/MODEL` (e.g. `kimi/kimi-k2.6`), the
+//! model after the first `/` sent unchanged. Resolving does not allocate.
+
+use serde_json::{Map, Value};
+
+use crate::config::RouteSpec;
+use crate::provider::Provider;
+
+/// How the model name sent upstream is chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelName {
+    /// The requested name, unchanged.
+    Forward,
+    /// A fixed name from the route.
+    Fixed(String),
+    /// The part after `PROVIDER/` (default routes).
+    AfterSlash,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Index into the gateway's upstreams (same order as the config's providers).
+    pub upstream: usize,
+    pub model: ModelName,
+    pub params: Map<String, Value>,
+}
+
+impl Target {
+    /// The model name to send for a request that asked for `requested`.
+    pub fn model_for<'a>(&'a self, requested: &'a str) -> &'a str {
+        match &self.model {
+            ModelName::Forward => requested,
+            ModelName::Fixed(name) => name,
+            ModelName::AfterSlash => requested.split_once('/').map_or(requested, |(_, m)| m),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    pattern: String,
+    targets: Vec<Target>,
+}
+
+/// Every route, in order.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+    /// The aliases `GET /v1/models` lists.
+    aliases: Vec<String>,
+    /// True when built from the defaults (no `[[routes]]`).
+    pub defaults: bool,
+}
+
+impl RouteTable {
+    /// Builds the table; `providers` is the config's list (upstream indexes follow it).
+    pub fn new(specs: &[RouteSpec], providers: &[Provider]) -> RouteTable {
+        let index = |id: &str| providers.iter().position(|p| p.id == id);
+        if specs.is_empty() {
+            let mut routes = Vec::new();
+            let mut aliases = Vec::new();
+            for (i, provider) in providers.iter().enumerate() {
+                if !provider.has_key() {
+                    continue;
+                }
+                aliases.push(format!("{}/{}", provider.id, provider.probe_model));
+                routes.push(Route {
+                    pattern: format!("{}/*", provider.id),
+                    targets: vec![Target {
+                        upstream: i,
+                        model: ModelName::AfterSlash,
+                        params: Map::new(),
+                    }],
+                });
+            }
+            return RouteTable {
+                routes,
+                aliases,
+                defaults: true,
+            };
+        }
+        let routes = specs
+            .iter()
+            .map(|spec| Route {
+                pattern: spec.pattern.clone(),
+                targets: spec
+                    .targets
+                    .iter()
+                    // Validated by config: every target names a known provider.
+                    .filter_map(|t| {
+                        Some(Target {
+                            upstream: index(&t.provider)?,
+                            model: t.model.clone().map_or(ModelName::Forward, ModelName::Fixed),
+                            params: t.params.clone(),
+                        })
+                    })
+                    .collect(),
+            })
+            .collect::<Vec<_>>();
+        let aliases = routes.iter().map(|r| r.pattern.clone()).collect();
+        RouteTable {
+            routes,
+            aliases,
+            defaults: false,
+        }
+    }
+
+    /// The targets of the first route matching `model`.
+    pub fn resolve(&self, model: &str) -> Option<&[Target]> {
+        self.routes
+            .iter()
+            .find(|r| glob_match(&r.pattern, model))
+            .map(|r| r.targets.as_slice())
+    }
+
+    pub fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+}
+
+/// `*` matches any run of characters (including none); everything else matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else {
+        return pattern == text;
+    };
+    let Some(mut text) = text.strip_prefix(first) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = rest.split('*').collect();
+    let last = parts.pop().unwrap_or("");
+    for part in parts {
+        match text.find(part) {
+            Some(at) => text = &text[at + part.len()..],
+            None => return false,
+        }
+    }
+    text.len() >= last.len() && text.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_table() {
+        let rows = [
+            ("kimi-k2", "kimi-k2", true),
+            ("kimi-k2", "kimi-k2.6", false),
+            ("kimi-*", "kimi-k2.6", true),
+            ("kimi-*", "kimi-", true),
+            ("kimi-*", "deepseek", false),
+            ("*", "anything", true),
+            ("*-flash", "deepseek-v4-flash", true),
+            ("*-flash", "flash", false),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "a-b-x-c", true),
+            ("a*b*c", "acb", false),
+            ("a*a", "a", false),
+            ("gpt-*-mini", "gpt-5-mini", true),
+            ("gpt-*-mini", "gpt-5-mini-2", false),
+        ];
+        for (pattern, text, want) in rows {
+            assert_eq!(glob_match(pattern, text), want, "{pattern} vs {text}");
+        }
+    }
+
+    #[test]
+    fn default_route_model_is_the_part_after_the_provider() {
+        let target = Target {
+            upstream: 0,
+            model: ModelName::AfterSlash,
+            params: Map::new(),
+        };
+        assert_eq!(target.model_for("kimi/kimi-k2.6"), "kimi-k2.6");
+        assert_eq!(
+            target.model_for("openrouter/moonshotai/kimi-k2"),
+            "moonshotai/kimi-k2"
+        );
+    }
+}

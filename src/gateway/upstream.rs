@@ -1,0 +1,387 @@
+//! One upstream target and one attempt on it: build the body (model rename, per-target
+//! parameters, request fixes), send it with the attempt's deadlines, and hand what came back to
+//! the classifier.
+//!
+//! Non-streaming answers are read whole (they must be, to tell a correct answer from an error in
+//! a 200) up to [`RESPONSE_LIMIT`]. Streams are read only until the first content chunk — the
+//! point after which the gateway may no longer switch targets — and then handed to `relay` with
+//! the reader's state. Both wires are OpenAI Chat Completions: providers of `anthropic` style
+//! are reached through Anthropic's OpenAI-compatible endpoint (`{base}/v1/chat/completions`).
+
+use axum::body::Body;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use reqwest::{Client, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use tokio::time::{Instant, timeout_at};
+
+use super::breaker::Breaker;
+use super::error::ApiError;
+use super::fixes::{Fix, fixed};
+use super::relay::{self, Held};
+use super::telemetry::TargetStats;
+use crate::config::GatewayTimeouts;
+use crate::probe::read::transport_failure;
+use crate::provider::{Provider, WireStyle};
+use crate::sse::{SseItem, SseReader};
+use crate::verdict::{
+    BODY_LIMIT, Diagnosis, Expect, HttpAnswer, StreamEnd, StreamSummary, TransportFailure,
+    chunk_has_content, classify_http, classify_stream, classify_transport,
+};
+
+/// 64 MiB: far above any chat completion (a 1M-token context answers with at most a few hundred
+/// KB), small enough that a broken upstream cannot exhaust memory.
+pub const RESPONSE_LIMIT: usize = 64 * 1024 * 1024;
+
+/// A provider as the gateway sends to it.
+pub struct Upstream {
+    pub id: String,
+    pub id_header: HeaderValue,
+    url: Url,
+    auth: Option<HeaderValue>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    pub context_window: Option<u64>,
+    pub breaker: Breaker,
+    fixes: Vec<Fix>,
+    pub stats: TargetStats,
+    key: Option<SecretString>,
+}
+
+/// What one attempt produced.
+pub enum Attempt {
+    Served(Served),
+    Failed(Failure),
+}
+
+pub struct Served {
+    pub diagnosis: Diagnosis,
+    pub body: ServedBody,
+}
+
+pub enum ServedBody {
+    /// A whole answer, ready to send.
+    Whole(Response),
+    /// A stream whose first content chunk has arrived; `relay` sends the rest.
+    Stream(Held),
+}
+
+pub struct Failure {
+    pub diagnosis: Diagnosis,
+    /// No status line arrived: a retry cannot duplicate work.
+    pub before_any_byte: bool,
+    /// The provider's answer, for passing a caller's error back unchanged.
+    answer: Option<Answer>,
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+}
+
+impl Upstream {
+    pub fn new(
+        provider: &Provider,
+        breaker: Breaker,
+        fixes: Vec<Fix>,
+        stats: TargetStats,
+    ) -> Upstream {
+        let url = match provider.style {
+            WireStyle::Openai => crate::provider::request::chat_url(provider),
+            // Anthropic's OpenAI SDK compatibility endpoint: same wire as every other target, so
+            // streams, tools and errors need no translation.
+            WireStyle::Anthropic => {
+                let mut url = provider.base_url.clone();
+                let path = format!(
+                    "{}/v1/chat/completions",
+                    provider.base_url.path().trim_end_matches('/')
+                );
+                url.set_path(&path);
+                url
+            }
+        };
+        let auth = provider.api_key.as_ref().and_then(|key| {
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        });
+        Upstream {
+            id: provider.id.clone(),
+            id_header: HeaderValue::from_str(&provider.id)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            url,
+            auth,
+            headers: provider.headers.clone(),
+            context_window: provider.context_window,
+            breaker,
+            fixes,
+            stats,
+            key: provider.api_key.clone(),
+        }
+    }
+
+    /// The request body for this target: `model` set, fixes and per-target parameters applied.
+    /// The caller's request is copied only when a fix or a parameter changes it.
+    pub fn body(
+        &self,
+        request: &mut Map<String, Value>,
+        model: &str,
+        params: &Map<String, Value>,
+    ) -> Bytes {
+        request.insert("model".to_owned(), Value::String(model.to_owned()));
+        let fixed = fixed(&self.fixes, request);
+        let bytes = if params.is_empty() {
+            serde_json::to_vec(&*fixed)
+        } else {
+            let mut copy = fixed.into_owned();
+            for (key, value) in params {
+                copy.insert(key.clone(), value.clone());
+            }
+            serde_json::to_vec(&copy)
+        };
+        // Serialising a map of JSON values cannot fail (string keys, no custom types).
+        Bytes::from(bytes.unwrap_or_default())
+    }
+
+    fn request(&self, client: &Client, body: Bytes) -> reqwest::RequestBuilder {
+        let mut builder = client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(auth) = &self.auth {
+            builder = builder.header(AUTHORIZATION, auth.clone());
+        }
+        builder.body(body)
+    }
+
+    /// One attempt, within the attempt's deadlines and the request's `deadline`.
+    pub async fn attempt(
+        &self,
+        client: &Client,
+        body: Bytes,
+        stream: bool,
+        timeouts: &GatewayTimeouts,
+        now: Instant,
+        deadline: Instant,
+    ) -> Attempt {
+        let (limit, phase) = if stream {
+            (timeouts.first_token, "first token")
+        } else {
+            (timeouts.request, "response")
+        };
+        let until = deadline.min(now + limit);
+        let mut response = match timeout_at(until, self.request(client, body).send()).await {
+            Err(_) => return transport(TransportFailure::Timeout { phase }, true),
+            Ok(Err(e)) => {
+                let phase = if e.is_connect() { "connect" } else { phase };
+                return transport(transport_failure(&e, phase), true);
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        if stream && status.is_success() {
+            return first_content(response, headers, until).await;
+        }
+        let limit = if status.is_success() {
+            RESPONSE_LIMIT
+        } else {
+            BODY_LIMIT
+        };
+        let (body, truncated) = match read_all(&mut response, until, limit).await {
+            Ok(read) => read,
+            Err(failure) => return transport(failure, false),
+        };
+        let diagnosis = classify_http(
+            &HttpAnswer {
+                status: status.as_u16(),
+                headers: &headers,
+                body: &body,
+                truncated,
+            },
+            Expect::Chat,
+        );
+        let content_type = headers.get(CONTENT_TYPE).cloned();
+        if diagnosis.verdict.is_healthy() {
+            let mut answer = Response::new(Body::from(body));
+            *answer.status_mut() = status;
+            answer.headers_mut().insert(
+                CONTENT_TYPE,
+                content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
+            );
+            return Attempt::Served(Served {
+                diagnosis,
+                body: ServedBody::Whole(answer),
+            });
+        }
+        Attempt::Failed(Failure {
+            diagnosis,
+            before_any_byte: false,
+            answer: Some(Answer {
+                status,
+                content_type,
+                body,
+            }),
+        })
+    }
+}
+
+impl Failure {
+    /// The provider's answer, unchanged but for our key, should it appear in it.
+    pub fn passthrough(self, up: &Upstream) -> Response {
+        let Some(answer) = self.answer else {
+            let error = ApiError::upstream_failed(
+                StatusCode::BAD_GATEWAY,
+                self.diagnosis.verdict.as_str(),
+                self.diagnosis.explanation,
+            );
+            return error.into_response();
+        };
+        let body = match &up.key {
+            Some(key) if contains(&answer.body, key.expose_secret().as_bytes()) => {
+                let text = String::from_utf8_lossy(&answer.body);
+                Bytes::from(crate::secret::scrub(&text, &[key.expose_secret()]))
+            }
+            _ => answer.body,
+        };
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = answer.status;
+        if let Some(content_type) = answer.content_type {
+            response.headers_mut().insert(CONTENT_TYPE, content_type);
+        }
+        response
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn transport(failure: TransportFailure, before_any_byte: bool) -> Attempt {
+    Attempt::Failed(Failure {
+        diagnosis: classify_transport(&failure),
+        before_any_byte,
+        answer: None,
+    })
+}
+
+/// Reads a whole body up to `limit` bytes before `until`.
+async fn read_all(
+    response: &mut reqwest::Response,
+    until: Instant,
+    limit: usize,
+) -> Result<(Bytes, bool), TransportFailure> {
+    let mut body = BytesMut::new();
+    loop {
+        match timeout_at(until, response.chunk()).await {
+            Err(_) => return Err(TransportFailure::Timeout { phase: "response" }),
+            Ok(Err(e)) => return Err(transport_failure(&e, "response")),
+            Ok(Ok(None)) => return Ok((body.freeze(), false)),
+            Ok(Ok(Some(chunk))) => {
+                // The common case, a body in one chunk, needs no copy.
+                if body.is_empty() && chunk.len() <= limit {
+                    body = BytesMut::from(chunk.as_ref());
+                    continue;
+                }
+                let room = limit - body.len();
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    return Ok((body.freeze(), true));
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// Reads a 2xx stream until its first content chunk (then it is served), or until it fails
+/// before one (then it is classified and the gateway may try elsewhere).
+async fn first_content(
+    mut response: reqwest::Response,
+    headers: HeaderMap,
+    until: Instant,
+) -> Attempt {
+    let mut reader = SseReader::new();
+    let mut held: Vec<SseItem> = Vec::new();
+    let mut fresh: Vec<SseItem> = Vec::new();
+    let end = loop {
+        let chunk = match timeout_at(until, response.chunk()).await {
+            Err(_) => {
+                return transport(
+                    TransportFailure::Timeout {
+                        phase: "first token",
+                    },
+                    false,
+                );
+            }
+            Ok(Err(e)) => break StreamEnd::Transport(transport_failure(&e, "stream")),
+            Ok(Ok(None)) => {
+                if let Err(e) = reader.finish(&mut fresh) {
+                    break StreamEnd::Transport(TransportFailure::Other(e.to_string()));
+                }
+                held.append(&mut fresh);
+                break StreamEnd::Eof;
+            }
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        if let Err(e) = reader.push(&chunk, &mut fresh) {
+            break StreamEnd::Transport(TransportFailure::Other(e.to_string()));
+        }
+        let mut content = false;
+        let mut stop = false;
+        for item in fresh.drain(..) {
+            content |= chunk_has_content(&item);
+            stop |= relay::is_done(&item) || relay::failure_in(&item).is_some();
+            held.push(item);
+        }
+        if content && !stop {
+            return Attempt::Served(Served {
+                diagnosis: Diagnosis::new(crate::verdict::Verdict::Up, "first content", ""),
+                body: ServedBody::Stream(Held {
+                    items: held,
+                    reader,
+                    response,
+                }),
+            });
+        }
+        if stop {
+            break StreamEnd::Eof;
+        }
+    };
+    let diagnosis = classify_stream(
+        &StreamSummary {
+            status: 200,
+            headers: &headers,
+            items: &held,
+            end: &end,
+        },
+        Expect::Chat,
+    );
+    let body = relay::serialize(&held);
+    if diagnosis.verdict.is_healthy() {
+        // A complete answer (with its end marker) before or with its first content chunk.
+        let mut answer = Response::new(Body::from(body));
+        answer
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        return Attempt::Served(Served {
+            diagnosis,
+            body: ServedBody::Whole(answer),
+        });
+    }
+    Attempt::Failed(Failure {
+        diagnosis,
+        before_any_byte: false,
+        answer: Some(Answer {
+            status: StatusCode::OK,
+            content_type: Some(HeaderValue::from_static("text/event-stream")),
+            body,
+        }),
+    })
+}
