@@ -41,7 +41,7 @@ pub struct Policy {
     pub max_retry_wait: Duration,
     /// Rate limit without `Retry-After`: ≈0.5 s, 1 s.
     pub rate_limit_backoff: Backoff,
-    /// Server error or network failure before any byte: ≈250 ms.
+    /// Server error, or network failure before any byte: ≈250 ms.
     pub quick_retry: Backoff,
 }
 
@@ -112,7 +112,11 @@ pub fn decide(failed: Failed, progress: Progress, policy: &Policy, unit: f64) ->
             }
             None => NEXT,
         },
-        Verdict::ServerError | Verdict::Network if failed.before_any_byte && retries == 0 => {
+        // A 500 is a complete answer (nothing was generated); a network failure is only safe
+        // to repeat when no answer had started.
+        Verdict::ServerError | Verdict::Network
+            if retries == 0 && (failed.verdict == Verdict::ServerError || failed.before_any_byte) =>
+        {
             let wait = policy.quick_retry.delay(0, unit);
             if fits(wait) {
                 Action::RetrySame { wait }
@@ -224,6 +228,11 @@ mod tests {
             // server_error / network before any byte: one quick retry, then next.
             (
                 failed(ServerError, None, true),
+                progress(0, 300.0),
+                wait(0.25),
+            ),
+            (
+                failed(ServerError, None, false),
                 progress(0, 300.0),
                 wait(0.25),
             ),

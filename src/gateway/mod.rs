@@ -378,10 +378,13 @@ impl Inner {
                 }
             }
         }
-        Err((
-            self.exhausted(&tried, attempts, skipped_for_window, estimate, deadline),
-            RequestOutcome::Failed,
-        ))
+        self.outcomes.count(RequestOutcome::Failed);
+        let error = self.exhausted(&tried, attempts, skipped_for_window, estimate, deadline);
+        let mut response = error.into_response();
+        response
+            .headers_mut()
+            .insert(ATTEMPTS, HeaderValue::from(attempts));
+        Ok(response)
     }
 
     /// The final error once no target answered.

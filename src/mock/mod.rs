@@ -44,6 +44,10 @@
 //! reasons, stream error events, keep-alives) follow the wire of the endpoint: a style asked on
 //! the other wire uses that wire's home style (OpenAI for chat, Anthropic for messages).
 //!
+//! `keepalive_then_ok` sends two of the style's keep-alives (`: keep-alive`, Anthropic's `ping`
+//! event, `: OPENROUTER PROCESSING`) before a healthy stream; non-streaming requests get the
+//! healthy answer.
+//!
 //! `flapping` counts every API request, `/models` included, and restarts at `ok` whenever a
 //! scenario is set. A generation request whose body is not JSON gets the style's `bad_request`
 //! answer under any scenario that would otherwise answer it.

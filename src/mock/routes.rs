@@ -610,6 +610,17 @@ impl Shape<'_> {
                 };
                 (Vec::new(), ending)
             }
+            Scenario::KeepaliveThenOk => {
+                // DeepSeek and OpenRouter interleave comments with a healthy answer.
+                let keepalive = self.wire_data().keepalive.clone();
+                let chunks = [keepalive.clone(), keepalive]
+                    .into_iter()
+                    .chain(head)
+                    .chain(content)
+                    .chain(tail)
+                    .collect();
+                (chunks, Ending::Done)
+            }
             Scenario::Malformed => {
                 // A `data:` line whose JSON stops halfway, then a normal end.
                 let broken = content

@@ -38,6 +38,7 @@ pub enum Scenario {
     StreamStall,
     StreamError,
     KeepaliveOnly,
+    KeepaliveThenOk,
     Flapping,
 }
 
@@ -53,7 +54,7 @@ struct Info {
 }
 
 /// One row per scenario, in the order `--help` lists them.
-const SCENARIOS: [Info; 26] = [
+const SCENARIOS: [Info; 27] = [
     Info {
         scenario: Scenario::Ok,
         name: "ok",
@@ -205,6 +206,12 @@ const SCENARIOS: [Info; 26] = [
         on_models: false,
     },
     Info {
+        scenario: Scenario::KeepaliveThenOk,
+        name: "keepalive_then_ok",
+        description: "stream: two keep-alive comments, then a healthy answer (non-stream: healthy)",
+        on_models: false,
+    },
+    Info {
         scenario: Scenario::Flapping,
         name: "flapping",
         description: "alternates per API request: ok, unavailable, ok, unavailable, ...",
@@ -221,8 +228,8 @@ pub struct UnknownScenario {
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 26] = {
-        let mut all = [Scenario::Ok; 26];
+    pub const ALL: [Scenario; 27] = {
+        let mut all = [Scenario::Ok; 27];
         let mut i = 0;
         while i < SCENARIOS.len() {
             all[i] = SCENARIOS[i].scenario;

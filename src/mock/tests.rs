@@ -239,7 +239,7 @@ fn streamed_content(datas: &[String]) -> String {
 
 #[test]
 fn scenario_names_round_trip_in_declaration_order() {
-    assert_eq!(Scenario::all().len(), 26);
+    assert_eq!(Scenario::all().len(), 27);
     for (index, scenario) in Scenario::ALL.iter().enumerate() {
         assert_eq!(
             *scenario as usize, index,
@@ -614,6 +614,7 @@ const STATUSES: [(&str, [u16; 7]); 24] = [
     ("stream_stall", [200; 7]),
     ("stream_error", [500; 7]),
     ("keepalive_only", [200; 7]),
+    ("keepalive_then_ok", [200; 7]),
     ("flapping", [200; 7]),
 ];
 
