@@ -1,0 +1,114 @@
+//! Per-target circuit breakers through the real gateway: opened by a failure ratio or by the
+//! monitor's open outage incident, probed by a trial every few seconds, closed by one live
+//! success, and ignored when every target is open. Paused tokio time.
+
+mod gateway_support;
+
+use gateway_support::*;
+use isdown::gateway::breaker::BreakerPolicy;
+use isdown::monitor::health::{Health, MonitorHealth};
+use isdown::monitor::machine::MonitorState;
+use isdown::store::IncidentKind;
+
+async fn pair_with(a: &str, b: &str, health: Health) -> (Mock, Mock, Gw) {
+    let ma = Mock::start("openai", a).await;
+    let mb = Mock::start("openai", b).await;
+    let config = format!(
+        "{}{}{}{GATEWAY}",
+        provider("a", &ma),
+        provider("b", &mb),
+        route(&["a", "b"])
+    );
+    let gw = Gw::start_with(&config, health, BreakerPolicy::default()).await;
+    (ma, mb, gw)
+}
+
+/// A health view in which the monitor of each listed provider has an open outage incident.
+fn outage(providers: &[&str]) -> Health {
+    Health::new(
+        providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| MonitorHealth {
+                id: format!("{p}/chat"),
+                provider: (*p).to_owned(),
+                model: None,
+                probe: "chat".into(),
+                state: MonitorState::Down,
+                since: None,
+                verdict: None,
+                last_at: None,
+                last_latency_ms: None,
+                explanation: None,
+                advice: None,
+                open_incident: Some((IncidentKind::Outage, Some(i as i64 + 1))),
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_target_opens_its_breaker_and_is_skipped() {
+    let (a, b, gw) = pair_with("unavailable", "ok", Health::default()).await;
+    // Default policy: at least 5 attempts, half of them failed.
+    for _ in 0..5 {
+        let response = gw.chat(ask(false)).await;
+        assert_eq!(header(&response, "x-isdown-provider"), "b");
+    }
+    assert_eq!(a.count().await, 5);
+    let response = gw.chat(ask(false)).await;
+    assert_eq!(header(&response, "x-isdown-provider"), "b");
+    assert_eq!(header(&response, "x-isdown-attempts"), "1");
+    assert_eq!(a.count().await, 5, "open: not tried");
+    assert_eq!(b.count().await, 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_admits_a_trial_within_seconds_and_one_success_closes_it() {
+    let (a, _b, gw) = pair_with("unavailable", "ok", Health::default()).await;
+    for _ in 0..5 {
+        gw.chat(ask(false)).await;
+    }
+    a.set("ok").await;
+    // Still open one second later...
+    tokio::time::advance(secs(1.0)).await;
+    let response = gw.chat(ask(false)).await;
+    assert_eq!(header(&response, "x-isdown-provider"), "b");
+    // ...and the trial after 2 s sees the recovery.
+    tokio::time::advance(secs(1.0)).await;
+    let response = gw.chat(ask(false)).await;
+    assert_eq!(header(&response, "x-isdown-provider"), "a");
+    // Closed at once: every following request goes to `a`.
+    for _ in 0..3 {
+        let response = gw.chat(ask(false)).await;
+        assert_eq!(header(&response, "x-isdown-provider"), "a");
+    }
+    assert_eq!(a.count().await, 5 + 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_monitors_open_outage_incident_steers_traffic_away_until_a_live_trial_succeeds() {
+    let (a, b, gw) = pair_with("ok", "ok", outage(&["a"])).await;
+    let response = gw.chat(ask(false)).await;
+    assert_eq!(header(&response, "x-isdown-provider"), "b");
+    assert_eq!(a.count().await, 0, "the incident keeps `a` out");
+    // The trial a couple of seconds later finds `a` healthy; live success overrules the
+    // incident, which the monitor has not closed yet.
+    tokio::time::advance(secs(2.0)).await;
+    let response = gw.chat(ask(false)).await;
+    assert_eq!(header(&response, "x-isdown-provider"), "a");
+    tokio::time::advance(secs(2.0)).await;
+    let response = gw.chat(ask(false)).await;
+    assert_eq!(header(&response, "x-isdown-provider"), "a");
+    assert_eq!(b.count().await, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_target_is_open_they_are_tried_in_order() {
+    let (a, b, gw) = pair_with("ok", "ok", outage(&["a", "b"])).await;
+    let response = gw.chat(ask(false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-isdown-provider"), "a");
+    assert_eq!(a.count().await, 1);
+    assert_eq!(b.count().await, 0);
+}
