@@ -1,0 +1,106 @@
+//! The official `openai` Python SDK talks to the real `isdown serve` binary, in front of two real
+//! `isdown mock-provider` processes: plain, streaming and tool-call requests, failover on 503,
+//! Retry-After honoured on 429, and a cut stream that raises instead of returning truncated text
+//! (the cases live in `tests/python/gateway_sdk.py`).
+//!
+//! The interpreter is `$ISDOWN_TEST_PYTHON`, or `.venv/bin/python` at the repository root (the
+//! one `.ci/run` installs `openai` into). Without it, or without the package, the test fails with
+//! the command that installs it: a skipped SDK test would hide a broken gateway.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use support::*;
+
+const INSTALL: &str = "python3 -m venv .venv && .venv/bin/pip install 'openai==3.51.0'";
+const CLIENT_KEY: &str = "gw-sdk-client-7Hq2";
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("ISDOWN_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"))
+}
+
+#[test]
+fn the_official_openai_python_sdk_works_against_the_gateway() {
+    let python = python();
+    let check = Command::new(&python)
+        .args(["-c", "import openai"])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}). This test needs Python with the openai package: run \
+                 `{INSTALL}` at the repository root, or set ISDOWN_TEST_PYTHON",
+                python.display()
+            )
+        });
+    assert!(
+        check.status.success(),
+        "{} cannot import openai: run `{INSTALL}` at the repository root, or set \
+         ISDOWN_TEST_PYTHON. {}",
+        python.display(),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let a = Mock::start("openai", "ok");
+    let b = Mock::start("openai", "ok");
+    // Monitors probe only the mocks, and rarely: the SDK cases must see the gateway alone.
+    let config = config(&format!(
+        "{}{}[[monitors]]\nprovider = \"a\"\ninterval = \"1h\"\n\
+         [[routes]]\nmodel = \"agent\"\ntargets = [{{ provider = \"a\" }}, {{ provider = \"b\" }}]\n\
+         [gateway]\nclient_keys_env = [\"GW_KEY\"]\n",
+        provider_toml("a", &a.v1(), "openai", "KEY_A"),
+        provider_toml("b", &b.v1(), "openai", "KEY_B"),
+    ));
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config.path)
+        .arg("--data")
+        .arg(config.dir.path().join("data"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GW_KEY", CLIENT_KEY)
+        .env("KEY_A", "sk-upstream-a-Qw8ErTy2UiOp")
+        .env("KEY_B", "sk-upstream-b-Qw8ErTy2UiOp")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn isdown serve");
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut banner)
+        .expect("serve banner");
+    let _serve = Serve(child);
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in banner: {banner}"))
+        .to_owned();
+
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/gateway_sdk.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .env("GATEWAY_URL", &url)
+        .env("GATEWAY_KEY", CLIENT_KEY)
+        .env("MOCK_A", &a.url)
+        .env("MOCK_B", &b.url)
+        .output()
+        .expect("run the SDK suite");
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "openai SDK suite failed:\n{report}");
+    // Every case ran (unittest reports on stderr).
+    assert!(report.contains("Ran 6 tests"), "{report}");
+}
