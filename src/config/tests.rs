@@ -189,3 +189,41 @@ fn a_valid_alert_channel_is_kept() {
     assert_eq!(config.alerts.len(), 1);
     assert_eq!(config.alerts[0].name, "log");
 }
+
+#[test]
+fn the_templates_gateway_block_is_valid_once_uncommented() {
+    let block = &TEMPLATE_TOML[TEMPLATE_TOML.find("# [[routes]]").unwrap()..];
+    let text: String = block
+        .lines()
+        .filter(|l| l.starts_with("# ") && !l.starts_with("# Clients may"))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    let config = load(&text).unwrap();
+    let gateway = &config.gateway;
+    assert_eq!(gateway.routes.len(), 1);
+    assert_eq!(gateway.routes[0].targets.len(), 3);
+    assert_eq!(gateway.routes[0].targets[2].params["temperature"], 0.6);
+    assert!(gateway.open_on_localhost);
+    assert_eq!(gateway.timeouts.first_token, Duration::from_secs(15));
+}
+
+#[test]
+fn gateway_config_errors_name_the_line_and_field() {
+    let (line, field, message) =
+        invalid("[[routes]]\nmodel = \"x\"\ntargets = [{ provider = \"nope\" }]\n");
+    assert_eq!((line, field.as_str()), (1, "routes"));
+    assert!(message.contains("nope"), "{message}");
+    let (_, _, message) = invalid("[[routes]]\nmodel = \"x\"\ntargets = []\n");
+    assert!(message.contains("no targets"), "{message}");
+    let (_, _, message) = invalid(
+        "[[routes]]\nmodel = \"x\"\ntargets = [{ provider = \"kimi\", params = { model = \"y\" } }]\n",
+    );
+    assert!(message.contains("model"), "{message}");
+    let (line, field, _) = invalid("[gateway]\nidle = \"5s\"\n");
+    assert_eq!((line, field.as_str()), (2, "gateway.idle"));
+    let (line, field, _) = invalid("\n[gateway.timeouts]\nidle = \"soon\"\n");
+    assert_eq!((line, field.as_str()), (3, "gateway.timeouts.idle"));
+    let (line, field, _) =
+        invalid("[serve]\nlisten = \"0.0.0.0:8080\"\n[gateway]\nopen_on_localhost = true\n");
+    assert_eq!((line, field.as_str()), (4, "gateway.open_on_localhost"));
+}

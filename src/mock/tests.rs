@@ -590,7 +590,7 @@ async fn model_lists_take_each_style_shape() {
 /// Status of a non-streaming generation request per scenario, in `Style::ALL` order (kimi,
 /// deepseek, openai, anthropic, zhipu, dashscope, openrouter). `hang` and `reset` never get a
 /// status and have their own tests.
-const STATUSES: [(&str, [u16; 7]); 24] = [
+const STATUSES: [(&str, [u16; 7]); 25] = [
     ("ok", [200; 7]),
     ("slow", [200; 7]),
     ("rate_limited", [429; 7]),
