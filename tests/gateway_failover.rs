@@ -304,3 +304,24 @@ async fn when_every_target_fails_the_error_names_each_attempt_in_openai_shape() 
     assert_eq!(a.count().await, 1);
     assert_eq!(b.count().await, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_context_too_long_smaller_known_windows_are_skipped_and_unknown_ones_tried() {
+    let refuses = Mock::start("openai", "context_too_long").await;
+    let smaller = Mock::start("openai", "ok").await;
+    let unknown = Mock::start("openai", "ok").await;
+    let config = format!(
+        "{}{}{}{}{GATEWAY}",
+        provider_with("refuses", &refuses, "context_window = 500000"),
+        provider_with("smaller", &smaller, "context_window = 300000"),
+        provider("unknown", &unknown),
+        route(&["refuses", "smaller", "unknown"])
+    );
+    let gw = Gw::start(&config).await;
+    let response = gw.chat(ask(false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-isdown-provider"), "unknown");
+    assert_eq!(refuses.count().await, 1);
+    assert_eq!(smaller.count().await, 0);
+    assert_eq!(unknown.count().await, 1);
+}

@@ -131,6 +131,19 @@ impl Breaker {
         }
     }
 
+    /// What [`Breaker::admit`] would answer now, without using up a trial.
+    pub fn peek(&self, now: Instant) -> Admission {
+        let state = self.state();
+        if state.cool_until.is_some_and(|until| now < until) {
+            return Admission::Rejected;
+        }
+        match &state.open {
+            None => Admission::Closed,
+            Some(open) if now >= open.next_trial => Admission::Trial,
+            Some(_) => Admission::Rejected,
+        }
+    }
+
     /// True when the breaker is open (whatever the trial timing).
     pub fn is_open(&self) -> bool {
         self.state().open.is_some()
@@ -285,6 +298,8 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1_999)).await;
         assert_eq!(b.admit(Instant::now()), Rejected);
         tokio::time::advance(Duration::from_millis(1)).await;
+        // Peeking does not use the trial up.
+        assert_eq!(b.peek(Instant::now()), Trial);
         assert_eq!(b.admit(Instant::now()), Trial);
         // Only one trial per period, even while the first is in flight.
         assert_eq!(b.admit(Instant::now()), Rejected);

@@ -49,7 +49,7 @@ use auth::ClientAuth;
 use breaker::{Admission, Breaker, BreakerPolicy, Outcome};
 use decision::{Action, Failed, Policy, Progress};
 use error::{ApiError, StartError};
-use route::{RouteTable, Target};
+use route::RouteTable;
 use telemetry::{GatewayMetrics, OutcomeCounters, RequestOutcome};
 use upstream::{Attempt, Upstream};
 
@@ -243,34 +243,34 @@ impl Inner {
             .routes
             .resolve(&model)
             .ok_or_else(|| rejected(ApiError::no_route(&model, self.routes.defaults)))?;
-        let estimate = estimate_tokens(&bytes);
         drop(bytes);
+        let estimate = estimate_request_tokens(&request);
         self.sync_incidents(started);
 
-        // Targets whose breaker admits a request, in route order; all of them when none does.
-        let mut order: Vec<&Target> = targets
+        // Targets whose breaker is open are skipped — unless every one is, then all are tried
+        // in order. Admission is taken only when a target's turn comes, so a trial slot is not
+        // used up by a request that never reaches that target.
+        let skip_open = targets
             .iter()
-            .filter(|t| self.upstreams[t.upstream].breaker.admit(started) != Admission::Rejected)
-            .collect();
-        if order.is_empty() {
-            order = targets.iter().collect();
-        }
+            .any(|t| self.upstreams[t.upstream].breaker.peek(started) != Admission::Rejected);
 
         let mut attempts: u32 = 0;
         let mut tried: Vec<Tried> = Vec::new();
-        // After a context_too_long: only targets with a known, larger window are worth trying.
+        // After a context_too_long: targets whose window is known and no larger are skipped.
         let mut need_window_above: Option<u64> = None;
         let mut skipped_for_window = false;
-        'targets: for target in order {
+        'targets: for target in targets {
             let up = &self.upstreams[target.upstream];
             let window_fits = match (up.context_window, need_window_above) {
                 (Some(window), _) if estimate > window => false,
                 (Some(window), Some(floor)) => window > floor,
-                (None, Some(_)) => false,
                 _ => true,
             };
             if !window_fits {
                 skipped_for_window = true;
+                continue;
+            }
+            if skip_open && up.breaker.admit(Instant::now()) == Admission::Rejected {
                 continue;
             }
             let model_name = target.model_for(&model);
@@ -364,11 +364,8 @@ impl Inner {
                         continue 'targets;
                     }
                     Action::NextLargerWindow => {
-                        need_window_above = Some(
-                            up.context_window
-                                .unwrap_or(0)
-                                .max(need_window_above.unwrap_or(0)),
-                        );
+                        // An unknown window says nothing: later unknown windows may be tried.
+                        need_window_above = up.context_window.max(need_window_above);
                         tried.push(Tried {
                             upstream: target.upstream,
                             diagnosis: failure.diagnosis,
@@ -553,15 +550,39 @@ fn label(mut response: Response, up: &Upstream, model: &str, attempts: u32) -> R
     response
 }
 
-/// A rough token count of a request body, to skip targets whose context window is known to be
-/// too small before sending: ~4 bytes per token for ASCII text (the usual English/code rate) and
-/// one token per non-ASCII character (CJK runs ~1–1.5 characters per token, so this errs high).
-/// JSON punctuation and tool schemas are counted too, which also errs high; an estimate that is
-/// too high only skips a target that was within a few percent of its limit.
-pub fn estimate_tokens(body: &[u8]) -> u64 {
+/// Tokens an inline image is counted as: providers charge roughly 1–2k per image whatever its
+/// size in bytes, so its base64 text must not be counted as text.
+const IMAGE_TOKENS: u64 = 1_500;
+
+/// A rough token count of a request (its messages and tool definitions), to skip targets whose
+/// context window is known to be too small before sending. Text counts ~4 bytes per token for
+/// ASCII (the usual English/code rate) and one token per non-ASCII character (CJK runs ~1–1.5
+/// characters per token, so this errs high); inline `data:` URLs count as one image. An estimate
+/// that is too high only skips a target that was within a few percent of its limit.
+pub fn estimate_request_tokens(request: &Map<String, Value>) -> u64 {
+    ["messages", "tools", "functions"]
+        .iter()
+        .filter_map(|key| request.get(*key))
+        .map(estimate_value)
+        .sum()
+}
+
+fn estimate_value(value: &Value) -> u64 {
+    match value {
+        Value::String(text) if text.starts_with("data:") => IMAGE_TOKENS,
+        Value::String(text) => estimate_tokens(text.as_bytes()),
+        Value::Array(items) => items.iter().map(estimate_value).sum(),
+        // Keys and punctuation: about one token per field.
+        Value::Object(map) => map.values().map(|v| 1 + estimate_value(v)).sum(),
+        Value::Number(_) | Value::Bool(_) | Value::Null => 1,
+    }
+}
+
+/// Tokens of a text: ~4 ASCII bytes per token, one per non-ASCII character.
+pub fn estimate_tokens(text: &[u8]) -> u64 {
     let mut ascii = 0u64;
     let mut other = 0u64;
-    for &b in body {
+    for &b in text {
         if b < 0x80 {
             ascii += 1;
         } else if b >= 0xC0 {
@@ -574,6 +595,27 @@ pub fn estimate_tokens(body: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_estimate_counts_text_and_tools_but_not_image_bytes() {
+        let image = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
+        let request = json!({
+            "model": "m",
+            "temperature": 0.5,
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "abcd".repeat(100)},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ]},
+            ],
+        });
+        let Value::Object(map) = request else {
+            panic!()
+        };
+        let estimate = estimate_request_tokens(&map);
+        // 100 text tokens + one image + a few for the structure.
+        assert!((1_600..1_650).contains(&estimate), "{estimate}");
+    }
 
     #[test]
     fn token_estimate_table() {

@@ -277,26 +277,30 @@ async fn read_all(
     until: Instant,
     limit: usize,
 ) -> Result<(Bytes, bool), TransportFailure> {
+    // The common case, a body in one chunk, is passed on without a copy.
+    let mut first: Option<Bytes> = None;
     let mut body = BytesMut::new();
     loop {
-        match timeout_at(until, response.chunk()).await {
+        let chunk = match timeout_at(until, response.chunk()).await {
             Err(_) => return Err(TransportFailure::Timeout { phase: "response" }),
             Ok(Err(e)) => return Err(transport_failure(&e, "response")),
+            Ok(Ok(None)) if body.is_empty() => return Ok((first.unwrap_or_default(), false)),
             Ok(Ok(None)) => return Ok((body.freeze(), false)),
-            Ok(Ok(Some(chunk))) => {
-                // The common case, a body in one chunk, needs no copy.
-                if body.is_empty() && chunk.len() <= limit {
-                    body = BytesMut::from(chunk.as_ref());
-                    continue;
-                }
-                let room = limit - body.len();
-                if chunk.len() > room {
-                    body.extend_from_slice(&chunk[..room]);
-                    return Ok((body.freeze(), true));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        if first.is_none() && body.is_empty() && chunk.len() <= limit {
+            first = Some(chunk);
+            continue;
         }
+        if let Some(first) = first.take() {
+            body.extend_from_slice(&first);
+        }
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body.freeze(), true));
+        }
+        body.extend_from_slice(&chunk);
     }
 }
 
