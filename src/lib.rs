@@ -2,8 +2,9 @@
 //!
 //! Module map (DESIGN.md): `verdict` (the one classifier), `sse` (the one SSE reader),
 //! `config` (isdown.toml and the embedded catalog), `provider` (wire knowledge), `probe`
-//! (probe kinds and timings), `check` (one-shot diagnosis and correlation), `mock` (the scripted
-//! mock provider), `secret` (keeping keys out of output), `cli` (one file per subcommand).
+//! (probe kinds and timings), `check` (one-shot diagnosis and correlation), `gateway` (the
+//! OpenAI-compatible failover gateway), `mock` (the scripted mock provider), `secret` (keeping
+//! keys out of output), `cli` (one file per subcommand).
 
 pub mod alert;
 pub mod check;

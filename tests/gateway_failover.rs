@@ -227,7 +227,7 @@ async fn a_prompt_no_target_can_hold_is_refused_without_sending_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn auth_quota_and_model_not_found_go_to_the_next_target() {
+async fn auth_quota_and_model_not_found_go_to_the_next_target_and_account_problems_sit_out() {
     for scenario in ["auth_failed", "quota_exhausted", "model_not_found"] {
         let (a, b, mut gw) = pair(scenario, "ok", "").await;
         let response = gw.chat(ask(false)).await;
@@ -238,6 +238,18 @@ async fn auth_quota_and_model_not_found_go_to_the_next_target() {
         // The setup problem is visible to the monitor through passive health.
         let reported = gw.reported();
         assert_eq!(reported[0], ("a".to_owned(), scenario.to_owned()));
+        // A bad key or an empty balance keeps the target out for a minute; a missing model is
+        // a property of the request, so the next request tries again.
+        gw.chat(ask(false)).await;
+        let again = usize::from(scenario == "model_not_found");
+        assert_eq!(a.count().await, 1 + again, "{scenario}");
+        tokio::time::advance(secs(60.0)).await;
+        gw.chat(ask(false)).await;
+        assert_eq!(
+            a.count().await,
+            2 + again,
+            "{scenario}: back after the cool-down"
+        );
     }
 }
 

@@ -72,6 +72,11 @@ const ATTEMPTS: HeaderName = HeaderName::from_static(HEADER_ATTEMPTS);
 /// over tens of seconds, so one second of lag costs nothing and keeps the read off the hot path.
 const INCIDENT_SYNC_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a target whose key or balance failed sits out (`auth_failed`, `quota_exhausted`):
+/// long enough that a revoked key does not cost every request an attempt, short enough that a
+/// fixed key is used again within a minute.
+const SETUP_COOL_DOWN: Duration = Duration::from_secs(60);
+
 /// What the gateway needs from the rest of `isdown serve`.
 #[derive(Clone)]
 pub struct GatewayDeps {
@@ -146,7 +151,7 @@ impl Gateway {
             })
             .collect();
         if settings.client_keys.is_empty() && !settings.open_on_localhost {
-            tracing::warn!(
+            tracing::info!(
                 "gateway: no client key is set ([gateway] client_keys_env); /v1 requests will be \
                  refused with 401"
             );
@@ -350,12 +355,7 @@ impl Inner {
                             up.breaker.cool_down(Instant::now() + cool);
                         }
                         if setup_problem {
-                            tracing::warn!(
-                                provider = %up.id,
-                                verdict = %failure.diagnosis.verdict,
-                                "gateway: setup problem on a target, trying the next one: {}",
-                                failure.diagnosis.advice
-                            );
+                            self.setup_problem(up, &failure.diagnosis);
                         }
                         tried.push(Tried {
                             upstream: target.upstream,
@@ -432,6 +432,28 @@ impl Inner {
             verdict.as_str()
         };
         ApiError::upstream_failed(status, code, summary)
+    }
+
+    /// An account or config problem on a target: a bad key or an empty balance will not fix
+    /// itself within seconds, so the target sits out [`SETUP_COOL_DOWN`] (then one request
+    /// finds out whether it was fixed); a warning says what to do, at most once per cool-down.
+    fn setup_problem(&self, up: &Upstream, diagnosis: &Diagnosis) {
+        let now = Instant::now();
+        if matches!(
+            diagnosis.verdict,
+            Verdict::AuthFailed | Verdict::QuotaExhausted
+        ) {
+            up.breaker.cool_down(now + SETUP_COOL_DOWN);
+        }
+        if up.setup_warning_due(now, SETUP_COOL_DOWN) {
+            tracing::warn!(
+                provider = %up.id,
+                verdict = %diagnosis.verdict,
+                "gateway: setup problem on a target, trying the next one: {} — {}",
+                diagnosis.explanation,
+                diagnosis.advice
+            );
+        }
     }
 
     /// Breaker, metrics, passive health and a log line for one attempt.

@@ -49,7 +49,8 @@ pub struct Finish {
 }
 
 struct Relay {
-    live: reqwest::Response,
+    /// `None` once handed to [`drain`] after a clean end.
+    live: Option<reqwest::Response>,
     reader: SseReader,
     items: Vec<SseItem>,
     idle: Duration,
@@ -61,7 +62,7 @@ struct Relay {
 pub fn response(held: Held, finish: Finish, idle: Duration, deadline: Instant) -> Response {
     let first = serialize(&held.items);
     let relay = Relay {
-        live: held.response,
+        live: Some(held.response),
         reader: held.reader,
         items: Vec::new(),
         idle,
@@ -86,7 +87,8 @@ impl Relay {
         self.finish.as_ref()?;
         loop {
             let until = self.deadline.min(Instant::now() + self.idle);
-            let chunk = match timeout_at(until, self.live.chunk()).await {
+            let live = self.live.as_mut()?;
+            let chunk = match timeout_at(until, live.chunk()).await {
                 Err(_) => {
                     let (code, message) = if Instant::now() >= self.deadline {
                         (
@@ -136,6 +138,9 @@ impl Relay {
             write_item(out, &item);
             if is_done(&item) {
                 self.report(Verdict::Up, None);
+                if let Some(live) = self.live.take() {
+                    drain(live);
+                }
                 return Some(std::mem::take(out).freeze());
             }
             if let Some(has_error_object) = failure_in(&item) {
@@ -200,6 +205,22 @@ impl Relay {
             tracing::info!(provider = %up.id, %verdict, "gateway stream failed after its first chunk");
         }
     }
+}
+
+/// How long a finished stream's connection may take to deliver its last bytes (the chunked
+/// terminator after `[DONE]`) so that it can go back to the pool.
+const DRAIN_FOR: Duration = Duration::from_secs(2);
+
+/// Reads what is left of a response that has said all it will (`[DONE]`) in the background, so
+/// its connection is reused instead of closed — for TLS upstreams that saves a handshake per
+/// request. Never delays the client.
+pub fn drain(mut response: reqwest::Response) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(DRAIN_FOR, async {
+            while let Ok(Some(_)) = response.chunk().await {}
+        })
+        .await;
+    });
 }
 
 const CUT: &str = "the provider's stream ended before it was complete; the answer is truncated";

@@ -8,6 +8,8 @@
 //! the reader's state. Both wires are OpenAI Chat Completions: providers of `anthropic` style
 //! are reached through Anthropic's OpenAI-compatible endpoint (`{base}/v1/chat/completions`).
 
+use std::sync::Mutex;
+
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -48,6 +50,8 @@ pub struct Upstream {
     fixes: Vec<Fix>,
     pub stats: TargetStats,
     key: Option<SecretString>,
+    /// When a setup problem was last logged, to log it once per cool-down, not per request.
+    setup_warned: Mutex<Option<Instant>>,
 }
 
 /// What one attempt produced.
@@ -121,6 +125,7 @@ impl Upstream {
             fixes,
             stats,
             key: provider.api_key.clone(),
+            setup_warned: Mutex::new(None),
         }
     }
 
@@ -145,6 +150,18 @@ impl Upstream {
         };
         // Serialising a map of JSON values cannot fail (string keys, no custom types).
         Bytes::from(bytes.unwrap_or_default())
+    }
+
+    /// True at most once per `every`.
+    pub fn setup_warning_due(&self, now: Instant, every: std::time::Duration) -> bool {
+        let Ok(mut last) = self.setup_warned.try_lock() else {
+            return false;
+        };
+        if last.is_some_and(|at| now.saturating_duration_since(at) < every) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     fn request(&self, client: &Client, body: Bytes) -> reqwest::RequestBuilder {
@@ -369,6 +386,9 @@ async fn first_content(
     );
     let body = relay::serialize(&held);
     if diagnosis.verdict.is_healthy() {
+        if held.last().is_some_and(relay::is_done) {
+            relay::drain(response);
+        }
         // A complete answer (with its end marker) before or with its first content chunk.
         let mut answer = Response::new(Body::from(body));
         answer
