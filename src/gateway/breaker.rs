@@ -1,4 +1,6 @@
 //! The per-target circuit breaker: whether the gateway should send a request to a target now.
+//! A target is a provider and the model sent to it; route targets that forward the requested
+//! model share one breaker per provider (see `route`).
 //!
 //! Hand-written (a few dozen lines) so that its rules are exactly DESIGN.md's:
 //! - it opens on a failure ratio over the last [`BreakerPolicy::window`] attempts, once at least

@@ -50,6 +50,7 @@ use breaker::{Admission, Breaker, BreakerPolicy, Outcome};
 use decision::{Action, Failed, Policy, Progress};
 use error::{ApiError, StartError};
 use route::RouteTable;
+use route::Target;
 use telemetry::{GatewayMetrics, OutcomeCounters, RequestOutcome};
 use upstream::{Attempt, Upstream};
 
@@ -141,14 +142,7 @@ impl Gateway {
         let upstreams = config
             .providers
             .iter()
-            .map(|p| {
-                Upstream::new(
-                    p,
-                    Breaker::new(breaker),
-                    table.for_provider(&p.id),
-                    metrics.target(&p.id),
-                )
-            })
+            .map(|p| Upstream::new(p, table.for_provider(&p.id), metrics.target(&p.id)))
             .collect();
         if settings.client_keys.is_empty() && !settings.open_on_localhost {
             tracing::info!(
@@ -159,7 +153,7 @@ impl Gateway {
         Ok(Gateway {
             inner: Arc::new(Inner {
                 client,
-                routes: RouteTable::new(&settings.routes, &config.providers),
+                routes: RouteTable::new(&settings.routes, &config.providers, breaker),
                 upstreams,
                 timeouts,
                 policy: Policy::new(settings.max_retry_wait),
@@ -257,7 +251,7 @@ impl Inner {
         // used up by a request that never reaches that target.
         let skip_open = targets
             .iter()
-            .any(|t| self.upstreams[t.upstream].breaker.peek(started) != Admission::Rejected);
+            .any(|t| t.breaker.peek(started) != Admission::Rejected);
 
         let mut attempts: u32 = 0;
         let mut tried: Vec<Tried> = Vec::new();
@@ -275,7 +269,7 @@ impl Inner {
                 skipped_for_window = true;
                 continue;
             }
-            if skip_open && up.breaker.admit(Instant::now()) == Admission::Rejected {
+            if skip_open && target.breaker.admit(Instant::now()) == Admission::Rejected {
                 continue;
             }
             let model_name = target.model_for(&model);
@@ -301,7 +295,7 @@ impl Inner {
                     Attempt::Served(served) => {
                         let response = match served.body {
                             upstream::ServedBody::Whole(response) => {
-                                self.observe(target.upstream, &served.diagnosis, now, attempts);
+                                self.observe(target, &served.diagnosis, now, attempts);
                                 response
                             }
                             // A stream is judged when it ends (the relay reports it).
@@ -310,6 +304,7 @@ impl Inner {
                                 relay::Finish {
                                     gateway: gateway.clone(),
                                     upstream: target.upstream,
+                                    breaker: target.breaker.clone(),
                                     started: now,
                                 },
                                 self.timeouts.idle,
@@ -321,7 +316,7 @@ impl Inner {
                     }
                     Attempt::Failed(failure) => failure,
                 };
-                self.observe(target.upstream, &failure.diagnosis, now, attempts);
+                self.observe(target, &failure.diagnosis, now, attempts);
                 let failed = Failed {
                     verdict: failure.diagnosis.verdict,
                     retry_after: failure
@@ -352,7 +347,7 @@ impl Inner {
                         setup_problem,
                     } => {
                         if let Some(cool) = cool_down {
-                            up.breaker.cool_down(Instant::now() + cool);
+                            target.breaker.cool_down(Instant::now() + cool);
                         }
                         if setup_problem {
                             self.setup_problem(up, &failure.diagnosis);
@@ -443,7 +438,10 @@ impl Inner {
             diagnosis.verdict,
             Verdict::AuthFailed | Verdict::QuotaExhausted
         ) {
-            up.breaker.cool_down(now + SETUP_COOL_DOWN);
+            // A key or balance is the provider account's: every model of it sits out.
+            for (_, breaker) in self.breakers_of(up) {
+                breaker.cool_down(now + SETUP_COOL_DOWN);
+            }
         }
         if up.setup_warning_due(now, SETUP_COOL_DOWN) {
             tracing::warn!(
@@ -456,11 +454,28 @@ impl Inner {
         }
     }
 
+    /// Every breaker of the provider `up`.
+    fn breakers_of<'a>(
+        &'a self,
+        up: &'a Upstream,
+    ) -> impl Iterator<Item = &'a (usize, Arc<Breaker>)> + 'a {
+        self.routes
+            .breakers()
+            .iter()
+            .filter(move |(i, _)| self.upstreams[*i].id == up.id)
+    }
+
     /// Breaker, metrics, passive health and a log line for one attempt.
-    fn observe(&self, upstream: usize, diagnosis: &Diagnosis, started: Instant, attempt: u32) {
-        let up = &self.upstreams[upstream];
+    fn observe(&self, target: &Target, diagnosis: &Diagnosis, started: Instant, attempt: u32) {
+        let up = &self.upstreams[target.upstream];
         let latency = started.elapsed();
-        self.record(up, diagnosis.verdict, diagnosis.blame, latency);
+        self.record(
+            up,
+            &target.breaker,
+            diagnosis.verdict,
+            diagnosis.blame,
+            latency,
+        );
         if diagnosis.verdict.is_healthy() {
             tracing::debug!(provider = %up.id, attempt, verdict = %diagnosis.verdict, "gateway attempt");
         } else {
@@ -475,7 +490,14 @@ impl Inner {
         }
     }
 
-    fn record(&self, up: &Upstream, verdict: Verdict, blame: Option<Blame>, latency: Duration) {
+    fn record(
+        &self,
+        up: &Upstream,
+        breaker: &Breaker,
+        verdict: Verdict,
+        blame: Option<Blame>,
+        latency: Duration,
+    ) {
         let outcome = if verdict.is_healthy() {
             Outcome::Success
         } else if blame == Some(Blame::Provider) || blame == Some(Blame::Network) {
@@ -483,7 +505,7 @@ impl Inner {
         } else {
             Outcome::Neutral
         };
-        up.breaker.record(Instant::now(), outcome);
+        breaker.record(Instant::now(), outcome);
         up.stats.record(verdict, latency.as_secs_f64());
         self.reporter.report(LiveVerdict {
             provider: up.id.clone(),
@@ -555,8 +577,8 @@ impl Inner {
                 }
             }
         });
-        for (up, incident) in self.upstreams.iter().zip(open) {
-            up.breaker.sync_incident(now, incident);
+        for (upstream, breaker) in self.routes.breakers() {
+            breaker.sync_incident(now, open[*upstream]);
         }
     }
 }

@@ -45,6 +45,7 @@ pub struct Held {
 pub struct Finish {
     pub gateway: Gateway,
     pub upstream: usize,
+    pub breaker: std::sync::Arc<super::breaker::Breaker>,
     pub started: Instant,
 }
 
@@ -198,7 +199,7 @@ impl Relay {
         let inner = &finish.gateway.inner;
         let up = &inner.upstreams[finish.upstream];
         let latency = finish.started.elapsed();
-        inner.record(up, verdict, blame, latency);
+        inner.record(up, &finish.breaker, verdict, blame, latency);
         if verdict.is_healthy() {
             tracing::debug!(provider = %up.id, "gateway stream finished");
         } else {

@@ -6,8 +6,12 @@
 //! every provider that has a key is reachable as `PROVIDER/MODEL` (e.g. `kimi/kimi-k2.6`), the
 //! model after the first `/` sent unchanged. Resolving does not allocate.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
+use super::breaker::{Breaker, BreakerPolicy};
 use crate::config::RouteSpec;
 use crate::provider::Provider;
 
@@ -28,6 +32,9 @@ pub struct Target {
     pub upstream: usize,
     pub model: ModelName,
     pub params: Map<String, Value>,
+    /// Shared by every route target with the same provider and fixed model; targets that
+    /// forward the requested name share one per provider.
+    pub breaker: Arc<Breaker>,
 }
 
 impl Target {
@@ -53,14 +60,24 @@ pub struct RouteTable {
     routes: Vec<Route>,
     /// The aliases `GET /v1/models` lists.
     aliases: Vec<String>,
+    /// Every breaker with its upstream index (the monitor's incidents are per provider).
+    breakers: Vec<(usize, Arc<Breaker>)>,
     /// True when built from the defaults (no `[[routes]]`).
     pub defaults: bool,
 }
 
 impl RouteTable {
-    /// Builds the table; `providers` is the config's list (upstream indexes follow it).
-    pub fn new(specs: &[RouteSpec], providers: &[Provider]) -> RouteTable {
+    /// Builds the table and its breakers; `providers` is the config's list (upstream indexes
+    /// follow it).
+    pub fn new(specs: &[RouteSpec], providers: &[Provider], policy: BreakerPolicy) -> RouteTable {
         let index = |id: &str| providers.iter().position(|p| p.id == id);
+        let mut breakers: BTreeMap<(usize, Option<String>), Arc<Breaker>> = BTreeMap::new();
+        let mut breaker = |upstream: usize, model: Option<&String>| {
+            breakers
+                .entry((upstream, model.cloned()))
+                .or_insert_with(|| Arc::new(Breaker::new(policy)))
+                .clone()
+        };
         if specs.is_empty() {
             let mut routes = Vec::new();
             let mut aliases = Vec::new();
@@ -75,12 +92,14 @@ impl RouteTable {
                         upstream: i,
                         model: ModelName::AfterSlash,
                         params: Map::new(),
+                        breaker: breaker(i, None),
                     }],
                 });
             }
             return RouteTable {
                 routes,
                 aliases,
+                breakers: flatten(breakers),
                 defaults: true,
             };
         }
@@ -93,10 +112,12 @@ impl RouteTable {
                     .iter()
                     // Validated by config: every target names a known provider.
                     .filter_map(|t| {
+                        let upstream = index(&t.provider)?;
                         Some(Target {
-                            upstream: index(&t.provider)?,
+                            upstream,
                             model: t.model.clone().map_or(ModelName::Forward, ModelName::Fixed),
                             params: t.params.clone(),
+                            breaker: breaker(upstream, t.model.as_ref()),
                         })
                     })
                     .collect(),
@@ -106,8 +127,14 @@ impl RouteTable {
         RouteTable {
             routes,
             aliases,
+            breakers: flatten(breakers),
             defaults: false,
         }
+    }
+
+    /// Every breaker of the table, with the index of its upstream.
+    pub fn breakers(&self) -> &[(usize, Arc<Breaker>)] {
+        &self.breakers
     }
 
     /// The targets of the first route matching `model`.
@@ -121,6 +148,12 @@ impl RouteTable {
     pub fn aliases(&self) -> &[String] {
         &self.aliases
     }
+}
+
+fn flatten(map: BTreeMap<(usize, Option<String>), Arc<Breaker>>) -> Vec<(usize, Arc<Breaker>)> {
+    map.into_iter()
+        .map(|((upstream, _), b)| (upstream, b))
+        .collect()
 }
 
 /// `*` matches any run of characters (including none); everything else matches itself.
@@ -170,11 +203,42 @@ mod tests {
     }
 
     #[test]
+    fn breakers_are_per_provider_and_model_and_shared_across_routes() {
+        let config = crate::config::Config::from_toml(
+            "[[routes]]\nmodel = \"r1\"\ntargets = [{ provider = \"kimi\", model = \"x\" }, \
+             { provider = \"deepseek\" }]\n\
+             [[routes]]\nmodel = \"r2\"\ntargets = [{ provider = \"kimi\", model = \"x\" }, \
+             { provider = \"kimi\", model = \"y\" }, { provider = \"deepseek\" }]\n",
+            "t.toml",
+            &|_| None,
+        )
+        .unwrap();
+        let table = RouteTable::new(
+            &config.gateway.routes,
+            &config.providers,
+            BreakerPolicy::default(),
+        );
+        let r1 = table.resolve("r1").unwrap();
+        let r2 = table.resolve("r2").unwrap();
+        assert!(Arc::ptr_eq(&r1[0].breaker, &r2[0].breaker), "kimi/x shared");
+        assert!(
+            !Arc::ptr_eq(&r2[0].breaker, &r2[1].breaker),
+            "kimi/y is its own"
+        );
+        assert!(
+            Arc::ptr_eq(&r1[1].breaker, &r2[2].breaker),
+            "deepseek forwarding shared"
+        );
+        assert_eq!(table.breakers().len(), 3);
+    }
+
+    #[test]
     fn default_route_model_is_the_part_after_the_provider() {
         let target = Target {
             upstream: 0,
             model: ModelName::AfterSlash,
             params: Map::new(),
+            breaker: Arc::new(Breaker::new(BreakerPolicy::default())),
         };
         assert_eq!(target.model_for("kimi/kimi-k2.6"), "kimi-k2.6");
         assert_eq!(

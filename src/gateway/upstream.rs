@@ -20,7 +20,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use tokio::time::{Instant, timeout_at};
 
-use super::breaker::Breaker;
 use super::error::ApiError;
 use super::fixes::{Fix, fixed};
 use super::relay::{self, Held};
@@ -46,7 +45,6 @@ pub struct Upstream {
     auth: Option<HeaderValue>,
     headers: Vec<(HeaderName, HeaderValue)>,
     pub context_window: Option<u64>,
-    pub breaker: Breaker,
     fixes: Vec<Fix>,
     pub stats: TargetStats,
     key: Option<SecretString>,
@@ -87,12 +85,7 @@ struct Answer {
 }
 
 impl Upstream {
-    pub fn new(
-        provider: &Provider,
-        breaker: Breaker,
-        fixes: Vec<Fix>,
-        stats: TargetStats,
-    ) -> Upstream {
+    pub fn new(provider: &Provider, fixes: Vec<Fix>, stats: TargetStats) -> Upstream {
         let url = match provider.style {
             WireStyle::Openai => crate::provider::request::chat_url(provider),
             // Anthropic's OpenAI SDK compatibility endpoint: same wire as every other target, so
@@ -121,7 +114,6 @@ impl Upstream {
             auth,
             headers: provider.headers.clone(),
             context_window: provider.context_window,
-            breaker,
             fixes,
             stats,
             key: provider.api_key.clone(),
