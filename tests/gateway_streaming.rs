@@ -169,3 +169,17 @@ async fn a_first_token_timeout_counts_keep_alives_as_silence_and_uses_the_config
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "timeout");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_request_deadline_also_ends_a_running_stream_with_an_error() {
+    let (_a, b, gw) = pair("openai", "stream_stall", "ok").await;
+    let started = Instant::now();
+    let response = gw.chat_with(ask(true), &[("x-isdown-timeout", "5s")]).await;
+    let body = response.text().await.unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= secs(5.0) && waited < secs(5.5), "{waited:?}");
+    assert!(!body.contains("[DONE]"), "{body}");
+    let error = last_error(&body).unwrap_or_else(|| panic!("no error event: {body}"));
+    assert_eq!(error["error"]["code"], "deadline_exceeded");
+    assert_eq!(b.count().await, 0);
+}

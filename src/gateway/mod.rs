@@ -54,8 +54,6 @@ use route::Target;
 use telemetry::{GatewayMetrics, OutcomeCounters, RequestOutcome};
 use upstream::{Attempt, Upstream};
 
-pub use error::ApiError as GatewayApiError;
-
 /// Response header: the provider id that served the answer.
 pub const HEADER_PROVIDER: &str = "x-isdown-provider";
 /// Response header: the model name sent to that provider.
