@@ -20,6 +20,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod decision;
 pub mod error;
+pub mod estimate;
 pub mod fixes;
 mod relay;
 pub mod route;
@@ -49,8 +50,8 @@ use auth::ClientAuth;
 use breaker::{Admission, Breaker, BreakerPolicy, Outcome};
 use decision::{Action, Failed, Policy, Progress};
 use error::{ApiError, StartError};
-use route::RouteTable;
-use route::Target;
+use estimate::estimate_request_tokens;
+use route::{RouteTable, Target};
 use telemetry::{GatewayMetrics, OutcomeCounters, RequestOutcome};
 use upstream::{Attempt, Upstream};
 
@@ -218,6 +219,8 @@ struct Tried {
     upstream: usize,
     diagnosis: Diagnosis,
 }
+
+// === impl Inner: the request path ===
 
 impl Inner {
     async fn chat(
@@ -590,80 +593,4 @@ fn label(mut response: Response, up: &Upstream, model: &str, attempts: u32) -> R
     }
     headers.insert(ATTEMPTS, HeaderValue::from(attempts));
     response
-}
-
-/// Tokens an inline image is counted as: providers charge roughly 1–2k per image whatever its
-/// size in bytes, so its base64 text must not be counted as text.
-const IMAGE_TOKENS: u64 = 1_500;
-
-/// A rough token count of a request (its messages and tool definitions), to skip targets whose
-/// context window is known to be too small before sending. Text counts ~4 bytes per token for
-/// ASCII (the usual English/code rate) and one token per non-ASCII character (CJK runs ~1–1.5
-/// characters per token, so this errs high); inline `data:` URLs count as one image. An estimate
-/// that is too high only skips a target that was within a few percent of its limit.
-pub fn estimate_request_tokens(request: &Map<String, Value>) -> u64 {
-    ["messages", "tools", "functions"]
-        .iter()
-        .filter_map(|key| request.get(*key))
-        .map(estimate_value)
-        .sum()
-}
-
-fn estimate_value(value: &Value) -> u64 {
-    match value {
-        Value::String(text) if text.starts_with("data:") => IMAGE_TOKENS,
-        Value::String(text) => estimate_tokens(text.as_bytes()),
-        Value::Array(items) => items.iter().map(estimate_value).sum(),
-        // Keys and punctuation: about one token per field.
-        Value::Object(map) => map.values().map(|v| 1 + estimate_value(v)).sum(),
-        Value::Number(_) | Value::Bool(_) | Value::Null => 1,
-    }
-}
-
-/// Tokens of a text: ~4 ASCII bytes per token, one per non-ASCII character.
-pub fn estimate_tokens(text: &[u8]) -> u64 {
-    let mut ascii = 0u64;
-    let mut other = 0u64;
-    for &b in text {
-        if b < 0x80 {
-            ascii += 1;
-        } else if b >= 0xC0 {
-            other += 1;
-        }
-    }
-    ascii / 4 + other
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_estimate_counts_text_and_tools_but_not_image_bytes() {
-        let image = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
-        let request = json!({
-            "model": "m",
-            "temperature": 0.5,
-            "messages": [
-                {"role": "user", "content": [
-                    {"type": "text", "text": "abcd".repeat(100)},
-                    {"type": "image_url", "image_url": {"url": image}},
-                ]},
-            ],
-        });
-        let Value::Object(map) = request else {
-            panic!()
-        };
-        let estimate = estimate_request_tokens(&map);
-        // 100 text tokens + one image + a few for the structure.
-        assert!((1_600..1_650).contains(&estimate), "{estimate}");
-    }
-
-    #[test]
-    fn token_estimate_table() {
-        let rows: [(&str, u64); 4] = [("", 0), ("abcdabcdabcd", 3), ("你好世界", 4), ("ab你好", 2)];
-        for (text, want) in rows {
-            assert_eq!(estimate_tokens(text.as_bytes()), want, "{text}");
-        }
-    }
 }
