@@ -203,6 +203,92 @@ pub struct Pruned {
     pub incidents: u64,
 }
 
+// === alert outbox types ===
+
+/// An alert group as stored: incidents announced together, and where their messages stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertGroup {
+    /// The group's identity, also what receivers deduplicate on.
+    pub dedup_key: String,
+    pub kind: IncidentKind,
+    pub opened_at: Millis,
+    /// When the last open or reminder message was queued.
+    pub last_sent_at: Millis,
+    pub resolved_at: Option<Millis>,
+    /// Member incidents with their end (`None` while open). An incident pruned from the store
+    /// counts as ended at the group's `last_sent_at`.
+    pub incidents: Vec<(i64, Option<Millis>)>,
+}
+
+/// A new group, created with its first message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlertGroup {
+    pub dedup_key: String,
+    pub kind: IncidentKind,
+    pub opened_at: Millis,
+    pub incidents: Vec<i64>,
+}
+
+/// One message for one channel, to be queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutboxEntry {
+    pub channel: String,
+    pub dedup_key: String,
+    /// `opened`, `reminder`, `resolved`.
+    pub event: String,
+    /// The message, serialized by the alert module; opaque here.
+    pub payload: String,
+    pub created_at: Millis,
+}
+
+/// A queued message as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub channel: String,
+    pub dedup_key: String,
+    pub event: String,
+    pub payload: String,
+    pub created_at: Millis,
+    pub attempts: u32,
+    pub next_attempt_at: Millis,
+    pub delivered_at: Option<Millis>,
+    pub failed_at: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+/// Everything one pass of the alert rules decided, committed in one transaction so that a crash
+/// leaves either all of it or none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertCommit {
+    pub new_groups: Vec<NewAlertGroup>,
+    /// (dedup key, when) of groups that got a reminder.
+    pub reminded: Vec<(String, Millis)>,
+    /// (dedup key, when) of groups whose resolve message is queued.
+    pub resolved: Vec<(String, Millis)>,
+    pub entries: Vec<NewOutboxEntry>,
+}
+
+/// A failed delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptFailure {
+    pub at: Millis,
+    pub error: String,
+    /// When to try again (ignored when giving up).
+    pub next_attempt_at: Millis,
+    /// Retrying cannot help (a permanent error) or it is too late: the entry is given up.
+    pub give_up: bool,
+}
+
+/// Per channel: what waits in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    pub channel: String,
+    pub pending: u64,
+    pub oldest_pending_at: Option<Millis>,
+    pub failed: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts or updates the monitors' descriptions (ids are stable across restarts).
@@ -254,6 +340,41 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         days: u32,
     ) -> Result<Vec<DailyLatency>, StoreError>;
+
+    // === alert outbox ===
+
+    /// Alert groups whose resolve has not been queued, oldest first, with their incidents.
+    async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError>;
+
+    /// Applies one pass of the alert rules: creates groups, marks reminders and resolves, and
+    /// queues the messages, all or nothing. Creating a group whose key exists is an error.
+    async fn commit_alerts(&self, commit: &AlertCommit) -> Result<(), StoreError>;
+
+    /// Entries of `channel` neither delivered nor given up, oldest first.
+    async fn pending_alerts(
+        &self,
+        channel: &str,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError>;
+
+    /// Counts a failed attempt, and either schedules the next one or gives the entry up.
+    async fn alert_attempt_failed(
+        &self,
+        id: i64,
+        failure: &AttemptFailure,
+    ) -> Result<(), StoreError>;
+
+    /// Every entry, newest first (for tests and the admin view).
+    async fn outbox_entries(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Pending and given-up counts per channel that has any entries.
+    async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError>;
+
+    /// Deletes delivered and given-up entries created before `before`, and resolved groups
+    /// resolved before it.
+    async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError>;
 
     /// Deletes what is older than the retention allows. Closed incidents are kept as long as
     /// day rollups.

@@ -12,6 +12,7 @@
 
 mod codes;
 mod incidents;
+mod outbox;
 mod results;
 mod rollup;
 
@@ -29,7 +30,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use self::rollup::Resolution;
 use super::{
-    DailyLatency, Incident, IncidentFilter, Millis, MonitorRecord, NewIncident, Pruned,
+    AlertCommit, AlertGroup, AttemptFailure, OutboxBacklog, OutboxEntry, DailyLatency, Incident, IncidentFilter, Millis, MonitorRecord, NewIncident, Pruned,
     ResultRecord, Retention, Store, StoreError, Uptime,
 };
 use crate::verdict::Verdict;
@@ -66,7 +67,10 @@ const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// The migrations, in order: (version, description, SQL). Embedded so the binary needs no files
 /// beside it.
-const MIGRATIONS: [(i64, &str, &str); 1] = [(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "alerts", include_str!("migrations/0002_alerts.sql")),
+];
 
 /// The store. Share it behind an `Arc`; all methods take `&self`.
 #[derive(Debug)]
@@ -363,6 +367,48 @@ impl Store for SqliteStore {
     /// closed incidents go when they ended before `now - retention.day`; open ones stay.
     /// The work is split into short transactions so writers are never held up for long. Freed
     /// pages are reused by later writes; the file does not shrink.
+    async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
+        self.read_unresolved_groups().await
+    }
+
+    async fn commit_alerts(&self, commit: &AlertCommit) -> Result<(), StoreError> {
+        self.write_alert_commit(commit).await
+    }
+
+    async fn pending_alerts(
+        &self,
+        channel: &str,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read_pending_alerts(channel, limit).await
+    }
+
+    /// An entry already delivered (or unknown) is `RowNotFound`: delivering twice is a bug.
+    async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError> {
+        self.mark_alert_delivered(id, at).await
+    }
+
+    /// Only a pending entry takes a failure; anything else is `RowNotFound`.
+    async fn alert_attempt_failed(
+        &self,
+        id: i64,
+        failure: &AttemptFailure,
+    ) -> Result<(), StoreError> {
+        self.mark_alert_failed(id, failure).await
+    }
+
+    async fn outbox_entries(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read_outbox(limit).await
+    }
+
+    async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError> {
+        self.read_backlog().await
+    }
+
+    async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError> {
+        self.delete_old_alerts(before).await
+    }
+
     async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError> {
         let keys: Vec<i64> = sqlx::query_scalar("SELECT key FROM monitors ORDER BY key")
             .fetch_all(&self.reader)

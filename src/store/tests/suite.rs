@@ -10,6 +10,9 @@ use crate::store::{
 };
 use crate::verdict::{Blame, Verdict};
 
+mod alerts;
+pub use alerts::*;
+
 /// 2026-01-01T00:00:00Z: a UTC midnight, so day and hour buckets start at round offsets from it.
 pub const T0: Millis = 1_767_225_600_000;
 
