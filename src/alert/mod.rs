@@ -7,6 +7,8 @@
 //! variables when the channel is built and held in secret types.
 
 pub mod channel;
+pub mod plan;
+pub mod policy;
 pub mod registry;
 
 use serde::{Deserialize, Serialize};

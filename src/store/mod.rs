@@ -30,7 +30,8 @@ pub fn rfc3339(at: Millis) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-pub const MINUTE_MS: Millis = 60_000;
+pub const SECOND_MS: Millis = 1_000;
+pub const MINUTE_MS: Millis = 60 * SECOND_MS;
 pub const HOUR_MS: Millis = 60 * MINUTE_MS;
 pub const DAY_MS: Millis = 24 * HOUR_MS;
 
@@ -72,7 +73,7 @@ pub struct ResultRecord {
     pub explanation: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
     /// The provider is failing (provider-blamed verdicts).
