@@ -18,8 +18,9 @@ use isdown::monitor::service::{MonitorEvent, MonitorService, initial_health};
 use isdown::probe::{ProbeResult, Timings};
 use isdown::store::sqlite::SqliteStore;
 use isdown::store::{
-    DailyLatency, Incident, IncidentFilter, IncidentKind, IncidentState, Millis, MonitorRecord,
-    NewIncident, Pruned, ResultRecord, Retention, Store, StoreError, Uptime,
+    AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, IncidentKind,
+    IncidentState, Millis, MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned,
+    ResultRecord, Retention, Store, StoreError, Uptime,
 };
 use isdown::verdict::{Diagnosis, Verdict};
 use tokio::sync::{broadcast, watch};
@@ -187,6 +188,30 @@ impl Store for Frozen {
     }
     async fn size_bytes(&self) -> Result<u64, StoreError> {
         frozen(self.0.size_bytes()).await
+    }
+    async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
+        frozen(self.0.unresolved_alert_groups()).await
+    }
+    async fn commit_alerts(&self, c: &AlertCommit) -> Result<(), StoreError> {
+        frozen(self.0.commit_alerts(c)).await
+    }
+    async fn pending_alerts(&self, c: &str, l: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        frozen(self.0.pending_alerts(c, l)).await
+    }
+    async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError> {
+        frozen(self.0.alert_delivered(id, at)).await
+    }
+    async fn alert_attempt_failed(&self, id: i64, f: &AttemptFailure) -> Result<(), StoreError> {
+        frozen(self.0.alert_attempt_failed(id, f)).await
+    }
+    async fn outbox_entries(&self, l: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        frozen(self.0.outbox_entries(l)).await
+    }
+    async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError> {
+        frozen(self.0.outbox_backlog()).await
+    }
+    async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError> {
+        frozen(self.0.prune_alerts(before)).await
     }
 }
 

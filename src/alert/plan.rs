@@ -68,7 +68,7 @@ pub fn plan(input: &PlanInput<'_>, first_seen: &mut HashMap<i64, Millis>) -> Pla
         .iter()
         .flat_map(|g| g.incidents.iter().map(|(id, _)| *id))
         .collect();
-    let mut due = |at: Millis, out: &mut Plan| {
+    let due = |at: Millis, out: &mut Plan| {
         out.next_due = Some(out.next_due.map_or(at, |d| d.min(at)));
     };
 
@@ -115,7 +115,15 @@ pub fn plan(input: &PlanInput<'_>, first_seen: &mut HashMap<i64, Millis>) -> Pla
             members[0].id
         );
         let items: Vec<AlertItem> = members.iter().map(|i| item(input, i)).collect();
-        queue(input, &mut out, AlertEvent::Opened, kind, &key, &items, &members);
+        queue(
+            input,
+            &mut out,
+            AlertEvent::Opened,
+            kind,
+            &key,
+            &items,
+            &members,
+        );
         out.commit.new_groups.push(NewAlertGroup {
             dedup_key: key,
             kind,

@@ -137,7 +137,9 @@ impl ChannelRoute {
         }
         let monitors = match table.remove("monitors") {
             None => MonitorSet::all(),
-            Some(value) => MonitorSet::new(strings("monitors", value)?).map_err(|m| ("monitors", m))?,
+            Some(value) => {
+                MonitorSet::new(strings("monitors", value)?).map_err(|m| ("monitors", m))?
+            }
         };
         Ok(ChannelRoute {
             channel: channel.to_owned(),
@@ -184,8 +186,9 @@ impl AlertPolicy {
         if text.trim().eq_ignore_ascii_case("off") {
             return Ok(None);
         }
-        let duration = humantime::parse_duration(text.trim())
-            .map_err(|e| format!("invalid duration \"{text}\" ({e}); expected e.g. \"30m\" or \"off\""))?;
+        let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+            format!("invalid duration \"{text}\" ({e}); expected e.g. \"30m\" or \"off\"")
+        })?;
         if duration < MIN_REMINDER {
             return Err(format!(
                 "reminders more often than every {} are not allowed (use \"off\" to disable)",
@@ -198,7 +201,9 @@ impl AlertPolicy {
     /// Parses an RFC 3339 instant into Unix milliseconds.
     pub fn parse_instant(text: &str) -> Result<Millis, String> {
         let t = humantime::parse_rfc3339_weak(text.trim()).map_err(|e| {
-            format!("invalid time \"{text}\" ({e}); expected RFC 3339, e.g. \"2026-12-01T02:00:00Z\"")
+            format!(
+                "invalid time \"{text}\" ({e}); expected RFC 3339, e.g. \"2026-12-01T02:00:00Z\""
+            )
         })?;
         let ms = t
             .duration_since(std::time::UNIX_EPOCH)
@@ -289,7 +294,11 @@ mod tests {
             Some(Duration::from_secs(2_700))
         );
         assert_eq!(AlertPolicy::parse_reminder("off").unwrap(), None);
-        assert!(AlertPolicy::parse_reminder("1m").unwrap_err().contains("5m"));
+        assert!(
+            AlertPolicy::parse_reminder("1m")
+                .unwrap_err()
+                .contains("5m")
+        );
         assert!(AlertPolicy::parse_reminder("soon").is_err());
     }
 

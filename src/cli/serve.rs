@@ -11,8 +11,11 @@ use std::sync::Arc;
 
 use clap::Args;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use super::CliError;
+use crate::alert::dispatch::{self, AlertContext};
+use crate::alert::outbox::{AlertHealth, AlertMetrics};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::monitor::clock::Clock;
@@ -68,8 +71,16 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
     let health = initial_health(&config.monitors);
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (_reporter, mut passive) = PassiveReporter::channel(4_096);
-    // Alerts (and live pages) will subscribe here; until then the events only feed the log.
+    // The alert dispatcher (and live pages) subscribe here.
     let (events, _) = tokio::sync::broadcast::channel(1_024);
+    let alert_health = AlertHealth::default();
+    let alert_context = AlertContext {
+        store: store.clone(),
+        health: health.clone(),
+        clock,
+        alert_health: alert_health.clone(),
+        metrics: AlertMetrics::register(&metrics),
+    };
     let (stop_web, web_stopped) = watch::channel(false);
     let app = AppState {
         health: health.clone(),
@@ -78,6 +89,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         clock,
         admin_token: config.serve.admin_token.clone().map(Arc::new),
         reload: reload_tx,
+        alerts: alert_health,
     };
     let web = tokio::spawn(web::run(listener, web::router(app), wait_true(web_stopped)));
     // Scripts and tests read this line to learn the address.
@@ -91,6 +103,17 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
     loop {
         health.reset(initial_health(&config.monitors));
         let (stop, stopped) = watch::channel(false);
+        let mut alerts = JoinSet::new();
+        dispatch::start(
+            &mut alerts,
+            &alert_context,
+            &config.alerts,
+            &config.alerting,
+            &config.monitors,
+            config.web.public_url.clone(),
+            events.subscribe(),
+            stopped.clone(),
+        );
         let service = MonitorService {
             specs: Arc::new(config.monitors.clone()),
             settings: config.monitor,
@@ -130,6 +153,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         };
         let _ = stop.send(true);
         running.await?;
+        while alerts.join_next().await.is_some() {}
         match next {
             Next::Quit => break,
             Next::Restart(new) => {

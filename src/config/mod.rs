@@ -349,11 +349,7 @@ fn serve_settings(
     Ok(serve)
 }
 
-fn alert_policy(
-    raw: raw::RawAlerting,
-    text: &str,
-    file: &str,
-) -> Result<AlertPolicy, ConfigError> {
+fn alert_policy(raw: raw::RawAlerting, text: &str, file: &str) -> Result<AlertPolicy, ConfigError> {
     let mut policy = AlertPolicy::default();
     if let Some(reminder) = raw.reminder {
         let at = reminder.span().start;

@@ -30,8 +30,9 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use self::rollup::Resolution;
 use super::{
-    AlertCommit, AlertGroup, AttemptFailure, OutboxBacklog, OutboxEntry, DailyLatency, Incident, IncidentFilter, Millis, MonitorRecord, NewIncident, Pruned,
-    ResultRecord, Retention, Store, StoreError, Uptime,
+    AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, Millis,
+    MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store,
+    StoreError, Uptime,
 };
 use crate::verdict::Verdict;
 

@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::alert::outbox::AlertHealth;
 use crate::metrics::Metrics;
 use crate::monitor::clock::Clock;
 use crate::monitor::health::Health;
@@ -33,6 +34,8 @@ pub struct AppState {
     /// Bearer token of the admin endpoints; `None` disables them.
     pub admin_token: Option<Arc<SecretString>>,
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// Alert channels' delivery status.
+    pub alerts: AlertHealth,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -155,7 +155,8 @@ fn events(plan: &Plan) -> Vec<(&str, AlertEvent, usize)> {
 #[test]
 fn an_incident_is_announced_once_its_grouping_window_closes() {
     let mut w = World::new();
-    w.incidents.push(outage(1, "kimi-chat", T0 - 10 * SECOND_MS));
+    w.incidents
+        .push(outage(1, "kimi-chat", T0 - 10 * SECOND_MS));
     let early = w.pass(T0);
     assert!(early.messages.is_empty());
     assert_eq!(early.next_due, Some(T0 + WINDOW));
@@ -172,7 +173,10 @@ fn an_incident_is_announced_once_its_grouping_window_closes() {
     assert_eq!(opened.commit.entries[0].dedup_key, message.dedup_key);
 
     let again = w.pass(T0 + WINDOW + 1);
-    assert!(again.messages.is_empty(), "an announced incident is not announced again");
+    assert!(
+        again.messages.is_empty(),
+        "an announced incident is not announced again"
+    );
 }
 
 #[test]
@@ -201,7 +205,10 @@ fn twenty_monitors_failing_together_make_one_message_per_channel() {
             ("pager", AlertEvent::Opened, 20)
         ]
     );
-    assert_eq!(plan.messages[0].1.title, "20 monitors DOWN: P0, P1, P2 and 17 more");
+    assert_eq!(
+        plan.messages[0].1.title,
+        "20 monitors DOWN: P0, P1, P2 and 17 more"
+    );
     assert_eq!(plan.commit.new_groups.len(), 1);
     assert_eq!(plan.commit.new_groups[0].incidents.len(), 20);
 }
@@ -232,7 +239,10 @@ fn outages_and_setup_problems_are_separate_groups_routed_by_kind_and_monitor() {
         ]
     );
     let (_, pager) = &plan.messages[0];
-    assert_eq!(pager.items[0].monitor, "kimi-chat", "only the routed monitor");
+    assert_eq!(
+        pager.items[0].monitor, "kimi-chat",
+        "only the routed monitor"
+    );
     let (_, mail) = &plan.messages[1];
     assert_eq!(mail.title, "Setup problem: DeepSeek (auth_failed)");
     assert_eq!(mail.items[0].blame, Some(Blame::Account));
@@ -255,7 +265,11 @@ fn a_group_resolves_when_its_last_incident_ends_with_the_duration() {
     assert_eq!(message.duration_s, Some(23 * 60));
     assert_eq!(message.ended_at, Some(T0 + 23 * MINUTE_MS));
     assert_eq!(message.title, "RESOLVED: Kimi — back after 23 min");
-    assert!(message.summary.contains("kimi-chat 10 min"), "{}", message.summary);
+    assert!(
+        message.summary.contains("kimi-chat 10 min"),
+        "{}",
+        message.summary
+    );
     assert_eq!(plan.commit.resolved.len(), 1);
     assert!(w.pass(T0 + HOUR).messages.is_empty(), "resolved once");
 }
@@ -276,7 +290,12 @@ fn reminders_repeat_while_open_and_list_only_open_monitors() {
     assert_eq!(quiet.next_due, Some(opened_at + 30 * MINUTE_MS));
     let first = w.pass(opened_at + 30 * MINUTE_MS);
     assert_eq!(events(&first), vec![("log", AlertEvent::Reminder, 1)]);
-    assert!(first.messages[0].1.title.starts_with("Still open after 30 min: Kimi"));
+    assert!(
+        first.messages[0]
+            .1
+            .title
+            .starts_with("Still open after 30 min: Kimi")
+    );
     assert!(w.pass(opened_at + 45 * MINUTE_MS).messages.is_empty());
     let second = w.pass(opened_at + 60 * MINUTE_MS);
     assert_eq!(events(&second), vec![("log", AlertEvent::Reminder, 1)]);
@@ -301,7 +320,11 @@ fn maintenance_silences_until_it_ends_then_a_still_open_incident_is_announced() 
     let plan = w.pass(T0 + WINDOW);
     assert_eq!(events(&plan), vec![("log", AlertEvent::Opened, 1)]);
     assert_eq!(plan.messages[0].1.items[0].monitor, "glm-chat");
-    assert_eq!(plan.next_due, Some(T0 + HOUR), "wakes when maintenance ends");
+    assert_eq!(
+        plan.next_due,
+        Some(T0 + HOUR),
+        "wakes when maintenance ends"
+    );
 
     assert!(w.pass(T0 + HOUR - 1).messages.is_empty());
     w.pass(T0 + HOUR);
@@ -335,7 +358,10 @@ fn isdowns_own_network_failing_is_one_message() {
         Verdict::Network,
         T0,
     ));
-    w.routes = vec![route("log", ""), route("kimi-only", "monitors = [\"kimi\"]")];
+    w.routes = vec![
+        route("log", ""),
+        route("kimi-only", "monitors = [\"kimi\"]"),
+    ];
     w.pass(T0);
     let plan = w.pass(T0 + WINDOW);
     assert_eq!(
@@ -346,7 +372,10 @@ fn isdowns_own_network_failing_is_one_message() {
         ]
     );
     let message = &plan.messages[0].1;
-    assert_eq!(message.title, "isdown's own network is down: no provider is reachable");
+    assert_eq!(
+        message.title,
+        "isdown's own network is down: no provider is reachable"
+    );
     assert_eq!(message.items[0].blame, Some(Blame::Network));
     assert!(message.advice.contains("DNS"));
 }

@@ -259,12 +259,13 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let groups =
-            sqlx::query("DELETE FROM alert_groups WHERE resolved_at IS NOT NULL AND resolved_at < ?1")
-                .bind(before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let groups = sqlx::query(
+            "DELETE FROM alert_groups WHERE resolved_at IS NOT NULL AND resolved_at < ?1",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok(entries + groups)
     }

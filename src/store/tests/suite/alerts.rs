@@ -66,7 +66,10 @@ pub async fn a_commit_with_a_duplicate_group_key_stores_nothing(store: &dyn Stor
     };
     store.commit_alerts(&first).await.unwrap();
     let again = AlertCommit {
-        entries: vec![entry("slack", "g1", "opened", T0), entry("x", "g1", "opened", T0)],
+        entries: vec![
+            entry("slack", "g1", "opened", T0),
+            entry("x", "g1", "opened", T0),
+        ],
         ..first
     };
     assert!(store.commit_alerts(&again).await.is_err());
@@ -93,7 +96,10 @@ pub async fn groups_see_incidents_end_and_leave_once_resolved(store: &dyn Store)
         .await
         .unwrap();
     let groups = store.unresolved_alert_groups().await.unwrap();
-    assert_eq!(groups[0].incidents, vec![(a, Some(T0 + MINUTE_MS)), (b, None)]);
+    assert_eq!(
+        groups[0].incidents,
+        vec![(a, Some(T0 + MINUTE_MS)), (b, None)]
+    );
     assert_eq!(groups[0].last_sent_at, T0 + 30 * MINUTE_MS);
 
     store.close_incident(b, T0 + 40 * MINUTE_MS).await.unwrap();
@@ -145,9 +151,15 @@ pub async fn outbox_entries_are_delivered_retried_or_given_up(store: &dyn Store)
     assert_eq!(retried.next_attempt_at, T0 + 1_000);
     assert_eq!(retried.last_error.as_deref(), Some("HTTP 503"));
 
-    store.alert_delivered(slack[0].id, T0 + 1_000).await.unwrap();
+    store
+        .alert_delivered(slack[0].id, T0 + 1_000)
+        .await
+        .unwrap();
     assert!(
-        store.alert_delivered(slack[0].id, T0 + 2_000).await.is_err(),
+        store
+            .alert_delivered(slack[0].id, T0 + 2_000)
+            .await
+            .is_err(),
         "a delivered entry cannot be delivered twice"
     );
     let pager = store.pending_alerts("pager", 10).await.unwrap();
@@ -175,7 +187,10 @@ pub async fn outbox_entries_are_delivered_retried_or_given_up(store: &dyn Store)
     let all = store.outbox_entries(10).await.unwrap();
     assert_eq!(all.len(), 3);
     let delivered = all.iter().find(|e| e.id == slack[0].id).unwrap();
-    assert_eq!((delivered.attempts, delivered.delivered_at), (2, Some(T0 + 1_000)));
+    assert_eq!(
+        (delivered.attempts, delivered.delivered_at),
+        (2, Some(T0 + 1_000))
+    );
     let given_up = all.iter().find(|e| e.id == pager[0].id).unwrap();
     assert_eq!(given_up.failed_at, Some(T0 + 5));
 }
@@ -186,7 +201,10 @@ pub async fn pruning_alerts_keeps_what_is_pending_or_unresolved(store: &dyn Stor
         .commit_alerts(&AlertCommit {
             new_groups: vec![group("open", vec![a]), group("done", vec![])],
             resolved: vec![("done".into(), T0)],
-            entries: vec![entry("s", "open", "opened", T0), entry("s", "done", "resolved", T0)],
+            entries: vec![
+                entry("s", "open", "opened", T0),
+                entry("s", "done", "resolved", T0),
+            ],
             ..AlertCommit::default()
         })
         .await
