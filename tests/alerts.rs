@@ -304,3 +304,58 @@ fn setup_problems_and_outages_go_to_their_own_channels() {
     assert_eq!(to("/mail")["items"][0]["verdict"], "auth_failed");
     assert_eq!(to("/mail")["items"][0]["blame"], "account");
 }
+
+#[test]
+fn a_channel_that_keeps_failing_is_reported_and_never_blocks_the_others() {
+    let kimi = Mock::start("kimi", "unavailable");
+    let broken = Receiver::start(&[], Answer::Fail(503));
+    let working = Receiver::start(&[], Answer::Accept);
+    let cfg = config(&format!(
+        "{}{}{}{}",
+        settings("100ms"),
+        kimi_monitor(&kimi),
+        hook("broken"),
+        hook("working")
+    ));
+    let data = tempfile::tempdir().unwrap();
+    let (broken_url, working_url) = (broken.url("/b"), working.url("/w"));
+    let serve = Serve::start(
+        &cfg.path,
+        data.path(),
+        &[
+            ("KIMI_KEY", KEY),
+            ("BROKEN_URL", &broken_url),
+            ("WORKING_URL", &working_url),
+        ],
+    );
+    working.wait_for(WAIT, "the working channel's alert", |log| {
+        (!log.is_empty()).then_some(())
+    });
+    broken.wait_for(WAIT, "three failed attempts", |log| {
+        (log.len() >= 3).then_some(())
+    });
+    let health = eventually(WAIT, "the broken channel reported", || {
+        let h = serve.json("/healthz");
+        (h["alerts"]["broken"]["state"] == "failing").then_some(h)
+    });
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(
+        health["failing_alert_channels"],
+        serde_json::json!(["broken"])
+    );
+    assert_eq!(health["alerts"]["broken"]["pending"], 1);
+    assert!(
+        health["alerts"]["broken"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("503")
+    );
+    assert_eq!(health["alerts"]["working"]["state"], "ok");
+    assert_eq!(health["alerts"]["working"]["pending"], 0);
+    let metrics = get(&format!("{}/metrics", serve.url)).1;
+    assert!(
+        metrics.contains(r#"isdown_alert_channel_failing{channel="broken"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"isdown_alert_outbox_pending{channel="broken"} 1"#));
+}
