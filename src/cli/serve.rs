@@ -26,6 +26,10 @@ use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 use crate::web::{self, AppState, ReloadRequest};
 
+/// 5 s: a database error that stopped the monitor (a full disk, another process holding the
+/// lock) gets a moment to clear before the monitor starts again.
+const STORE_RESTART: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The SQLite file inside the data directory.
 pub const DB_FILE: &str = "isdown.db";
 
@@ -127,12 +131,32 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         };
         let running = service.run(&mut passive, stopped);
         tokio::pin!(running);
+        // Set once `running` has completed: a finished future must not be awaited again.
+        let mut finished = false;
         let next = loop {
             tokio::select! {
-                result = &mut running => {
-                    result?;
-                    break Next::Quit;
-                }
+                result = &mut running, if !finished => match result {
+                    Ok(()) => {
+                        finished = true;
+                        break Next::Quit;
+                    }
+                    // The database refused a write (disk full, locked by another process). The
+                    // monitor restarts from what is stored, after a pause; the web side and the
+                    // alert outbox keep running, so nothing already recorded is lost.
+                    Err(e) => {
+                        finished = true;
+                        tracing::error!(
+                            error = %e,
+                            "monitor stopped on a database error; restarting in {} s",
+                            STORE_RESTART.as_secs()
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(STORE_RESTART) => {}
+                            _ = signals.next() => break Next::Quit,
+                        }
+                        break Next::Restart(Box::new(config.clone()));
+                    }
+                },
                 signal = signals.next() => match signal {
                     Signal::Terminate => break Next::Quit,
                     Signal::Hangup => match reload(&args) {
@@ -152,7 +176,9 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
             }
         };
         let _ = stop.send(true);
-        running.await?;
+        if !finished && let Err(e) = running.await {
+            tracing::error!(error = %e, "monitor stopped on a database error");
+        }
         while alerts.join_next().await.is_some() {}
         match next {
             Next::Quit => break,
