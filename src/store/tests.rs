@@ -47,6 +47,10 @@ sqlite_suite!(
     a_snapshot_that_is_not_json_is_refused,
     prune_removes_exactly_what_retention_allows,
     size_grows_with_data,
+    // status page reads
+    daily_counts_split_each_day_by_blame,
+    latency_series_reads_hour_and_day_percentiles,
+    incidents_between_are_those_open_in_the_window,
 );
 
 #[tokio::test]
