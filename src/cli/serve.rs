@@ -21,6 +21,7 @@ use crate::monitor::service::{MonitorService, initial_health};
 use crate::probe::Prober;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
+use crate::web::site::{Site, SiteInfo};
 use crate::web::{self, AppState, ReloadRequest};
 
 /// The SQLite file inside the data directory.
@@ -78,7 +79,9 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         clock,
         admin_token: config.serve.admin_token.clone().map(Arc::new),
         reload: reload_tx,
+        site: Site::new(SiteInfo::from_config(&config)),
     };
+    let site = app.site.clone();
     let web = tokio::spawn(web::run(listener, web::router(app), wait_true(web_stopped)));
     // Scripts and tests read this line to learn the address.
     println!(
@@ -90,6 +93,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
     let mut signals = Signals::new()?;
     loop {
         health.reset(initial_health(&config.monitors));
+        site.set(SiteInfo::from_config(&config));
         let (stop, stopped) = watch::channel(false);
         let service = MonitorService {
             specs: Arc::new(config.monitors.clone()),
