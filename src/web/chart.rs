@@ -121,6 +121,9 @@ pub fn sparkline(points: &[LatencyPoint], from: Millis, to: Millis, step: Millis
         text::latency(max),
         text::latency(last)
     );
+    // Zoomed to the range of the values, with a margin: a sparkline shows the shape of the day,
+    // the chart on the monitor page gives the absolute scale. A flat day sits in the middle.
+    let margin = ((max - min) * 0.15).max(max * 0.1).max(1.0);
     let plot = Plot {
         from,
         to,
@@ -128,7 +131,8 @@ pub fn sparkline(points: &[LatencyPoint], from: Millis, to: Millis, step: Millis
         width: SPARK_W - 2.0,
         top: 2.0,
         height: SPARK_H - 4.0,
-        y_max: max.max(1.0),
+        y_min: (min - margin).max(0.0),
+        y_max: max + margin,
     };
     let values: Vec<(Millis, f64)> = points.iter().map(|p| (p.start, p.p50_ms)).collect();
     format!(
@@ -147,6 +151,8 @@ struct Plot {
     width: f64,
     top: f64,
     height: f64,
+    /// The latency at the bottom edge (0 for charts with an axis; sparklines zoom in).
+    y_min: f64,
     y_max: f64,
 }
 
@@ -157,7 +163,8 @@ impl Plot {
     }
 
     fn y(&self, ms: f64) -> f64 {
-        self.top + self.height * (1.0 - (ms / self.y_max).clamp(0.0, 1.0))
+        let span = (self.y_max - self.y_min).max(f64::EPSILON);
+        self.top + self.height * (1.0 - ((ms - self.y_min) / span).clamp(0.0, 1.0))
     }
 
     /// A path through the bucket midpoints, broken where buckets are missing (no samples is
@@ -185,15 +192,23 @@ impl Plot {
     }
 }
 
-/// The smallest of 1, 2, 2.5, 5 × 10ⁿ at or above `ms`: round axis maxima.
-fn nice_ceiling(ms: f64) -> f64 {
-    let ms = ms.max(100.0);
+/// The smallest of 1, 2, 5 × 10ⁿ at or above `ms`: a round gridline spacing.
+fn nice_step(ms: f64) -> f64 {
+    let ms = ms.max(1.0);
     let magnitude = 10f64.powf(ms.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
+    [1.0, 2.0, 5.0, 10.0]
         .into_iter()
         .map(|f| f * magnitude)
         .find(|v| *v >= ms)
         .unwrap_or(10.0 * magnitude)
+}
+
+/// Gridlines for values up to `peak`: (spacing, count) with at most five lines above zero
+/// and 10 % headroom over the peak; 5 × 20 ms when there is nothing to show.
+fn y_grid(peak: f64) -> (f64, u32) {
+    let top = (peak * 1.1).max(100.0);
+    let step = nice_step(top / 5.0);
+    (step, (top / step).ceil() as u32)
 }
 
 const CHART_W: f64 = 720.0;
@@ -227,7 +242,8 @@ pub fn latency_chart(
         .iter()
         .map(|p| p.p95_ms.max(p.p50_ms))
         .reduce(f64::max);
-    let y_max = nice_ceiling(peak.unwrap_or(0.0) * 1.1);
+    let (grid_step, grid_lines) = y_grid(peak.unwrap_or(0.0));
+    let y_max = grid_step * f64::from(grid_lines);
     let plot = Plot {
         from,
         to,
@@ -235,6 +251,7 @@ pub fn latency_chart(
         width: CHART_W - MARGIN_LEFT - MARGIN_RIGHT,
         top: MARGIN_TOP,
         height: CHART_H - MARGIN_TOP - MARGIN_BOTTOM,
+        y_min: 0.0,
         y_max,
     };
     let desc = match peak {
@@ -262,8 +279,8 @@ pub fn latency_chart(
         escape(&desc)
     );
     let right = CHART_W - MARGIN_RIGHT;
-    for i in 0..=4 {
-        let ms = y_max * f64::from(i) / 4.0;
+    for i in 0..=grid_lines {
+        let ms = grid_step * f64::from(i);
         let y = plot.y(ms);
         let _ = write!(
             svg,
@@ -319,12 +336,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nice_ceilings_are_round() {
-        assert_eq!(nice_ceiling(0.0), 100.0);
-        assert_eq!(nice_ceiling(130.0), 200.0);
-        assert_eq!(nice_ceiling(2_100.0), 2_500.0);
-        assert_eq!(nice_ceiling(4_000.0), 5_000.0);
-        assert_eq!(nice_ceiling(9_000.0), 10_000.0);
+    fn gridlines_are_round_and_leave_headroom() {
+        assert_eq!(y_grid(0.0), (20.0, 5));
+        assert_eq!(y_grid(610.0), (200.0, 4));
+        assert_eq!(y_grid(2_100.0), (500.0, 5));
+        assert_eq!(y_grid(9_000.0), (2_000.0, 5));
+        assert_eq!(nice_step(130.0), 200.0);
     }
 
     #[test]
@@ -336,6 +353,7 @@ mod tests {
             width: 100.0,
             top: 0.0,
             height: 100.0,
+            y_min: 0.0,
             y_max: 100.0,
         };
         let values = [(0, 50.0), (HOUR_MS, 100.0), (5 * HOUR_MS, 0.0)];
