@@ -213,10 +213,10 @@ fn y_grid(peak: f64) -> (f64, u32) {
 
 const CHART_W: f64 = 720.0;
 const CHART_H: f64 = 240.0;
-const MARGIN_LEFT: f64 = 56.0;
+const MARGIN_LEFT: f64 = 76.0;
 const MARGIN_RIGHT: f64 = 12.0;
 const MARGIN_TOP: f64 = 10.0;
-const MARGIN_BOTTOM: f64 = 26.0;
+const MARGIN_BOTTOM: f64 = 30.0;
 
 /// Time-axis tick spacings, tried in order until at most eight ticks fit.
 const TICK_STEPS: [Millis; 7] = [
