@@ -213,6 +213,33 @@ impl Store for Frozen {
     async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError> {
         frozen(self.0.prune_alerts(before)).await
     }
+
+    // === status page reads ===
+
+    async fn daily_counts(
+        &self,
+        m: &str,
+        now: Millis,
+        d: u32,
+    ) -> Result<Vec<isdown::store::DayCounts>, StoreError> {
+        frozen(self.0.daily_counts(m, now, d)).await
+    }
+    async fn latency_series(
+        &self,
+        m: &str,
+        step: isdown::store::SeriesStep,
+        now: Millis,
+        n: u32,
+    ) -> Result<Vec<isdown::store::LatencyPoint>, StoreError> {
+        frozen(self.0.latency_series(m, step, now, n)).await
+    }
+    async fn incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Incident>, StoreError> {
+        frozen(self.0.incidents_between(from, to)).await
+    }
 }
 
 struct Harness {

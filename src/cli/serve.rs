@@ -24,6 +24,7 @@ use crate::monitor::service::{MonitorService, initial_health};
 use crate::probe::Prober;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
+use crate::web::site::{Site, SiteInfo};
 use crate::web::{self, AppState, ReloadRequest};
 
 /// 5 s: a database error that stopped the monitor (a full disk, another process holding the
@@ -94,7 +95,9 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         admin_token: config.serve.admin_token.clone().map(Arc::new),
         reload: reload_tx,
         alerts: alert_health,
+        site: Site::new(SiteInfo::from_config(&config)),
     };
+    let site = app.site.clone();
     let web = tokio::spawn(web::run(listener, web::router(app), wait_true(web_stopped)));
     // Scripts and tests read this line to learn the address.
     println!(
@@ -106,6 +109,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
     let mut signals = Signals::new()?;
     loop {
         health.reset(initial_health(&config.monitors));
+        site.set(SiteInfo::from_config(&config));
         let (stop, stopped) = watch::channel(false);
         let mut alerts = JoinSet::new();
         dispatch::start(

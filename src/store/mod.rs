@@ -383,6 +383,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the database occupies (for benchmarks and `/metrics`).
     async fn size_bytes(&self) -> Result<u64, StoreError>;
+
+    // === status page reads ===
+
+    /// Rollup counters per UTC day for the `days` days up to `now` (today's partial day
+    /// included), oldest first; days without any result are absent. Feeds the 90-day bars.
+    async fn daily_counts(
+        &self,
+        monitor: &str,
+        now: Millis,
+        days: u32,
+    ) -> Result<Vec<DayCounts>, StoreError>;
+
+    /// Latency p50/p95 of healthy results per `step` bucket, for the `buckets` buckets up to
+    /// `now` (the current partial one included), oldest first; buckets without a latency
+    /// sample are absent. Feeds the latency charts and sparklines.
+    async fn latency_series(
+        &self,
+        monitor: &str,
+        step: SeriesStep,
+        now: Millis,
+        buckets: u32,
+    ) -> Result<Vec<LatencyPoint>, StoreError>;
+
+    /// Every incident (all monitors, `network` ones included) that was open at some instant
+    /// of `[from, to]`: started at or before `to` and not ended before `from`. Newest first.
+    async fn incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Incident>, StoreError>;
 }
 
 /// Latency histogram bucket upper bounds in milliseconds, shared by rollups and `/metrics`.
@@ -391,3 +421,54 @@ pub const LATENCY_BUCKETS_MS: [f64; 17] = [
     50.0, 100.0, 200.0, 300.0, 500.0, 750.0, 1_000.0, 1_500.0, 2_000.0, 3_000.0, 5_000.0, 7_500.0,
     10_000.0, 15_000.0, 20_000.0, 30_000.0, 60_000.0,
 ];
+
+// === status page reads: types ===
+
+/// One UTC day of a monitor's day rollup: how many results, and how they split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DayCounts {
+    /// Start of the UTC day.
+    pub day: Millis,
+    pub total: u64,
+    /// `up` + `degraded`.
+    pub healthy: u64,
+    pub degraded: u64,
+    /// Failures blamed on the provider: the only ones that count as downtime.
+    pub provider_failed: u64,
+    /// Failures blamed on the account, the request or the network.
+    pub other_failed: u64,
+}
+
+impl DayCounts {
+    /// The day's uptime by the same rule as [`Uptime`]: `None` without provider evidence.
+    pub fn uptime(&self) -> Option<f64> {
+        let measured = self.healthy + self.provider_failed;
+        (measured > 0).then(|| self.healthy as f64 / measured as f64)
+    }
+}
+
+/// The bucket width of a latency series: the rollups it is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesStep {
+    Hour,
+    Day,
+}
+
+impl SeriesStep {
+    pub fn width(self) -> Millis {
+        match self {
+            SeriesStep::Hour => HOUR_MS,
+            SeriesStep::Day => DAY_MS,
+        }
+    }
+}
+
+/// Latency percentiles of one rollup bucket (healthy results only).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencyPoint {
+    /// Start of the bucket.
+    pub start: Millis,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub samples: u64,
+}

@@ -52,6 +52,10 @@ sqlite_suite!(
     groups_see_incidents_end_and_leave_once_resolved,
     outbox_entries_are_delivered_retried_or_given_up,
     pruning_alerts_keeps_what_is_pending_or_unresolved,
+    // status page reads
+    daily_counts_split_each_day_by_blame,
+    latency_series_reads_hour_and_day_percentiles,
+    incidents_between_are_those_open_in_the_window,
 );
 
 #[tokio::test]
