@@ -169,4 +169,31 @@ fn every_channel_block_in_the_readme_is_a_valid_config() {
         &env,
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // The rules block (routing keys, [alerting], maintenance) loads too: asking for a channel
+    // it does not have gets past loading to the "no such channel" answer.
+    let rules = section
+        .split("```toml\n")
+        .nth(2)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    assert!(rules.contains("[alerting]"));
+    let cfg = config(rules);
+    let out = isdown(
+        &[
+            "alert",
+            "test",
+            "none",
+            "--config",
+            cfg.path.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(
+        stderr(&out).contains("no alert channel \"none\"; configured: mail, oncall"),
+        "{}",
+        stderr(&out)
+    );
 }

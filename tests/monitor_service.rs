@@ -18,8 +18,9 @@ use isdown::monitor::service::{MonitorEvent, MonitorService, initial_health};
 use isdown::probe::{ProbeResult, Timings};
 use isdown::store::sqlite::SqliteStore;
 use isdown::store::{
-    DailyLatency, Incident, IncidentFilter, IncidentKind, IncidentState, Millis, MonitorRecord,
-    NewIncident, Pruned, ResultRecord, Retention, Store, StoreError, Uptime,
+    AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, IncidentKind,
+    IncidentState, Millis, MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned,
+    ResultRecord, Retention, Store, StoreError, Uptime,
 };
 use isdown::verdict::{Diagnosis, Verdict};
 use tokio::sync::{broadcast, watch};
@@ -187,6 +188,57 @@ impl Store for Frozen {
     }
     async fn size_bytes(&self) -> Result<u64, StoreError> {
         frozen(self.0.size_bytes()).await
+    }
+    async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
+        frozen(self.0.unresolved_alert_groups()).await
+    }
+    async fn commit_alerts(&self, c: &AlertCommit) -> Result<(), StoreError> {
+        frozen(self.0.commit_alerts(c)).await
+    }
+    async fn pending_alerts(&self, c: &str, l: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        frozen(self.0.pending_alerts(c, l)).await
+    }
+    async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError> {
+        frozen(self.0.alert_delivered(id, at)).await
+    }
+    async fn alert_attempt_failed(&self, id: i64, f: &AttemptFailure) -> Result<(), StoreError> {
+        frozen(self.0.alert_attempt_failed(id, f)).await
+    }
+    async fn outbox_entries(&self, l: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        frozen(self.0.outbox_entries(l)).await
+    }
+    async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError> {
+        frozen(self.0.outbox_backlog()).await
+    }
+    async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError> {
+        frozen(self.0.prune_alerts(before)).await
+    }
+
+    // === status page reads ===
+
+    async fn daily_counts(
+        &self,
+        m: &str,
+        now: Millis,
+        d: u32,
+    ) -> Result<Vec<isdown::store::DayCounts>, StoreError> {
+        frozen(self.0.daily_counts(m, now, d)).await
+    }
+    async fn latency_series(
+        &self,
+        m: &str,
+        step: isdown::store::SeriesStep,
+        now: Millis,
+        n: u32,
+    ) -> Result<Vec<isdown::store::LatencyPoint>, StoreError> {
+        frozen(self.0.latency_series(m, step, now, n)).await
+    }
+    async fn incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Incident>, StoreError> {
+        frozen(self.0.incidents_between(from, to)).await
     }
 }
 
@@ -562,5 +614,186 @@ async fn live_failures_reach_the_health_view_and_trigger_an_immediate_probe() {
     let kimi = &passive["kimi"];
     assert_eq!((kimi.requests, kimi.failures), (1, 1));
     assert_eq!(kimi.failure_ratio(), Some(1.0));
+    h.stop().await;
+}
+
+// === Alerts on virtual time ===
+
+/// A receiver inside the process (paused time cannot mix with sockets): records what it gets
+/// and when, and fails the first `failures` attempts.
+#[derive(Clone)]
+struct Recorder {
+    clock: Clock,
+    failures: Arc<Mutex<u32>>,
+    attempts: Arc<Mutex<Vec<(Millis, isdown::alert::AlertMessage, bool)>>>,
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait]
+impl isdown::alert::channel::Channel for Recorder {
+    fn name(&self) -> &str {
+        "rec"
+    }
+    fn kind(&self) -> &'static str {
+        "console"
+    }
+    async fn send(
+        &self,
+        message: &isdown::alert::AlertMessage,
+    ) -> Result<(), isdown::alert::DeliveryError> {
+        let fail = {
+            let mut left = self.failures.lock().unwrap();
+            let fail = *left > 0;
+            *left = left.saturating_sub(1);
+            fail
+        };
+        self.attempts
+            .lock()
+            .unwrap()
+            .push((self.clock.now(), message.clone(), !fail));
+        self.arrived.notify_one();
+        if fail {
+            Err(isdown::alert::DeliveryError::Retryable("HTTP 503".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Recorder {
+    /// Waits in virtual time until `n` messages were accepted, and returns them.
+    async fn delivered(
+        &self,
+        n: usize,
+        within: Duration,
+    ) -> Vec<(Millis, isdown::alert::AlertMessage)> {
+        let deadline = Instant::now() + within;
+        loop {
+            let arrived = self.arrived.notified();
+            let got: Vec<_> = self
+                .attempts
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, _, ok)| *ok)
+                .map(|(at, m, _)| (*at, m.clone()))
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::timeout_at(deadline, arrived)
+                .await
+                .unwrap_or_else(|_| panic!("{n} deliveries not within {within:?}: {got:?}"));
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_is_alerted_after_the_window_retried_reminded_and_resolved_on_time() {
+    use isdown::alert::AlertEvent;
+    use isdown::alert::dispatch::Dispatcher;
+    use isdown::alert::outbox::{AlertHealth, AlertMetrics, Delivery};
+    use isdown::alert::policy::{AlertPolicy, ChannelRoute};
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    let recorder = Recorder {
+        clock: h.clock,
+        failures: Arc::new(Mutex::new(2)),
+        attempts: Arc::default(),
+        arrived: Arc::default(),
+    };
+    let policy = AlertPolicy::default();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (stop_alerts, alerts_stopped) = watch::channel(false);
+    let mut table = toml::Table::new();
+    let delivery = Delivery {
+        store: h.store.clone(),
+        channel: Arc::new(recorder.clone()),
+        policy: policy.clone(),
+        clock: h.clock,
+        health: AlertHealth::default(),
+        metrics: AlertMetrics::register(&Metrics::new()),
+        wake: wake.clone(),
+    };
+    let monitors = config(&["kimi", "deepseek"]).monitors;
+    let dispatcher = Dispatcher {
+        store: h.store.clone(),
+        policy: policy.clone(),
+        routes: vec![ChannelRoute::take_from("rec", &mut table).unwrap()],
+        monitors: monitors
+            .iter()
+            .map(|m| {
+                (
+                    m.id.clone(),
+                    isdown::alert::plan::MonitorInfo {
+                        provider: m.provider.id.clone(),
+                        provider_name: m.provider.name.clone(),
+                        model: None,
+                    },
+                )
+            })
+            .collect(),
+        health: h.health.clone(),
+        clock: h.clock,
+        public_url: None,
+        wake: vec![wake],
+    };
+    let delivering = tokio::spawn(delivery.run(alerts_stopped.clone()));
+    let dispatching = tokio::spawn(dispatcher.run(h.events.resubscribe(), alerts_stopped));
+    h.no_event(Duration::from_secs(60), |_| true).await;
+
+    h.script
+        .set("kimi", Answer::Fail(Verdict::Unavailable, Some(503)));
+    h.next(Duration::from_secs(60), opened(IncidentKind::Outage))
+        .await;
+    let opened_at = h.clock.now();
+    let opened = recorder.delivered(1, Duration::from_secs(120)).await;
+    let attempts: Vec<Millis> = recorder
+        .attempts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(at, _, _)| *at - opened_at)
+        .collect();
+    // Announced when the 20 s grouping window closes, then retried after 2.5–5 s and 5–10 s.
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    assert!((20_000..21_000).contains(&attempts[0]), "{attempts:?}");
+    let gaps = [attempts[1] - attempts[0], attempts[2] - attempts[1]];
+    assert!((2_500..=5_100).contains(&gaps[0]), "{gaps:?}");
+    assert!((5_000..=10_100).contains(&gaps[1]), "{gaps:?}");
+    let message = &opened[0].1;
+    assert_eq!(message.event, AlertEvent::Opened);
+    assert_eq!(message.items[0].monitor, "kimi-reachability");
+    assert!(
+        message.advice.starts_with("Fail over to DeepSeek"),
+        "{}",
+        message.advice
+    );
+
+    // Reminders every 30 min while open.
+    let reminded = recorder.delivered(3, Duration::from_secs(3_700)).await;
+    assert_eq!(reminded[1].1.event, AlertEvent::Reminder);
+    assert_eq!(reminded[2].1.event, AlertEvent::Reminder);
+    let announced = opened[0].0 - attempts[2] + attempts[0];
+    assert!((reminded[1].0 - announced - 1_800_000).abs() < 1_000);
+    assert!((reminded[2].0 - reminded[1].0 - 1_800_000).abs() < 1_000);
+
+    h.script.set("kimi", Answer::Ok);
+    h.next(Duration::from_secs(120), closed).await;
+    let resolved = recorder.delivered(4, Duration::from_secs(60)).await;
+    let message = &resolved[3].1;
+    assert_eq!(message.event, AlertEvent::Resolved);
+    assert_eq!(message.dedup_key, opened[0].1.dedup_key);
+    assert!(
+        message.duration_s.unwrap() >= 3_600,
+        "{:?}",
+        message.duration_s
+    );
+
+    stop_alerts.send(true).unwrap();
+    delivering.await.unwrap();
+    dispatching.await.unwrap();
     h.stop().await;
 }

@@ -1,12 +1,18 @@
-//! Alerts: channels that deliver an [`AlertMessage`], and (later in this module) the rules and
-//! the persisted outbox that decide what is sent, when, and make sure it arrives exactly once.
+//! Alerts: channels that deliver an [`AlertMessage`], the rules that decide what is sent and
+//! when (`policy`, `plan`, `dispatch`), and the persisted outbox that makes sure it arrives
+//! (`outbox`): written before it is sent, retried with backoff, marked when delivered.
 //!
 //! A channel knows one receiver's documented API (Slack, PagerDuty, SMTP, …) and nothing about
 //! incidents or retries: it formats one message, sends it once, and says whether a failure is
 //! worth retrying. Secrets (webhook URLs, tokens, passwords) are resolved from environment
 //! variables when the channel is built and held in secret types.
 
+pub mod backoff;
 pub mod channel;
+pub mod dispatch;
+pub mod outbox;
+pub mod plan;
+pub mod policy;
 pub mod registry;
 
 use serde::{Deserialize, Serialize};

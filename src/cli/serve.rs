@@ -11,8 +11,11 @@ use std::sync::Arc;
 
 use clap::Args;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use super::CliError;
+use crate::alert::dispatch::{self, AlertContext};
+use crate::alert::outbox::{AlertHealth, AlertMetrics};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::monitor::clock::Clock;
@@ -21,7 +24,12 @@ use crate::monitor::service::{MonitorService, initial_health};
 use crate::probe::Prober;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
+use crate::web::site::{Site, SiteInfo};
 use crate::web::{self, AppState, ReloadRequest};
+
+/// 5 s: a database error that stopped the monitor (a full disk, another process holding the
+/// lock) gets a moment to clear before the monitor starts again.
+const STORE_RESTART: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The SQLite file inside the data directory.
 pub const DB_FILE: &str = "isdown.db";
@@ -68,8 +76,16 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
     let health = initial_health(&config.monitors);
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (reporter, mut passive) = PassiveReporter::channel(4_096);
-    // Alerts (and live pages) will subscribe here; until then the events only feed the log.
+    // The alert dispatcher (and live pages) subscribe here.
     let (events, _) = tokio::sync::broadcast::channel(1_024);
+    let alert_health = AlertHealth::default();
+    let alert_context = AlertContext {
+        store: store.clone(),
+        health: health.clone(),
+        clock,
+        alert_health: alert_health.clone(),
+        metrics: AlertMetrics::register(&metrics),
+    };
     let (stop_web, web_stopped) = watch::channel(false);
     let app = AppState {
         health: health.clone(),
@@ -78,7 +94,10 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         clock,
         admin_token: config.serve.admin_token.clone().map(Arc::new),
         reload: reload_tx,
+        alerts: alert_health,
+        site: Site::new(SiteInfo::from_config(&config)),
     };
+    let site = app.site.clone();
     // The gateway reads the config once at start; a reload re-reads monitors, not routes.
     let gateway = crate::gateway::Gateway::new(
         &config,
@@ -102,7 +121,19 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
     let mut signals = Signals::new()?;
     loop {
         health.reset(initial_health(&config.monitors));
+        site.set(SiteInfo::from_config(&config));
         let (stop, stopped) = watch::channel(false);
+        let mut alerts = JoinSet::new();
+        dispatch::start(
+            &mut alerts,
+            &alert_context,
+            &config.alerts,
+            &config.alerting,
+            &config.monitors,
+            config.web.public_url.clone(),
+            events.subscribe(),
+            stopped.clone(),
+        );
         let service = MonitorService {
             specs: Arc::new(config.monitors.clone()),
             settings: config.monitor,
@@ -116,12 +147,32 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         };
         let running = service.run(&mut passive, stopped);
         tokio::pin!(running);
+        // Set once `running` has completed: a finished future must not be awaited again.
+        let mut finished = false;
         let next = loop {
             tokio::select! {
-                result = &mut running => {
-                    result?;
-                    break Next::Quit;
-                }
+                result = &mut running, if !finished => match result {
+                    Ok(()) => {
+                        finished = true;
+                        break Next::Quit;
+                    }
+                    // The database refused a write (disk full, locked by another process). The
+                    // monitor restarts from what is stored, after a pause; the web side and the
+                    // alert outbox keep running, so nothing already recorded is lost.
+                    Err(e) => {
+                        finished = true;
+                        tracing::error!(
+                            error = %e,
+                            "monitor stopped on a database error; restarting in {} s",
+                            STORE_RESTART.as_secs()
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(STORE_RESTART) => {}
+                            _ = signals.next() => break Next::Quit,
+                        }
+                        break Next::Restart(Box::new(config.clone()));
+                    }
+                },
                 signal = signals.next() => match signal {
                     Signal::Terminate => break Next::Quit,
                     Signal::Hangup => match reload(&args) {
@@ -141,7 +192,10 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
             }
         };
         let _ = stop.send(true);
-        running.await?;
+        if !finished && let Err(e) = running.await {
+            tracing::error!(error = %e, "monitor stopped on a database error");
+        }
+        while alerts.join_next().await.is_some() {}
         match next {
             Next::Quit => break,
             Next::Restart(new) => {

@@ -19,6 +19,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::SecretString;
 use thiserror::Error;
 
+use crate::alert::policy::{AlertPolicy, ChannelRoute, Maintenance, MonitorSet};
 use crate::monitor::MonitorSpec;
 use crate::monitor::machine::Thresholds;
 use crate::probe::ProbeKind;
@@ -77,11 +78,13 @@ pub struct CheckSettings {
     pub timeout: Option<Duration>,
 }
 
-/// One `[alerts.NAME]` table, kept raw: `alert::registry::build` turns it into a channel.
+/// One `[alerts.NAME]` table: its routing keys parsed into `route`, the rest kept raw for
+/// `alert::registry::build` to turn into a channel.
 #[derive(Debug, Clone)]
 pub struct AlertSpec {
     pub name: String,
     pub table: toml::Table,
+    pub route: ChannelRoute,
 }
 
 /// Settings of `isdown serve`.
@@ -147,6 +150,8 @@ pub struct Config {
     pub retention: Retention,
     /// Alert channels, in name order, already checked (kinds, fields, secrets present).
     pub alerts: Vec<AlertSpec>,
+    /// `[alerting]`: reminders, grouping, retries, maintenance windows.
+    pub alerting: AlertPolicy,
     pub web: WebSettings,
     /// `[[routes]]` and `[gateway]`.
     pub gateway: GatewaySettings,
@@ -258,7 +263,14 @@ impl Config {
         let mut alerts = Vec::new();
         for (name, table) in raw.alerts {
             let at = table.span().start;
-            let table = table.into_inner();
+            let mut table = table.into_inner();
+            let route = ChannelRoute::take_from(&name, &mut table).map_err(|(key, message)| {
+                let mut error = invalid_at(text, file, at, message);
+                if let ConfigError::Invalid { field, .. } = &mut error {
+                    *field = format!("alerts.{name}.{key}");
+                }
+                error
+            })?;
             // Built once here so that a bad channel fails at load, with its line; the client is
             // a throwaway (channels are rebuilt with the real one when used).
             if let Ok(client) = reqwest::Client::builder().build()
@@ -274,8 +286,9 @@ impl Config {
                 }
                 return Err(error);
             }
-            alerts.push(AlertSpec { name, table });
+            alerts.push(AlertSpec { name, table, route });
         }
+        let alerting = alert_policy(raw.alerting, text, file)?;
 
         let web = WebSettings {
             public_url: raw
@@ -287,6 +300,7 @@ impl Config {
 
         Ok(Config {
             alerts,
+            alerting,
             web,
             gateway,
             providers,
@@ -347,6 +361,37 @@ fn serve_settings(
         .filter(|t| !t.trim().is_empty())
         .map(SecretString::from);
     Ok(serve)
+}
+
+fn alert_policy(raw: raw::RawAlerting, text: &str, file: &str) -> Result<AlertPolicy, ConfigError> {
+    let mut policy = AlertPolicy::default();
+    if let Some(reminder) = raw.reminder {
+        let at = reminder.span().start;
+        policy.reminder = AlertPolicy::parse_reminder(reminder.get_ref())
+            .map_err(|m| invalid_at(text, file, at, m))?;
+    }
+    let pick = |v: Option<raw::DurationValue>, d| v.map_or(d, |v| v.0);
+    policy.group_window = pick(raw.group_window, policy.group_window);
+    policy.retry_initial = pick(raw.retry_initial, policy.retry_initial);
+    policy.retry_max = pick(raw.retry_max, policy.retry_max).max(policy.retry_initial);
+    policy.give_up_after = pick(raw.give_up_after, policy.give_up_after);
+    for window in raw.maintenance {
+        let at = window.span().start;
+        let window = window.into_inner();
+        let bad = |m: String| invalid_at(text, file, at, m);
+        let start = AlertPolicy::parse_instant(&window.start).map_err(bad)?;
+        let end = AlertPolicy::parse_instant(&window.end).map_err(bad)?;
+        if end <= start {
+            return Err(bad("`end` must be after `start`".into()));
+        }
+        policy.maintenance.push(Maintenance {
+            monitors: MonitorSet::new(window.monitors).map_err(bad)?,
+            start,
+            end,
+            reason: window.reason,
+        });
+    }
+    Ok(policy)
 }
 
 fn monitor_settings(raw: &raw::RawMonitorDefaults) -> MonitorSettings {

@@ -36,6 +36,8 @@ pub struct RawConfig {
     pub routes: Vec<Spanned<RawRoute>>,
     #[serde(default)]
     pub gateway: RawGateway,
+    #[serde(default)]
+    pub alerting: RawAlerting,
 }
 
 /// `[[routes]]`: a model alias (exact, or a glob with `*`) and the targets tried in order.
@@ -82,6 +84,35 @@ pub struct RawGatewayTimeouts {
     pub idle: Option<DurationValue>,
     pub request: Option<DurationValue>,
     pub total: Option<DurationValue>,
+}
+
+/// `[alerting]`: when alerts are sent, for every channel.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerting {
+    /// While an incident stays open: "30m" (default), at least "5m", or "off".
+    pub reminder: Option<Spanned<String>>,
+    /// Incidents opening within this window of the first one share one message.
+    pub group_window: Option<DurationValue>,
+    /// First retry delay after a receiver fails; doubles (with jitter) up to `retry_max`.
+    pub retry_initial: Option<DurationValue>,
+    pub retry_max: Option<DurationValue>,
+    /// A message not delivered after this long is given up (and reported).
+    pub give_up_after: Option<DurationValue>,
+    #[serde(default)]
+    pub maintenance: Vec<Spanned<RawMaintenance>>,
+}
+
+/// `[[alerting.maintenance]]`: a window during which chosen monitors raise no alerts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    /// Monitor ids, provider ids or globs ("kimi", "kimi-*", "*").
+    pub monitors: Vec<String>,
+    /// RFC 3339, e.g. "2026-12-01T02:00:00Z".
+    pub start: String,
+    pub end: String,
+    pub reason: Option<String>,
 }
 
 /// `[web]`: the public face (status page, links in alerts).

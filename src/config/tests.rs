@@ -227,3 +227,58 @@ fn gateway_config_errors_name_the_line_and_field() {
         invalid("[serve]\nlisten = \"0.0.0.0:8080\"\n[gateway]\nopen_on_localhost = true\n");
     assert_eq!((line, field.as_str()), (4, "gateway.open_on_localhost"));
 }
+
+#[test]
+fn alert_routing_keys_are_parsed_and_kept_out_of_the_channel() {
+    let config =
+        load("[alerts.log]\nkind = \"console\"\non = [\"setup_problem\"]\nmonitors = [\"kimi\"]\n")
+            .unwrap();
+    let spec = &config.alerts[0];
+    assert!(!spec.table.contains_key("on") && !spec.table.contains_key("monitors"));
+    assert_eq!(
+        spec.route.kinds,
+        vec![crate::store::IncidentKind::SetupProblem]
+    );
+    assert!(spec.route.monitors.contains("kimi-chat", "kimi"));
+}
+
+#[test]
+fn bad_alert_routing_names_its_line_and_key() {
+    let (line, field, message) =
+        invalid("[web]\n\n[alerts.log]\nkind = \"console\"\non = [\"outages\"]\n");
+    assert_eq!(line, 3);
+    assert_eq!(field, "alerts.log.on");
+    assert!(message.contains("setup_problem"), "{message}");
+}
+
+#[test]
+fn alerting_rules_load_with_defaults_and_reject_bad_values_with_their_line() {
+    let defaults = load("").unwrap().alerting;
+    assert_eq!(
+        defaults.reminder,
+        Some(std::time::Duration::from_secs(1800))
+    );
+    assert_eq!(defaults.group_window, std::time::Duration::from_secs(20));
+
+    let config = load(
+        "[alerting]\nreminder = \"off\"\ngroup_window = \"5s\"\n\
+         [[alerting.maintenance]]\nmonitors = [\"kimi-*\"]\n\
+         start = \"2026-12-01T02:00:00Z\"\nend = \"2026-12-01T04:00:00Z\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.alerting.reminder, None);
+    assert_eq!(config.alerting.maintenance.len(), 1);
+
+    let (line, field, message) = invalid("[alerting]\nreminder = \"1m\"\n");
+    assert_eq!((line, field.as_str()), (2, "alerting.reminder"));
+    assert!(message.contains("5m"), "{message}");
+
+    let (line, _, message) = invalid(
+        "[alerting]\n[[alerting.maintenance]]\nmonitors = [\"kimi\"]\n\
+         start = \"2026-12-01T04:00:00Z\"\nend = \"2026-12-01T02:00:00Z\"\n",
+    );
+    assert_eq!(line, 2);
+    assert!(message.contains("after"), "{message}");
+    let (_, field, _) = invalid("[alerting]\nreminders = \"30m\"\n");
+    assert_eq!(field, "alerting.reminders");
+}

@@ -40,4 +40,11 @@ impl Clock {
         let elapsed = instant.saturating_duration_since(self.start).as_millis();
         self.base + Millis::try_from(elapsed).unwrap_or(Millis::MAX / 2)
     }
+
+    /// The tokio instant of a wall time (now, for times already past).
+    pub fn instant_of(&self, at: Millis) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let ahead = at.saturating_sub(self.at(now));
+        now + std::time::Duration::from_millis(u64::try_from(ahead).unwrap_or(0))
+    }
 }

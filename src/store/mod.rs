@@ -30,7 +30,8 @@ pub fn rfc3339(at: Millis) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-pub const MINUTE_MS: Millis = 60_000;
+pub const SECOND_MS: Millis = 1_000;
+pub const MINUTE_MS: Millis = 60 * SECOND_MS;
 pub const HOUR_MS: Millis = 60 * MINUTE_MS;
 pub const DAY_MS: Millis = 24 * HOUR_MS;
 
@@ -72,7 +73,7 @@ pub struct ResultRecord {
     pub explanation: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
     /// The provider is failing (provider-blamed verdicts).
@@ -203,6 +204,92 @@ pub struct Pruned {
     pub incidents: u64,
 }
 
+// === alert outbox types ===
+
+/// An alert group as stored: incidents announced together, and where their messages stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertGroup {
+    /// The group's identity, also what receivers deduplicate on.
+    pub dedup_key: String,
+    pub kind: IncidentKind,
+    pub opened_at: Millis,
+    /// When the last open or reminder message was queued.
+    pub last_sent_at: Millis,
+    pub resolved_at: Option<Millis>,
+    /// Member incidents with their end (`None` while open). An incident pruned from the store
+    /// counts as ended at the group's `last_sent_at`.
+    pub incidents: Vec<(i64, Option<Millis>)>,
+}
+
+/// A new group, created with its first message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlertGroup {
+    pub dedup_key: String,
+    pub kind: IncidentKind,
+    pub opened_at: Millis,
+    pub incidents: Vec<i64>,
+}
+
+/// One message for one channel, to be queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutboxEntry {
+    pub channel: String,
+    pub dedup_key: String,
+    /// `opened`, `reminder`, `resolved`.
+    pub event: String,
+    /// The message, serialized by the alert module; opaque here.
+    pub payload: String,
+    pub created_at: Millis,
+}
+
+/// A queued message as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub channel: String,
+    pub dedup_key: String,
+    pub event: String,
+    pub payload: String,
+    pub created_at: Millis,
+    pub attempts: u32,
+    pub next_attempt_at: Millis,
+    pub delivered_at: Option<Millis>,
+    pub failed_at: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+/// Everything one pass of the alert rules decided, committed in one transaction so that a crash
+/// leaves either all of it or none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertCommit {
+    pub new_groups: Vec<NewAlertGroup>,
+    /// (dedup key, when) of groups that got a reminder.
+    pub reminded: Vec<(String, Millis)>,
+    /// (dedup key, when) of groups whose resolve message is queued.
+    pub resolved: Vec<(String, Millis)>,
+    pub entries: Vec<NewOutboxEntry>,
+}
+
+/// A failed delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptFailure {
+    pub at: Millis,
+    pub error: String,
+    /// When to try again (ignored when giving up).
+    pub next_attempt_at: Millis,
+    /// Retrying cannot help (a permanent error) or it is too late: the entry is given up.
+    pub give_up: bool,
+}
+
+/// Per channel: what waits in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    pub channel: String,
+    pub pending: u64,
+    pub oldest_pending_at: Option<Millis>,
+    pub failed: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts or updates the monitors' descriptions (ids are stable across restarts).
@@ -255,12 +342,77 @@ pub trait Store: Send + Sync + 'static {
         days: u32,
     ) -> Result<Vec<DailyLatency>, StoreError>;
 
+    // === alert outbox ===
+
+    /// Alert groups whose resolve has not been queued, oldest first, with their incidents.
+    async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError>;
+
+    /// Applies one pass of the alert rules: creates groups, marks reminders and resolves, and
+    /// queues the messages, all or nothing. Creating a group whose key exists is an error.
+    async fn commit_alerts(&self, commit: &AlertCommit) -> Result<(), StoreError>;
+
+    /// Entries of `channel` neither delivered nor given up, oldest first.
+    async fn pending_alerts(
+        &self,
+        channel: &str,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError>;
+
+    /// Counts a failed attempt, and either schedules the next one or gives the entry up.
+    async fn alert_attempt_failed(
+        &self,
+        id: i64,
+        failure: &AttemptFailure,
+    ) -> Result<(), StoreError>;
+
+    /// Every entry, newest first (for tests and the admin view).
+    async fn outbox_entries(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Pending and given-up counts per channel that has any entries.
+    async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError>;
+
+    /// Deletes delivered and given-up entries created before `before`, and resolved groups
+    /// resolved before it.
+    async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError>;
+
     /// Deletes what is older than the retention allows. Closed incidents are kept as long as
     /// day rollups.
     async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError>;
 
     /// Bytes the database occupies (for benchmarks and `/metrics`).
     async fn size_bytes(&self) -> Result<u64, StoreError>;
+
+    // === status page reads ===
+
+    /// Rollup counters per UTC day for the `days` days up to `now` (today's partial day
+    /// included), oldest first; days without any result are absent. Feeds the 90-day bars.
+    async fn daily_counts(
+        &self,
+        monitor: &str,
+        now: Millis,
+        days: u32,
+    ) -> Result<Vec<DayCounts>, StoreError>;
+
+    /// Latency p50/p95 of healthy results per `step` bucket, for the `buckets` buckets up to
+    /// `now` (the current partial one included), oldest first; buckets without a latency
+    /// sample are absent. Feeds the latency charts and sparklines.
+    async fn latency_series(
+        &self,
+        monitor: &str,
+        step: SeriesStep,
+        now: Millis,
+        buckets: u32,
+    ) -> Result<Vec<LatencyPoint>, StoreError>;
+
+    /// Every incident (all monitors, `network` ones included) that was open at some instant
+    /// of `[from, to]`: started at or before `to` and not ended before `from`. Newest first.
+    async fn incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Incident>, StoreError>;
 }
 
 /// Latency histogram bucket upper bounds in milliseconds, shared by rollups and `/metrics`.
@@ -269,3 +421,54 @@ pub const LATENCY_BUCKETS_MS: [f64; 17] = [
     50.0, 100.0, 200.0, 300.0, 500.0, 750.0, 1_000.0, 1_500.0, 2_000.0, 3_000.0, 5_000.0, 7_500.0,
     10_000.0, 15_000.0, 20_000.0, 30_000.0, 60_000.0,
 ];
+
+// === status page reads: types ===
+
+/// One UTC day of a monitor's day rollup: how many results, and how they split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DayCounts {
+    /// Start of the UTC day.
+    pub day: Millis,
+    pub total: u64,
+    /// `up` + `degraded`.
+    pub healthy: u64,
+    pub degraded: u64,
+    /// Failures blamed on the provider: the only ones that count as downtime.
+    pub provider_failed: u64,
+    /// Failures blamed on the account, the request or the network.
+    pub other_failed: u64,
+}
+
+impl DayCounts {
+    /// The day's uptime by the same rule as [`Uptime`]: `None` without provider evidence.
+    pub fn uptime(&self) -> Option<f64> {
+        let measured = self.healthy + self.provider_failed;
+        (measured > 0).then(|| self.healthy as f64 / measured as f64)
+    }
+}
+
+/// The bucket width of a latency series: the rollups it is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesStep {
+    Hour,
+    Day,
+}
+
+impl SeriesStep {
+    pub fn width(self) -> Millis {
+        match self {
+            SeriesStep::Hour => HOUR_MS,
+            SeriesStep::Day => DAY_MS,
+        }
+    }
+}
+
+/// Latency percentiles of one rollup bucket (healthy results only).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencyPoint {
+    /// Start of the bucket.
+    pub start: Millis,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub samples: u64,
+}

@@ -12,6 +12,7 @@
 
 mod codes;
 mod incidents;
+mod outbox;
 mod results;
 mod rollup;
 
@@ -29,8 +30,9 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use self::rollup::Resolution;
 use super::{
-    DailyLatency, Incident, IncidentFilter, Millis, MonitorRecord, NewIncident, Pruned,
-    ResultRecord, Retention, Store, StoreError, Uptime,
+    AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, Millis,
+    MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store,
+    StoreError, Uptime,
 };
 use crate::verdict::Verdict;
 
@@ -66,7 +68,10 @@ const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// The migrations, in order: (version, description, SQL). Embedded so the binary needs no files
 /// beside it.
-const MIGRATIONS: [(i64, &str, &str); 1] = [(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "alerts", include_str!("migrations/0002_alerts.sql")),
+];
 
 /// The store. Share it behind an `Arc`; all methods take `&self`.
 #[derive(Debug)]
@@ -363,6 +368,48 @@ impl Store for SqliteStore {
     /// closed incidents go when they ended before `now - retention.day`; open ones stay.
     /// The work is split into short transactions so writers are never held up for long. Freed
     /// pages are reused by later writes; the file does not shrink.
+    async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
+        self.read_unresolved_groups().await
+    }
+
+    async fn commit_alerts(&self, commit: &AlertCommit) -> Result<(), StoreError> {
+        self.write_alert_commit(commit).await
+    }
+
+    async fn pending_alerts(
+        &self,
+        channel: &str,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read_pending_alerts(channel, limit).await
+    }
+
+    /// An entry already delivered (or unknown) is `RowNotFound`: delivering twice is a bug.
+    async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError> {
+        self.mark_alert_delivered(id, at).await
+    }
+
+    /// Only a pending entry takes a failure; anything else is `RowNotFound`.
+    async fn alert_attempt_failed(
+        &self,
+        id: i64,
+        failure: &AttemptFailure,
+    ) -> Result<(), StoreError> {
+        self.mark_alert_failed(id, failure).await
+    }
+
+    async fn outbox_entries(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read_outbox(limit).await
+    }
+
+    async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError> {
+        self.read_backlog().await
+    }
+
+    async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError> {
+        self.delete_old_alerts(before).await
+    }
+
     async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError> {
         let keys: Vec<i64> = sqlx::query_scalar("SELECT key FROM monitors ORDER BY key")
             .fetch_all(&self.reader)
@@ -444,6 +491,201 @@ impl Store for SqliteStore {
             Err(e) => return Err(StoreError::Db(sqlx::Error::Io(e))),
         };
         Ok(main.unsigned_abs() + wal)
+    }
+
+    // === status page reads ===
+
+    async fn daily_counts(
+        &self,
+        monitor: &str,
+        now: Millis,
+        days: u32,
+    ) -> Result<Vec<crate::store::DayCounts>, StoreError> {
+        self.read_daily_counts(monitor, now, days).await
+    }
+
+    /// Percentiles are read from each bucket's histogram exactly as `daily_latency` does.
+    async fn latency_series(
+        &self,
+        monitor: &str,
+        step: crate::store::SeriesStep,
+        now: Millis,
+        buckets: u32,
+    ) -> Result<Vec<crate::store::LatencyPoint>, StoreError> {
+        self.read_latency_series(monitor, step, now, buckets).await
+    }
+
+    async fn incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Incident>, StoreError> {
+        self.read_incidents_between(from, to).await
+    }
+}
+
+// === status page reads ===
+//
+// Kept in one block (beside the trait methods above) so the status page's queries stay apart
+// from the monitor's. Both rollup reads use the same point-lookup shape as `results.rs`: a
+// recursive CTE lists the bucket starts, one primary-key lookup per bucket, so a 90-day read
+// costs 90 lookups whatever the number of monitors.
+
+/// Rollup rows of one monitor (?1) at resolution ?2 whose buckets start in [?3, ?5], ?4 being
+/// the bucket width; callers put the select list over `r` in the middle.
+fn status_page_buckets(select: &str) -> String {
+    format!(
+        "WITH RECURSIVE starts (bucket_start) AS (
+             SELECT ?3
+             UNION ALL
+             SELECT bucket_start + ?4 FROM starts WHERE bucket_start + ?4 <= ?5
+         )
+         SELECT {select}
+         FROM starts CROSS JOIN rollups AS r
+         WHERE r.resolution = ?2 AND r.bucket_start = starts.bucket_start
+           AND r.monitor_key = ?1 AND starts.bucket_start <= ?5
+         ORDER BY r.bucket_start"
+    )
+}
+
+static DAY_COUNTS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new(|| {
+    dynamic_sql(status_page_buckets(
+        "r.bucket_start, r.total, r.healthy, r.degraded, r.provider_failed, r.other_failed",
+    ))
+});
+
+/// The histogram columns, named after `LATENCY_BUCKETS_MS` as the schema names them (the
+/// rollup writer derives the same names, so a mismatch fails every write in the tests).
+static BUCKET_HISTOGRAMS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new(|| {
+    let columns: Vec<String> = crate::store::LATENCY_BUCKETS_MS
+        .iter()
+        .map(|bound| format!("r.le_{}", *bound as u64))
+        .chain(std::iter::once("r.le_inf".to_owned()))
+        .collect();
+    dynamic_sql(status_page_buckets(&format!(
+        "r.bucket_start, {}",
+        columns.join(", ")
+    )))
+});
+
+const INCIDENTS_BETWEEN: &str = "SELECT id, monitor, provider, kind, verdict, started_at, ended_at,
+            failed_probes, first_error, last_error
+     FROM incidents
+     WHERE started_at <= ?2 AND (ended_at IS NULL OR ended_at >= ?1)
+     ORDER BY started_at DESC, id DESC";
+
+/// The first bucket of `width` that starts inside the `count` buckets up to `now`.
+fn first_of_last(width: Millis, now: Millis, count: u32) -> Millis {
+    let current = now.div_euclid(width) * width;
+    current.saturating_sub(i64::from(count.saturating_sub(1)).saturating_mul(width))
+}
+
+fn count_column(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<u64, StoreError> {
+    use sqlx::Row;
+    let value: i64 = row.try_get(index).map_err(read_error)?;
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative rollup count {value}")))
+}
+
+impl SqliteStore {
+    async fn read_daily_counts(
+        &self,
+        monitor: &str,
+        now: Millis,
+        days: u32,
+    ) -> Result<Vec<crate::store::DayCounts>, StoreError> {
+        use sqlx::Row;
+        let Some(key) = self.key_of(monitor).await? else {
+            return Ok(Vec::new());
+        };
+        if days == 0 {
+            return Ok(Vec::new());
+        }
+        let width = Resolution::Day.width();
+        let rows = sqlx::query(DAY_COUNTS.clone())
+            .bind(key)
+            .bind(Resolution::Day.code())
+            .bind(first_of_last(width, now, days))
+            .bind(width)
+            .bind(now)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(crate::store::DayCounts {
+                    day: row.try_get(0).map_err(read_error)?,
+                    total: count_column(row, 1)?,
+                    healthy: count_column(row, 2)?,
+                    degraded: count_column(row, 3)?,
+                    provider_failed: count_column(row, 4)?,
+                    other_failed: count_column(row, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn read_latency_series(
+        &self,
+        monitor: &str,
+        step: crate::store::SeriesStep,
+        now: Millis,
+        buckets: u32,
+    ) -> Result<Vec<crate::store::LatencyPoint>, StoreError> {
+        use sqlx::Row;
+        let Some(key) = self.key_of(monitor).await? else {
+            return Ok(Vec::new());
+        };
+        if buckets == 0 {
+            return Ok(Vec::new());
+        }
+        let resolution = match step {
+            crate::store::SeriesStep::Hour => Resolution::Hour,
+            crate::store::SeriesStep::Day => Resolution::Day,
+        };
+        let width = resolution.width();
+        let rows = sqlx::query(BUCKET_HISTOGRAMS.clone())
+            .bind(key)
+            .bind(resolution.code())
+            .bind(first_of_last(width, now, buckets))
+            .bind(width)
+            .bind(now)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut points = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let start: Millis = row.try_get(0).map_err(read_error)?;
+            let mut histogram = [0i64; rollup::HISTOGRAM_SLOTS];
+            for (slot, count) in histogram.iter_mut().enumerate() {
+                *count = row.try_get(slot + 1).map_err(read_error)?;
+            }
+            if let (Some(p50_ms), Some(p95_ms)) = (
+                rollup::quantile(&histogram, 0.50),
+                rollup::quantile(&histogram, 0.95),
+            ) {
+                points.push(crate::store::LatencyPoint {
+                    start,
+                    p50_ms,
+                    p95_ms,
+                    samples: histogram
+                        .iter()
+                        .map(|c| u64::try_from(*c).unwrap_or(0))
+                        .sum(),
+                });
+            }
+        }
+        Ok(points)
+    }
+
+    async fn read_incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let rows = sqlx::query(INCIDENTS_BETWEEN)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(incidents::decode_incident).collect()
     }
 }
 

@@ -47,6 +47,15 @@ sqlite_suite!(
     a_snapshot_that_is_not_json_is_refused,
     prune_removes_exactly_what_retention_allows,
     size_grows_with_data,
+    alert_commits_create_groups_and_queue_entries_per_channel,
+    a_commit_with_a_duplicate_group_key_stores_nothing,
+    groups_see_incidents_end_and_leave_once_resolved,
+    outbox_entries_are_delivered_retried_or_given_up,
+    pruning_alerts_keeps_what_is_pending_or_unresolved,
+    // status page reads
+    daily_counts_split_each_day_by_blame,
+    latency_series_reads_hour_and_day_percentiles,
+    incidents_between_are_those_open_in_the_window,
 );
 
 #[tokio::test]
@@ -107,7 +116,7 @@ async fn reopening_does_not_rerun_migrations() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true)]);
+    assert_eq!(applied, vec![(1, true), (2, true)]);
     let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
         .fetch_one(&mut conn)
         .await

@@ -40,14 +40,40 @@ fn store_error(e: StoreError) -> Response {
     )
 }
 
+/// 200 while isdown itself works (a failing alert channel is `degraded`, not down: restarting
+/// isdown would not fix Slack); 503 only when the database is unavailable.
 async fn healthz(State(app): State<AppState>) -> Response {
     let view = app.health.snapshot();
+    let backlog = match app.store.outbox_backlog().await {
+        Ok(backlog) => backlog,
+        Err(e) => return store_error(e),
+    };
+    let mut alerts = serde_json::Map::new();
+    for (name, status) in app.alerts.snapshot() {
+        let queued = backlog.iter().find(|b| b.channel == name);
+        alerts.insert(
+            name,
+            json!({
+                "kind": status.kind,
+                "state": status.state,
+                "consecutive_failures": status.consecutive_failures,
+                "last_error": status.last_error,
+                "last_delivered_at": status.last_delivered_at.map(rfc3339),
+                "pending": queued.map_or(0, |b| b.pending),
+                "oldest_pending_at": queued.and_then(|b| b.oldest_pending_at).map(rfc3339),
+                "given_up": queued.map_or(0, |b| b.failed),
+            }),
+        );
+    }
+    let failing = app.alerts.failing();
     match app.store.size_bytes().await {
         Ok(bytes) => Json(json!({
-            "status": "ok",
+            "status": if failing.is_empty() { "ok" } else { "degraded" },
             "monitors": view.monitors.len(),
             "database_bytes": bytes,
             "network_down": view.network_incident.is_some(),
+            "failing_alert_channels": failing,
+            "alerts": alerts,
         }))
         .into_response(),
         Err(e) => {

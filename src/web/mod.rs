@@ -1,11 +1,21 @@
-//! The HTTP side of `isdown serve`: JSON API, `/metrics`, `/healthz` (and later the status page
-//! and the gateway), on one listener.
+//! The HTTP side of `isdown serve`: JSON API, `/metrics`, `/healthz`, the status page and the
+//! tools' views of it (badges, Atom feed, Statuspage-compatible JSON), and later the gateway,
+//! on one listener.
 //!
 //! Handlers only read: the health view (a copy under a short lock), the store, the metrics
 //! registry. The one write is the authenticated admin reload, which is handed to the serve loop
 //! over a channel. Like every server here, [`run`] takes a bound listener and a shutdown future.
 
 mod api;
+mod badge;
+mod chart;
+mod feed;
+mod page;
+pub mod site;
+mod statuspage;
+#[cfg(test)]
+mod tests;
+mod text;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,10 +25,12 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::alert::outbox::AlertHealth;
 use crate::metrics::Metrics;
 use crate::monitor::clock::Clock;
 use crate::monitor::health::Health;
 use crate::store::Store;
+use site::Site;
 
 /// A reload request from the admin endpoint; the serve loop answers with the outcome.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -33,10 +45,19 @@ pub struct AppState {
     /// Bearer token of the admin endpoints; `None` disables them.
     pub admin_token: Option<Arc<SecretString>>,
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// Alert channels' delivery status.
+    pub alerts: AlertHealth,
+    /// Display names and `[web]` settings for the public pages (swapped on reload).
+    pub site: Site,
 }
 
 pub fn router(state: AppState) -> Router {
-    api::routes().with_state(state)
+    api::routes()
+        .merge(page::routes())
+        .merge(badge::routes())
+        .merge(feed::routes())
+        .merge(statuspage::routes())
+        .with_state(state)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.

@@ -2,6 +2,11 @@
 //! port, switch its scenario, write configs, and run the real `isdown` binary.
 #![allow(dead_code)]
 
+pub mod receiver;
+pub mod serve;
+#[allow(unused_imports)]
+pub use serve::Serve;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

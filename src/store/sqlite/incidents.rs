@@ -57,7 +57,7 @@ const INCIDENT_EXISTS: &str = "SELECT 1 FROM incidents WHERE id = ?1";
 const PUT_STATE: &str = "INSERT INTO monitor_state (monitor, snapshot) VALUES (?1, ?2)
      ON CONFLICT (monitor) DO UPDATE SET snapshot = excluded.snapshot";
 
-fn decode_incident(row: &SqliteRow) -> Result<Incident, StoreError> {
+pub(super) fn decode_incident(row: &SqliteRow) -> Result<Incident, StoreError> {
     let id: i64 = row.try_get("id").map_err(read_error)?;
     let corrupt = |what: String| StoreError::Corrupt(format!("incident {id}: {what}"));
     let kind: String = row.try_get("kind").map_err(read_error)?;

@@ -6,9 +6,12 @@
 
 use crate::store::{
     DAY_MS, HOUR_MS, IncidentFilter, IncidentKind, IncidentState, MINUTE_MS, Millis, MonitorRecord,
-    NewIncident, Pruned, ResultRecord, Retention, Store, StoreError,
+    NewIncident, Pruned, ResultRecord, Retention, SeriesStep, Store, StoreError,
 };
 use crate::verdict::{Blame, Verdict};
+
+mod alerts;
+pub use alerts::*;
 
 /// 2026-01-01T00:00:00Z: a UTC midnight, so day and hour buckets start at round offsets from it.
 pub const T0: Millis = 1_767_225_600_000;
@@ -683,4 +686,151 @@ pub async fn everything_survives_a_restart_check(store: &dyn Store, incident: i6
         store.uptime("m", T0 + MINUTE_MS).await.unwrap().h24,
         2.0 / 3.0,
     );
+}
+
+// === status page reads ===
+
+pub async fn daily_counts_split_each_day_by_blame(store: &dyn Store) {
+    let (day_a, day_b, day_c) = (T0, T0 + DAY_MS, T0 + 3 * DAY_MS);
+    store
+        .record_results(&[
+            result("m", day_a, Verdict::Up),
+            result("m", day_b, Verdict::Up),
+            result("m", day_b + HOUR_MS, Verdict::Degraded),
+            result("m", day_b + 2 * HOUR_MS, Verdict::Unavailable),
+            result("m", day_b + 3 * HOUR_MS, Verdict::AuthFailed),
+            blamed(
+                result("m", day_b + 4 * HOUR_MS, Verdict::Timeout),
+                Blame::Network,
+            ),
+            result("m", day_c + 5 * HOUR_MS, Verdict::ServerError),
+            result("other", day_b, Verdict::ServerError),
+        ])
+        .await
+        .unwrap();
+
+    // Three days up to `now`: day B, the empty day between (absent) and day C (partial).
+    let now = day_c + 6 * HOUR_MS;
+    let days = store.daily_counts("m", now, 3).await.unwrap();
+    let rows: Vec<(Millis, u64, u64, u64, u64, u64)> = days
+        .iter()
+        .map(|d| {
+            (
+                d.day,
+                d.total,
+                d.healthy,
+                d.degraded,
+                d.provider_failed,
+                d.other_failed,
+            )
+        })
+        .collect();
+    assert_eq!(rows, vec![(day_b, 5, 2, 1, 1, 2), (day_c, 1, 0, 0, 1, 0)]);
+    // Uptime of a day follows the uptime rule: account and network failures are left out.
+    assert_close(days[0].uptime(), 2.0 / 3.0);
+    assert_close(days[1].uptime(), 0.0);
+
+    let all = store.daily_counts("m", now, 90).await.unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.day).collect::<Vec<_>>(),
+        vec![day_a, day_b, day_c]
+    );
+    assert!(store.daily_counts("m", now, 0).await.unwrap().is_empty());
+    assert!(
+        store
+            .daily_counts("nobody", now, 90)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn latency_series_reads_hour_and_day_percentiles(store: &dyn Store) {
+    let mut batch = Vec::new();
+    // Hour 0: 100 samples in (200, 300] ms.
+    for i in 0..100 {
+        batch.push(with_latency(
+            result("m", T0 + i * 30_000, Verdict::Up),
+            200.5 + i as f64,
+        ));
+    }
+    // Hour 1: failures only, no latency. Hour 2: ten samples in (100, 200].
+    batch.push(result("m", T0 + HOUR_MS, Verdict::Unavailable));
+    for i in 0..10 {
+        batch.push(with_latency(
+            result("m", T0 + 2 * HOUR_MS + i * MINUTE_MS, Verdict::Up),
+            150.0,
+        ));
+    }
+    store.record_results(&batch).await.unwrap();
+
+    let now = T0 + 2 * HOUR_MS + 30 * MINUTE_MS;
+    let hours = store
+        .latency_series("m", SeriesStep::Hour, now, 24)
+        .await
+        .unwrap();
+    let summary: Vec<(Millis, u64)> = hours.iter().map(|p| (p.start, p.samples)).collect();
+    assert_eq!(summary, vec![(T0, 100), (T0 + 2 * HOUR_MS, 10)]);
+    assert_close(Some(hours[0].p50_ms), 250.0);
+    assert_close(Some(hours[0].p95_ms), 295.0);
+    assert_close(Some(hours[1].p50_ms), 150.0);
+    assert_close(Some(hours[1].p95_ms), 195.0);
+
+    // Two hours up to `now`: hour 1 (no samples) and hour 2.
+    let recent = store
+        .latency_series("m", SeriesStep::Hour, now, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        recent.iter().map(|p| p.start).collect::<Vec<_>>(),
+        vec![T0 + 2 * HOUR_MS]
+    );
+
+    let days = store
+        .latency_series("m", SeriesStep::Day, now, 30)
+        .await
+        .unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!((days[0].start, days[0].samples), (T0, 110));
+    assert!(
+        store
+            .latency_series("nobody", SeriesStep::Day, now, 30)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn incidents_between_are_those_open_in_the_window(store: &dyn Store) {
+    let early = store.open_incident(&new_incident("a", T0)).await.unwrap();
+    store.close_incident(early, T0 + HOUR_MS).await.unwrap();
+    let open = store
+        .open_incident(&new_incident("b", T0 + 2 * HOUR_MS))
+        .await
+        .unwrap();
+    let late = store
+        .open_incident(&new_incident("c", T0 + 5 * HOUR_MS))
+        .await
+        .unwrap();
+    store.close_incident(late, T0 + 6 * HOUR_MS).await.unwrap();
+
+    let ids = |list: Vec<crate::store::Incident>| list.iter().map(|i| i.id).collect::<Vec<_>>();
+    let window = store
+        .incidents_between(T0 + 30 * MINUTE_MS, T0 + 3 * HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(ids(window), vec![open, early]);
+    // Bounds are inclusive: an incident that ended exactly at `from` was open then.
+    let edge = store
+        .incidents_between(T0 + HOUR_MS, T0 + HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(ids(edge), vec![early]);
+    let after = store
+        .incidents_between(T0 + 7 * HOUR_MS, T0 + 8 * HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(ids(after), vec![open]);
+    let all = store.incidents_between(T0, T0 + DAY_MS).await.unwrap();
+    assert_eq!(ids(all), vec![late, open, early]);
 }

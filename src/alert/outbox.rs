@@ -1,0 +1,397 @@
+//! Delivery from the persisted outbox: one worker per channel sends that channel's queued
+//! messages in order, retries with backoff when the receiver fails, and marks each delivered.
+//!
+//! A message is in the store before any attempt (the rules commit it), and is marked delivered
+//! only after the receiver took it, so a crash at any point resends at most the one message in
+//! flight — which receivers deduplicate (PagerDuty and Opsgenie by dedup key, mail by
+//! Message-ID). Workers never wait on each other: a channel that keeps failing backs off on its
+//! own and shows up in [`AlertHealth`] (read by `/healthz`) and the metrics, while the others
+//! deliver. Within a channel, order is kept: a resolve never overtakes its open.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+
+use super::backoff::Backoff;
+use super::channel::Channel;
+use super::policy::AlertPolicy;
+use super::{AlertMessage, DeliveryError};
+use crate::metrics::Metrics;
+use crate::monitor::clock::Clock;
+use crate::store::{AttemptFailure, Millis, OutboxEntry, Store, StoreError};
+
+/// Entries read per round: enough to drain a burst quickly, small enough to stay responsive.
+const BATCH: u32 = 32;
+/// 60 s: a single attempt that takes longer is treated as a failed, retryable one.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// 5 s: how long a worker waits before reading the store again after a store error.
+const STORE_RETRY: Duration = Duration::from_secs(5);
+/// A channel is reported failing after this many failed attempts in a row.
+const FAILING_AFTER: u32 = 3;
+
+/// How one channel is doing, for `/healthz`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChannelStatus {
+    pub kind: String,
+    /// `ok`, `failing`, or `idle` (nothing sent yet).
+    pub state: &'static str,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub last_delivered_at: Option<Millis>,
+    pub given_up: u64,
+}
+
+/// Every channel's status, shared with the web layer.
+#[derive(Debug, Clone, Default)]
+pub struct AlertHealth(Arc<RwLock<BTreeMap<String, ChannelStatus>>>);
+
+impl AlertHealth {
+    pub fn snapshot(&self) -> BTreeMap<String, ChannelStatus> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Starts over with `channels` (on start and on reload).
+    pub fn reset(&self, channels: &[(String, &'static str)]) {
+        let mut map = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.clear();
+        for (name, kind) in channels {
+            map.insert(
+                name.clone(),
+                ChannelStatus {
+                    kind: (*kind).to_owned(),
+                    state: "idle",
+                    ..ChannelStatus::default()
+                },
+            );
+        }
+    }
+
+    fn update(&self, channel: &str, f: impl FnOnce(&mut ChannelStatus)) {
+        let mut map = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(map.entry(channel.to_owned()).or_default());
+    }
+
+    /// Channels reported failing.
+    pub fn failing(&self) -> Vec<String> {
+        self.snapshot()
+            .into_iter()
+            .filter(|(_, s)| s.state == "failing")
+            .map(|(name, _)| name)
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub channel: String,
+    /// `delivered`, `retry`, `given_up`.
+    pub outcome: String,
+}
+
+/// The alert families in the process registry. Create once per process (registration is
+/// permanent); reloads reuse them.
+#[derive(Clone, Debug)]
+pub struct AlertMetrics {
+    pub attempts: Family<OutcomeLabels, Counter>,
+    pub failing: Family<ChannelLabels, Gauge>,
+    pub pending: Family<ChannelLabels, Gauge>,
+}
+
+impl AlertMetrics {
+    pub fn register(metrics: &Metrics) -> AlertMetrics {
+        let m = AlertMetrics {
+            attempts: Family::default(),
+            failing: Family::default(),
+            pending: Family::default(),
+        };
+        metrics.register(
+            "alert_attempts",
+            "Alert delivery attempts, by channel and outcome",
+            m.attempts.clone(),
+        );
+        metrics.register(
+            "alert_channel_failing",
+            "1 while a channel's last attempts failed",
+            m.failing.clone(),
+        );
+        metrics.register(
+            "alert_outbox_pending",
+            "Alerts queued and not yet delivered, by channel",
+            m.pending.clone(),
+        );
+        m
+    }
+}
+
+/// One channel's worker.
+pub struct Delivery {
+    pub store: Arc<dyn Store>,
+    pub channel: Arc<dyn Channel>,
+    pub policy: AlertPolicy,
+    pub clock: Clock,
+    pub health: AlertHealth,
+    pub metrics: AlertMetrics,
+    /// Signalled when new entries are committed.
+    pub wake: Arc<Notify>,
+}
+
+enum Attempt {
+    Delivered,
+    Retry(Duration, String),
+    GiveUp(String),
+}
+
+impl Delivery {
+    /// Delivers until `shutdown` turns true. Store errors are logged and retried: the outbox
+    /// keeps every entry, so waiting loses nothing.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.channel.name().to_owned();
+        let backoff = Backoff::new(self.policy.retry_initial, self.policy.retry_max);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let wait = match self.round(&backoff, &mut shutdown).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::error!(channel = %name, error = %e, "alert outbox unavailable");
+                    Some(self.clock.now() + STORE_RETRY.as_millis() as Millis)
+                }
+            };
+            let wake = self.wake.notified();
+            tokio::pin!(wake);
+            // Register interest before checking for work again, or a wake in between is lost.
+            wake.as_mut().enable();
+            if matches!(wait, Some(at) if at <= self.clock.now()) {
+                continue;
+            }
+            let until = wait.map(|at| self.clock.instant_of(at));
+            tokio::select! {
+                _ = &mut wake => {}
+                _ = sleep_until(until) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Sends what is due. Returns when the head of the queue must wait (its retry time), or
+    /// `None` when the queue is empty.
+    async fn round(
+        &self,
+        backoff: &Backoff,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Millis>, StoreError> {
+        let name = self.channel.name();
+        loop {
+            let entries = self.store.pending_alerts(name, BATCH).await?;
+            self.report_pending(name).await;
+            if entries.is_empty() {
+                return Ok(None);
+            }
+            for entry in entries {
+                let now = self.clock.now();
+                if entry.next_attempt_at > now {
+                    return Ok(Some(entry.next_attempt_at));
+                }
+                let outcome = tokio::select! {
+                    outcome = self.attempt(&entry, backoff, now) => outcome,
+                    // Unmarked: the next start sends it again (at least once, deduplicated).
+                    _ = shutdown.changed() => return Ok(None),
+                };
+                self.record(&entry, outcome).await?;
+            }
+        }
+    }
+
+    async fn attempt(&self, entry: &OutboxEntry, backoff: &Backoff, now: Millis) -> Attempt {
+        let give_up_at = entry
+            .created_at
+            .saturating_add(self.policy.give_up_after.as_millis() as Millis);
+        let message: AlertMessage = match serde_json::from_str(&entry.payload) {
+            Ok(message) => message,
+            Err(e) => return Attempt::GiveUp(format!("stored message is unreadable: {e}")),
+        };
+        let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, self.channel.send(&message)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(DeliveryError::Retryable(format!(
+                "no answer within {} s",
+                ATTEMPT_TIMEOUT.as_secs()
+            ))),
+        };
+        match result {
+            Ok(()) => Attempt::Delivered,
+            Err(DeliveryError::Permanent(e)) => Attempt::GiveUp(e),
+            Err(DeliveryError::Retryable(e)) => {
+                let delay = backoff.delay(entry.attempts + 1, entry.id as u64);
+                if now + delay.as_millis() as Millis > give_up_at {
+                    Attempt::GiveUp(format!(
+                        "{e} (still failing after {})",
+                        humantime::format_duration(self.policy.give_up_after)
+                    ))
+                } else {
+                    Attempt::Retry(delay, e)
+                }
+            }
+        }
+    }
+
+    async fn record(&self, entry: &OutboxEntry, outcome: Attempt) -> Result<(), StoreError> {
+        let name = self.channel.name();
+        let now = self.clock.now();
+        let outcome_label = match &outcome {
+            Attempt::Delivered => "delivered",
+            Attempt::Retry(..) => "retry",
+            Attempt::GiveUp(_) => "given_up",
+        };
+        self.metrics
+            .attempts
+            .get_or_create(&OutcomeLabels {
+                channel: name.to_owned(),
+                outcome: outcome_label.to_owned(),
+            })
+            .inc();
+        match outcome {
+            Attempt::Delivered => {
+                self.store.alert_delivered(entry.id, now).await?;
+                tracing::info!(
+                    channel = name,
+                    event = %entry.event,
+                    key = %entry.dedup_key,
+                    attempts = entry.attempts + 1,
+                    "alert delivered"
+                );
+                self.health.update(name, |s| {
+                    s.state = "ok";
+                    s.consecutive_failures = 0;
+                    s.last_delivered_at = Some(now);
+                });
+            }
+            Attempt::Retry(delay, error) => {
+                tracing::warn!(
+                    channel = name,
+                    event = %entry.event,
+                    attempt = entry.attempts + 1,
+                    retry_in = %humantime::format_duration(round_ms(delay)),
+                    "alert not delivered: {error}"
+                );
+                self.store
+                    .alert_attempt_failed(
+                        entry.id,
+                        &AttemptFailure {
+                            at: now,
+                            error: error.clone(),
+                            next_attempt_at: now + delay.as_millis() as Millis,
+                            give_up: false,
+                        },
+                    )
+                    .await?;
+                self.failed(name, error, false);
+            }
+            Attempt::GiveUp(error) => {
+                tracing::error!(
+                    channel = name,
+                    event = %entry.event,
+                    attempts = entry.attempts + 1,
+                    "alert given up: {error}"
+                );
+                self.store
+                    .alert_attempt_failed(
+                        entry.id,
+                        &AttemptFailure {
+                            at: now,
+                            error: error.clone(),
+                            next_attempt_at: now,
+                            give_up: true,
+                        },
+                    )
+                    .await?;
+                self.failed(name, error, true);
+            }
+        }
+        Ok(())
+    }
+
+    fn failed(&self, name: &str, error: String, given_up: bool) {
+        let mut failing = false;
+        self.health.update(name, |s| {
+            s.consecutive_failures += 1;
+            s.last_error = Some(error);
+            if given_up {
+                s.given_up += 1;
+            }
+            // A permanent error fails the channel at once: it will not fix itself.
+            if given_up || s.consecutive_failures >= FAILING_AFTER {
+                s.state = "failing";
+            }
+            failing = s.state == "failing";
+        });
+        self.metrics
+            .failing
+            .get_or_create(&ChannelLabels {
+                channel: name.to_owned(),
+            })
+            .set(i64::from(failing));
+    }
+
+    async fn report_pending(&self, name: &str) {
+        if let Ok(backlog) = self.store.outbox_backlog().await {
+            let pending = backlog
+                .iter()
+                .find(|b| b.channel == name)
+                .map_or(0, |b| b.pending);
+            self.metrics
+                .pending
+                .get_or_create(&ChannelLabels {
+                    channel: name.to_owned(),
+                })
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        }
+        if self
+            .health
+            .snapshot()
+            .get(name)
+            .is_some_and(|s| s.state == "failing")
+        {
+            return;
+        }
+        self.metrics
+            .failing
+            .get_or_create(&ChannelLabels {
+                channel: name.to_owned(),
+            })
+            .set(0);
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,465 @@
+//! The alert rules as one pure function: from the incidents that are open, the alert groups
+//! already announced and the clock, decide which messages to queue now.
+//!
+//! Everything that must survive a restart is an input read from the store (open incidents,
+//! unresolved groups), so running the rules again after a crash decides the same thing and
+//! never repeats what was committed. The only memory kept between passes is when each
+//! unannounced incident was first seen, which starts its grouping window; losing it on a
+//! restart delays an alert by at most one window. No I/O here: the dispatcher reads, calls
+//! [`plan`] and commits the result in one transaction.
+//!
+//! Rules: incidents of one kind that open within the grouping window of the first share one
+//! group and one message per channel; a group is resolved (one message with durations) when
+//! all its incidents have ended; while any is open, a reminder goes out every `reminder`.
+//! Monitors in a maintenance window are not announced while it lasts; if their incident is
+//! still open when it ends, it is announced then.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::policy::{AlertPolicy, ChannelRoute};
+use super::{AlertEvent, AlertItem, AlertMessage};
+use crate::monitor::health::HealthSnapshot;
+use crate::monitor::machine::MonitorState;
+use crate::store::{
+    AlertCommit, AlertGroup, Incident, IncidentKind, Millis, NewAlertGroup, NewOutboxEntry,
+};
+use crate::verdict::{Blame, Verdict};
+
+/// What the rules know about a monitor besides its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorInfo {
+    pub provider: String,
+    /// Display name, e.g. "Kimi".
+    pub provider_name: String,
+    pub model: Option<String>,
+}
+
+/// One pass's inputs.
+pub struct PlanInput<'a> {
+    pub now: Millis,
+    pub policy: &'a AlertPolicy,
+    pub routes: &'a [ChannelRoute],
+    pub monitors: &'a HashMap<String, MonitorInfo>,
+    /// Every open incident, plus the members of `groups` (open or not).
+    pub incidents: &'a [Incident],
+    pub groups: &'a [AlertGroup],
+    pub health: &'a HealthSnapshot,
+    pub public_url: Option<&'a str>,
+}
+
+/// One pass's decision.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub commit: AlertCommit,
+    /// The messages queued, as (channel, message), in the order of `commit.entries`.
+    pub messages: Vec<(String, AlertMessage)>,
+    /// When the rules next have something to decide without a new event (a grouping window
+    /// closing, a reminder, a maintenance window ending).
+    pub next_due: Option<Millis>,
+}
+
+/// Runs the rules once. `first_seen` remembers unannounced incidents between passes.
+pub fn plan(input: &PlanInput<'_>, first_seen: &mut HashMap<i64, Millis>) -> Plan {
+    let now = input.now;
+    let mut out = Plan::default();
+    let by_id: HashMap<i64, &Incident> = input.incidents.iter().map(|i| (i.id, i)).collect();
+    let announced: HashSet<i64> = input
+        .groups
+        .iter()
+        .flat_map(|g| g.incidents.iter().map(|(id, _)| *id))
+        .collect();
+    let due = |at: Millis, out: &mut Plan| {
+        out.next_due = Some(out.next_due.map_or(at, |d| d.min(at)));
+    };
+
+    // === Opening: unannounced open incidents, grouped by kind ===
+    let mut waiting: BTreeMap<IncidentKind, Vec<&Incident>> = BTreeMap::new();
+    let open_ids: HashSet<i64> = input
+        .incidents
+        .iter()
+        .filter(|i| i.ended_at.is_none())
+        .map(|i| i.id)
+        .collect();
+    first_seen.retain(|id, _| open_ids.contains(id) && !announced.contains(id));
+    for incident in input.incidents.iter().filter(|i| i.ended_at.is_none()) {
+        if announced.contains(&incident.id) {
+            continue;
+        }
+        let provider = provider_of(input, incident);
+        if input
+            .policy
+            .silenced(&incident.monitor, &provider, now)
+            .is_some()
+        {
+            first_seen.remove(&incident.id);
+            continue;
+        }
+        first_seen.entry(incident.id).or_insert(now);
+        waiting.entry(incident.kind).or_default().push(incident);
+    }
+    let window = millis(input.policy.group_window);
+    for (kind, mut members) in waiting {
+        let first = members
+            .iter()
+            .map(|i| first_seen[&i.id])
+            .min()
+            .expect("a kind is only listed with members");
+        if first + window > now {
+            due(first + window, &mut out);
+            continue;
+        }
+        members.sort_by_key(|i| (i.started_at, i.id));
+        let key = format!(
+            "isdown-{}-{}-{now}",
+            kind.as_str().replace('_', "-"),
+            members[0].id
+        );
+        let items: Vec<AlertItem> = members.iter().map(|i| item(input, i)).collect();
+        queue(
+            input,
+            &mut out,
+            AlertEvent::Opened,
+            kind,
+            &key,
+            &items,
+            &members,
+        );
+        out.commit.new_groups.push(NewAlertGroup {
+            dedup_key: key,
+            kind,
+            opened_at: now,
+            incidents: members.iter().map(|i| i.id).collect(),
+        });
+        for member in &members {
+            first_seen.remove(&member.id);
+        }
+    }
+
+    // === Announced groups: resolve or remind ===
+    for group in input.groups {
+        let members: Vec<&Incident> = group
+            .incidents
+            .iter()
+            .filter_map(|(id, _)| by_id.get(id).copied())
+            .collect();
+        let all_ended = group.incidents.iter().all(|(_, ended)| ended.is_some());
+        if all_ended {
+            let items: Vec<AlertItem> = members.iter().map(|i| item(input, i)).collect();
+            queue(
+                input,
+                &mut out,
+                AlertEvent::Resolved,
+                group.kind,
+                &group.dedup_key,
+                &items,
+                &members,
+            );
+            out.commit.resolved.push((group.dedup_key.clone(), now));
+            continue;
+        }
+        let Some(every) = input.policy.reminder.map(millis) else {
+            continue;
+        };
+        let next = group.last_sent_at + every;
+        if next > now {
+            due(next, &mut out);
+            continue;
+        }
+        let still_open: Vec<&Incident> = members
+            .iter()
+            .copied()
+            .filter(|i| i.ended_at.is_none())
+            .filter(|i| {
+                let provider = provider_of(input, i);
+                input.policy.silenced(&i.monitor, &provider, now).is_none()
+            })
+            .collect();
+        if !still_open.is_empty() {
+            let items: Vec<AlertItem> = still_open.iter().map(|i| item(input, i)).collect();
+            queue(
+                input,
+                &mut out,
+                AlertEvent::Reminder,
+                group.kind,
+                &group.dedup_key,
+                &items,
+                &members,
+            );
+        }
+        // A fully silenced group skips this reminder but keeps its rhythm.
+        out.commit.reminded.push((group.dedup_key.clone(), now));
+        due(now + every, &mut out);
+    }
+
+    if let Some(boundary) = input.policy.next_boundary(now) {
+        due(boundary, &mut out);
+    }
+    out
+}
+
+fn millis(d: std::time::Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+fn provider_of(input: &PlanInput<'_>, incident: &Incident) -> String {
+    input
+        .monitors
+        .get(&incident.monitor)
+        .map_or_else(|| incident.provider.clone(), |m| m.provider.clone())
+}
+
+fn item(input: &PlanInput<'_>, incident: &Incident) -> AlertItem {
+    let info = input.monitors.get(&incident.monitor);
+    let health = input
+        .health
+        .monitors
+        .iter()
+        .find(|m| m.id == incident.monitor);
+    let blame = match incident.kind {
+        IncidentKind::Outage => Some(Blame::Provider),
+        IncidentKind::Network => Some(Blame::Network),
+        IncidentKind::SetupProblem => incident.verdict.default_blame(),
+    };
+    let explanation = incident
+        .last_error
+        .clone()
+        .or_else(|| incident.first_error.clone())
+        .or_else(|| health.and_then(|h| h.explanation.clone()))
+        .unwrap_or_else(|| format!("{} (no sample kept)", incident.verdict));
+    let (provider, provider_name) = match (incident.kind, info) {
+        (IncidentKind::Network, _) => ("*".to_owned(), "every provider".to_owned()),
+        (_, Some(info)) => (info.provider.clone(), info.provider_name.clone()),
+        (_, None) => (incident.provider.clone(), incident.provider.clone()),
+    };
+    AlertItem {
+        monitor: incident.monitor.clone(),
+        provider,
+        provider_name,
+        model: info.and_then(|i| i.model.clone()),
+        verdict: incident.verdict,
+        blame,
+        explanation: crate::secret::redact(&explanation),
+        started_at: incident.started_at,
+    }
+}
+
+/// Queues one message per channel that takes at least one of `items`, listing only those.
+fn queue(
+    input: &PlanInput<'_>,
+    out: &mut Plan,
+    event: AlertEvent,
+    kind: IncidentKind,
+    key: &str,
+    items: &[AlertItem],
+    members: &[&Incident],
+) {
+    for route in input.routes {
+        let mine: Vec<AlertItem> = items
+            .iter()
+            .filter(|i| route.takes(kind, &i.monitor, &i.provider))
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let message = compose(input, event, kind, key, mine, members);
+        let payload = serde_json::to_string(&message).expect("an AlertMessage always serializes");
+        out.commit.entries.push(NewOutboxEntry {
+            channel: route.channel.clone(),
+            dedup_key: key.to_owned(),
+            event: event.as_str().to_owned(),
+            payload,
+            created_at: input.now,
+        });
+        out.messages.push((route.channel.clone(), message));
+    }
+}
+
+// === Message text ===
+
+fn names(items: &[AlertItem]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for item in items {
+        if !seen.contains(&item.provider_name.as_str()) {
+            seen.push(&item.provider_name);
+        }
+    }
+    match seen.len() {
+        0 => "nothing".to_owned(),
+        1..=4 => seen.join(", "),
+        n => format!("{} and {} more", seen[..3].join(", "), n - 3),
+    }
+}
+
+fn minutes(ms: Millis) -> String {
+    let total_s = (ms / 1000).max(0);
+    match total_s {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3_600 => format!("{} min", s / 60),
+        s => format!("{} h {} min", s / 3_600, (s % 3_600) / 60),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// A provider that is answering normally and is not among the failing ones: where to fail over.
+fn fallback(input: &PlanInput<'_>, failing: &[AlertItem]) -> Option<String> {
+    let mut healthy: Vec<&str> = Vec::new();
+    let mut unhealthy: HashSet<&str> = failing.iter().map(|i| i.provider.as_str()).collect();
+    for m in &input.health.monitors {
+        if !matches!(m.state, MonitorState::Up | MonitorState::Degraded) {
+            unhealthy.insert(&m.provider);
+        }
+    }
+    for m in &input.health.monitors {
+        if m.state == MonitorState::Up
+            && !unhealthy.contains(m.provider.as_str())
+            && !healthy.contains(&m.provider.as_str())
+        {
+            healthy.push(&m.provider);
+        }
+    }
+    let provider = healthy.first()?;
+    Some(
+        input
+            .monitors
+            .values()
+            .find(|m| m.provider == *provider)
+            .map_or_else(|| (*provider).to_owned(), |m| m.provider_name.clone()),
+    )
+}
+
+fn compose(
+    input: &PlanInput<'_>,
+    event: AlertEvent,
+    kind: IncidentKind,
+    key: &str,
+    items: Vec<AlertItem>,
+    members: &[&Incident],
+) -> AlertMessage {
+    let now = input.now;
+    let who = names(&items);
+    let started_at = items.iter().map(|i| i.started_at).min().unwrap_or(now);
+    let ended_at = (event == AlertEvent::Resolved).then(|| {
+        members
+            .iter()
+            .filter_map(|i| i.ended_at)
+            .max()
+            .unwrap_or(now)
+    });
+    let lasted = ended_at.unwrap_or(now) - started_at;
+    let verdicts = {
+        let mut v: Vec<Verdict> = items.iter().map(|i| i.verdict).collect();
+        v.sort();
+        v.dedup();
+        v.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    let health_advice = items.iter().find_map(|i| {
+        input
+            .health
+            .monitors
+            .iter()
+            .find(|m| m.id == i.monitor)
+            .and_then(|m| m.advice.clone())
+    });
+    let n = items.len();
+    let (title, summary, advice) = match (event, kind) {
+        (AlertEvent::Resolved, _) => {
+            let title = format!("RESOLVED: {who} — back after {}", minutes(lasted));
+            let each: Vec<String> = members
+                .iter()
+                .filter(|m| items.iter().any(|i| i.monitor == m.monitor))
+                .map(|m| {
+                    format!(
+                        "{} {}",
+                        m.monitor,
+                        minutes(m.ended_at.unwrap_or(now) - m.started_at)
+                    )
+                })
+                .collect();
+            let summary = format!(
+                "{} recovered: {}. The incident lasted {}.",
+                plural(n, "monitor", "monitors"),
+                each.join(", "),
+                minutes(lasted)
+            );
+            (title, summary, "No action needed.".to_owned())
+        }
+        (_, IncidentKind::Network) => (
+            "isdown's own network is down: no provider is reachable".to_owned(),
+            format!(
+                "Every provider failed at the network level at the same time ({verdicts}), so \
+                 the problem is between isdown and the internet, not at the providers. Open for \
+                 {}.",
+                minutes(lasted)
+            ),
+            "Check this host's network: DNS, proxy, firewall and uplink. The providers \
+             themselves are probably fine."
+                .to_owned(),
+        ),
+        (_, IncidentKind::Outage) => {
+            let title = if n == 1 {
+                format!("{who} is DOWN ({verdicts})")
+            } else {
+                format!("{} DOWN: {who}", plural(n, "monitor", "monitors"))
+            };
+            let summary = format!(
+                "{} failing on the provider's side ({verdicts}) for {}; your account and \
+                 network are not the cause.",
+                if n == 1 {
+                    format!("{who} is")
+                } else {
+                    format!("{who} are")
+                },
+                minutes(lasted)
+            );
+            let advice = match fallback(input, &items) {
+                Some(other) => format!(
+                    "Fail over to {other}, which is answering normally. {}",
+                    health_advice.unwrap_or_default()
+                ),
+                None => health_advice.unwrap_or_else(|| {
+                    "Fail over to another provider and watch the provider's status page.".into()
+                }),
+            };
+            (title, summary, advice.trim().to_owned())
+        }
+        (_, IncidentKind::SetupProblem) => (
+            format!("Setup problem: {who} ({verdicts})"),
+            format!(
+                "Requests to {who} fail because of your account, key or request ({verdicts}) \
+                 for {}; the provider itself is not down.",
+                minutes(lasted)
+            ),
+            health_advice.unwrap_or_else(|| {
+                "Check the API key, balance and model id configured for this provider.".into()
+            }),
+        ),
+    };
+    let title = match event {
+        AlertEvent::Reminder => format!("Still open after {}: {title}", minutes(lasted)),
+        _ => title,
+    };
+    AlertMessage {
+        event,
+        kind,
+        title,
+        summary,
+        advice,
+        items,
+        started_at,
+        ended_at,
+        duration_s: ended_at.map(|end| (end - started_at) / 1000),
+        url: input.public_url.map(|u| format!("{u}/")),
+        dedup_key: key.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

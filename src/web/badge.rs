@@ -1,0 +1,155 @@
+//! SVG badges for READMEs and dashboards: `/badge/{monitor}/status.svg` (the monitor's state)
+//! and `/badge/{monitor}/uptime-30d.svg` (its 30-day uptime).
+//!
+//! `{monitor}` is a monitor id (`kimi-chat`) or a provider id (`kimi`, its first monitor). The
+//! drawing is pure (shields.io's flat style, text widths estimated from a small table, so no
+//! font file is needed); handlers read the health view and the store's uptime only.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::AppState;
+use super::chart::escape;
+use super::text;
+use crate::monitor::health::{HealthSnapshot, MonitorHealth};
+use crate::monitor::machine::MonitorState;
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/badge/{monitor}/status.svg", get(status))
+        .route("/badge/{monitor}/uptime-30d.svg", get(uptime_30d))
+}
+
+const GREEN: &str = "#2e7d32";
+const YELLOW_GREEN: &str = "#7c8a12";
+const YELLOW: &str = "#a36b00";
+const RED: &str = "#c62828";
+const PURPLE: &str = "#6a3fb5";
+const GREY: &str = "#5f6368";
+
+/// Approximate width in pixels of `text` in 11 px Verdana (the badge font), by character class.
+/// Close enough that the text never overflows its box; exactness would need the font file.
+fn text_width(text: &str) -> u32 {
+    text.chars()
+        .map(|c| match c {
+            'i' | 'j' | 'l' | '.' | ',' | ':' | ';' | '!' | '|' | '\'' | 'I' => 4,
+            ' ' | 'f' | 'r' | 't' | '(' | ')' | '-' | '1' => 5,
+            'm' | 'w' | 'M' | 'W' | '%' => 11,
+            c if c.is_ascii_uppercase() => 8,
+            _ => 7,
+        })
+        .sum()
+}
+
+/// A flat badge: grey `label` on the left, `message` on a `colour` background on the right.
+pub fn badge(label: &str, message: &str, colour: &str) -> String {
+    let (lw, mw) = (text_width(label) + 10, text_width(message) + 10);
+    let total = lw + mw;
+    let (label, message) = (escape(label), escape(message));
+    // Text is drawn at 10× scale and shrunk, as shields.io does, for crisp sub-pixel placement.
+    let (lx, mx) = (lw * 5, lw * 10 + mw * 5);
+    let (ltl, mtl) = ((lw - 10) * 10, (mw - 10) * 10);
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{total}\" height=\"20\" \
+         role=\"img\" aria-label=\"{label}: {message}\"><title>{label}: {message}</title>\
+         <linearGradient id=\"s\" x2=\"0\" y2=\"100%\"><stop offset=\"0\" stop-color=\"#bbb\" \
+         stop-opacity=\".1\"/><stop offset=\"1\" stop-opacity=\".1\"/></linearGradient>\
+         <clipPath id=\"r\"><rect width=\"{total}\" height=\"20\" rx=\"3\" fill=\"#fff\"/>\
+         </clipPath><g clip-path=\"url(#r)\"><rect width=\"{lw}\" height=\"20\" fill=\"#555\"/>\
+         <rect x=\"{lw}\" width=\"{mw}\" height=\"20\" fill=\"{colour}\"/>\
+         <rect width=\"{total}\" height=\"20\" fill=\"url(#s)\"/></g>\
+         <g fill=\"#fff\" text-anchor=\"middle\" font-family=\"Verdana,Geneva,DejaVu Sans,\
+         sans-serif\" font-size=\"110\">\
+         <text aria-hidden=\"true\" x=\"{lx}\" y=\"150\" fill=\"#010101\" fill-opacity=\".3\" \
+         transform=\"scale(.1)\" textLength=\"{ltl}\">{label}</text>\
+         <text x=\"{lx}\" y=\"140\" transform=\"scale(.1)\" textLength=\"{ltl}\">{label}</text>\
+         <text aria-hidden=\"true\" x=\"{mx}\" y=\"150\" fill=\"#010101\" fill-opacity=\".3\" \
+         transform=\"scale(.1)\" textLength=\"{mtl}\">{message}</text>\
+         <text x=\"{mx}\" y=\"140\" transform=\"scale(.1)\" textLength=\"{mtl}\">{message}</text>\
+         </g></svg>"
+    )
+}
+
+/// The state badge: `Kimi | up`.
+pub fn status_badge(name: &str, state: MonitorState) -> String {
+    let (message, colour) = match state {
+        MonitorState::Unknown => ("unknown", GREY),
+        MonitorState::Up => ("up", GREEN),
+        MonitorState::Degraded => ("degraded", YELLOW),
+        MonitorState::Down => ("down", RED),
+        MonitorState::SetupProblem => ("setup problem", PURPLE),
+    };
+    badge(name, message, colour)
+}
+
+/// The uptime badge: `uptime 30d | 99.95%`, coloured by how good that is.
+pub fn uptime_badge(uptime: Option<f64>) -> String {
+    let colour = match uptime {
+        None => GREY,
+        Some(u) if u >= 0.999 => GREEN,
+        Some(u) if u >= 0.99 => YELLOW_GREEN,
+        Some(u) if u >= 0.95 => YELLOW,
+        Some(_) => RED,
+    };
+    badge("uptime 30d", &text::percent(uptime), colour)
+}
+
+/// A monitor by its id, or a provider's first monitor by the provider id.
+fn find<'a>(health: &'a HealthSnapshot, key: &str) -> Option<&'a MonitorHealth> {
+    health
+        .monitors
+        .iter()
+        .find(|m| m.id == key)
+        .or_else(|| health.monitors.iter().find(|m| m.provider == key))
+}
+
+fn svg(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
+            // Short: badges are embedded in pages that proxies and CDNs like to cache.
+            (header::CACHE_CONTROL, "max-age=30"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn not_found() -> Response {
+    svg(
+        StatusCode::NOT_FOUND,
+        badge("isdown", "no such monitor", GREY),
+    )
+}
+
+async fn status(State(app): State<AppState>, Path(key): Path<String>) -> Response {
+    let health = app.health.snapshot();
+    let Some(m) = find(&health, &key) else {
+        return not_found();
+    };
+    let site = app.site.get();
+    svg(
+        StatusCode::OK,
+        status_badge(site.name(&m.provider), m.state),
+    )
+}
+
+async fn uptime_30d(State(app): State<AppState>, Path(key): Path<String>) -> Response {
+    let health = app.health.snapshot();
+    let Some(m) = find(&health, &key) else {
+        return not_found();
+    };
+    match app.store.uptime(&m.id, app.clock.now()).await {
+        Ok(uptime) => svg(StatusCode::OK, uptime_badge(uptime.d30)),
+        Err(e) => {
+            tracing::error!(error = %e, "uptime badge: store query failed");
+            svg(
+                StatusCode::SERVICE_UNAVAILABLE,
+                badge("uptime 30d", "unavailable", GREY),
+            )
+        }
+    }
+}

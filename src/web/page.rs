@@ -1,0 +1,700 @@
+//! The status page: overview (`/`), one page per monitor (`/monitors/{id}`) and the incident
+//! history (`/incidents`), rendered on the server from compiled askama templates
+//! (`templates/`), with the CSS inlined and one small script for live updates
+//! (`/assets/live.js`: it re-fetches the page every few seconds and swaps in `<main>`).
+//!
+//! Read-only and public: it shows what the health view and the store already hold, through
+//! [`SiteInfo`] (display names, upstream URLs hidden when `hide_urls` is on), and never a key
+//! (keys are redacted before anything is stored, and the site info carries none).
+//!
+//! Each page is built in two steps: a handler gathers its inputs (health snapshot, store
+//! reads, the clock) into a plain struct, and a pure function turns that into the template —
+//! so the snapshot tests feed fixed inputs and compare the exact HTML.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::AppState;
+use super::chart::{self, DayMark, DaySegment};
+use super::site::SiteInfo;
+use super::text;
+use crate::monitor::health::{HealthSnapshot, MonitorHealth};
+use crate::monitor::machine::MonitorState;
+use crate::store::{
+    DAY_MS, DayCounts, HOUR_MS, Incident, IncidentFilter, IncidentKind, LatencyPoint, Millis,
+    ResultRecord, SeriesStep, StoreError, Uptime, rfc3339,
+};
+
+const CSS: &str = include_str!("assets/style.css");
+const LIVE_JS: &str = include_str!("assets/live.js");
+
+/// 5 s: an outage shows within one poll of the monitor noticing it, and a page fetch costs a
+/// few store reads — cheap enough for a handful of open tabs.
+pub const POLL_MS: u32 = 5_000;
+/// Days in the uptime bar.
+pub const BAR_DAYS: u32 = 90;
+/// Incidents in the overview's "last 7 days" list.
+const RECENT_INCIDENT_DAYS: Millis = 7 * DAY_MS;
+/// Incidents per history page.
+const HISTORY_PER_PAGE: u32 = 50;
+/// Probe results on a monitor page.
+const RECENT_RESULTS: u32 = 50;
+/// Incidents on a monitor page.
+const MONITOR_INCIDENTS: u32 = 20;
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/", get(overview))
+        .route("/monitors/{id}", get(monitor))
+        .route("/incidents", get(incidents))
+        .route("/assets/live.js", get(live_js))
+}
+
+// === shared pieces ===
+
+/// Parts every page has.
+pub struct Chrome {
+    pub title: String,
+    pub css: &'static str,
+    pub poll_ms: u32,
+    pub nav: &'static str,
+    pub updated: String,
+    pub updated_iso: String,
+}
+
+impl Chrome {
+    fn new(title: String, nav: &'static str, now: Millis) -> Chrome {
+        Chrome {
+            title,
+            css: CSS,
+            poll_ms: POLL_MS,
+            nav,
+            updated: text::datetime(now),
+            updated_iso: rfc3339(now),
+        }
+    }
+}
+
+/// One incident as the tables show it.
+pub struct IncidentRow {
+    pub id: i64,
+    pub provider: String,
+    /// The probe of the monitor it concerns (`None` for a network incident).
+    pub monitor: Option<String>,
+    pub kind: &'static str,
+    /// `outage`, `setup_problem` or `network`: the row's CSS class.
+    pub kind_class: &'static str,
+    pub started: String,
+    pub started_iso: String,
+    pub duration: String,
+    pub ongoing: bool,
+    pub verdict: String,
+    pub cause: Option<String>,
+    pub side: &'static str,
+    pub failed_probes: u32,
+}
+
+fn incident_row(site: &SiteInfo, incident: &Incident, now: Millis) -> IncidentRow {
+    let network = incident.kind == IncidentKind::Network;
+    IncidentRow {
+        id: incident.id,
+        provider: if network {
+            "All providers".to_owned()
+        } else {
+            site.name(&incident.provider).to_owned()
+        },
+        monitor: (!network).then(|| incident.monitor.clone()),
+        kind: text::kind_label(incident.kind),
+        kind_class: incident.kind.as_str(),
+        started: text::datetime(incident.started_at),
+        started_iso: rfc3339(incident.started_at),
+        duration: text::duration(incident.ended_at.unwrap_or(now) - incident.started_at),
+        ongoing: incident.ended_at.is_none(),
+        verdict: text::verdict_words(incident.verdict),
+        cause: incident
+            .last_error
+            .as_deref()
+            .or(incident.first_error.as_deref())
+            .map(|e| site.public_text(e)),
+        side: text::incident_side(incident.kind, incident.verdict),
+        failed_probes: incident.failed_probes,
+    }
+}
+
+/// Start of the UTC day holding `at`.
+fn day_start(at: Millis) -> Millis {
+    at.div_euclid(DAY_MS) * DAY_MS
+}
+
+// === overview ===
+
+/// The banner: its class (the worst state) and its lines, the first one being the headline.
+pub struct Banner {
+    pub class: &'static str,
+    pub lines: Vec<String>,
+}
+
+/// "All systems operational", "Kimi — major outage for 23 min", "Setup problem: DeepSeek key
+/// rejected": one line per provider in trouble, worst first.
+pub fn banner(site: &SiteInfo, health: &HealthSnapshot, now: Millis) -> Banner {
+    let mut lines: Vec<String> = Vec::new();
+    let mut push = |line: String| {
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    };
+    let in_state = |state: MonitorState| health.monitors.iter().filter(move |m| m.state == state);
+    if health.network_incident.is_some() {
+        push("isdown's own network is down: providers cannot be checked".to_owned());
+    }
+    for m in in_state(MonitorState::Down) {
+        let name = site.name(&m.provider);
+        push(match m.since {
+            Some(since) => format!("{name} — major outage for {}", text::duration(now - since)),
+            None => format!("{name} — major outage"),
+        });
+    }
+    for m in in_state(MonitorState::SetupProblem) {
+        push(format!(
+            "Setup problem: {} {}",
+            site.name(&m.provider),
+            text::setup_phrase(m.verdict)
+        ));
+    }
+    for m in in_state(MonitorState::Degraded) {
+        push(format!("{} — degraded performance", site.name(&m.provider)));
+    }
+    let any = |state: MonitorState| health.monitors.iter().any(|m| m.state == state);
+    let class = if any(MonitorState::Down) {
+        "state-down"
+    } else if health.network_incident.is_some() || any(MonitorState::SetupProblem) {
+        "state-setup"
+    } else if any(MonitorState::Degraded) {
+        "state-degraded"
+    } else if !health.monitors.is_empty()
+        && health
+            .monitors
+            .iter()
+            .all(|m| m.state == MonitorState::Unknown)
+    {
+        "state-unknown"
+    } else {
+        "state-up"
+    };
+    if lines.is_empty() {
+        lines.push(match class {
+            "state-unknown" => "Waiting for the first probes".to_owned(),
+            _ => "All systems operational".to_owned(),
+        });
+    }
+    Banner { class, lines }
+}
+
+/// What the overview reads from the store for one monitor.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorHistory {
+    pub uptime: Uptime,
+    /// Day rollups of the last [`BAR_DAYS`] days.
+    pub days: Vec<DayCounts>,
+    /// Hourly latency of the last 24 hours.
+    pub latency_24h: Vec<LatencyPoint>,
+}
+
+/// Everything the overview shows, gathered by the handler (or built by a test).
+pub struct OverviewInput<'a> {
+    pub site: &'a SiteInfo,
+    pub health: &'a HealthSnapshot,
+    pub now: Millis,
+    /// One per `health.monitors` entry, same order.
+    pub histories: Vec<MonitorHistory>,
+    /// Incidents open at some time in the last [`BAR_DAYS`] days, newest first.
+    pub incidents: Vec<Incident>,
+}
+
+pub struct Row {
+    pub id: String,
+    pub name: String,
+    pub probe: String,
+    pub model: Option<String>,
+    pub state_class: &'static str,
+    pub state_label: &'static str,
+    pub since: Option<String>,
+    pub explanation: Option<String>,
+    pub bar: String,
+    pub uptime_90: String,
+    pub spark: String,
+    pub latest_latency: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+pub struct OverviewPage {
+    pub chrome: Chrome,
+    pub banner: Banner,
+    pub rows: Vec<Row>,
+    pub incidents: Vec<IncidentRow>,
+}
+
+/// The 90 days of one monitor's bar, oldest first, ending today.
+pub fn day_segments(
+    monitor: &str,
+    days: &[DayCounts],
+    incidents: &[Incident],
+    now: Millis,
+) -> Vec<DaySegment> {
+    let today = day_start(now);
+    let counts: HashMap<Millis, &DayCounts> = days.iter().map(|d| (d.day, d)).collect();
+    (0..i64::from(BAR_DAYS))
+        .rev()
+        .map(|back| {
+            let day = today - back * DAY_MS;
+            let end = day + DAY_MS;
+            let touching: Vec<&Incident> = incidents
+                .iter()
+                .filter(|i| i.monitor == monitor)
+                .filter(|i| i.started_at < end && i.ended_at.is_none_or(|e| e >= day))
+                .collect();
+            let from_counts = match counts.get(&day) {
+                None => DayMark::NoData,
+                Some(c) if c.total == 0 => DayMark::NoData,
+                Some(c) if c.provider_failed > 0 || c.degraded > 0 => DayMark::Degraded,
+                Some(_) => DayMark::Up,
+            };
+            let from_incidents = touching
+                .iter()
+                .map(|i| match i.kind {
+                    IncidentKind::Outage => DayMark::Down,
+                    IncidentKind::SetupProblem => DayMark::SetupProblem,
+                    // Not the provider's doing: the bar is about the provider.
+                    IncidentKind::Network => DayMark::NoData,
+                })
+                .max()
+                .unwrap_or(DayMark::NoData);
+            DaySegment {
+                day,
+                mark: from_counts.max(from_incidents),
+                uptime: counts.get(&day).and_then(|c| c.uptime()),
+                incidents: touching.len(),
+            }
+        })
+        .collect()
+}
+
+fn row(site: &SiteInfo, m: &MonitorHealth, history: &MonitorHistory, input: &OverviewInput) -> Row {
+    let now = input.now;
+    let segments = day_segments(&m.id, &history.days, &input.incidents, now);
+    let bad_days = segments.iter().filter(|s| s.incidents > 0).count();
+    let bar_label = format!(
+        "{}: 90-day uptime {}, {bad_days} of {BAR_DAYS} days with incidents",
+        site.name(&m.provider),
+        text::percent(history.uptime.d90)
+    );
+    let hour_now = now.div_euclid(HOUR_MS) * HOUR_MS;
+    let failing = !matches!(m.state, MonitorState::Up | MonitorState::Unknown);
+    Row {
+        id: m.id.clone(),
+        name: site.name(&m.provider).to_owned(),
+        probe: m.probe.clone(),
+        model: m.model.clone(),
+        state_class: text::state_class(m.state),
+        state_label: text::state_label(m.state),
+        since: m
+            .since
+            .filter(|_| m.state != MonitorState::Unknown)
+            .map(|since| text::duration(now - since)),
+        explanation: m
+            .explanation
+            .as_deref()
+            .filter(|_| failing)
+            .map(|e| site.public_text(e)),
+        bar: chart::uptime_bar(&segments, &bar_label),
+        uptime_90: match history.uptime.d90 {
+            Some(_) => format!("{} uptime", text::percent(history.uptime.d90)),
+            None => "no uptime data yet".to_owned(),
+        },
+        spark: chart::sparkline(
+            &history.latency_24h,
+            hour_now - 23 * HOUR_MS,
+            hour_now + HOUR_MS,
+            HOUR_MS,
+        ),
+        latest_latency: m.last_latency_ms.filter(|_| !failing).map(text::latency),
+    }
+}
+
+pub fn overview_page(input: &OverviewInput) -> OverviewPage {
+    let site = input.site;
+    let rows = input
+        .health
+        .monitors
+        .iter()
+        .zip(&input.histories)
+        .map(|(m, history)| row(site, m, history, input))
+        .collect();
+    let recent_from = input.now - RECENT_INCIDENT_DAYS;
+    let incidents = input
+        .incidents
+        .iter()
+        .filter(|i| i.ended_at.is_none_or(|e| e >= recent_from))
+        .map(|i| incident_row(site, i, input.now))
+        .collect();
+    let banner = banner(site, input.health, input.now);
+    let title = format!("{} — isdown status", banner.lines[0]);
+    OverviewPage {
+        chrome: Chrome::new(title, "overview", input.now),
+        banner,
+        rows,
+        incidents,
+    }
+}
+
+// === monitor page ===
+
+/// The latency chart's ranges: name, bucket width, number of buckets.
+pub const RANGES: [(&str, SeriesStep, u32); 3] = [
+    ("24h", SeriesStep::Hour, 24),
+    ("7d", SeriesStep::Hour, 7 * 24),
+    ("30d", SeriesStep::Day, 30),
+];
+
+pub struct MonitorInput<'a> {
+    pub site: &'a SiteInfo,
+    pub monitor: &'a MonitorHealth,
+    pub now: Millis,
+    pub uptime: Uptime,
+    /// Index into [`RANGES`].
+    pub range: usize,
+    pub latency: Vec<LatencyPoint>,
+    pub results: Vec<ResultRecord>,
+    pub incidents: Vec<Incident>,
+}
+
+pub struct ResultRow {
+    pub at: String,
+    pub at_iso: String,
+    pub healthy: bool,
+    pub verdict: String,
+    pub blame: &'static str,
+    pub status: String,
+    pub latency: String,
+    pub explanation: String,
+}
+
+#[derive(Template)]
+#[template(path = "monitor.html")]
+pub struct MonitorPage {
+    pub chrome: Chrome,
+    pub name: String,
+    pub probe: String,
+    pub model: Option<String>,
+    pub state_class: &'static str,
+    pub state_label: &'static str,
+    pub since: Option<String>,
+    pub verdict: Option<String>,
+    pub explanation: Option<String>,
+    pub advice: Option<String>,
+    pub uptime: Vec<(&'static str, String)>,
+    pub upstream: Option<String>,
+    pub status_page: Option<String>,
+    /// (range name, is the current one)
+    pub ranges: Vec<(&'static str, bool)>,
+    pub chart: String,
+    /// (from, p50, p95, samples) for the chart's data table.
+    pub points: Vec<(String, String, String, u64)>,
+    pub results: Vec<ResultRow>,
+    pub incidents: Vec<IncidentRow>,
+}
+
+pub fn monitor_page(input: &MonitorInput) -> MonitorPage {
+    let (site, m, now) = (input.site, input.monitor, input.now);
+    let (range_name, step, buckets) = RANGES[input.range.min(RANGES.len() - 1)];
+    let width = step.width();
+    let current = now.div_euclid(width) * width;
+    let from = current - i64::from(buckets - 1) * width;
+    let title = match step {
+        SeriesStep::Hour => format!(
+            "{} latency, last {range_name}, hourly",
+            site.name(&m.provider)
+        ),
+        SeriesStep::Day => format!(
+            "{} latency, last {range_name}, daily",
+            site.name(&m.provider)
+        ),
+    };
+    let failing = !matches!(m.state, MonitorState::Up | MonitorState::Unknown);
+    let name = site.name(&m.provider).to_owned();
+    MonitorPage {
+        chrome: Chrome::new(
+            format!("{name} ({}) — isdown status", m.probe),
+            "monitor",
+            now,
+        ),
+        probe: m.probe.clone(),
+        model: m.model.clone(),
+        state_class: text::state_class(m.state),
+        state_label: text::state_label(m.state),
+        since: m
+            .since
+            .filter(|_| m.state != MonitorState::Unknown)
+            .map(|since| text::duration(now - since)),
+        verdict: m.verdict.map(text::verdict_words),
+        explanation: m
+            .explanation
+            .as_deref()
+            .filter(|_| failing)
+            .map(|e| site.public_text(e)),
+        advice: m
+            .advice
+            .as_deref()
+            .filter(|_| failing)
+            .map(|a| site.public_text(a)),
+        uptime: vec![
+            ("24 h", text::percent(input.uptime.h24)),
+            ("7 d", text::percent(input.uptime.d7)),
+            ("30 d", text::percent(input.uptime.d30)),
+            ("90 d", text::percent(input.uptime.d90)),
+        ],
+        upstream: site.upstream(&m.provider).map(str::to_owned),
+        status_page: site
+            .providers
+            .get(&m.provider)
+            .and_then(|p| p.status_page.clone()),
+        ranges: RANGES
+            .iter()
+            .map(|(r, _, _)| (*r, *r == range_name))
+            .collect(),
+        chart: chart::latency_chart(&input.latency, from, current + width, width, &title),
+        points: input
+            .latency
+            .iter()
+            .map(|p| {
+                (
+                    text::datetime(p.start),
+                    text::latency(p.p50_ms),
+                    text::latency(p.p95_ms),
+                    p.samples,
+                )
+            })
+            .collect(),
+        results: input
+            .results
+            .iter()
+            .map(|r| ResultRow {
+                at: text::datetime_seconds(r.at),
+                at_iso: rfc3339(r.at),
+                healthy: r.verdict.is_healthy(),
+                verdict: text::verdict_words(r.verdict),
+                blame: text::blame_label(r.blame),
+                status: r.status.map_or("–".to_owned(), |s| s.to_string()),
+                latency: r.latency_ms.map_or("–".to_owned(), text::latency),
+                explanation: r
+                    .explanation
+                    .as_deref()
+                    .map_or(String::new(), |e| site.public_text(e)),
+            })
+            .collect(),
+        incidents: input
+            .incidents
+            .iter()
+            .map(|i| incident_row(site, i, now))
+            .collect(),
+        name,
+    }
+}
+
+// === incident history ===
+
+#[derive(Template)]
+#[template(path = "incidents.html")]
+pub struct IncidentsPage {
+    pub chrome: Chrome,
+    pub incidents: Vec<IncidentRow>,
+    pub prev: Option<u32>,
+    pub next: Option<u32>,
+}
+
+/// `incidents` is one page (at most [`HISTORY_PER_PAGE`]) plus, when there are more, one extra
+/// row that only says so.
+pub fn incidents_page(
+    site: &SiteInfo,
+    incidents: &[Incident],
+    page: u32,
+    now: Millis,
+) -> IncidentsPage {
+    let more = incidents.len() > HISTORY_PER_PAGE as usize;
+    IncidentsPage {
+        chrome: Chrome::new(
+            "Incident history — isdown status".to_owned(),
+            "incidents",
+            now,
+        ),
+        incidents: incidents
+            .iter()
+            .take(HISTORY_PER_PAGE as usize)
+            .map(|i| incident_row(site, i, now))
+            .collect(),
+        prev: (page > 1).then(|| page - 1),
+        next: more.then(|| page + 1),
+    }
+}
+
+// === handlers ===
+
+fn html(page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => ([(header::CACHE_CONTROL, "no-cache")], Html(body)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "status page template failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn unavailable(e: StoreError) -> Response {
+    tracing::error!(error = %e, "status page: store query failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        Html(
+            "<!doctype html><title>isdown status</title><p>The status database is unavailable; \
+              this page will work again once it is back.</p>",
+        ),
+    )
+        .into_response()
+}
+
+async fn overview(State(app): State<AppState>) -> Response {
+    let site = app.site.get();
+    let health = app.health.snapshot();
+    let now = app.clock.now();
+    let store = &app.store;
+    let mut histories = Vec::with_capacity(health.monitors.len());
+    for m in &health.monitors {
+        let read = tokio::try_join!(
+            store.uptime(&m.id, now),
+            store.daily_counts(&m.id, now, BAR_DAYS),
+            store.latency_series(&m.id, SeriesStep::Hour, now, 24),
+        );
+        match read {
+            Ok((uptime, days, latency_24h)) => histories.push(MonitorHistory {
+                uptime,
+                days,
+                latency_24h,
+            }),
+            Err(e) => return unavailable(e),
+        }
+    }
+    let from = day_start(now) - i64::from(BAR_DAYS - 1) * DAY_MS;
+    let incidents = match store.incidents_between(from, now).await {
+        Ok(list) => list,
+        Err(e) => return unavailable(e),
+    };
+    html(&overview_page(&OverviewInput {
+        site: &site,
+        health: &health,
+        now,
+        histories,
+        incidents,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct MonitorQuery {
+    range: Option<String>,
+}
+
+async fn monitor(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<MonitorQuery>,
+) -> Response {
+    let health = app.health.snapshot();
+    let Some(m) = health.monitors.iter().find(|m| m.id == id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html("<!doctype html><title>Not found</title><p>No such monitor. <a href=\"/\">Back to the overview</a>.</p>"),
+        )
+            .into_response();
+    };
+    let range = q
+        .range
+        .as_deref()
+        .and_then(|r| RANGES.iter().position(|(name, _, _)| *name == r))
+        .unwrap_or(0);
+    let (_, step, buckets) = RANGES[range];
+    let now = app.clock.now();
+    let store = &app.store;
+    let filter = IncidentFilter {
+        state: None,
+        monitor: Some(id.clone()),
+        limit: MONITOR_INCIDENTS,
+        offset: 0,
+    };
+    let read = tokio::try_join!(
+        store.uptime(&id, now),
+        store.latency_series(&id, step, now, buckets),
+        store.recent_results(&id, RECENT_RESULTS),
+        store.incidents(&filter),
+    );
+    let (uptime, latency, results, incidents) = match read {
+        Ok(all) => all,
+        Err(e) => return unavailable(e),
+    };
+    let site = app.site.get();
+    html(&monitor_page(&MonitorInput {
+        site: &site,
+        monitor: m,
+        now,
+        uptime,
+        range,
+        latency,
+        results,
+        incidents,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    page: Option<u32>,
+}
+
+async fn incidents(State(app): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
+    let page = q.page.unwrap_or(1).max(1);
+    let filter = IncidentFilter {
+        state: None,
+        monitor: None,
+        // One more than a page: it tells whether an "Older" link is needed.
+        limit: HISTORY_PER_PAGE + 1,
+        offset: (page - 1).saturating_mul(HISTORY_PER_PAGE),
+    };
+    match app.store.incidents(&filter).await {
+        Ok(list) => html(&incidents_page(
+            &app.site.get(),
+            &list,
+            page,
+            app.clock.now(),
+        )),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn live_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        LIVE_JS,
+    )
+        .into_response()
+}

@@ -1,0 +1,333 @@
+//! Atlassian Statuspage-compatible JSON (`/api/v2/status.json`, `summary.json`,
+//! `components.json`, `incidents.json`, `incidents/unresolved.json`), so widgets and scripts
+//! written for Statuspage pages can read isdown as they read status.openai.com.
+//!
+//! Shapes follow the Statuspage v2 public API field for field. The mapping from isdown's
+//! vocabulary: each monitor is a component (`up` → `operational`, `degraded` →
+//! `degraded_performance`, `down` → `major_outage`; a setup problem says nothing about the
+//! provider, so its component stays `operational` and its `description` says what is wrong on
+//! isdown's side); each incident is an incident (`open` → `investigating`, closed →
+//! `resolved`; impact `major` for outages, `minor` for isdown's own network, `none` for setup
+//! problems). The page `indicator` is `critical` when every monitor is down, `major` when
+//! some are, `minor` when some are degraded, else `none`. Pure functions plus thin handlers.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::site::SiteInfo;
+use super::text;
+use crate::monitor::health::{HealthSnapshot, MonitorHealth};
+use crate::monitor::machine::MonitorState;
+use crate::store::{Incident, IncidentFilter, IncidentKind, IncidentState, Millis, rfc3339};
+
+/// The page id every object refers to (one isdown instance is one page).
+const PAGE_ID: &str = "isdown";
+/// Statuspage's `incidents.json` lists the 50 most recent.
+const INCIDENTS_LISTED: u32 = 50;
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/api/v2/status.json", get(status))
+        .route("/api/v2/summary.json", get(summary))
+        .route("/api/v2/components.json", get(components))
+        .route("/api/v2/incidents.json", get(incidents))
+        .route("/api/v2/incidents/unresolved.json", get(unresolved))
+}
+
+pub fn page(site: &SiteInfo, now: Millis) -> Value {
+    json!({
+        "id": PAGE_ID,
+        "name": "isdown",
+        "url": site.base(),
+        "time_zone": "Etc/UTC",
+        "updated_at": rfc3339(now),
+    })
+}
+
+/// `{"indicator", "description"}` of the whole page.
+pub fn indicator(health: &HealthSnapshot) -> Value {
+    let count = |s: MonitorState| health.monitors.iter().filter(|m| m.state == s).count();
+    let down = count(MonitorState::Down);
+    let (indicator, description) = if down > 0 && down == health.monitors.len() {
+        ("critical", "Major System Outage")
+    } else if down > 0 {
+        ("major", "Partial System Outage")
+    } else if count(MonitorState::Degraded) > 0 {
+        ("minor", "Minor Service Outage")
+    } else {
+        ("none", "All Systems Operational")
+    };
+    json!({ "indicator": indicator, "description": description })
+}
+
+fn component_status(state: MonitorState) -> &'static str {
+    match state {
+        MonitorState::Degraded => "degraded_performance",
+        MonitorState::Down => "major_outage",
+        MonitorState::Unknown | MonitorState::Up | MonitorState::SetupProblem => "operational",
+    }
+}
+
+/// "Kimi", or "Kimi (chat)" when the provider has several monitors.
+fn component_name(site: &SiteInfo, health: &HealthSnapshot, m: &MonitorHealth) -> String {
+    let name = site.name(&m.provider);
+    let siblings = health
+        .monitors
+        .iter()
+        .filter(|o| o.provider == m.provider)
+        .count();
+    if siblings > 1 {
+        format!("{name} ({})", m.probe)
+    } else {
+        name.to_owned()
+    }
+}
+
+pub fn components_of(site: &SiteInfo, health: &HealthSnapshot, now: Millis) -> Vec<Value> {
+    health
+        .monitors
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let changed = rfc3339(m.since.unwrap_or(now));
+            let description = (m.state == MonitorState::SetupProblem).then(|| {
+                format!(
+                    "isdown cannot check this provider: {}",
+                    text::setup_phrase(m.verdict)
+                )
+            });
+            json!({
+                "id": m.id,
+                "name": component_name(site, health, m),
+                "status": component_status(m.state),
+                "created_at": changed,
+                "updated_at": changed,
+                "position": i + 1,
+                "description": description,
+                "showcase": false,
+                "start_date": null,
+                "group_id": null,
+                "page_id": PAGE_ID,
+                "group": false,
+                "only_show_if_degraded": false,
+            })
+        })
+        .collect()
+}
+
+fn impact(kind: IncidentKind) -> &'static str {
+    match kind {
+        IncidentKind::Outage => "major",
+        IncidentKind::Network => "minor",
+        IncidentKind::SetupProblem => "none",
+    }
+}
+
+/// What the affected component showed while the incident was open.
+fn status_during(kind: IncidentKind) -> &'static str {
+    match kind {
+        IncidentKind::Outage => "major_outage",
+        IncidentKind::Network | IncidentKind::SetupProblem => "operational",
+    }
+}
+
+pub fn incident_of(site: &SiteInfo, health: &HealthSnapshot, i: &Incident) -> Value {
+    let id = i.id.to_string();
+    let network = i.kind == IncidentKind::Network;
+    let name = if network {
+        "All providers".to_owned()
+    } else {
+        site.name(&i.provider).to_owned()
+    };
+    let monitor = health.monitors.iter().find(|m| m.id == i.monitor);
+    let component_name = monitor.map_or(name.clone(), |m| component_name(site, health, m));
+    let current = monitor.map_or("operational", |m| component_status(m.state));
+    let affected = |old: &str, new: &str| -> Value {
+        if network {
+            json!([])
+        } else {
+            json!([{ "code": i.monitor, "name": component_name, "old_status": old, "new_status": new }])
+        }
+    };
+    let started = rfc3339(i.started_at);
+    let cause = i
+        .last_error
+        .as_deref()
+        .or(i.first_error.as_deref())
+        .map(|e| format!(" {}", site.public_text(e)))
+        .unwrap_or_default();
+    let mut updates = Vec::new();
+    if let Some(ended) = i.ended_at {
+        let at = rfc3339(ended);
+        updates.push(json!({
+            "id": format!("{id}-resolved"),
+            "status": "resolved",
+            "body": format!("Resolved after {}.", text::duration(ended - i.started_at)),
+            "incident_id": id,
+            "created_at": at,
+            "updated_at": at,
+            "display_at": at,
+            "affected_components": affected(status_during(i.kind), "operational"),
+            "deliver_notifications": true,
+            "custom_tweet": null,
+            "tweet_id": null,
+        }));
+    }
+    updates.push(json!({
+        "id": format!("{id}-investigating"),
+        "status": "investigating",
+        "body": format!(
+            "{} ({}), whose side: {}.{cause}",
+            text::kind_label(i.kind),
+            text::verdict_words(i.verdict),
+            text::incident_side(i.kind, i.verdict),
+        ),
+        "incident_id": id,
+        "created_at": started,
+        "updated_at": started,
+        "display_at": started,
+        "affected_components": affected("operational", status_during(i.kind)),
+        "deliver_notifications": true,
+        "custom_tweet": null,
+        "tweet_id": null,
+    }));
+    let updated = rfc3339(i.ended_at.unwrap_or(i.started_at).max(i.started_at));
+    json!({
+        "id": id,
+        "name": format!("{name}: {}", text::incident_title(i.kind, i.verdict)),
+        "status": if i.ended_at.is_some() { "resolved" } else { "investigating" },
+        "impact": impact(i.kind),
+        "created_at": started,
+        "updated_at": updated,
+        "monitoring_at": null,
+        "resolved_at": i.ended_at.map(rfc3339),
+        "started_at": started,
+        "shortlink": format!("{}/incidents#incident-{id}", site.base()),
+        "page_id": PAGE_ID,
+        "incident_updates": updates,
+        "components": if network {
+            json!([])
+        } else {
+            json!([{ "id": i.monitor, "name": component_name, "status": current }])
+        },
+        "reminder_intervals": null,
+        "postmortem_body": null,
+        "impact_override": null,
+        "backfilled": false,
+    })
+}
+
+/// `status.json`.
+pub fn status_json(site: &SiteInfo, health: &HealthSnapshot, now: Millis) -> Value {
+    json!({ "page": page(site, now), "status": indicator(health) })
+}
+
+/// `summary.json`: `open` are the unresolved incidents.
+pub fn summary_json(
+    site: &SiteInfo,
+    health: &HealthSnapshot,
+    open: &[Incident],
+    now: Millis,
+) -> Value {
+    json!({
+        "page": page(site, now),
+        "status": indicator(health),
+        "components": components_of(site, health, now),
+        "incidents": open.iter().map(|i| incident_of(site, health, i)).collect::<Vec<_>>(),
+        "scheduled_maintenances": [],
+    })
+}
+
+/// `incidents.json` and `incidents/unresolved.json`.
+pub fn incidents_json(
+    site: &SiteInfo,
+    health: &HealthSnapshot,
+    list: &[Incident],
+    now: Millis,
+) -> Value {
+    json!({
+        "page": page(site, now),
+        "incidents": list.iter().map(|i| incident_of(site, health, i)).collect::<Vec<_>>(),
+    })
+}
+
+// === handlers ===
+
+async fn read_incidents(
+    app: &AppState,
+    state: Option<IncidentState>,
+) -> Result<Vec<Incident>, Response> {
+    let filter = IncidentFilter {
+        state,
+        monitor: None,
+        limit: INCIDENTS_LISTED,
+        offset: 0,
+    };
+    app.store.incidents(&filter).await.map_err(|e| {
+        tracing::error!(error = %e, "statuspage JSON: store query failed");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": { "message": "the database is unavailable" } })),
+        )
+            .into_response()
+    })
+}
+
+async fn status(State(app): State<AppState>) -> Response {
+    Json(status_json(
+        &app.site.get(),
+        &app.health.snapshot(),
+        app.clock.now(),
+    ))
+    .into_response()
+}
+
+async fn components(State(app): State<AppState>) -> Response {
+    let (site, health, now) = (app.site.get(), app.health.snapshot(), app.clock.now());
+    Json(json!({ "page": page(&site, now), "components": components_of(&site, &health, now) }))
+        .into_response()
+}
+
+async fn summary(State(app): State<AppState>) -> Response {
+    match read_incidents(&app, Some(IncidentState::Open)).await {
+        Ok(open) => Json(summary_json(
+            &app.site.get(),
+            &app.health.snapshot(),
+            &open,
+            app.clock.now(),
+        ))
+        .into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn incidents(State(app): State<AppState>) -> Response {
+    match read_incidents(&app, None).await {
+        Ok(list) => Json(incidents_json(
+            &app.site.get(),
+            &app.health.snapshot(),
+            &list,
+            app.clock.now(),
+        ))
+        .into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn unresolved(State(app): State<AppState>) -> Response {
+    match read_incidents(&app, Some(IncidentState::Open)).await {
+        Ok(list) => Json(incidents_json(
+            &app.site.get(),
+            &app.health.snapshot(),
+            &list,
+            app.clock.now(),
+        ))
+        .into_response(),
+        Err(response) => response,
+    }
+}

@@ -1,0 +1,780 @@
+//! Tests of the public views with fixed inputs: snapshot tests of every template and chart
+//! (the exact bytes, compared with files in `src/web/snapshots/`), the Statuspage JSON checked
+//! against the documented shapes, and the safety rules (hidden upstream URLs).
+//!
+//! Updating snapshots after an intended change: `ISDOWN_UPDATE_SNAPSHOTS=1 cargo test --lib web`
+//! rewrites the files; review them with `git diff src/web/snapshots` and commit them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use askama::Template;
+use serde_json::Value;
+
+use super::badge;
+use super::chart;
+use super::feed;
+use super::page::{self, MonitorHistory, MonitorInput, OverviewInput};
+use super::site::SiteInfo;
+use super::site::tests::face;
+use super::statuspage;
+use crate::config::WebSettings;
+use crate::monitor::health::{HealthSnapshot, MonitorHealth};
+use crate::monitor::machine::MonitorState;
+use crate::store::{
+    DAY_MS, DayCounts, HOUR_MS, Incident, IncidentKind, LatencyPoint, MINUTE_MS, Millis,
+    ResultRecord, Uptime,
+};
+use crate::verdict::{Blame, Verdict};
+
+/// 2026-11-25T14:03:00Z.
+const NOW: Millis = 1_795_615_380_000;
+
+fn snapshot_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/web/snapshots")
+        .join(name)
+}
+
+/// Compares `actual` with the committed snapshot `name`, or rewrites it when
+/// `ISDOWN_UPDATE_SNAPSHOTS` is set.
+fn assert_snapshot(name: &str, actual: &str) {
+    let path = snapshot_path(name);
+    if std::env::var_os("ISDOWN_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "no snapshot {} ({e}); create it with ISDOWN_UPDATE_SNAPSHOTS=1 cargo test --lib web",
+            path.display()
+        )
+    });
+    if expected == actual {
+        return;
+    }
+    let (line, (want, got)) = expected
+        .lines()
+        .chain(std::iter::repeat(""))
+        .zip(actual.lines().chain(std::iter::repeat("")))
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+        .expect("texts differ, so some line does");
+    panic!(
+        "{name} differs from its snapshot at line {}:\n  snapshot: {want}\n  now:      {got}\n\
+         If the change is intended: ISDOWN_UPDATE_SNAPSHOTS=1 cargo test --lib web, then review \
+         git diff src/web/snapshots",
+        line + 1
+    );
+}
+
+fn site(hide_urls: bool) -> SiteInfo {
+    let mut kimi = face("Kimi", "https://api.moonshot.ai/v1");
+    kimi.status_page = Some("https://status.moonshot.cn".to_owned());
+    SiteInfo::new(
+        WebSettings {
+            public_url: Some("https://status.example.com".to_owned()),
+            hide_urls,
+        },
+        BTreeMap::from([
+            ("kimi".to_owned(), kimi),
+            (
+                "deepseek".to_owned(),
+                face("DeepSeek", "https://api.deepseek.com"),
+            ),
+            (
+                "openai".to_owned(),
+                face("OpenAI", "https://api.openai.com/v1"),
+            ),
+        ]),
+    )
+}
+
+fn monitor(provider: &str, state: MonitorState) -> MonitorHealth {
+    MonitorHealth {
+        id: format!("{provider}-chat"),
+        provider: provider.to_owned(),
+        model: Some(format!("{provider}-model")),
+        probe: "chat".to_owned(),
+        state,
+        since: None,
+        verdict: None,
+        last_at: Some(NOW - 10_000),
+        last_latency_ms: None,
+        explanation: None,
+        advice: None,
+        open_incident: None,
+    }
+}
+
+/// Kimi down for 23 minutes, DeepSeek's key rejected, OpenAI fine.
+fn health() -> HealthSnapshot {
+    let mut kimi = monitor("kimi", MonitorState::Down);
+    kimi.since = Some(NOW - 23 * MINUTE_MS);
+    kimi.verdict = Some(Verdict::Unavailable);
+    kimi.explanation =
+        Some("503 Service Unavailable from api.moonshot.ai <html> & friends".to_owned());
+    kimi.advice = Some("Fail over to another provider.".to_owned());
+    let mut deepseek = monitor("deepseek", MonitorState::SetupProblem);
+    deepseek.since = Some(NOW - 2 * HOUR_MS);
+    deepseek.verdict = Some(Verdict::AuthFailed);
+    deepseek.explanation = Some("401 invalid key".to_owned());
+    let mut openai = monitor("openai", MonitorState::Up);
+    openai.since = Some(NOW - 3 * DAY_MS);
+    openai.verdict = Some(Verdict::Up);
+    openai.last_latency_ms = Some(312.0);
+    HealthSnapshot {
+        monitors: vec![kimi, deepseek, openai],
+        network_incident: None,
+        passive: BTreeMap::new(),
+    }
+}
+
+fn incident(
+    id: i64,
+    provider: &str,
+    kind: IncidentKind,
+    verdict: Verdict,
+    started_at: Millis,
+    ended_at: Option<Millis>,
+) -> Incident {
+    Incident {
+        id,
+        monitor: if kind == IncidentKind::Network {
+            "*".to_owned()
+        } else {
+            format!("{provider}-chat")
+        },
+        provider: provider.to_owned(),
+        kind,
+        verdict,
+        started_at,
+        ended_at,
+        failed_probes: 4,
+        first_error: Some(format!(
+            "{verdict} from https://api.moonshot.ai/v1/chat/completions"
+        )),
+        last_error: None,
+    }
+}
+
+/// Newest first, as the store returns them.
+fn incidents() -> Vec<Incident> {
+    vec![
+        incident(
+            7,
+            "kimi",
+            IncidentKind::Outage,
+            Verdict::Unavailable,
+            NOW - 23 * MINUTE_MS,
+            None,
+        ),
+        incident(
+            6,
+            "deepseek",
+            IncidentKind::SetupProblem,
+            Verdict::AuthFailed,
+            NOW - 2 * HOUR_MS,
+            None,
+        ),
+        incident(
+            5,
+            "*",
+            IncidentKind::Network,
+            Verdict::Network,
+            NOW - 2 * DAY_MS,
+            Some(NOW - 2 * DAY_MS + 4 * MINUTE_MS),
+        ),
+        incident(
+            4,
+            "kimi",
+            IncidentKind::Outage,
+            Verdict::Overloaded,
+            NOW - 3 * DAY_MS - 5 * HOUR_MS,
+            Some(NOW - 3 * DAY_MS - 4 * HOUR_MS + 10 * MINUTE_MS),
+        ),
+    ]
+}
+
+fn today() -> Millis {
+    NOW.div_euclid(DAY_MS) * DAY_MS
+}
+
+fn counts(day: Millis, healthy: u64, degraded: u64, provider_failed: u64) -> DayCounts {
+    DayCounts {
+        day,
+        total: healthy + provider_failed,
+        healthy,
+        degraded,
+        provider_failed,
+        other_failed: 0,
+    }
+}
+
+fn latency(hours_ago: i64, p50_ms: f64) -> LatencyPoint {
+    let hour = NOW.div_euclid(HOUR_MS) * HOUR_MS;
+    LatencyPoint {
+        start: hour - hours_ago * HOUR_MS,
+        p50_ms,
+        p95_ms: p50_ms * 2.5,
+        samples: 120,
+    }
+}
+
+fn kimi_history() -> MonitorHistory {
+    MonitorHistory {
+        uptime: Uptime {
+            h24: Some(0.98),
+            d7: Some(0.991),
+            d30: Some(0.9975),
+            d90: Some(0.9991),
+        },
+        days: vec![
+            counts(today() - 10 * DAY_MS, 2880, 0, 0),
+            counts(today() - 4 * DAY_MS, 2870, 30, 0),
+            counts(today() - 3 * DAY_MS, 2800, 0, 80),
+            counts(today() - DAY_MS, 2880, 0, 0),
+            counts(today(), 1600, 0, 46),
+        ],
+        latency_24h: vec![
+            latency(23, 420.0),
+            latency(22, 455.0),
+            latency(21, 610.0),
+            latency(18, 380.0),
+            latency(17, 395.0),
+            latency(1, 520.0),
+        ],
+    }
+}
+
+fn overview_input<'a>(site: &'a SiteInfo, health: &'a HealthSnapshot) -> OverviewInput<'a> {
+    OverviewInput {
+        site,
+        health,
+        now: NOW,
+        histories: vec![
+            kimi_history(),
+            MonitorHistory::default(),
+            MonitorHistory {
+                uptime: Uptime {
+                    h24: Some(1.0),
+                    d7: Some(1.0),
+                    d30: Some(1.0),
+                    d90: Some(1.0),
+                },
+                days: vec![counts(today(), 1700, 0, 0)],
+                latency_24h: vec![latency(2, 300.0), latency(1, 310.0), latency(0, 312.0)],
+            },
+        ],
+        incidents: incidents(),
+    }
+}
+
+fn results() -> Vec<ResultRecord> {
+    let failure = |at: Millis| ResultRecord {
+        monitor_id: "kimi-chat".to_owned(),
+        at,
+        verdict: Verdict::Unavailable,
+        blame: Some(Blame::Provider),
+        status: Some(503),
+        latency_ms: Some(41.0),
+        ttft_ms: None,
+        explanation: Some("503 from api.moonshot.ai".to_owned()),
+    };
+    vec![
+        failure(NOW - 20_000),
+        failure(NOW - 50_000),
+        ResultRecord {
+            monitor_id: "kimi-chat".to_owned(),
+            at: NOW - 24 * MINUTE_MS,
+            verdict: Verdict::Up,
+            blame: None,
+            status: Some(200),
+            latency_ms: Some(1_480.0),
+            ttft_ms: None,
+            explanation: None,
+        },
+    ]
+}
+
+fn monitor_input<'a>(
+    site: &'a SiteInfo,
+    health: &'a HealthSnapshot,
+    range: usize,
+) -> MonitorInput<'a> {
+    let history = kimi_history();
+    // Points as the store would give them for the range: hourly for 24 h and 7 d, daily for
+    // 30 d, with a gap in each.
+    let (_, step, buckets) = page::RANGES[range];
+    let width = step.width();
+    let current = NOW.div_euclid(width) * width;
+    let latency = (0..i64::from(buckets))
+        .filter(|back| *back != 3)
+        .rev()
+        .map(|back| LatencyPoint {
+            start: current - back * width,
+            p50_ms: 350.0 + (back * 37 % 250) as f64,
+            p95_ms: 900.0 + (back * 53 % 1_300) as f64,
+            samples: 100,
+        })
+        .collect();
+    MonitorInput {
+        site,
+        monitor: &health.monitors[0],
+        now: NOW,
+        uptime: history.uptime,
+        range,
+        latency,
+        results: results(),
+        incidents: vec![incidents()[0].clone(), incidents()[3].clone()],
+    }
+}
+
+// === snapshots ===
+
+#[test]
+fn overview_page_snapshot() {
+    let (site, health) = (site(false), health());
+    let html = page::overview_page(&overview_input(&site, &health))
+        .render()
+        .unwrap();
+    assert_snapshot("overview.html", &html);
+}
+
+#[test]
+fn monitor_page_snapshots_for_each_range() {
+    let (site, health) = (site(false), health());
+    for (index, (range, _, _)) in page::RANGES.iter().enumerate() {
+        let html = page::monitor_page(&monitor_input(&site, &health, index))
+            .render()
+            .unwrap();
+        assert_snapshot(&format!("monitor-{range}.html"), &html);
+    }
+}
+
+#[test]
+fn incident_history_snapshot() {
+    let html = page::incidents_page(&site(false), &incidents(), 1, NOW)
+        .render()
+        .unwrap();
+    assert_snapshot("incidents.html", &html);
+}
+
+#[test]
+fn feed_snapshot() {
+    let atom = feed::feed_of(&site(false), &incidents(), NOW)
+        .render()
+        .unwrap();
+    assert_snapshot("feed.atom", &atom);
+}
+
+#[test]
+fn badge_snapshots() {
+    assert_snapshot(
+        "badge-status-down.svg",
+        &badge::status_badge("Kimi", MonitorState::Down),
+    );
+    assert_snapshot(
+        "badge-status-setup.svg",
+        &badge::status_badge("DeepSeek", MonitorState::SetupProblem),
+    );
+    assert_snapshot("badge-uptime-30d.svg", &badge::uptime_badge(Some(0.9975)));
+    assert_snapshot("badge-uptime-none.svg", &badge::uptime_badge(None));
+}
+
+#[test]
+fn chart_snapshots() {
+    let history = kimi_history();
+    let segments = page::day_segments("kimi-chat", &history.days, &incidents(), NOW);
+    assert_snapshot(
+        "uptime-bar.svg",
+        &chart::uptime_bar(&segments, "Kimi: 90-day uptime 99.91%"),
+    );
+    let hour = NOW.div_euclid(HOUR_MS) * HOUR_MS;
+    assert_snapshot(
+        "sparkline.svg",
+        &chart::sparkline(
+            &history.latency_24h,
+            hour - 23 * HOUR_MS,
+            hour + HOUR_MS,
+            HOUR_MS,
+        ),
+    );
+    let days: Vec<LatencyPoint> = (0..30)
+        .map(|d| LatencyPoint {
+            start: today() - (29 - d) * DAY_MS,
+            p50_ms: 300.0 + (d * 37 % 200) as f64,
+            p95_ms: 900.0 + (d * 53 % 1_400) as f64,
+            samples: 2_880,
+        })
+        .filter(|p| p.start != today() - 12 * DAY_MS)
+        .collect();
+    assert_snapshot(
+        "latency-30d.svg",
+        &chart::latency_chart(
+            &days,
+            today() - 29 * DAY_MS,
+            today() + DAY_MS,
+            DAY_MS,
+            "Kimi latency, last 30d, daily",
+        ),
+    );
+    assert_snapshot(
+        "latency-empty.svg",
+        &chart::latency_chart(&[], hour - 23 * HOUR_MS, hour + HOUR_MS, HOUR_MS, "No data"),
+    );
+}
+
+#[test]
+fn statuspage_summary_snapshot() {
+    let (site, health) = (site(false), health());
+    let open: Vec<Incident> = incidents()
+        .into_iter()
+        .filter(|i| i.ended_at.is_none())
+        .collect();
+    let summary = statuspage::summary_json(&site, &health, &open, NOW);
+    assert_snapshot(
+        "statuspage-summary.json",
+        &serde_json::to_string_pretty(&summary).unwrap(),
+    );
+}
+
+// === behaviour ===
+
+#[test]
+fn uptime_bar_days_take_the_worst_state_of_the_day() {
+    let history = kimi_history();
+    let segments = page::day_segments("kimi-chat", &history.days, &incidents(), NOW);
+    assert_eq!(segments.len(), 90);
+    assert_eq!(segments[89].day, today());
+    let mark = |days_ago: usize| segments[89 - days_ago].mark;
+    // Today: an open outage beats the failures counted.
+    assert_eq!(mark(0), chart::DayMark::Down);
+    assert_eq!(segments[89].incidents, 1);
+    // Two days ago: only isdown's own network failed, which says nothing about Kimi.
+    assert_eq!(mark(2), chart::DayMark::NoData);
+    // Three days ago: the overloaded outage.
+    assert_eq!(mark(3), chart::DayMark::Down);
+    // Four days ago: slow answers, no incident.
+    assert_eq!(mark(4), chart::DayMark::Degraded);
+    assert_eq!(mark(10), chart::DayMark::Up);
+    assert_eq!(mark(11), chart::DayMark::NoData);
+    assert_eq!(segments[89 - 3].uptime, Some(2800.0 / 2880.0));
+}
+
+#[test]
+fn banner_names_the_outage_then_the_setup_problem() {
+    let banner = page::banner(&site(false), &health(), NOW);
+    assert_eq!(banner.class, "state-down");
+    assert_eq!(
+        banner.lines,
+        vec![
+            "Kimi — major outage for 23 min".to_owned(),
+            "Setup problem: DeepSeek key rejected".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn banner_says_all_operational_or_waiting() {
+    let mut health = health();
+    for m in &mut health.monitors {
+        m.state = MonitorState::Up;
+    }
+    let banner = page::banner(&site(false), &health, NOW);
+    assert_eq!(
+        (banner.class, banner.lines),
+        ("state-up", vec!["All systems operational".to_owned()])
+    );
+    for m in &mut health.monitors {
+        m.state = MonitorState::Unknown;
+    }
+    let banner = page::banner(&site(false), &health, NOW);
+    assert_eq!(
+        (banner.class, banner.lines),
+        (
+            "state-unknown",
+            vec!["Waiting for the first probes".to_owned()]
+        )
+    );
+    health.monitors[1].state = MonitorState::SetupProblem;
+    health.monitors[1].verdict = Some(Verdict::QuotaExhausted);
+    let banner = page::banner(&site(false), &health, NOW);
+    assert_eq!(
+        (banner.class, banner.lines),
+        (
+            "state-setup",
+            vec!["Setup problem: DeepSeek out of quota".to_owned()]
+        )
+    );
+}
+
+#[test]
+fn hide_urls_keeps_upstream_addresses_off_every_public_view() {
+    let health = health();
+    let open: Vec<Incident> = incidents();
+    let views = |site: &SiteInfo| -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "overview",
+                page::overview_page(&overview_input(site, &health))
+                    .render()
+                    .unwrap(),
+            ),
+            (
+                "monitor",
+                page::monitor_page(&monitor_input(site, &health, 0))
+                    .render()
+                    .unwrap(),
+            ),
+            (
+                "incidents",
+                page::incidents_page(site, &open, 1, NOW).render().unwrap(),
+            ),
+            ("feed", feed::feed_of(site, &open, NOW).render().unwrap()),
+            (
+                "summary.json",
+                statuspage::summary_json(site, &health, &open, NOW).to_string(),
+            ),
+            (
+                "incidents.json",
+                statuspage::incidents_json(site, &health, &open, NOW).to_string(),
+            ),
+        ]
+    };
+    for (name, text) in views(&site(true)) {
+        for upstream in ["api.moonshot.ai", "api.deepseek.com", "api.openai.com"] {
+            assert!(!text.contains(upstream), "{name} shows {upstream}");
+        }
+    }
+    // The same views without the setting do show them (so the check above means something).
+    let shown = views(&site(false));
+    assert!(shown[1].1.contains("https://api.moonshot.ai/v1"));
+    assert!(shown[0].1.contains("api.moonshot.ai"));
+}
+
+#[test]
+fn error_text_is_escaped_on_the_page() {
+    let (site, health) = (site(false), health());
+    let html = page::overview_page(&overview_input(&site, &health))
+        .render()
+        .unwrap();
+    assert!(
+        !html.contains("<html> & friends"),
+        "raw markup from an error"
+    );
+    assert!(
+        html.contains("&#60;html&#62; &#38; friends")
+            || html.contains("&lt;html&gt; &amp; friends")
+    );
+}
+
+// === Statuspage shapes ===
+
+fn keys(value: &Value) -> BTreeSet<&str> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+fn set<'a>(names: &[&'a str]) -> BTreeSet<&'a str> {
+    names.iter().copied().collect()
+}
+
+fn one_of(value: &Value, allowed: &[&str]) {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"));
+    assert!(allowed.contains(&text), "{text} is not one of {allowed:?}");
+}
+
+fn is_time(value: &Value) {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a time: {value}"));
+    assert!(
+        humantime::parse_rfc3339(text).is_ok(),
+        "{text} is not RFC 3339"
+    );
+}
+
+const PAGE_KEYS: [&str; 5] = ["id", "name", "url", "time_zone", "updated_at"];
+const COMPONENT_KEYS: [&str; 13] = [
+    "id",
+    "name",
+    "status",
+    "created_at",
+    "updated_at",
+    "position",
+    "description",
+    "showcase",
+    "start_date",
+    "group_id",
+    "page_id",
+    "group",
+    "only_show_if_degraded",
+];
+/// The documented incident fields, plus the three optional ones (`postmortem_body`,
+/// `impact_override`, `backfilled`) Statuspage's incidents also carry.
+const INCIDENT_KEYS: [&str; 17] = [
+    "id",
+    "name",
+    "status",
+    "impact",
+    "created_at",
+    "updated_at",
+    "monitoring_at",
+    "resolved_at",
+    "started_at",
+    "shortlink",
+    "page_id",
+    "incident_updates",
+    "components",
+    "reminder_intervals",
+    "postmortem_body",
+    "impact_override",
+    "backfilled",
+];
+const UPDATE_KEYS: [&str; 11] = [
+    "id",
+    "status",
+    "body",
+    "incident_id",
+    "created_at",
+    "updated_at",
+    "display_at",
+    "affected_components",
+    "deliver_notifications",
+    "custom_tweet",
+    "tweet_id",
+];
+const COMPONENT_STATUSES: [&str; 5] = [
+    "operational",
+    "degraded_performance",
+    "partial_outage",
+    "major_outage",
+    "under_maintenance",
+];
+const INCIDENT_STATUSES: [&str; 5] = [
+    "investigating",
+    "identified",
+    "monitoring",
+    "resolved",
+    "postmortem",
+];
+
+fn check_incident(incident: &Value) {
+    assert_eq!(keys(incident), set(&INCIDENT_KEYS), "{incident:#}");
+    one_of(&incident["status"], &INCIDENT_STATUSES);
+    one_of(&incident["impact"], &["none", "minor", "major", "critical"]);
+    for field in ["created_at", "updated_at", "started_at"] {
+        is_time(&incident[field]);
+    }
+    assert!(incident["id"].is_string() && incident["shortlink"].is_string());
+    assert_eq!(
+        incident["resolved_at"].is_null(),
+        incident["status"] != "resolved"
+    );
+    let updates = incident["incident_updates"].as_array().unwrap();
+    assert!(!updates.is_empty());
+    for update in updates {
+        assert_eq!(keys(update), set(&UPDATE_KEYS), "{update:#}");
+        one_of(&update["status"], &INCIDENT_STATUSES);
+        assert_eq!(update["incident_id"], incident["id"]);
+        for affected in update["affected_components"].as_array().unwrap() {
+            assert_eq!(
+                keys(affected),
+                set(&["code", "name", "old_status", "new_status"])
+            );
+            one_of(&affected["old_status"], &COMPONENT_STATUSES);
+            one_of(&affected["new_status"], &COMPONENT_STATUSES);
+        }
+    }
+    for component in incident["components"].as_array().unwrap() {
+        assert_eq!(keys(component), set(&["id", "name", "status"]));
+        one_of(&component["status"], &COMPONENT_STATUSES);
+    }
+}
+
+#[test]
+fn statuspage_json_has_the_documented_shapes() {
+    let (site, health) = (site(false), health());
+    let all = incidents();
+    let open: Vec<Incident> = all
+        .iter()
+        .filter(|i| i.ended_at.is_none())
+        .cloned()
+        .collect();
+
+    let status = statuspage::status_json(&site, &health, NOW);
+    assert_eq!(keys(&status), set(&["page", "status"]));
+    assert_eq!(keys(&status["page"]), set(&PAGE_KEYS));
+    is_time(&status["page"]["updated_at"]);
+    assert_eq!(keys(&status["status"]), set(&["indicator", "description"]));
+    // One of three monitors down: a partial outage, not a total one.
+    assert_eq!(status["status"]["indicator"], "major");
+    assert_eq!(status["status"]["description"], "Partial System Outage");
+
+    let summary = statuspage::summary_json(&site, &health, &open, NOW);
+    assert_eq!(
+        keys(&summary),
+        set(&[
+            "page",
+            "status",
+            "components",
+            "incidents",
+            "scheduled_maintenances"
+        ])
+    );
+    let components = summary["components"].as_array().unwrap();
+    assert_eq!(components.len(), 3);
+    for component in components {
+        assert_eq!(keys(component), set(&COMPONENT_KEYS), "{component:#}");
+        one_of(&component["status"], &COMPONENT_STATUSES);
+    }
+    let statuses: Vec<&str> = components
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    // A rejected key says nothing about DeepSeek itself.
+    assert_eq!(statuses, ["major_outage", "operational", "operational"]);
+    assert_eq!(
+        components[1]["description"],
+        "isdown cannot check this provider: key rejected"
+    );
+    let listed = summary["incidents"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "summary lists unresolved incidents only");
+    listed.iter().for_each(check_incident);
+    assert_eq!(summary["scheduled_maintenances"], serde_json::json!([]));
+
+    let history = statuspage::incidents_json(&site, &health, &all, NOW);
+    assert_eq!(keys(&history), set(&["page", "incidents"]));
+    let listed = history["incidents"].as_array().unwrap();
+    assert_eq!(listed.len(), 4, "resolved incidents included");
+    listed.iter().for_each(check_incident);
+    let resolved = &listed[3];
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["impact"], "major");
+    assert_eq!(resolved["incident_updates"][0]["status"], "resolved");
+    assert_eq!(resolved["incident_updates"][1]["status"], "investigating");
+}
+
+#[test]
+fn statuspage_indicator_is_critical_only_when_everything_is_down() {
+    let mut health = health();
+    for m in &mut health.monitors {
+        m.state = MonitorState::Down;
+    }
+    assert_eq!(statuspage::indicator(&health)["indicator"], "critical");
+    for m in &mut health.monitors {
+        m.state = MonitorState::Degraded;
+    }
+    assert_eq!(statuspage::indicator(&health)["indicator"], "minor");
+    for m in &mut health.monitors {
+        m.state = MonitorState::SetupProblem;
+    }
+    assert_eq!(statuspage::indicator(&health)["indicator"], "none");
+}

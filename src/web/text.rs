@@ -1,0 +1,228 @@
+//! How values read on the public pages: durations, latencies, percentages, dates, and the
+//! words for states, verdicts and blame.
+//!
+//! Pure functions over the existing vocabulary (monitor states, incident kinds, verdicts,
+//! blame): the pages add wording, never a second set of names. Times are shown in UTC, the
+//! same instants the JSON API gives in RFC 3339.
+
+use crate::monitor::machine::MonitorState;
+use crate::store::{DAY_MS, HOUR_MS, IncidentKind, MINUTE_MS, Millis, rfc3339};
+use crate::verdict::{Blame, Verdict};
+
+/// "45 s", "23 min", "2 h 5 min", "3 d 4 h": two units at most, rounded down.
+pub fn duration(ms: Millis) -> String {
+    let ms = ms.max(0);
+    if ms < MINUTE_MS {
+        return format!("{} s", ms / 1000);
+    }
+    if ms < HOUR_MS {
+        return format!("{} min", ms / MINUTE_MS);
+    }
+    if ms < DAY_MS {
+        let (h, min) = (ms / HOUR_MS, (ms % HOUR_MS) / MINUTE_MS);
+        return if min == 0 {
+            format!("{h} h")
+        } else {
+            format!("{h} h {min} min")
+        };
+    }
+    let (d, h) = (ms / DAY_MS, (ms % DAY_MS) / HOUR_MS);
+    if h == 0 {
+        format!("{d} d")
+    } else {
+        format!("{d} d {h} h")
+    }
+}
+
+/// "312 ms", "1.5 s", "12 s".
+pub fn latency(ms: f64) -> String {
+    if !ms.is_finite() {
+        return "–".to_owned();
+    }
+    if ms < 1_000.0 {
+        format!("{} ms", ms.round() as i64)
+    } else if ms < 10_000.0 {
+        format!("{:.1} s", ms / 1_000.0)
+    } else {
+        format!("{} s", (ms / 1_000.0).round() as i64)
+    }
+}
+
+/// "99.95%", rounded down so that a day with one failure never reads "100.00%"; "100%" only
+/// when nothing failed; "no data" when nothing was measured.
+pub fn percent(fraction: Option<f64>) -> String {
+    match fraction {
+        None => "no data".to_owned(),
+        Some(f) if f >= 1.0 => "100%".to_owned(),
+        Some(f) => format!("{:.2}%", (f.max(0.0) * 10_000.0).floor() / 100.0),
+    }
+}
+
+/// "2026-11-25".
+pub fn date(at: Millis) -> String {
+    rfc3339(at)[..10].to_owned()
+}
+
+/// "2026-11-25 14:03 UTC".
+pub fn datetime(at: Millis) -> String {
+    let stamp = rfc3339(at);
+    format!("{} {} UTC", &stamp[..10], &stamp[11..16])
+}
+
+/// "2026-11-25 14:03:07 UTC": probes come seconds apart, so their list needs the seconds.
+pub fn datetime_seconds(at: Millis) -> String {
+    let stamp = rfc3339(at);
+    format!("{} {} UTC", &stamp[..10], &stamp[11..19])
+}
+
+/// "14:03".
+pub fn clock(at: Millis) -> String {
+    rfc3339(at)[11..16].to_owned()
+}
+
+/// "11-25".
+pub fn month_day(at: Millis) -> String {
+    rfc3339(at)[5..10].to_owned()
+}
+
+/// The CSS class of a state (`state-up`, …): colour is never the only signal, every use also
+/// prints [`state_label`].
+pub fn state_class(state: MonitorState) -> &'static str {
+    match state {
+        MonitorState::Unknown => "state-unknown",
+        MonitorState::Up => "state-up",
+        MonitorState::Degraded => "state-degraded",
+        MonitorState::Down => "state-down",
+        MonitorState::SetupProblem => "state-setup",
+    }
+}
+
+pub fn state_label(state: MonitorState) -> &'static str {
+    match state {
+        MonitorState::Unknown => "Not checked yet",
+        MonitorState::Up => "Operational",
+        MonitorState::Degraded => "Degraded performance",
+        MonitorState::Down => "Major outage",
+        MonitorState::SetupProblem => "Setup problem",
+    }
+}
+
+/// "rate limited": the contract name with spaces, so people and scripts see the same word.
+pub fn verdict_words(verdict: Verdict) -> String {
+    verdict.as_str().replace('_', " ")
+}
+
+pub fn kind_label(kind: IncidentKind) -> &'static str {
+    match kind {
+        IncidentKind::Outage => "Outage",
+        IncidentKind::SetupProblem => "Setup problem",
+        IncidentKind::Network => "Network",
+    }
+}
+
+/// "outage (unavailable)", "setup problem (auth failed)"; a network incident's verdict adds
+/// nothing to its kind, so it reads "network outage on isdown's side".
+pub fn incident_title(kind: IncidentKind, verdict: Verdict) -> String {
+    match kind {
+        IncidentKind::Network => "network outage on isdown's side".to_owned(),
+        _ => format!(
+            "{} ({})",
+            kind_label(kind).to_lowercase(),
+            verdict_words(verdict)
+        ),
+    }
+}
+
+/// Whose side an incident was on, from its kind and (for setup problems) its verdict's blame.
+pub fn incident_side(kind: IncidentKind, verdict: Verdict) -> &'static str {
+    match kind {
+        IncidentKind::Outage => "provider",
+        IncidentKind::Network => "isdown's network",
+        IncidentKind::SetupProblem => match verdict.default_blame() {
+            Some(Blame::Request) => "request (config)",
+            _ => "account",
+        },
+    }
+}
+
+/// Whose side one result's failure is on.
+pub fn blame_label(blame: Option<Blame>) -> &'static str {
+    match blame {
+        None => "–",
+        Some(Blame::Provider) => "provider",
+        Some(Blame::Account) => "account",
+        Some(Blame::Request) => "request",
+        Some(Blame::Network) => "network",
+    }
+}
+
+/// What a setup problem means in a banner: "Setup problem: DeepSeek key rejected".
+pub fn setup_phrase(verdict: Option<Verdict>) -> &'static str {
+    match verdict {
+        Some(Verdict::AuthFailed) => "key rejected",
+        Some(Verdict::QuotaExhausted) => "out of quota",
+        Some(Verdict::RateLimited) => "rate limited",
+        Some(Verdict::ModelNotFound) => "model not found",
+        Some(Verdict::ContextTooLong) => "prompt too long",
+        Some(Verdict::ContentFiltered) => "request filtered",
+        Some(Verdict::BadRequest) => "request rejected",
+        _ => "needs attention",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_use_two_units_at_most() {
+        assert_eq!(duration(45_000), "45 s");
+        assert_eq!(duration(23 * MINUTE_MS + 59_000), "23 min");
+        assert_eq!(duration(2 * HOUR_MS), "2 h");
+        assert_eq!(duration(2 * HOUR_MS + 5 * MINUTE_MS), "2 h 5 min");
+        assert_eq!(
+            duration(3 * DAY_MS + 4 * HOUR_MS + 9 * MINUTE_MS),
+            "3 d 4 h"
+        );
+        assert_eq!(duration(-5), "0 s");
+    }
+
+    #[test]
+    fn percentages_round_down_and_say_when_nothing_was_measured() {
+        assert_eq!(percent(Some(1.0)), "100%");
+        assert_eq!(percent(Some(0.99999)), "99.99%");
+        assert_eq!(percent(Some(0.5)), "50.00%");
+        assert_eq!(percent(None), "no data");
+    }
+
+    #[test]
+    fn latencies_and_dates_read_naturally() {
+        assert_eq!(latency(312.4), "312 ms");
+        assert_eq!(latency(1_500.0), "1.5 s");
+        assert_eq!(latency(12_400.0), "12 s");
+        // 2026-01-01T14:03:07Z
+        let at = 1_767_225_600_000 + 14 * HOUR_MS + 3 * MINUTE_MS + 7_000;
+        assert_eq!(datetime(at), "2026-01-01 14:03 UTC");
+        assert_eq!(datetime_seconds(at), "2026-01-01 14:03:07 UTC");
+        assert_eq!(date(at), "2026-01-01");
+        assert_eq!(clock(at), "14:03");
+        assert_eq!(month_day(at), "01-01");
+    }
+
+    #[test]
+    fn setup_problems_say_whose_side() {
+        assert_eq!(
+            incident_side(IncidentKind::SetupProblem, Verdict::AuthFailed),
+            "account"
+        );
+        assert_eq!(
+            incident_side(IncidentKind::SetupProblem, Verdict::ModelNotFound),
+            "request (config)"
+        );
+        assert_eq!(
+            incident_side(IncidentKind::Outage, Verdict::Unavailable),
+            "provider"
+        );
+        assert_eq!(setup_phrase(Some(Verdict::AuthFailed)), "key rejected");
+    }
+}
