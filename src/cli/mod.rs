@@ -5,6 +5,7 @@
 
 mod alert;
 mod check;
+mod demo;
 mod init;
 mod mock_provider;
 mod serve;
@@ -34,6 +35,8 @@ pub enum Command {
     MockProvider(mock_provider::MockArgs),
     /// Monitor every provider, keep history, serve the JSON API and /metrics.
     Serve(serve::ServeArgs),
+    /// Everything at once, offline: simulated providers, serve, agents, an outage and recovery.
+    Demo(demo::DemoArgs),
     /// Alert channels: `isdown alert test CHANNEL`.
     Alert(alert::AlertArgs),
     /// Write a commented isdown.toml.
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::MockProvider(args) => runtime.block_on(mock_provider::run(args)),
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Alert(args) => runtime.block_on(alert::run(args)),
+        Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Init(args) => init::run(args),
     }
 }
@@ -94,5 +98,7 @@ pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -1,0 +1,37 @@
+//! `isdown demo` end to end: the real binary tells the whole story offline — an outage opens an
+//! incident, the console channel alerts, agents fail over with no failed request, recovery.
+
+mod support;
+
+use support::*;
+
+#[test]
+fn the_demo_fails_over_with_zero_failed_requests_and_narrates_it() {
+    let out = isdown(
+        &["demo", "--listen", "127.0.0.1:0", "--exit-when-done"],
+        &[],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    for expected in [
+        "All three providers are up",
+        "Taking Kimi down",
+        "Incident opened after",
+        "ALERT (console channel): 🔴 [Opened] Kimi (simulated) is DOWN",
+        "Fail over to DeepSeek (simulated)",
+        "Agents failed over while Kimi is down: ",
+        "ALERT (console channel): ✅ [Resolved]",
+        "Incident closed",
+        "Agents are back on Kimi.",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let done = text.lines().find(|l| l.contains("Done: ")).unwrap();
+    assert!(done.contains(" 0 failed"), "{done}");
+    assert!(done.contains("DeepSeek"), "{done}");
+    let failover = text
+        .lines()
+        .find(|l| l.contains("Agents failed over while Kimi is down"))
+        .unwrap();
+    assert!(failover.contains("to DeepSeek"), "{failover}");
+}
