@@ -289,7 +289,7 @@ async fn agent_traffic(
         n += 1;
         let (client, base, tally) = (client.clone(), base.clone(), tally.clone());
         in_flight.spawn(async move {
-            let outcome = agent_request(&client, &base, n % 3 == 0).await;
+            let outcome = agent_request(&client, &base, n.is_multiple_of(3)).await;
             let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
             t.sent += 1;
             match outcome {
