@@ -797,3 +797,34 @@ async fn an_outage_is_alerted_after_the_window_retried_reminded_and_resolved_on_
     dispatching.await.unwrap();
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_key_rejected_in_live_traffic_is_probed_at_once_but_a_rate_limit_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    h.no_event(Duration::from_secs(60), |_| true).await;
+    let live = |verdict| LiveVerdict {
+        provider: "kimi".into(),
+        verdict,
+        blame: verdict.default_blame(),
+        latency_ms: Some(40.0),
+    };
+
+    let before = script.probe_times("kimi-reachability").len();
+    h.reporter.report(live(Verdict::RateLimited));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        script.probe_times("kimi-reachability").len(),
+        before,
+        "no extra probe into a rate limit"
+    );
+
+    script.set("kimi", Answer::Fail(Verdict::AuthFailed, Some(401)));
+    h.reporter.report(live(Verdict::AuthFailed));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(script.probe_times("kimi-reachability").len(), before + 1);
+    h.next(Duration::from_secs(30), opened(IncidentKind::SetupProblem))
+        .await;
+    h.stop().await;
+}

@@ -31,7 +31,7 @@ use crate::store::{
     IncidentFilter, IncidentKind, IncidentState, Millis, MonitorRecord, NewIncident, ResultRecord,
     Retention, Store, StoreError,
 };
-use crate::verdict::Blame;
+use crate::verdict::{Blame, Verdict};
 
 /// Results are written at least this often (or when [`BATCH_MAX`] accumulate): one transaction
 /// per second keeps SQLite far below its limits even at 10,000 monitors.
@@ -562,8 +562,13 @@ impl Core {
                 verdict: live.verdict.as_str().into(),
             })
             .inc();
-        // A live provider-side failure is a reason to look now rather than at the next tick.
-        if live.blame == Some(Blame::Provider) && !live.verdict.is_healthy() {
+        // A live provider-side failure, a rejected key or an empty balance is a reason to look
+        // now rather than at the next tick: the probe confirms it and opens the incident (an
+        // outage, or a setup problem that alerts). Rate limits are left out on purpose: probing
+        // an account that is already over its limit would only add to it.
+        let worth_a_look = (live.blame == Some(Blame::Provider) && !live.verdict.is_healthy())
+            || matches!(live.verdict, Verdict::AuthFailed | Verdict::QuotaExhausted);
+        if worth_a_look {
             for (spec, nudge) in self.svc.specs.iter().zip(&self.nudges) {
                 if spec.provider.id == live.provider {
                     let _ = nudge.try_send(Instant::now());
