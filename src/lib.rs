@@ -2,11 +2,12 @@
 //!
 //! Module map (DESIGN.md): `verdict` (the one classifier), `sse` (the one SSE reader),
 //! `config` (isdown.toml and the embedded catalog), `provider` (wire knowledge), `probe`
-//! (probe kinds and timings), `check` (one-shot diagnosis and correlation), `gateway` (the
+//! (probe kinds and timings), `check` (one-shot diagnosis and correlation), `backoff` (retry pacing), `gateway` (the
 //! OpenAI-compatible failover gateway), `mock` (the scripted mock provider), `secret` (keeping
 //! keys out of output), `cli` (one file per subcommand).
 
 pub mod alert;
+pub mod backoff;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -7,7 +7,6 @@
 //! worth retrying. Secrets (webhook URLs, tokens, passwords) are resolved from environment
 //! variables when the channel is built and held in secret types.
 
-pub mod backoff;
 pub mod channel;
 pub mod dispatch;
 pub mod outbox;

@@ -19,10 +19,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
-use super::backoff::Backoff;
 use super::channel::Channel;
 use super::policy::AlertPolicy;
 use super::{AlertMessage, DeliveryError};
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::monitor::clock::Clock;
 use crate::store::{AttemptFailure, Millis, OutboxEntry, Store, StoreError};
@@ -167,7 +167,7 @@ impl Delivery {
     /// keeps every entry, so waiting loses nothing.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let name = self.channel.name().to_owned();
-        let backoff = Backoff::new(self.policy.retry_initial, self.policy.retry_max);
+        let backoff = retry_backoff(self.policy.retry_initial, self.policy.retry_max);
         loop {
             if *shutdown.borrow() {
                 return;
@@ -244,7 +244,7 @@ impl Delivery {
             Ok(()) => Attempt::Delivered,
             Err(DeliveryError::Permanent(e)) => Attempt::GiveUp(e),
             Err(DeliveryError::Retryable(e)) => {
-                let delay = backoff.delay(entry.attempts + 1, entry.id as u64);
+                let delay = retry_delay(backoff, entry.attempts + 1, entry.id as u64);
                 if now + delay.as_millis() as Millis > give_up_at {
                     Attempt::GiveUp(format!(
                         "{e} (still failing after {})",
@@ -385,6 +385,33 @@ impl Delivery {
     }
 }
 
+/// The outbox's pacing: the n-th retry waits between half and all of `initial · 2^(n-1)`,
+/// capped at `max` ("equal jitter": never sooner than half the nominal wait, so a receiver that
+/// is down is not hammered). Expressed in the shared [`Backoff`] as a nominal of ¾ of that with
+/// ±⅓ jitter, which spans exactly [½, 1] of it.
+fn retry_backoff(initial: Duration, max: Duration) -> Backoff {
+    let initial = initial.max(Duration::from_millis(1));
+    let max = max.max(initial);
+    Backoff::try_new(initial * 3 / 4, max * 3 / 4, 1.0 / 3.0)
+        .expect("¾ of a positive initial is positive and no larger than ¾ of max")
+}
+
+/// The wait before retry number `attempt` (1 after the first failure) of entry `seed`. The
+/// jitter is a hash of (entry, attempt), not a random draw: it still spreads different
+/// entries' retries apart (the point of jitter) while a test can compute the schedule.
+fn retry_delay(backoff: &Backoff, attempt: u32, seed: u64) -> Duration {
+    let unit = (splitmix64(seed ^ (u64::from(attempt) << 32)) >> 11) as f64 / (1u64 << 53) as f64;
+    backoff.delay(attempt.saturating_sub(1), unit)
+}
+
+/// SplitMix64: a tiny, well-distributed mixing function (Steele et al., 2014).
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
 fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
 }
@@ -393,5 +420,50 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_within_their_jitter_band_up_to_the_cap() {
+        let backoff = retry_backoff(Duration::from_secs(5), Duration::from_secs(600));
+        for seed in 0..200u64 {
+            let mut full = Duration::from_secs(5);
+            for attempt in 1..=12 {
+                let d = retry_delay(&backoff, attempt, seed);
+                // A microsecond of slack for the float arithmetic of the shared backoff.
+                let slack = Duration::from_micros(1);
+                assert!(
+                    d + slack >= full / 2 && d <= full + slack,
+                    "attempt {attempt}: {d:?} vs {full:?}"
+                );
+                full = (full * 2).min(Duration::from_secs(600));
+            }
+        }
+    }
+
+    #[test]
+    fn jitter_spreads_entries_but_is_repeatable() {
+        let backoff = retry_backoff(Duration::from_secs(8), Duration::from_secs(600));
+        let delays: std::collections::HashSet<Duration> = (0..50u64)
+            .map(|seed| retry_delay(&backoff, 3, seed))
+            .collect();
+        assert!(
+            delays.len() > 40,
+            "different entries retry at different times"
+        );
+        assert_eq!(retry_delay(&backoff, 3, 7), retry_delay(&backoff, 3, 7));
+    }
+
+    #[test]
+    fn huge_attempt_counts_stay_at_the_cap() {
+        let backoff = retry_backoff(Duration::from_millis(100), Duration::from_secs(60));
+        let d = retry_delay(&backoff, u32::MAX, 1);
+        assert!(d >= Duration::from_secs(30) && d <= Duration::from_secs(60));
+        let zero = retry_backoff(Duration::ZERO, Duration::ZERO);
+        assert!(retry_delay(&zero, 1, 1) <= Duration::from_millis(1));
     }
 }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::backoff::Backoff;
+use crate::backoff::Backoff;
 use crate::verdict::Verdict;
 
 /// Retries on the same target after a rate limit (with or without `Retry-After`) before the

@@ -5,7 +5,7 @@
 //!
 //! It owns the request path: client authentication (`auth`), routes (`route`), provider request
 //! fixes (`fixes`), the per-target circuit breakers (`breaker`), the decisions and their waits
-//! (`decision`, `backoff`), one upstream attempt (`upstream`), the streaming relay (`relay`),
+//! (`decision`, with the shared `crate::backoff`), one upstream attempt (`upstream`), the streaming relay (`relay`),
 //! metrics and passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`).
 //! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
 //! monitor's open incidents from [`Health`] about once a second and reports every attempt through
@@ -16,7 +16,6 @@
 //! `.await`, and successful attempts log at debug level only.
 
 mod auth;
-pub mod backoff;
 pub mod breaker;
 pub mod decision;
 pub mod error;

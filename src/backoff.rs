@@ -1,8 +1,9 @@
-//! Jittered exponential backoff: how long to wait before retrying the same target.
+//! Jittered exponential backoff, shared by the gateway (retrying the same target) and the alert
+//! outbox (retrying a receiver).
 //!
-//! Hand-written because it is three lines of arithmetic and the gateway needs it to be
-//! deterministic under test: the random part comes in as a number in `[0, 1)` chosen by the
-//! caller, so the function itself is pure (tables and properties below).
+//! Hand-written because it is three lines of arithmetic and both callers need it deterministic
+//! under test: the random part comes in as a number in `[0, 1)` chosen by the caller, so the
+//! function itself is pure (tables and properties below).
 
 use std::time::Duration;
 
