@@ -8,7 +8,7 @@ use gateway_support::*;
 use isdown::gateway::breaker::BreakerPolicy;
 use isdown::monitor::health::{Health, MonitorHealth};
 use isdown::monitor::machine::MonitorState;
-use isdown::store::IncidentKind;
+use isdown::incident::IncidentKind;
 
 async fn pair_with(a: &str, b: &str, health: Health) -> (Mock, Mock, Gw) {
     let ma = Mock::start("openai", a).await;

@@ -11,17 +11,15 @@ use async_trait::async_trait;
 use isdown::config::Config;
 use isdown::metrics::Metrics;
 use isdown::monitor::MonitorSpec;
-use isdown::monitor::clock::Clock;
+use isdown::time::Clock;
 use isdown::monitor::health::{Health, LiveVerdict, PassiveReporter};
 use isdown::monitor::schedule::ProbeRunner;
 use isdown::monitor::service::{MonitorEvent, MonitorService, initial_health};
 use isdown::probe::{ProbeResult, Timings};
 use isdown::store::sqlite::SqliteStore;
-use isdown::store::{
-    AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, IncidentKind,
-    IncidentState, Millis, MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned,
-    ResultRecord, Retention, Store, StoreError, Uptime,
-};
+use isdown::store::{AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, IncidentState, MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store, StoreError, Uptime};
+use isdown::time::Millis;
+use isdown::incident::IncidentKind;
 use isdown::verdict::{Diagnosis, Verdict};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;

@@ -21,10 +21,11 @@ use super::policy::{AlertPolicy, ChannelRoute};
 use super::registry;
 use crate::config::{AlertSpec, env_lookup};
 use crate::monitor::MonitorSpec;
-use crate::monitor::clock::Clock;
+use crate::time::Clock;
 use crate::monitor::health::Health;
 use crate::monitor::service::MonitorEvent;
-use crate::store::{IncidentFilter, IncidentState, Millis, Store, StoreError};
+use crate::store::{IncidentFilter, IncidentState, Store, StoreError};
+use crate::time::Millis;
 
 /// 60 s: the longest the dispatcher sleeps without an event, so a store hiccup or a clock jump
 /// is caught up within a minute.
@@ -35,7 +36,7 @@ const STORE_RETRY: Duration = Duration::from_secs(5);
 const OPEN_LIMIT: u32 = 100_000;
 /// 30 days: delivered and given-up messages are kept this long (for `/healthz` counts and
 /// investigating a missed page), then pruned hourly.
-const OUTBOX_KEEP_MS: Millis = 30 * crate::store::DAY_MS;
+const OUTBOX_KEEP_MS: Millis = 30 * crate::time::DAY_MS;
 
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
@@ -63,7 +64,7 @@ impl Dispatcher {
                 return;
             }
             let now = self.clock.now();
-            if pruned_at.is_none_or(|at| now - at >= crate::store::HOUR_MS) {
+            if pruned_at.is_none_or(|at| now - at >= crate::time::HOUR_MS) {
                 pruned_at = Some(now);
                 if let Err(e) = self.store.prune_alerts(now - OUTBOX_KEEP_MS).await {
                     tracing::warn!(error = %e, "could not prune old alerts");

@@ -17,7 +17,8 @@ pub mod registry;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::store::{IncidentKind, Millis};
+use crate::time::Millis;
+use crate::incident::IncidentKind;
 use crate::verdict::{Blame, Verdict};
 
 /// Why the alert is sent.

@@ -24,8 +24,9 @@ use super::policy::AlertPolicy;
 use super::{AlertMessage, DeliveryError};
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
-use crate::monitor::clock::Clock;
-use crate::store::{AttemptFailure, Millis, OutboxEntry, Store, StoreError};
+use crate::time::Clock;
+use crate::store::{AttemptFailure, OutboxEntry, Store, StoreError};
+use crate::time::Millis;
 
 /// Entries read per round: enough to drain a burst quickly, small enough to stay responsive.
 const BATCH: u32 = 32;

@@ -20,9 +20,9 @@ use super::policy::{AlertPolicy, ChannelRoute};
 use super::{AlertEvent, AlertItem, AlertMessage};
 use crate::monitor::health::HealthSnapshot;
 use crate::monitor::machine::MonitorState;
-use crate::store::{
-    AlertCommit, AlertGroup, Incident, IncidentKind, Millis, NewAlertGroup, NewOutboxEntry,
-};
+use crate::store::{AlertCommit, AlertGroup, Incident, NewAlertGroup, NewOutboxEntry};
+use crate::time::Millis;
+use crate::incident::IncidentKind;
 use crate::verdict::{Blame, Verdict};
 
 /// What the rules know about a monitor besides its id.

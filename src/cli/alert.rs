@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use super::CliError;
 use crate::alert::{AlertEvent, AlertMessage, registry};
 use crate::config::{Config, env_lookup};
-use crate::monitor::clock::Clock;
-use crate::store::IncidentKind;
+use crate::time::Clock;
+use crate::incident::IncidentKind;
 
 #[derive(Debug, Args)]
 pub struct AlertArgs {

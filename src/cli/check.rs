@@ -11,7 +11,8 @@ use super::CliError;
 use crate::check::report::{self, Style};
 use crate::check::{self as checking, CheckOptions, DEFAULT_TIMEOUT, ProbeSelection};
 use crate::config::Config;
-use crate::config::raw::{BaseUrl, EnvVarName, WireStyle};
+use crate::config::raw::{BaseUrl, EnvVarName};
+use crate::provider::WireStyle;
 use crate::probe::ProbeKind;
 use crate::provider::Provider;
 

@@ -18,7 +18,7 @@ use crate::alert::dispatch::{self, AlertContext};
 use crate::alert::outbox::{AlertHealth, AlertMetrics};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::monitor::clock::Clock;
+use crate::time::Clock;
 use crate::monitor::health::PassiveReporter;
 use crate::monitor::service::{MonitorService, initial_health};
 use crate::probe::Prober;

@@ -20,11 +20,11 @@ use secrecy::SecretString;
 use thiserror::Error;
 
 use crate::alert::policy::{AlertPolicy, ChannelRoute, Maintenance, MonitorSet};
-use crate::monitor::MonitorSpec;
-use crate::monitor::machine::Thresholds;
+use crate::monitor::{MonitorSettings, MonitorSpec};
 use crate::probe::ProbeKind;
 use crate::provider::Provider;
-use crate::store::{Millis, Retention};
+use crate::store::Retention;
+use crate::time::Millis;
 pub use gateway::{GatewaySettings, GatewayTimeouts, RouteSpec, TargetSpec};
 use raw::{RawConfig, RawProvider};
 
@@ -118,25 +118,6 @@ pub struct WebSettings {
 
 /// The data directory when neither `--data` nor `[serve] data` says otherwise.
 pub const DEFAULT_DATA_DIR: &str = "isdown-data";
-
-/// Settings shared by every monitor.
-#[derive(Debug, Clone, Copy)]
-pub struct MonitorSettings {
-    pub thresholds: Thresholds,
-    /// Probes running at the same time, across all monitors.
-    pub concurrency: usize,
-}
-
-impl Default for MonitorSettings {
-    fn default() -> Self {
-        MonitorSettings {
-            thresholds: Thresholds::default(),
-            // 256: 10,000 monitors at 30 s need ~333 probes/s; at a typical 200 ms each that is
-            // ~70 in flight, so 256 leaves room for slow providers without unbounded sockets.
-            concurrency: 256,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -459,7 +440,7 @@ fn monitor_specs(
                 )
             })?;
         let probes: Vec<ProbeKind> = match &m.probes {
-            Some(list) => list.iter().map(|p| ProbeKind::from(*p)).collect(),
+            Some(list) => list.clone(),
             None if provider.has_key() => vec![ProbeKind::Chat],
             None => vec![ProbeKind::Reachability],
         };
@@ -531,7 +512,7 @@ fn build_provider(
         id: id.to_owned(),
         name: raw.name.unwrap_or_else(|| id.to_owned()),
         base_url: base_url.0,
-        style: raw.style.unwrap_or(raw::WireStyle::Openai),
+        style: raw.style.unwrap_or(crate::provider::WireStyle::Openai),
         api_key_env,
         api_key,
         probe_model,

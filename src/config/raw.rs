@@ -11,6 +11,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::probe::ProbeKind;
+use crate::provider::WireStyle;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -156,7 +159,7 @@ pub struct RawMonitorDefaults {
 #[serde(deny_unknown_fields)]
 pub struct RawMonitor {
     pub provider: String,
-    pub probes: Option<Vec<ProbeName>>,
+    pub probes: Option<Vec<ProbeKind>>,
     pub interval: Option<DurationValue>,
     pub timeout: Option<DurationValue>,
 }
@@ -169,16 +172,6 @@ pub struct RawRetention {
     pub minute: Option<DurationValue>,
     pub hour: Option<DurationValue>,
     pub day: Option<DurationValue>,
-}
-
-/// A probe kind by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeName {
-    Reachability,
-    Chat,
-    Stream,
-    Tools,
 }
 
 /// A positive count (thresholds, windows, concurrency).
@@ -242,16 +235,6 @@ pub struct RawCheck {
     pub witnesses: Option<Spanned<Vec<String>>>,
     /// Per-probe deadline; `--timeout` wins.
     pub timeout: Option<DurationValue>,
-}
-
-/// The wire format a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WireStyle {
-    /// OpenAI Chat Completions: `POST {base}/chat/completions`, `Authorization: Bearer`.
-    Openai,
-    /// Anthropic Messages: `POST {base}/v1/messages`, `x-api-key` + `anthropic-version`.
-    Anthropic,
 }
 
 /// An `http`/`https` URL, without a trailing slash.

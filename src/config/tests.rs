@@ -47,7 +47,7 @@ fn empty_file_gives_the_whole_catalog_in_catalog_order() {
     assert_eq!(kimi.api_key_env.as_deref(), Some("MOONSHOT_API_KEY"));
     assert!(kimi.context_window.is_some());
     let anthropic = config.provider("anthropic").unwrap();
-    assert_eq!(anthropic.style, raw::WireStyle::Anthropic);
+    assert_eq!(anthropic.style, crate::provider::WireStyle::Anthropic);
     assert!(config.providers.iter().all(|p| p.builtin));
 }
 
@@ -237,7 +237,7 @@ fn alert_routing_keys_are_parsed_and_kept_out_of_the_channel() {
     assert!(!spec.table.contains_key("on") && !spec.table.contains_key("monitors"));
     assert_eq!(
         spec.route.kinds,
-        vec![crate::store::IncidentKind::SetupProblem]
+        vec![crate::incident::IncidentKind::SetupProblem]
     );
     assert!(spec.route.monitors.contains("kimi-chat", "kimi"));
 }

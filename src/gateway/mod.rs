@@ -43,7 +43,7 @@ use tokio::time::Instant;
 use crate::config::{Config, GatewayTimeouts};
 use crate::metrics::Metrics;
 use crate::monitor::health::{Health, LiveVerdict, PassiveReporter};
-use crate::store::IncidentKind;
+use crate::incident::IncidentKind;
 use crate::verdict::{Blame, Diagnosis, Verdict};
 use auth::ClientAuth;
 use breaker::{Admission, Breaker, BreakerPolicy, Outcome};

@@ -60,6 +60,7 @@
 
 mod answer;
 mod request;
+mod reset;
 mod routes;
 mod scenario;
 mod server;

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,10 +19,11 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::MockOptions;
+use super::reset::{ConnHandle, ResetSignal};
 use super::routes::{Shared, router};
 use super::styles::StyleTable;
 
@@ -81,33 +81,6 @@ pub async fn run(
 }
 
 // === impl connections ===
-
-/// Set by a handler that wants its connection reset; watched by the connection task.
-#[derive(Debug, Default)]
-pub(super) struct ResetSignal {
-    requested: AtomicBool,
-    notify: Notify,
-}
-
-impl ResetSignal {
-    pub(super) fn request(&self) {
-        self.requested.store(true, Ordering::SeqCst);
-        // `notify_one` keeps a permit if the connection task is not waiting yet.
-        self.notify.notify_one();
-    }
-
-    fn is_requested(&self) -> bool {
-        self.requested.load(Ordering::SeqCst)
-    }
-
-    async fn requested(&self) {
-        self.notify.notified().await;
-    }
-}
-
-/// The per-connection handle handlers find in their request extensions.
-#[derive(Debug, Clone)]
-pub(super) struct ConnHandle(pub(super) Arc<ResetSignal>);
 
 /// The connection's socket, owned by hyper. When it is dropped after a reset request it closes
 /// with zero linger, which makes the kernel send RST instead of FIN.

@@ -5,9 +5,8 @@
 //! Pieces: `machine` (pure per-monitor rules), `schedule` (when each monitor probes: spread,
 //! no drift, confirmations, bounded concurrency), `service` (the core that owns the machines,
 //! decides network-vs-provider blame, writes the store), `health` (the shared read view and the
-//! passive-health hook for live traffic), `clock` (wall time that paused tests can drive).
+//! passive-health hook for live traffic).
 
-pub mod clock;
 pub mod health;
 pub mod machine;
 pub mod schedule;
@@ -16,6 +15,7 @@ pub mod service;
 use std::time::Duration;
 
 use crate::probe::ProbeKind;
+use machine::Thresholds;
 use crate::provider::Provider;
 
 /// 30 s: frequent enough to see an outage within a minute (two failures), rare enough that a
@@ -23,6 +23,25 @@ use crate::provider::Provider;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// 20 s per probe, as `check`.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Settings shared by every monitor.
+#[derive(Debug, Clone, Copy)]
+pub struct MonitorSettings {
+    pub thresholds: Thresholds,
+    /// Probes running at the same time, across all monitors.
+    pub concurrency: usize,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            thresholds: Thresholds::default(),
+            // 256: 10,000 monitors at 30 s need ~333 probes/s; at a typical 200 ms each that is
+            // ~70 in flight, so 256 leaves room for slow providers without unbounded sockets.
+            concurrency: 256,
+        }
+    }
+}
 
 /// One monitor: a provider probed one way on an interval.
 #[derive(Debug, Clone)]

@@ -19,18 +19,17 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::MonitorSpec;
-use super::clock::Clock;
+use super::{MonitorSettings, MonitorSpec};
+use crate::time::Clock;
 use super::health::{Health, LiveVerdict, MonitorHealth};
 use super::machine::{Effect, Machine, Observation};
 use super::schedule::{self, Nudges, Outcome, ProbeRunner};
-use crate::config::MonitorSettings;
+
 use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
 use crate::probe::ProbeResult;
-use crate::store::{
-    IncidentFilter, IncidentKind, IncidentState, Millis, MonitorRecord, NewIncident, ResultRecord,
-    Retention, Store, StoreError,
-};
+use crate::store::{IncidentFilter, IncidentState, MonitorRecord, NewIncident, ResultRecord, Retention, Store, StoreError};
+use crate::time::Millis;
+use crate::incident::IncidentKind;
 use crate::verdict::{Blame, Verdict};
 
 /// Results are written at least this often (or when [`BATCH_MAX`] accumulate): one transaction

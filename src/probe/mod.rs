@@ -244,15 +244,3 @@ impl Prober {
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
 }
-
-impl From<crate::config::raw::ProbeName> for ProbeKind {
-    fn from(name: crate::config::raw::ProbeName) -> Self {
-        use crate::config::raw::ProbeName;
-        match name {
-            ProbeName::Reachability => ProbeKind::Reachability,
-            ProbeName::Chat => ProbeKind::Chat,
-            ProbeName::Stream => ProbeKind::Stream,
-            ProbeName::Tools => ProbeKind::Tools,
-        }
-    }
-}

@@ -12,8 +12,17 @@ use std::time::Duration;
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::SecretString;
+use serde::Deserialize;
 
-pub use crate::config::raw::WireStyle;
+/// The wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WireStyle {
+    /// OpenAI Chat Completions: `POST {base}/chat/completions`, `Authorization: Bearer`.
+    Openai,
+    /// Anthropic Messages: `POST {base}/v1/messages`, `x-api-key` + `anthropic-version`.
+    Anthropic,
+}
 
 #[derive(Debug, Clone)]
 pub struct Provider {

@@ -14,26 +14,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::incident::IncidentKind;
+use crate::time::{DAY_MS, HOUR_MS, Millis};
 use crate::verdict::{Blame, Verdict};
-
-/// Unix time in milliseconds.
-pub type Millis = i64;
-
-/// The last instant RFC 3339 can print with a four-digit year (9999-12-31T23:59:59Z).
-const LAST_PRINTABLE_MS: Millis = 253_402_300_799_000;
-
-/// "2026-11-25T14:03:07Z": the one way isdown writes an instant for machines (JSON API,
-/// receivers' timestamps). Out-of-range values are clamped, never a panic.
-pub fn rfc3339(at: Millis) -> String {
-    let ms = u64::try_from(at.clamp(0, LAST_PRINTABLE_MS)).unwrap_or(0);
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-pub const SECOND_MS: Millis = 1_000;
-pub const MINUTE_MS: Millis = 60 * SECOND_MS;
-pub const HOUR_MS: Millis = 60 * MINUTE_MS;
-pub const DAY_MS: Millis = 24 * HOUR_MS;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -71,37 +54,6 @@ pub struct ResultRecord {
     pub ttft_ms: Option<f64>,
     /// Kept for failures only (a healthy result needs no words), already redacted.
     pub explanation: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IncidentKind {
-    /// The provider is failing (provider-blamed verdicts).
-    Outage,
-    /// The user's account or request is failing (bad key, quota, retired model, rate limit).
-    SetupProblem,
-    /// isdown's own network is down: every monitor failed at the network level at once.
-    Network,
-}
-
-impl IncidentKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IncidentKind::Outage => "outage",
-            IncidentKind::SetupProblem => "setup_problem",
-            IncidentKind::Network => "network",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<IncidentKind> {
-        [
-            IncidentKind::Outage,
-            IncidentKind::SetupProblem,
-            IncidentKind::Network,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == text)
-    }
 }
 
 /// What opening an incident needs.

@@ -29,11 +29,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use self::rollup::Resolution;
-use super::{
-    AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, Millis,
-    MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store,
-    StoreError, Uptime,
-};
+use super::{AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store, StoreError, Uptime};
+use crate::time::Millis;
 use crate::verdict::Verdict;
 
 /// 5 s: long enough to outlast another process's write transaction (a `sqlite3` shell, a

@@ -127,7 +127,7 @@ async fn reopening_does_not_rerun_migrations() {
 
 #[tokio::test]
 async fn rollup_rows_count_per_resolution_and_bucket() {
-    use super::{HOUR_MS, MINUTE_MS};
+    use crate::time::{HOUR_MS, MINUTE_MS};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("isdown.db");
     let store = SqliteStore::open(&path).await.unwrap();

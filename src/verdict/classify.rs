@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::retry_after::{retry_after_from_headers, retry_after_from_message};
 use super::rules::{Case, ErrorFacts, Outcome, Slots, TABLE, render};
-use super::{Diagnosis, Verdict};
+use super::{Diagnosis, Expect, Verdict};
 use crate::sse::{SseItem, looks_like_sse, parse_all};
 
 /// 256 KiB: every real error body and probe answer fits; callers read at most this much.
@@ -32,19 +32,6 @@ pub struct HttpAnswer<'a> {
     pub body: &'a [u8],
     /// The body was longer than what is in `body`.
     pub truncated: bool,
-}
-
-/// What a successful answer must contain to count as `up`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// `GET /models`: any well-formed answer proves the API is there. When no key was sent, a
-    /// 401/403 is the expected answer and also proves reachability.
-    Reachable { key_sent: bool },
-    /// A chat completion: OpenAI `choices[0].message` (content or tool calls) or Anthropic
-    /// `content[]`.
-    Chat,
-    /// A chat completion whose reply holds at least one tool call with JSON-object arguments.
-    ToolCall,
 }
 
 /// How a transport failed before any HTTP answer (or while reading one).

@@ -15,10 +15,23 @@ mod rules;
 mod tests;
 
 pub use classify::{
-    BODY_LIMIT, Expect, HttpAnswer, StreamEnd, StreamSummary, TransportFailure, chunk_has_content,
+    BODY_LIMIT, HttpAnswer, StreamEnd, StreamSummary, TransportFailure, chunk_has_content,
     classify_http, classify_stream, classify_transport, degraded_if_slow,
 };
 pub use retry_after::retry_after_from_headers;
+
+/// What a successful answer must contain to count as `up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// `GET /models`: any well-formed answer proves the API is there. When no key was sent, a
+    /// 401/403 is the expected answer and also proves reachability.
+    Reachable { key_sent: bool },
+    /// A chat completion: OpenAI `choices[0].message` (content or tool calls) or Anthropic
+    /// `content[]`.
+    Chat,
+    /// A chat completion whose reply holds at least one tool call with JSON-object arguments.
+    ToolCall,
+}
 
 /// What an answer from an LLM API means. Names are a contract (DESIGN.md "Verdicts").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -14,8 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::Verdict;
-use super::classify::Expect;
+use super::{Expect, Verdict};
 
 const RULES_TOML: &str = include_str!("rules.toml");
 

@@ -10,9 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::store::{
-    Incident, IncidentFilter, IncidentState, Millis, ResultRecord, StoreError, rfc3339,
-};
+use crate::store::{Incident, IncidentFilter, IncidentState, ResultRecord, StoreError};
+use crate::time::{Millis, rfc3339};
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()

@@ -9,7 +9,8 @@
 use std::fmt::Write as _;
 
 use super::text;
-use crate::store::{DAY_MS, HOUR_MS, LatencyPoint, Millis};
+use crate::store::LatencyPoint;
+use crate::time::{DAY_MS, HOUR_MS, Millis};
 
 /// The worst thing that happened to a monitor on one day, as the uptime bar colours it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

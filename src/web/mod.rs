@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::outbox::AlertHealth;
 use crate::metrics::Metrics;
-use crate::monitor::clock::Clock;
+use crate::time::Clock;
 use crate::monitor::health::Health;
 use crate::store::Store;
 use site::Site;

@@ -23,7 +23,9 @@ use super::site::SiteInfo;
 use super::text;
 use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
-use crate::store::{Incident, IncidentFilter, IncidentKind, IncidentState, Millis, rfc3339};
+use crate::store::{Incident, IncidentFilter, IncidentState};
+use crate::time::{Millis, rfc3339};
+use crate::incident::IncidentKind;
 
 /// The page id every object refers to (one isdown instance is one page).
 const PAGE_ID: &str = "isdown";

@@ -21,10 +21,9 @@ use super::statuspage;
 use crate::config::WebSettings;
 use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
-use crate::store::{
-    DAY_MS, DayCounts, HOUR_MS, Incident, IncidentKind, LatencyPoint, MINUTE_MS, Millis,
-    ResultRecord, Uptime,
-};
+use crate::store::{DayCounts, Incident, LatencyPoint, ResultRecord, Uptime};
+use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
+use crate::incident::IncidentKind;
 use crate::verdict::{Blame, Verdict};
 
 /// 2026-11-25T14:03:00Z.

@@ -28,7 +28,8 @@ use sha2::{Digest, Sha256};
 
 use super::{Channel, ChannelConfigError, secret_from_env};
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError};
-use crate::store::{IncidentKind, Millis};
+use crate::time::Millis;
+use crate::incident::IncidentKind;
 use crate::verdict::Blame;
 
 #[cfg(test)]
@@ -750,13 +751,13 @@ fn human_duration(seconds: i64) -> String {
 
 /// "2026-05-01 14:03 UTC".
 fn utc_datetime(ms: Millis) -> String {
-    let rfc3339 = crate::store::rfc3339(ms);
+    let rfc3339 = crate::time::rfc3339(ms);
     format!("{} {} UTC", &rfc3339[..10], &rfc3339[11..16])
 }
 
 /// "14:03 UTC".
 fn utc_time(ms: Millis) -> String {
-    format!("{} UTC", &crate::store::rfc3339(ms)[11..16])
+    format!("{} UTC", &crate::time::rfc3339(ms)[11..16])
 }
 
 /// Header values are one line: control characters become spaces.

@@ -233,7 +233,7 @@ fn description(message: &AlertMessage) -> String {
                 item.monitor,
                 item.provider_name,
                 item.verdict.as_str(),
-                crate::store::rfc3339(item.started_at),
+                crate::time::rfc3339(item.started_at),
                 item.explanation,
             ));
         }
@@ -276,7 +276,7 @@ fn details(message: &AlertMessage) -> Value {
     };
     put("event", message.event.as_str().to_owned());
     put("kind", message.kind.as_str().to_owned());
-    put("started_at", crate::store::rfc3339(message.started_at));
+    put("started_at", crate::time::rfc3339(message.started_at));
     let verdicts = super::distinct(message.items.iter().map(|item| item.verdict.as_str()));
     if !verdicts.is_empty() {
         put("verdicts", verdicts.join(", "));

@@ -165,7 +165,7 @@ fn payload(message: &AlertMessage) -> Value {
         "summary": summary(message),
         "source": "isdown",
         "severity": severity(message.severity()),
-        "timestamp": crate::store::rfc3339(message.started_at),
+        "timestamp": crate::time::rfc3339(message.started_at),
         "group": "llm-api",
         "class": match message.event {
             AlertEvent::Test => "test",
@@ -204,7 +204,7 @@ fn custom_details(message: &AlertMessage) -> Value {
                 "verdict": item.verdict.as_str(),
                 "blame": item.blame.map(|b| b.as_str()),
                 "explanation": item.explanation,
-                "since": crate::store::rfc3339(item.started_at),
+                "since": crate::time::rfc3339(item.started_at),
             })
         })
         .collect();
@@ -215,7 +215,7 @@ fn custom_details(message: &AlertMessage) -> Value {
     details.insert("kind".into(), json!(message.kind.as_str()));
     details.insert(
         "started_at".into(),
-        json!(crate::store::rfc3339(message.started_at)),
+        json!(crate::time::rfc3339(message.started_at)),
     );
     details.insert("items".into(), Value::Array(items));
     if let Some(url) = &message.url {

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::{Channel, ChannelConfigError, judge_response, secret_from_env, transport_error};
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError, Severity};
-use crate::store::Millis;
+use crate::time::Millis;
 use crate::verdict::Blame;
 
 #[cfg(test)]
@@ -338,7 +338,7 @@ pub(crate) fn duration(seconds: i64) -> String {
 }
 
 pub(crate) use super::truncate;
-pub(crate) use crate::store::rfc3339;
+pub(crate) use crate::time::rfc3339;
 
 /// "2026-11-25 14:03:07 UTC", for people.
 pub(crate) fn utc(at: Millis) -> String {

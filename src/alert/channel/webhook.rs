@@ -43,7 +43,7 @@ use sha2::Sha256;
 use super::slack::{SEND_TIMEOUT, http_url, rfc3339, webhook_url_from_env};
 use super::{Channel, ChannelConfigError, judge_response, secret_from_env, transport_error};
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError};
-use crate::store::IncidentKind;
+use crate::incident::IncidentKind;
 use crate::verdict::Verdict;
 
 #[cfg(test)]

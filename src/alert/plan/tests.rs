@@ -4,7 +4,7 @@ use std::time::Duration;
 use super::*;
 use crate::alert::policy::{Maintenance, MonitorSet};
 use crate::monitor::health::MonitorHealth;
-use crate::store::{MINUTE_MS, SECOND_MS};
+use crate::time::{MINUTE_MS, SECOND_MS};
 
 const T0: Millis = 1_767_225_600_000;
 const WINDOW: Millis = 20 * SECOND_MS;

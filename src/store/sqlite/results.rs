@@ -13,10 +13,8 @@ use sqlx::sqlite::SqliteRow;
 
 use super::rollup::{self, Counts, HISTOGRAM_SLOTS, Resolution};
 use super::{BEGIN_WRITE, MultiRow, SqliteStore, codes, dynamic_sql, read_error, statement_chunks};
-use crate::store::{
-    DAY_MS, DailyLatency, HOUR_MS, LATENCY_BUCKETS_MS, Millis, MonitorRecord, ResultRecord,
-    StoreError, Uptime,
-};
+use crate::store::{DailyLatency, LATENCY_BUCKETS_MS, MonitorRecord, ResultRecord, StoreError, Uptime};
+use crate::time::{DAY_MS, HOUR_MS, Millis};
 
 const PUT_MONITOR: &str =
     "INSERT INTO monitors (id, provider, model, probe) VALUES (?1, ?2, ?3, ?4)

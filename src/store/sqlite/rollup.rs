@@ -4,7 +4,8 @@
 //! Pure functions and plain data, no I/O and no SQL: the SQLite store folds a batch of results
 //! into [`Counts`] here and then upserts them; a PostgreSQL store can reuse this module as is.
 
-use crate::store::{DAY_MS, HOUR_MS, LATENCY_BUCKETS_MS, MINUTE_MS, Millis, ResultRecord};
+use crate::store::{LATENCY_BUCKETS_MS, ResultRecord};
+use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::verdict::{Blame, Verdict};
 
 /// One histogram slot per bound of [`LATENCY_BUCKETS_MS`], plus one for everything above.

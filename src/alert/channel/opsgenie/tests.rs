@@ -9,7 +9,7 @@ use super::*;
 use crate::alert::channel::pagerduty::tests::support::{
     Received, client, message, receiver, refused_base, resolved,
 };
-use crate::store::IncidentKind;
+use crate::incident::IncidentKind;
 
 /// Not key-shaped: `secret::redact` would not catch it, so the tests prove the exact scrub.
 const KEY: &str = "opsgenie-integration-secret";

@@ -5,7 +5,7 @@ use axum::http::{Method, header};
 use serde_json::json;
 
 use super::*;
-use crate::store::IncidentKind;
+use crate::incident::IncidentKind;
 use support::{Received, STARTED, client, message, receiver, resolved};
 
 /// Hex letters only: `secret::redact` would not catch it, so the tests prove the exact scrub.
@@ -27,7 +27,8 @@ pub(in crate::alert::channel) mod support {
     use tokio::task::JoinHandle;
 
     use crate::alert::{AlertEvent, AlertItem, AlertMessage};
-    use crate::store::{IncidentKind, Millis};
+    use crate::time::Millis;
+    use crate::incident::IncidentKind;
     use crate::verdict::{Blame, Verdict};
 
     /// 2026-01-01T14:03:00Z.

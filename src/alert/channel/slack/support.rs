@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::channel::Channel;
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError};
-use crate::store::IncidentKind;
+use crate::incident::IncidentKind;
 use crate::verdict::{Blame, Verdict};
 
 /// 2026-11-25 14:03:07 UTC.

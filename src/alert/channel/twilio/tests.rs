@@ -13,7 +13,7 @@ use super::*;
 use crate::alert::channel::pagerduty::tests::support::{
     Received, client, message, receiver, refused_base, resolved,
 };
-use crate::store::IncidentKind;
+use crate::incident::IncidentKind;
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 /// Letters only: `secret::redact` would not catch it, so the tests prove the exact scrub.
