@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod probe;
 pub mod provider;
 pub mod secret;
+pub mod server;
 pub mod sse;
 pub mod store;
 pub mod time;

@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = isdown::cli::Cli::parse();
-    isdown::cli::init_logging();
+    isdown::cli::init_logging(&cli);
     match isdown::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

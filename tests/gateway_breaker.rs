@@ -6,9 +6,9 @@ mod gateway_support;
 
 use gateway_support::*;
 use isdown::gateway::breaker::BreakerPolicy;
+use isdown::incident::IncidentKind;
 use isdown::monitor::health::{Health, MonitorHealth};
 use isdown::monitor::machine::MonitorState;
-use isdown::incident::IncidentKind;
 
 async fn pair_with(a: &str, b: &str, health: Health) -> (Mock, Mock, Gw) {
     let ma = Mock::start("openai", a).await;

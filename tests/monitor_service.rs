@@ -9,17 +9,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use isdown::config::Config;
+use isdown::incident::IncidentKind;
 use isdown::metrics::Metrics;
 use isdown::monitor::MonitorSpec;
-use isdown::time::Clock;
 use isdown::monitor::health::{Health, LiveVerdict, PassiveReporter};
 use isdown::monitor::schedule::ProbeRunner;
 use isdown::monitor::service::{MonitorEvent, MonitorService, initial_health};
 use isdown::probe::{ProbeResult, Timings};
 use isdown::store::sqlite::SqliteStore;
-use isdown::store::{AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, IncidentState, MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store, StoreError, Uptime};
-use isdown::time::Millis;
-use isdown::incident::IncidentKind;
+use isdown::store::{
+    AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, IncidentState,
+    MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store,
+    StoreError, Uptime,
+};
+use isdown::time::{Clock, Millis};
 use isdown::verdict::{Diagnosis, Verdict};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
@@ -714,6 +717,7 @@ async fn an_outage_is_alerted_after_the_window_retried_reminded_and_resolved_on_
         health: AlertHealth::default(),
         metrics: AlertMetrics::register(&Metrics::new()),
         wake: wake.clone(),
+        delivered: tokio::sync::broadcast::channel(4).0,
     };
     let monitors = config(&["kimi", "deepseek"]).monitors;
     let dispatcher = Dispatcher {

@@ -15,17 +15,16 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinSet;
 
 use super::channel::Channel;
-use super::outbox::{AlertHealth, AlertMetrics, Delivery};
+use super::outbox::{AlertHealth, AlertMetrics, Delivered, Delivery};
 use super::plan::{MonitorInfo, Plan, PlanInput, plan};
 use super::policy::{AlertPolicy, ChannelRoute};
 use super::registry;
 use crate::config::{AlertSpec, env_lookup};
 use crate::monitor::MonitorSpec;
-use crate::time::Clock;
 use crate::monitor::health::Health;
 use crate::monitor::service::MonitorEvent;
 use crate::store::{IncidentFilter, IncidentState, Store, StoreError};
-use crate::time::Millis;
+use crate::time::{Clock, Millis};
 
 /// 60 s: the longest the dispatcher sleeps without an event, so a store hiccup or a clock jump
 /// is caught up within a minute.
@@ -156,6 +155,8 @@ pub struct AlertContext {
     pub clock: Clock,
     pub alert_health: AlertHealth,
     pub metrics: AlertMetrics,
+    /// Where delivered alerts are announced.
+    pub delivered: broadcast::Sender<Delivered>,
 }
 
 /// Builds the channels of `specs` and spawns the dispatcher and one worker per channel into
@@ -213,6 +214,7 @@ pub fn start(
             health: context.alert_health.clone(),
             metrics: context.metrics.clone(),
             wake,
+            delivered: context.delivered.clone(),
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }

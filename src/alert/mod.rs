@@ -17,8 +17,8 @@ pub mod registry;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::time::Millis;
 use crate::incident::IncidentKind;
+use crate::time::Millis;
 use crate::verdict::{Blame, Verdict};
 
 /// Why the alert is sent.

@@ -17,16 +17,15 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 use super::channel::Channel;
 use super::policy::AlertPolicy;
 use super::{AlertMessage, DeliveryError};
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
-use crate::time::Clock;
 use crate::store::{AttemptFailure, OutboxEntry, Store, StoreError};
-use crate::time::Millis;
+use crate::time::{Clock, Millis};
 
 /// Entries read per round: enough to drain a burst quickly, small enough to stay responsive.
 const BATCH: u32 = 32;
@@ -155,10 +154,19 @@ pub struct Delivery {
     pub metrics: AlertMetrics,
     /// Signalled when new entries are committed.
     pub wake: Arc<Notify>,
+    /// Told of every message a receiver accepted (the demo narrates them; nobody has to listen).
+    pub delivered: broadcast::Sender<Delivered>,
+}
+
+/// A message its channel's receiver accepted.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub channel: String,
+    pub message: AlertMessage,
 }
 
 enum Attempt {
-    Delivered,
+    Delivered(Box<AlertMessage>),
     Retry(Duration, String),
     GiveUp(String),
 }
@@ -242,7 +250,7 @@ impl Delivery {
             ))),
         };
         match result {
-            Ok(()) => Attempt::Delivered,
+            Ok(()) => Attempt::Delivered(Box::new(message)),
             Err(DeliveryError::Permanent(e)) => Attempt::GiveUp(e),
             Err(DeliveryError::Retryable(e)) => {
                 let delay = retry_delay(backoff, entry.attempts + 1, entry.id as u64);
@@ -262,7 +270,7 @@ impl Delivery {
         let name = self.channel.name();
         let now = self.clock.now();
         let outcome_label = match &outcome {
-            Attempt::Delivered => "delivered",
+            Attempt::Delivered(_) => "delivered",
             Attempt::Retry(..) => "retry",
             Attempt::GiveUp(_) => "given_up",
         };
@@ -274,8 +282,13 @@ impl Delivery {
             })
             .inc();
         match outcome {
-            Attempt::Delivered => {
+            Attempt::Delivered(message) => {
                 self.store.alert_delivered(entry.id, now).await?;
+                // No subscriber is the usual case, not an error.
+                let _ = self.delivered.send(Delivered {
+                    channel: name.to_owned(),
+                    message: *message,
+                });
                 tracing::info!(
                     channel = name,
                     event = %entry.event,

@@ -18,11 +18,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::policy::{AlertPolicy, ChannelRoute};
 use super::{AlertEvent, AlertItem, AlertMessage};
+use crate::incident::IncidentKind;
 use crate::monitor::health::HealthSnapshot;
 use crate::monitor::machine::MonitorState;
 use crate::store::{AlertCommit, AlertGroup, Incident, NewAlertGroup, NewOutboxEntry};
 use crate::time::Millis;
-use crate::incident::IncidentKind;
 use crate::verdict::{Blame, Verdict};
 
 /// What the rules know about a monitor besides its id.

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use crate::time::Millis;
 use crate::incident::IncidentKind;
+use crate::time::Millis;
 
 /// 30 min: often enough that an open outage is not forgotten, rarely enough not to be noise.
 pub const DEFAULT_REMINDER: Duration = Duration::from_secs(30 * 60);

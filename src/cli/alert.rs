@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use super::CliError;
 use crate::alert::{AlertEvent, AlertMessage, registry};
 use crate::config::{Config, env_lookup};
-use crate::time::Clock;
 use crate::incident::IncidentKind;
+use crate::time::Clock;
 
 #[derive(Debug, Args)]
 pub struct AlertArgs {

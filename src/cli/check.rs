@@ -12,9 +12,9 @@ use crate::check::report::{self, Style};
 use crate::check::{self as checking, CheckOptions, DEFAULT_TIMEOUT, ProbeSelection};
 use crate::config::Config;
 use crate::config::raw::{BaseUrl, EnvVarName};
-use crate::provider::WireStyle;
 use crate::probe::ProbeKind;
 use crate::provider::Provider;
+use crate::provider::WireStyle;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ProbeArg {

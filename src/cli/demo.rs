@@ -1,27 +1,32 @@
 //! `isdown demo`: everything at once, offline. Three simulated providers (the mock provider in
-//! Kimi, DeepSeek and GLM styles), the real `isdown serve` (monitor, alerts to the console,
-//! status page, gateway) as a child process, and a steady trickle of agent requests through the
-//! gateway. Then Kimi goes down and comes back, and the demo narrates what isdown does.
+//! Kimi, DeepSeek and GLM styles), the real server (monitor, alerts to the console, status page,
+//! gateway) in this process, and a steady trickle of agent requests through the gateway. Then
+//! Kimi goes down and comes back, and the demo narrates what isdown does.
 //!
-//! The demo drives the product only through what a user has — the `serve` binary, its config
-//! file, its HTTP API and its log — so what it shows is what a user gets. It fails (exit 1) when
-//! any agent request fails or a step does not happen in time.
+//! The story follows the server's own events — incidents as the monitor opens and closes them,
+//! alerts as their channel accepts them — and sends its agent traffic and status reads over
+//! HTTP, as a user's agents and dashboards would. It fails (exit 1) when any agent request fails
+//! or a step does not happen in time.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::watch;
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::CliError;
+use crate::alert::AlertEvent;
+use crate::alert::channel::console;
+use crate::alert::outbox::Delivered;
+use crate::config::Config;
 use crate::mock::{self, MockOptions, Scenario, Style};
+use crate::monitor::service::MonitorEvent;
+use crate::server::Server;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -41,6 +46,22 @@ const STEP_DEADLINE: Duration = Duration::from_secs(45);
 const PHASE: Duration = Duration::from_secs(6);
 /// Not a real key: the simulated providers accept anything; `serve` needs one to run chat probes.
 const DEMO_KEY: &str = "demo-key-not-a-secret";
+/// The variable the demo config names for it; resolved by the demo itself, never set in the
+/// process environment.
+const DEMO_KEY_ENV: &str = "ISDOWN_DEMO_KEY";
+
+/// Why the story could not be told to its end.
+#[derive(Debug, Error)]
+pub enum DemoError {
+    #[error("demo: {what} did not happen within {secs} s")]
+    Timeout { what: String, secs: u64 },
+    #[error("demo: the server stopped before the story ended")]
+    Stopped,
+    #[error("demo: cannot switch the simulated provider: {0}")]
+    Mock(String),
+    #[error("demo: cannot build the HTTP client: {0}")]
+    Client(String),
+}
 
 /// The simulated providers: (id, display, mock style, model the route asks for).
 const PROVIDERS: [(&str, &str, Style, &str); 3] = [
@@ -84,34 +105,34 @@ pub async fn run(args: DemoArgs) -> Result<u8, CliError> {
         }));
         mock_urls.push(format!("http://{addr}"));
     }
-    let config_path = dir.join("isdown.toml");
-    std::fs::write(&config_path, demo_config(&mock_urls, args.listen))
-        .map_err(io("cannot write the demo config"))?;
-
-    let exe = std::env::current_exe().map_err(io("cannot find the isdown binary"))?;
-    let mut serve = Command::new(exe)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--data")
-        .arg(dir.join("data"))
-        .arg("--listen")
-        .arg(args.listen.to_string())
-        .env("ISDOWN_DEMO_KEY", DEMO_KEY)
-        .env("ISDOWN_LOG", "warn,isdown::alert::channel::console=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(io("cannot start isdown serve"))?;
+    let mut config = Config::from_toml(
+        &demo_config(&mock_urls, args.listen),
+        "<demo config>",
+        &|var| (var == DEMO_KEY_ENV).then(|| DEMO_KEY.to_owned()),
+    )?;
+    config.serve.data = dir.join("data");
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(io("cannot listen for the status page"))?;
+    let server = Server::new(config, listener).await?;
+    let base = format!("http://{}", server.addr());
     let started = Instant::now();
-    let base = read_banner(&mut serve).await?;
-    forward_alert_lines(&mut serve, started);
+    let incidents = server.subscribe();
+    let alerts = narrate_alerts(server.subscribe_alerts(), started);
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    // Never sent: the demo's config does not change while it runs.
+    let (_reload, reloads) = mpsc::channel(1);
+    let serving = tokio::spawn(server.run(
+        async {
+            let _ = server_stopped.await;
+        },
+        reloads,
+    ));
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .map_err(|e| CliError::Usage(format!("cannot build the HTTP client: {e}")))?;
+        .map_err(|e| DemoError::Client(e.to_string()))?;
     say(
         started,
         &format!("Status page: {base}/   (open it to watch live)"),
@@ -121,7 +142,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, CliError> {
         &format!("Gateway:     {base}/v1  (model \"kimi-k2\": Kimi, then DeepSeek, then GLM)"),
     );
 
-    let story = tell_the_story(&client, &base, &mock_urls, started).await;
+    let story = tell_the_story(&client, &base, &mock_urls, started, incidents, alerts).await;
     match story {
         Ok(tally) => {
             let failed = tally.failed;
@@ -138,16 +159,18 @@ pub async fn run(args: DemoArgs) -> Result<u8, CliError> {
                 say(started, "The status page stays up; press Ctrl-C to stop.");
                 let _ = tokio::signal::ctrl_c().await;
             }
+            let _ = stop_server.send(());
+            let _ = serving.await;
             let _ = stop_mocks.send(true);
-            let _ = serve.kill().await;
             let _ = std::fs::remove_dir_all(&dir);
             Ok(u8::from(failed > 0))
         }
         Err(e) => {
+            let _ = stop_server.send(());
+            let _ = serving.await;
             let _ = stop_mocks.send(true);
-            let _ = serve.kill().await;
             let _ = std::fs::remove_dir_all(&dir);
-            Err(e)
+            Err(e.into())
         }
     }
 }
@@ -157,7 +180,9 @@ async fn tell_the_story(
     base: &str,
     mocks: &[String],
     started: Instant,
-) -> Result<Tally, CliError> {
+    mut incidents: broadcast::Receiver<MonitorEvent>,
+    mut opened_alert: watch::Receiver<bool>,
+) -> Result<Tally, DemoError> {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let (stop_traffic, traffic_stopped) = watch::channel(false);
     let traffic = tokio::spawn(agent_traffic(
@@ -186,30 +211,43 @@ async fn tell_the_story(
     );
     set_scenario(client, &mocks[0], "unavailable").await?;
     let down_at = Instant::now();
-    let incident = wait_for(started, "the Kimi incident to open", || async {
-        let open = get_json(client, &format!("{base}/api/v1/incidents?state=open")).await?;
-        open["incidents"]
-            .as_array()?
-            .iter()
-            .find(|i| i["provider"] == "kimi")
-            .cloned()
-    })
+    let (id, monitor, kind) = next_event(
+        started,
+        "the Kimi incident to open",
+        &mut incidents,
+        |e| match e {
+            MonitorEvent::IncidentOpened {
+                id, monitor, kind, ..
+            } if monitor.starts_with("kimi-") => Some((*id, monitor.clone(), *kind)),
+            _ => None,
+        },
+    )
     .await?;
+    let verdict = get_json(client, &format!("{base}/api/v1/incidents?state=open"))
+        .await
+        .and_then(|open| {
+            open["incidents"]
+                .as_array()?
+                .iter()
+                .find(|i| i["id"] == id)
+                .and_then(|i| i["verdict"].as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "?".into());
     say(
         started,
         &format!(
-            "Incident opened after {:.1} s: {} {} ({}, the provider's side).",
+            "Incident opened after {:.1} s: {monitor} {} ({verdict}, the provider's side).",
             down_at.elapsed().as_secs_f64(),
-            incident["monitor"].as_str().unwrap_or("?"),
-            incident["kind"].as_str().unwrap_or("?"),
-            incident["verdict"].as_str().unwrap_or("?"),
+            kind.as_str(),
         ),
     );
-    wait_for(started, "the alert to be delivered", || async {
-        let health = get_json(client, &format!("{base}/healthz")).await?;
-        (!health["alerts"]["console"]["last_delivered_at"].is_null()).then_some(())
-    })
-    .await?;
+    within(
+        started,
+        "the alert to be delivered",
+        opened_alert.wait_for(|seen| *seen),
+    )
+    .await?
+    .map_err(|_| DemoError::Stopped)?;
     let before = tally
         .lock()
         .map(|t| t.by_provider.clone())
@@ -242,10 +280,15 @@ async fn tell_the_story(
     say(started, "Bringing Kimi back.");
     set_scenario(client, &mocks[0], "ok").await?;
     let up_at = Instant::now();
-    wait_for(started, "the Kimi incident to close", || async {
-        let open = get_json(client, &format!("{base}/api/v1/incidents?state=open")).await?;
-        open["incidents"].as_array()?.is_empty().then_some(())
-    })
+    next_event(
+        started,
+        "the Kimi incident to close",
+        &mut incidents,
+        |e| match e {
+            MonitorEvent::IncidentClosed { id: closed, .. } if *closed == id => Some(()),
+            _ => None,
+        },
+    )
     .await?;
     say(
         started,
@@ -374,7 +417,7 @@ fn say(started: Instant, text: &str) {
     println!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
 }
 
-async fn wait_for<T, F, Fut>(started: Instant, what: &str, mut check: F) -> Result<T, CliError>
+async fn wait_for<T, F, Fut>(started: Instant, what: &str, mut check: F) -> Result<T, DemoError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -385,11 +428,7 @@ where
             return Ok(v);
         }
         if Instant::now() >= deadline {
-            say(started, &format!("Gave up waiting for {what}."));
-            return Err(CliError::Usage(format!(
-                "demo: {what} did not happen within {} s",
-                STEP_DEADLINE.as_secs()
-            )));
+            return Err(gave_up(started, what));
         }
         // Polling the public API, as a dashboard would; 250 ms keeps the story prompt.
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -404,7 +443,7 @@ async fn set_scenario(
     client: &reqwest::Client,
     mock: &str,
     scenario: &str,
-) -> Result<(), CliError> {
+) -> Result<(), DemoError> {
     client
         .post(format!("{mock}/_mock/scenario"))
         .json(&json!({ "scenario": scenario }))
@@ -412,45 +451,77 @@ async fn set_scenario(
         .await
         .and_then(reqwest::Response::error_for_status)
         .map(|_| ())
-        .map_err(|e| CliError::Usage(format!("cannot switch the simulated provider: {e}")))
+        .map_err(|e| DemoError::Mock(e.to_string()))
 }
 
-async fn read_banner(serve: &mut Child) -> Result<String, CliError> {
-    let stdout = serve
-        .stdout
-        .take()
-        .ok_or_else(|| CliError::Usage("serve has no stdout".into()))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(STEP_DEADLINE, lines.next_line())
+/// Waits for the first event `pick` accepts, for at most [`STEP_DEADLINE`].
+async fn next_event<T>(
+    started: Instant,
+    what: &str,
+    events: &mut broadcast::Receiver<MonitorEvent>,
+    pick: impl Fn(&MonitorEvent) -> Option<T>,
+) -> Result<T, DemoError> {
+    within(started, what, async {
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    if let Some(found) = pick(&event) {
+                        return Ok(found);
+                    }
+                }
+                // Missed events are not this story's: keep listening.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return Err(DemoError::Stopped),
+            }
+        }
+    })
+    .await?
+}
+
+/// `step`, or [`DemoError::Timeout`] after [`STEP_DEADLINE`].
+async fn within<T>(
+    started: Instant,
+    what: &str,
+    step: impl std::future::Future<Output = T>,
+) -> Result<T, DemoError> {
+    tokio::time::timeout(STEP_DEADLINE, step)
         .await
-        .ok()
-        .and_then(|l| l.ok().flatten())
-        .ok_or_else(|| {
-            CliError::Usage("isdown serve did not start (see its errors above)".into())
-        })?;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    line.split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .map(str::to_owned)
-        .ok_or_else(|| CliError::Usage(format!("unexpected banner from serve: {line}")))
+        .map_err(|_| gave_up(started, what))
 }
 
-/// Shows serve's console-channel alerts (and its errors) as part of the story.
-fn forward_alert_lines(serve: &mut Child, started: Instant) {
-    let Some(stderr) = serve.stderr.take() else {
-        return;
-    };
+fn gave_up(started: Instant, what: &str) -> DemoError {
+    say(started, &format!("Gave up waiting for {what}."));
+    DemoError::Timeout {
+        what: what.to_owned(),
+        secs: STEP_DEADLINE.as_secs(),
+    }
+}
+
+/// Shows every alert the console channel delivered as part of the story; the returned flag turns
+/// true at the first `Opened` one.
+fn narrate_alerts(
+    mut delivered: broadcast::Receiver<Delivered>,
+    started: Instant,
+) -> watch::Receiver<bool> {
+    let (opened, seen) = watch::channel(false);
     tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some((_, alert)) = line.split_once("isdown::alert::channel::console: ") {
-                let alert = alert.split(" channel=").next().unwrap_or(alert);
-                say(started, &format!("ALERT (console channel): {alert}"));
-            } else if line.contains("ERROR") {
-                say(started, &format!("serve: {line}"));
+        loop {
+            match delivered.recv().await {
+                Ok(Delivered { channel, message }) => {
+                    say(
+                        started,
+                        &format!("ALERT ({channel} channel): {}", console::line(&message)),
+                    );
+                    if message.event == AlertEvent::Opened {
+                        opened.send_replace(true);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
             }
         }
     });
+    seen
 }
 
 fn demo_config(mocks: &[String], listen: SocketAddr) -> String {
@@ -472,7 +543,7 @@ fn demo_config(mocks: &[String], listen: SocketAddr) -> String {
     for ((id, name, _, model), url) in PROVIDERS.iter().zip(mocks) {
         text.push_str(&format!(
             "\n[providers.{id}]\nname = \"{name} (simulated)\"\nbase_url = \"{url}/v1\"\n\
-             api_key_env = \"ISDOWN_DEMO_KEY\"\nprobe_model = \"{model}\"\n\n\
+             api_key_env = \"{DEMO_KEY_ENV}\"\nprobe_model = \"{model}\"\n\n\
              [[monitors]]\nprovider = \"{id}\"\nprobes = [\"chat\"]\n"
         ));
     }
@@ -504,7 +575,7 @@ mod tests {
             .collect();
         let text = demo_config(&mocks, "127.0.0.1:8080".parse().unwrap());
         let config = crate::config::Config::from_toml(&text, "demo.toml", &|v| {
-            (v == "ISDOWN_DEMO_KEY").then(|| DEMO_KEY.to_owned())
+            (v == DEMO_KEY_ENV).then(|| DEMO_KEY.to_owned())
         })
         .unwrap();
         assert_eq!(config.monitors.len(), 3);

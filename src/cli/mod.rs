@@ -52,6 +52,10 @@ pub enum CliError {
     Check(#[from] CheckError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
     #[error("{0}")]
     Usage(String),
     #[error("{context}: {source}")]
@@ -66,7 +70,8 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config(_) | CliError::Check(_) | CliError::Usage(_) => 2,
-            CliError::Store(_) | CliError::Io { .. } => 1,
+            CliError::Server(e) if e.is_config() => 2,
+            CliError::Store(_) | CliError::Server(_) | CliError::Demo(_) | CliError::Io { .. } => 1,
         }
     }
 }
@@ -90,11 +95,16 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     }
 }
 
-/// Logs go to stderr; `ISDOWN_LOG` (or `RUST_LOG`) sets the filter, default `warn`.
-pub fn init_logging() {
+/// Logs go to stderr; `ISDOWN_LOG` (or `RUST_LOG`) sets the filter, default `warn` — except in
+/// the demo, which narrates incidents and alerts itself and so shows only errors.
+pub fn init_logging(cli: &Cli) {
+    let default = match cli.command {
+        Command::Demo(_) => "error",
+        _ => "warn",
+    };
     let filter = std::env::var("ISDOWN_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "warn".into());
+        .unwrap_or_else(|_| default.into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

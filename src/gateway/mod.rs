@@ -41,9 +41,9 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use crate::config::{Config, GatewayTimeouts};
+use crate::incident::IncidentKind;
 use crate::metrics::Metrics;
 use crate::monitor::health::{Health, LiveVerdict, PassiveReporter};
-use crate::incident::IncidentKind;
 use crate::verdict::{Blame, Diagnosis, Verdict};
 use auth::ClientAuth;
 use breaker::{Admission, Breaker, BreakerPolicy, Outcome};

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use super::MockOptions;
 use super::answer::{self, Ctx, Ending, Parts, Reply};
 use super::request::{Endpoint, Generation, example_arguments};
-use super::scenario::Scenario;
 use super::reset::ConnHandle;
+use super::scenario::Scenario;
 use super::styles::{Style, StyleData, StyleTable, Wire};
 
 /// 500 ms between keep-alives: fast enough that a client's idle timer sees traffic, slow

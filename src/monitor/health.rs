@@ -12,8 +12,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::machine::MonitorState;
-use crate::time::Millis;
 use crate::incident::IncidentKind;
+use crate::time::Millis;
 use crate::verdict::{Blame, Verdict};
 
 /// Live results remembered per provider.

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::Millis;
 use crate::incident::IncidentKind;
+use crate::time::Millis;
 use crate::verdict::{Blame, Verdict};
 
 /// The thresholds of the rules above.

@@ -15,8 +15,8 @@ pub mod service;
 use std::time::Duration;
 
 use crate::probe::ProbeKind;
-use machine::Thresholds;
 use crate::provider::Provider;
+use machine::Thresholds;
 
 /// 30 s: frequent enough to see an outage within a minute (two failures), rare enough that a
 /// chat probe costs a few cents a month.

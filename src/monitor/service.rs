@@ -19,17 +19,19 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{MonitorSettings, MonitorSpec};
-use crate::time::Clock;
 use super::health::{Health, LiveVerdict, MonitorHealth};
 use super::machine::{Effect, Machine, Observation};
 use super::schedule::{self, Nudges, Outcome, ProbeRunner};
+use super::{MonitorSettings, MonitorSpec};
+use crate::time::{Clock, Millis};
 
+use crate::incident::IncidentKind;
 use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
 use crate::probe::ProbeResult;
-use crate::store::{IncidentFilter, IncidentState, MonitorRecord, NewIncident, ResultRecord, Retention, Store, StoreError};
-use crate::time::Millis;
-use crate::incident::IncidentKind;
+use crate::store::{
+    IncidentFilter, IncidentState, MonitorRecord, NewIncident, ResultRecord, Retention, Store,
+    StoreError,
+};
 use crate::verdict::{Blame, Verdict};
 
 /// Results are written at least this often (or when [`BATCH_MAX`] accumulate): one transaction

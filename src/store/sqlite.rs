@@ -29,7 +29,11 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use self::rollup::Resolution;
-use super::{AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store, StoreError, Uptime};
+use super::{
+    AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, MonitorRecord,
+    NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store, StoreError,
+    Uptime,
+};
 use crate::time::Millis;
 use crate::verdict::Verdict;
 

@@ -14,9 +14,9 @@ use axum::routing::get;
 use super::AppState;
 use super::site::SiteInfo;
 use super::text;
+use crate::incident::IncidentKind;
 use crate::store::{Incident, IncidentFilter};
 use crate::time::{Millis, rfc3339};
-use crate::incident::IncidentKind;
 
 /// Entries in the feed: readers keep what they have seen, so a short feed loses nothing.
 pub const FEED_ENTRIES: u32 = 50;

@@ -27,9 +27,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::outbox::AlertHealth;
 use crate::metrics::Metrics;
-use crate::time::Clock;
 use crate::monitor::health::Health;
 use crate::store::Store;
+use crate::time::Clock;
 use site::Site;
 
 /// A reload request from the admin endpoint; the serve loop answers with the outcome.

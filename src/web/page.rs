@@ -24,11 +24,13 @@ use super::AppState;
 use super::chart::{self, DayMark, DaySegment};
 use super::site::SiteInfo;
 use super::text;
+use crate::incident::IncidentKind;
 use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
-use crate::store::{DayCounts, Incident, IncidentFilter, LatencyPoint, ResultRecord, SeriesStep, StoreError, Uptime};
+use crate::store::{
+    DayCounts, Incident, IncidentFilter, LatencyPoint, ResultRecord, SeriesStep, StoreError, Uptime,
+};
 use crate::time::{DAY_MS, HOUR_MS, Millis, rfc3339};
-use crate::incident::IncidentKind;
 
 const CSS: &str = include_str!("assets/style.css");
 const LIVE_JS: &str = include_str!("assets/live.js");

@@ -21,11 +21,11 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::site::SiteInfo;
 use super::text;
+use crate::incident::IncidentKind;
 use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
 use crate::store::{Incident, IncidentFilter, IncidentState};
 use crate::time::{Millis, rfc3339};
-use crate::incident::IncidentKind;
 
 /// The page id every object refers to (one isdown instance is one page).
 const PAGE_ID: &str = "isdown";

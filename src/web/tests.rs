@@ -19,11 +19,11 @@ use super::site::SiteInfo;
 use super::site::tests::face;
 use super::statuspage;
 use crate::config::WebSettings;
+use crate::incident::IncidentKind;
 use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
 use crate::store::{DayCounts, Incident, LatencyPoint, ResultRecord, Uptime};
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
-use crate::incident::IncidentKind;
 use crate::verdict::{Blame, Verdict};
 
 /// 2026-11-25T14:03:00Z.

@@ -5,9 +5,9 @@
 //! blame): the pages add wording, never a second set of names. Times are shown in UTC, the
 //! same instants the JSON API gives in RFC 3339.
 
+use crate::incident::IncidentKind;
 use crate::monitor::machine::MonitorState;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis, rfc3339};
-use crate::incident::IncidentKind;
 use crate::verdict::{Blame, Verdict};
 
 /// "45 s", "23 min", "2 h 5 min", "3 d 4 h": two units at most, rounded down.

@@ -28,8 +28,8 @@ use sha2::{Digest, Sha256};
 
 use super::{Channel, ChannelConfigError, secret_from_env};
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError};
-use crate::time::Millis;
 use crate::incident::IncidentKind;
+use crate::time::Millis;
 use crate::verdict::Blame;
 
 #[cfg(test)]

@@ -7,9 +7,9 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{BEGIN_WRITE, SqliteStore, read_error};
+use crate::incident::IncidentKind;
 use crate::store::{Incident, IncidentFilter, IncidentState, NewIncident, StoreError};
 use crate::time::Millis;
-use crate::incident::IncidentKind;
 use crate::verdict::Verdict;
 
 /// A macro rather than a const so `concat!` can build whole static queries from it.

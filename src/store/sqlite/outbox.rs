@@ -8,9 +8,11 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{BEGIN_WRITE, SqliteStore, read_error};
-use crate::store::{AlertCommit, AlertGroup, AttemptFailure, OutboxBacklog, OutboxEntry, StoreError};
-use crate::time::Millis;
 use crate::incident::IncidentKind;
+use crate::store::{
+    AlertCommit, AlertGroup, AttemptFailure, OutboxBacklog, OutboxEntry, StoreError,
+};
+use crate::time::Millis;
 
 const UNRESOLVED_GROUPS: &str = "
     SELECT g.id, g.dedup_key, g.kind, g.opened_at, g.last_sent_at, g.resolved_at,

@@ -13,7 +13,9 @@ use sqlx::sqlite::SqliteRow;
 
 use super::rollup::{self, Counts, HISTOGRAM_SLOTS, Resolution};
 use super::{BEGIN_WRITE, MultiRow, SqliteStore, codes, dynamic_sql, read_error, statement_chunks};
-use crate::store::{DailyLatency, LATENCY_BUCKETS_MS, MonitorRecord, ResultRecord, StoreError, Uptime};
+use crate::store::{
+    DailyLatency, LATENCY_BUCKETS_MS, MonitorRecord, ResultRecord, StoreError, Uptime,
+};
 use crate::time::{DAY_MS, HOUR_MS, Millis};
 
 const PUT_MONITOR: &str =

@@ -4,9 +4,12 @@
 //! from one `#[tokio::test]` per back end (SQLite now, PostgreSQL later). Anything that needs raw
 //! SQL (corrupting a row, reading rollup rows) belongs to the back end's own tests, not here.
 
-use crate::store::{IncidentFilter, IncidentState, MonitorRecord, NewIncident, Pruned, ResultRecord, Retention, SeriesStep, Store, StoreError};
-use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::incident::IncidentKind;
+use crate::store::{
+    IncidentFilter, IncidentState, MonitorRecord, NewIncident, Pruned, ResultRecord, Retention,
+    SeriesStep, Store, StoreError,
+};
+use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::verdict::{Blame, Verdict};
 
 mod alerts;

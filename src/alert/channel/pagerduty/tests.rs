@@ -27,8 +27,8 @@ pub(in crate::alert::channel) mod support {
     use tokio::task::JoinHandle;
 
     use crate::alert::{AlertEvent, AlertItem, AlertMessage};
-    use crate::time::Millis;
     use crate::incident::IncidentKind;
+    use crate::time::Millis;
     use crate::verdict::{Blame, Verdict};
 
     /// 2026-01-01T14:03:00Z.

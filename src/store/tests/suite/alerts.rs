@@ -1,9 +1,9 @@
 //! The alert outbox part of the store suite.
 
 use super::{T0, new_incident};
+use crate::incident::IncidentKind;
 use crate::store::{AlertCommit, AttemptFailure, NewAlertGroup, NewOutboxEntry, Store};
 use crate::time::MINUTE_MS;
-use crate::incident::IncidentKind;
 
 fn entry(channel: &str, key: &str, event: &str, at: i64) -> NewOutboxEntry {
     NewOutboxEntry {

@@ -1,0 +1,321 @@
+//! `isdown serve` as a library: the monitor, the alert dispatcher and its delivery workers, the
+//! status page, the JSON API, `/metrics` and the gateway, on one bound listener, until a shutdown
+//! future resolves.
+//!
+//! The shape is mini-redis's `server::run(listener, shutdown)`: the caller binds the listener
+//! (tests bind `127.0.0.1:0`), passes a shutdown future and a channel of reload requests, and
+//! learns what happens from [`Server::subscribe`] (incidents) and [`Server::subscribe_alerts`]
+//! (delivered alerts) — never from log text. Signals belong to the caller (`cli/serve.rs` maps
+//! SIGINT/SIGTERM to shutdown and SIGHUP to a reload request).
+//!
+//! A reload re-reads the config from where it came from ([`Config::source`]): the monitor
+//! restarts with the new monitors and continues every machine and incident from the store, the
+//! alert channels and the pages take the new settings, and a config that does not load is
+//! reported to the requester and ignored (the running one stays). The store, the listener and
+//! the gateway's routes are kept.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::alert::dispatch::{self, AlertContext};
+use crate::alert::outbox::{AlertHealth, AlertMetrics, Delivered};
+use crate::config::{Config, ConfigError};
+use crate::gateway::error::StartError;
+use crate::gateway::{Gateway, GatewayDeps};
+use crate::metrics::Metrics;
+use crate::monitor::health::PassiveReporter;
+use crate::monitor::service::{MonitorEvent, MonitorService, initial_health};
+use crate::probe::{ProbeError, Prober};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+use crate::time::Clock;
+use crate::web::site::{Site, SiteInfo};
+use crate::web::{self, AppState};
+
+pub use crate::web::ReloadRequest;
+
+/// 5 s: a database error that stopped the monitor (a full disk, another process holding the
+/// lock) gets a moment to clear before the monitor starts again.
+const STORE_RESTART: Duration = Duration::from_secs(5);
+
+/// The SQLite file inside the data directory.
+pub const DB_FILE: &str = "isdown.db";
+
+/// Incident events buffered per subscriber; a slower subscriber sees `Lagged`, never blocks the
+/// monitor.
+const EVENT_BUFFER: usize = 1_024;
+/// Live verdicts from the gateway buffered for the monitor; beyond it reports are dropped (the
+/// gateway never waits on the monitor).
+const PASSIVE_BUFFER: usize = 4_096;
+
+/// Why the server could not start or stopped.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The gateway refused its settings (e.g. `open_on_localhost` on a public address).
+    #[error(transparent)]
+    Gateway(#[from] StartError),
+    #[error("cannot build the HTTP client for probes: {0}")]
+    Prober(#[from] ProbeError),
+    #[error("cannot read the listener's address: {0}")]
+    Address(std::io::Error),
+    #[error("the HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+impl ServerError {
+    /// True when the user can fix it in the config (exit code 2 at the CLI).
+    pub fn is_config(&self) -> bool {
+        matches!(self, ServerError::Gateway(_))
+    }
+}
+
+/// A server ready to run: store open, listener bound, routes built.
+pub struct Server {
+    config: Config,
+    listener: TcpListener,
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+    events: broadcast::Sender<MonitorEvent>,
+    delivered: broadcast::Sender<Delivered>,
+}
+
+impl Server {
+    /// Opens the store under `config.serve.data` (creating it on first use).
+    pub async fn new(config: Config, listener: TcpListener) -> Result<Server, ServerError> {
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&config.serve.data.join(DB_FILE)).await?);
+        Server::with_store(config, listener, store)
+    }
+
+    /// As [`Server::new`], on a store the caller opened.
+    pub fn with_store(
+        config: Config,
+        listener: TcpListener,
+        store: Arc<dyn Store>,
+    ) -> Result<Server, ServerError> {
+        let addr = listener.local_addr().map_err(ServerError::Address)?;
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (delivered, _) = broadcast::channel(EVENT_BUFFER);
+        Ok(Server {
+            config,
+            listener,
+            addr,
+            store,
+            events,
+            delivered,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Incidents opened and closed, after the store has them.
+    pub fn subscribe(&self) -> broadcast::Receiver<MonitorEvent> {
+        self.events.subscribe()
+    }
+
+    /// Alerts as their channel accepted them.
+    pub fn subscribe_alerts(&self) -> broadcast::Receiver<Delivered> {
+        self.delivered.subscribe()
+    }
+
+    /// Serves until `shutdown` resolves; answers each request on `reload` with its outcome.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+        mut reload: mpsc::Receiver<ReloadRequest>,
+    ) -> Result<(), ServerError> {
+        let Server {
+            mut config,
+            listener,
+            addr,
+            store,
+            events,
+            delivered,
+        } = self;
+        let prober = Arc::new(Prober::new()?);
+        let metrics = Metrics::new();
+        let clock = Clock::system();
+        let health = initial_health(&config.monitors);
+        let (admin_reload, mut admin_requests) = mpsc::channel::<ReloadRequest>(4);
+        let (reporter, mut passive) = PassiveReporter::channel(PASSIVE_BUFFER);
+        let alert_health = AlertHealth::default();
+        let alert_context = AlertContext {
+            store: store.clone(),
+            health: health.clone(),
+            clock,
+            alert_health: alert_health.clone(),
+            metrics: AlertMetrics::register(&metrics),
+            delivered: delivered.clone(),
+        };
+        let app = AppState {
+            health: health.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            clock,
+            admin_token: config.serve.admin_token.clone().map(Arc::new),
+            reload: admin_reload,
+            alerts: alert_health,
+            site: Site::new(SiteInfo::from_config(&config)),
+        };
+        let site = app.site.clone();
+        // The gateway reads the config once at start; a reload re-reads monitors, not routes.
+        let gateway = Gateway::new(
+            &config,
+            GatewayDeps {
+                health: health.clone(),
+                reporter,
+                metrics: metrics.clone(),
+            },
+            addr,
+        )?;
+        let router = web::router(app).merge(gateway.router());
+        let (stop_web, web_stopped) = watch::channel(false);
+        let web = tokio::spawn(web::run(listener, router, wait_true(web_stopped)));
+
+        tokio::pin!(shutdown);
+        loop {
+            health.reset(initial_health(&config.monitors));
+            site.set(SiteInfo::from_config(&config));
+            let (stop, stopped) = watch::channel(false);
+            let mut alerts = JoinSet::new();
+            dispatch::start(
+                &mut alerts,
+                &alert_context,
+                &config.alerts,
+                &config.alerting,
+                &config.monitors,
+                config.web.public_url.clone(),
+                events.subscribe(),
+                stopped.clone(),
+            );
+            let service = MonitorService {
+                specs: Arc::new(config.monitors.clone()),
+                settings: config.monitor,
+                retention: config.retention,
+                store: store.clone(),
+                runner: prober.clone(),
+                health: health.clone(),
+                metrics: metrics.clone(),
+                clock,
+                events: events.clone(),
+            };
+            let running = service.run(&mut passive, stopped);
+            tokio::pin!(running);
+            // Set once `running` has completed: a finished future must not be awaited again.
+            let mut finished = false;
+            let next = loop {
+                tokio::select! {
+                    result = &mut running, if !finished => {
+                        finished = true;
+                        match result {
+                            Ok(()) => break Next::Quit,
+                            // The database refused a write (disk full, locked by another
+                            // process). The monitor restarts from what is stored, after a pause;
+                            // the web side and the alert outbox keep running, so nothing already
+                            // recorded is lost.
+                            Err(e) => {
+                                tracing::error!(
+                                    error = %e,
+                                    "monitor stopped on a database error; restarting in {} s",
+                                    STORE_RESTART.as_secs()
+                                );
+                                tokio::select! {
+                                    _ = tokio::time::sleep(STORE_RESTART) => {}
+                                    _ = &mut shutdown => break Next::Quit,
+                                }
+                                break Next::Restart(Box::new(config.clone()));
+                            }
+                        }
+                    }
+                    _ = &mut shutdown => break Next::Quit,
+                    Some(reply) = reload.recv() => if let Some(new) = reload_config(&config, reply) {
+                        break Next::Restart(new);
+                    },
+                    Some(reply) = admin_requests.recv() => if let Some(new) = reload_config(&config, reply) {
+                        break Next::Restart(new);
+                    },
+                }
+            };
+            let _ = stop.send(true);
+            if !finished && let Err(e) = running.await {
+                tracing::error!(error = %e, "monitor stopped on a database error");
+            }
+            while alerts.join_next().await.is_some() {}
+            match next {
+                Next::Quit => break,
+                Next::Restart(new) => {
+                    tracing::info!(monitors = new.monitors.len(), "config reloaded");
+                    config = *new;
+                }
+            }
+        }
+        let _ = stop_web.send(true);
+        match web.await {
+            Ok(result) => result.map_err(ServerError::Http),
+            // The web task only ends by returning; a panic inside it is a bug worth surfacing.
+            Err(join) => Err(ServerError::Http(std::io::Error::other(join))),
+        }
+    }
+}
+
+/// Binds nothing and hides nothing: [`Server::new`] then [`Server::run`].
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    reload: mpsc::Receiver<ReloadRequest>,
+) -> Result<(), ServerError> {
+    Server::new(config, listener)
+        .await?
+        .run(shutdown, reload)
+        .await
+}
+
+enum Next {
+    Quit,
+    Restart(Box<Config>),
+}
+
+/// Re-reads the config the running one came from; answers the requester either way.
+fn reload_config(running: &Config, reply: ReloadRequest) -> Option<Box<Config>> {
+    match load_again(running) {
+        Ok(new) => {
+            let _ = reply.send(Ok(()));
+            Some(Box::new(new))
+        }
+        Err(e) => {
+            tracing::error!("reload failed, keeping the running config: {e}");
+            let _ = reply.send(Err(e.to_string()));
+            None
+        }
+    }
+}
+
+/// The same file (or the catalog alone), read again; the start-up overrides of the listen
+/// address and data directory are kept, since neither can change while serving.
+fn load_again(running: &Config) -> Result<Config, ConfigError> {
+    let mut new = Config::load(running.source.as_deref())?;
+    new.serve.listen = running.serve.listen;
+    new.serve.data = running.serve.data.clone();
+    Ok(new)
+}
+
+async fn wait_true(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
