@@ -1,9 +1,171 @@
-//! Keeping keys out of everything isdown prints.
+//! Keeping secrets out of everything isdown writes: logs, errors, pages, JSON, alerts, the
+//! database and panic messages.
 //!
-//! Keys live in [`secrecy::SecretString`] from the moment they are read from the environment;
-//! `Debug` prints `[REDACTED]` and only request building calls `expose_secret`. This module adds
-//! the second line of defence for text that came from elsewhere — provider error messages,
-//! config parse errors — which may quote a key-like token back at us.
+//! Two lines of defence. Keys live in [`secrecy::SecretString`] from the moment they are read
+//! from the environment; `Debug` prints `[REDACTED]` and only request building calls
+//! `expose_secret`. And every text that came from elsewhere — provider error messages, receiver
+//! answers, transport errors — passes [`scrub`] before it is stored or shown: the exact value of
+//! every configured secret (in its raw, URL-encoded and base64 forms) is replaced, whatever it
+//! looks like, and then key-shaped tokens are masked by pattern ([`redact`]), for keys isdown was
+//! never told about.
+//!
+//! The configured values sit in one process-wide registry ([`register`]), filled when a config is
+//! loaded (every key, client key, admin token and channel secret) and never emptied: text written
+//! under an old config may still hold an old key. A registry rather than a parameter because the
+//! log writer and the panic hook must scrub too, and they cannot be handed the config.
+
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock, RwLock};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use base64::Engine;
+
+/// What a configured secret is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// Shorter values cannot be told apart from ordinary words, so they are refused as secrets at
+/// config load ([`check_value`]) rather than registered.
+pub const MIN_REGISTERED_LEN: usize = 4;
+
+/// The registered secrets, in every form they are looked for, and their matcher.
+#[derive(Default)]
+struct Registry {
+    forms: Vec<String>,
+    matcher: Option<AhoCorasick>,
+}
+
+static REGISTRY: LazyLock<RwLock<Arc<Registry>>> = LazyLock::new(Default::default);
+
+/// Adds secret values to the registry (their raw, URL-encoded and base64 forms). Values shorter
+/// than [`MIN_REGISTERED_LEN`] are ignored; registering a value twice changes nothing.
+pub fn register<'a>(values: impl IntoIterator<Item = &'a str>) {
+    let current = registry();
+    let mut forms = current.forms.clone();
+    let before = forms.len();
+    for value in values {
+        if value.len() < MIN_REGISTERED_LEN {
+            continue;
+        }
+        for form in forms_of(value) {
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    if forms.len() == before {
+        return;
+    }
+    // Leftmost-longest: a key that contains another registered key is replaced whole.
+    let matcher = AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(&forms)
+        .ok();
+    let fresh = Arc::new(Registry { forms, matcher });
+    *REGISTRY
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+}
+
+fn registry() -> Arc<Registry> {
+    REGISTRY
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// The forms a secret may take in text: as is, percent-encoded (a key in a URL or a form body)
+/// and base64-encoded (a key in a Basic header or a token echoed encoded).
+fn forms_of(value: &str) -> Vec<String> {
+    let mut forms = vec![value.to_owned()];
+    let encoded = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    let engines = [
+        base64::engine::general_purpose::STANDARD.encode(value),
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(value),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value),
+    ];
+    for form in std::iter::once(encoded).chain(engines) {
+        if !forms.contains(&form) {
+            forms.push(form);
+        }
+    }
+    forms
+}
+
+/// Whether a value read from the environment can serve as a secret: no control characters (a
+/// stray `\x01` or line break from a copy-paste would reach the wire as a broken header and look
+/// like a network failure) and long enough to be recognised in text. The error never repeats
+/// the value.
+pub fn check_value(value: &str) -> Result<(), SecretValueError> {
+    if let Some((at, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(SecretValueError::ControlCharacter {
+            position: value[..at].chars().count() + 1,
+            code: u32::from(c),
+        });
+    }
+    if value.len() < MIN_REGISTERED_LEN {
+        return Err(SecretValueError::TooShort);
+    }
+    Ok(())
+}
+
+/// Why a value cannot be a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretValueError {
+    #[error(
+        "contains a control character (U+{code:04X} at character {position}); \
+         copy the value again without line breaks or invisible characters"
+    )]
+    ControlCharacter { position: usize, code: u32 },
+    #[error("is shorter than {MIN_REGISTERED_LEN} characters, too short to be a key")]
+    TooShort,
+}
+
+/// Everything isdown shows or stores passes here: every registered secret (exact value, in each
+/// form) becomes `[redacted]`, then key-shaped tokens are masked ([`redact`]).
+pub fn scrub(text: &str) -> String {
+    let exact = scrub_registered(text);
+    redact(&exact)
+}
+
+/// Replaces the registered secrets only (no pattern masking): for bytes whose shape must not
+/// change beyond the secret itself, such as a provider's error body passed through.
+pub fn scrub_registered(text: &str) -> Cow<'_, str> {
+    let registry = registry();
+    match &registry.matcher {
+        Some(matcher) if matcher.is_match(text) => {
+            Cow::Owned(matcher.replace_all(text, &vec![REDACTED; registry.forms.len()]))
+        }
+        _ => Cow::Borrowed(text),
+    }
+}
+
+/// [`scrub`] applied to every string inside a JSON document (keys and structure stay as they
+/// are): for stored snapshots and payloads, where a replacement must not break the JSON.
+pub fn scrub_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => {
+            let clean = scrub(text);
+            if clean != *text {
+                *text = clean;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(scrub_json),
+        serde_json::Value::Object(map) => map.values_mut().for_each(scrub_json),
+        _ => {}
+    }
+}
+
+/// A JSON document's text, scrubbed string by string; text that is not JSON is scrubbed whole.
+pub fn scrub_json_text(text: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(mut value) => {
+            scrub_json(&mut value);
+            serde_json::to_string(&value).unwrap_or_else(|_| scrub(text))
+        }
+        Err(_) => scrub(text),
+    }
+}
 
 /// Masks secrets in free text: first whatever follows a secret marker (`sk-…`, `Bearer …`,
 /// `key=…`: the marker stays, so "sk-***" still says which kind of key it was), then any long
@@ -108,16 +270,6 @@ fn looks_like_key(token: &str) -> bool {
     (prefixed || long_mixed) && !token.starts_with("http")
 }
 
-/// Removes every occurrence of the given secret values from `text` (exact match), then applies
-/// [`redact`]. Used on whole outputs as a last check before they leave the process.
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut text = text.to_owned();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        text = text.replace(secret, "[redacted]");
-    }
-    redact(&text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,10 +300,37 @@ mod tests {
     }
 
     #[test]
-    fn scrub_removes_exact_secret_values_even_when_short_and_unprefixed() {
+    fn registered_values_are_removed_whatever_their_shape() {
+        register(["hunter2x", "vllm", "Tok/en+with=odd"]);
+        assert_eq!(scrub("got hunter2x back"), "got [redacted] back");
+        assert_eq!(scrub("bad key vllm."), "bad key [redacted].");
+        assert_eq!(scrub("q=Tok%2Fen%2Bwith%3Dodd&x=1"), "q=[redacted]&x=1");
+        let b64 = base64::engine::general_purpose::STANDARD.encode("hunter2x");
+        assert_eq!(scrub(&format!("Basic {b64}")), "Basic [redacted]");
+    }
+
+    #[test]
+    fn json_scrubbing_keeps_the_structure() {
+        register(["probe-secret-value"]);
+        let text = r#"{"probe-secret-value":"key probe-secret-value rejected","n":1}"#;
+        let clean: serde_json::Value = serde_json::from_str(&scrub_json_text(text)).unwrap();
+        assert_eq!(clean["probe-secret-value"], "key [redacted] rejected");
+        assert_eq!(clean["n"], 1);
+    }
+
+    #[test]
+    fn control_characters_and_tiny_values_are_not_secrets() {
         assert_eq!(
-            scrub("got hunter2x back", &["hunter2x"]),
-            "got [redacted] back"
+            check_value("abc\u{1}def"),
+            Err(SecretValueError::ControlCharacter {
+                position: 4,
+                code: 1
+            })
         );
+        assert!(check_value("sk-abc\n").is_err());
+        assert_eq!(check_value("abc"), Err(SecretValueError::TooShort));
+        assert!(check_value("token-1").is_ok());
+        let message = check_value("secret\u{7}value").unwrap_err().to_string();
+        assert!(!message.contains("secret"), "{message}");
     }
 }

@@ -32,6 +32,42 @@ pub fn millis_of(duration: Duration) -> Millis {
     Millis::try_from(duration.as_millis()).unwrap_or(Millis::MAX)
 }
 
+/// The shortest duration isdown accepts anywhere: below a millisecond nothing it waits for is
+/// measurable, and "1ns" is a typo, not a setting.
+pub const MIN_DURATION: Duration = Duration::from_millis(1);
+/// The longest duration isdown accepts anywhere (about a century, covering retention windows):
+/// far enough for any real setting, near enough that adding it to a clock cannot overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// "30s", "5m", "1h 30m", "250ms", within `min..=max`: the one parser of human durations for
+/// config files, flags and headers. The message says what was wrong and shows an example.
+pub fn parse_duration(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!(
+            "invalid duration \"{}\" ({e}); expected e.g. \"30s\"",
+            text.trim()
+        )
+    })?;
+    if duration.is_zero() {
+        return Err("a duration of zero is not allowed".into());
+    }
+    if duration < min {
+        return Err(format!(
+            "{} is too short: at least {} is needed",
+            humantime::format_duration(duration),
+            humantime::format_duration(min)
+        ));
+    }
+    if duration > max {
+        return Err(format!(
+            "\"{}\" is too long: at most {} is allowed",
+            text.trim(),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(duration)
+}
+
 /// Wall-clock time (Unix milliseconds) derived from tokio's clock.
 ///
 /// Incidents and results carry wall times, but every wait uses tokio time. Taking the wall time
@@ -91,6 +127,22 @@ mod tests {
         assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(Millis::MAX), "9999-12-31T23:59:59Z");
         assert_eq!(rfc3339(1_764_079_387_000), "2025-11-25T14:03:07Z");
+    }
+
+    #[test]
+    fn durations_outside_their_bounds_are_refused_with_a_reason() {
+        let parse = |t| parse_duration(t, MIN_DURATION, MAX_DURATION);
+        assert_eq!(parse("1h 30m"), Ok(Duration::from_secs(5_400)));
+        assert!(parse("0s").unwrap_err().contains("zero"));
+        assert!(parse("1ns").unwrap_err().contains("too short"));
+        assert!(parse("500000000000y").is_err());
+        assert!(parse("101y").unwrap_err().contains("too long"));
+        assert!(parse("soon").unwrap_err().contains("expected e.g."));
+        assert!(
+            parse_duration("500ms", Duration::from_secs(1), MAX_DURATION)
+                .unwrap_err()
+                .contains("at least 1s")
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -48,15 +48,21 @@ pub fn secret_from_env(
     var: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<secrecy::SecretString, ChannelConfigError> {
-    env(var)
+    let value = env(var)
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
-        .map(secrecy::SecretString::from)
         .ok_or_else(|| ChannelConfigError {
             channel: channel.to_owned(),
             field: field.to_owned(),
             message: format!("environment variable {var} is not set"),
-        })
+        })?;
+    crate::secret::check_value(&value).map_err(|e| ChannelConfigError {
+        channel: channel.to_owned(),
+        field: field.to_owned(),
+        message: format!("environment variable {var} {e}"),
+    })?;
+    crate::secret::register([value.as_str()]);
+    Ok(secrecy::SecretString::from(value))
 }
 
 /// Maps an HTTP answer to the outbox's view: 2xx delivered; 408, 429 and 5xx worth retrying;
@@ -67,7 +73,7 @@ pub async fn judge_response(response: reqwest::Response) -> Result<(), DeliveryE
         return Ok(());
     }
     let body = response.text().await.unwrap_or_default();
-    let excerpt: String = crate::secret::redact(body.trim())
+    let excerpt: String = crate::secret::scrub(body.trim())
         .chars()
         .take(200)
         .collect();
@@ -86,7 +92,7 @@ pub fn transport_error(err: &reqwest::Error) -> DeliveryError {
         Some(url) => err.to_string().replace(url.as_str(), "<receiver>"),
         None => err.to_string(),
     };
-    DeliveryError::Retryable(crate::secret::redact(&text))
+    DeliveryError::Retryable(crate::secret::scrub(&text))
 }
 
 /// Cuts `text` to at most `max_chars` characters, the last being "…" when anything was cut.

@@ -140,13 +140,11 @@ impl DeliveryError {
     /// The same error with `secret` removed from its text: receivers may quote a key or token
     /// back in an error body, and this text ends up in logs.
     pub fn scrubbed(self, secret: &str) -> DeliveryError {
+        // Registered when the channel was built; registering again is a no-op, and makes sure.
+        crate::secret::register([secret]);
         match self {
-            DeliveryError::Retryable(text) => {
-                DeliveryError::Retryable(crate::secret::scrub(&text, &[secret]))
-            }
-            DeliveryError::Permanent(text) => {
-                DeliveryError::Permanent(crate::secret::scrub(&text, &[secret]))
-            }
+            DeliveryError::Retryable(text) => DeliveryError::Retryable(crate::secret::scrub(&text)),
+            DeliveryError::Permanent(text) => DeliveryError::Permanent(crate::secret::scrub(&text)),
         }
     }
 }

@@ -238,7 +238,7 @@ fn item(input: &PlanInput<'_>, incident: &Incident) -> AlertItem {
         model: info.and_then(|i| i.model.clone()),
         verdict: incident.verdict,
         blame,
-        explanation: crate::secret::redact(&explanation),
+        explanation: crate::secret::scrub(&explanation),
         started_at: incident.started_at,
     }
 }

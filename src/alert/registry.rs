@@ -133,7 +133,7 @@ fn parse<C: DeserializeOwned>(name: &str, table: toml::Table) -> Result<C, Chann
     toml::Value::Table(table)
         .try_into()
         .map_err(|e: toml::de::Error| {
-            let message = crate::secret::redact(e.message().trim());
+            let message = crate::secret::scrub(e.message().trim());
             let field = message
                 .split('`')
                 .nth(1)

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::CliError;
 use crate::check::report::{self, Style};
@@ -61,8 +61,9 @@ pub struct CheckArgs {
     pub timeout: Option<Duration>,
 }
 
+/// A probe deadline: at least a millisecond, at most an hour (longer is never an answer).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (expected e.g. 20s, 1m)"))
+    crate::time::parse_duration(text, crate::time::MIN_DURATION, Duration::from_secs(3_600))
 }
 
 /// Builds the provider for `--url`, validated like a config entry.
@@ -78,11 +79,18 @@ fn adhoc(args: &CheckArgs) -> Result<Option<Provider>, CliError> {
         .map(EnvVarName::try_from)
         .transpose()
         .map_err(|e| CliError::Usage(format!("--key-env: {e}")))?;
-    let api_key = key_env
-        .as_ref()
-        .and_then(|v| std::env::var(&v.0).ok())
-        .filter(|k| !k.trim().is_empty())
-        .map(|k| SecretString::from(k.trim().to_owned()));
+    let api_key = match key_env.as_ref().and_then(|v| std::env::var(&v.0).ok()) {
+        Some(key) if !key.trim().is_empty() => {
+            let key = key.trim();
+            crate::secret::check_value(key).map_err(|e| {
+                let var = key_env.as_ref().map_or("", |v| v.0.as_str());
+                CliError::Usage(format!("--key-env: the key in {var} {e}"))
+            })?;
+            crate::secret::register([key]);
+            Some(SecretString::from(key.to_owned()))
+        }
+        _ => None,
+    };
     let host = match base.0.port() {
         Some(port) => format!("{}:{port}", base.0.host_str().unwrap_or_default()),
         None => base.0.host_str().unwrap_or_default().to_owned(),
@@ -117,8 +125,6 @@ pub async fn run(args: CheckArgs) -> Result<u8, CliError> {
         Some(ProbeArg::Tools) => ProbeSelection::One(ProbeKind::Tools),
     };
     let adhoc = adhoc(&args)?;
-    let mut secrets: Vec<SecretString> = config.secrets();
-    secrets.extend(adhoc.as_ref().and_then(|p| p.api_key.clone()));
     let options = CheckOptions {
         providers: args.providers.clone(),
         adhoc,
@@ -153,7 +159,6 @@ pub async fn run(args: CheckArgs) -> Result<u8, CliError> {
             },
         )
     };
-    let exposed: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
-    println!("{}", crate::secret::scrub(text.trim_end(), &exposed));
+    println!("{}", crate::secret::scrub(text.trim_end()));
     Ok(report::exit_code(&report))
 }

@@ -107,8 +107,28 @@ pub fn init_logging(cli: &Cli) {
         .unwrap_or_else(|_| default.into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        .with_writer(|| ScrubbedStderr)
         // Colour codes only for a person at a terminal, never in files or pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A panic message may quote whatever the code was holding: it leaves scrubbed, like a log.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("{}", crate::secret::scrub(&info.to_string()));
+    }));
+}
+
+/// Standard error, with every configured secret scrubbed from what is written. The log
+/// formatter writes each event whole in one call, so a secret is never split between writes.
+struct ScrubbedStderr;
+
+impl std::io::Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(crate::secret::scrub(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }

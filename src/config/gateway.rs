@@ -143,13 +143,16 @@ pub(super) fn gateway_settings(
             ));
         }
     }
-    for name in raw.client_keys_env.unwrap_or_default() {
-        if let Some(value) = env(&name.0).map(|v| v.trim().to_owned())
-            && !value.is_empty()
-        {
-            settings.client_keys.push(SecretString::from(value));
+    if let Some(names) = raw.client_keys_env {
+        let at = names.span().start;
+        for name in names.into_inner() {
+            if let Some(key) = super::secret_from_env(env, &name.0)
+                .map_err(|m| invalid_at(source.text, source.file, at, m))?
+            {
+                settings.client_keys.push(key);
+            }
+            settings.client_keys_env.push(name.0);
         }
-        settings.client_keys_env.push(name.0);
     }
     if let Some(wait) = raw.max_retry_wait {
         settings.max_retry_wait = wait.0;

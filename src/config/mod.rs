@@ -167,7 +167,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let message = crate::secret::redact(e.message().trim());
+            let message = crate::secret::scrub(e.message().trim());
             invalid_at(text, file, span.start, message)
         })?;
 
@@ -336,11 +336,11 @@ fn serve_settings(
     if let Some(data) = raw.data {
         serve.data = PathBuf::from(data);
     }
-    serve.admin_token = raw
-        .admin_token_env
-        .and_then(|name| env(&name.0))
-        .filter(|t| !t.trim().is_empty())
-        .map(SecretString::from);
+    if let Some(name) = raw.admin_token_env {
+        let at = name.span().start;
+        serve.admin_token =
+            secret_from_env(env, &name.get_ref().0).map_err(|m| invalid_at(text, file, at, m))?;
+    }
     Ok(serve)
 }
 
@@ -465,6 +465,26 @@ fn monitor_specs(
     Ok(specs)
 }
 
+/// Reads a secret from the environment variable `var`: surrounding white space is trimmed and an
+/// empty value counts as unset; a value that cannot be a key (a control character, too short) is
+/// an error naming the variable, never the value. Every secret read is registered for scrubbing
+/// ([`crate::secret::register`]).
+pub(crate) fn secret_from_env(
+    env: &dyn Fn(&str) -> Option<String>,
+    var: &str,
+) -> Result<Option<SecretString>, String> {
+    let Some(value) = env(var) else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    crate::secret::check_value(value).map_err(|e| format!("the value of {var} {e}"))?;
+    crate::secret::register([value]);
+    Ok(Some(SecretString::from(value.to_owned())))
+}
+
 pub fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
@@ -502,12 +522,10 @@ fn build_provider(
         headers.push((header, value));
     }
     let api_key_env = raw.api_key_env.map(|e| e.0);
-    let api_key = api_key_env
-        .as_deref()
-        .and_then(env)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .map(SecretString::from);
+    let api_key = match &api_key_env {
+        Some(var) => secret_from_env(env, var).map_err(|m| ("api_key_env", m))?,
+        None => None,
+    };
     Ok(Provider {
         id: id.to_owned(),
         name: raw.name.unwrap_or_else(|| id.to_owned()),

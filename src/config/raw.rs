@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use crate::probe::ProbeKind;
 use crate::provider::WireStyle;
+use crate::time::{MAX_DURATION, MIN_DURATION, parse_duration};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,7 +68,7 @@ pub struct RawTarget {
 #[serde(deny_unknown_fields)]
 pub struct RawGateway {
     /// Environment variables holding the keys clients send as `Authorization: Bearer`.
-    pub client_keys_env: Option<Vec<EnvVarName>>,
+    pub client_keys_env: Option<Spanned<Vec<EnvVarName>>>,
     /// Serve without client keys; refused unless the listen address is loopback.
     pub open_on_localhost: Option<Spanned<bool>>,
     /// Longest announced `Retry-After` worth waiting for on the same target (default 10 s).
@@ -136,14 +137,14 @@ pub struct RawServe {
     /// A directory (the SQLite file `isdown.db` lives inside).
     pub data: Option<String>,
     /// Environment variable holding the bearer token of the admin endpoints.
-    pub admin_token_env: Option<EnvVarName>,
+    pub admin_token_env: Option<Spanned<EnvVarName>>,
 }
 
 /// `[monitor]`: defaults for every monitor.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMonitorDefaults {
-    pub interval: Option<DurationValue>,
+    pub interval: Option<IntervalValue>,
     pub timeout: Option<DurationValue>,
     pub failure_threshold: Option<Count>,
     pub success_threshold: Option<Count>,
@@ -160,7 +161,7 @@ pub struct RawMonitorDefaults {
 pub struct RawMonitor {
     pub provider: String,
     pub probes: Option<Vec<ProbeKind>>,
-    pub interval: Option<DurationValue>,
+    pub interval: Option<IntervalValue>,
     pub timeout: Option<DurationValue>,
 }
 
@@ -289,7 +290,8 @@ impl TryFrom<String> for EnvVarName {
     }
 }
 
-/// A duration written the human way: "30s", "5m", "1h 30m", "250ms".
+/// A duration written the human way: "30s", "5m", "1h 30m", "250ms"; between a millisecond and
+/// a century ([`crate::time::parse_duration`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct DurationValue(pub Duration);
@@ -297,11 +299,23 @@ pub struct DurationValue(pub Duration);
 impl TryFrom<String> for DurationValue {
     type Error = String;
     fn try_from(value: String) -> Result<Self, String> {
-        let duration = humantime::parse_duration(&value)
-            .map_err(|e| format!("invalid duration \"{value}\" ({e}); expected e.g. \"30s\""))?;
-        if duration.is_zero() {
-            return Err("a duration of zero is not allowed".into());
-        }
-        Ok(DurationValue(duration))
+        parse_duration(&value, MIN_DURATION, MAX_DURATION).map(DurationValue)
+    }
+}
+
+/// A monitor's probe interval: at least a second (a faster loop would hammer the provider and
+/// isdown's own database) and at most a day (a monitor that looks less often does not monitor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IntervalValue(pub Duration);
+
+/// Bounds of [`IntervalValue`].
+pub const INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(86_400));
+
+impl TryFrom<String> for IntervalValue {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        parse_duration(&value, INTERVAL_RANGE.0, INTERVAL_RANGE.1).map(IntervalValue)
     }
 }

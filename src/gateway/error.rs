@@ -149,7 +149,7 @@ impl ApiError {
             "invalid_request_error",
             format!(
                 "no route for model \"{}\": {hint}; GET /v1/models lists them",
-                crate::secret::redact(model)
+                crate::secret::scrub(model)
             ),
         )
         .param("model")

@@ -334,7 +334,7 @@ impl Inner {
                 match action {
                     Action::ReturnToCaller => {
                         self.outcomes.count(RequestOutcome::Served);
-                        let response = failure.passthrough(up);
+                        let response = failure.passthrough();
                         return Ok(label(response, up, model_name, attempts));
                     }
                     Action::RetrySame { wait } => {
@@ -413,7 +413,7 @@ impl Inner {
         if Instant::now() >= deadline {
             summary.push_str("; the request's deadline passed");
         }
-        let summary = crate::secret::redact(&summary);
+        let summary = crate::secret::scrub(&summary);
         let status = match verdict {
             Verdict::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Verdict::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use reqwest::{Client, Url};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use tokio::time::{Instant, timeout_at};
 
@@ -47,7 +47,6 @@ pub struct Upstream {
     pub context_window: Option<u64>,
     fixes: Vec<Fix>,
     pub stats: TargetStats,
-    key: Option<SecretString>,
     /// When a setup problem was last logged, to log it once per cool-down, not per request.
     setup_warned: Mutex<Option<Instant>>,
 }
@@ -116,7 +115,6 @@ impl Upstream {
             context_window: provider.context_window,
             fixes,
             stats,
-            key: provider.api_key.clone(),
             setup_warned: Mutex::new(None),
         }
     }
@@ -242,8 +240,8 @@ impl Upstream {
 }
 
 impl Failure {
-    /// The provider's answer, unchanged but for our key, should it appear in it.
-    pub fn passthrough(self, up: &Upstream) -> Response {
+    /// The provider's answer, unchanged but for any configured secret quoted in it.
+    pub fn passthrough(self) -> Response {
         let Some(answer) = self.answer else {
             let error = ApiError::upstream_failed(
                 StatusCode::BAD_GATEWAY,
@@ -252,12 +250,16 @@ impl Failure {
             );
             return error.into_response();
         };
-        let body = match &up.key {
-            Some(key) if contains(&answer.body, key.expose_secret().as_bytes()) => {
+        // Every configured secret, not only this target's key: a relay may quote another.
+        let body = match std::str::from_utf8(&answer.body) {
+            Ok(text) => match crate::secret::scrub_registered(text) {
+                std::borrow::Cow::Owned(clean) => Bytes::from(clean),
+                std::borrow::Cow::Borrowed(_) => answer.body,
+            },
+            Err(_) => {
                 let text = String::from_utf8_lossy(&answer.body);
-                Bytes::from(crate::secret::scrub(&text, &[key.expose_secret()]))
+                Bytes::from(crate::secret::scrub_registered(&text).into_owned())
             }
-            _ => answer.body,
         };
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = answer.status;
@@ -266,10 +268,6 @@ impl Failure {
         }
         response
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn transport(failure: TransportFailure, before_any_byte: bool) -> Attempt {

@@ -351,6 +351,7 @@ async fn api(
             return std::future::pending().await;
         }
         Scenario::Slow => tokio::time::sleep(delay).await,
+        Scenario::EchoKey => return echo_key(&incoming.headers),
         _ => {}
     }
 
@@ -389,6 +390,27 @@ async fn api(
     };
     add_headers(&mut response, &data.headers, false);
     response
+}
+
+/// A 401 that repeats the key it was sent (from `Authorization: Bearer` or `x-api-key`), in
+/// OpenAI's error shape, whatever the style: the shape of the leak, not of the provider, is what
+/// tests need.
+fn echo_key(headers: &HeaderMap) -> Response {
+    let key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .unwrap_or("");
+    let body = json!({
+        "error": {
+            "message": format!("Incorrect API key provided: {key}. Key {key} is not valid."),
+            "type": "invalid_request_error",
+            "param": null,
+            "code": "invalid_api_key"
+        }
+    });
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
 }
 
 /// A canned error answer of `style` (status, headers, body).

@@ -40,6 +40,7 @@ pub enum Scenario {
     KeepaliveOnly,
     KeepaliveThenOk,
     Flapping,
+    EchoKey,
 }
 
 /// Facts about one scenario.
@@ -54,7 +55,7 @@ struct Info {
 }
 
 /// One row per scenario, in the order `--help` lists them.
-const SCENARIOS: [Info; 27] = [
+const SCENARIOS: [Info; 28] = [
     Info {
         scenario: Scenario::Ok,
         name: "ok",
@@ -217,6 +218,13 @@ const SCENARIOS: [Info; 27] = [
         description: "alternates per API request: ok, unavailable, ok, unavailable, ...",
         on_models: true,
     },
+    Info {
+        scenario: Scenario::EchoKey,
+        name: "echo_key",
+        description: "401 whose message quotes the key it received, as some self-hosted servers and \
+                      proxies do (for testing that isdown never repeats it)",
+        on_models: true,
+    },
 ];
 
 /// A name that is not a scenario. Its message lists the valid names.
@@ -228,8 +236,8 @@ pub struct UnknownScenario {
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 27] = {
-        let mut all = [Scenario::Ok; 27];
+    pub const ALL: [Scenario; 28] = {
+        let mut all = [Scenario::Ok; 28];
         let mut i = 0;
         while i < SCENARIOS.len() {
             all[i] = SCENARIOS[i].scenario;

@@ -239,7 +239,7 @@ fn streamed_content(datas: &[String]) -> String {
 
 #[test]
 fn scenario_names_round_trip_in_declaration_order() {
-    assert_eq!(Scenario::all().len(), 27);
+    assert_eq!(Scenario::all().len(), 28);
     for (index, scenario) in Scenario::ALL.iter().enumerate() {
         assert_eq!(
             *scenario as usize, index,
@@ -585,12 +585,30 @@ async fn model_lists_take_each_style_shape() {
     mock.shutdown().await;
 }
 
+#[tokio::test]
+async fn echo_key_quotes_the_key_it_received() {
+    let mock = start(Style::Kimi, Scenario::EchoKey).await;
+    let response = mock
+        .client
+        .post(mock.url("/v1/chat/completions"))
+        .bearer_auth("plainproxykey")
+        .json(&chat_body(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("plainproxykey"), "{message}");
+    mock.shutdown().await;
+}
+
 // === every scenario × style ===
 
 /// Status of a non-streaming generation request per scenario, in `Style::ALL` order (kimi,
 /// deepseek, openai, anthropic, zhipu, dashscope, openrouter). `hang` and `reset` never get a
 /// status and have their own tests.
-const STATUSES: [(&str, [u16; 7]); 25] = [
+const STATUSES: [(&str, [u16; 7]); 26] = [
     ("ok", [200; 7]),
     ("slow", [200; 7]),
     ("rate_limited", [429; 7]),
@@ -616,6 +634,7 @@ const STATUSES: [(&str, [u16; 7]); 25] = [
     ("keepalive_only", [200; 7]),
     ("keepalive_then_ok", [200; 7]),
     ("flapping", [200; 7]),
+    ("echo_key", [401; 7]),
 ];
 
 #[tokio::test]

@@ -319,7 +319,7 @@ impl Core {
             verdict: result.diagnosis.verdict,
             blame: result.diagnosis.blame,
             sample: (!result.diagnosis.verdict.is_healthy())
-                .then(|| crate::secret::redact(&result.diagnosis.explanation)),
+                .then(|| crate::secret::scrub(&result.diagnosis.explanation)),
         };
         self.record(index, &result, &obs);
         if result.diagnosis.verdict.is_transport_level() {
@@ -595,7 +595,7 @@ impl Core {
             row.verdict = Some(d.verdict);
             row.last_at = Some(obs.at);
             row.last_latency_ms = result.latency.map(|l| l.as_secs_f64() * 1000.0);
-            row.explanation = Some(crate::secret::redact(&d.explanation));
+            row.explanation = Some(crate::secret::scrub(&d.explanation));
             row.advice = (!d.verdict.is_healthy()).then(|| d.advice.clone());
         });
     }

@@ -133,7 +133,7 @@ pub fn transport_failure(err: &reqwest::Error, phase: &'static str) -> Transport
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    let text = crate::secret::redact(&text);
+    let text = crate::secret::scrub(&text);
     let lower = text.to_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
     if has(&[

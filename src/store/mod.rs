@@ -6,6 +6,7 @@
 //! written, so uptime and daily latency percentiles come from small rollup rows and the database
 //! stays small for years of 30-second checks. Times are Unix milliseconds (UTC) throughout.
 
+mod scrub;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;

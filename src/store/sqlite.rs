@@ -11,6 +11,7 @@
 //! (queries).
 
 mod codes;
+mod history;
 mod incidents;
 mod outbox;
 mod results;
@@ -32,7 +33,7 @@ use self::rollup::Resolution;
 use super::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, MonitorRecord,
     NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store, StoreError,
-    Uptime,
+    Uptime, scrub,
 };
 use crate::time::Millis;
 use crate::verdict::Verdict;
@@ -69,9 +70,14 @@ const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// The migrations, in order: (version, description, SQL). Embedded so the binary needs no files
 /// beside it.
-const MIGRATIONS: [(i64, &str, &str); 2] = [
+const MIGRATIONS: [(i64, &str, &str); 3] = [
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "alerts", include_str!("migrations/0002_alerts.sql")),
+    (
+        3,
+        "history scrub",
+        include_str!("migrations/0003_history_scrub.sql"),
+    ),
 ];
 
 /// The store. Share it behind an `Arc`; all methods take `&self`.
@@ -131,6 +137,7 @@ impl SqliteStore {
             .map_err(open_error)?;
         // Before the readers connect: the first connection switches a new file to WAL mode.
         migrator().run(&writer).await?;
+        history::scrub_once(&writer).await?;
         let reader = pool_options(READERS)
             .connect_with(options)
             .await
@@ -285,7 +292,7 @@ impl Store for SqliteStore {
     /// batch) and is ignored, so replaying a batch never counts anything twice. A healthy
     /// result's explanation is not stored. Monitors not registered yet get a key on the fly.
     async fn record_results(&self, results: &[ResultRecord]) -> Result<(), StoreError> {
-        self.write_results(results).await
+        self.write_results(&scrub::results(results)).await
     }
 
     async fn recent_results(
@@ -297,7 +304,7 @@ impl Store for SqliteStore {
     }
 
     async fn open_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
-        self.insert_incident(incident).await
+        self.insert_incident(&scrub::incident(incident)).await
     }
 
     /// Only an open incident takes failures: an unknown or closed id is
@@ -309,7 +316,9 @@ impl Store for SqliteStore {
         verdict: Verdict,
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.add_incident_failure(id, verdict, last_error).await
+        let last_error = scrub::error_sample(last_error);
+        self.add_incident_failure(id, verdict, last_error.as_deref())
+            .await
     }
 
     /// Closing a closed incident keeps its first end time; an unknown id is `RowNotFound`.
@@ -337,7 +346,8 @@ impl Store for SqliteStore {
     /// The snapshot must be JSON (anything else is refused as `Corrupt`): checking on the way
     /// in keeps one bad writer from breaking every later start-up.
     async fn save_monitor_state(&self, monitor: &str, snapshot: &str) -> Result<(), StoreError> {
-        self.put_monitor_state(monitor, snapshot).await
+        self.put_monitor_state(monitor, &scrub::snapshot(snapshot))
+            .await
     }
 
     /// Sorted by monitor id. A snapshot that is not JSON text is `Corrupt`.
@@ -374,7 +384,7 @@ impl Store for SqliteStore {
     }
 
     async fn commit_alerts(&self, commit: &AlertCommit) -> Result<(), StoreError> {
-        self.write_alert_commit(commit).await
+        self.write_alert_commit(&scrub::alert_commit(commit)).await
     }
 
     async fn pending_alerts(
@@ -396,7 +406,8 @@ impl Store for SqliteStore {
         id: i64,
         failure: &AttemptFailure,
     ) -> Result<(), StoreError> {
-        self.mark_alert_failed(id, failure).await
+        self.mark_alert_failed(id, &scrub::attempt_failure(failure))
+            .await
     }
 
     async fn outbox_entries(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {

@@ -116,7 +116,7 @@ async fn reopening_does_not_rerun_migrations() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true), (2, true)]);
+    assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
     let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
         .fetch_one(&mut conn)
         .await
@@ -267,4 +267,115 @@ async fn a_changed_released_migration_is_refused() {
         matches!(reopened, Err(StoreError::Migrate(_))),
         "{reopened:?}"
     );
+}
+
+/// A key no pattern would recognise (short, no digits, no prefix): only the exact-value scrub
+/// can catch it.
+const PLAIN_KEY: &str = "internalproxykey";
+
+#[tokio::test]
+async fn every_text_is_scrubbed_of_configured_secrets_on_its_way_in() {
+    crate::secret::register([PLAIN_KEY]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("isdown.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let echo = format!("Incorrect API key provided: {PLAIN_KEY}");
+    let mut failed = result("m", T0, Verdict::AuthFailed);
+    failed.explanation = Some(echo.clone());
+    store.record_results(&[failed]).await.unwrap();
+    let mut incident = new_incident("m", T0);
+    incident.first_error = Some(echo.clone());
+    let id = store.open_incident(&incident).await.unwrap();
+    store
+        .note_incident_failure(id, Verdict::AuthFailed, Some(&echo))
+        .await
+        .unwrap();
+    let snapshot = serde_json::json!({ "last": echo, "count": 2 }).to_string();
+    store.save_monitor_state("m", &snapshot).await.unwrap();
+    store.close().await;
+
+    let mut conn = raw(&path).await;
+    for (table, column) in [
+        ("results", "explanation"),
+        ("incidents", "first_error"),
+        ("incidents", "last_error"),
+        ("monitor_state", "snapshot"),
+    ] {
+        let values: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert!(!values.is_empty(), "{table}.{column}");
+        for value in values {
+            assert!(!value.contains(PLAIN_KEY), "{table}.{column}: {value}");
+            assert!(value.contains("[redacted]"), "{table}.{column}: {value}");
+        }
+    }
+    let snapshot: String = sqlx::query_scalar("SELECT snapshot FROM monitor_state")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let snapshot: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    assert_eq!(snapshot["count"], 2, "the JSON keeps its structure");
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn history_written_by_older_versions_is_scrubbed_once_at_start_up() {
+    const OLD_KEY: &str = "legacyproxytoken";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("isdown.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .record_results(&[result("m", T0, Verdict::Up)])
+        .await
+        .unwrap();
+    store.close().await;
+    // What an older version left: the key verbatim in every text column, and no scrub mark.
+    let mut conn = raw(&path).await;
+    let echo = format!("key {OLD_KEY} rejected");
+    let payload = serde_json::json!({ "summary": echo }).to_string();
+    for statement in [
+        "DELETE FROM history_scrubbed",
+        "UPDATE results SET explanation = ?1",
+        "INSERT INTO incidents (monitor, provider, kind, verdict, started_at, failed_probes, \
+         first_error, last_error) VALUES ('m', 'p', 'outage', 'server_error', 0, 2, ?1, ?1)",
+        "INSERT INTO monitor_state (monitor, snapshot) VALUES ('m', ?2)",
+        "INSERT INTO outbox (channel, dedup_key, event, payload, created_at, next_attempt_at, \
+         last_error) VALUES ('c', 'k', 'opened', ?2, 0, 0, ?1)",
+    ] {
+        sqlx::query(statement)
+            .bind(&echo)
+            .bind(&payload)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    conn.close().await.unwrap();
+
+    crate::secret::register([OLD_KEY]);
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.close().await;
+    let mut conn = raw(&path).await;
+    let dump: Vec<String> = sqlx::query_scalar(
+        "SELECT explanation FROM results UNION ALL SELECT first_error FROM incidents \
+         UNION ALL SELECT last_error FROM incidents UNION ALL SELECT snapshot FROM monitor_state \
+         UNION ALL SELECT payload FROM outbox UNION ALL SELECT last_error FROM outbox",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(dump.len(), 6);
+    for value in &dump {
+        assert!(!value.contains(OLD_KEY), "{value}");
+        assert!(value.contains("[redacted]"), "{value}");
+    }
+    let marks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM history_scrubbed")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(marks, 1, "done once, and remembered");
+    conn.close().await.unwrap();
 }

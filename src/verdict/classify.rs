@@ -1047,7 +1047,7 @@ fn sanitize(text: &str) -> String {
             last_space = false;
         }
     }
-    let redacted = crate::secret::redact(&flat);
+    let redacted = crate::secret::scrub(&flat);
     let mut chars = redacted.chars();
     let mut out: String = chars.by_ref().take(MESSAGE_CHARS).collect();
     if chars.next().is_some() || trimmed.chars().nth(8 * MESSAGE_CHARS).is_some() {

@@ -379,7 +379,7 @@ impl EmailChannel {
             }
             _ => text.to_owned(),
         };
-        crate::secret::redact(&text)
+        crate::secret::scrub(&text)
     }
 }
 

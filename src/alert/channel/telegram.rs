@@ -288,7 +288,7 @@ async fn judge(response: reqwest::Response) -> Result<(), DeliveryError> {
             ),
         ),
     };
-    text = crate::secret::redact(&text)
+    text = crate::secret::scrub(&text)
         .chars()
         .take(EXCERPT_MAX)
         .collect();

@@ -1,0 +1,79 @@
+//! The store's half of keeping secrets out: every text a write carries passes
+//! [`crate::secret::scrub`] before any back end stores it, whatever produced the text upstream.
+//! JSON payloads (monitor snapshots, queued alert messages) are scrubbed string by string so
+//! their structure survives. Back ends call these on the way in; nothing here touches a database.
+
+use std::borrow::Cow;
+
+use super::{AlertCommit, AttemptFailure, NewIncident, ResultRecord};
+use crate::secret::{scrub, scrub_json_text};
+
+/// `text`, scrubbed; borrowed when there was nothing to remove.
+fn text(text: &str) -> Cow<'_, str> {
+    let clean = scrub(text);
+    if clean == text {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(clean)
+    }
+}
+
+fn option(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(|t| text(t).into_owned())
+}
+
+/// Results with their explanations scrubbed; no copy when none needed it.
+pub fn results(results: &[ResultRecord]) -> Cow<'_, [ResultRecord]> {
+    let dirty = |r: &ResultRecord| {
+        r.explanation
+            .as_deref()
+            .is_some_and(|t| matches!(text(t), Cow::Owned(_)))
+    };
+    if !results.iter().any(dirty) {
+        return Cow::Borrowed(results);
+    }
+    Cow::Owned(
+        results
+            .iter()
+            .map(|r| ResultRecord {
+                explanation: option(&r.explanation),
+                ..r.clone()
+            })
+            .collect(),
+    )
+}
+
+pub fn incident(incident: &NewIncident) -> NewIncident {
+    NewIncident {
+        first_error: option(&incident.first_error),
+        ..incident.clone()
+    }
+}
+
+pub fn error_sample(sample: Option<&str>) -> Option<Cow<'_, str>> {
+    sample.map(text)
+}
+
+pub fn snapshot(snapshot: &str) -> Cow<'_, str> {
+    let clean = scrub_json_text(snapshot);
+    if clean == snapshot {
+        Cow::Borrowed(snapshot)
+    } else {
+        Cow::Owned(clean)
+    }
+}
+
+pub fn alert_commit(commit: &AlertCommit) -> AlertCommit {
+    let mut commit = commit.clone();
+    for entry in &mut commit.entries {
+        entry.payload = scrub_json_text(&entry.payload);
+    }
+    commit
+}
+
+pub fn attempt_failure(failure: &AttemptFailure) -> AttemptFailure {
+    AttemptFailure {
+        error: text(&failure.error).into_owned(),
+        ..failure.clone()
+    }
+}
