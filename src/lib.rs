@@ -23,5 +23,6 @@ pub mod server;
 pub mod sse;
 pub mod store;
 pub mod time;
+pub mod transport;
 pub mod verdict;
 pub mod web;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::CheckReport;
 use crate::probe::{ProbeKind, ProbeResult, Timings};
-use crate::verdict::{Blame, Verdict};
+use crate::verdict::{Blame, Cause, Verdict};
 
 /// Exit codes of `check` (DESIGN.md).
 pub const EXIT_OK: u8 = 0;
@@ -94,10 +94,9 @@ pub fn summary(report: &CheckReport) -> String {
             .all(|r| r.diagnosis.blame == Some(Blame::Network));
     if network_down {
         let n = grouped(&report.results).len() + grouped(&report.witnesses).len();
-        let dns = all_results.iter().all(|r| {
-            r.diagnosis.verdict == Verdict::Network
-                && r.diagnosis.explanation.to_lowercase().contains("dns")
-        });
+        let dns = all_results
+            .iter()
+            .all(|r| r.diagnosis.cause == Some(Cause::Dns));
         let how = if dns {
             format!("DNS failed for all {n}")
         } else {

@@ -128,9 +128,8 @@ impl Gateway {
             return Err(StartError::OpenOnNonLoopback { addr: listen });
         }
         let timeouts = settings.timeouts;
-        let client = reqwest::Client::builder()
+        let client = crate::transport::client_builder()
             .connect_timeout(timeouts.connect)
-            .tcp_nodelay(true)
             // Idle upstream connections are the gateway's main latency saving; 90 s is
             // hyper's default and below every provider's keep-alive timeout we know of.
             .pool_idle_timeout(Duration::from_secs(90))

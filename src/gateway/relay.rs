@@ -24,7 +24,6 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
 use super::Gateway;
-use crate::probe::read::transport_failure;
 use crate::sse::{SseItem, SseReader};
 use crate::verdict::{
     Expect, StreamEnd, StreamSummary, TransportFailure, Verdict, classify_stream,
@@ -102,7 +101,10 @@ impl Relay {
                     return Some(self.fail(StreamEnd::IdleTimeout, None, code, message));
                 }
                 Ok(Err(e)) => {
-                    let end = StreamEnd::Transport(transport_failure(&e, "stream"));
+                    let end = StreamEnd::Transport(crate::transport::failure(
+                        &e,
+                        crate::verdict::TimeoutPhase::Idle,
+                    ));
                     return Some(self.fail(end, None, "stream_interrupted", CUT));
                 }
                 Ok(Ok(None)) => {

@@ -25,12 +25,11 @@ use super::fixes::{Fix, fixed};
 use super::relay::{self, Held};
 use super::telemetry::TargetStats;
 use crate::config::GatewayTimeouts;
-use crate::probe::read::transport_failure;
 use crate::provider::{Provider, WireStyle};
 use crate::sse::{SseItem, SseReader};
 use crate::verdict::{
-    BODY_LIMIT, Diagnosis, Expect, HttpAnswer, StreamEnd, StreamSummary, TransportFailure,
-    chunk_has_content, classify_http, classify_stream, classify_transport,
+    BODY_LIMIT, Diagnosis, Expect, HttpAnswer, StreamEnd, StreamSummary, TimeoutPhase,
+    TransportFailure, chunk_has_content, classify_http, classify_stream, classify_transport,
 };
 
 /// 64 MiB: far above any chat completion (a 1M-token context answers with at most a few hundred
@@ -178,16 +177,20 @@ impl Upstream {
         deadline: Instant,
     ) -> Attempt {
         let (limit, phase) = if stream {
-            (timeouts.first_token, "first token")
+            (timeouts.first_token, TimeoutPhase::FirstToken)
         } else {
-            (timeouts.request, "response")
+            (timeouts.request, TimeoutPhase::Response)
         };
         let until = deadline.min(now + limit);
         let mut response = match timeout_at(until, self.request(client, body).send()).await {
             Err(_) => return transport(TransportFailure::Timeout { phase }, true),
             Ok(Err(e)) => {
-                let phase = if e.is_connect() { "connect" } else { phase };
-                return transport(transport_failure(&e, phase), true);
+                let phase = if e.is_connect() {
+                    TimeoutPhase::Connect
+                } else {
+                    phase
+                };
+                return transport(crate::transport::failure(&e, phase), true);
             }
             Ok(Ok(response)) => response,
         };
@@ -289,8 +292,12 @@ async fn read_all(
     let mut body = BytesMut::new();
     loop {
         let chunk = match timeout_at(until, response.chunk()).await {
-            Err(_) => return Err(TransportFailure::Timeout { phase: "response" }),
-            Ok(Err(e)) => return Err(transport_failure(&e, "response")),
+            Err(_) => {
+                return Err(TransportFailure::Timeout {
+                    phase: TimeoutPhase::Response,
+                });
+            }
+            Ok(Err(e)) => return Err(crate::transport::failure(&e, TimeoutPhase::Response)),
             Ok(Ok(None)) if body.is_empty() => return Ok((first.unwrap_or_default(), false)),
             Ok(Ok(None)) => return Ok((body.freeze(), false)),
             Ok(Ok(Some(chunk))) => chunk,
@@ -326,12 +333,14 @@ async fn first_content(
             Err(_) => {
                 return transport(
                     TransportFailure::Timeout {
-                        phase: "first token",
+                        phase: TimeoutPhase::FirstToken,
                     },
                     false,
                 );
             }
-            Ok(Err(e)) => break StreamEnd::Transport(transport_failure(&e, "stream")),
+            Ok(Err(e)) => {
+                break StreamEnd::Transport(crate::transport::failure(&e, TimeoutPhase::Idle));
+            }
             Ok(Ok(None)) => {
                 if let Err(e) = reader.finish(&mut fresh) {
                     break StreamEnd::Transport(TransportFailure::Other(e.to_string()));

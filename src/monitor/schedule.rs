@@ -172,7 +172,9 @@ fn timed_out(spec: &MonitorSpec) -> ProbeResult {
         url: spec.provider.base_url.to_string(),
         model: spec.model().map(str::to_owned),
         kind: spec.probe,
-        diagnosis: classify_transport(&TransportFailure::Timeout { phase: "response" }),
+        diagnosis: classify_transport(&TransportFailure::Timeout {
+            phase: crate::verdict::TimeoutPhase::Response,
+        }),
         latency: None,
         ttft: None,
         timings: Default::default(),

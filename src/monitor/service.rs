@@ -32,7 +32,7 @@ use crate::store::{
     IncidentFilter, IncidentState, MonitorRecord, NewIncident, ResultRecord, Retention, Store,
     StoreError,
 };
-use crate::verdict::{Blame, Verdict};
+use crate::verdict::{Blame, Cause, Verdict};
 
 /// Results are written at least this often (or when [`BATCH_MAX`] accumulate): one transaction
 /// per second keeps SQLite far below its limits even at 10,000 monitors.
@@ -296,9 +296,14 @@ impl Core {
         let provider = result.provider.clone();
         let answered = result.diagnosis.status.is_some();
 
+        // isdown's own machine ran out of resources: says nothing about the provider or the
+        // network, so it is recorded (blamed on this side) and is nobody's evidence.
+        let local = result.diagnosis.cause == Some(Cause::LocalResources);
         // Evidence for other monitors' pending results.
-        self.weigh_evidence(&provider, answered, &result, at)
-            .await?;
+        if !local {
+            self.weigh_evidence(&provider, answered, &result, at)
+                .await?;
+        }
         if answered && let Some(id) = self.network_incident.take() {
             self.svc.store.close_incident(id, at).await?;
             self.publish_network();
@@ -322,7 +327,10 @@ impl Core {
                 .then(|| crate::secret::scrub(&result.diagnosis.explanation)),
         };
         self.record(index, &result, &obs);
-        if result.diagnosis.verdict.is_transport_level() {
+        if local {
+            // Blamed on this side already: changes no provider's state and opens nothing.
+            self.apply(index, obs).await?;
+        } else if result.diagnosis.verdict.is_transport_level() {
             if self.network_incident.is_some() {
                 let mut obs = obs;
                 obs.blame = Some(Blame::Network);

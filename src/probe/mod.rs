@@ -22,7 +22,7 @@ use crate::verdict::{
     classify_transport, degraded_if_slow,
 };
 pub use phases::Phases;
-use read::{read_body, read_stream, transport_failure};
+use read::{read_body, read_stream};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -98,8 +98,7 @@ pub struct Prober {
 
 impl Prober {
     pub fn new() -> Result<Prober, ProbeError> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("isdown/", env!("CARGO_PKG_VERSION")))
+        let client = crate::transport::client_builder()
             // Our own deadlines govern; reqwest's would report a less precise phase.
             .connect_timeout(Duration::from_secs(30))
             .build()?;
@@ -157,12 +156,15 @@ impl Prober {
         let mut response = match sent {
             Err(_) => {
                 result.diagnosis = classify_transport(&crate::verdict::TransportFailure::Timeout {
-                    phase: "first byte",
+                    phase: crate::verdict::TimeoutPhase::FirstByte,
                 });
                 return result;
             }
             Ok(Err(e)) => {
-                result.diagnosis = classify_transport(&transport_failure(&e, "connect"));
+                result.diagnosis = classify_transport(&crate::transport::failure(
+                    &e,
+                    crate::verdict::TimeoutPhase::Connect,
+                ));
                 return result;
             }
             Ok(Ok(response)) => response,

@@ -79,7 +79,14 @@ pub async fn measure(
     let addrs: Vec<SocketAddr> = match lookup.await {
         Ok(Ok(addrs)) => addrs.collect(),
         Ok(Err(e)) => return fail(TransportFailure::Dns(format!("{host}: {e}")), phases),
-        Err(_) => return fail(TransportFailure::Timeout { phase: "dns" }, phases),
+        Err(_) => {
+            return fail(
+                TransportFailure::Timeout {
+                    phase: crate::verdict::TimeoutPhase::Dns,
+                },
+                phases,
+            );
+        }
     };
     phases.dns_ms = Some(ms(t));
     let Some(addr) = addrs.first().copied() else {
@@ -94,7 +101,14 @@ pub async fn measure(
     let stream = match tokio::time::timeout(remaining, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return fail(TransportFailure::Connect(format!("{addr}: {e}")), phases),
-        Err(_) => return fail(TransportFailure::Timeout { phase: "connect" }, phases),
+        Err(_) => {
+            return fail(
+                TransportFailure::Timeout {
+                    phase: crate::verdict::TimeoutPhase::Connect,
+                },
+                phases,
+            );
+        }
     };
     phases.connect_ms = Some(ms(t));
 
@@ -113,7 +127,14 @@ pub async fn measure(
     match tokio::time::timeout(remaining, handshake).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return fail(TransportFailure::Tls(format!("{host}: {e}")), phases),
-        Err(_) => return fail(TransportFailure::Timeout { phase: "tls" }, phases),
+        Err(_) => {
+            return fail(
+                TransportFailure::Timeout {
+                    phase: crate::verdict::TimeoutPhase::Tls,
+                },
+                phases,
+            );
+        }
     }
     phases.tls_ms = Some(ms(t));
     Ok(phases)

@@ -1,5 +1,5 @@
-//! Reading answers within a deadline: bounded bodies, SSE streams, and reqwest errors mapped to
-//! transport failures. Shared by every probe kind (and, later, the gateway's decisions).
+//! Reading answers within a deadline: bounded bodies and SSE streams, shared by every probe kind
+//! and the gateway (transport failures are mapped by `crate::transport`).
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +7,7 @@ use reqwest::Response;
 use tokio::time::timeout_at;
 
 use crate::sse::{SseItem, SseReader};
-use crate::verdict::{BODY_LIMIT, StreamEnd, TransportFailure, chunk_has_content};
+use crate::verdict::{BODY_LIMIT, StreamEnd, TimeoutPhase, TransportFailure, chunk_has_content};
 
 /// At most this many SSE items are kept for classification; a probe's answer has a dozen.
 const MAX_ITEMS: usize = 4_096;
@@ -28,8 +28,12 @@ pub async fn read_body(
     let mut bytes = Vec::new();
     loop {
         match timeout_at(deadline, response.chunk()).await {
-            Err(_) => return Err(TransportFailure::Timeout { phase: "response" }),
-            Ok(Err(e)) => return Err(transport_failure(&e, "response")),
+            Err(_) => {
+                return Err(TransportFailure::Timeout {
+                    phase: TimeoutPhase::Response,
+                });
+            }
+            Ok(Err(e)) => return Err(crate::transport::failure(&e, TimeoutPhase::Response)),
             Ok(Ok(None)) => {
                 return Ok(BoundedBody {
                     bytes,
@@ -75,7 +79,9 @@ pub async fn read_stream(
         let chunk = match timeout_at(deadline, response.chunk()).await {
             Err(_) if first_content.is_some() => break StreamEnd::IdleTimeout,
             Err(_) => break StreamEnd::FirstTokenTimeout,
-            Ok(Err(e)) => break StreamEnd::Transport(transport_failure(&e, "stream")),
+            Ok(Err(e)) => {
+                break StreamEnd::Transport(crate::transport::failure(&e, TimeoutPhase::Idle));
+            }
             Ok(Ok(None)) => {
                 if let Err(e) = reader.finish(&mut fresh) {
                     break StreamEnd::Transport(TransportFailure::Other(e.to_string()));
@@ -117,45 +123,5 @@ fn is_end_marker(item: &SseItem) -> bool {
             data.trim() == "[DONE]" || event.as_deref() == Some("message_stop")
         }
         SseItem::Comment(_) => false,
-    }
-}
-
-/// Maps a reqwest error to a transport failure. reqwest exposes only coarse kinds, so the
-/// source chain's text decides between DNS, TLS, refused and reset.
-pub fn transport_failure(err: &reqwest::Error, phase: &'static str) -> TransportFailure {
-    if err.is_timeout() {
-        return TransportFailure::Timeout { phase };
-    }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    let text = crate::secret::scrub(&text);
-    let lower = text.to_lowercase();
-    let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
-    if has(&[
-        "dns error",
-        "failed to lookup address",
-        "name or service not known",
-    ]) {
-        TransportFailure::Dns(text)
-    } else if has(&["certificate", "tls", "handshake"]) {
-        TransportFailure::Tls(text)
-    } else if err.is_connect() && !has(&["reset", "closed"]) {
-        TransportFailure::Connect(text)
-    } else if has(&[
-        "reset",
-        "closed",
-        "incomplete",
-        "broken pipe",
-        "unexpected eof",
-        "end of file",
-    ]) {
-        TransportFailure::Reset(text)
-    } else {
-        TransportFailure::Other(text)
     }
 }

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::retry_after::{retry_after_from_headers, retry_after_from_message};
 use super::rules::{Case, ErrorFacts, Outcome, Slots, TABLE, render};
-use super::{Diagnosis, Expect, Verdict};
+use super::{Blame, Cause, Diagnosis, Expect, TimeoutPhase, Verdict};
 use crate::sse::{SseItem, looks_like_sse, parse_all};
 
 /// 256 KiB: every real error body and probe answer fits; callers read at most this much.
@@ -42,10 +42,13 @@ pub enum TransportFailure {
     Tls(String),
     /// Connection reset or closed before the status line, or while reading the body.
     Reset(String),
-    /// The deadline of `phase` passed ("connect", "first byte", "first token", "idle", "response").
+    /// The deadline of `phase` passed.
     Timeout {
-        phase: &'static str,
+        phase: TimeoutPhase,
     },
+    /// This machine ran out of file descriptors: isdown's own resources failed, not the
+    /// provider and not the network.
+    LocalResources(String),
     Other(String),
 }
 
@@ -132,17 +135,30 @@ pub fn classify_stream(summary: &StreamSummary<'_>, expect: Expect) -> Diagnosis
 }
 
 pub fn classify_transport(failure: &TransportFailure) -> Diagnosis {
-    let (case, detail) = match failure {
-        TransportFailure::Dns(detail) => (Case::Dns, detail.as_str()),
-        TransportFailure::Connect(detail) => (Case::Connect, detail.as_str()),
-        TransportFailure::Tls(detail) => (Case::Tls, detail.as_str()),
-        TransportFailure::Reset(detail) => (Case::Reset, detail.as_str()),
-        TransportFailure::Other(detail) => (Case::TransportOther, detail.as_str()),
-        TransportFailure::Timeout { phase } => (Case::for_timeout_phase(phase), *phase),
+    let (case, detail, cause) = match failure {
+        TransportFailure::Dns(detail) => (Case::Dns, detail.as_str(), Cause::Dns),
+        TransportFailure::Connect(detail) => (Case::Connect, detail.as_str(), Cause::Connect),
+        TransportFailure::Tls(detail) => (Case::Tls, detail.as_str(), Cause::Tls),
+        TransportFailure::Reset(detail) => (Case::Reset, detail.as_str(), Cause::Reset),
+        TransportFailure::Other(detail) => (Case::TransportOther, detail.as_str(), Cause::Other),
+        TransportFailure::LocalResources(detail) => {
+            (Case::LocalResources, detail.as_str(), Cause::LocalResources)
+        }
+        TransportFailure::Timeout { phase } => (
+            Case::for_timeout_phase(*phase),
+            phase.as_str(),
+            Cause::Timeout(*phase),
+        ),
     };
     let mut finding = Finding::case(case);
     finding.detail = Some(sanitize(detail));
-    conclude(finding, None, None)
+    let mut diagnosis = conclude(finding, None, None);
+    diagnosis.cause = Some(cause);
+    if cause == Cause::LocalResources {
+        // Decided here, not by correlation: it is this machine, whatever other providers do.
+        diagnosis.blame = Some(Blame::Network);
+    }
+    diagnosis
 }
 
 /// True when an SSE item carries generated content (text, reasoning or a tool-call delta):
@@ -1023,6 +1039,7 @@ fn conclude(finding: Finding, status: Option<u16>, headers: Option<&HeaderMap>) 
         retry_after_s,
         explanation,
         advice: render(outcome.advice, &slots),
+        cause: None,
     }
 }
 

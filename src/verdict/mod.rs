@@ -176,6 +176,54 @@ pub struct Diagnosis {
     pub explanation: String,
     /// One line: what the user should do now.
     pub advice: String,
+    /// For transport failures, what failed (for decisions that must not read the explanation).
+    /// Internal: not part of any JSON contract.
+    #[serde(skip)]
+    pub cause: Option<Cause>,
+}
+
+/// What failed when no HTTP answer came (see [`TransportFailure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cause {
+    Dns,
+    Connect,
+    Tls,
+    Reset,
+    Timeout(TimeoutPhase),
+    /// isdown's machine ran out of file descriptors.
+    LocalResources,
+    Other,
+}
+
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeoutPhase {
+    Dns,
+    Connect,
+    Tls,
+    /// Until the response's status line and headers.
+    FirstByte,
+    /// Streaming: until the first content chunk (keep-alives do not count).
+    FirstToken,
+    /// Streaming: the longest silence between chunks.
+    Idle,
+    /// Until the whole answer.
+    Response,
+}
+
+impl TimeoutPhase {
+    /// How the phase reads in an explanation ("the first token deadline passed").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeoutPhase::Dns => "dns",
+            TimeoutPhase::Connect => "connect",
+            TimeoutPhase::Tls => "tls",
+            TimeoutPhase::FirstByte => "first byte",
+            TimeoutPhase::FirstToken => "first token",
+            TimeoutPhase::Idle => "idle",
+            TimeoutPhase::Response => "response",
+        }
+    }
 }
 
 impl Diagnosis {
@@ -191,6 +239,7 @@ impl Diagnosis {
             retry_after_s: None,
             explanation: explanation.into(),
             advice: advice.into(),
+            cause: None,
         }
     }
 }

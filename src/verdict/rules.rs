@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::{Expect, Verdict};
+use super::{Expect, TimeoutPhase, Verdict};
 
 const RULES_TOML: &str = include_str!("rules.toml");
 
@@ -243,11 +243,12 @@ pub(super) enum Case {
     TimeoutIdle,
     TimeoutResponse,
     TimeoutOther,
+    LocalResources,
 }
 
 impl Case {
     /// Every case with its key in `[cases.*]`; the position is the case's index in the table.
-    const ALL: [(Case, &'static str); 34] = [
+    const ALL: [(Case, &'static str); 35] = [
         (Case::UpReachable, "up_reachable"),
         (Case::UpReachableNoKey, "up_reachable_no_key"),
         (Case::UpReachableTruncated, "up_reachable_truncated"),
@@ -282,6 +283,7 @@ impl Case {
         (Case::TimeoutIdle, "timeout_idle"),
         (Case::TimeoutResponse, "timeout_response"),
         (Case::TimeoutOther, "timeout_other"),
+        (Case::LocalResources, "local_resources"),
     ];
 
     fn index(self) -> usize {
@@ -291,13 +293,16 @@ impl Case {
             .unwrap_or_default()
     }
 
-    /// The case for a transport deadline phase ("connect", "first byte", ...).
-    pub(super) fn for_timeout_phase(phase: &str) -> Case {
-        let key = format!("timeout_{phase}");
-        Case::ALL
-            .iter()
-            .find(|(_, name)| *name == key)
-            .map_or(Case::TimeoutOther, |(case, _)| *case)
+    /// The case for a transport deadline phase.
+    pub(super) fn for_timeout_phase(phase: TimeoutPhase) -> Case {
+        match phase {
+            TimeoutPhase::Connect => Case::TimeoutConnect,
+            TimeoutPhase::FirstByte => Case::TimeoutFirstByte,
+            TimeoutPhase::FirstToken => Case::TimeoutFirstToken,
+            TimeoutPhase::Idle => Case::TimeoutIdle,
+            TimeoutPhase::Response => Case::TimeoutResponse,
+            TimeoutPhase::Dns | TimeoutPhase::Tls => Case::TimeoutOther,
+        }
     }
 }
 

@@ -9,9 +9,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use super::retry_after::{parse_go_duration, retry_after_at, retry_after_from_message};
 use super::rules::{RulesError, TABLE, Table};
 use super::{
-    BODY_LIMIT, Diagnosis, Expect, HttpAnswer, StreamEnd, StreamSummary, TransportFailure,
-    Verdict as V, chunk_has_content, classify_http, classify_stream, classify_transport,
-    degraded_if_slow,
+    BODY_LIMIT, Blame, Cause, Diagnosis, Expect, HttpAnswer, StreamEnd, StreamSummary,
+    TimeoutPhase, TransportFailure, Verdict as V, chunk_has_content, classify_http,
+    classify_stream, classify_transport, degraded_if_slow,
 };
 use crate::sse::{SseItem, parse_all};
 
@@ -72,7 +72,10 @@ fn stream_items(
 
 /// What every diagnosis must satisfy, whatever its verdict.
 fn assert_well_formed(d: &Diagnosis, context: &str) {
-    assert_eq!(d.blame, d.verdict.default_blame(), "{context}: blame");
+    // The one exception: running out of file descriptors is this machine's, decided at once.
+    if d.cause != Some(Cause::LocalResources) {
+        assert_eq!(d.blame, d.verdict.default_blame(), "{context}: blame");
+    }
     assert!(!d.explanation.is_empty(), "{context}: empty explanation");
     assert!(!d.advice.is_empty(), "{context}: empty advice");
     assert!(
@@ -2437,7 +2440,9 @@ fn timeout_mid_stream_stays_a_timeout() {
     let d = stream(
         200,
         "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n",
-        StreamEnd::Transport(TransportFailure::Timeout { phase: "stream" }),
+        StreamEnd::Transport(TransportFailure::Timeout {
+            phase: TimeoutPhase::Idle,
+        }),
         Expect::Chat,
     );
     assert_eq!(d.verdict, V::Timeout);
@@ -2621,42 +2626,57 @@ fn transport_failures_say_what_failed_in_plain_words() {
             "h2 protocol error",
         ),
         (
-            TransportFailure::Timeout { phase: "connect" },
+            TransportFailure::Timeout {
+                phase: TimeoutPhase::Connect,
+            },
             V::Timeout,
             "no connection within the deadline",
         ),
         (
             TransportFailure::Timeout {
-                phase: "first byte",
+                phase: TimeoutPhase::FirstByte,
             },
             V::Timeout,
             "no first byte within the deadline",
         ),
         (
             TransportFailure::Timeout {
-                phase: "first token",
+                phase: TimeoutPhase::FirstToken,
             },
             V::Timeout,
             "no first token within the deadline",
         ),
         (
-            TransportFailure::Timeout { phase: "idle" },
+            TransportFailure::Timeout {
+                phase: TimeoutPhase::Idle,
+            },
             V::Timeout,
             "idle deadline",
         ),
         (
-            TransportFailure::Timeout { phase: "response" },
+            TransportFailure::Timeout {
+                phase: TimeoutPhase::Response,
+            },
             V::Timeout,
             "no complete answer within the deadline",
         ),
         (
-            TransportFailure::Timeout { phase: "weird" },
+            TransportFailure::Timeout {
+                phase: TimeoutPhase::Tls,
+            },
             V::Timeout,
-            "weird",
+            "the tls deadline passed",
+        ),
+        (
+            TransportFailure::LocalResources("Too many open files (os error 24)".into()),
+            V::Network,
+            "ran out of file descriptors",
         ),
     ];
     for (failure, verdict, words) in cases {
         let d = classify_transport(failure);
+        let local = matches!(failure, TransportFailure::LocalResources(_));
+        assert_eq!(d.blame == Some(Blame::Network), local, "{failure:?}");
         assert_eq!(d.verdict, *verdict, "{failure:?}");
         assert_eq!(d.status, None);
         assert!(
@@ -2921,6 +2941,17 @@ fn deeply_nested_json_hits_the_recursion_limit_without_panicking() {
 }
 
 #[test]
+fn redirects_are_named_and_never_followed() {
+    for status in [301, 302, 307, 308] {
+        let d = http(status, "");
+        assert_eq!(d.verdict, V::Malformed, "{status}");
+        assert!(d.explanation.contains("redirected"), "{}", d.explanation);
+        assert!(d.advice.contains("base_url"), "{}", d.advice);
+        assert_well_formed(&d, &format!("{status}"));
+    }
+}
+
+#[test]
 fn empty_and_whitespace_bodies_follow_the_status() {
     for (status, want) in [
         (200, V::Malformed),
@@ -2990,7 +3021,7 @@ fn every_verdict_is_produced_by_some_answer() {
         http(500, ""),
         http(503, ""),
         classify_transport(&TransportFailure::Timeout {
-            phase: "first byte",
+            phase: TimeoutPhase::FirstByte,
         }),
         classify_transport(&TransportFailure::Dns("x".into())),
         http(200, "[]"),
