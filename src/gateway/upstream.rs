@@ -74,6 +74,9 @@ pub struct Failure {
     pub diagnosis: Diagnosis,
     /// No status line arrived: a retry cannot duplicate work.
     pub before_any_byte: bool,
+    /// The request's overall deadline (shortened by the client, or nearly spent) was shorter
+    /// than the attempt's own: a timeout then says less about the target.
+    pub budget_cut: bool,
     /// The provider's answer, for passing a caller's error back unchanged.
     answer: Option<Answer>,
 }
@@ -179,12 +182,28 @@ impl Upstream {
         now: Instant,
         deadline: Instant,
     ) -> Attempt {
-        let (limit, phase) = if stream {
-            (timeouts.first_token, "first token")
+        let limit = if stream {
+            timeouts.first_token
         } else {
-            (timeouts.request, "response")
+            timeouts.request
         };
-        let until = deadline.min(now + limit);
+        let mut attempt = self
+            .attempt_until(client, body, stream, deadline.min(now + limit))
+            .await;
+        if let Attempt::Failed(failure) = &mut attempt {
+            failure.budget_cut = deadline < now + limit;
+        }
+        attempt
+    }
+
+    async fn attempt_until(
+        &self,
+        client: &Client,
+        body: Bytes,
+        stream: bool,
+        until: Instant,
+    ) -> Attempt {
+        let phase = if stream { "first token" } else { "response" };
         let mut response = match timeout_at(until, self.request(client, body).send()).await {
             Err(_) => return transport(TransportFailure::Timeout { phase }, true),
             Ok(Err(e)) => {
@@ -232,6 +251,7 @@ impl Upstream {
         Attempt::Failed(Failure {
             diagnosis,
             before_any_byte: false,
+            budget_cut: false,
             answer: Some(Answer {
                 status,
                 content_type,
@@ -276,6 +296,7 @@ fn transport(failure: TransportFailure, before_any_byte: bool) -> Attempt {
     Attempt::Failed(Failure {
         diagnosis: classify_transport(&failure),
         before_any_byte,
+        budget_cut: false,
         answer: None,
     })
 }
@@ -394,6 +415,7 @@ async fn first_content(
     Attempt::Failed(Failure {
         diagnosis,
         before_any_byte: false,
+        budget_cut: false,
         answer: Some(Answer {
             status: StatusCode::OK,
             content_type: Some(HeaderValue::from_static("text/event-stream")),
