@@ -82,14 +82,21 @@ async fn sequential_streams_against_a_hung_primary_pay_its_timeout_once() {
     for (turn, t) in took.iter().enumerate().skip(1) {
         assert!(*t < secs(1.0), "turn {turn}: {t:?}");
     }
-    assert_eq!(live_chats(&a).await, 1, "one client request reached the hung target");
+    assert_eq!(
+        live_chats(&a).await,
+        1,
+        "one client request reached the hung target"
+    );
     assert_eq!(b.count().await, 9);
     let reports = gw.reports();
     assert_eq!(attempts_on(&reports, "a"), [Verdict::Timeout]);
     // Recovery was tested in the background, and every test timed out.
     let tests = tests_of(&reports, "a");
     assert!(!tests.is_empty());
-    assert!(tests.iter().all(|t| *t == (false, Verdict::Timeout)), "{tests:?}");
+    assert!(
+        tests.iter().all(|t| *t == (false, Verdict::Timeout)),
+        "{tests:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -114,7 +121,10 @@ async fn a_recovered_primary_is_seen_by_a_recovery_test_first_and_traffic_return
     // What `a` received after the hang: the recovery test first, then client requests.
     let chats = a.chats().await;
     assert_eq!(chats.len(), 5, "{chats:?}");
-    assert!(chats[0]["body"]["max_tokens"].is_null(), "the hung client request");
+    assert!(
+        chats[0]["body"]["max_tokens"].is_null(),
+        "the hung client request"
+    );
     assert_eq!(chats[1]["body"]["max_tokens"], 8, "the recovery test");
     assert_eq!(chats[1]["body"]["stream"], true);
     assert!(chats[2..].iter().all(|c| c["body"]["max_tokens"].is_null()));
@@ -179,7 +189,10 @@ async fn with_every_target_failing_the_least_bad_is_still_tried_first() {
     let response = gw.chat(ask(true)).await;
     assert_eq!(response.status(), 504);
     tokio::time::sleep(secs(0.5)).await;
-    assert_eq!(tests_of(&gw.reports(), "b"), [(false, Verdict::Unavailable)]);
+    assert_eq!(
+        tests_of(&gw.reports(), "b"),
+        [(false, Verdict::Unavailable)]
+    );
     assert_eq!(live_chats(&b).await, 0);
     // Now no target is healthy, and `b` answers again. The request still goes out, to the
     // least bad target first — `b`, failing fast, before `a`, known to hang — although `a`
