@@ -621,6 +621,13 @@ impl Shape<'_> {
                     .collect();
                 (chunks, Ending::Done)
             }
+            Scenario::CompleteWithoutDone => {
+                // Everything but the end marker, which is the tail's last event on both wires.
+                let mut tail = tail;
+                tail.pop();
+                let chunks = head.into_iter().chain(content).chain(tail).collect();
+                (chunks, Ending::Done)
+            }
             Scenario::Malformed => {
                 // A `data:` line whose JSON stops halfway, then a normal end.
                 let broken = content

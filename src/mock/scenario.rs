@@ -39,6 +39,7 @@ pub enum Scenario {
     StreamError,
     KeepaliveOnly,
     KeepaliveThenOk,
+    CompleteWithoutDone,
     Flapping,
 }
 
@@ -54,7 +55,7 @@ struct Info {
 }
 
 /// One row per scenario, in the order `--help` lists them.
-const SCENARIOS: [Info; 27] = [
+const SCENARIOS: [Info; 28] = [
     Info {
         scenario: Scenario::Ok,
         name: "ok",
@@ -212,6 +213,12 @@ const SCENARIOS: [Info; 27] = [
         on_models: false,
     },
     Info {
+        scenario: Scenario::CompleteWithoutDone,
+        name: "complete_without_done",
+        description: "stream: a complete answer (finish reason, usage) and a clean end, but no end marker",
+        on_models: false,
+    },
+    Info {
         scenario: Scenario::Flapping,
         name: "flapping",
         description: "alternates per API request: ok, unavailable, ok, unavailable, ...",
@@ -228,8 +235,8 @@ pub struct UnknownScenario {
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 27] = {
-        let mut all = [Scenario::Ok; 27];
+    pub const ALL: [Scenario; 28] = {
+        let mut all = [Scenario::Ok; 28];
         let mut i = 0;
         while i < SCENARIOS.len() {
             all[i] = SCENARIOS[i].scenario;

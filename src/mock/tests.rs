@@ -239,7 +239,7 @@ fn streamed_content(datas: &[String]) -> String {
 
 #[test]
 fn scenario_names_round_trip_in_declaration_order() {
-    assert_eq!(Scenario::all().len(), 27);
+    assert_eq!(Scenario::all().len(), 28);
     for (index, scenario) in Scenario::ALL.iter().enumerate() {
         assert_eq!(
             *scenario as usize, index,
@@ -590,7 +590,7 @@ async fn model_lists_take_each_style_shape() {
 /// Status of a non-streaming generation request per scenario, in `Style::ALL` order (kimi,
 /// deepseek, openai, anthropic, zhipu, dashscope, openrouter). `hang` and `reset` never get a
 /// status and have their own tests.
-const STATUSES: [(&str, [u16; 7]); 25] = [
+const STATUSES: [(&str, [u16; 7]); 26] = [
     ("ok", [200; 7]),
     ("slow", [200; 7]),
     ("rate_limited", [429; 7]),
@@ -615,6 +615,7 @@ const STATUSES: [(&str, [u16; 7]); 25] = [
     ("stream_error", [500; 7]),
     ("keepalive_only", [200; 7]),
     ("keepalive_then_ok", [200; 7]),
+    ("complete_without_done", [200; 7]),
     ("flapping", [200; 7]),
 ];
 
@@ -1108,6 +1109,35 @@ async fn stream_cut_delivers_content_then_a_body_error() {
         assert_eq!(response.status(), 200);
         let err = response.text().await.unwrap_err();
         assert!(err.is_body() || err.is_decode(), "{err:?}");
+        mock.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn complete_without_done_streams_everything_but_the_end_marker_and_ends_cleanly() {
+    for style in [Style::Openai, Style::Anthropic] {
+        let mock = start(style, Scenario::CompleteWithoutDone).await;
+        let mut response = if style == Style::Anthropic {
+            mock.messages(messages_body(true)).await
+        } else {
+            let mut body = chat_body(true);
+            body["stream_options"] = json!({"include_usage": true});
+            mock.chat(body).await
+        }
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        let (text, outcome) = read_until_quiet(&mut response).await;
+        assert_eq!(outcome, Outcome::End, "{style}: {text}");
+        assert!(
+            !text.contains("[DONE]") && !text.contains("message_stop"),
+            "{text}"
+        );
+        if style == Style::Anthropic {
+            assert!(text.contains("\"stop_reason\":\"end_turn\""), "{text}");
+        } else {
+            assert!(text.contains("\"finish_reason\":\"stop\""), "{text}");
+            assert!(text.contains("\"usage\""), "{text}");
+        }
         mock.shutdown().await;
     }
 }
