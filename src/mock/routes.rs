@@ -345,7 +345,7 @@ async fn api(
 
     // Connection-level scenarios act before anything is parsed, like a broken network would.
     match scenario {
-        Scenario::Hang => return std::future::pending().await,
+        Scenario::Hang | Scenario::HangChat => return std::future::pending().await,
         Scenario::Reset => {
             conn.0.request();
             return std::future::pending().await;

@@ -16,6 +16,7 @@ pub enum Scenario {
     Ok,
     Slow,
     Hang,
+    HangChat,
     Reset,
     RateLimited,
     RateLimitedNoRetryAfter,
@@ -55,7 +56,7 @@ struct Info {
 }
 
 /// One row per scenario, in the order `--help` lists them.
-const SCENARIOS: [Info; 28] = [
+const SCENARIOS: [Info; 29] = [
     Info {
         scenario: Scenario::Ok,
         name: "ok",
@@ -73,6 +74,12 @@ const SCENARIOS: [Info; 28] = [
         name: "hang",
         description: "reads the request, never answers, keeps the connection open",
         on_models: true,
+    },
+    Info {
+        scenario: Scenario::HangChat,
+        name: "hang_chat",
+        description: "generation requests hang as in `hang`; `GET /models` still answers",
+        on_models: false,
     },
     Info {
         scenario: Scenario::Reset,
@@ -235,8 +242,8 @@ pub struct UnknownScenario {
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 28] = {
-        let mut all = [Scenario::Ok; 28];
+    pub const ALL: [Scenario; 29] = {
+        let mut all = [Scenario::Ok; 29];
         let mut i = 0;
         while i < SCENARIOS.len() {
             all[i] = SCENARIOS[i].scenario;

@@ -239,7 +239,7 @@ fn streamed_content(datas: &[String]) -> String {
 
 #[test]
 fn scenario_names_round_trip_in_declaration_order() {
-    assert_eq!(Scenario::all().len(), 28);
+    assert_eq!(Scenario::all().len(), 29);
     for (index, scenario) in Scenario::ALL.iter().enumerate() {
         assert_eq!(
             *scenario as usize, index,
@@ -624,7 +624,10 @@ async fn every_scenario_answers_with_the_documented_status_in_every_style() {
     let table: Vec<&str> = STATUSES.iter().map(|(name, _)| *name).collect();
     for scenario in Scenario::all() {
         let listed = table.contains(&scenario.as_str());
-        let special = matches!(scenario, Scenario::Hang | Scenario::Reset);
+        let special = matches!(
+            scenario,
+            Scenario::Hang | Scenario::HangChat | Scenario::Reset
+        );
         assert!(listed != special, "{scenario} is covered exactly once");
     }
     for (index, style) in Style::ALL.iter().enumerate() {
@@ -808,6 +811,7 @@ async fn models_follow_outages_but_not_request_specific_errors() {
         ("content_filtered", 200),
         ("bad_request", 200),
         ("stream_cut", 200),
+        ("hang_chat", 200),
         ("bad_tool_args", 200),
         ("empty_choices", 200),
     ];
@@ -1012,6 +1016,28 @@ async fn hang_never_answers() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     assert!(started.elapsed() >= QUIET);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn hang_chat_never_answers_a_generation_but_lists_its_models() {
+    let mock = start(Style::Openai, Scenario::HangChat).await;
+    let err = mock
+        .client
+        .post(mock.url("/v1/chat/completions"))
+        .json(&chat_body(true))
+        .timeout(QUIET)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    let models = mock
+        .client
+        .get(mock.url("/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 200);
     mock.shutdown().await;
 }
 
