@@ -4,12 +4,19 @@
 //! (DESIGN.md "Gateway decision table").
 //!
 //! It owns the request path: client authentication (`auth`), routes (`route`), provider request
-//! fixes (`fixes`), the per-target circuit breakers (`breaker`), the decisions and their waits
-//! (`decision`, with the shared `crate::backoff`), one upstream attempt (`upstream`), the streaming relay (`relay`),
-//! metrics and passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`).
+//! fixes (`fixes`), per-target state (`target`: the circuit breaker of `breaker`, answer times,
+//! counters), the decisions and their waits (`decision`, with the shared `crate::backoff`), one
+//! upstream attempt (`upstream`), opt-in hedging of non-streaming requests (`hedge`), off-path
+//! recovery tests of failing targets (`recovery`), the streaming relay (`relay`), metrics and
+//! passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`).
 //! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
-//! monitor's open incidents from [`Health`] about once a second and reports every attempt through
-//! [`PassiveReporter`].
+//! monitor's open incidents from [`Health`] about once a second and reports every attempt, every
+//! skipped failing target and every recovery test through [`PassiveReporter`].
+//!
+//! Target order for one request: while some target that can hold the prompt is healthy, route
+//! order, passing failing targets over (a live request is never the trial of a target known to
+//! be failing; passing one over may start its recovery test); when none is, every target, least
+//! bad first (`breaker::Standing`).
 //!
 //! Hot path: the request JSON is parsed once (size-limited), streams are relayed chunk by chunk
 //! and never collected, one pooled HTTP client serves every upstream, no lock is held across an
