@@ -56,9 +56,9 @@ impl Inner {
         if now + delay >= run.deadline {
             return None;
         }
-        let partner = (position + 1..targets.len()).find(|&i| {
+        let partner = (position + 1..targets.len().min(64)).find(|&i| {
             let target = &targets[i];
-            !run.done.contains(&i)
+            !run.is_done(i)
                 && run.window_fits(&self.upstreams[target.upstream])
                 && target.state.breaker.peek(now) != Admission::Rejected
         })?;
@@ -94,7 +94,7 @@ impl Inner {
             &partner.params,
         );
         run.attempts += 1;
-        run.done.push(plan.partner);
+        run.mark_done(plan.partner);
         let started = Started {
             at: Instant::now(),
             attempts: run.attempts,

@@ -245,14 +245,27 @@ struct Run<'a> {
     deadline: Instant,
     attempts: u32,
     tried: Vec<Tried>,
-    /// Route positions already attempted (a hedge reaches the next target early).
-    done: Vec<usize>,
+    /// Route positions already attempted, one bit each (a hedge reaches the next target
+    /// early); a bitmask so that the request path allocates nothing for it.
+    done: u64,
     /// After a context_too_long: targets whose window is known and no larger are skipped.
     need_window_above: Option<u64>,
     skipped_for_window: bool,
 }
 
 impl Run<'_> {
+    /// Positions from 64 on are never marked: only a hedge needs the mark, and it never picks
+    /// them.
+    fn is_done(&self, position: usize) -> bool {
+        position < 64 && self.done & (1 << position) != 0
+    }
+
+    fn mark_done(&mut self, position: usize) {
+        if position < 64 {
+            self.done |= 1 << position;
+        }
+    }
+
     fn window_fits(&self, up: &Upstream) -> bool {
         match (up.context_window, self.need_window_above) {
             (Some(window), _) if self.estimate > window => false,
@@ -303,7 +316,7 @@ impl Inner {
             deadline,
             attempts: 0,
             tried: Vec::new(),
-            done: Vec::new(),
+            done: 0,
             need_window_above: None,
             skipped_for_window: false,
         };
@@ -315,7 +328,7 @@ impl Inner {
         for step in 0..route.targets.len() {
             let position = least_bad.as_ref().map_or(step, |order| order[step]);
             let target = &route.targets[position];
-            if run.done.contains(&position) {
+            if run.is_done(position) {
                 continue;
             }
             if !run.window_fits(&self.upstreams[target.upstream]) {
@@ -385,7 +398,7 @@ impl Inner {
             target.model_for(&run.model),
             &target.params,
         );
-        run.done.push(position);
+        run.mark_done(position);
         let mut retries = 0;
         loop {
             let now = Instant::now();
