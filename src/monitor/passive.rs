@@ -2,7 +2,7 @@
 //! gateway are worth a probe now, and which probe and monitor that is.
 //!
 //! Pure: no I/O, no clock; the core (`service`) carries the reactions out. The rules (README
-//! "Monitoring" repeats them for users):
+//! "Passive health" repeats them for users):
 //! - a live provider-side failure, a rejected key or an empty balance: probe the provider's
 //!   monitors now (their configured probes), so the monitor confirms it — or dismisses it — in
 //!   seconds instead of at the next tick;
