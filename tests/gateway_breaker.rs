@@ -1,6 +1,6 @@
 //! Per-target circuit breakers through the real gateway: opened by a failure ratio or by the
-//! monitor's open outage incident, probed by a trial every few seconds, closed by one live
-//! success, and ignored when every target is open. Paused tokio time.
+//! monitor's open outage incident, re-admitted only after an off-path recovery test passed (then
+//! one live trial closes them), and ignored when every target is open. Paused tokio time.
 
 mod gateway_support;
 
@@ -63,44 +63,69 @@ async fn a_failing_target_opens_its_breaker_and_is_skipped() {
     assert_eq!(b.count().await, 6);
 }
 
+/// Chat requests a mock received from live traffic (recovery tests carry the monitor's probe
+/// prompt with `max_tokens`; the test requests here never do).
+async fn live_chats(mock: &Mock) -> usize {
+    mock.chats()
+        .await
+        .iter()
+        .filter(|r| r["body"]["max_tokens"].is_null())
+        .count()
+}
+
+async fn recovery_tests(mock: &Mock) -> usize {
+    mock.count().await - live_chats(mock).await
+}
+
 #[tokio::test(start_paused = true)]
-async fn an_open_breaker_admits_a_trial_within_seconds_and_one_success_closes_it() {
+async fn an_open_breaker_is_retested_off_the_request_path_and_one_live_trial_closes_it() {
     let (a, _b, gw) = pair_with("unavailable", "ok", Health::default()).await;
     for _ in 0..5 {
         gw.chat(ask(false)).await;
     }
     a.set("ok").await;
-    // Still open one second later...
+    // Still failing one second later: no test is due yet.
     tokio::time::advance(secs(1.0)).await;
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
-    // ...and the trial after 2 s sees the recovery.
+    assert_eq!(recovery_tests(&a).await, 0);
+    // After 2 s the request that passes `a` over starts a recovery test in the background and
+    // is served by `b` itself: a live request is never the trial of a failing target.
     tokio::time::advance(secs(1.0)).await;
     let response = gw.chat(ask(false)).await;
-    assert_eq!(header(&response, "x-isdown-provider"), "a");
-    // Closed at once: every following request goes to `a`.
+    assert_eq!(header(&response, "x-isdown-provider"), "b");
+    tokio::time::sleep(secs(0.5)).await;
+    assert_eq!(
+        recovery_tests(&a).await,
+        1,
+        "the test saw the recovery first"
+    );
+    // The passed test re-admits `a`: one live trial, and its success closes the breaker.
     for _ in 0..3 {
         let response = gw.chat(ask(false)).await;
         assert_eq!(header(&response, "x-isdown-provider"), "a");
     }
-    assert_eq!(a.count().await, 5 + 4);
+    assert_eq!(live_chats(&a).await, 5 + 3);
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_monitors_open_outage_incident_steers_traffic_away_until_a_live_trial_succeeds() {
+async fn the_monitors_open_outage_incident_steers_traffic_away_until_a_recovery_test_passes() {
     let (a, b, gw) = pair_with("ok", "ok", outage(&["a"])).await;
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(a.count().await, 0, "the incident keeps `a` out");
-    // The trial a couple of seconds later finds `a` healthy; live success overrules the
-    // incident, which the monitor has not closed yet.
+    // A couple of seconds later a request starts a recovery test and goes to `b`; the test
+    // finds `a` healthy, which overrules the incident the monitor has not closed yet.
     tokio::time::advance(secs(2.0)).await;
     let response = gw.chat(ask(false)).await;
-    assert_eq!(header(&response, "x-isdown-provider"), "a");
-    tokio::time::advance(secs(2.0)).await;
-    let response = gw.chat(ask(false)).await;
-    assert_eq!(header(&response, "x-isdown-provider"), "a");
-    assert_eq!(b.count().await, 1);
+    assert_eq!(header(&response, "x-isdown-provider"), "b");
+    tokio::time::sleep(secs(0.5)).await;
+    assert_eq!(recovery_tests(&a).await, 1);
+    for _ in 0..2 {
+        let response = gw.chat(ask(false)).await;
+        assert_eq!(header(&response, "x-isdown-provider"), "a");
+    }
+    assert_eq!(live_chats(&b).await, 2);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,11 +1,13 @@
-//! The official `openai` Python SDK talks to the real `isdown serve` binary, in front of two real
-//! `isdown mock-provider` processes: plain, streaming and tool-call requests, failover on 503,
-//! Retry-After honoured on 429, and a cut stream that raises instead of returning truncated text
-//! (the cases live in `tests/python/gateway_sdk.py`).
+//! The official `openai` SDKs — Python and Node — talk to the real `isdown serve` binary, in
+//! front of two real `isdown mock-provider` processes: plain, streaming and tool-call requests,
+//! failover on 503, Retry-After honoured on 429, a complete stream without `[DONE]` that is a
+//! complete answer with usage, and a cut stream that raises instead of returning truncated text
+//! (the cases live in `tests/python/gateway_sdk.py` and `tests/node/gateway_sdk.mjs`).
 //!
-//! The interpreter is `$ISDOWN_TEST_PYTHON`, or `.venv/bin/python` at the repository root (the
-//! one `.ci/run` installs `openai` into). Without it, or without the package, the test fails with
-//! the command that installs it: a skipped SDK test would hide a broken gateway.
+//! Python is `$ISDOWN_TEST_PYTHON`, or `.venv/bin/python` at the repository root (the one
+//! `.ci/run` installs `openai` into); Node is `node` on the PATH with the pinned `openai` in
+//! `tests/node/node_modules` (`.ci/run` runs `npm ci` there). Without them the test fails with the
+//! command that installs them: a skipped SDK test would hide a broken gateway.
 
 mod support;
 
@@ -16,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use support::*;
 
 const INSTALL: &str = "python3 -m venv .venv && .venv/bin/pip install 'openai==3.51.0'";
+const NODE_INSTALL: &str = "npm ci --prefix tests/node";
 const CLIENT_KEY: &str = "gw-sdk-client-7Hq2";
 
 struct Serve(Child);
@@ -34,27 +37,16 @@ fn python() -> PathBuf {
         .unwrap_or_else(|| root.join(".venv/bin/python"))
 }
 
-#[test]
-fn the_official_openai_python_sdk_works_against_the_gateway() {
-    let python = python();
-    let check = Command::new(&python)
-        .args(["-c", "import openai"])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} ({e}). This test needs Python with the openai package: run \
-                 `{INSTALL}` at the repository root, or set ISDOWN_TEST_PYTHON",
-                python.display()
-            )
-        });
-    assert!(
-        check.status.success(),
-        "{} cannot import openai: run `{INSTALL}` at the repository root, or set \
-         ISDOWN_TEST_PYTHON. {}",
-        python.display(),
-        String::from_utf8_lossy(&check.stderr)
-    );
+/// Two mocks (`a` first) behind the route `agent` of a running `isdown serve`.
+struct Gateway {
+    a: Mock,
+    b: Mock,
+    url: String,
+    _serve: Serve,
+    _config: ConfigFile,
+}
 
+fn gateway() -> Gateway {
     let a = Mock::start("openai", "ok");
     let b = Mock::start("openai", "ok");
     // Monitors probe only the mocks, and rarely: the SDK cases must see the gateway alone.
@@ -83,24 +75,85 @@ fn the_official_openai_python_sdk_works_against_the_gateway() {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut banner)
         .expect("serve banner");
-    let _serve = Serve(child);
+    let serve = Serve(child);
     let url = banner
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no URL in banner: {banner}"))
         .to_owned();
+    Gateway {
+        a,
+        b,
+        url,
+        _serve: serve,
+        _config: config,
+    }
+}
 
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/gateway_sdk.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .env("GATEWAY_URL", &url)
-        .env("GATEWAY_KEY", CLIENT_KEY)
-        .env("MOCK_A", &a.url)
-        .env("MOCK_B", &b.url)
+impl Gateway {
+    /// Runs an SDK suite with the gateway's address in its environment.
+    fn run(&self, command: &mut Command) -> std::process::Output {
+        command
+            .env("GATEWAY_URL", &self.url)
+            .env("GATEWAY_KEY", CLIENT_KEY)
+            .env("MOCK_A", &self.a.url)
+            .env("MOCK_B", &self.b.url)
+            .output()
+            .expect("run the SDK suite")
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_official_openai_python_sdk_works_against_the_gateway() {
+    let python = python();
+    let check = Command::new(&python)
+        .args(["-c", "import openai"])
         .output()
-        .expect("run the SDK suite");
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}). This test needs Python with the openai package: run \
+                 `{INSTALL}` at the repository root, or set ISDOWN_TEST_PYTHON",
+                python.display()
+            )
+        });
+    assert!(
+        check.status.success(),
+        "{} cannot import openai: run `{INSTALL}` at the repository root, or set \
+         ISDOWN_TEST_PYTHON. {}",
+        python.display(),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let gateway = gateway();
+    let out = gateway.run(Command::new(&python).arg(root().join("tests/python/gateway_sdk.py")));
     let report = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "openai SDK suite failed:\n{report}");
     // Every case ran (unittest reports on stderr).
-    assert!(report.contains("Ran 6 tests"), "{report}");
+    assert!(report.contains("Ran 7 tests"), "{report}");
+}
+
+#[test]
+fn the_official_openai_node_sdk_works_against_the_gateway() {
+    let sdk = root().join("tests/node/node_modules/openai/package.json");
+    assert!(
+        sdk.exists(),
+        "the Node openai package is not installed: run `{NODE_INSTALL}` at the repository root"
+    );
+    let gateway = gateway();
+    let out = gateway.run(
+        Command::new("node")
+            .args(["--test", "--test-reporter=tap"])
+            .arg(root().join("tests/node/gateway_sdk.mjs")),
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "openai Node SDK suite failed:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every case ran and passed (node's TAP summary).
+    assert!(report.contains("# pass 4"), "{report}");
 }

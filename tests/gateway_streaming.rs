@@ -183,3 +183,45 @@ async fn the_request_deadline_also_ends_a_running_stream_with_an_error() {
     assert_eq!(error["error"]["code"], "deadline_exceeded");
     assert_eq!(b.count().await, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_complete_stream_without_done_is_forwarded_with_usage_and_the_done_it_lacked() {
+    // Kimi-style usage inside the final choice, and OpenAI-style usage chunk: both pass.
+    for style in ["kimi", "openai"] {
+        let (a, b, mut gw) = pair(style, "complete_without_done", "ok").await;
+        let mut request = ask(true);
+        request["stream_options"] = json!({"include_usage": true});
+        let response = gw.chat(request).await;
+        assert_eq!(response.status(), 200, "{style}");
+        assert_eq!(header(&response, "x-isdown-provider"), "a", "{style}");
+        let body = response.text().await.unwrap();
+        assert_eq!(streamed_text(&body), "pong", "{style}: {body}");
+        assert!(last_error(&body).is_none(), "{style}: {body}");
+        let events = events(&body);
+        assert_eq!(events.last().unwrap(), "[DONE]", "{style}: {body}");
+        assert_eq!(events.iter().filter(|e| *e == "[DONE]").count(), 1);
+        assert!(body.contains("\"usage\""), "{style}: {body}");
+        assert!(
+            body.contains("\"finish_reason\":\"stop\""),
+            "{style}: {body}"
+        );
+        // A complete answer: a success for the target, no failover.
+        assert_eq!(
+            gw.reported(),
+            [("a".to_owned(), "up".to_owned())],
+            "{style}"
+        );
+        assert_eq!(a.count().await, 1);
+        assert_eq!(b.count().await, 0);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_ends_without_a_finish_reason_is_still_an_in_band_error() {
+    let (_a, _b, gw) = pair("openai", "stream_cut", "ok").await;
+    let response = gw.chat(ask(true)).await;
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("[DONE]"), "{body}");
+    let error = last_error(&body).expect("an in-band error event");
+    assert_eq!(error["error"]["code"], "stream_interrupted");
+}

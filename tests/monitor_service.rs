@@ -43,7 +43,11 @@ enum Answer {
 #[derive(Default)]
 struct Script {
     answers: HashMap<String, Answer>,
+    /// Answers for one probe kind of a provider (`"kimi/stream"`), before `answers`.
+    kind_answers: HashMap<String, Answer>,
     probes: HashMap<String, Vec<Instant>>,
+    /// The probe kind each monitor ran, in order.
+    kinds: HashMap<String, Vec<&'static str>>,
 }
 
 #[derive(Clone, Default)]
@@ -56,6 +60,24 @@ impl Scripted {
             .unwrap()
             .answers
             .insert(provider.into(), answer);
+    }
+
+    fn set_kind(&self, provider: &str, kind: &str, answer: Answer) {
+        self.0
+            .lock()
+            .unwrap()
+            .kind_answers
+            .insert(format!("{provider}/{kind}"), answer);
+    }
+
+    fn probe_kinds(&self, monitor: &str) -> Vec<&'static str> {
+        self.0
+            .lock()
+            .unwrap()
+            .kinds
+            .get(monitor)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn probe_times(&self, monitor: &str) -> Vec<Instant> {
@@ -77,9 +99,15 @@ impl ProbeRunner for Scripted {
             let list = s.probes.entry(spec.id.clone()).or_default();
             list.push(Instant::now());
             let count = list.len();
+            s.kinds
+                .entry(spec.id.clone())
+                .or_default()
+                .push(spec.probe.as_str());
+            let by_kind = format!("{}/{}", spec.provider.id, spec.probe.as_str());
             (
-                s.answers
-                    .get(&spec.provider.id)
+                s.kind_answers
+                    .get(&by_kind)
+                    .or_else(|| s.answers.get(&spec.provider.id))
                     .copied()
                     .unwrap_or(Answer::Ok),
                 count,
@@ -259,11 +287,16 @@ fn config(providers: &[&str]) -> Config {
     for p in providers {
         text.push_str(&format!(
             "[providers.{p}]\nbase_url = \"http://127.0.0.1:9/v1\"\nprobe_model = \"m\"\n\
+             api_key_env = \"KEY\"\n\
              [[monitors]]\nprovider = \"{p}\"\nprobes = [\"reachability\"]\ninterval = \"30s\"\n\
              timeout = \"10s\"\n"
         ));
     }
-    Config::from_toml(&text, "test.toml", &|_| None).unwrap()
+    // Every provider has a key (`KEY`), so that a chat probe can run.
+    Config::from_toml(&text, "test.toml", &|name| {
+        (name == "KEY").then(|| "sk-test".to_owned())
+    })
+    .unwrap()
 }
 
 async fn start(dir: &std::path::Path, providers: &[&str], script: Scripted) -> Harness {
@@ -828,5 +861,96 @@ async fn a_key_rejected_in_live_traffic_is_probed_at_once_but_a_rate_limit_is_no
     assert_eq!(script.probe_times("kimi-reachability").len(), before + 1);
     h.next(Duration::from_secs(30), opened(IncidentKind::SetupProblem))
         .await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_live_timeout_starts_a_stream_probe_watch_that_confirms_a_hang_as_a_timeout_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    h.no_event(Duration::from_secs(60), |_| true).await;
+    // Kimi hangs on chat but still lists its models: the configured reachability probe is
+    // blind to it.
+    script.set_kind("kimi", "stream", Answer::Hang);
+    let before = script.probe_kinds("kimi-reachability").len();
+    let reported_at = Instant::now();
+    h.reporter.report(LiveVerdict {
+        provider: "kimi".into(),
+        verdict: Verdict::Timeout,
+        blame: Some(isdown::verdict::Blame::Provider),
+        latency_ms: Some(15_000.0),
+    });
+    // Confirmed within two probe timeouts (10 s each) and a confirmation delay (5 s).
+    let event = h
+        .next(Duration::from_secs(60), opened(IncidentKind::Outage))
+        .await;
+    let MonitorEvent::IncidentOpened { id, monitor, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(monitor, "kimi-reachability");
+    assert!(
+        reported_at.elapsed() <= Duration::from_secs(30),
+        "{:?}",
+        reported_at.elapsed()
+    );
+    let incident = h.store.incident(id).await.unwrap().unwrap();
+    assert_eq!(incident.verdict, Verdict::Timeout);
+    // Every probe since the report was a streaming chat probe, the first one at once.
+    let kinds = script.probe_kinds("kimi-reachability");
+    assert!(kinds[before..].iter().all(|k| *k == "stream"), "{kinds:?}");
+    let first = script.probe_times("kimi-reachability")[before];
+    assert!(first - reported_at < Duration::from_millis(10));
+    // The gateway reads the confirmed hang from the health view.
+    let row = h
+        .health
+        .snapshot()
+        .monitors
+        .into_iter()
+        .find(|m| m.id == "kimi-reachability")
+        .unwrap();
+    assert_eq!(row.verdict, Some(Verdict::Timeout));
+    assert!(row.open_incident.is_some());
+
+    // Kimi recovers: stream probes close the incident, then the monitor goes back to its
+    // configured reachability probe.
+    script.set_kind("kimi", "stream", Answer::Ok);
+    h.next(Duration::from_secs(120), closed).await;
+    h.no_event(Duration::from_secs(65), |_| true).await;
+    let kinds = script.probe_kinds("kimi-reachability");
+    assert_eq!(kinds.last(), Some(&"reachability"), "{kinds:?}");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn skipped_requests_and_recovery_tests_reach_the_health_view_per_gateway_target() {
+    use isdown::monitor::health::RecoveryTest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = start(dir.path(), &["kimi"], Scripted::default()).await;
+    for _ in 0..3 {
+        h.reporter.skipped("kimi".into(), "*".into());
+    }
+    h.reporter.recovery_test(RecoveryTest {
+        provider: "kimi".into(),
+        target: "*".into(),
+        passed: false,
+        verdict: Verdict::Timeout,
+        ttft: None,
+    });
+    h.no_event(Duration::from_millis(10), |_| true).await;
+    let view = h.health.snapshot();
+    let target = &view.passive["kimi"].gateway_targets["*"];
+    assert_eq!(target.skipped, 3);
+    let test = target.last_recovery_test.as_ref().unwrap();
+    assert!(!test.passed);
+    assert_eq!(test.verdict, Verdict::Timeout);
+    assert!(test.at >= T0 && test.at <= h.clock.now(), "{}", test.at);
+    // As the monitor API shows it (`live` of GET /api/v1/monitors/{id}).
+    let json = serde_json::to_value(&view.passive["kimi"]).unwrap();
+    assert_eq!(json["gateway_targets"]["*"]["skipped"], 3);
+    assert_eq!(
+        json["gateway_targets"]["*"]["last_recovery_test"]["verdict"],
+        "timeout"
+    );
     h.stop().await;
 }

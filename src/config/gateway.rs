@@ -60,6 +60,44 @@ pub struct RouteSpec {
     /// Exact model name, or a pattern where `*` matches any run of characters.
     pub pattern: String,
     pub targets: Vec<TargetSpec>,
+    /// Opt-in hedging of non-streaming requests; `None`: never.
+    pub hedge_after: Option<HedgeAfter>,
+}
+
+/// `[[routes]] hedge_after`: how long a non-streaming request waits for its target before the
+/// same request also goes to the next healthy target (first complete answer wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HedgeAfter {
+    /// `"20s"`: a fixed delay.
+    Fixed(Duration),
+    /// `"p95+2s"`: the target's recent p95 time to answer plus a margin; no hedge until the
+    /// target has answered enough requests for a p95.
+    P95Plus(Duration),
+}
+
+impl HedgeAfter {
+    /// Parses `"p95+2s"`, `"p95"` or a plain duration (`"20s"`).
+    pub fn parse(text: &str) -> Result<HedgeAfter, String> {
+        let expected = "expected \"p95+DURATION\" (e.g. \"p95+2s\") or a duration (e.g. \"20s\")";
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let duration = |part: &str| {
+            humantime::parse_duration(part)
+                .map_err(|e| format!("hedge_after = \"{text}\": {e}; {expected}"))
+        };
+        match compact.strip_prefix("p95") {
+            Some("") => Ok(HedgeAfter::P95Plus(Duration::ZERO)),
+            Some(rest) => match rest.strip_prefix('+') {
+                Some(margin) => duration(margin).map(HedgeAfter::P95Plus),
+                None => Err(format!("hedge_after = \"{text}\": {expected}")),
+            },
+            None => match duration(&compact)? {
+                zero if zero.is_zero() => Err(format!(
+                    "hedge_after = \"{text}\": a zero delay would send every request twice; {expected}"
+                )),
+                delay => Ok(HedgeAfter::Fixed(delay)),
+            },
+        }
+    }
 }
 
 /// One target of a route.
@@ -217,8 +255,51 @@ fn route_spec(raw: RawRoute, providers: &[Provider]) -> Result<RouteSpec, String
             params,
         });
     }
+    let hedge_after = raw
+        .hedge_after
+        .as_deref()
+        .map(HedgeAfter::parse)
+        .transpose()
+        .map_err(|e| format!("route \"{}\": {e}", raw.model))?;
+    if hedge_after.is_some() && targets.len() < 2 {
+        return Err(format!(
+            "route \"{}\": hedge_after needs a second target to hedge to",
+            raw.model
+        ));
+    }
     Ok(RouteSpec {
         pattern: raw.model,
         targets,
+        hedge_after,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hedge_after_table() {
+        let s = Duration::from_secs;
+        let rows = [
+            ("p95+2s", Ok(HedgeAfter::P95Plus(s(2)))),
+            (
+                "p95 + 500ms",
+                Ok(HedgeAfter::P95Plus(Duration::from_millis(500))),
+            ),
+            ("p95", Ok(HedgeAfter::P95Plus(Duration::ZERO))),
+            ("20s", Ok(HedgeAfter::Fixed(s(20)))),
+            ("p99+2s", Err("p95+DURATION")),
+            ("p95-2s", Err("p95+DURATION")),
+            ("0s", Err("every request twice")),
+            ("soon", Err("soon")),
+        ];
+        for (text, want) in rows {
+            match (HedgeAfter::parse(text), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{text}"),
+                (Err(got), Err(part)) => assert!(got.contains(part), "{text}: {got}"),
+                (got, _) => panic!("{text}: {got:?}"),
+            }
+        }
+    }
 }

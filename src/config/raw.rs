@@ -50,6 +50,9 @@ pub struct RawConfig {
 pub struct RawRoute {
     pub model: String,
     pub targets: Vec<RawTarget>,
+    /// Non-streaming requests only: also send to the next target after this long without an
+    /// answer, e.g. "p95+2s" or "20s".
+    pub hedge_after: Option<String>,
 }
 
 /// One target of a route: a provider, optionally another model name and parameter overrides.

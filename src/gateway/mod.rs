@@ -4,12 +4,19 @@
 //! (DESIGN.md "Gateway decision table").
 //!
 //! It owns the request path: client authentication (`auth`), routes (`route`), provider request
-//! fixes (`fixes`), the per-target circuit breakers (`breaker`), the decisions and their waits
-//! (`decision`, with the shared `crate::backoff`), one upstream attempt (`upstream`), the streaming relay (`relay`),
-//! metrics and passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`).
+//! fixes (`fixes`), per-target state (`target`: the circuit breaker of `breaker`, answer times,
+//! counters), the decisions and their waits (`decision`, with the shared `crate::backoff`), one
+//! upstream attempt (`upstream`), opt-in hedging of non-streaming requests (`hedge`), off-path
+//! recovery tests of failing targets (`recovery`), the streaming relay (`relay`), metrics and
+//! passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`).
 //! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
-//! monitor's open incidents from [`Health`] about once a second and reports every attempt through
-//! [`PassiveReporter`].
+//! monitor's open incidents from [`Health`] about once a second and reports every attempt, every
+//! skipped failing target and every recovery test through [`PassiveReporter`].
+//!
+//! Target order for one request: while some target that can hold the prompt is healthy, route
+//! order, passing failing targets over (a live request is never the trial of a target known to
+//! be failing; passing one over may start its recovery test); when none is, every target, least
+//! bad first (`breaker::Standing`).
 //!
 //! Hot path: the request JSON is parsed once (size-limited), streams are relayed chunk by chunk
 //! and never collected, one pooled HTTP client serves every upstream, no lock is held across an
@@ -21,8 +28,11 @@ pub mod decision;
 pub mod error;
 pub mod estimate;
 pub mod fixes;
+mod hedge;
+mod recovery;
 mod relay;
 pub mod route;
+pub mod target;
 mod telemetry;
 mod upstream;
 
@@ -46,13 +56,14 @@ use crate::metrics::Metrics;
 use crate::monitor::health::{Health, LiveVerdict, PassiveReporter};
 use crate::verdict::{Blame, Diagnosis, Verdict};
 use auth::ClientAuth;
-use breaker::{Admission, Breaker, BreakerPolicy, Outcome};
+use breaker::{Admission, BreakerPolicy, OpenIncident, Outcome, Standing};
 use decision::{Action, Failed, Policy, Progress};
 use error::{ApiError, StartError};
 use estimate::estimate_request_tokens;
-use route::{RouteTable, Target};
+use route::{Route, RouteTable, Target};
+use target::TargetState;
 use telemetry::{GatewayMetrics, OutcomeCounters, RequestOutcome};
-use upstream::{Attempt, Upstream};
+use upstream::{Attempt, Failure, Upstream};
 
 /// Response header: the provider id that served the answer.
 pub const HEADER_PROVIDER: &str = "x-isdown-provider";
@@ -101,6 +112,8 @@ struct Inner {
     health: Health,
     reporter: PassiveReporter,
     outcomes: OutcomeCounters,
+    /// Some route hedges: successful answer times are kept for its p95.
+    hedging: bool,
     /// When the incidents were last read; `try_lock` so that only one request does it.
     incidents_read: Mutex<Option<Instant>>,
 }
@@ -150,7 +163,7 @@ impl Gateway {
         Ok(Gateway {
             inner: Arc::new(Inner {
                 client,
-                routes: RouteTable::new(&settings.routes, &config.providers, breaker),
+                routes: RouteTable::new(&settings.routes, &config.providers, breaker, &metrics),
                 upstreams,
                 timeouts,
                 policy: Policy::new(settings.max_retry_wait),
@@ -163,6 +176,7 @@ impl Gateway {
                 health: deps.health,
                 reporter: deps.reporter,
                 outcomes: metrics.outcomes(),
+                hedging: settings.routes.iter().any(|r| r.hedge_after.is_some()),
                 incidents_read: Mutex::new(None),
             }),
         })
@@ -220,6 +234,53 @@ struct Tried {
 
 // === impl Inner: the request path ===
 
+/// One request on its way through its route's targets.
+struct Run<'a> {
+    route: &'a Route,
+    request: Map<String, Value>,
+    model: String,
+    stream: bool,
+    estimate: u64,
+    deadline: Instant,
+    attempts: u32,
+    tried: Vec<Tried>,
+    /// Route positions already attempted, one bit each (a hedge reaches the next target
+    /// early); a bitmask so that the request path allocates nothing for it.
+    done: u64,
+    /// After a context_too_long: targets whose window is known and no larger are skipped.
+    need_window_above: Option<u64>,
+    skipped_for_window: bool,
+}
+
+impl Run<'_> {
+    /// Positions from 64 on are never marked: only a hedge needs the mark, and it never picks
+    /// them.
+    fn is_done(&self, position: usize) -> bool {
+        position < 64 && self.done & (1 << position) != 0
+    }
+
+    fn mark_done(&mut self, position: usize) {
+        if position < 64 {
+            self.done |= 1 << position;
+        }
+    }
+
+    fn window_fits(&self, up: &Upstream) -> bool {
+        match (up.context_window, self.need_window_above) {
+            (Some(window), _) if self.estimate > window => false,
+            (Some(window), Some(floor)) => window > floor,
+            _ => true,
+        }
+    }
+}
+
+/// Where a target left the request.
+enum Step {
+    Served(Response),
+    Next,
+    DeadlinePassed,
+}
+
 impl Inner {
     async fn chat(
         &self,
@@ -237,7 +298,7 @@ impl Inner {
             return Err(rejected(ApiError::missing_model()));
         };
         let stream = request.get("stream") == Some(&Value::Bool(true));
-        let targets = self
+        let route = self
             .routes
             .resolve(&model)
             .ok_or_else(|| rejected(ApiError::no_route(&model, self.routes.defaults)))?;
@@ -245,151 +306,231 @@ impl Inner {
         let estimate = estimate_request_tokens(&request);
         self.sync_incidents(started);
 
-        // Targets whose breaker is open are skipped — unless every one is, then all are tried
-        // in order. Admission is taken only when a target's turn comes, so a trial slot is not
-        // used up by a request that never reaches that target.
-        let skip_open = targets
-            .iter()
-            .any(|t| t.breaker.peek(started) != Admission::Rejected);
-
-        let mut attempts: u32 = 0;
-        let mut tried: Vec<Tried> = Vec::new();
-        // After a context_too_long: targets whose window is known and no larger are skipped.
-        let mut need_window_above: Option<u64> = None;
-        let mut skipped_for_window = false;
-        'targets: for target in targets {
-            let up = &self.upstreams[target.upstream];
-            let window_fits = match (up.context_window, need_window_above) {
-                (Some(window), _) if estimate > window => false,
-                (Some(window), Some(floor)) => window > floor,
-                _ => true,
-            };
-            if !window_fits {
-                skipped_for_window = true;
+        let mut run = Run {
+            route,
+            request,
+            model,
+            stream,
+            estimate,
+            deadline,
+            attempts: 0,
+            tried: Vec::new(),
+            done: 0,
+            need_window_above: None,
+            skipped_for_window: false,
+        };
+        // Targets known to be failing get no live request while another one is healthy; when
+        // none is, every target is tried, least bad first. Admission is taken only when a
+        // target's turn comes, so a trial slot is not used up by a request that never reaches
+        // that target.
+        let least_bad = self.least_bad_order(&run, started);
+        for step in 0..route.targets.len() {
+            let position = least_bad.as_ref().map_or(step, |order| order[step]);
+            let target = &route.targets[position];
+            if run.is_done(position) {
                 continue;
             }
-            if skip_open && target.breaker.admit(Instant::now()) == Admission::Rejected {
+            if !run.window_fits(&self.upstreams[target.upstream]) {
+                run.skipped_for_window = true;
                 continue;
             }
-            let model_name = target.model_for(&model);
-            let body = up.body(&mut request, model_name, &target.params);
-            let mut retries = 0;
-            loop {
-                let now = Instant::now();
-                if now >= deadline {
-                    break 'targets;
+            if least_bad.is_none()
+                && target.state.breaker.admit(Instant::now()) == Admission::Rejected
+            {
+                self.pass_over(gateway, target, &run.model);
+                continue;
+            }
+            match self.serve(gateway, &mut run, position).await {
+                Step::Served(response) => {
+                    self.outcomes.count(RequestOutcome::Served);
+                    return Ok(response);
                 }
-                attempts += 1;
-                let attempt = up
-                    .attempt(
-                        &self.client,
-                        body.clone(),
-                        stream,
-                        &self.timeouts,
-                        now,
-                        deadline,
-                    )
-                    .await;
-                let failure = match attempt {
-                    Attempt::Served(served) => {
-                        let response = match served.body {
-                            upstream::ServedBody::Whole(response) => {
-                                self.observe(target, &served.diagnosis, now, attempts);
-                                response
-                            }
-                            // A stream is judged when it ends (the relay reports it).
-                            upstream::ServedBody::Stream(held) => relay::response(
-                                held,
-                                relay::Finish {
-                                    gateway: gateway.clone(),
-                                    upstream: target.upstream,
-                                    breaker: target.breaker.clone(),
-                                    started: now,
-                                },
-                                self.timeouts.idle,
-                                deadline,
-                            ),
-                        };
-                        self.outcomes.count(RequestOutcome::Served);
-                        return Ok(label(response, up, model_name, attempts));
-                    }
-                    Attempt::Failed(failure) => failure,
-                };
-                self.observe(target, &failure.diagnosis, now, attempts);
-                let failed = Failed {
-                    verdict: failure.diagnosis.verdict,
-                    retry_after: failure
-                        .diagnosis
-                        .retry_after_s
-                        .filter(|s| s.is_finite() && *s >= 0.0)
-                        .map(|s| Duration::from_secs_f64(s.min(86_400.0))),
-                    before_any_byte: failure.before_any_byte,
-                };
-                let progress = Progress {
-                    same_target_retries: retries,
-                    remaining: deadline.saturating_duration_since(Instant::now()),
-                };
-                let action = decision::decide(failed, progress, &self.policy, fastrand::f64());
-                match action {
-                    Action::ReturnToCaller => {
-                        self.outcomes.count(RequestOutcome::Served);
-                        let response = failure.passthrough();
-                        return Ok(label(response, up, model_name, attempts));
-                    }
-                    Action::RetrySame { wait } => {
-                        tracing::debug!(provider = %up.id, ?wait, "gateway: retrying the same target");
-                        tokio::time::sleep(wait).await;
-                        retries += 1;
-                    }
-                    Action::Next {
-                        cool_down,
-                        setup_problem,
-                    } => {
-                        if let Some(cool) = cool_down {
-                            target.breaker.cool_down(Instant::now() + cool);
-                        }
-                        if setup_problem {
-                            self.setup_problem(up, &failure.diagnosis);
-                        }
-                        tried.push(Tried {
-                            upstream: target.upstream,
-                            diagnosis: failure.diagnosis,
-                        });
-                        continue 'targets;
-                    }
-                    Action::NextLargerWindow => {
-                        // An unknown window says nothing: later unknown windows may be tried.
-                        need_window_above = up.context_window.max(need_window_above);
-                        tried.push(Tried {
-                            upstream: target.upstream,
-                            diagnosis: failure.diagnosis,
-                        });
-                        continue 'targets;
-                    }
-                }
+                Step::Next => {}
+                Step::DeadlinePassed => break,
             }
         }
         self.outcomes.count(RequestOutcome::Failed);
-        let error = self.exhausted(&tried, attempts, skipped_for_window, estimate, deadline);
+        let error = self.exhausted(&run);
         let mut response = error.into_response();
         response
             .headers_mut()
-            .insert(ATTEMPTS, HeaderValue::from(attempts));
+            .insert(ATTEMPTS, HeaderValue::from(run.attempts));
         Ok(response)
     }
 
-    /// The final error once no target answered.
-    fn exhausted(
+    /// `None` while some target that can hold the prompt is healthy (route order applies);
+    /// otherwise every target's route position, least bad first (route order among equals).
+    fn least_bad_order(&self, run: &Run<'_>, now: Instant) -> Option<Vec<usize>> {
+        let targets = &run.route.targets;
+        let healthy = targets.iter().any(|t| {
+            run.window_fits(&self.upstreams[t.upstream])
+                && t.state.breaker.peek(now) != Admission::Rejected
+        });
+        if healthy {
+            return None;
+        }
+        let mut order: Vec<(Standing, usize)> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.state.breaker.standing(now), i))
+            .collect();
+        order.sort();
+        Some(order.into_iter().map(|(_, i)| i).collect())
+    }
+
+    /// A live request passes a failing target over; a recovery test starts when one is due.
+    fn pass_over(&self, gateway: &Gateway, target: &Target, model: &str) {
+        target.state.skipped(&self.reporter);
+        if target.state.breaker.claim_test(Instant::now()) {
+            recovery::spawn(gateway, target, target.model_for(model));
+        }
+    }
+
+    /// Attempts on one target (with the same-target retries the decision table allows, and the
+    /// route's hedge), until it answers, fails over, or the deadline passes.
+    async fn serve(&self, gateway: &Gateway, run: &mut Run<'_>, position: usize) -> Step {
+        let route = run.route;
+        let target = &route.targets[position];
+        let up = &self.upstreams[target.upstream];
+        let body = up.body(
+            &mut run.request,
+            target.model_for(&run.model),
+            &target.params,
+        );
+        run.mark_done(position);
+        let mut retries = 0;
+        loop {
+            let now = Instant::now();
+            if now >= run.deadline {
+                return Step::DeadlinePassed;
+            }
+            run.attempts += 1;
+            let hedge = (retries == 0)
+                .then(|| self.hedge_plan(run, position, now))
+                .flatten();
+            let attempt = match hedge {
+                Some(plan) => match self.race(run, position, body.clone(), plan, now).await {
+                    hedge::Raced::Primary(attempt) => attempt,
+                    hedge::Raced::HedgeWon { partner, served } => {
+                        return Step::Served(self.deliver(gateway, run, partner, served));
+                    }
+                },
+                None => {
+                    up.attempt(
+                        &self.client,
+                        body.clone(),
+                        run.stream,
+                        &self.timeouts,
+                        now,
+                        run.deadline,
+                    )
+                    .await
+                }
+            };
+            let failure = match attempt {
+                Attempt::Served(served) => {
+                    let started = Started {
+                        at: now,
+                        attempts: run.attempts,
+                    };
+                    return Step::Served(self.deliver(gateway, run, (position, started), served));
+                }
+                Attempt::Failed(failure) => failure,
+            };
+            self.observe(target, &failure, now, run.attempts);
+            let failed = Failed {
+                verdict: failure.diagnosis.verdict,
+                retry_after: failure
+                    .diagnosis
+                    .retry_after_s
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(|s| Duration::from_secs_f64(s.min(86_400.0))),
+                before_any_byte: failure.before_any_byte,
+            };
+            let progress = Progress {
+                same_target_retries: retries,
+                remaining: run.deadline.saturating_duration_since(Instant::now()),
+            };
+            match decision::decide(failed, progress, &self.policy, fastrand::f64()) {
+                Action::ReturnToCaller => {
+                    let response = failure.passthrough();
+                    let model_name = target.model_for(&run.model);
+                    return Step::Served(label(response, up, model_name, run.attempts));
+                }
+                Action::RetrySame { wait } => {
+                    tracing::debug!(provider = %up.id, ?wait, "gateway: retrying the same target");
+                    tokio::time::sleep(wait).await;
+                    retries += 1;
+                }
+                Action::Next {
+                    cool_down,
+                    setup_problem,
+                } => {
+                    if let Some(cool) = cool_down {
+                        target.state.breaker.cool_down(Instant::now() + cool);
+                    }
+                    if setup_problem {
+                        self.setup_problem(up, &failure.diagnosis);
+                    }
+                    run.tried.push(Tried {
+                        upstream: target.upstream,
+                        diagnosis: failure.diagnosis,
+                    });
+                    return Step::Next;
+                }
+                Action::NextLargerWindow => {
+                    // An unknown window says nothing: later unknown windows may be tried.
+                    run.need_window_above = up.context_window.max(run.need_window_above);
+                    run.tried.push(Tried {
+                        upstream: target.upstream,
+                        diagnosis: failure.diagnosis,
+                    });
+                    return Step::Next;
+                }
+            }
+        }
+    }
+
+    /// The client's response for an answer from the target at route position `position`.
+    fn deliver(
         &self,
-        tried: &[Tried],
-        attempts: u32,
-        skipped_for_window: bool,
-        estimate: u64,
-        deadline: Instant,
-    ) -> ApiError {
+        gateway: &Gateway,
+        run: &Run<'_>,
+        (position, started): (usize, Started),
+        served: upstream::Served,
+    ) -> Response {
+        let target = &run.route.targets[position];
+        let up = &self.upstreams[target.upstream];
+        let response = match served.body {
+            upstream::ServedBody::Whole(response) => {
+                if self.hedging && !run.stream {
+                    target.state.answers.record(started.at.elapsed());
+                }
+                self.observe_success(target, &served.diagnosis, started.at, started.attempts);
+                response
+            }
+            // A stream is judged when it ends (the relay reports it).
+            upstream::ServedBody::Stream(held) => relay::response(
+                held,
+                relay::Finish {
+                    gateway: gateway.clone(),
+                    upstream: target.upstream,
+                    state: target.state.clone(),
+                    started: started.at,
+                },
+                self.timeouts.idle,
+                run.deadline,
+            ),
+        };
+        label(response, up, target.model_for(&run.model), run.attempts)
+    }
+
+    /// The final error once no target answered.
+    fn exhausted(&self, run: &Run<'_>) -> ApiError {
+        let (tried, attempts, deadline) = (&run.tried, run.attempts, run.deadline);
         let Some(last) = tried.last() else {
-            if skipped_for_window {
-                return ApiError::context_too_long(estimate);
+            if run.skipped_for_window {
+                return ApiError::context_too_long(run.estimate);
             }
             return ApiError::deadline(format!(
                 "the request's deadline passed after {attempts} attempt(s)"
@@ -438,8 +579,8 @@ impl Inner {
             Verdict::AuthFailed | Verdict::QuotaExhausted
         ) {
             // A key or balance is the provider account's: every model of it sits out.
-            for (_, breaker) in self.breakers_of(up) {
-                breaker.cool_down(now + SETUP_COOL_DOWN);
+            for (_, state) in self.states_of(up) {
+                state.breaker.cool_down(now + SETUP_COOL_DOWN);
             }
         }
         if up.setup_warning_due(now, SETUP_COOL_DOWN) {
@@ -453,58 +594,67 @@ impl Inner {
         }
     }
 
-    /// Every breaker of the provider `up`.
-    fn breakers_of<'a>(
+    /// Every target state of the provider `up`.
+    fn states_of<'a>(
         &'a self,
         up: &'a Upstream,
-    ) -> impl Iterator<Item = &'a (usize, Arc<Breaker>)> + 'a {
+    ) -> impl Iterator<Item = &'a (usize, Arc<TargetState>)> + 'a {
         self.routes
-            .breakers()
+            .states()
             .iter()
             .filter(move |(i, _)| self.upstreams[*i].id == up.id)
     }
 
-    /// Breaker, metrics, passive health and a log line for one attempt.
-    fn observe(&self, target: &Target, diagnosis: &Diagnosis, started: Instant, attempt: u32) {
+    fn observe_success(&self, target: &Target, diagnosis: &Diagnosis, started: Instant, n: u32) {
         let up = &self.upstreams[target.upstream];
         let latency = started.elapsed();
         self.record(
             up,
-            &target.breaker,
+            &target.state,
             diagnosis.verdict,
             diagnosis.blame,
             latency,
+            false,
         );
-        if diagnosis.verdict.is_healthy() {
-            tracing::debug!(provider = %up.id, attempt, verdict = %diagnosis.verdict, "gateway attempt");
-        } else {
-            tracing::info!(
-                provider = %up.id,
-                attempt,
-                verdict = %diagnosis.verdict,
-                status = ?diagnosis.status,
-                "gateway attempt failed: {}",
-                diagnosis.explanation
-            );
-        }
+        tracing::debug!(provider = %up.id, attempt = n, verdict = %diagnosis.verdict, "gateway attempt");
     }
 
+    /// Breaker, metrics, passive health and a log line for one failed attempt.
+    fn observe(&self, target: &Target, failure: &Failure, started: Instant, attempt: u32) {
+        let up = &self.upstreams[target.upstream];
+        let diagnosis = &failure.diagnosis;
+        let latency = started.elapsed();
+        self.record(
+            up,
+            &target.state,
+            diagnosis.verdict,
+            diagnosis.blame,
+            latency,
+            failure.budget_cut,
+        );
+        tracing::info!(
+            provider = %up.id,
+            attempt,
+            verdict = %diagnosis.verdict,
+            status = ?diagnosis.status,
+            "gateway attempt failed: {}",
+            diagnosis.explanation
+        );
+    }
+
+    /// `budget_cut`: the request's own deadline, not the attempt's, ended it.
     fn record(
         &self,
         up: &Upstream,
-        breaker: &Breaker,
+        state: &TargetState,
         verdict: Verdict,
         blame: Option<Blame>,
         latency: Duration,
+        budget_cut: bool,
     ) {
-        let outcome = if verdict.is_healthy() {
-            Outcome::Success
-        } else if blame == Some(Blame::Provider) || blame == Some(Blame::Network) {
-            Outcome::Failure
-        } else {
-            Outcome::Neutral
-        };
-        breaker.record(Instant::now(), outcome);
+        state
+            .breaker
+            .record(Instant::now(), outcome(verdict, blame, budget_cut));
         up.stats.record(verdict, latency.as_secs_f64());
         self.reporter.report(LiveVerdict {
             provider: up.id.clone(),
@@ -566,19 +716,44 @@ impl Inner {
         }
         *last = Some(now);
         drop(last);
-        let mut open: Vec<Option<i64>> = vec![None; self.upstreams.len()];
+        let mut open: Vec<Option<OpenIncident>> = vec![None; self.upstreams.len()];
         self.health.read(|view| {
             for monitor in &view.monitors {
                 if let Some((IncidentKind::Outage, id)) = monitor.open_incident
                     && let Some(i) = self.upstreams.iter().position(|u| u.id == monitor.provider)
                 {
-                    open[i] = Some(id.unwrap_or(0));
+                    // A hang confirmed by any monitor of the provider marks it hung.
+                    let hung = monitor.verdict == Some(Verdict::Timeout)
+                        || open[i].is_some_and(|o| o.hung);
+                    open[i] = Some(OpenIncident {
+                        id: id.unwrap_or(0),
+                        hung,
+                    });
                 }
             }
         });
-        for (upstream, breaker) in self.routes.breakers() {
-            breaker.sync_incident(now, open[*upstream]);
+        for (upstream, state) in self.routes.states() {
+            state.breaker.sync_incident(now, open[*upstream]);
         }
+    }
+}
+
+/// When an attempt on a target began, and how many attempts the request had made by then.
+#[derive(Debug, Clone, Copy)]
+struct Started {
+    at: Instant,
+    attempts: u32,
+}
+
+/// How an attempt counts toward its target's breaker. `budget_cut`: the request's overall
+/// deadline (not the attempt's own) ended it, so a timeout says less about the target and
+/// counts like a fast failure.
+fn outcome(verdict: Verdict, blame: Option<Blame>, budget_cut: bool) -> Outcome {
+    match verdict {
+        verdict if verdict.is_healthy() => Outcome::Success,
+        Verdict::Timeout if !budget_cut => Outcome::TimedOut,
+        _ if matches!(blame, Some(Blame::Provider | Blame::Network)) => Outcome::Failure,
+        _ => Outcome::Neutral,
     }
 }
 

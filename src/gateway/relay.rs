@@ -3,12 +3,15 @@
 //! in-band error event.
 //!
 //! The contract (DESIGN.md): after the first content chunk the gateway never switches target
-//! silently. A cut (EOF or reset without `[DONE]`), a stall longer than the idle timeout, the
-//! request's deadline or the provider's own in-stream error ends the stream with
+//! silently. A cut (a reset, or an EOF before the answer finished), a stall longer than the idle
+//! timeout, the request's deadline or the provider's own in-stream error ends the stream with
 //! `data: {"error":{...}}` and no `[DONE]`, so SDKs raise instead of returning truncated text.
-//! Keep-alive comments and usage chunks pass through. Items are re-framed from the one SSE
-//! reader's output (never split mid-event); nothing is collected. When the stream ends, its
-//! verdict goes to the breaker, metrics and passive health like any attempt's.
+//! A stream that ended cleanly (EOF) after a chunk with a `finish_reason` is complete even
+//! without `[DONE]` (some providers and proxies never send it): it is forwarded as it is, and
+//! the relay adds the `data: [DONE]` the client expects. Keep-alive comments and usage chunks
+//! pass through. Items are re-framed from the one SSE reader's output (never split mid-event);
+//! nothing is collected. When the stream ends, its verdict goes to the breaker, metrics and
+//! passive health like any attempt's.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -44,7 +47,7 @@ pub struct Held {
 pub struct Finish {
     pub gateway: Gateway,
     pub upstream: usize,
-    pub breaker: std::sync::Arc<super::breaker::Breaker>,
+    pub state: std::sync::Arc<super::target::TargetState>,
     pub started: Instant,
 }
 
@@ -56,6 +59,8 @@ struct Relay {
     idle: Duration,
     deadline: Instant,
     finish: Option<Finish>,
+    /// A chunk with a (non-failure) `finish_reason` has passed: the answer is complete.
+    finished: bool,
 }
 
 /// The client's response: the held items at once, then the rest as it comes.
@@ -68,6 +73,7 @@ pub fn response(held: Held, finish: Finish, idle: Duration, deadline: Instant) -
         idle,
         deadline,
         finish: Some(finish),
+        finished: held.items.iter().any(finishes),
     };
     let rest = stream::unfold(relay, |mut relay| async move {
         let bytes = relay.next().await?;
@@ -90,7 +96,8 @@ impl Relay {
             let live = self.live.as_mut()?;
             let chunk = match timeout_at(until, live.chunk()).await {
                 Err(_) => {
-                    let (code, message) = if Instant::now() >= self.deadline {
+                    let budget_cut = Instant::now() >= self.deadline;
+                    let (code, message) = if budget_cut {
                         (
                             "deadline_exceeded",
                             "the request's deadline passed mid-stream",
@@ -98,14 +105,15 @@ impl Relay {
                     } else {
                         ("stream_stalled", "the provider went silent mid-stream")
                     };
-                    return Some(self.fail(StreamEnd::IdleTimeout, None, code, message));
+                    let end = StreamEnd::IdleTimeout;
+                    return Some(self.fail(end, None, code, message, budget_cut));
                 }
                 Ok(Err(e)) => {
                     let end = StreamEnd::Transport(crate::transport::failure(
                         &e,
                         crate::verdict::TimeoutPhase::Idle,
                     ));
-                    return Some(self.fail(end, None, "stream_interrupted", CUT));
+                    return Some(self.fail(end, None, "stream_interrupted", CUT, false));
                 }
                 Ok(Ok(None)) => {
                     let mut items = std::mem::take(&mut self.items);
@@ -116,14 +124,23 @@ impl Relay {
                     if let Some(bytes) = self.forward(items, &mut out) {
                         return Some(bytes);
                     }
-                    return Some(self.fail(StreamEnd::Eof, Some(out), "stream_interrupted", CUT));
+                    if self.finished {
+                        // Complete, but the provider sent no `[DONE]`: the client still expects
+                        // one (SDKs stop on it).
+                        out.put_slice(DONE);
+                        self.report(Verdict::Up, None, false);
+                        self.live = None;
+                        return Some(out.freeze());
+                    }
+                    let end = StreamEnd::Eof;
+                    return Some(self.fail(end, Some(out), "stream_interrupted", CUT, false));
                 }
                 Ok(Ok(Some(chunk))) => chunk,
             };
             let mut items = std::mem::take(&mut self.items);
             if let Err(e) = self.reader.push(&chunk, &mut items) {
                 let end = StreamEnd::Transport(TransportFailure::Other(e.to_string()));
-                return Some(self.fail(end, None, "stream_interrupted", CUT));
+                return Some(self.fail(end, None, "stream_interrupted", CUT, false));
             }
             let mut out = BytesMut::new();
             if let Some(bytes) = self.forward(items, &mut out) {
@@ -140,7 +157,7 @@ impl Relay {
         for item in items.drain(..) {
             write_item(out, &item);
             if is_done(&item) {
-                self.report(Verdict::Up, None);
+                self.report(Verdict::Up, None, false);
                 if let Some(live) = self.live.take() {
                     drain(live);
                 }
@@ -162,9 +179,10 @@ impl Relay {
                         diagnosis.verdict.as_str(),
                     ));
                 }
-                self.report(diagnosis.verdict, diagnosis.blame);
+                self.report(diagnosis.verdict, diagnosis.blame, false);
                 return Some(std::mem::take(out).freeze());
             }
+            self.finished |= finishes(&item);
         }
         // Keep the allocation for the next chunk.
         self.items = items;
@@ -172,12 +190,14 @@ impl Relay {
     }
 
     /// Ends the stream with our error event after `before` (bytes still to send).
+    /// `budget_cut`: the request's overall deadline, not the target, ended it.
     fn fail(
         &mut self,
         end: StreamEnd,
         before: Option<BytesMut>,
         code: &str,
         message: &str,
+        budget_cut: bool,
     ) -> Bytes {
         let diagnosis = classify_stream(
             &StreamSummary {
@@ -190,18 +210,18 @@ impl Relay {
         );
         let mut out = before.unwrap_or_default();
         out.put_slice(&error_event(message, code));
-        self.report(diagnosis.verdict, diagnosis.blame);
+        self.report(diagnosis.verdict, diagnosis.blame, budget_cut);
         out.freeze()
     }
 
-    fn report(&mut self, verdict: Verdict, blame: Option<crate::verdict::Blame>) {
+    fn report(&mut self, verdict: Verdict, blame: Option<crate::verdict::Blame>, budget_cut: bool) {
         let Some(finish) = self.finish.take() else {
             return;
         };
         let inner = &finish.gateway.inner;
         let up = &inner.upstreams[finish.upstream];
         let latency = finish.started.elapsed();
-        inner.record(up, &finish.breaker, verdict, blame, latency);
+        inner.record(up, &finish.state, verdict, blame, latency, budget_cut);
         if verdict.is_healthy() {
             tracing::debug!(provider = %up.id, "gateway stream finished");
         } else {
@@ -227,6 +247,36 @@ pub fn drain(mut response: reqwest::Response) {
 }
 
 const CUT: &str = "the provider's stream ended before it was complete; the answer is truncated";
+
+/// The end marker OpenAI clients wait for.
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// True for a chunk whose choice carries a `finish_reason` (failure reasons are caught before,
+/// by [`failure_in`]). Cheap for ordinary chunks: only a chunk that names a finish reason other
+/// than `null` is parsed.
+fn finishes(item: &SseItem) -> bool {
+    let SseItem::Event { data, .. } = item else {
+        return false;
+    };
+    let Some(at) = data.find("\"finish_reason\"") else {
+        return false;
+    };
+    let after = data[at + "\"finish_reason\"".len()..].trim_start_matches([':', ' ']);
+    if after.starts_with("null") {
+        return false;
+    }
+    let Ok(value) = serde_json::from_str::<Value>(data) else {
+        return false;
+    };
+    value
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|choices| {
+            choices
+                .iter()
+                .any(|c| c.get("finish_reason").is_some_and(Value::is_string))
+        })
+}
 
 /// `data: [DONE]`.
 pub fn is_done(item: &SseItem) -> bool {
@@ -336,6 +386,35 @@ mod tests {
             assert_eq!(failure_in(&event(data)), want, "{data}");
         }
         assert_eq!(failure_in(&SseItem::Comment("error".into())), None);
+    }
+
+    #[test]
+    fn finishing_chunks_table() {
+        let rows = [
+            (
+                r#"{"choices":[{"delta":{"content":"hi"},"finish_reason":null}]}"#,
+                false,
+            ),
+            (r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#, true),
+            (
+                r#"{"choices":[{"delta":{}, "finish_reason": "tool_calls"}]}"#,
+                true,
+            ),
+            (
+                r#"{"choices":[{"delta":{},"finish_reason":"length"}],"usage":{"total_tokens":3}}"#,
+                true,
+            ),
+            (r#"{"choices":[],"usage":{"total_tokens":3}}"#, false),
+            (
+                r#"{"choices":[{"delta":{"content":"finish_reason"}}]}"#,
+                false,
+            ),
+            ("[DONE]", false),
+        ];
+        for (data, want) in rows {
+            assert_eq!(finishes(&event(data)), want, "{data}");
+        }
+        assert!(!finishes(&SseItem::Comment("finish_reason".into())));
     }
 
     #[test]

@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::breaker::{Breaker, BreakerPolicy};
-use crate::config::RouteSpec;
+use super::breaker::BreakerPolicy;
+use super::target::TargetState;
+use super::telemetry::GatewayMetrics;
+use crate::config::{HedgeAfter, RouteSpec};
 use crate::provider::Provider;
 
 /// How the model name sent upstream is chosen.
@@ -32,9 +34,9 @@ pub struct Target {
     pub upstream: usize,
     pub model: ModelName,
     pub params: Map<String, Value>,
-    /// Shared by every route target with the same provider and fixed model; targets that
-    /// forward the requested name share one per provider.
-    pub breaker: Arc<Breaker>,
+    /// Breaker and counters, shared by every route target with the same provider and fixed
+    /// model; targets that forward the requested name share one per provider.
+    pub state: Arc<TargetState>,
 }
 
 impl Target {
@@ -49,9 +51,10 @@ impl Target {
 }
 
 #[derive(Debug, Clone)]
-struct Route {
+pub struct Route {
     pattern: String,
-    targets: Vec<Target>,
+    pub targets: Vec<Target>,
+    pub hedge_after: Option<HedgeAfter>,
 }
 
 /// Every route, in order.
@@ -60,22 +63,34 @@ pub struct RouteTable {
     routes: Vec<Route>,
     /// The aliases `GET /v1/models` lists.
     aliases: Vec<String>,
-    /// Every breaker with its upstream index (the monitor's incidents are per provider).
-    breakers: Vec<(usize, Arc<Breaker>)>,
+    /// Every target state with its upstream index (the monitor's incidents are per provider).
+    states: Vec<(usize, Arc<TargetState>)>,
     /// True when built from the defaults (no `[[routes]]`).
     pub defaults: bool,
 }
 
 impl RouteTable {
-    /// Builds the table and its breakers; `providers` is the config's list (upstream indexes
-    /// follow it).
-    pub fn new(specs: &[RouteSpec], providers: &[Provider], policy: BreakerPolicy) -> RouteTable {
+    /// Builds the table and its target states; `providers` is the config's list (upstream
+    /// indexes follow it).
+    pub fn new(
+        specs: &[RouteSpec],
+        providers: &[Provider],
+        policy: BreakerPolicy,
+        metrics: &GatewayMetrics,
+    ) -> RouteTable {
         let index = |id: &str| providers.iter().position(|p| p.id == id);
-        let mut breakers: BTreeMap<(usize, Option<String>), Arc<Breaker>> = BTreeMap::new();
-        let mut breaker = |upstream: usize, model: Option<&String>| {
-            breakers
+        let mut states: BTreeMap<(usize, Option<String>), Arc<TargetState>> = BTreeMap::new();
+        let mut state = |upstream: usize, model: Option<&String>| {
+            states
                 .entry((upstream, model.cloned()))
-                .or_insert_with(|| Arc::new(Breaker::new(policy)))
+                .or_insert_with(|| {
+                    Arc::new(TargetState::new(
+                        &providers[upstream].id,
+                        model.map(String::as_str),
+                        policy,
+                        metrics,
+                    ))
+                })
                 .clone()
         };
         if specs.is_empty() {
@@ -92,14 +107,15 @@ impl RouteTable {
                         upstream: i,
                         model: ModelName::AfterSlash,
                         params: Map::new(),
-                        breaker: breaker(i, None),
+                        state: state(i, None),
                     }],
+                    hedge_after: None,
                 });
             }
             return RouteTable {
                 routes,
                 aliases,
-                breakers: flatten(breakers),
+                states: flatten(states),
                 defaults: true,
             };
         }
@@ -117,32 +133,30 @@ impl RouteTable {
                             upstream,
                             model: t.model.clone().map_or(ModelName::Forward, ModelName::Fixed),
                             params: t.params.clone(),
-                            breaker: breaker(upstream, t.model.as_ref()),
+                            state: state(upstream, t.model.as_ref()),
                         })
                     })
                     .collect(),
+                hedge_after: spec.hedge_after,
             })
             .collect::<Vec<_>>();
         let aliases = routes.iter().map(|r| r.pattern.clone()).collect();
         RouteTable {
             routes,
             aliases,
-            breakers: flatten(breakers),
+            states: flatten(states),
             defaults: false,
         }
     }
 
-    /// Every breaker of the table, with the index of its upstream.
-    pub fn breakers(&self) -> &[(usize, Arc<Breaker>)] {
-        &self.breakers
+    /// Every target state of the table, with the index of its upstream.
+    pub fn states(&self) -> &[(usize, Arc<TargetState>)] {
+        &self.states
     }
 
-    /// The targets of the first route matching `model`.
-    pub fn resolve(&self, model: &str) -> Option<&[Target]> {
-        self.routes
-            .iter()
-            .find(|r| glob_match(&r.pattern, model))
-            .map(|r| r.targets.as_slice())
+    /// The first route matching `model`.
+    pub fn resolve(&self, model: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| glob_match(&r.pattern, model))
     }
 
     pub fn aliases(&self) -> &[String] {
@@ -150,9 +164,11 @@ impl RouteTable {
     }
 }
 
-fn flatten(map: BTreeMap<(usize, Option<String>), Arc<Breaker>>) -> Vec<(usize, Arc<Breaker>)> {
+fn flatten(
+    map: BTreeMap<(usize, Option<String>), Arc<TargetState>>,
+) -> Vec<(usize, Arc<TargetState>)> {
     map.into_iter()
-        .map(|((upstream, _), b)| (upstream, b))
+        .map(|((upstream, _), state)| (upstream, state))
         .collect()
 }
 
@@ -213,32 +229,42 @@ mod tests {
             &|_| None,
         )
         .unwrap();
+        let metrics = GatewayMetrics::register(&crate::metrics::Metrics::new());
         let table = RouteTable::new(
             &config.gateway.routes,
             &config.providers,
             BreakerPolicy::default(),
+            &metrics,
         );
-        let r1 = table.resolve("r1").unwrap();
-        let r2 = table.resolve("r2").unwrap();
-        assert!(Arc::ptr_eq(&r1[0].breaker, &r2[0].breaker), "kimi/x shared");
+        let r1 = &table.resolve("r1").unwrap().targets;
+        let r2 = &table.resolve("r2").unwrap().targets;
+        assert!(Arc::ptr_eq(&r1[0].state, &r2[0].state), "kimi/x shared");
         assert!(
-            !Arc::ptr_eq(&r2[0].breaker, &r2[1].breaker),
+            !Arc::ptr_eq(&r2[0].state, &r2[1].state),
             "kimi/y is its own"
         );
         assert!(
-            Arc::ptr_eq(&r1[1].breaker, &r2[2].breaker),
+            Arc::ptr_eq(&r1[1].state, &r2[2].state),
             "deepseek forwarding shared"
         );
-        assert_eq!(table.breakers().len(), 3);
+        assert_eq!(table.states().len(), 3);
+        assert_eq!(&*r2[1].state.label, "y");
+        assert_eq!(&*r1[1].state.label, "*");
     }
 
     #[test]
     fn default_route_model_is_the_part_after_the_provider() {
+        let metrics = GatewayMetrics::register(&crate::metrics::Metrics::new());
         let target = Target {
             upstream: 0,
             model: ModelName::AfterSlash,
             params: Map::new(),
-            breaker: Arc::new(Breaker::new(BreakerPolicy::default())),
+            state: Arc::new(TargetState::new(
+                "kimi",
+                None,
+                BreakerPolicy::default(),
+                &metrics,
+            )),
         };
         assert_eq!(target.model_for("kimi/kimi-k2.6"), "kimi-k2.6");
         assert_eq!(

@@ -4,11 +4,16 @@
 //!
 //! Metric handles are created once per target at start-up, so recording an attempt is a few
 //! atomic increments — no label strings are built on the request path. Labels are the provider
-//! id and the verdict only: model names come from clients and would make the label set unbounded.
+//! id, the verdict and a target's model *from the config* (`*` for targets that forward the
+//! requested name): model names sent by clients would make the label set unbounded.
 
 use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::atomic::AtomicU64;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::metrics::Metrics;
@@ -26,6 +31,20 @@ pub struct ProviderLabels {
     pub provider: String,
 }
 
+/// A target: its provider and the model from the config (`*`: the requested one).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub provider: String,
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TestLabels {
+    pub provider: String,
+    pub model: String,
+    pub result: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
@@ -41,6 +60,11 @@ pub struct GatewayMetrics {
     attempts: Family<AttemptLabels, Counter>,
     latency: Family<ProviderLabels, Histogram, fn() -> Histogram>,
     requests: Family<OutcomeLabels, Counter>,
+    skipped: Family<TargetLabels, Counter>,
+    hedges: Family<TargetLabels, Counter>,
+    tests: Family<TestLabels, Counter>,
+    last_test_at: Family<TargetLabels, Gauge<f64, AtomicU64>>,
+    last_test_passed: Family<TargetLabels, Gauge>,
 }
 
 /// Request outcomes counted by `isdown_gateway_requests_total`.
@@ -76,10 +100,71 @@ impl GatewayMetrics {
             "Gateway requests by outcome",
             requests.clone(),
         );
+        let skipped = Family::<TargetLabels, Counter>::default();
+        let hedges = Family::<TargetLabels, Counter>::default();
+        let tests = Family::<TestLabels, Counter>::default();
+        let last_test_at = Family::<TargetLabels, Gauge<f64, AtomicU64>>::default();
+        let last_test_passed = Family::<TargetLabels, Gauge>::default();
+        metrics.register(
+            "gateway_skipped",
+            "Live requests that passed a target over because it was failing, per target",
+            skipped.clone(),
+        );
+        metrics.register(
+            "gateway_hedges",
+            "Non-streaming requests also sent to the next target after the hedge delay, per \
+             first target",
+            hedges.clone(),
+        );
+        metrics.register(
+            "gateway_recovery_tests",
+            "Off-path recovery tests of failing targets, by result (passed, failed)",
+            tests.clone(),
+        );
+        metrics.register(
+            "gateway_last_recovery_test_timestamp_seconds",
+            "Unix time of the last recovery test of each target",
+            last_test_at.clone(),
+        );
+        metrics.register(
+            "gateway_last_recovery_test_passed",
+            "1 when the last recovery test of the target passed, 0 when it failed",
+            last_test_passed.clone(),
+        );
         GatewayMetrics {
             attempts,
             latency,
             requests,
+            skipped,
+            hedges,
+            tests,
+            last_test_at,
+            last_test_passed,
+        }
+    }
+
+    /// Handles for one route target (`model`: from the config, or `*`), created once.
+    pub fn target_counters(&self, provider: &str, model: &str) -> TargetCounters {
+        let labels = TargetLabels {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+        };
+        let test = |result: &str| {
+            self.tests
+                .get_or_create(&TestLabels {
+                    provider: provider.to_owned(),
+                    model: model.to_owned(),
+                    result: result.to_owned(),
+                })
+                .clone()
+        };
+        TargetCounters {
+            skipped: self.skipped.get_or_create(&labels).clone(),
+            hedged: self.hedges.get_or_create(&labels).clone(),
+            passed: test("passed"),
+            failed: test("failed"),
+            last_test_at: self.last_test_at.get_or_create(&labels).clone(),
+            last_test_passed: self.last_test_passed.get_or_create(&labels).clone(),
         }
     }
 
@@ -136,6 +221,33 @@ impl TargetStats {
         if verdict.is_healthy() {
             self.latency.observe(latency_s);
         }
+    }
+}
+
+/// Per route-target handles (see [`GatewayMetrics::target_counters`]).
+#[derive(Debug, Clone)]
+pub struct TargetCounters {
+    pub skipped: Counter,
+    pub hedged: Counter,
+    passed: Counter,
+    failed: Counter,
+    last_test_at: Gauge<f64, AtomicU64>,
+    last_test_passed: Gauge,
+}
+
+impl TargetCounters {
+    /// A recovery test finished now.
+    pub fn tested(&self, passed: bool) {
+        if passed {
+            self.passed.inc();
+        } else {
+            self.failed.inc();
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.last_test_at.set(now);
+        self.last_test_passed.set(i64::from(passed));
     }
 }
 

@@ -72,6 +72,9 @@ pub struct Failure {
     pub diagnosis: Diagnosis,
     /// No status line arrived: a retry cannot duplicate work.
     pub before_any_byte: bool,
+    /// The request's overall deadline (shortened by the client, or nearly spent) was shorter
+    /// than the attempt's own: a timeout then says less about the target.
+    pub budget_cut: bool,
     /// The provider's answer, for passing a caller's error back unchanged.
     answer: Option<Answer>,
 }
@@ -176,12 +179,32 @@ impl Upstream {
         now: Instant,
         deadline: Instant,
     ) -> Attempt {
-        let (limit, phase) = if stream {
-            (timeouts.first_token, TimeoutPhase::FirstToken)
+        let limit = if stream {
+            timeouts.first_token
         } else {
-            (timeouts.request, TimeoutPhase::Response)
+            timeouts.request
         };
-        let until = deadline.min(now + limit);
+        let mut attempt = self
+            .attempt_until(client, body, stream, deadline.min(now + limit))
+            .await;
+        if let Attempt::Failed(failure) = &mut attempt {
+            failure.budget_cut = deadline < now + limit;
+        }
+        attempt
+    }
+
+    async fn attempt_until(
+        &self,
+        client: &Client,
+        body: Bytes,
+        stream: bool,
+        until: Instant,
+    ) -> Attempt {
+        let phase = if stream {
+            TimeoutPhase::FirstToken
+        } else {
+            TimeoutPhase::Response
+        };
         let mut response = match timeout_at(until, self.request(client, body).send()).await {
             Err(_) => return transport(TransportFailure::Timeout { phase }, true),
             Ok(Err(e)) => {
@@ -233,6 +256,7 @@ impl Upstream {
         Attempt::Failed(Failure {
             diagnosis,
             before_any_byte: false,
+            budget_cut: false,
             answer: Some(Answer {
                 status,
                 content_type,
@@ -277,6 +301,7 @@ fn transport(failure: TransportFailure, before_any_byte: bool) -> Attempt {
     Attempt::Failed(Failure {
         diagnosis: classify_transport(&failure),
         before_any_byte,
+        budget_cut: false,
         answer: None,
     })
 }
@@ -401,6 +426,7 @@ async fn first_content(
     Attempt::Failed(Failure {
         diagnosis,
         before_any_byte: false,
+        budget_cut: false,
         answer: Some(Answer {
             status: StatusCode::OK,
             content_type: Some(HeaderValue::from_static("text/event-stream")),

@@ -48,6 +48,14 @@
 //! event, `: OPENROUTER PROCESSING`) before a healthy stream; non-streaming requests get the
 //! healthy answer.
 //!
+//! `hang_chat` is `hang` for generation requests only: the model list still answers, as the
+//! healthy edge of an overloaded provider does (a reachability probe cannot see that hang).
+//!
+//! `complete_without_done` streams a complete answer — the chunk with `finish_reason` (and the
+//! usage chunk when `stream_options.include_usage` asks for it) — then ends the body cleanly
+//! without `data: [DONE]` (Anthropic wire: without `message_stop`), as some providers and
+//! proxies do; non-streaming requests get the healthy answer.
+//!
 //! `flapping` counts every API request, `/models` included, and restarts at `ok` whenever a
 //! scenario is set. A generation request whose body is not JSON gets the style's `bad_request`
 //! answer under any scenario that would otherwise answer it.

@@ -345,7 +345,7 @@ async fn api(
 
     // Connection-level scenarios act before anything is parsed, like a broken network would.
     match scenario {
-        Scenario::Hang => return std::future::pending().await,
+        Scenario::Hang | Scenario::HangChat => return std::future::pending().await,
         Scenario::Reset => {
             conn.0.request();
             return std::future::pending().await;
@@ -641,6 +641,13 @@ impl Shape<'_> {
                     .chain(content)
                     .chain(tail)
                     .collect();
+                (chunks, Ending::Done)
+            }
+            Scenario::CompleteWithoutDone => {
+                // Everything but the end marker, which is the tail's last event on both wires.
+                let mut tail = tail;
+                tail.pop();
+                let chunks = head.into_iter().chain(content).chain(tail).collect();
                 (chunks, Ending::Done)
             }
             Scenario::Malformed => {

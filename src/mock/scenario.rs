@@ -16,6 +16,7 @@ pub enum Scenario {
     Ok,
     Slow,
     Hang,
+    HangChat,
     Reset,
     RateLimited,
     RateLimitedNoRetryAfter,
@@ -39,6 +40,7 @@ pub enum Scenario {
     StreamError,
     KeepaliveOnly,
     KeepaliveThenOk,
+    CompleteWithoutDone,
     Flapping,
     EchoKey,
 }
@@ -55,7 +57,7 @@ struct Info {
 }
 
 /// One row per scenario, in the order `--help` lists them.
-const SCENARIOS: [Info; 28] = [
+const SCENARIOS: [Info; 30] = [
     Info {
         scenario: Scenario::Ok,
         name: "ok",
@@ -73,6 +75,12 @@ const SCENARIOS: [Info; 28] = [
         name: "hang",
         description: "reads the request, never answers, keeps the connection open",
         on_models: true,
+    },
+    Info {
+        scenario: Scenario::HangChat,
+        name: "hang_chat",
+        description: "generation requests hang as in `hang`; `GET /models` still answers",
+        on_models: false,
     },
     Info {
         scenario: Scenario::Reset,
@@ -213,6 +221,12 @@ const SCENARIOS: [Info; 28] = [
         on_models: false,
     },
     Info {
+        scenario: Scenario::CompleteWithoutDone,
+        name: "complete_without_done",
+        description: "stream: a complete answer (finish reason, usage) and a clean end, but no end marker",
+        on_models: false,
+    },
+    Info {
         scenario: Scenario::Flapping,
         name: "flapping",
         description: "alternates per API request: ok, unavailable, ok, unavailable, ...",
@@ -236,8 +250,8 @@ pub struct UnknownScenario {
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 28] = {
-        let mut all = [Scenario::Ok; 28];
+    pub const ALL: [Scenario; 30] = {
+        let mut all = [Scenario::Ok; 30];
         let mut i = 0;
         while i < SCENARIOS.len() {
             all[i] = SCENARIOS[i].scenario;

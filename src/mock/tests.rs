@@ -239,7 +239,7 @@ fn streamed_content(datas: &[String]) -> String {
 
 #[test]
 fn scenario_names_round_trip_in_declaration_order() {
-    assert_eq!(Scenario::all().len(), 28);
+    assert_eq!(Scenario::all().len(), 30);
     for (index, scenario) in Scenario::ALL.iter().enumerate() {
         assert_eq!(
             *scenario as usize, index,
@@ -608,7 +608,7 @@ async fn echo_key_quotes_the_key_it_received() {
 /// Status of a non-streaming generation request per scenario, in `Style::ALL` order (kimi,
 /// deepseek, openai, anthropic, zhipu, dashscope, openrouter). `hang` and `reset` never get a
 /// status and have their own tests.
-const STATUSES: [(&str, [u16; 7]); 26] = [
+const STATUSES: [(&str, [u16; 7]); 27] = [
     ("ok", [200; 7]),
     ("slow", [200; 7]),
     ("rate_limited", [429; 7]),
@@ -633,6 +633,7 @@ const STATUSES: [(&str, [u16; 7]); 26] = [
     ("stream_error", [500; 7]),
     ("keepalive_only", [200; 7]),
     ("keepalive_then_ok", [200; 7]),
+    ("complete_without_done", [200; 7]),
     ("flapping", [200; 7]),
     ("echo_key", [401; 7]),
 ];
@@ -642,7 +643,10 @@ async fn every_scenario_answers_with_the_documented_status_in_every_style() {
     let table: Vec<&str> = STATUSES.iter().map(|(name, _)| *name).collect();
     for scenario in Scenario::all() {
         let listed = table.contains(&scenario.as_str());
-        let special = matches!(scenario, Scenario::Hang | Scenario::Reset);
+        let special = matches!(
+            scenario,
+            Scenario::Hang | Scenario::HangChat | Scenario::Reset
+        );
         assert!(listed != special, "{scenario} is covered exactly once");
     }
     for (index, style) in Style::ALL.iter().enumerate() {
@@ -826,6 +830,7 @@ async fn models_follow_outages_but_not_request_specific_errors() {
         ("content_filtered", 200),
         ("bad_request", 200),
         ("stream_cut", 200),
+        ("hang_chat", 200),
         ("bad_tool_args", 200),
         ("empty_choices", 200),
     ];
@@ -1034,6 +1039,28 @@ async fn hang_never_answers() {
 }
 
 #[tokio::test]
+async fn hang_chat_never_answers_a_generation_but_lists_its_models() {
+    let mock = start(Style::Openai, Scenario::HangChat).await;
+    let err = mock
+        .client
+        .post(mock.url("/v1/chat/completions"))
+        .json(&chat_body(true))
+        .timeout(QUIET)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    let models = mock
+        .client
+        .get(mock.url("/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 200);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
 async fn stream_stall_sends_content_then_silence() {
     let mock = start(Style::Openai, Scenario::StreamStall).await;
     let mut response = mock.chat(chat_body(true)).await.unwrap();
@@ -1127,6 +1154,35 @@ async fn stream_cut_delivers_content_then_a_body_error() {
         assert_eq!(response.status(), 200);
         let err = response.text().await.unwrap_err();
         assert!(err.is_body() || err.is_decode(), "{err:?}");
+        mock.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn complete_without_done_streams_everything_but_the_end_marker_and_ends_cleanly() {
+    for style in [Style::Openai, Style::Anthropic] {
+        let mock = start(style, Scenario::CompleteWithoutDone).await;
+        let mut response = if style == Style::Anthropic {
+            mock.messages(messages_body(true)).await
+        } else {
+            let mut body = chat_body(true);
+            body["stream_options"] = json!({"include_usage": true});
+            mock.chat(body).await
+        }
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        let (text, outcome) = read_until_quiet(&mut response).await;
+        assert_eq!(outcome, Outcome::End, "{style}: {text}");
+        assert!(
+            !text.contains("[DONE]") && !text.contains("message_stop"),
+            "{text}"
+        );
+        if style == Style::Anthropic {
+            assert!(text.contains("\"stop_reason\":\"end_turn\""), "{text}");
+        } else {
+            assert!(text.contains("\"finish_reason\":\"stop\""), "{text}");
+            assert!(text.contains("\"usage\""), "{text}");
+        }
         mock.shutdown().await;
     }
 }

@@ -1,12 +1,14 @@
 //! The health view: what every monitor and provider looks like right now, shared read-only with
-//! the web layer (and later the gateway), plus the passive-health hook through which live traffic
-//! reports its verdicts.
+//! the web layer and the gateway, plus the passive-health hook through which the gateway reports
+//! what live traffic saw: every attempt's verdict, each time a live request passed a failing
+//! target over, and the result of each off-path recovery test of a failing target.
 //!
 //! The monitor core is the only writer. Readers take a short read lock and copy what they need;
 //! no lock is ever held across an `.await`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -42,8 +44,29 @@ pub struct PassiveHealth {
     pub failures: usize,
     pub last_verdict: Option<Verdict>,
     pub last_at: Option<Millis>,
+    /// The gateway's targets of this provider, by model from the config (`*`: the targets that
+    /// forward the requested model).
+    pub gateway_targets: BTreeMap<String, GatewayTarget>,
     #[serde(skip)]
     window: VecDeque<bool>,
+}
+
+/// What the gateway reported about one of its targets.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GatewayTarget {
+    /// Live requests that passed it over because it was failing.
+    pub skipped: u64,
+    pub last_recovery_test: Option<TestSummary>,
+}
+
+/// The last off-path recovery test of a target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestSummary {
+    pub at: Millis,
+    pub passed: bool,
+    pub verdict: Verdict,
+    /// Time to the first content chunk, when one came.
+    pub ttft_ms: Option<f64>,
 }
 
 impl PassiveHealth {
@@ -85,6 +108,30 @@ pub struct LiveVerdict {
     pub verdict: Verdict,
     pub blame: Option<Blame>,
     pub latency_ms: Option<f64>,
+}
+
+/// An off-path recovery test of a failing gateway target (a small streaming request).
+#[derive(Debug, Clone)]
+pub struct RecoveryTest {
+    pub provider: Arc<str>,
+    /// The target's model from the config, or `*`.
+    pub target: Arc<str>,
+    pub passed: bool,
+    pub verdict: Verdict,
+    pub ttft: Option<Duration>,
+}
+
+/// One report through the passive-health hook.
+#[derive(Debug, Clone)]
+pub enum PassiveReport {
+    /// A live attempt finished.
+    Attempt(LiveVerdict),
+    /// A live request passed a failing target over.
+    Skipped {
+        provider: Arc<str>,
+        target: Arc<str>,
+    },
+    RecoveryTest(RecoveryTest),
 }
 
 /// Shared handle on the health view.
@@ -144,22 +191,71 @@ impl Health {
             }
         });
     }
+
+    pub(crate) fn record_skipped(&self, provider: &str, target: &str) {
+        self.update(|view| gateway_target(view, provider, target).skipped += 1);
+    }
+
+    pub(crate) fn record_test(&self, test: &RecoveryTest, at: Millis) {
+        self.update(|view| {
+            gateway_target(view, &test.provider, &test.target).last_recovery_test =
+                Some(TestSummary {
+                    at,
+                    passed: test.passed,
+                    verdict: test.verdict,
+                    ttft_ms: test.ttft.map(|d| d.as_secs_f64() * 1000.0),
+                });
+        });
+    }
 }
 
-/// The passive-health hook: other parts (the gateway) report live verdicts here. Reporting never
+/// The row of a gateway target, created on first use (allocates only then).
+fn gateway_target<'a>(
+    view: &'a mut HealthSnapshot,
+    provider: &str,
+    target: &str,
+) -> &'a mut GatewayTarget {
+    if !view.passive.contains_key(provider) {
+        view.passive
+            .insert(provider.to_owned(), PassiveHealth::default());
+    }
+    let targets = &mut view
+        .passive
+        .get_mut(provider)
+        .expect("inserted above")
+        .gateway_targets;
+    if !targets.contains_key(target) {
+        targets.insert(target.to_owned(), GatewayTarget::default());
+    }
+    targets.get_mut(target).expect("inserted above")
+}
+
+/// The passive-health hook: other parts (the gateway) report live traffic here. Reporting never
 /// blocks a request: when the monitor is busy, the report is dropped.
 #[derive(Debug, Clone)]
 pub struct PassiveReporter {
-    tx: mpsc::Sender<LiveVerdict>,
+    tx: mpsc::Sender<PassiveReport>,
 }
 
 impl PassiveReporter {
-    pub fn channel(capacity: usize) -> (PassiveReporter, mpsc::Receiver<LiveVerdict>) {
+    pub fn channel(capacity: usize) -> (PassiveReporter, mpsc::Receiver<PassiveReport>) {
         let (tx, rx) = mpsc::channel(capacity);
         (PassiveReporter { tx }, rx)
     }
 
+    /// A live attempt's verdict.
     pub fn report(&self, live: LiveVerdict) {
-        let _ = self.tx.try_send(live);
+        let _ = self.tx.try_send(PassiveReport::Attempt(live));
+    }
+
+    /// A live request passed the failing target `target` of `provider` over.
+    pub fn skipped(&self, provider: Arc<str>, target: Arc<str>) {
+        let _ = self
+            .tx
+            .try_send(PassiveReport::Skipped { provider, target });
+    }
+
+    pub fn recovery_test(&self, test: RecoveryTest) {
+        let _ = self.tx.try_send(PassiveReport::RecoveryTest(test));
     }
 }

@@ -5,10 +5,12 @@
 //! Pieces: `machine` (pure per-monitor rules), `schedule` (when each monitor probes: spread,
 //! no drift, confirmations, bounded concurrency), `service` (the core that owns the machines,
 //! decides network-vs-provider blame, writes the store), `health` (the shared read view and the
-//! passive-health hook for live traffic).
+//! passive-health hook for live traffic), `passive` (how the core reacts to live traffic: an
+//! immediate probe, or a hang watch with a streaming chat probe).
 
 pub mod health;
 pub mod machine;
+pub mod passive;
 pub mod schedule;
 pub mod service;
 

@@ -6,7 +6,9 @@
 //! computed from the schedule, not from when the last probe finished, so there is no drift; a
 //! probe longer than the interval skips the ticks it overran instead of bunching them. The core
 //! can ask for an extra probe at a given instant (confirmation after a failure, a witness
-//! probe), which does not move the regular ticks. A global semaphore bounds probes in flight.
+//! probe), which does not move the regular ticks, and can have a monitor probe another way than
+//! configured for a while (a streaming chat probe while it watches for a hang, see `passive`):
+//! switching starts with a probe at once. A global semaphore bounds probes in flight.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +18,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use super::MonitorSpec;
-use crate::probe::{ProbeResult, Prober};
+use crate::probe::{ProbeKind, ProbeResult, Prober};
 use crate::verdict::{TransportFailure, classify_transport};
 
 /// Runs one probe of a monitor. The real one is [`Prober`]; tests substitute scripted answers
@@ -71,7 +73,11 @@ fn next_tick(origin: Instant, interval: Duration, now: Instant) -> Instant {
 /// Extra probe requests for one monitor (the instant to probe at).
 pub type Nudges = mpsc::Sender<Instant>;
 
-/// Spawns one task per monitor. Returns the nudge senders, indexed like `specs`.
+/// How one monitor probes for now: `None` as configured, `Some(kind)` as `kind`.
+pub type ProbeAs = watch::Sender<Option<ProbeKind>>;
+
+/// Spawns one task per monitor. Returns the nudge senders and probe switches, indexed like
+/// `specs`.
 pub fn spawn(
     specs: Arc<Vec<MonitorSpec>>,
     runner: Arc<dyn ProbeRunner>,
@@ -80,13 +86,17 @@ pub fn spawn(
     out: mpsc::Sender<Outcome>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<()>,
-) -> Vec<Nudges> {
+) -> (Vec<Nudges>, Vec<ProbeAs>) {
     let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut nudges = Vec::with_capacity(specs.len());
+    let mut switches = Vec::with_capacity(specs.len());
     for index in 0..specs.len() {
         // Small: nudges are hints, a full queue means one is already pending.
         let (tx, rx) = mpsc::channel(4);
         nudges.push(tx);
+        // A watch, not a queue: only the latest switch matters and it can never be dropped.
+        let (probe_as, probe_as_rx) = watch::channel(None);
+        switches.push(probe_as);
         let task = MonitorTask {
             index,
             specs: specs.clone(),
@@ -94,11 +104,12 @@ pub fn spawn(
             semaphore: semaphore.clone(),
             out: out.clone(),
             nudges: rx,
+            probe_as: probe_as_rx,
             shutdown: shutdown.clone(),
         };
         tasks.spawn(task.run(start));
     }
-    nudges
+    (nudges, switches)
 }
 
 struct MonitorTask {
@@ -108,6 +119,7 @@ struct MonitorTask {
     semaphore: Arc<Semaphore>,
     out: mpsc::Sender<Outcome>,
     nudges: mpsc::Receiver<Instant>,
+    probe_as: watch::Receiver<Option<ProbeKind>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -127,6 +139,12 @@ impl MonitorTask {
                     }
                     continue;
                 }
+                Ok(()) = self.probe_as.changed() => {
+                    if self.probe_as.borrow_and_update().is_some() {
+                        extra = Some(Instant::now());
+                    }
+                    continue;
+                }
                 _ = self.shutdown.changed() => return,
             }
             if extra == Some(wake) {
@@ -139,6 +157,18 @@ impl MonitorTask {
                 return;
             };
             let started = Instant::now();
+            let switched = *self.probe_as.borrow();
+            let other;
+            let spec = match switched {
+                Some(probe) if probe != spec.probe => {
+                    other = MonitorSpec {
+                        probe,
+                        ..spec.clone()
+                    };
+                    &other
+                }
+                _ => spec,
+            };
             // The runner honours the probe timeout; this guard only catches a runner that does
             // not, so that one broken probe can never stall its monitor.
             let guard = spec.timeout + Duration::from_secs(5);

@@ -1,7 +1,7 @@
 //! The monitor core: the single owner of every monitor's state machine.
 //!
-//! It receives probe outcomes from the scheduler and live verdicts from the passive-health hook,
-//! decides whether a transport failure is the provider's or isdown's own network (correlation
+//! It receives probe outcomes from the scheduler and live reports from the passive-health hook
+//! (reacting to them as `passive` says), decides whether a transport failure is the provider's or isdown's own network (correlation
 //! across providers, as `check` does), feeds the machines, writes incidents to the store at once
 //! and results in batches, and keeps the health view and metrics current. Being the only writer
 //! of machine state, it needs no locks; it never blocks on the network.
@@ -19,20 +19,20 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::health::{Health, LiveVerdict, MonitorHealth};
+use super::health::{Health, LiveVerdict, MonitorHealth, PassiveReport};
 use super::machine::{Effect, Machine, Observation};
-use super::schedule::{self, Nudges, Outcome, ProbeRunner};
+use super::passive::{self, Reaction};
+use super::schedule::{self, Nudges, Outcome, ProbeAs, ProbeRunner};
 use super::{MonitorSettings, MonitorSpec};
-use crate::time::{Clock, Millis};
-
 use crate::incident::IncidentKind;
+use crate::time::{Clock, Millis};
 use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
 use crate::probe::ProbeResult;
 use crate::store::{
     IncidentFilter, IncidentState, MonitorRecord, NewIncident, ResultRecord, Retention, Store,
     StoreError,
 };
-use crate::verdict::{Blame, Cause, Verdict};
+use crate::verdict::{Blame, Cause};
 
 /// Results are written at least this often (or when [`BATCH_MAX`] accumulate): one transaction
 /// per second keeps SQLite far below its limits even at 10,000 monitors.
@@ -112,6 +112,9 @@ struct Core {
     /// How many entries of `pending` are `Some` (most of the time none: skip the scans).
     pending_count: usize,
     nudges: Vec<Nudges>,
+    probe_as: Vec<ProbeAs>,
+    /// Monitors probing with [`passive::HANG_PROBE`] because live traffic timed out.
+    hang_watch: Vec<bool>,
     network_incident: Option<i64>,
     providers: usize,
     batch: Vec<ResultRecord>,
@@ -130,7 +133,7 @@ impl MonitorService {
     /// Runs until `shutdown` turns true; then flushes everything and returns.
     pub async fn run(
         self,
-        passive: &mut mpsc::Receiver<LiveVerdict>,
+        passive: &mut mpsc::Receiver<PassiveReport>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
         let records: Vec<MonitorRecord> = self
@@ -151,7 +154,7 @@ impl MonitorService {
 
         let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(1_024);
         let mut tasks = JoinSet::new();
-        let nudges = schedule::spawn(
+        let (nudges, probe_as) = schedule::spawn(
             self.specs.clone(),
             self.runner.clone(),
             self.settings.concurrency,
@@ -179,6 +182,8 @@ impl MonitorService {
             pending: (0..count).map(|_| None).collect(),
             pending_count: 0,
             nudges,
+            probe_as,
+            hang_watch: vec![false; count],
             network_incident,
             providers,
             batch: Vec::new(),
@@ -195,7 +200,7 @@ impl MonitorService {
         loop {
             tokio::select! {
                 Some(outcome) = out_rx.recv() => core.on_outcome(outcome).await?,
-                Some(live) = passive.recv() => core.on_live(live),
+                Some(report) = passive.recv() => core.on_report(report),
                 _ = flush.tick() => {
                     core.resolve_stale().await?;
                     core.flush().await;
@@ -349,6 +354,7 @@ impl Core {
         } else {
             self.apply(index, obs).await?;
         }
+        self.end_hang_watch_if_passed(index, &result);
         if self.batch.len() >= BATCH_MAX {
             self.flush().await;
         }
@@ -558,6 +564,19 @@ impl Core {
         Ok(())
     }
 
+    fn on_report(&mut self, report: PassiveReport) {
+        match report {
+            PassiveReport::Attempt(live) => self.on_live(live),
+            PassiveReport::Skipped { provider, target } => {
+                self.svc.health.record_skipped(&provider, &target);
+            }
+            PassiveReport::RecoveryTest(test) => {
+                let at = self.svc.clock.now();
+                self.svc.health.record_test(&test, at);
+            }
+        }
+    }
+
     fn on_live(&mut self, live: LiveVerdict) {
         let at = self.svc.clock.now();
         self.svc.health.record_live(&live, at);
@@ -571,18 +590,53 @@ impl Core {
                 verdict: live.verdict.as_str().into(),
             })
             .inc();
-        // A live provider-side failure, a rejected key or an empty balance is a reason to look
-        // now rather than at the next tick: the probe confirms it and opens the incident (an
-        // outage, or a setup problem that alerts). Rate limits are left out on purpose: probing
-        // an account that is already over its limit would only add to it.
-        let worth_a_look = (live.blame == Some(Blame::Provider) && !live.verdict.is_healthy())
-            || matches!(live.verdict, Verdict::AuthFailed | Verdict::QuotaExhausted);
-        if worth_a_look {
-            for (spec, nudge) in self.svc.specs.iter().zip(&self.nudges) {
-                if spec.provider.id == live.provider {
-                    let _ = nudge.try_send(Instant::now());
-                }
+        match passive::reaction(&live) {
+            Reaction::Nothing => {}
+            Reaction::ProbeNow => self.probe_provider_now(&live.provider),
+            Reaction::WatchForHang => self.watch_for_hang(&live.provider),
+        }
+    }
+
+    /// Every monitor of `provider` probes now (its configured probe).
+    fn probe_provider_now(&self, provider: &str) {
+        for (spec, nudge) in self.svc.specs.iter().zip(&self.nudges) {
+            if spec.provider.id == provider {
+                let _ = nudge.try_send(Instant::now());
             }
+        }
+    }
+
+    /// Live traffic to `provider` timed out: one of its monitors probes it with the hang probe
+    /// now, and keeps doing so until one passes (see `passive`).
+    fn watch_for_hang(&mut self, provider: &str) {
+        let Some((index, already)) = passive::hang_watcher(&self.svc.specs, provider) else {
+            // No monitor can run a chat probe: the configured ones still look.
+            self.probe_provider_now(provider);
+            return;
+        };
+        if already {
+            let _ = self.nudges[index].try_send(Instant::now());
+        } else if !self.hang_watch[index] {
+            self.hang_watch[index] = true;
+            tracing::info!(
+                monitor = %self.svc.specs[index].id,
+                "live traffic timed out: probing with a streaming chat probe until one passes"
+            );
+            // The switch itself starts a probe at once.
+            let _ = self.probe_as[index].send(Some(passive::HANG_PROBE));
+        }
+    }
+
+    /// A watched monitor goes back to its configured probe once a hang probe passed and no
+    /// incident is open.
+    fn end_hang_watch_if_passed(&mut self, index: usize, result: &ProbeResult) {
+        if self.hang_watch[index]
+            && result.kind == passive::HANG_PROBE
+            && result.diagnosis.verdict.is_healthy()
+            && self.machines[index].open_incident().is_none()
+        {
+            self.hang_watch[index] = false;
+            let _ = self.probe_as[index].send(None);
         }
     }
 
@@ -617,7 +671,7 @@ impl Core {
             .get_or_create(&ProbeLabels {
                 provider: spec.provider.id.clone(),
                 model: model.clone(),
-                probe: spec.probe.as_str().into(),
+                probe: result.kind.as_str().into(),
                 verdict: result.diagnosis.verdict.as_str().into(),
             })
             .inc();
@@ -628,7 +682,7 @@ impl Core {
                 .get_or_create(&TargetLabels {
                     provider: spec.provider.id.clone(),
                     model,
-                    probe: spec.probe.as_str().into(),
+                    probe: result.kind.as_str().into(),
                 })
                 .observe(latency.as_secs_f64());
         }

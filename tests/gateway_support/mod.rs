@@ -11,7 +11,7 @@ use isdown::gateway::breaker::BreakerPolicy;
 use isdown::gateway::{Gateway, GatewayDeps};
 use isdown::metrics::Metrics;
 use isdown::mock::{MockOptions, Scenario, Style};
-use isdown::monitor::health::{Health, LiveVerdict, PassiveReporter};
+use isdown::monitor::health::{Health, PassiveReport, PassiveReporter};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -141,7 +141,7 @@ pub const GATEWAY: &str = "[gateway]\nclient_keys_env = [\"GW_KEY\"]\n";
 pub struct Gw {
     pub url: String,
     pub client: reqwest::Client,
-    pub live: mpsc::Receiver<LiveVerdict>,
+    pub live: mpsc::Receiver<PassiveReport>,
     pub metrics: Metrics,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -193,11 +193,22 @@ impl Gw {
         request.send().await.unwrap()
     }
 
-    /// Live verdicts reported so far, as (provider, verdict).
+    /// Live verdicts reported so far, as (provider, verdict); other reports are left out.
     pub fn reported(&mut self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        while let Ok(live) = self.live.try_recv() {
-            out.push((live.provider, live.verdict.as_str().to_owned()));
+        while let Ok(report) = self.live.try_recv() {
+            if let PassiveReport::Attempt(live) = report {
+                out.push((live.provider, live.verdict.as_str().to_owned()));
+            }
+        }
+        out
+    }
+
+    /// Every report so far (attempts, skips, recovery tests), oldest first.
+    pub fn reports(&mut self) -> Vec<PassiveReport> {
+        let mut out = Vec::new();
+        while let Ok(report) = self.live.try_recv() {
+            out.push(report);
         }
         out
     }

@@ -111,6 +111,28 @@ class GatewayWithOpenAiSdk(unittest.TestCase):
         self.assertGreaterEqual(waited, 2.0)
         self.assertEqual(raw.parse().choices[0].message.content, "pong")
 
+    def test_complete_stream_without_done_is_a_complete_answer_with_usage(self):
+        # `a` ends a complete stream cleanly but sends no `data: [DONE]`.
+        scenario(MOCK_A, "complete_without_done")
+        stream = client().chat.completions.create(
+            model="agent",
+            messages=PROMPT,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        text, usage, finish = "", None, None
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                text += chunk.choices[0].delta.content
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finish = chunk.choices[0].finish_reason
+            if chunk.usage:
+                usage = chunk.usage
+        self.assertEqual(text, "pong")
+        self.assertEqual(finish, "stop")
+        self.assertIsNotNone(usage)
+        self.assertGreater(usage.total_tokens, 0)
+
     def test_cut_stream_raises_instead_of_returning_truncated_text(self):
         scenario(MOCK_A, "stream_cut")
         stream = client().chat.completions.create(model="agent", messages=PROMPT, stream=True)
