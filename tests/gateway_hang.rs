@@ -8,9 +8,9 @@ mod gateway_support;
 
 use gateway_support::*;
 use isdown::gateway::breaker::BreakerPolicy;
+use isdown::incident::IncidentKind;
 use isdown::monitor::health::{Health, MonitorHealth, PassiveReport};
 use isdown::monitor::machine::MonitorState;
-use isdown::incident::IncidentKind;
 use isdown::verdict::Verdict;
 use tokio::time::Instant;
 

@@ -25,13 +25,13 @@ use super::passive::{self, Reaction};
 use super::schedule::{self, Nudges, Outcome, ProbeAs, ProbeRunner};
 use super::{MonitorSettings, MonitorSpec};
 use crate::incident::IncidentKind;
-use crate::time::{Clock, Millis};
 use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
 use crate::probe::ProbeResult;
 use crate::store::{
     IncidentFilter, IncidentState, MonitorRecord, NewIncident, ResultRecord, Retention, Store,
     StoreError,
 };
+use crate::time::{Clock, Millis};
 use crate::verdict::{Blame, Cause};
 
 /// Results are written at least this often (or when [`BATCH_MAX`] accumulate): one transaction
