@@ -36,6 +36,7 @@ use crate::probe::{ProbeError, Prober};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
+use crate::web::connections::{Limits, open_file_limit, serve as serve_connections};
 use crate::web::site::{Site, SiteInfo};
 use crate::web::{self, AppState};
 
@@ -182,7 +183,20 @@ impl Server {
         )?;
         let router = web::router(app).merge(gateway.router());
         let (stop_web, web_stopped) = watch::channel(false);
-        let web = tokio::spawn(web::run(listener, router, wait_true(web_stopped)));
+        let limits = match config.serve.max_connections {
+            Some(max) => Limits {
+                max_connections: max,
+                ..Limits::default()
+            },
+            None => Limits::for_descriptors(open_file_limit()),
+        };
+        tracing::info!(max_connections = limits.max_connections, "listener limits");
+        let web = tokio::spawn(serve_connections(
+            listener,
+            router,
+            limits,
+            wait_true(web_stopped),
+        ));
 
         tokio::pin!(shutdown);
         loop {

@@ -27,6 +27,10 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
+    // Before anything opens a socket: the listener's connection cap is fitted to this limit, and
+    // the default soft limit (often 1,024) is what a connection flood would exhaust.
+    let open_files = crate::web::connections::raise_open_file_limit();
+    tracing::debug!(open_files, "open-file limit");
     let mut config = Config::load(args.config.as_deref())?;
     config.serve.listen = args.listen.unwrap_or(config.serve.listen);
     config.serve.data = args.data.unwrap_or(config.serve.data);

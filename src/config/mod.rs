@@ -95,6 +95,8 @@ pub struct ServeSettings {
     pub data: PathBuf,
     /// Bearer token of the admin endpoints (reload); admin endpoints are off without it.
     pub admin_token: Option<SecretString>,
+    /// `None`: fitted to the process's open-file limit at start.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServeSettings {
@@ -103,6 +105,7 @@ impl Default for ServeSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data: PathBuf::from(DEFAULT_DATA_DIR),
             admin_token: None,
+            max_connections: None,
         }
     }
 }
@@ -336,6 +339,7 @@ fn serve_settings(
     if let Some(data) = raw.data {
         serve.data = PathBuf::from(data);
     }
+    serve.max_connections = raw.max_connections.map(|c| c.0 as usize);
     if let Some(name) = raw.admin_token_env {
         let at = name.span().start;
         serve.admin_token =

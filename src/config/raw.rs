@@ -141,6 +141,8 @@ pub struct RawServe {
     pub data: Option<String>,
     /// Environment variable holding the bearer token of the admin endpoints.
     pub admin_token_env: Option<Spanned<EnvVarName>>,
+    /// Connections the listener holds at once (default: fitted to the open-file limit).
+    pub max_connections: Option<Count>,
 }
 
 /// `[monitor]`: defaults for every monitor.

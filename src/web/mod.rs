@@ -9,6 +9,7 @@
 mod api;
 mod badge;
 mod chart;
+pub mod connections;
 mod feed;
 mod page;
 pub mod site;
@@ -30,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::monitor::health::Health;
 use crate::store::Store;
 use crate::time::Clock;
+pub use connections::Limits;
 use site::Site;
 
 /// A reload request from the admin endpoint; the serve loop answers with the outcome.
@@ -60,21 +62,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` until `shutdown` resolves, with the default connection limits.
 pub async fn run(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // No Nagle delay: a streamed answer is many small writes, and without TCP_NODELAY each
-    // chunk after the first waits for the client's delayed ACK (~40 ms on Linux).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    connections::serve(listener, router, Limits::default(), shutdown).await
 }
