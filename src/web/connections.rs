@@ -428,7 +428,7 @@ mod tests {
     fn app() -> Router {
         Router::new()
             .route("/", get(|| async { "ok" }))
-            .route("/forever", get(|| std::future::pending::<&'static str>()))
+            .route("/forever", get(std::future::pending::<&'static str>))
     }
 
     struct Running {
