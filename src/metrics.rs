@@ -60,6 +60,8 @@ pub struct Metrics {
     pub open_incidents: Family<KindLabels, Gauge>,
     pub schedule_lateness: Histogram,
     pub live_requests: Family<ProbeLabels, Counter>,
+    /// Monitor snapshots set aside because they could not be read back.
+    pub states_quarantined: Counter,
 }
 
 impl Default for Metrics {
@@ -80,6 +82,12 @@ impl Metrics {
         let open_incidents = Family::<KindLabels, Gauge>::default();
         let schedule_lateness = lateness_histogram();
         let live_requests = Family::<ProbeLabels, Counter>::default();
+        let states_quarantined = Counter::default();
+        registry.register(
+            "states_quarantined",
+            "Monitor states set aside at start because they could not be read back",
+            states_quarantined.clone(),
+        );
         registry.register("probes", "Probes run, by verdict", probes.clone());
         registry.register(
             "probe_latency_seconds",
@@ -114,6 +122,7 @@ impl Metrics {
             open_incidents,
             schedule_lateness,
             live_requests,
+            states_quarantined,
         }
     }
 

@@ -19,8 +19,8 @@ use isdown::probe::{ProbeResult, Timings};
 use isdown::store::sqlite::SqliteStore;
 use isdown::store::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, IncidentState,
-    MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store,
-    StoreError, Uptime,
+    MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention,
+    SavedState, Store, StoreError, Uptime,
 };
 use isdown::time::{Clock, Millis};
 use isdown::verdict::{Diagnosis, Verdict};
@@ -198,8 +198,16 @@ impl Store for Frozen {
     async fn save_monitor_state(&self, m: &str, s: &str) -> Result<(), StoreError> {
         frozen(self.0.save_monitor_state(m, s)).await
     }
-    async fn load_monitor_states(&self) -> Result<Vec<(String, String)>, StoreError> {
+    async fn load_monitor_states(&self) -> Result<Vec<(String, SavedState)>, StoreError> {
         frozen(self.0.load_monitor_states()).await
+    }
+    async fn quarantine_monitor_state(
+        &self,
+        m: &str,
+        reason: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        frozen(self.0.quarantine_monitor_state(m, reason, at)).await
     }
     async fn uptime(&self, m: &str, now: Millis) -> Result<Uptime, StoreError> {
         frozen(self.0.uptime(m, now)).await

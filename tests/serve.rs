@@ -240,3 +240,73 @@ fn sighup_reloads_the_config_and_keeps_history() {
         .len();
     assert!(after >= before, "{after} < {before}");
 }
+
+#[test]
+fn a_corrupt_state_row_quarantines_one_monitor_and_the_others_keep_recording() {
+    let kimi = Mock::start("kimi", "ok");
+    let deepseek = Mock::start("deepseek", "ok");
+    let cfg = setup(&kimi, &deepseek, "");
+    let data = tempfile::tempdir().unwrap();
+    let env = [("KIMI_KEY", KEY), ("DS_KEY", KEY)];
+    let serve = Serve::start(&cfg.path, data.path(), &env);
+    eventually(Duration::from_secs(10), "both monitors up", || {
+        (monitor_state(&serve, "kimi-chat")? == "up"
+            && monitor_state(&serve, "deepseek-reachability")? == "up")
+            .then_some(())
+    });
+    assert_eq!(serve.terminate().code(), Some(0));
+
+    // Damage one monitor's saved state behind isdown's back: bytes that are not even text.
+    let db = data.path().join("isdown.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sqlx::{ConnectOptions, Connection};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .connect()
+            .await
+            .unwrap();
+        let damaged = sqlx::query(
+            "UPDATE monitor_state SET snapshot = X'FF00FE' WHERE monitor = 'kimi-chat'",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(damaged.rows_affected(), 1);
+        conn.close().await.unwrap();
+    });
+
+    let serve = Serve::start(&cfg.path, data.path(), &env);
+    let results =
+        |id: &str| serve.json(&format!("/api/v1/monitors/{id}"))["recent_results"][0]["at"].clone();
+    let (kimi_before, deepseek_before) = (results("kimi-chat"), results("deepseek-reachability"));
+    eventually(
+        Duration::from_secs(15),
+        "both monitors recording again",
+        || {
+            (results("kimi-chat") != kimi_before
+                && results("deepseek-reachability") != deepseek_before)
+                .then_some(())
+        },
+    );
+    let kimi = serve.json("/api/v1/monitors/kimi-chat");
+    assert!(
+        kimi["quarantined"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not text"),
+        "{kimi}"
+    );
+    assert!(serve.json("/api/v1/monitors/deepseek-reachability")["quarantined"].is_null());
+    let health = serve.json("/healthz");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health["quarantined_states"]["kimi-chat"]["at"].is_string(),
+        "{health}"
+    );
+    let metrics = get(&format!("{}/metrics", serve.url)).1;
+    assert!(
+        metrics.contains("isdown_states_quarantined_total 1"),
+        "{metrics}"
+    );
+}

@@ -83,6 +83,16 @@ pub struct HealthSnapshot {
     /// Open `network` incident: isdown itself cannot reach any provider.
     pub network_incident: Option<i64>,
     pub passive: BTreeMap<String, PassiveHealth>,
+    /// Monitors whose saved state could not be read back this run, by id: each started afresh.
+    pub quarantined: BTreeMap<String, Quarantine>,
+}
+
+/// A monitor state set aside at start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quarantine {
+    pub at: Millis,
+    /// Why it could not be read (never its content).
+    pub reason: String,
 }
 
 /// Overall status of the status API (DESIGN.md: up, degraded, down, setup_problem).

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::health::{Health, LiveVerdict, MonitorHealth, PassiveReport};
+use super::health::{Health, LiveVerdict, MonitorHealth, PassiveReport, Quarantine};
 use super::machine::{Effect, Machine, Observation};
 use super::passive::{self, Reaction};
 use super::schedule::{self, Nudges, Outcome, ProbeAs, ProbeRunner};
@@ -28,8 +28,8 @@ use crate::incident::IncidentKind;
 use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
 use crate::probe::ProbeResult;
 use crate::store::{
-    IncidentFilter, IncidentState, MonitorRecord, NewIncident, ResultRecord, Retention, Store,
-    StoreError,
+    IncidentFilter, IncidentState, MonitorRecord, NewIncident, ResultRecord, Retention, SavedState,
+    Store, StoreError,
 };
 use crate::time::{Clock, Millis};
 use crate::verdict::{Blame, Cause};
@@ -147,7 +147,7 @@ impl MonitorService {
             })
             .collect();
         self.store.register_monitors(&records).await?;
-        let (machines, network_incident) = restore(&self.specs, self.store.as_ref()).await?;
+        let (machines, network_incident) = self.restore().await?;
 
         let (writer_tx, writer_rx) = mpsc::channel::<WriteBatch>(64);
         let writer = tokio::spawn(write_batches(self.store.clone(), writer_rx));
@@ -248,43 +248,65 @@ async fn write_batches(
     Ok(())
 }
 
-/// Loads the machines' snapshots and reconciles them with the incidents the store has open,
-/// so a restart neither forgets nor duplicates an incident.
-async fn restore(
-    specs: &[MonitorSpec],
-    store: &dyn Store,
-) -> Result<(Vec<Machine>, Option<i64>), StoreError> {
-    let saved = store.load_monitor_states().await?;
-    let open = store
-        .incidents(&IncidentFilter {
-            state: Some(IncidentState::Open),
-            monitor: None,
-            limit: u32::MAX,
-            offset: 0,
-        })
-        .await?;
-    let mut machines = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let mut machine = saved
-            .iter()
-            .find(|(id, _)| *id == spec.id)
-            .and_then(|(_, snap)| match Machine::restore(snap) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::warn!(monitor = %spec.id, error = %e, "unreadable state; starting fresh");
-                    None
-                }
+impl MonitorService {
+    /// Loads the machines' snapshots and reconciles them with the incidents the store has open,
+    /// so a restart neither forgets nor duplicates an incident. A snapshot that cannot be read
+    /// back is quarantined — set aside in the store, logged, counted and shown in the health
+    /// view — and that monitor alone starts afresh.
+    async fn restore(&self) -> Result<(Vec<Machine>, Option<i64>), StoreError> {
+        let saved = self.store.load_monitor_states().await?;
+        let open = self
+            .store
+            .incidents(&IncidentFilter {
+                state: Some(IncidentState::Open),
+                monitor: None,
+                limit: u32::MAX,
+                offset: 0,
             })
-            .unwrap_or_default();
-        let incident = open.iter().find(|i| i.monitor == spec.id);
-        machine.reconcile(incident.map(|i| (i.kind, i.id, i.started_at)));
-        machines.push(machine);
+            .await?;
+        let mut machines = Vec::with_capacity(self.specs.len());
+        for spec in self.specs.iter() {
+            let restored = match saved.iter().find(|(id, _)| *id == spec.id) {
+                None => Ok(Machine::default()),
+                Some((_, SavedState::Snapshot(text))) => Machine::restore(text)
+                    .map_err(|e| format!("the saved state is not a monitor state ({e})")),
+                Some((_, SavedState::Unreadable(why))) => Err(why.clone()),
+            };
+            let mut machine = match restored {
+                Ok(machine) => machine,
+                Err(reason) => {
+                    self.quarantine(&spec.id, reason).await?;
+                    Machine::default()
+                }
+            };
+            let incident = open.iter().find(|i| i.monitor == spec.id);
+            machine.reconcile(incident.map(|i| (i.kind, i.id, i.started_at)));
+            machines.push(machine);
+        }
+        let network = open
+            .iter()
+            .find(|i| i.kind == IncidentKind::Network)
+            .map(|i| i.id);
+        Ok((machines, network))
     }
-    let network = open
-        .iter()
-        .find(|i| i.kind == IncidentKind::Network)
-        .map(|i| i.id);
-    Ok((machines, network))
+
+    async fn quarantine(&self, monitor: &str, reason: String) -> Result<(), StoreError> {
+        let at = self.clock.now();
+        tracing::error!(
+            monitor,
+            reason = %reason,
+            "unreadable monitor state quarantined; the monitor starts afresh"
+        );
+        self.store
+            .quarantine_monitor_state(monitor, &reason, at)
+            .await?;
+        self.metrics.states_quarantined.inc();
+        self.health.update(|view| {
+            view.quarantined
+                .insert(monitor.to_owned(), Quarantine { at, reason });
+        });
+        Ok(())
+    }
 }
 
 impl Core {

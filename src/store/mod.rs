@@ -86,6 +86,15 @@ pub struct Incident {
     pub last_error: Option<String>,
 }
 
+/// A monitor's snapshot as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SavedState {
+    /// JSON text, as saved.
+    Snapshot(String),
+    /// Not JSON text (damaged, or written by something else); why, without the content.
+    Unreadable(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncidentState {
     Open,
@@ -282,7 +291,16 @@ pub trait Store: Send + Sync + 'static {
     /// Saves a monitor's state-machine snapshot (opaque JSON) so a restart continues it.
     async fn save_monitor_state(&self, monitor: &str, snapshot: &str) -> Result<(), StoreError>;
 
-    async fn load_monitor_states(&self) -> Result<Vec<(String, String)>, StoreError>;
+    async fn load_monitor_states(&self) -> Result<Vec<(String, SavedState)>, StoreError>;
+
+    /// Moves a monitor's snapshot aside (kept as found, with `reason`), so the monitor starts
+    /// afresh; no snapshot left for it afterwards.
+    async fn quarantine_monitor_state(
+        &self,
+        monitor: &str,
+        reason: &str,
+        at: Millis,
+    ) -> Result<(), StoreError>;
 
     /// Uptime over the 24 h, 7 d, 30 d and 90 d before `now`, from rollups.
     async fn uptime(&self, monitor: &str, now: Millis) -> Result<Uptime, StoreError>;

@@ -32,8 +32,8 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use self::rollup::Resolution;
 use super::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, MonitorRecord,
-    NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, Store, StoreError,
-    Uptime, scrub,
+    NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, SavedState, Store,
+    StoreError, Uptime, scrub,
 };
 use crate::time::Millis;
 use crate::verdict::Verdict;
@@ -70,13 +70,18 @@ const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// The migrations, in order: (version, description, SQL). Embedded so the binary needs no files
 /// beside it.
-const MIGRATIONS: [(i64, &str, &str); 3] = [
+const MIGRATIONS: [(i64, &str, &str); 4] = [
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "alerts", include_str!("migrations/0002_alerts.sql")),
     (
         3,
         "history scrub",
         include_str!("migrations/0003_history_scrub.sql"),
+    ),
+    (
+        4,
+        "state quarantine",
+        include_str!("migrations/0004_state_quarantine.sql"),
     ),
 ];
 
@@ -350,9 +355,19 @@ impl Store for SqliteStore {
             .await
     }
 
-    /// Sorted by monitor id. A snapshot that is not JSON text is `Corrupt`.
-    async fn load_monitor_states(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// Sorted by monitor id. A snapshot that is not JSON text comes back `Unreadable`.
+    async fn load_monitor_states(&self) -> Result<Vec<(String, SavedState)>, StoreError> {
         self.read_monitor_states().await
+    }
+
+    async fn quarantine_monitor_state(
+        &self,
+        monitor: &str,
+        reason: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.move_state_to_quarantine(monitor, &crate::secret::scrub(reason), at)
+            .await
     }
 
     /// 24 h and 7 d from hour rollups, 30 d and 90 d from day rollups, each over the buckets

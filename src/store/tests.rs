@@ -10,7 +10,7 @@ use std::path::Path;
 use sqlx::{ConnectOptions, Connection, SqliteConnection, sqlite::SqliteConnectOptions};
 
 use super::sqlite::SqliteStore;
-use super::{Store, StoreError};
+use super::{SavedState, Store, StoreError};
 use crate::verdict::Verdict;
 use suite::{T0, all_incidents, new_incident, result};
 
@@ -45,6 +45,7 @@ sqlite_suite!(
     incidents_filter_and_page_newest_first,
     monitor_state_snapshots_overwrite_and_load,
     a_snapshot_that_is_not_json_is_refused,
+    a_quarantined_state_is_set_aside_and_the_monitor_starts_afresh,
     prune_removes_exactly_what_retention_allows,
     size_grows_with_data,
     alert_commits_create_groups_and_queue_entries_per_channel,
@@ -116,7 +117,7 @@ async fn reopening_does_not_rerun_migrations() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
+    assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
     let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
         .fetch_one(&mut conn)
         .await
@@ -176,25 +177,44 @@ async fn rollup_rows_count_per_resolution_and_bucket() {
 }
 
 #[tokio::test]
-async fn a_garbage_snapshot_is_corrupt_not_a_panic() {
+async fn a_garbage_snapshot_is_unreadable_for_its_monitor_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("isdown.db");
     let store = SqliteStore::open(&path).await.unwrap();
+    store.save_monitor_state("ok", "{}").await.unwrap();
     let mut conn = raw(&path).await;
     sqlx::query("INSERT INTO monitor_state (monitor, snapshot) VALUES ('m', '{\"state\": ')")
         .execute(&mut conn)
         .await
         .unwrap();
-    let loaded = store.load_monitor_states().await;
-    assert!(matches!(loaded, Err(StoreError::Corrupt(_))), "{loaded:?}");
+    let unreadable = |loaded: Vec<(String, SavedState)>| {
+        assert_eq!(loaded[1].1, SavedState::Snapshot("{}".into()), "{loaded:?}");
+        matches!(&loaded[0], (m, SavedState::Unreadable(_)) if m == "m")
+    };
+    assert!(unreadable(store.load_monitor_states().await.unwrap()));
 
     // Not even text.
-    sqlx::query("UPDATE monitor_state SET snapshot = X'FF00FE'")
+    sqlx::query("UPDATE monitor_state SET snapshot = X'FF00FE' WHERE monitor = 'm'")
         .execute(&mut conn)
         .await
         .unwrap();
-    let loaded = store.load_monitor_states().await;
-    assert!(matches!(loaded, Err(StoreError::Corrupt(_))), "{loaded:?}");
+    assert!(unreadable(store.load_monitor_states().await.unwrap()));
+
+    // Quarantined, it is kept as found, and gone from the monitor's state.
+    store
+        .quarantine_monitor_state("m", "the snapshot is not text", T0)
+        .await
+        .unwrap();
+    let kept: (Vec<u8>, String) =
+        sqlx::query_as("SELECT snapshot, reason FROM quarantined_state WHERE monitor = 'm'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        kept,
+        (vec![0xFF, 0x00, 0xFE], "the snapshot is not text".into())
+    );
+    assert_eq!(store.load_monitor_states().await.unwrap().len(), 1);
     conn.close().await.unwrap();
     store.close().await;
 }

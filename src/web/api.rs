@@ -65,14 +65,21 @@ async fn healthz(State(app): State<AppState>) -> Response {
         );
     }
     let failing = app.alerts.failing();
+    let quarantined: serde_json::Map<String, Value> = view
+        .quarantined
+        .iter()
+        .map(|(id, q)| (id.clone(), quarantine_json(q)))
+        .collect();
+    let degraded = !failing.is_empty() || !quarantined.is_empty();
     match app.store.size_bytes().await {
         Ok(bytes) => Json(json!({
-            "status": if failing.is_empty() { "ok" } else { "degraded" },
+            "status": if degraded { "degraded" } else { "ok" },
             "monitors": view.monitors.len(),
             "database_bytes": bytes,
             "network_down": view.network_incident.is_some(),
             "failing_alert_channels": failing,
             "alerts": alerts,
+            "quarantined_states": quarantined,
         }))
         .into_response(),
         Err(e) => {
@@ -185,8 +192,14 @@ async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Respons
         "recent_results": recent.iter().map(result_json).collect::<Vec<_>>(),
         "incidents": incidents.iter().map(|i| incident_json(i, now)).collect::<Vec<_>>(),
         "live": view.passive.get(&m.provider),
+        "quarantined": view.quarantined.get(&m.id).map(quarantine_json),
     }))
     .into_response()
+}
+
+/// A state set aside at start: when and why (never its content).
+fn quarantine_json(q: &crate::monitor::health::Quarantine) -> Value {
+    json!({ "at": rfc3339(q.at), "reason": q.reason })
 }
 
 pub fn incident_json(i: &Incident, now: Millis) -> Value {

@@ -126,6 +126,7 @@ fn health() -> HealthSnapshot {
         monitors: vec![kimi, deepseek, openai],
         network_incident: None,
         passive: BTreeMap::new(),
+        quarantined: BTreeMap::new(),
     }
 }
 

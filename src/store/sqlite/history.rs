@@ -99,7 +99,10 @@ async fn scrub_column(
         );
         let mut tx = writer.begin().await?;
         for row in &rows {
-            let text: String = sqlx::Row::try_get(row, key_list.len())?;
+            // A value that is not text (a damaged row) is left for its reader to quarantine.
+            let Ok(text) = sqlx::Row::try_get::<String, _>(row, key_list.len()) else {
+                continue;
+            };
             let clean = if json {
                 scrub_json_text(&text)
             } else {

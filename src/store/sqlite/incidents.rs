@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{BEGIN_WRITE, SqliteStore, read_error};
 use crate::incident::IncidentKind;
-use crate::store::{Incident, IncidentFilter, IncidentState, NewIncident, StoreError};
+use crate::store::{Incident, IncidentFilter, IncidentState, NewIncident, SavedState, StoreError};
 use crate::time::Millis;
 use crate::verdict::Verdict;
 
@@ -209,17 +209,49 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn read_monitor_states(&self) -> Result<Vec<(String, String)>, StoreError> {
+    pub(super) async fn read_monitor_states(
+        &self,
+    ) -> Result<Vec<(String, SavedState)>, StoreError> {
         let rows = sqlx::query("SELECT monitor, snapshot FROM monitor_state ORDER BY monitor")
             .fetch_all(&self.reader)
             .await?;
         rows.iter()
             .map(|row| {
                 let monitor: String = row.try_get(0).map_err(read_error)?;
-                let snapshot: String = row.try_get(1).map_err(read_error)?;
-                check_snapshot(&monitor, &snapshot)?;
-                Ok((monitor, snapshot))
+                // One damaged row is that monitor's problem, never the loader's.
+                let saved = match row.try_get::<String, _>(1) {
+                    Err(_) => SavedState::Unreadable("the snapshot is not text".into()),
+                    Ok(snapshot) => match check_snapshot(&monitor, &snapshot) {
+                        Ok(()) => SavedState::Snapshot(snapshot),
+                        Err(e) => SavedState::Unreadable(e.to_string()),
+                    },
+                };
+                Ok((monitor, saved))
             })
             .collect()
+    }
+
+    pub(super) async fn move_state_to_quarantine(
+        &self,
+        monitor: &str,
+        reason: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(
+            "INSERT INTO quarantined_state (monitor, snapshot, reason, at) \
+             SELECT monitor, CAST(snapshot AS BLOB), ?2, ?3 FROM monitor_state WHERE monitor = ?1",
+        )
+        .bind(monitor)
+        .bind(reason)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM monitor_state WHERE monitor = ?1")
+            .bind(monitor)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

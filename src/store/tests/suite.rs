@@ -7,7 +7,7 @@
 use crate::incident::IncidentKind;
 use crate::store::{
     IncidentFilter, IncidentState, MonitorRecord, NewIncident, Pruned, ResultRecord, Retention,
-    SeriesStep, Store, StoreError,
+    SavedState, SeriesStep, Store, StoreError,
 };
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::verdict::{Blame, Verdict};
@@ -523,8 +523,11 @@ pub async fn monitor_state_snapshots_overwrite_and_load(store: &dyn Store) {
     assert_eq!(
         store.load_monitor_states().await.unwrap(),
         vec![
-            ("a".to_owned(), "[1,2]".to_owned()),
-            ("b".to_owned(), r#"{"state":"down","streak":1}"#.to_owned()),
+            ("a".to_owned(), SavedState::Snapshot("[1,2]".to_owned())),
+            (
+                "b".to_owned(),
+                SavedState::Snapshot(r#"{"state":"down","streak":1}"#.to_owned())
+            ),
         ]
     );
 }
@@ -538,8 +541,29 @@ pub async fn a_snapshot_that_is_not_json_is_refused(store: &dyn Store) {
     );
     assert_eq!(
         store.load_monitor_states().await.unwrap(),
-        vec![("a".to_owned(), "{}".to_owned())]
+        vec![("a".to_owned(), SavedState::Snapshot("{}".to_owned()))]
     );
+}
+
+pub async fn a_quarantined_state_is_set_aside_and_the_monitor_starts_afresh(store: &dyn Store) {
+    store.save_monitor_state("a", "{}").await.unwrap();
+    store.save_monitor_state("b", r#"{"x":1}"#).await.unwrap();
+    store
+        .quarantine_monitor_state("a", "not a monitor state", T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_monitor_states().await.unwrap(),
+        vec![(
+            "b".to_owned(),
+            SavedState::Snapshot(r#"{"x":1}"#.to_owned())
+        )]
+    );
+    // Quarantining a monitor with nothing saved is harmless.
+    store
+        .quarantine_monitor_state("nobody", "gone", T0)
+        .await
+        .unwrap();
 }
 
 // === retention ===
@@ -670,7 +694,10 @@ pub async fn everything_survives_a_restart_check(store: &dyn Store, incident: i6
     );
     assert_eq!(
         store.load_monitor_states().await.unwrap(),
-        vec![("m".to_owned(), r#"{"state":"down"}"#.to_owned())]
+        vec![(
+            "m".to_owned(),
+            SavedState::Snapshot(r#"{"state":"down"}"#.to_owned())
+        )]
     );
     assert_eq!(
         store
