@@ -249,6 +249,54 @@ async fn open_on_localhost_needs_no_key_and_is_refused_elsewhere() {
 }
 
 #[tokio::test]
+async fn the_open_gateway_refuses_what_a_web_page_can_send() {
+    let m = Mock::start("openai", "ok").await;
+    let config = format!(
+        "{}{}[gateway]\nopen_on_localhost = true\n",
+        provider("a", &m),
+        route(&["a"])
+    );
+    let gw = Gw::start(&config).await;
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let body = ask(false).to_string();
+    // What a cross-site page can send without a CORS preflight: text/plain with its Origin.
+    let cross_site = gw
+        .client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .header("origin", "https://evil.example")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let error: Value = cross_site.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "open_gateway_refused");
+    // DNS rebinding: the right address under a foreign name.
+    let rebound = gw
+        .client
+        .post(&url)
+        .header("host", "evil.example")
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    // Nothing reached the provider; a local program still gets through.
+    assert_eq!(m.count().await, 0);
+    let local = gw
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(local.status(), 200);
+}
+
+#[tokio::test]
 async fn oversized_bodies_bad_json_and_missing_models_are_openai_shaped_errors() {
     let m = Mock::start("openai", "ok").await;
     let config = format!(

@@ -77,6 +77,20 @@ impl ApiError {
         .code("invalid_api_key")
     }
 
+    /// The open gateway refused a request that could come from a web page (see `auth`).
+    pub fn browser_refused(why: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            format!(
+                "the gateway runs without client keys (open_on_localhost) and takes requests \
+                 from programs on this machine only: {why}. To call it from a browser or another \
+                 host, set [gateway] client_keys_env"
+            ),
+        )
+        .code("open_gateway_refused")
+    }
+
     /// No client key is configured and the gateway is not opened for localhost.
     pub fn no_keys_configured(vars: &[String]) -> ApiError {
         let message = if vars.is_empty() {

@@ -95,6 +95,17 @@ pub struct GatewayDeps {
     pub metrics: Metrics,
 }
 
+/// `host[:port]` of the configured public URL: the one non-loopback `Host` the open gateway
+/// accepts.
+fn public_host(public_url: Option<&str>) -> Option<String> {
+    let url = reqwest::Url::parse(public_url?).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
 /// The gateway: cheap to clone (one `Arc`).
 #[derive(Clone)]
 pub struct Gateway {
@@ -172,6 +183,7 @@ impl Gateway {
                     settings.client_keys.clone(),
                     settings.open_on_localhost,
                     settings.client_keys_env.clone(),
+                    public_host(config.web.public_url.as_deref()),
                 ),
                 health: deps.health,
                 reporter: deps.reporter,
@@ -207,7 +219,7 @@ async fn chat_completions(
 }
 
 async fn models(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
-    if let Err(e) = gateway.inner.auth.check(&headers) {
+    if let Err(e) = gateway.inner.auth.check(&headers, auth::Body::None) {
         return e.into_response();
     }
     let data: Vec<Value> = gateway
@@ -289,7 +301,9 @@ impl Inner {
         body: Body,
     ) -> Result<Response, Refusal> {
         let started = Instant::now();
-        self.auth.check(headers).map_err(rejected)?;
+        self.auth
+            .check(headers, auth::Body::Json)
+            .map_err(rejected)?;
         let deadline = started + self.budget(headers).map_err(rejected)?;
         let bytes = self.read_body(headers, body).await.map_err(rejected)?;
         let mut request: Map<String, Value> = serde_json::from_slice(&bytes)

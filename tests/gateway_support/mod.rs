@@ -16,6 +16,17 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+/// A client that opens a connection per request. These tests jump tokio time forward by
+/// minutes, past the listener's idle timeout: a pooled connection would be closed by the server
+/// at the very instant the client reuses it, a race that real time makes rare and paused time
+/// makes certain.
+fn fresh_connections() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a plain client builds")
+}
+
 /// The key clients send to the gateway.
 pub const CLIENT_KEY: &str = "gw-client-Zx81Lm";
 
@@ -169,7 +180,7 @@ impl Gw {
         }));
         Gw {
             url: format!("http://{addr}"),
-            client: reqwest::Client::new(),
+            client: fresh_connections(),
             live,
             metrics,
             stop: Some(stop),
