@@ -207,7 +207,8 @@ mod tests {
 
     #[test]
     fn the_open_gateway_takes_local_programs_and_refuses_web_pages() {
-        let rows: [(&[(&str, &str)], Body, bool); 12] = [
+        type Row<'a> = (&'a [(&'a str, &'a str)], Body, bool);
+        let rows: [Row; 12] = [
             (&[], Body::Json, true),
             (&[("host", "localhost:8080")], Body::Json, true),
             (&[("host", "[::1]:8080")], Body::Json, true),
