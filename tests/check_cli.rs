@@ -289,6 +289,80 @@ fn broken_config_exits_2_naming_file_line_and_field() {
 }
 
 #[test]
+fn impossible_durations_exit_2_with_their_place_and_never_panic() {
+    for (toml, line, field, says) in [
+        (
+            "[monitor]\ninterval = \"1ns\"\n",
+            2,
+            "monitor.interval",
+            "too short",
+        ),
+        (
+            "[monitor]\ninterval = \"500000000000y\"\n",
+            2,
+            "monitor.interval",
+            "too long",
+        ),
+        (
+            "[monitor]\ntimeout = \"0s\"\n",
+            2,
+            "monitor.timeout",
+            "zero",
+        ),
+        (
+            "[gateway.timeouts]\ntotal = \"200y\"\n",
+            2,
+            "gateway.timeouts.total",
+            "too long",
+        ),
+    ] {
+        let cfg = config(toml);
+        let out = isdown(&["check", "--config", cfg.path.to_str().unwrap()], &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {err}");
+        assert!(
+            err.contains(&format!("isdown.toml:{line}:")),
+            "{toml}: {err}"
+        );
+        assert!(err.contains(field) && err.contains(says), "{toml}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    for flag in ["0s", "580000000000y", "2h"] {
+        let out = isdown(&["check", "--timeout", flag], &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "--timeout {flag}: {err}");
+        assert!(err.contains("--timeout"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn a_key_with_a_control_character_is_a_config_error_not_an_outage() {
+    let mock = Mock::start("openai", "ok");
+    let cfg = config(&provider_toml("local", &mock.v1(), "openai", "LOCAL_KEY"));
+    // Surrounding white space is trimmed (a trailing newline from a file is harmless); inside a
+    // key, a control character is a broken paste.
+    for key in ["vllm\u{1}token", "sk-pasted\nkey", "tab\tinside-key"] {
+        let out = isdown(
+            &["check", "local", "--config", cfg.path.to_str().unwrap()],
+            &[("LOCAL_KEY", key)],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{key:?}: {err}");
+        assert!(
+            err.contains("LOCAL_KEY") && err.contains("control character"),
+            "{err}"
+        );
+        assert!(err.contains("api_key_env"), "{err}");
+        assert!(
+            !err.contains("vllm") && !err.contains("pasted"),
+            "the key is never echoed: {err}"
+        );
+        assert!(!stdout(&out).contains("network"), "not a network verdict");
+    }
+}
+
+#[test]
 fn unknown_provider_exits_2_and_lists_the_known_ones() {
     let cfg = config("[check]\nwitnesses = []\n");
     let out = isdown(
