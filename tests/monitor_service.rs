@@ -631,13 +631,7 @@ struct Recorder {
 }
 
 #[async_trait]
-impl isdown::alert::channel::Channel for Recorder {
-    fn name(&self) -> &str {
-        "rec"
-    }
-    fn kind(&self) -> &'static str {
-        "console"
-    }
+impl isdown::alert::channel::Deliver for Recorder {
     async fn send(
         &self,
         message: &isdown::alert::AlertMessage,
@@ -708,10 +702,13 @@ async fn an_outage_is_alerted_after_the_window_retried_reminded_and_resolved_on_
     let policy = AlertPolicy::default();
     let wake = Arc::new(tokio::sync::Notify::new());
     let (stop_alerts, alerts_stopped) = watch::channel(false);
-    let mut table = toml::Table::new();
     let delivery = Delivery {
         store: h.store.clone(),
-        channel: Arc::new(recorder.clone()),
+        channel: Arc::new(isdown::alert::channel::Channel::new(
+            "rec",
+            "console",
+            Box::new(recorder.clone()),
+        )),
         policy: policy.clone(),
         clock: h.clock,
         health: AlertHealth::default(),
@@ -723,7 +720,7 @@ async fn an_outage_is_alerted_after_the_window_retried_reminded_and_resolved_on_
     let dispatcher = Dispatcher {
         store: h.store.clone(),
         policy: policy.clone(),
-        routes: vec![ChannelRoute::take_from("rec", &mut table).unwrap()],
+        routes: vec![ChannelRoute::new("rec", None, None).unwrap()],
         monitors: monitors
             .iter()
             .map(|m| {

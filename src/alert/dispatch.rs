@@ -18,8 +18,7 @@ use super::channel::Channel;
 use super::outbox::{AlertHealth, AlertMetrics, Delivered, Delivery};
 use super::plan::{MonitorInfo, Plan, PlanInput, plan};
 use super::policy::{AlertPolicy, ChannelRoute};
-use super::registry;
-use crate::config::{AlertSpec, env_lookup};
+use super::spec::ChannelSpec;
 use crate::monitor::MonitorSpec;
 use crate::monitor::health::Health;
 use crate::monitor::service::MonitorEvent;
@@ -159,43 +158,26 @@ pub struct AlertContext {
     pub delivered: broadcast::Sender<Delivered>,
 }
 
-/// Builds the channels of `specs` and spawns the dispatcher and one worker per channel into
-/// `tasks`. A channel that cannot be built (its secret vanished since the config loaded) is
-/// logged and skipped; its queued messages wait in the outbox.
+/// Builds the channels of `specs` (checked, secrets resolved, when the config loaded) and spawns
+/// the dispatcher and one delivery worker per channel into `tasks`. Channels of a removed table
+/// leave their queued messages in the outbox until a channel of that name returns.
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     tasks: &mut JoinSet<()>,
     context: &AlertContext,
-    specs: &[AlertSpec],
+    specs: &[ChannelSpec],
     policy: &AlertPolicy,
     monitors: &[MonitorSpec],
     public_url: Option<String>,
     events: broadcast::Receiver<MonitorEvent>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let client = match reqwest::Client::builder()
-        .user_agent(concat!("isdown/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .build()
-    {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the alert HTTP client; alerts stay queued");
-            return;
-        }
-    };
-    let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
-    let mut routes = Vec::new();
-    for spec in specs {
-        match registry::build(&spec.name, spec.table.clone(), &env_lookup, client.clone()) {
-            Ok(channel) => {
-                channels.push(Arc::from(channel));
-                routes.push(spec.route.clone());
-            }
-            Err(e) => tracing::error!("{e}; its alerts stay queued until it is fixed"),
-        }
-    }
+    let client = super::channel::http::client();
+    let channels: Vec<Arc<Channel>> = specs
+        .iter()
+        .map(|spec| Arc::new(spec.build(&client)))
+        .collect();
+    let routes = specs.iter().map(|spec| spec.route.clone()).collect();
     context.alert_health.reset(
         &channels
             .iter()

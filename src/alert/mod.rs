@@ -12,7 +12,8 @@ pub mod dispatch;
 pub mod outbox;
 pub mod plan;
 pub mod policy;
-pub mod registry;
+pub mod render;
+pub mod spec;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::policy::{AlertPolicy, ChannelRoute};
 use super::{AlertEvent, AlertItem, AlertMessage};
+use super::render::duration;
 use crate::incident::IncidentKind;
 use crate::monitor::health::HealthSnapshot;
 use crate::monitor::machine::MonitorState;
@@ -291,14 +292,6 @@ fn names(items: &[AlertItem]) -> String {
     }
 }
 
-fn minutes(ms: Millis) -> String {
-    let total_s = (ms / 1000).max(0);
-    match total_s {
-        s if s < 60 => format!("{s} s"),
-        s if s < 3_600 => format!("{} min", s / 60),
-        s => format!("{} h {} min", s / 3_600, (s % 3_600) / 60),
-    }
-}
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
@@ -371,7 +364,7 @@ fn compose(
     let n = items.len();
     let (title, summary, advice) = match (event, kind) {
         (AlertEvent::Resolved, _) => {
-            let title = format!("RESOLVED: {who} — back after {}", minutes(lasted));
+            let title = format!("RESOLVED: {who} — back after {}", duration(lasted));
             let each: Vec<String> = members
                 .iter()
                 .filter(|m| items.iter().any(|i| i.monitor == m.monitor))
@@ -379,7 +372,7 @@ fn compose(
                     format!(
                         "{} {}",
                         m.monitor,
-                        minutes(m.ended_at.unwrap_or(now) - m.started_at)
+                        duration(m.ended_at.unwrap_or(now) - m.started_at)
                     )
                 })
                 .collect();
@@ -387,7 +380,7 @@ fn compose(
                 "{} recovered: {}. The incident lasted {}.",
                 plural(n, "monitor", "monitors"),
                 each.join(", "),
-                minutes(lasted)
+                duration(lasted)
             );
             (title, summary, "No action needed.".to_owned())
         }
@@ -397,7 +390,7 @@ fn compose(
                 "Every provider failed at the network level at the same time ({verdicts}), so \
                  the problem is between isdown and the internet, not at the providers. Open for \
                  {}.",
-                minutes(lasted)
+                duration(lasted)
             ),
             "Check this host's network: DNS, proxy, firewall and uplink. The providers \
              themselves are probably fine."
@@ -417,7 +410,7 @@ fn compose(
                 } else {
                     format!("{who} are")
                 },
-                minutes(lasted)
+                duration(lasted)
             );
             let advice = match fallback(input, &items) {
                 Some(other) => format!(
@@ -435,7 +428,7 @@ fn compose(
             format!(
                 "Requests to {who} fail because of your account, key or request ({verdicts}) \
                  for {}; the provider itself is not down.",
-                minutes(lasted)
+                duration(lasted)
             ),
             health_advice.unwrap_or_else(|| {
                 "Check the API key, balance and model id configured for this provider.".into()
@@ -443,7 +436,7 @@ fn compose(
         ),
     };
     let title = match event {
-        AlertEvent::Reminder => format!("Still open after {}: {title}", minutes(lasted)),
+        AlertEvent::Reminder => format!("Still open after {}: {title}", duration(lasted)),
         _ => title,
     };
     AlertMessage {

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::CliError;
-use crate::alert::{AlertEvent, AlertMessage, registry};
-use crate::config::{Config, env_lookup};
+use crate::alert::channel::http;
+use crate::alert::{AlertEvent, AlertMessage};
+use crate::config::Config;
 use crate::incident::IncidentKind;
 use crate::time::Clock;
 
@@ -42,12 +43,7 @@ pub async fn run(args: AlertArgs) -> Result<u8, CliError> {
             }
         )));
     };
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("isdown/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| CliError::Usage(format!("cannot build the HTTP client: {e}")))?;
-    let sender = registry::build(&spec.name, spec.table.clone(), &env_lookup, client)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let sender = spec.build(&http::client());
     let now = Clock::system().now();
     let message = AlertMessage {
         event: AlertEvent::Test,

@@ -12,14 +12,12 @@
 //! Accepted (200 from some versions): any 2xx is delivered. Teams refuses messages over about
 //! 28 KB, so the card shows fewer monitors (and counts the rest) until it fits.
 
-use async_trait::async_trait;
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-use super::slack::{Digest, ItemDigest, post_json, truncate, webhook_url_from_env};
-use super::{Channel, ChannelConfigError};
-use crate::alert::{AlertMessage, DeliveryError, Severity};
+use super::http::{JsonPost, UrlEnvConfig};
+use crate::alert::render::{Digest, ItemDigest, truncate};
+use crate::alert::{AlertMessage, Severity};
 
 #[cfg(test)]
 mod tests;
@@ -35,52 +33,20 @@ const SUBJECT_MAX: usize = 200;
 const EXPLANATION_MAX: usize = 500;
 const KEY_MAX: usize = 200;
 
-/// The `[alerts.NAME]` table of a `kind = "teams"` channel.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Environment variable holding the workflow's HTTP POST URL.
-    pub url_env: String,
+/// The `[alerts.NAME]` table of a `kind = "teams"` channel: `url_env`, the variable holding the
+/// workflow's HTTP POST URL.
+pub type Config = UrlEnvConfig;
+
+/// A checked `teams` channel: the workflow URL.
+pub type Spec = SecretString;
+
+/// A Teams Workflows webhook at `url`.
+pub fn channel(url: Spec, client: reqwest::Client) -> JsonPost {
+    JsonPost::new(url, client, body)
 }
 
-/// A Teams Workflows webhook.
-#[derive(Debug)]
-pub struct TeamsChannel {
-    name: String,
-    url: SecretString,
-    client: reqwest::Client,
-}
-
-impl TeamsChannel {
-    pub fn new(
-        name: &str,
-        config: Config,
-        env: &dyn Fn(&str) -> Option<String>,
-        client: reqwest::Client,
-    ) -> Result<Self, ChannelConfigError> {
-        let url = webhook_url_from_env(name, "url_env", &config.url_env, env)?;
-        Ok(Self {
-            name: name.to_owned(),
-            url,
-            client,
-        })
-    }
-}
-
-#[async_trait]
-impl Channel for TeamsChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "teams"
-    }
-
-    async fn send(&self, message: &AlertMessage) -> Result<(), DeliveryError> {
-        let body = payload(&Digest::of(message));
-        post_json(&self.client, self.url.expose_secret(), &body).await
-    }
+fn body(message: &AlertMessage) -> Value {
+    payload(&Digest::of(message))
 }
 
 /// The largest message (most monitors listed) under [`CARD_BYTES_MAX`]. Each part is capped, so

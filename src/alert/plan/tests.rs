@@ -29,8 +29,13 @@ fn outage(id: i64, monitor: &str, at: Millis) -> Incident {
 }
 
 fn route(channel: &str, table: &str) -> ChannelRoute {
-    let mut table: toml::Table = toml::from_str(table).unwrap();
-    ChannelRoute::take_from(channel, &mut table).unwrap()
+    #[derive(serde::Deserialize)]
+    struct Keys {
+        on: Option<Vec<String>>,
+        monitors: Option<Vec<String>>,
+    }
+    let keys: Keys = toml::from_str(table).unwrap();
+    ChannelRoute::new(channel, keys.on, keys.monitors).unwrap()
 }
 
 fn health(states: &[(&str, MonitorState)]) -> HealthSnapshot {
