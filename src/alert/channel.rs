@@ -22,6 +22,8 @@ pub mod twilio;
 pub mod webhook;
 
 #[cfg(test)]
+mod snapshots;
+#[cfg(test)]
 pub(crate) mod support;
 
 use async_trait::async_trait;
@@ -108,21 +110,4 @@ pub fn secret_from_env(
         .filter(|v| !v.is_empty())
         .map(SecretString::from)
         .ok_or_else(|| FieldError::new(field, format!("environment variable {var} is not set")))
-}
-
-/// Resolves a webhook URL (a secret: whoever has it can post) from the environment variable
-/// named by `field`, and checks it is an http(s) URL. Errors never quote the URL.
-pub fn webhook_url_from_env(
-    field: &'static str,
-    var: &str,
-    env: Env<'_>,
-) -> Result<SecretString, FieldError> {
-    use secrecy::ExposeSecret;
-    let url = secret_from_env(field, var, env)?;
-    http::http_url(
-        field,
-        url.expose_secret(),
-        &format!("environment variable {var}"),
-    )?;
-    Ok(url)
 }

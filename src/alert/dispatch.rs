@@ -4,7 +4,7 @@
 //!
 //! It reads its whole input from the store each pass (open incidents, unresolved groups), so a
 //! missed or lagged event, a reload or a crash changes nothing about what is sent: the next pass
-//! sees the same state. [`start`] builds the channels from the config and spawns the dispatcher
+//! sees the same state. [`start`] builds the channels from their checked specs and spawns the dispatcher
 //! and one delivery worker per channel.
 
 use std::collections::HashMap;

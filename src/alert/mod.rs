@@ -4,8 +4,13 @@
 //!
 //! A channel knows one receiver's documented API (Slack, PagerDuty, SMTP, …) and nothing about
 //! incidents or retries: it formats one message, sends it once, and says whether a failure is
-//! worth retrying. Secrets (webhook URLs, tokens, passwords) are resolved from environment
-//! variables when the channel is built and held in secret types.
+//! worth retrying. How alerts read — durations, timestamps, whose side, the plain [`render::Digest`]
+//! every chat channel marks up — is written once in `render`. Channel settings are checked and
+//! their secrets (webhook URLs, tokens, passwords) resolved from environment variables once, when
+//! the config loads (`spec`), and held in secret types; building a channel from them cannot fail.
+//!
+//! Nothing here reads the config file or imports `config`: `config` calls `spec` to read the
+//! `[alerts.NAME]` tables and hands the result over.
 
 pub mod channel;
 pub mod dispatch;

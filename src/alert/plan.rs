@@ -17,8 +17,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::policy::{AlertPolicy, ChannelRoute};
-use super::{AlertEvent, AlertItem, AlertMessage};
 use super::render::duration;
+use super::{AlertEvent, AlertItem, AlertMessage};
 use crate::incident::IncidentKind;
 use crate::monitor::health::HealthSnapshot;
 use crate::monitor::machine::MonitorState;
@@ -292,7 +292,6 @@ fn names(items: &[AlertItem]) -> String {
     }
 }
 
-
 fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("1 {one}")
@@ -364,7 +363,9 @@ fn compose(
     let n = items.len();
     let (title, summary, advice) = match (event, kind) {
         (AlertEvent::Resolved, _) => {
-            let title = format!("RESOLVED: {who} — back after {}", duration(lasted));
+            // The channels say "resolved" in their own way (an icon, a label, a subject prefix): the
+            // title only says what is back and after how long, so no message says it twice.
+            let title = format!("{who} is back up after {}", duration(lasted));
             let each: Vec<String> = members
                 .iter()
                 .filter(|m| items.iter().any(|i| i.monitor == m.monitor))
@@ -455,4 +456,4 @@ fn compose(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

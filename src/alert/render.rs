@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 
 use super::{AlertEvent, AlertItem, AlertMessage, Severity};
+use crate::incident::IncidentKind;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis, rfc3339};
 use crate::verdict::Blame;
 
@@ -123,25 +124,46 @@ pub fn severity_name(severity: Severity) -> &'static str {
 /// "Kimi · kimi-k2 (monitor kimi-chat)".
 pub fn subject(item: &AlertItem) -> String {
     match &item.model {
-        Some(model) => format!("{} · {model} (monitor {})", item.provider_name, item.monitor),
+        Some(model) => format!(
+            "{} · {model} (monitor {})",
+            item.provider_name, item.monitor
+        ),
         None => format!("{} (monitor {})", item.provider_name, item.monitor),
     }
 }
 
-/// Since when, or for a resolve, from when to when and how long: "Since 2026-11-25 14:03 UTC",
-/// "Still open, since …", "Resolved after 1 h 2 min: 2026-11-25 14:03 UTC → 2026-11-25 15:05 UTC".
+/// Since when, or for a resolve, from when to when: "Since 2026-11-25 14:03 UTC",
+/// "2026-11-25 14:03 UTC → 2026-11-25 15:15 UTC". How long, and that it is a reminder or a
+/// resolve, the title and the channel's event label already say.
 pub fn timing(message: &AlertMessage) -> String {
     let start = utc(message.started_at);
-    match message.event {
-        AlertEvent::Opened | AlertEvent::Test => format!("Since {start}"),
-        AlertEvent::Reminder => format!("Still open, since {start}"),
-        AlertEvent::Resolved => {
-            let after = lasted(message).map_or_else(String::new, |ms| format!(" after {}", duration(ms)));
-            match message.ended_at {
-                Some(end) => format!("Resolved{after}: {start} → {}", utc(end)),
-                None => format!("Resolved{after}; started {start}"),
-            }
+    match (message.event, message.ended_at) {
+        (AlertEvent::Resolved, Some(end)) => format!("{start} → {}", utc(end)),
+        (AlertEvent::Resolved, None) => format!("Started {start}"),
+        (AlertEvent::Opened | AlertEvent::Reminder | AlertEvent::Test, _) => {
+            format!("Since {start}")
         }
+    }
+}
+
+// === the test message ===
+
+/// What `isdown alert test CHANNEL` sends: says it is a test and that nothing is down.
+pub fn test_message(channel: &str, now: Millis) -> AlertMessage {
+    AlertMessage {
+        event: AlertEvent::Test,
+        kind: IncidentKind::Outage,
+        title: "isdown test alert".into(),
+        summary: format!(
+            "This is a test of the `{channel}` channel, sent by `isdown alert test`. Nothing is down."
+        ),
+        advice: "No action needed: if you can read this, alerts reach you.".into(),
+        items: Vec::new(),
+        started_at: now,
+        ended_at: None,
+        duration_s: None,
+        url: None,
+        dedup_key: format!("isdown-test-{channel}"),
     }
 }
 

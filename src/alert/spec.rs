@@ -14,6 +14,7 @@ mod table;
 
 use serde::Deserialize;
 
+use super::channel::http::JsonPost;
 use super::channel::{
     Channel, Deliver, Env, console, discord, email, opsgenie, pagerduty, slack, teams, telegram,
     twilio, webhook,
@@ -133,9 +134,9 @@ impl ReceiverSpec {
     fn receiver(&self, name: &str, client: &reqwest::Client) -> Box<dyn Deliver> {
         let client = client.clone();
         match self.clone() {
-            ReceiverSpec::Slack(s) => Box::new(slack::channel(s, client)),
-            ReceiverSpec::Discord(s) => Box::new(discord::channel(s, client)),
-            ReceiverSpec::Teams(s) => Box::new(teams::channel(s, client)),
+            ReceiverSpec::Slack(s) => Box::new(JsonPost::new(s, client, slack::payload)),
+            ReceiverSpec::Discord(s) => Box::new(JsonPost::new(s, client, discord::payload)),
+            ReceiverSpec::Teams(s) => Box::new(JsonPost::new(s, client, teams::payload)),
             ReceiverSpec::Telegram(s) => Box::new(telegram::TelegramChannel::new(s, client)),
             ReceiverSpec::Pagerduty(s) => Box::new(pagerduty::PagerDutyChannel::new(s, client)),
             ReceiverSpec::Opsgenie(s) => Box::new(opsgenie::OpsgenieChannel::new(s, client)),
@@ -154,7 +155,10 @@ impl ChannelSpec {
         table: toml::Table,
         env: Env<'_>,
     ) -> Result<ChannelSpec, SpecError> {
-        let raw: RawChannel = table::deserialize(table).map_err(|e| e.into_spec_error())?;
+        let raw: RawChannel = table::deserialize(table).map_err(|e| {
+            let (field, message) = e.field_and_message("kind", &KINDS);
+            SpecError { field, message }
+        })?;
         let route = ChannelRoute::new(name, raw.on, raw.monitors).map_err(|(field, message)| {
             SpecError {
                 field: field.to_owned(),
@@ -175,7 +179,11 @@ impl ChannelSpec {
     /// The channel, ready to send; `client` is shared by every HTTP channel of the config
     /// (`channel::http::client()`).
     pub fn build(&self, client: &reqwest::Client) -> Channel {
-        Channel::new(&self.name, self.receiver.kind(), self.receiver.receiver(&self.name, client))
+        Channel::new(
+            &self.name,
+            self.receiver.kind(),
+            self.receiver.receiver(&self.name, client),
+        )
     }
 }
 
@@ -218,8 +226,11 @@ mod tests {
         assert_eq!(err.field, "routing_key_env");
         let err = spec("kind = \"pagerduty\"\nrouting_key_env = 5", &[]).unwrap_err();
         assert_eq!(err.field, "routing_key_env");
-        let err = spec("kind = \"pagerduty\"\nrouting_key_env = \"K\"\nregion = \"mars\"", &[])
-            .unwrap_err();
+        let err = spec(
+            "kind = \"pagerduty\"\nrouting_key_env = \"K\"\nregion = \"mars\"",
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(err.field, "region");
         assert!(err.message.contains("eu"), "{}", err.message);
     }

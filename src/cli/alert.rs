@@ -7,9 +7,8 @@ use clap::{Args, Subcommand};
 
 use super::CliError;
 use crate::alert::channel::http;
-use crate::alert::{AlertEvent, AlertMessage};
+use crate::alert::render;
 use crate::config::Config;
-use crate::incident::IncidentKind;
 use crate::time::Clock;
 
 #[derive(Debug, Args)]
@@ -45,21 +44,7 @@ pub async fn run(args: AlertArgs) -> Result<u8, CliError> {
     };
     let sender = spec.build(&http::client());
     let now = Clock::system().now();
-    let message = AlertMessage {
-        event: AlertEvent::Test,
-        kind: IncidentKind::Outage,
-        title: "isdown test alert".into(),
-        summary: format!(
-            "This is a test of the `{channel}` channel, sent by `isdown alert test`. Nothing is down."
-        ),
-        advice: "No action needed: if you can read this, alerts reach you.".into(),
-        items: Vec::new(),
-        started_at: now,
-        ended_at: None,
-        duration_s: None,
-        url: None,
-        dedup_key: format!("isdown-test-{channel}"),
-    };
+    let message = render::test_message(&channel, now);
     match sender.send(&message).await {
         Ok(()) => {
             println!("sent a test alert through `{channel}` ({})", sender.kind());

@@ -17,10 +17,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{JsonPost, http_url};
+use super::http::http_url;
 use super::{Env, FieldError, secret_from_env};
+use crate::alert::Severity;
 use crate::alert::render::{Digest, ItemDigest, truncate};
-use crate::alert::{AlertMessage, Severity};
 use crate::time::rfc3339;
 
 #[cfg(test)]
@@ -91,16 +91,7 @@ impl Config {
     }
 }
 
-/// A Discord webhook at `url`.
-pub fn channel(url: Spec, client: reqwest::Client) -> JsonPost {
-    JsonPost::new(url, client, body)
-}
-
-fn body(message: &AlertMessage) -> Value {
-    payload(&Digest::of(message))
-}
-
-fn payload(digest: &Digest<'_>) -> Value {
+pub fn payload(digest: &Digest<'_>) -> Value {
     let content = format!("{} **{}**: {}", digest.icon, digest.event, digest.title);
     json!({
         "content": truncate(&content, CONTENT_BUDGET),

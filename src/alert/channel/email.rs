@@ -285,7 +285,9 @@ impl EmailChannel {
 
     /// The mail for `message`, addressed to every recipient.
     fn compose(&self, message: &AlertMessage) -> Result<Message, DeliveryError> {
-        let cannot = |e: &dyn std::fmt::Display| DeliveryError::Permanent(format!("cannot build the mail: {e}"));
+        let cannot = |e: &dyn std::fmt::Display| {
+            DeliveryError::Permanent(format!("cannot build the mail: {e}"))
+        };
         let html = html_body(message).map_err(|e| cannot(&e))?;
         let thread = Thread::of(message, &message_id_domain(&self.spec.from.email));
         let mut builder = Message::builder()
@@ -316,10 +318,7 @@ impl EmailChannel {
                 AUTO_SUBMITTED_HEADER,
                 "auto-generated".to_owned(),
             ))
-            .multipart(MultiPart::alternative_plain_html(
-                plain_body(message),
-                html,
-            ))
+            .multipart(MultiPart::alternative_plain_html(plain_body(message), html))
             .map_err(|e| cannot(&e))
     }
 
@@ -344,7 +343,8 @@ impl EmailChannel {
         .await?;
         if self.spec.security == Security::StartTls {
             let tls = self
-                .spec.tls
+                .spec
+                .tls
                 .clone()
                 .expect("starttls channels are built with TLS parameters");
             // Fails when the server does not offer STARTTLS: nothing has been sent yet.
@@ -370,7 +370,10 @@ impl EmailChannel {
     /// SMTP 5xx and client-side refusals (no STARTTLS offered, no usable AUTH mechanism) cannot
     /// be fixed by trying again; 4xx, network, timeout and TLS failures can.
     fn judge(&self, err: &lettre::transport::smtp::Error) -> DeliveryError {
-        let text = self.scrub(&format!("SMTP {}:{}: {err}", self.spec.host, self.spec.port));
+        let text = self.scrub(&format!(
+            "SMTP {}:{}: {err}",
+            self.spec.host, self.spec.port
+        ));
         if err.is_permanent() || err.is_client() {
             DeliveryError::Permanent(text)
         } else {
@@ -498,7 +501,7 @@ const SUBJECT_NAMES: usize = 3;
 
 /// `[isdown] DOWN: Kimi — unavailable since 14:03 UTC`, `[isdown] RESOLVED: Kimi
 /// (unavailable) after 23 min`, `[isdown] SETUP PROBLEM: Kimi — auth_failed since 09:12 UTC`.
-fn subject(prefix: &str, message: &AlertMessage) -> String {
+pub(super) fn subject(prefix: &str, message: &AlertMessage) -> String {
     let network = message.kind == IncidentKind::Network;
     let label = match (message.event, message.kind) {
         (AlertEvent::Test, _) => "TEST",
@@ -567,7 +570,7 @@ fn verdicts(items: &[AlertItem]) -> String {
 // === Bodies ===
 
 /// The plain-text part: what, since when, whose side, what to do, where to look.
-fn plain_body(message: &AlertMessage) -> String {
+pub(super) fn plain_body(message: &AlertMessage) -> String {
     let mut out = String::new();
     out.push_str(&message.title);
     out.push_str("\n\n");
@@ -637,7 +640,7 @@ struct HtmlItem<'a> {
     explanation: &'a str,
 }
 
-fn html_body(message: &AlertMessage) -> Result<String, askama::Error> {
+pub(super) fn html_body(message: &AlertMessage) -> Result<String, askama::Error> {
     use askama::Template;
     let url = message.url.as_deref();
     HtmlBody {

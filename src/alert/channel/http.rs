@@ -14,7 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Deliver, Env, FieldError, webhook_url_from_env};
+use super::{Deliver, Env, FieldError, secret_from_env};
+use crate::alert::render::Digest;
 use crate::alert::{AlertMessage, DeliveryError};
 
 /// 15 s per attempt, for every receiver: webhooks and event APIs answer in well under a second,
@@ -68,25 +69,33 @@ impl UrlEnvConfig {
     }
 }
 
+/// Renders a message's [`Digest`] as a receiver's JSON body.
+pub type Payload = fn(&Digest<'_>) -> Value;
+
 /// A receiver that takes each message as one JSON POST to a secret URL (Slack, Discord, Teams):
 /// the channel module supplies only the body.
 #[derive(Debug)]
 pub struct JsonPost {
     url: SecretString,
     client: reqwest::Client,
-    body: fn(&AlertMessage) -> Value,
+    payload: Payload,
 }
 
 impl JsonPost {
-    pub fn new(url: SecretString, client: reqwest::Client, body: fn(&AlertMessage) -> Value) -> Self {
-        JsonPost { url, client, body }
+    pub fn new(url: SecretString, client: reqwest::Client, payload: Payload) -> Self {
+        JsonPost {
+            url,
+            client,
+            payload,
+        }
     }
 }
 
 #[async_trait]
 impl Deliver for JsonPost {
     async fn send(&self, message: &AlertMessage) -> Result<(), DeliveryError> {
-        post_json(&self.client, self.url.expose_secret(), &(self.body)(message)).await
+        let body = (self.payload)(&Digest::of(message));
+        post_json(&self.client, self.url.expose_secret(), &body).await
     }
 }
 
@@ -128,6 +137,22 @@ pub fn http_url(field: &'static str, text: &str, source: &str) -> Result<Url, Fi
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(invalid());
     }
+    Ok(url)
+}
+
+/// Resolves a webhook URL (a secret: whoever has it can post) from the environment variable
+/// named by `field`, and checks it is an http(s) URL. Errors never quote the URL.
+pub fn webhook_url_from_env(
+    field: &'static str,
+    var: &str,
+    env: Env<'_>,
+) -> Result<SecretString, FieldError> {
+    let url = secret_from_env(field, var, env)?;
+    http_url(
+        field,
+        url.expose_secret(),
+        &format!("environment variable {var}"),
+    )?;
     Ok(url)
 }
 
@@ -201,8 +226,12 @@ mod tests {
 
     #[test]
     fn a_url_error_names_its_source_never_the_text() {
-        let err = http_url("url_env", "not a url with secret-token", "environment variable X")
-            .unwrap_err();
+        let err = http_url(
+            "url_env",
+            "not a url with secret-token",
+            "environment variable X",
+        )
+        .unwrap_err();
         assert_eq!(err.field, "url_env");
         assert!(err.message.contains("environment variable X"));
         assert!(!err.message.contains("secret-token"));

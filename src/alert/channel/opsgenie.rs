@@ -70,7 +70,12 @@ pub struct Spec {
 
 impl Config {
     pub fn resolve(self, env: Env<'_>) -> Result<Spec, FieldError> {
-        let alerts_url = endpoint(&HOSTS, self.region, self.api_url.as_deref(), &["v2", "alerts"])?;
+        let alerts_url = endpoint(
+            &HOSTS,
+            self.region,
+            self.api_url.as_deref(),
+            &["v2", "alerts"],
+        )?;
         if let Some(tag) = self
             .tags
             .iter()
@@ -165,10 +170,7 @@ fn create_body(message: &AlertMessage, alias: &str, extra_tags: &[String]) -> Va
     });
     let providers = distinct(message.items.iter().map(|item| item.provider.as_str()));
     if !providers.is_empty() {
-        body["entity"] = json!(truncate_owned(
-            &providers.join(", "),
-            MAX_ENTITY_CHARS
-        ));
+        body["entity"] = json!(truncate_owned(&providers.join(", "), MAX_ENTITY_CHARS));
     }
     body
 }

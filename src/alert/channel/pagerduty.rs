@@ -61,7 +61,12 @@ pub struct Spec {
 
 impl Config {
     pub fn resolve(self, env: Env<'_>) -> Result<Spec, FieldError> {
-        let enqueue_url = endpoint(&HOSTS, self.region, self.api_url.as_deref(), &["v2", "enqueue"])?;
+        let enqueue_url = endpoint(
+            &HOSTS,
+            self.region,
+            self.api_url.as_deref(),
+            &["v2", "enqueue"],
+        )?;
         let routing_key = secret_from_env("routing_key_env", &self.routing_key_env, env)?;
         Ok(Spec {
             routing_key,
@@ -155,11 +160,9 @@ fn payload(message: &AlertMessage) -> Value {
 /// The line PagerDuty shows as the alert's title and in its own notifications: what is down
 /// since when (the title), then what to do.
 fn summary(message: &AlertMessage) -> String {
-    let text = match (message.event, message.advice.trim()) {
-        (AlertEvent::Reminder, "") => format!("Still open: {}", message.title),
-        (AlertEvent::Reminder, advice) => format!("Still open: {} — {advice}", message.title),
-        (_, "") => message.title.clone(),
-        (_, advice) => format!("{} — {advice}", message.title),
+    let text = match message.advice.trim() {
+        "" => message.title.clone(),
+        advice => format!("{} — {advice}", message.title),
     };
     truncate_owned(&text, MAX_SUMMARY_CHARS)
 }

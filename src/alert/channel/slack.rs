@@ -14,8 +14,7 @@
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::http::{JsonPost, UrlEnvConfig};
-use crate::alert::AlertMessage;
+use super::http::UrlEnvConfig;
 use crate::alert::render::{Digest, ItemDigest, escape_markup, truncate};
 
 #[cfg(test)]
@@ -54,18 +53,9 @@ pub type Config = UrlEnvConfig;
 /// A checked `slack` channel: the webhook URL.
 pub type Spec = SecretString;
 
-/// A Slack incoming webhook at `url`.
-pub fn channel(url: Spec, client: reqwest::Client) -> JsonPost {
-    JsonPost::new(url, client, body)
-}
-
-fn body(message: &AlertMessage) -> Value {
-    payload(&Digest::of(message))
-}
-
 /// The webhook body: `text` always (notifications, and clients that do not render blocks),
 /// `blocks` for the message itself.
-fn payload(digest: &Digest<'_>) -> Value {
+pub fn payload(digest: &Digest<'_>) -> Value {
     let room = BLOCKS_MAX - FIXED_BLOCKS;
     // One block goes to the "…and N more" note when the monitors do not all fit.
     let shown = if digest.items.len() <= room {

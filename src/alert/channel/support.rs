@@ -114,6 +114,11 @@ impl Receiver {
         self.seen.try_recv().expect("the receiver got a request")
     }
 
+    /// The next request received, if any.
+    pub(crate) fn try_take(&mut self) -> Option<Received> {
+        self.seen.try_recv().ok()
+    }
+
     pub(crate) fn nothing_more(&mut self) -> bool {
         self.seen.try_recv().is_err()
     }
@@ -282,7 +287,7 @@ pub(crate) fn opened() -> AlertMessage {
 pub(crate) fn resolved() -> AlertMessage {
     AlertMessage {
         event: AlertEvent::Resolved,
-        title: "Kimi is back up after 1h 2m".to_owned(),
+        title: "Kimi is back up after 1 h 2 min".to_owned(),
         summary: "Kimi answers normally again.".to_owned(),
         advice: "Nothing to do.".to_owned(),
         ended_at: Some(STARTED_AT + 3_723_000),

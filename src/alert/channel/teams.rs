@@ -15,9 +15,9 @@
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-use super::http::{JsonPost, UrlEnvConfig};
+use super::http::UrlEnvConfig;
+use crate::alert::Severity;
 use crate::alert::render::{Digest, ItemDigest, truncate};
-use crate::alert::{AlertMessage, Severity};
 
 #[cfg(test)]
 mod tests;
@@ -40,18 +40,9 @@ pub type Config = UrlEnvConfig;
 /// A checked `teams` channel: the workflow URL.
 pub type Spec = SecretString;
 
-/// A Teams Workflows webhook at `url`.
-pub fn channel(url: Spec, client: reqwest::Client) -> JsonPost {
-    JsonPost::new(url, client, body)
-}
-
-fn body(message: &AlertMessage) -> Value {
-    payload(&Digest::of(message))
-}
-
 /// The largest message (most monitors listed) under [`CARD_BYTES_MAX`]. Each part is capped, so
 /// the card with no monitor listed always fits; non-Latin text is what can push a full one over.
-fn payload(digest: &Digest<'_>) -> Value {
+pub fn payload(digest: &Digest<'_>) -> Value {
     let mut shown = digest.items.len().min(ITEMS_MAX);
     loop {
         let message = envelope(card(digest, shown));

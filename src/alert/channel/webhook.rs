@@ -40,11 +40,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::http::{http_url, judge_response, transport_error};
-use super::{Deliver, Env, FieldError, secret_from_env, webhook_url_from_env};
-use crate::time::rfc3339;
+use super::http::{http_url, judge_response, transport_error, webhook_url_from_env};
+use super::{Deliver, Env, FieldError, secret_from_env};
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError};
 use crate::incident::IncidentKind;
+use crate::time::rfc3339;
 use crate::verdict::Verdict;
 
 #[cfg(test)]
@@ -114,7 +114,8 @@ impl Config {
             .map(Template::parse)
             .transpose()
             .map_err(|message| FieldError::new("template", message))?;
-        let headers = headers(&self.headers).map_err(|message| FieldError::new("headers", message))?;
+        let headers =
+            headers(&self.headers).map_err(|message| FieldError::new("headers", message))?;
         Ok(Spec {
             url,
             secret,

@@ -269,7 +269,7 @@ fn a_group_resolves_when_its_last_incident_ends_with_the_duration() {
     let message = &plan.messages[0].1;
     assert_eq!(message.duration_s, Some(23 * 60));
     assert_eq!(message.ended_at, Some(T0 + 23 * MINUTE_MS));
-    assert_eq!(message.title, "RESOLVED: Kimi — back after 23 min");
+    assert_eq!(message.title, "Kimi is back up after 23 min");
     assert!(
         message.summary.contains("kimi-chat 10 min"),
         "{}",
@@ -422,4 +422,33 @@ fn grouping_window_is_the_configured_one() {
     w.incidents.push(outage(1, "kimi-chat", T0));
     w.pass(T0);
     assert_eq!(w.pass(T0 + 2 * SECOND_MS).messages.len(), 1);
+}
+
+/// One outage of Kimi as the rules announce it — opened, reminded once, resolved after
+/// 1 h 12 min — with DeepSeek answering and a status-page URL: the sequence every channel's
+/// snapshot test renders, so the rules' wording and each channel's are pinned together.
+pub(crate) fn lifecycle() -> Vec<AlertMessage> {
+    let mut w = World::new();
+    w.health = health(&[
+        ("kimi-chat", MonitorState::Down),
+        ("deepseek-chat", MonitorState::Up),
+    ]);
+    w.incidents.push(outage(1, "kimi-chat", T0));
+    let mut messages = Vec::new();
+    let mut take = |plan: Plan| messages.extend(plan.messages.into_iter().map(|(_, m)| m));
+    take(w.pass(T0));
+    take(w.pass(T0 + WINDOW));
+    take(w.pass(T0 + WINDOW + 30 * MINUTE_MS));
+    w.close(1, T0 + 72 * MINUTE_MS);
+    take(w.pass(T0 + 72 * MINUTE_MS + SECOND_MS));
+    let events: Vec<AlertEvent> = messages.iter().map(|m| m.event).collect();
+    assert_eq!(
+        events,
+        [
+            AlertEvent::Opened,
+            AlertEvent::Reminder,
+            AlertEvent::Resolved
+        ]
+    );
+    messages
 }

@@ -12,12 +12,8 @@ use std::fmt::{self, Display};
 use serde::de::value::{MapDeserializer, SeqDeserializer};
 use serde::de::{self, Deserialize, IntoDeserializer, Unexpected, Visitor};
 
-use super::{KINDS, SpecError};
-
 /// Deserializes `T` from `table`.
-pub(super) fn deserialize<'de, T: Deserialize<'de>>(
-    table: toml::Table,
-) -> Result<T, Located> {
+pub(super) fn deserialize<'de, T: Deserialize<'de>>(table: toml::Table) -> Result<T, Located> {
     let value = toml::Value::Table(table.clone());
     T::deserialize(TableValue(value)).map_err(|error| Located { error, table })
 }
@@ -122,16 +118,17 @@ pub(super) struct Located {
 }
 
 impl Located {
-    pub(super) fn into_spec_error(self) -> SpecError {
+    /// The field the error is about (empty when the value does not tell) and the message,
+    /// redacted. `tags` are the variants of the table's tag field, `tag` its name: an unknown
+    /// one is reported on that field.
+    pub(super) fn field_and_message(self, tag: &str, tags: &[&str]) -> (String, String) {
         let message = crate::secret::redact(&self.error.to_string());
         let field = match self.error {
             TableError::Missing(field) => field.to_owned(),
             TableError::Unknown { field, .. } => field,
             // The tag is the only variant chosen by name at the top of a channel table; a
             // variant of a value (`region = "mars"`) is found by its value like other errors.
-            TableError::UnknownVariant { expected, .. } if expected == KINDS.as_slice() => {
-                "kind".to_owned()
-            }
+            TableError::UnknownVariant { expected, .. } if expected == tags => tag.to_owned(),
             TableError::UnknownVariant { variant, .. } => {
                 key_holding(&self.table, &toml::Value::String(variant)).unwrap_or_default()
             }
@@ -140,7 +137,7 @@ impl Located {
             } => key_holding(&self.table, &value).unwrap_or_default(),
             TableError::Invalid { value: None, .. } | TableError::Other(_) => String::new(),
         };
-        SpecError { field, message }
+        (field, message)
     }
 }
 
@@ -184,7 +181,8 @@ impl<'de> de::Deserializer<'de> for TableValue {
                 Ok(value)
             }
             toml::Value::Table(table) => {
-                let mut map = MapDeserializer::new(table.into_iter().map(|(k, v)| (k, TableValue(v))));
+                let mut map =
+                    MapDeserializer::new(table.into_iter().map(|(k, v)| (k, TableValue(v))));
                 let value = visitor.visit_map(&mut map)?;
                 map.end()?;
                 Ok(value)

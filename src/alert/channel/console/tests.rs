@@ -46,7 +46,11 @@ fn the_line_says_what_is_down_since_when_why_whose_side_and_what_to_do() {
         assert!(line.contains(part), "missing {part:?} in {line}");
     }
     let line = super::line(&resolved());
-    assert!(line.contains("Resolved after 1 h 2 min"), "{line}");
+    assert!(
+        line.contains("back up after 1 h 2 min")
+            && line.contains("14:03 UTC → 2026-11-25 15:05 UTC"),
+        "{line}"
+    );
 }
 
 #[test]

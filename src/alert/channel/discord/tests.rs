@@ -3,9 +3,9 @@
 use serde_json::{Value, json};
 
 use super::Config;
-use crate::alert::channel::http::JsonPost;
 use crate::alert::AlertMessage;
 use crate::alert::channel::Deliver;
+use crate::alert::channel::http::JsonPost;
 use crate::alert::channel::support::{
     Received, Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env,
     opened, oversized, resolved,
@@ -17,7 +17,11 @@ fn channel(url: &str) -> JsonPost {
     let config = Config {
         url_env: "DISCORD_URL".to_owned(),
     };
-    super::channel(config.resolve(&env(&[("DISCORD_URL", url)])).unwrap(), client())
+    JsonPost::new(
+        config.resolve(&env(&[("DISCORD_URL", url)])).unwrap(),
+        client(),
+        super::payload,
+    )
 }
 
 async fn delivered_to(path: &str, message: &AlertMessage) -> Received {
@@ -94,7 +98,7 @@ async fn resolved_message_is_green_stamped_at_the_end_and_states_the_duration() 
         embed["description"]
             .as_str()
             .unwrap()
-            .contains("Resolved after 1 h 2 min")
+            .contains("2026-11-25 14:03 UTC → 2026-11-25 15:05 UTC")
     );
 }
 

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use smtp::{Encryption, Options, SmtpServer};
 
 use super::*;
+use crate::alert::Severity;
 use crate::alert::render::severity_name;
 use crate::time::Millis;
 use crate::verdict::Blame;
-use crate::alert::Severity;
 use crate::verdict::Verdict;
 
 /// 2026-05-01T14:03:00Z.

@@ -201,9 +201,7 @@ fn region_picks_the_documented_api_host() {
             region,
             ..config(None)
         };
-        config.resolve(&env).unwrap()
-            .alerts_url()
-            .to_string()
+        config.resolve(&env).unwrap().alerts_url().to_string()
     };
     assert_eq!(build(None), "https://api.opsgenie.com/v2/alerts");
     assert_eq!(
@@ -266,7 +264,10 @@ async fn connection_refused_is_retryable() {
 fn debug_output_never_shows_the_key() {
     let debug = format!("{:?}", channel("http://127.0.0.1:9"));
     assert!(!debug.contains(KEY), "{debug}");
-    assert!(debug.contains("alerts") && debug.contains("REDACTED"), "{debug}");
+    assert!(
+        debug.contains("alerts") && debug.contains("REDACTED"),
+        "{debug}"
+    );
 }
 
 // === config ===

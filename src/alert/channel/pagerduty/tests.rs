@@ -5,11 +5,11 @@ use axum::http::{Method, header};
 use serde_json::json;
 
 use super::*;
-use crate::incident::IncidentKind;
 use crate::alert::channel::support::{
     PAGING_STARTED as STARTED, Received, client, closed_base, message, paging_resolved as resolved,
     receiver,
 };
+use crate::incident::IncidentKind;
 
 /// Hex letters only: `secret::redact` would not catch it, so the tests prove the exact scrub.
 const KEY: &str = "deadbeefcafebabedeadbeefcafebabe";
@@ -141,7 +141,7 @@ async fn severity_follows_the_message_kind_and_event() {
     }
     assert_eq!(
         got[1].json()["payload"]["summary"],
-        "Still open: Kimi is DOWN (unavailable) since 14:03 UTC — Fail over to DeepSeek"
+        "Kimi is DOWN (unavailable) since 14:03 UTC — Fail over to DeepSeek"
     );
 }
 
@@ -230,9 +230,7 @@ fn region_picks_the_documented_endpoint() {
             region,
             ..config(None)
         };
-        config.resolve(&env).unwrap()
-            .enqueue_url()
-            .to_string()
+        config.resolve(&env).unwrap().enqueue_url().to_string()
     };
     assert_eq!(build(None), "https://events.pagerduty.com/v2/enqueue");
     assert_eq!(
@@ -248,7 +246,10 @@ fn region_picks_the_documented_endpoint() {
 #[test]
 fn api_url_overrides_the_base_and_keeps_its_path() {
     let url = |base: &str| {
-        config(Some(base)).resolve(&env).unwrap().enqueue_url()
+        config(Some(base))
+            .resolve(&env)
+            .unwrap()
+            .enqueue_url()
             .to_string()
     };
     assert_eq!(url("http://127.0.0.1:9"), "http://127.0.0.1:9/v2/enqueue");
@@ -311,7 +312,10 @@ fn debug_output_never_shows_the_routing_key() {
     let channel = channel("http://127.0.0.1:9");
     let debug = format!("{channel:?}");
     assert!(!debug.contains(KEY), "{debug}");
-    assert!(debug.contains("enqueue") && debug.contains("REDACTED"), "{debug}");
+    assert!(
+        debug.contains("enqueue") && debug.contains("REDACTED"),
+        "{debug}"
+    );
 }
 
 // === config ===

@@ -3,9 +3,9 @@
 use serde_json::{Value, json};
 
 use super::{CARD_BYTES_MAX, Config};
-use crate::alert::channel::http::JsonPost;
 use crate::alert::AlertMessage;
 use crate::alert::channel::Deliver;
+use crate::alert::channel::http::JsonPost;
 use crate::alert::channel::support::{
     Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env, opened,
     oversized, resolved,
@@ -18,7 +18,11 @@ fn channel(url: &str) -> JsonPost {
     let config = Config {
         url_env: "TEAMS_URL".to_owned(),
     };
-    super::channel(config.resolve(&env(&[("TEAMS_URL", url)])).unwrap(), client())
+    JsonPost::new(
+        config.resolve(&env(&[("TEAMS_URL", url)])).unwrap(),
+        client(),
+        super::payload,
+    )
 }
 
 /// Sends `message` to a flow answering `status` (Workflows answer 202 Accepted).
@@ -123,7 +127,7 @@ async fn resolved_message_is_good_states_the_duration_and_has_no_action_without_
         card["body"][3]["facts"][1]["value"]
             .as_str()
             .unwrap()
-            .starts_with("Resolved after 1 h 2 min")
+            .starts_with("2026-11-25 14:03 UTC → 2026-11-25 15:05 UTC")
     );
     assert!(card.get("actions").is_none());
 }

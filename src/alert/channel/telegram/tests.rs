@@ -24,7 +24,10 @@ fn config(api_base: &str, chat_id: ChatId) -> Config {
 
 fn channel(api_base: &str) -> TelegramChannel {
     let config = config(api_base, ChatId::Id(-1_001_234_567_890));
-    TelegramChannel::new(config.resolve(&env(&[("TG_TOKEN", TOKEN)])).unwrap(), client())
+    TelegramChannel::new(
+        config.resolve(&env(&[("TG_TOKEN", TOKEN)])).unwrap(),
+        client(),
+    )
 }
 
 async fn delivered(message: &AlertMessage) -> Value {
@@ -80,7 +83,11 @@ async fn resolved_message_states_the_duration() {
     let body = delivered(&resolved()).await;
     let text = text(&body);
     assert!(text.starts_with("✅ "));
-    assert!(text.contains("Resolved after 1 h 2 min"), "{text}");
+    assert!(
+        text.contains("back up after 1 h 2 min")
+            && text.contains("14:03 UTC → 2026-11-25 15:05 UTC"),
+        "{text}"
+    );
     assert!(!text.contains("<a href"), "no status page configured");
 }
 
@@ -181,8 +188,10 @@ async fn chat_id_is_sent_as_configured() {
         api_base: format!("{}/", receiver.base),
         ..parsed
     };
-    let channel =
-        TelegramChannel::new(config.resolve(&env(&[("TG_TOKEN", TOKEN)])).unwrap(), client());
+    let channel = TelegramChannel::new(
+        config.resolve(&env(&[("TG_TOKEN", TOKEN)])).unwrap(),
+        client(),
+    );
     channel.send(&opened()).await.unwrap();
     let request = receiver.take();
     assert_eq!(
@@ -215,11 +224,12 @@ fn config_errors_name_the_field_and_never_the_token() {
     let err = empty_chat.resolve(&good).unwrap_err();
     assert_eq!(err.field, "chat_id");
 
-    let err =
-        config("ftp://x", ChatId::Id(1)).resolve(&good).unwrap_err();
+    let err = config("ftp://x", ChatId::Id(1)).resolve(&good).unwrap_err();
     assert_eq!(err.field, "api_base");
 
-    let channel =
-        TelegramChannel::new(config(base, ChatId::Id(1)).resolve(&good).unwrap(), client());
+    let channel = TelegramChannel::new(
+        config(base, ChatId::Id(1)).resolve(&good).unwrap(),
+        client(),
+    );
     assert!(!format!("{channel:?}").contains("AAHsecret"));
 }

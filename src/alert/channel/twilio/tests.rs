@@ -361,7 +361,10 @@ async fn a_quoted_auth_token_is_scrubbed_from_errors() {
 fn debug_output_never_shows_the_auth_token() {
     let debug = format!("{:?}", channel("http://127.0.0.1:9", &["+15551234567"]));
     assert!(!debug.contains(TOKEN), "{debug}");
-    assert!(debug.contains("+15551234567") && debug.contains("REDACTED"), "{debug}");
+    assert!(
+        debug.contains("+15551234567") && debug.contains("REDACTED"),
+        "{debug}"
+    );
 }
 
 // === config ===
@@ -490,7 +493,9 @@ fn invalid_settings_name_their_field() {
 
 #[test]
 fn a_missing_auth_token_names_the_variable() {
-    let err = config(None, &["+15551234567"]).resolve(&|_| None).unwrap_err();
+    let err = config(None, &["+15551234567"])
+        .resolve(&|_| None)
+        .unwrap_err();
     assert_eq!(err.field, "auth_token_env");
     assert!(err.message.contains("TWILIO_AUTH_TOKEN"), "{err}");
 }

@@ -29,7 +29,10 @@ fn config(url: &str) -> Config {
 }
 
 fn build(config: Config) -> WebhookChannel {
-    WebhookChannel::new(config.resolve(&env(&[("HOOK_SECRET", SECRET)])).unwrap(), client())
+    WebhookChannel::new(
+        config.resolve(&env(&[("HOOK_SECRET", SECRET)])).unwrap(),
+        client(),
+    )
 }
 
 async fn delivered(config: impl FnOnce(String) -> Config, message: &AlertMessage) -> Received {
@@ -202,7 +205,10 @@ async fn url_env_is_read_from_the_environment() {
         ..config("unused")
     };
     let url = receiver.url("/secret/path");
-    let channel = WebhookChannel::new(config.resolve(&env(&[("HOOK_URL", url.as_str())])).unwrap(), client());
+    let channel = WebhookChannel::new(
+        config.resolve(&env(&[("HOOK_URL", url.as_str())])).unwrap(),
+        client(),
+    );
     channel.send(&opened()).await.unwrap();
     assert_eq!(receiver.take().path, "/secret/path");
 }
@@ -224,7 +230,10 @@ async fn refused_connection_is_retryable_and_hides_a_secret_url() {
         url_env: Some("HOOK_URL".to_owned()),
         ..config("unused")
     };
-    let channel = WebhookChannel::new(config.resolve(&env(&[("HOOK_URL", url.as_str())])).unwrap(), client());
+    let channel = WebhookChannel::new(
+        config.resolve(&env(&[("HOOK_URL", url.as_str())])).unwrap(),
+        client(),
+    );
     assert_refused_hides(&channel, &[&url, "SECRETPATH123"]).await;
 }
 
