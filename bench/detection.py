@@ -7,8 +7,9 @@ Each trial starts its own `isdown mock-provider` (Kimi style, scenario `ok`), it
 and `[alerting]` (30 s interval, 5 s confirmation, 20 s group window) and adds only: one provider
 pointing at the mock with one `chat` monitor, one `webhook` alert channel posting to a receiver
 in this script, and (for the gateway mode) one route `bench` → that provider with
-`open_on_localhost = true`. Once the monitor is `up`, the trial waits a uniformly random time in
-[0, interval) — a random point of the probe cycle — then switches the mock to `unavailable`
+`open_on_localhost = true`. Once the monitor is `up` (its first probe just passed), the trial
+waits a random time in [0, interval) — a random point of the probe cycle — then switches the mock
+to `unavailable`
 (HTTP 503 with Moonshot's body on every endpoint) and records:
 - break → incident open: the first instant `GET /api/v1/incidents?state=open` lists an incident
   (polled every 100 ms, so up to 0.1 s late);
@@ -19,6 +20,10 @@ Modes:
 - `gateway`: a client sends 10 req/s through the gateway (`model = "bench"`) to the broken
   provider for the whole trial (each request has its own thread, so a slow answer does not
   lower the rate).
+
+The random points are stratified: trial i of N breaks at a uniformly random moment inside the
+i-th of N equal slices of the cycle, so a dozen trials cover the whole cycle evenly instead of
+clustering by chance (each trial still breaks at a random moment, and the set is still uniform).
 
 Trials run `--parallel` at a time: each has its own processes and ports, and they spend nearly
 all their time waiting, so running them side by side does not change what is measured (the
@@ -199,7 +204,7 @@ def traffic(serve_url, stop_event):
         stop_event.wait(max(0.0, next_at - time.monotonic()))
 
 
-def trial(index, mode, binary, receiver, seed):
+def trial(index, trials, mode, binary, receiver, seed):
     rng = random.Random(seed)
     work = tempfile.mkdtemp(prefix=f"isdown-detect-{mode}-{index}-")
     mock = start([binary, "mock-provider", "--listen", "127.0.0.1:0", "--style", "kimi", "--scenario", "ok"])
@@ -231,7 +236,7 @@ def trial(index, mode, binary, receiver, seed):
             time.sleep(0.2)
         if mode == "gateway":
             threading.Thread(target=traffic, args=(serve_url, stop_traffic), daemon=True).start()
-        time.sleep(rng.uniform(0, INTERVAL_S))
+        time.sleep((index + rng.random()) / trials * INTERVAL_S)
         http_json("POST", f"{mock_url}/_mock/scenario", {"scenario": "unavailable"})
         broke = time.monotonic()
         opened = None
@@ -294,7 +299,9 @@ def main():
                 threads = []
                 for slot, index in enumerate(batch):
                     def run(slot=slot, index=index):
-                        out[slot] = trial(index, mode, args.bin, receiver, args.seed * 1000 + index)
+                        out[slot] = trial(
+                            index, args.trials, mode, args.bin, receiver, args.seed * 1000 + index
+                        )
                     thread = threading.Thread(target=run)
                     thread.start()
                     threads.append(thread)

@@ -127,7 +127,10 @@ impl Dispatcher {
             first_seen,
         );
         let commit = &plan.commit;
-        if commit.new_groups.is_empty() && commit.reminded.is_empty() && commit.resolved.is_empty()
+        if commit.new_groups.is_empty()
+            && commit.joined.is_empty()
+            && commit.reminded.is_empty()
+            && commit.resolved.is_empty()
         {
             return Ok(plan);
         }

@@ -33,6 +33,9 @@ use crate::verdict::{Blame, Verdict};
 pub enum AlertEvent {
     /// An incident opened (or reopened).
     Opened,
+    /// More incidents joined an announced group: the group's monitors that are down now,
+    /// under the group's dedup key (receivers update the alert they opened, no new page).
+    Update,
     /// Still open: a periodic reminder.
     Reminder,
     /// The incident ended; the message carries its duration.
@@ -45,6 +48,7 @@ impl AlertEvent {
     pub fn as_str(self) -> &'static str {
         match self {
             AlertEvent::Opened => "opened",
+            AlertEvent::Update => "update",
             AlertEvent::Reminder => "reminder",
             AlertEvent::Resolved => "resolved",
             AlertEvent::Test => "test",

@@ -14,9 +14,9 @@ use crate::time::Millis;
 pub const DEFAULT_REMINDER: Duration = Duration::from_secs(30 * 60);
 /// 5 min: reminders more often than this are an alert storm by another name.
 pub const MIN_REMINDER: Duration = Duration::from_secs(5 * 60);
-/// 20 s: monitors are spread over their 30 s interval and confirm a failure within seconds, so
-/// a provider-wide failure opens most incidents within about 20 s of the first; one message
-/// then names them all, at the cost of the first alert waiting that long.
+/// 20 s: the longest a message waits for other failing monitors to be confirmed (their
+/// confirmation probes are already scheduled, so the wait is normally about `confirm_after`), and
+/// the shortest gap between two follow-ups of one group. A lone incident never waits.
 pub const DEFAULT_GROUP_WINDOW: Duration = Duration::from_secs(20);
 /// 5 s, doubling to 10 min: a receiver blip is bridged within seconds, a long receiver outage
 /// costs six attempts an hour.

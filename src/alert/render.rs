@@ -91,10 +91,11 @@ pub fn blame_word(blame: Blame) -> &'static str {
 // Exhaustive matches rather than lookup tables: a new event, severity or blame must fail to
 // compile here instead of silently rendering a default.
 
-/// "Opened", "Reminder", "Resolved", "Test".
+/// "Opened", "Update", "Reminder", "Resolved", "Test".
 pub fn event_name(event: AlertEvent) -> &'static str {
     match event {
         AlertEvent::Opened => "Opened",
+        AlertEvent::Update => "Update",
         AlertEvent::Reminder => "Reminder",
         AlertEvent::Resolved => "Resolved",
         AlertEvent::Test => "Test",
@@ -140,7 +141,7 @@ pub fn timing(message: &AlertMessage) -> String {
     match (message.event, message.ended_at) {
         (AlertEvent::Resolved, Some(end)) => format!("{start} → {}", utc(end)),
         (AlertEvent::Resolved, None) => format!("Started {start}"),
-        (AlertEvent::Opened | AlertEvent::Reminder | AlertEvent::Test, _) => {
+        (AlertEvent::Opened | AlertEvent::Update | AlertEvent::Reminder | AlertEvent::Test, _) => {
             format!("Since {start}")
         }
     }

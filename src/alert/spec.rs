@@ -14,20 +14,23 @@ mod table;
 
 use serde::Deserialize;
 
-use super::channel::http::JsonPost;
+use secrecy::SecretString;
+
+use super::channel::http::{JsonPost, UrlEnvConfig};
 use super::channel::{
     Channel, Deliver, Env, console, discord, email, opsgenie, pagerduty, slack, teams, telegram,
     twilio, webhook,
 };
 use super::policy::ChannelRoute;
 
-/// An `[alerts.NAME]` table as written: `kind` picks the receiver's own table layout.
+/// An `[alerts.NAME]` table as written: `kind` picks the receiver's own table layout. Slack and
+/// Teams take only `url_env`; Slack, Discord and Teams resolve to their webhook URL.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ChannelConfig {
-    Slack(slack::Config),
+    Slack(UrlEnvConfig),
     Discord(discord::Config),
-    Teams(teams::Config),
+    Teams(UrlEnvConfig),
     Telegram(telegram::Config),
     Pagerduty(pagerduty::Config),
     Opsgenie(opsgenie::Config),
@@ -65,9 +68,9 @@ struct RawChannel {
 /// A receiver's checked settings, secrets resolved.
 #[derive(Debug, Clone)]
 pub enum ReceiverSpec {
-    Slack(slack::Spec),
-    Discord(discord::Spec),
-    Teams(teams::Spec),
+    Slack(SecretString),
+    Discord(SecretString),
+    Teams(SecretString),
     Telegram(telegram::Spec),
     Pagerduty(pagerduty::Spec),
     Opsgenie(opsgenie::Spec),

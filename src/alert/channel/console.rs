@@ -51,7 +51,9 @@ impl Deliver for ConsoleChannel {
         let line = line(message);
         let channel = self.name.as_str();
         match message.event {
-            AlertEvent::Opened | AlertEvent::Reminder => tracing::warn!(channel, "{line}"),
+            AlertEvent::Opened | AlertEvent::Update | AlertEvent::Reminder => {
+                tracing::warn!(channel, "{line}")
+            }
             AlertEvent::Resolved | AlertEvent::Test => tracing::info!(channel, "{line}"),
         }
         Ok(())

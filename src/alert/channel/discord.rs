@@ -69,11 +69,9 @@ pub struct Config {
     pub url_env: String,
 }
 
-/// A checked `discord` channel: the webhook URL with `wait=true`.
-pub type Spec = SecretString;
-
 impl Config {
-    pub fn resolve(self, env: Env<'_>) -> Result<Spec, FieldError> {
+    /// The webhook URL with `wait=true`.
+    pub fn resolve(self, env: Env<'_>) -> Result<SecretString, FieldError> {
         let secret = secret_from_env("url_env", &self.url_env, env)?;
         let source = format!("environment variable {}", self.url_env);
         let mut url = http_url("url_env", secret.expose_secret(), &source)?;

@@ -457,7 +457,7 @@ impl Thread {
                 message_id: open,
                 parent: None,
             },
-            AlertEvent::Reminder | AlertEvent::Resolved => Thread {
+            AlertEvent::Update | AlertEvent::Reminder | AlertEvent::Resolved => Thread {
                 message_id: own(),
                 parent: Some(open),
             },
@@ -507,6 +507,9 @@ pub(super) fn subject(prefix: &str, message: &AlertMessage) -> String {
         (AlertEvent::Test, _) => "TEST",
         (AlertEvent::Resolved, _) => "RESOLVED",
         (AlertEvent::Opened, IncidentKind::Outage) => "DOWN",
+        (AlertEvent::Update, IncidentKind::Outage) => "MORE DOWN",
+        (AlertEvent::Update, IncidentKind::SetupProblem) => "MORE SETUP PROBLEMS",
+        (AlertEvent::Update, IncidentKind::Network) => "NETWORK STILL DOWN",
         (AlertEvent::Reminder, IncidentKind::Outage) => "STILL DOWN",
         (AlertEvent::Opened, IncidentKind::SetupProblem) => "SETUP PROBLEM",
         (AlertEvent::Reminder, IncidentKind::SetupProblem) => "STILL A SETUP PROBLEM",

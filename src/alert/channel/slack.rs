@@ -11,10 +11,8 @@
 //! `icon_*`, so the config has no such keys. Slack answers 200 `ok`; 400/403/404/410 with an error
 //! word (permanent); 5xx (retryable). The words come from `alert::render`.
 
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::http::UrlEnvConfig;
 use crate::alert::render::{Digest, ItemDigest, escape_markup, truncate};
 
 #[cfg(test)]
@@ -45,13 +43,6 @@ const FALLBACK_TITLE_MAX: usize = 300;
 const FALLBACK_SUMMARY_MAX: usize = 1500;
 /// The dedup key is ours and short; the cap only guards the context block.
 const KEY_MAX: usize = 200;
-
-/// The `[alerts.NAME]` table of a `kind = "slack"` channel: `url_env`, the variable holding the
-/// webhook URL (`https://hooks.slack.com/services/…`).
-pub type Config = UrlEnvConfig;
-
-/// A checked `slack` channel: the webhook URL.
-pub type Spec = SecretString;
 
 /// The webhook body: `text` always (notifications, and clients that do not render blocks),
 /// `blocks` for the message itself.

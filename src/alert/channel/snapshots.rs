@@ -101,86 +101,40 @@ async fn snapshot_http(kind: &str, table: &str, vars: &[(&str, &str)]) {
     assert_snapshot(kind, &out);
 }
 
-#[tokio::test]
-async fn slack() {
-    snapshot_http(
-        "slack",
-        "kind = \"slack\"\nurl_env = \"URL\"",
-        &[("URL", "{base}/hook")],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn discord() {
-    snapshot_http(
-        "discord",
-        "kind = \"discord\"\nurl_env = \"URL\"",
-        &[("URL", "{base}/hook")],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn teams() {
-    snapshot_http(
-        "teams",
-        "kind = \"teams\"\nurl_env = \"URL\"",
-        &[("URL", "{base}/hook")],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn telegram() {
-    snapshot_http(
+/// Every HTTP channel: its kind, its table (`{base}` is the receiver) and its environment.
+const HTTP_CHANNELS: &[(&str, &str, &[(&str, &str)])] = &[
+    ("slack", "url_env = \"URL\"", &[("URL", "{base}/hook")]),
+    ("discord", "url_env = \"URL\"", &[("URL", "{base}/hook")]),
+    ("teams", "url_env = \"URL\"", &[("URL", "{base}/hook")]),
+    (
         "telegram",
-        "kind = \"telegram\"\ntoken_env = \"TOKEN\"\nchat_id = -1001234567890\napi_base = \"{base}\"",
+        "token_env = \"TOKEN\"\nchat_id = -1001234567890\napi_base = \"{base}\"",
         &[("TOKEN", "123456:ABCdef")],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pagerduty() {
-    snapshot_http(
+    ),
+    (
         "pagerduty",
-        "kind = \"pagerduty\"\nrouting_key_env = \"KEY\"\napi_url = \"{base}\"",
+        "routing_key_env = \"KEY\"\napi_url = \"{base}\"",
         &[("KEY", "routing-key")],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn opsgenie() {
-    snapshot_http(
+    ),
+    (
         "opsgenie",
-        "kind = \"opsgenie\"\napi_key_env = \"KEY\"\napi_url = \"{base}\"",
+        "api_key_env = \"KEY\"\napi_url = \"{base}\"",
         &[("KEY", "genie-key")],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn twilio() {
-    snapshot_http(
+    ),
+    (
         "twilio",
-        "kind = \"twilio\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
-         auth_token_env = \"TOKEN\"\nfrom = \"+15005550006\"\nto = [\"+15551234567\"]\n\
-         api_url = \"{base}\"",
+        "account_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token_env = \"TOKEN\"\n\
+         from = \"+15005550006\"\nto = [\"+15551234567\"]\napi_url = \"{base}\"",
         &[("TOKEN", "auth-token")],
-    )
-    .await;
-}
+    ),
+    ("webhook", "url_env = \"URL\"", &[("URL", "{base}/isdown")]),
+];
 
 #[tokio::test]
-async fn webhook() {
-    snapshot_http(
-        "webhook",
-        "kind = \"webhook\"\nurl_env = \"URL\"",
-        &[("URL", "{base}/isdown")],
-    )
-    .await;
+async fn every_http_channel() {
+    for (kind, table, vars) in HTTP_CHANNELS {
+        snapshot_http(kind, &format!("kind = \"{kind}\"\n{table}"), vars).await;
+    }
 }
 
 #[test]

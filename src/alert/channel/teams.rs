@@ -12,10 +12,8 @@
 //! Accepted (200 from some versions): any 2xx is delivered. Teams refuses messages over about
 //! 28 KB, so the card shows fewer monitors (and counts the rest) until it fits.
 
-use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
-use super::http::UrlEnvConfig;
 use crate::alert::Severity;
 use crate::alert::render::{Digest, ItemDigest, truncate};
 
@@ -32,13 +30,6 @@ const ADVICE_MAX: usize = 1000;
 const SUBJECT_MAX: usize = 200;
 const EXPLANATION_MAX: usize = 500;
 const KEY_MAX: usize = 200;
-
-/// The `[alerts.NAME]` table of a `kind = "teams"` channel: `url_env`, the variable holding the
-/// workflow's HTTP POST URL.
-pub type Config = UrlEnvConfig;
-
-/// A checked `teams` channel: the workflow URL.
-pub type Spec = SecretString;
 
 /// The largest message (most monitors listed) under [`CARD_BYTES_MAX`]. Each part is capped, so
 /// the card with no monitor listed always fits; non-Latin text is what can push a full one over.

@@ -326,6 +326,7 @@ fn fingerprint(message: &AlertMessage) -> u64 {
 fn sms_text(message: &AlertMessage) -> String {
     let prefix = match message.event {
         AlertEvent::Reminder => "isdown reminder: ",
+        AlertEvent::Update => "isdown update: ",
         AlertEvent::Test => "isdown test: ",
         AlertEvent::Opened | AlertEvent::Resolved => "isdown: ",
     };

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::Config;
+use crate::alert::channel::http::UrlEnvConfig as Config;
 use crate::alert::channel::Deliver;
 use crate::alert::channel::http::JsonPost;
 use crate::alert::channel::support::{

@@ -2,7 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::{CARD_BYTES_MAX, Config};
+use super::CARD_BYTES_MAX;
+use crate::alert::channel::http::UrlEnvConfig as Config;
 use crate::alert::AlertMessage;
 use crate::alert::channel::Deliver;
 use crate::alert::channel::http::JsonPost;
