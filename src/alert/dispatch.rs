@@ -1,6 +1,6 @@
 //! The alert dispatcher: runs the rules ([`super::plan`]) whenever the monitor opens or closes
-//! an incident, when a grouping window or reminder falls due, and at start-up; commits what they
-//! decide to the outbox in one transaction; and wakes the delivery workers.
+//! an incident, when a held message, a follow-up or a reminder falls due, and at start-up;
+//! commits what they decide to the outbox in one transaction; and wakes the delivery workers.
 //!
 //! It reads its whole input from the store each pass (open incidents, unresolved groups), so a
 //! missed or lagged event, a reload or a crash changes nothing about what is sent: the next pass

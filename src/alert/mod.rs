@@ -56,7 +56,7 @@ impl AlertEvent {
     }
 }
 
-/// One monitor inside an alert. Several monitors failing within the grouping window produce one
+/// One monitor inside an alert. Several monitors confirmed together produce one
 /// message listing them all.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertItem {

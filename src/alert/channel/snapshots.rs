@@ -101,8 +101,11 @@ async fn snapshot_http(kind: &str, table: &str, vars: &[(&str, &str)]) {
     assert_snapshot(kind, &out);
 }
 
+/// Environment variables of a channel under test.
+type Vars = &'static [(&'static str, &'static str)];
+
 /// Every HTTP channel: its kind, its table (`{base}` is the receiver) and its environment.
-const HTTP_CHANNELS: &[(&str, &str, &[(&str, &str)])] = &[
+const HTTP_CHANNELS: &[(&str, &str, Vars)] = &[
     ("slack", "url_env = \"URL\"", &[("URL", "{base}/hook")]),
     ("discord", "url_env = \"URL\"", &[("URL", "{base}/hook")]),
     ("teams", "url_env = \"URL\"", &[("URL", "{base}/hook")]),

@@ -222,6 +222,36 @@ pub(crate) async fn assert_status_mapping(
     }
 }
 
+/// The whole failure mapping of an HTTP channel that holds `secrets`: [`assert_status_mapping`]
+/// with receivers whose answers (`body` by status) may quote a secret back, none of which may
+/// reach the error text, then a refused connection (retryable, no secret either).
+pub(crate) async fn assert_failures_hide(
+    build: impl Fn(&str) -> Box<dyn Deliver>,
+    body: impl Fn(u16) -> String,
+    secrets: &[&str],
+) {
+    for status in [500, 429, 400, 401] {
+        let mut receiver = Receiver::start(status, &body(status)).await;
+        let err = build(&receiver.base).send(&opened()).await.unwrap_err();
+        let retryable = status != 400 && status != 401;
+        assert_eq!(
+            matches!(err, DeliveryError::Retryable(_)),
+            retryable,
+            "HTTP {status}: {err:?}"
+        );
+        let text = format!("{err} {err:?}");
+        assert!(text.contains(&format!("HTTP {status}")), "{text}");
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "HTTP {status} leaks {secret:?}: {text}"
+            );
+        }
+        receiver.take();
+    }
+    assert_refused_hides(&*build(&closed_base().await), secrets).await;
+}
+
 /// A refused connection is retryable and its text quotes none of `secrets`.
 pub(crate) async fn assert_refused_hides(channel: &dyn Deliver, secrets: &[&str]) {
     let err = channel.send(&opened()).await.unwrap_err();

@@ -684,42 +684,35 @@ async fn connection_refused_is_retryable_and_never_echoes_the_password() {
     assert!(!text.contains(PASSWORD), "{text}");
 }
 
+/// A recipient the server refuses (550) fails for good; one it defers (451) is retried. Either
+/// way no mail is delivered to anyone, so a retry cannot duplicate it.
 #[tokio::test]
-async fn rejected_recipient_is_permanent() {
-    let mut server = SmtpServer::start(Options {
-        reject: vec!["ops@example.com"],
-        ..Options::default()
-    })
-    .await;
-    let channel = local_channel(&server, "none", "");
-
-    let text = assert_permanent(channel.send(&kimi_outage()).await);
-    assert!(text.contains("550"), "{text}");
-    assert!(
-        server
-            .mail_within(Duration::from_millis(300))
-            .await
-            .is_none()
-    );
-}
-
-#[tokio::test]
-async fn deferred_recipient_is_retryable() {
-    let mut server = SmtpServer::start(Options {
-        defer: vec!["oncall@example.com"],
-        ..Options::default()
-    })
-    .await;
-    let channel = local_channel(&server, "none", "");
-
-    let text = assert_retryable(channel.send(&kimi_outage()).await);
-    assert!(text.contains("451"), "{text}");
-    assert!(
-        server
-            .mail_within(Duration::from_millis(300))
-            .await
-            .is_none()
-    );
+async fn refused_recipients_are_permanent_and_deferred_ones_retryable() {
+    for (reject, defer, code, retryable) in [
+        (vec!["ops@example.com"], vec![], "550", false),
+        (vec![], vec!["oncall@example.com"], "451", true),
+    ] {
+        let mut server = SmtpServer::start(Options {
+            reject,
+            defer,
+            ..Options::default()
+        })
+        .await;
+        let channel = local_channel(&server, "none", "");
+        let result = channel.send(&kimi_outage()).await;
+        let text = if retryable {
+            assert_retryable(result)
+        } else {
+            assert_permanent(result)
+        };
+        assert!(text.contains(code), "{text}");
+        assert!(
+            server
+                .mail_within(Duration::from_millis(300))
+                .await
+                .is_none()
+        );
+    }
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::alert::channel::support::{
-    Received, client, closed_base, message, paging_resolved as resolved, receiver,
+    Received, assert_failures_hide, client, message, paging_resolved as resolved, receiver,
 };
 use crate::incident::IncidentKind;
 
@@ -216,48 +216,14 @@ fn region_picks_the_documented_api_host() {
 
 // === failures ===
 
-async fn send_answered(status: u16, body: &str) -> DeliveryError {
-    let body = body.to_owned();
-    let rx = receiver(move |_| (status, body.clone())).await;
-    let result = channel(&rx.base)
-        .send(&message(AlertEvent::Opened, IncidentKind::Outage))
-        .await;
-    rx.finish().await;
-    result.unwrap_err()
-}
-
 #[tokio::test]
-async fn server_errors_and_rate_limits_are_retryable() {
-    for status in [500, 503, 429] {
-        let err = send_answered(status, r#"{"message":"busy"}"#).await;
-        assert!(
-            matches!(err, DeliveryError::Retryable(_)),
-            "{status}: {err:?}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_rejected_request_is_permanent_and_the_quoted_key_is_scrubbed() {
-    for status in [400, 401, 422] {
-        let body = json!({ "message": format!("Key {KEY} is not valid"), "took": 0.0 });
-        let err = send_answered(status, &body.to_string()).await;
-        let DeliveryError::Permanent(text) = &err else {
-            panic!("{status}: expected permanent: {err:?}");
-        };
-        assert!(text.contains(&format!("HTTP {status}")), "{text}");
-        assert!(!text.contains(KEY), "{text}");
-    }
-}
-
-#[tokio::test]
-async fn connection_refused_is_retryable() {
-    let err = channel(&closed_base().await)
-        .send(&resolved())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, DeliveryError::Retryable(_)), "{err:?}");
-    assert!(!err.to_string().contains(KEY));
+async fn failures_map_to_retry_or_give_up_and_never_quote_the_key() {
+    assert_failures_hide(
+        |base| Box::new(channel(base)),
+        |_| json!({ "message": format!("Key {KEY} is not valid"), "took": 0.0 }).to_string(),
+        &[KEY],
+    )
+    .await;
 }
 
 #[test]

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::*;
 use crate::alert::channel::support::{
-    PAGING_STARTED as STARTED, Received, client, closed_base, message, paging_resolved as resolved,
-    receiver,
+    PAGING_STARTED as STARTED, Received, assert_failures_hide, client, message,
+    paging_resolved as resolved, receiver,
 };
 use crate::incident::IncidentKind;
 
@@ -258,53 +258,22 @@ fn api_url_overrides_the_base_and_keeps_its_path() {
 
 // === failures ===
 
-async fn send_answered(status: u16, body: &str) -> DeliveryError {
-    let body = body.to_owned();
-    let rx = receiver(move |_| (status, body.clone())).await;
-    let result = channel(&rx.base)
-        .send(&message(AlertEvent::Opened, IncidentKind::Outage))
-        .await;
-    rx.finish().await;
-    result.unwrap_err()
-}
-
+/// A receiver that quotes the routing key back must not get it into the outbox's log.
 #[tokio::test]
-async fn server_errors_and_rate_limits_are_retryable() {
-    for status in [500, 502, 503, 429] {
-        let err = send_answered(status, r#"{"status":"error"}"#).await;
-        assert!(
-            matches!(err, DeliveryError::Retryable(_)),
-            "{status}: {err:?}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn an_invalid_event_is_permanent_and_the_quoted_key_is_scrubbed() {
-    // A receiver that quotes the routing key back must not get it into the outbox's log.
-    let body = json!({
-        "status": "invalid event",
-        "message": "Event object is invalid",
-        "errors": [format!("routing key {KEY} is not recognised")],
-    })
-    .to_string();
-    let err = send_answered(400, &body).await;
-    let DeliveryError::Permanent(text) = &err else {
-        panic!("expected permanent: {err:?}");
-    };
-    assert!(text.contains("HTTP 400"), "{text}");
-    assert!(!text.contains(KEY), "{text}");
-    assert!(!err.to_string().contains(KEY));
-}
-
-#[tokio::test]
-async fn connection_refused_is_retryable() {
-    let err = channel(&closed_base().await)
-        .send(&message(AlertEvent::Opened, IncidentKind::Outage))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, DeliveryError::Retryable(_)), "{err:?}");
-    assert!(!err.to_string().contains(KEY));
+async fn failures_map_to_retry_or_give_up_and_never_quote_the_key() {
+    assert_failures_hide(
+        |base| Box::new(channel(base)),
+        |_| {
+            json!({
+                "status": "invalid event",
+                "message": "Event object is invalid",
+                "errors": [format!("routing key {KEY} is not recognised")],
+            })
+            .to_string()
+        },
+        &[KEY],
+    )
+    .await;
 }
 
 #[test]

@@ -3,10 +3,10 @@
 use serde_json::{Value, json};
 
 use super::CARD_BYTES_MAX;
-use crate::alert::channel::http::UrlEnvConfig as Config;
 use crate::alert::AlertMessage;
 use crate::alert::channel::Deliver;
 use crate::alert::channel::http::JsonPost;
+use crate::alert::channel::http::UrlEnvConfig as Config;
 use crate::alert::channel::support::{
     Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env, opened,
     oversized, resolved,
