@@ -124,13 +124,7 @@ pub fn incident_side(kind: IncidentKind, verdict: Verdict) -> &'static str {
 
 /// Whose side one result's failure is on.
 pub fn blame_label(blame: Option<Blame>) -> &'static str {
-    match blame {
-        None => "–",
-        Some(Blame::Provider) => "provider",
-        Some(Blame::Account) => "account",
-        Some(Blame::Request) => "request",
-        Some(Blame::Network) => "network",
-    }
+    blame.map_or("–", crate::alert::render::blame_word)
 }
 
 /// What a setup problem means in a banner: "Setup problem: DeepSeek key rejected".

@@ -26,7 +26,7 @@ use crate::time::rfc3339;
 #[cfg(test)]
 mod tests;
 
-/// Discord's embed limits ("Embed Limits" in the Discord developer docs).
+/// Discord's embed limits, as Discord enforces them.
 const TITLE_MAX: usize = 256;
 const DESCRIPTION_MAX: usize = 4096;
 const FIELDS_MAX: usize = 25;

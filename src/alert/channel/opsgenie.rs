@@ -6,7 +6,7 @@
 //! resolve closes it by alias (`POST {api_url}/v2/alerts/{alias}/close?identifierType=alias`).
 //! A test gets an alias of its own so it never touches a real incident.
 //!
-//! Format as documented in Opsgenie's Alert API reference: header
+//! The format is Opsgenie's Alert API, restated here: header
 //! `Authorization: GenieKey <key>`; create body `message` (≤ 130 characters), `alias` (≤ 512),
 //! `description` (≤ 15000), `tags` (≤ 20 of ≤ 50 characters), `details` (string → string),
 //! `entity` (≤ 512), `source`, `priority` P1–P5; close body `source`, `note`. Both answer 202

@@ -7,8 +7,7 @@
 //! the environment variable the config names, lives in a [`SecretString`] and is exposed only
 //! while the request body is built; error texts are scrubbed of it.
 //!
-//! Format as documented in PagerDuty's Events API v2 reference (OpenAPI `createV2Event`): the
-//! body carries `routing_key`, `event_action`, `dedup_key`, and for triggers `payload`
+//! The format is PagerDuty's Events API v2 (`createV2Event`): the body carries `routing_key`, `event_action`, `dedup_key`, and for triggers `payload`
 //! (`summary`, `source`, `severity`, `timestamp`, `component`, `group`, `class`,
 //! `custom_details`) plus top-level `client`, `client_url` and `links`. PagerDuty answers 202;
 //! 400 is an invalid event (do not retry), 429 and 5xx are worth retrying.

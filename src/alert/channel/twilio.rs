@@ -3,7 +3,7 @@
 //! Owns the SMS text and the request format, and nothing about incidents. Each message is one
 //! `POST {api_url}/2010-04-01/Accounts/{AccountSid}/Messages.json` per recipient, HTTP Basic
 //! auth `AccountSid:AuthToken`, body `application/x-www-form-urlencoded` with `To`, `From` and/or
-//! `MessagingServiceSid`, and `Body` — as documented in Twilio's Message resource reference.
+//! `MessagingServiceSid`, and `Body` — the fields of Twilio's Message resource.
 //! Twilio answers 201 with the message resource; 400 (e.g. code 21211, invalid `To`) is
 //! permanent, 429 and 5xx are worth retrying. The auth token is read from the environment
 //! variable the config names, lives in a [`SecretString`], and error texts are scrubbed of it.
