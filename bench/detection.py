@@ -22,14 +22,14 @@ Modes:
   lower the rate).
 
 The random points are stratified: trial i of N breaks at a uniformly random moment inside the
-i-th of N equal slices of the cycle, so a dozen trials cover the whole cycle evenly instead of
+i-th of N equal slices of the cycle, so twenty trials cover the whole cycle evenly instead of
 clustering by chance (each trial still breaks at a random moment, and the set is still uniform).
 
 Trials run `--parallel` at a time: each has its own processes and ports, and they spend nearly
 all their time waiting, so running them side by side does not change what is measured (the
 probes, the confirmation and the alert are timers, not CPU work).
 
-Usage: python3 bench/detection.py [--trials 12] [--modes probes,gateway] [--parallel 6]
+Usage: python3 bench/detection.py [--trials 20] [--modes probes,gateway] [--parallel 10]
        [--bin target/release/isdown] [--no-build] [--label NAME]
 Prints a Markdown table (median and p95 per mode and measure) and writes every trial to
 target/bench/detection-LABEL.json. Everything runs on 127.0.0.1.
@@ -276,9 +276,9 @@ def p95(values):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--modes", default="probes,gateway")
-    parser.add_argument("--parallel", type=int, default=6)
+    parser.add_argument("--parallel", type=int, default=10)
     parser.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "isdown"))
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--label", default="run")
