@@ -2,8 +2,8 @@
 //!
 //! This module owns the `[alerts.NAME]` table of `kind = "email"` ([`Config`]), the rendering of
 //! an [`AlertMessage`] as a `multipart/alternative` mail (plain text and a simple HTML version in
-//! which every interpolated value is escaped), the Message-ID scheme that threads reminders and
-//! the resolve under their open, and the mapping of SMTP failures to [`DeliveryError`]. It makes
+//! which every interpolated value is escaped), the Message-ID scheme that threads follow-ups,
+//! reminders and the resolve under their open, and the mapping of SMTP failures to [`DeliveryError`]. It makes
 //! one attempt per call and never queues or retries: that is the outbox's job. Its input is an
 //! `AlertMessage` built by the alert rules; the password comes from the environment variable
 //! named by `password_env`, read once when the channel is built.

@@ -1,8 +1,9 @@
 //! `opsgenie` channel: the Opsgenie Alert API.
 //!
-//! Owns the alert format and nothing else. An opened incident, a reminder or a test creates an
-//! alert (`POST {api_url}/v2/alerts`) whose `alias` is the message's dedup key: while that alert
-//! is open Opsgenie only counts further creates, so a resend after a crash is harmless. A
+//! Owns the alert format and nothing else. An opened incident, a follow-up (`update`), a reminder
+//! or a test creates an alert (`POST {api_url}/v2/alerts`) whose `alias` is the message's dedup
+//! key: while that alert is open Opsgenie only counts further creates, so a follow-up never pages
+//! again and a resend after a crash is harmless. A
 //! resolve closes it by alias (`POST {api_url}/v2/alerts/{alias}/close?identifierType=alias`).
 //! A test gets an alias of its own so it never touches a real incident.
 //!

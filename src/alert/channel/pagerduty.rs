@@ -1,9 +1,9 @@
 //! `pagerduty` channel: PagerDuty Events API v2 (`POST {api_url}/v2/enqueue`).
 //!
-//! Owns the event format and nothing else: an opened incident or a reminder is a `trigger`
-//! event, a resolve is a `resolve` event with the same `dedup_key`, a test is one `info` trigger
-//! with a key of its own. PagerDuty deduplicates on `dedup_key`, so a resend after a crash only
-//! adds a log entry to the alert it already opened. The routing (integration) key is read from
+//! Owns the event format and nothing else: an opened incident, a follow-up (`update`) or a
+//! reminder is a `trigger` event, a resolve is a `resolve` event with the same `dedup_key`, a
+//! test is one `info` trigger with a key of its own. PagerDuty deduplicates on `dedup_key`, so a
+//! follow-up or a resend after a crash only adds a log entry to the alert it already opened. The routing (integration) key is read from
 //! the environment variable the config names, lives in a [`SecretString`] and is exposed only
 //! while the request body is built; error texts are scrubbed of it.
 //!
