@@ -1001,3 +1001,26 @@ async fn a_single_live_failure_of_a_healthy_provider_is_dismissed() {
         .await;
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_fails_slowly_is_confirmed_as_soon_as_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    h.no_event(Duration::from_secs(60), |_| true).await;
+    let before = script.probe_times("kimi-reachability").len();
+    // Kimi hangs: each probe runs into its 10 s timeout, twice `confirm_after` (5 s here).
+    h.script.set("kimi", Answer::Hang);
+    h.next(Duration::from_secs(120), opened(IncidentKind::Outage))
+        .await;
+    let times = script.probe_times("kimi-reachability");
+    let (first, confirmation) = (times[before], times[before + 1]);
+    // The confirmation's wait counts from when the failing probe started, which the 10 s probe
+    // already covered: it runs right after the timeout, not 5 s later.
+    let gap = confirmation - first;
+    assert!(
+        gap >= Duration::from_secs(10) && gap < Duration::from_secs(11),
+        "{gap:?}"
+    );
+    h.stop().await;
+}
