@@ -672,13 +672,7 @@ struct Recorder {
 }
 
 #[async_trait]
-impl isdown::alert::channel::Channel for Recorder {
-    fn name(&self) -> &str {
-        "rec"
-    }
-    fn kind(&self) -> &'static str {
-        "console"
-    }
+impl isdown::alert::channel::Deliver for Recorder {
     async fn send(
         &self,
         message: &isdown::alert::AlertMessage,
@@ -730,29 +724,36 @@ impl Recorder {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_outage_is_alerted_after_the_window_retried_reminded_and_resolved_on_time() {
-    use isdown::alert::AlertEvent;
+/// The alert dispatcher and one delivery worker on the harness's store and health view, with
+/// the default `[alerting]` policy, delivering to a [`Recorder`] that fails its first
+/// `failures` attempts.
+struct Alerts {
+    recorder: Recorder,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn alerts(h: &Harness, providers: &[&str], failures: u32) -> Alerts {
     use isdown::alert::dispatch::Dispatcher;
     use isdown::alert::outbox::{AlertHealth, AlertMetrics, Delivery};
     use isdown::alert::policy::{AlertPolicy, ChannelRoute};
 
-    let dir = tempfile::tempdir().unwrap();
-    let script = Scripted::default();
-    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
     let recorder = Recorder {
         clock: h.clock,
-        failures: Arc::new(Mutex::new(2)),
+        failures: Arc::new(Mutex::new(failures)),
         attempts: Arc::default(),
         arrived: Arc::default(),
     };
     let policy = AlertPolicy::default();
     let wake = Arc::new(tokio::sync::Notify::new());
-    let (stop_alerts, alerts_stopped) = watch::channel(false);
-    let mut table = toml::Table::new();
+    let (stop, stopped) = watch::channel(false);
     let delivery = Delivery {
         store: h.store.clone(),
-        channel: Arc::new(recorder.clone()),
+        channel: Arc::new(isdown::alert::channel::Channel::new(
+            "rec",
+            "console",
+            Box::new(recorder.clone()),
+        )),
         policy: policy.clone(),
         clock: h.clock,
         health: AlertHealth::default(),
@@ -760,11 +761,11 @@ async fn an_outage_is_alerted_after_the_window_retried_reminded_and_resolved_on_
         wake: wake.clone(),
         delivered: tokio::sync::broadcast::channel(4).0,
     };
-    let monitors = config(&["kimi", "deepseek"]).monitors;
+    let monitors = config(providers).monitors;
     let dispatcher = Dispatcher {
         store: h.store.clone(),
-        policy: policy.clone(),
-        routes: vec![ChannelRoute::take_from("rec", &mut table).unwrap()],
+        policy,
+        routes: vec![ChannelRoute::new("rec", None, None).unwrap()],
         monitors: monitors
             .iter()
             .map(|m| {
@@ -783,8 +784,35 @@ async fn an_outage_is_alerted_after_the_window_retried_reminded_and_resolved_on_
         public_url: None,
         wake: vec![wake],
     };
-    let delivering = tokio::spawn(delivery.run(alerts_stopped.clone()));
-    let dispatching = tokio::spawn(dispatcher.run(h.events.resubscribe(), alerts_stopped));
+    let tasks = vec![
+        tokio::spawn(delivery.run(stopped.clone())),
+        tokio::spawn(dispatcher.run(h.events.resubscribe(), stopped)),
+    ];
+    Alerts {
+        recorder,
+        stop,
+        tasks,
+    }
+}
+
+impl Alerts {
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_is_alerted_at_confirmation_retried_reminded_and_resolved_on_time() {
+    use isdown::alert::AlertEvent;
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    let rig = alerts(&h, &["kimi", "deepseek"], 2);
+    let recorder = rig.recorder.clone();
     h.no_event(Duration::from_secs(60), |_| true).await;
 
     h.script
@@ -800,9 +828,10 @@ async fn an_outage_is_alerted_after_the_window_retried_reminded_and_resolved_on_
         .iter()
         .map(|(at, _, _)| *at - opened_at)
         .collect();
-    // Announced when the 20 s grouping window closes, then retried after 2.5–5 s and 5–10 s.
+    // Announced as soon as it is confirmed (nothing else is failing), then retried after
+    // 2.5–5 s and 5–10 s.
     assert_eq!(attempts.len(), 3, "{attempts:?}");
-    assert!((20_000..21_000).contains(&attempts[0]), "{attempts:?}");
+    assert!((0..1_000).contains(&attempts[0]), "{attempts:?}");
     let gaps = [attempts[1] - attempts[0], attempts[2] - attempts[1]];
     assert!((2_500..=5_100).contains(&gaps[0]), "{gaps:?}");
     assert!((5_000..=10_100).contains(&gaps[1]), "{gaps:?}");
@@ -835,9 +864,7 @@ async fn an_outage_is_alerted_after_the_window_retried_reminded_and_resolved_on_
         message.duration_s
     );
 
-    stop_alerts.send(true).unwrap();
-    delivering.await.unwrap();
-    dispatching.await.unwrap();
+    rig.stop().await;
     h.stop().await;
 }
 
@@ -959,6 +986,173 @@ async fn skipped_requests_and_recovery_tests_reach_the_health_view_per_gateway_t
     assert_eq!(
         json["gateway_targets"]["*"]["last_recovery_test"]["verdict"],
         "timeout"
+    );
+    h.stop().await;
+}
+
+// === Grouping that costs nothing when there is nothing to group ===
+
+fn live_failure(provider: &str) -> LiveVerdict {
+    LiveVerdict {
+        provider: provider.into(),
+        verdict: Verdict::Unavailable,
+        blame: Some(isdown::verdict::Blame::Provider),
+        latency_ms: Some(40.0),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn outages_confirmed_within_confirm_after_of_each_other_are_one_message_and_a_later_one_a_follow_up()
+ {
+    use isdown::alert::AlertEvent;
+
+    let providers = ["kimi", "deepseek", "glm", "qwen", "openai"];
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &providers, script.clone()).await;
+    let rig = alerts(&h, &providers, 0);
+    h.no_event(Duration::from_secs(60), |_| true).await;
+
+    // Three providers break; live traffic makes each probe at once, so their confirmations (5 s
+    // later) land within a moment of each other.
+    for p in ["kimi", "deepseek", "glm"] {
+        h.script
+            .set(p, Answer::Fail(Verdict::Unavailable, Some(503)));
+    }
+    for p in ["kimi", "deepseek"] {
+        h.reporter.report(live_failure(p));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.reporter.report(live_failure("glm"));
+    h.next(Duration::from_secs(30), opened(IncidentKind::Outage))
+        .await;
+    let first_confirmed = h.clock.now();
+    for _ in 0..2 {
+        h.next(Duration::from_secs(30), opened(IncidentKind::Outage))
+            .await;
+    }
+    let last_confirmed = h.clock.now();
+    assert!(
+        last_confirmed - first_confirmed < 5_000,
+        "within confirm_after"
+    );
+    let sent = rig.recorder.delivered(1, Duration::from_secs(10)).await;
+    let (at, message) = &sent[0];
+    assert_eq!(message.event, AlertEvent::Opened);
+    assert_eq!(
+        message.items.len(),
+        3,
+        "one message naming all three: {message:?}"
+    );
+    // The message waited for the last of the three, and no longer.
+    assert!(
+        *at >= last_confirmed && *at - last_confirmed < 100,
+        "{}",
+        *at - last_confirmed
+    );
+
+    // A fourth breaks after the message went out: a follow-up under the same key, no new page.
+    h.script
+        .set("qwen", Answer::Fail(Verdict::Unavailable, Some(503)));
+    h.reporter.report(live_failure("qwen"));
+    let sent = rig.recorder.delivered(2, Duration::from_secs(60)).await;
+    let follow_up = &sent[1].1;
+    assert_eq!(follow_up.event, AlertEvent::Update);
+    assert_eq!(follow_up.dedup_key, message.dedup_key);
+    assert_eq!(follow_up.items.len(), 4);
+    assert!(
+        !sent
+            .iter()
+            .skip(1)
+            .any(|(_, m)| m.event == AlertEvent::Opened),
+        "no second page"
+    );
+    rig.stop().await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn isdowns_own_network_going_down_is_still_one_message() {
+    use isdown::alert::AlertEvent;
+
+    let providers = ["kimi", "deepseek", "glm"];
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &providers, script.clone()).await;
+    let rig = alerts(&h, &providers, 0);
+    h.no_event(Duration::from_secs(60), |_| true).await;
+    for p in providers {
+        h.script.set(p, Answer::Fail(Verdict::Network, None));
+    }
+    h.next(Duration::from_secs(120), opened(IncidentKind::Network))
+        .await;
+    let sent = rig.recorder.delivered(1, Duration::from_secs(30)).await;
+    assert_eq!(sent[0].1.kind, IncidentKind::Network);
+    h.no_event(Duration::from_secs(120), opened(IncidentKind::Outage))
+        .await;
+    let all = rig.recorder.delivered(1, Duration::from_secs(1)).await;
+    assert_eq!(all.len(), 1, "one message: {all:?}");
+    assert_eq!(all[0].1.event, AlertEvent::Opened);
+    rig.stop().await;
+    h.stop().await;
+}
+
+// === Detection from live traffic ===
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_live_failures_confirms_an_outage_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    h.no_event(Duration::from_secs(60), |_| true).await;
+    h.script
+        .set("kimi", Answer::Fail(Verdict::Unavailable, Some(503)));
+    let broke = Instant::now();
+    // Gateway traffic at 10 requests a second, every one failing.
+    for _ in 0..3 {
+        h.reporter.report(live_failure("kimi"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.next(Duration::from_secs(30), opened(IncidentKind::Outage))
+        .await;
+    assert!(
+        Instant::now() - broke < Duration::from_secs(1),
+        "confirmed by the probes the live failures triggered, not after confirm_after"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_single_live_failure_of_a_healthy_provider_is_dismissed() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    h.no_event(Duration::from_secs(60), |_| true).await;
+    h.reporter.report(live_failure("kimi"));
+    h.no_event(Duration::from_secs(120), opened(IncidentKind::Outage))
+        .await;
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_fails_slowly_is_confirmed_as_soon_as_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    h.no_event(Duration::from_secs(60), |_| true).await;
+    let before = script.probe_times("kimi-reachability").len();
+    // Kimi hangs: each probe runs into its 10 s timeout, twice `confirm_after` (5 s here).
+    h.script.set("kimi", Answer::Hang);
+    h.next(Duration::from_secs(120), opened(IncidentKind::Outage))
+        .await;
+    let times = script.probe_times("kimi-reachability");
+    let (first, confirmation) = (times[before], times[before + 1]);
+    // The confirmation's wait counts from when the failing probe started, which the 10 s probe
+    // already covered: it runs right after the timeout, not 5 s later.
+    let gap = confirmation - first;
+    assert!(
+        gap >= Duration::from_secs(10) && gap < Duration::from_secs(11),
+        "{gap:?}"
     );
     h.stop().await;
 }

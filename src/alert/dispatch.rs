@@ -1,10 +1,10 @@
 //! The alert dispatcher: runs the rules ([`super::plan`]) whenever the monitor opens or closes
-//! an incident, when a grouping window or reminder falls due, and at start-up; commits what they
-//! decide to the outbox in one transaction; and wakes the delivery workers.
+//! an incident, when a held message, a follow-up or a reminder falls due, and at start-up;
+//! commits what they decide to the outbox in one transaction; and wakes the delivery workers.
 //!
 //! It reads its whole input from the store each pass (open incidents, unresolved groups), so a
 //! missed or lagged event, a reload or a crash changes nothing about what is sent: the next pass
-//! sees the same state. [`start`] builds the channels from the config and spawns the dispatcher
+//! sees the same state. [`start`] builds the channels from their checked specs and spawns the dispatcher
 //! and one delivery worker per channel.
 
 use std::collections::HashMap;
@@ -18,8 +18,7 @@ use super::channel::Channel;
 use super::outbox::{AlertHealth, AlertMetrics, Delivered, Delivery};
 use super::plan::{MonitorInfo, Plan, PlanInput, plan};
 use super::policy::{AlertPolicy, ChannelRoute};
-use super::registry;
-use crate::config::{AlertSpec, env_lookup};
+use super::spec::ChannelSpec;
 use crate::monitor::MonitorSpec;
 use crate::monitor::health::Health;
 use crate::monitor::service::MonitorEvent;
@@ -128,7 +127,10 @@ impl Dispatcher {
             first_seen,
         );
         let commit = &plan.commit;
-        if commit.new_groups.is_empty() && commit.reminded.is_empty() && commit.resolved.is_empty()
+        if commit.new_groups.is_empty()
+            && commit.joined.is_empty()
+            && commit.reminded.is_empty()
+            && commit.resolved.is_empty()
         {
             return Ok(plan);
         }
@@ -159,43 +161,26 @@ pub struct AlertContext {
     pub delivered: broadcast::Sender<Delivered>,
 }
 
-/// Builds the channels of `specs` and spawns the dispatcher and one worker per channel into
-/// `tasks`. A channel that cannot be built (its secret vanished since the config loaded) is
-/// logged and skipped; its queued messages wait in the outbox.
+/// Builds the channels of `specs` (checked, secrets resolved, when the config loaded) and spawns
+/// the dispatcher and one delivery worker per channel into `tasks`. Channels of a removed table
+/// leave their queued messages in the outbox until a channel of that name returns.
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     tasks: &mut JoinSet<()>,
     context: &AlertContext,
-    specs: &[AlertSpec],
+    specs: &[ChannelSpec],
     policy: &AlertPolicy,
     monitors: &[MonitorSpec],
     public_url: Option<String>,
     events: broadcast::Receiver<MonitorEvent>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let client = match reqwest::Client::builder()
-        .user_agent(concat!("isdown/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .build()
-    {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the alert HTTP client; alerts stay queued");
-            return;
-        }
-    };
-    let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
-    let mut routes = Vec::new();
-    for spec in specs {
-        match registry::build(&spec.name, spec.table.clone(), &env_lookup, client.clone()) {
-            Ok(channel) => {
-                channels.push(Arc::from(channel));
-                routes.push(spec.route.clone());
-            }
-            Err(e) => tracing::error!("{e}; its alerts stay queued until it is fixed"),
-        }
-    }
+    let client = super::channel::http::client();
+    let channels: Vec<Arc<Channel>> = specs
+        .iter()
+        .map(|spec| Arc::new(spec.build(&client)))
+        .collect();
+    let routes = specs.iter().map(|spec| spec.route.clone()).collect();
     context.alert_health.reset(
         &channels
             .iter()

@@ -4,15 +4,21 @@
 //!
 //! A channel knows one receiver's documented API (Slack, PagerDuty, SMTP, …) and nothing about
 //! incidents or retries: it formats one message, sends it once, and says whether a failure is
-//! worth retrying. Secrets (webhook URLs, tokens, passwords) are resolved from environment
-//! variables when the channel is built and held in secret types.
+//! worth retrying. How alerts read — durations, timestamps, whose side, the plain [`render::Digest`]
+//! every chat channel marks up — is written once in `render`. Channel settings are checked and
+//! their secrets (webhook URLs, tokens, passwords) resolved from environment variables once, when
+//! the config loads (`spec`), and held in secret types; building a channel from them cannot fail.
+//!
+//! Nothing here reads the config file or imports `config`: `config` calls `spec` to read the
+//! `[alerts.NAME]` tables and hands the result over.
 
 pub mod channel;
 pub mod dispatch;
 pub mod outbox;
 pub mod plan;
 pub mod policy;
-pub mod registry;
+pub mod render;
+pub mod spec;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -27,6 +33,9 @@ use crate::verdict::{Blame, Verdict};
 pub enum AlertEvent {
     /// An incident opened (or reopened).
     Opened,
+    /// More incidents joined an announced group: the group's monitors that are down now,
+    /// under the group's dedup key (receivers update the alert they opened, no new page).
+    Update,
     /// Still open: a periodic reminder.
     Reminder,
     /// The incident ended; the message carries its duration.
@@ -39,6 +48,7 @@ impl AlertEvent {
     pub fn as_str(self) -> &'static str {
         match self {
             AlertEvent::Opened => "opened",
+            AlertEvent::Update => "update",
             AlertEvent::Reminder => "reminder",
             AlertEvent::Resolved => "resolved",
             AlertEvent::Test => "test",
@@ -46,7 +56,7 @@ impl AlertEvent {
     }
 }
 
-/// One monitor inside an alert. Several monitors failing within the grouping window produce one
+/// One monitor inside an alert. Several monitors confirmed together produce one
 /// message listing them all.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertItem {

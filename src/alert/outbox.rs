@@ -147,7 +147,7 @@ impl AlertMetrics {
 /// One channel's worker.
 pub struct Delivery {
     pub store: Arc<dyn Store>,
-    pub channel: Arc<dyn Channel>,
+    pub channel: Arc<Channel>,
     pub policy: AlertPolicy,
     pub clock: Clock,
     pub health: AlertHealth,

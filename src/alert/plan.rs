@@ -2,21 +2,31 @@
 //! already announced and the clock, decide which messages to queue now.
 //!
 //! Everything that must survive a restart is an input read from the store (open incidents,
-//! unresolved groups), so running the rules again after a crash decides the same thing and
-//! never repeats what was committed. The only memory kept between passes is when each
-//! unannounced incident was first seen, which starts its grouping window; losing it on a
-//! restart delays an alert by at most one window. No I/O here: the dispatcher reads, calls
-//! [`plan`] and commits the result in one transaction.
+//! unresolved groups) or the monitor's health view, so running the rules again after a crash
+//! decides the same thing and never repeats what was committed. The only memory kept between
+//! passes is when each unannounced incident was first seen, which starts its grouping window;
+//! losing it on a restart delays an alert by at most one window. No I/O here: the dispatcher
+//! reads, calls [`plan`] and commits the result in one transaction.
 //!
-//! Rules: incidents of one kind that open within the grouping window of the first share one
-//! group and one message per channel; a group is resolved (one message with durations) when
-//! all its incidents have ended; while any is open, a reminder goes out every `reminder`.
-//! Monitors in a maintenance window are not announced while it lasts; if their incident is
-//! still open when it ends, it is announced then.
+//! Rules:
+//! - An incident is announced as soon as it is confirmed (opened), unless other monitors are
+//!   failing at that moment without an incident of their own (their confirmation probe, or the
+//!   network correlation of a timeout, is under way, so the wait is about `confirm_after`):
+//!   then the rules wait for exactly those and send one message naming every monitor
+//!   confirmed by then. `group_window` bounds that wait; it is not a fixed delay.
+//! - An incident that opens while an announced group of its kind is still open joins that
+//!   group: a follow-up (`update`) under the group's dedup key lists every monitor down, at
+//!   most one per `group_window`, so twenty monitors failing one after another are never
+//!   twenty pages (PagerDuty and Opsgenie update the alert they opened).
+//! - A group is resolved (one message with durations) when all its incidents have ended;
+//!   while any is open, a reminder goes out every `reminder`.
+//! - Monitors in a maintenance window are not announced while it lasts; if their incident is
+//!   still open when it ends, it is announced then.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::policy::{AlertPolicy, ChannelRoute};
+use super::render::{duration, utc_time};
 use super::{AlertEvent, AlertItem, AlertMessage};
 use crate::incident::IncidentKind;
 use crate::monitor::health::HealthSnapshot;
@@ -98,38 +108,73 @@ pub fn plan(input: &PlanInput<'_>, first_seen: &mut HashMap<i64, Millis>) -> Pla
         waiting.entry(incident.kind).or_default().push(incident);
     }
     let window = millis(input.policy.group_window);
+    let unconfirmed = unconfirmed_kinds(input.health);
     for (kind, mut members) in waiting {
         let first = members
             .iter()
             .map(|i| first_seen[&i.id])
             .min()
             .expect("a kind is only listed with members");
-        if first + window > now {
-            due(first + window, &mut out);
+        // Wait only while another monitor's failure of this kind may still be confirmed (its
+        // confirmation probe is already scheduled), and never past the window.
+        if unconfirmed.contains(&kind) && now < first + window {
+            due((now + HOLD_POLL).min(first + window), &mut out);
             continue;
         }
         members.sort_by_key(|i| (i.started_at, i.id));
-        let key = format!(
-            "isdown-{}-{}-{now}",
-            kind.as_str().replace('_', "-"),
-            members[0].id
-        );
-        let items: Vec<AlertItem> = members.iter().map(|i| item(input, i)).collect();
-        queue(
-            input,
-            &mut out,
-            AlertEvent::Opened,
-            kind,
-            &key,
-            &items,
-            &members,
-        );
-        out.commit.new_groups.push(NewAlertGroup {
-            dedup_key: key,
-            kind,
-            opened_at: now,
-            incidents: members.iter().map(|i| i.id).collect(),
-        });
+        if let Some(group) = open_group(input, kind, &by_id) {
+            // Opened after the group's message went out: a follow-up under the group's key, at
+            // most one per window, listing every monitor still down.
+            let next = group.last_sent_at + window;
+            if now < next {
+                due(next, &mut out);
+                continue;
+            }
+            let mut all: Vec<&Incident> = group
+                .incidents
+                .iter()
+                .filter_map(|(id, _)| by_id.get(id).copied())
+                .filter(|i| i.ended_at.is_none())
+                .collect();
+            all.extend(members.iter().copied());
+            let items: Vec<AlertItem> = all.iter().map(|i| item(input, i)).collect();
+            queue(
+                input,
+                &mut out,
+                AlertEvent::Update,
+                kind,
+                &group.dedup_key,
+                &items,
+                &all,
+            );
+            out.commit.joined.push((
+                group.dedup_key.clone(),
+                members.iter().map(|i| i.id).collect(),
+            ));
+            out.commit.reminded.push((group.dedup_key.clone(), now));
+        } else {
+            let key = format!(
+                "isdown-{}-{}-{now}",
+                kind.as_str().replace('_', "-"),
+                members[0].id
+            );
+            let items: Vec<AlertItem> = members.iter().map(|i| item(input, i)).collect();
+            queue(
+                input,
+                &mut out,
+                AlertEvent::Opened,
+                kind,
+                &key,
+                &items,
+                &members,
+            );
+            out.commit.new_groups.push(NewAlertGroup {
+                dedup_key: key,
+                kind,
+                opened_at: now,
+                incidents: members.iter().map(|i| i.id).collect(),
+            });
+        }
         for member in &members {
             first_seen.remove(&member.id);
         }
@@ -195,6 +240,58 @@ pub fn plan(input: &PlanInput<'_>, first_seen: &mut HashMap<i64, Millis>) -> Pla
         due(boundary, &mut out);
     }
     out
+}
+
+/// 500 ms: how often a held message looks again whether the failures it waits for were
+/// confirmed or dismissed (a dismissal raises no event). Only while something is held.
+const HOLD_POLL: Millis = 500;
+
+/// The incident kinds that monitors failing right now without an incident may still open:
+/// their confirmation probe (or the network correlation of a timeout) is under way. A failure
+/// explained by an open `network` incident opens nothing more.
+fn unconfirmed_kinds(health: &HealthSnapshot) -> HashSet<IncidentKind> {
+    let mut kinds = HashSet::new();
+    for monitor in &health.monitors {
+        let Some(verdict) = monitor.verdict.filter(|v| !v.is_healthy()) else {
+            continue;
+        };
+        if monitor.open_incident.is_some()
+            || (verdict.is_transport_level() && health.network_incident.is_some())
+        {
+            continue;
+        }
+        let may_open: &[IncidentKind] = match verdict.default_blame() {
+            _ if verdict.is_transport_level() => &[IncidentKind::Outage, IncidentKind::Network],
+            Some(Blame::Provider) => &[IncidentKind::Outage],
+            Some(Blame::Account | Blame::Request) => &[IncidentKind::SetupProblem],
+            Some(Blame::Network) | None => &[
+                IncidentKind::Outage,
+                IncidentKind::SetupProblem,
+                IncidentKind::Network,
+            ],
+        };
+        kinds.extend(may_open.iter().copied());
+    }
+    kinds
+}
+
+/// The announced, unresolved group of `kind` with an incident still open, if any: a new
+/// incident of that kind joins it instead of paging again.
+fn open_group<'a>(
+    input: &'a PlanInput<'_>,
+    kind: IncidentKind,
+    by_id: &HashMap<i64, &Incident>,
+) -> Option<&'a AlertGroup> {
+    input
+        .groups
+        .iter()
+        .filter(|g| g.kind == kind && g.resolved_at.is_none())
+        .filter(|g| {
+            g.incidents.iter().any(|(id, ended)| {
+                ended.is_none() && by_id.get(id).is_some_and(|i| i.ended_at.is_none())
+            })
+        })
+        .max_by_key(|g| g.opened_at)
 }
 
 fn millis(d: std::time::Duration) -> Millis {
@@ -291,15 +388,6 @@ fn names(items: &[AlertItem]) -> String {
     }
 }
 
-fn minutes(ms: Millis) -> String {
-    let total_s = (ms / 1000).max(0);
-    match total_s {
-        s if s < 60 => format!("{s} s"),
-        s if s < 3_600 => format!("{} min", s / 60),
-        s => format!("{} h {} min", s / 3_600, (s % 3_600) / 60),
-    }
-}
-
 fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("1 {one}")
@@ -369,9 +457,19 @@ fn compose(
             .and_then(|m| m.advice.clone())
     });
     let n = items.len();
+    // "Kimi is", "Kimi, GLM are": by providers named, as `who` names them.
+    let is = if who.contains(", ") || who.contains(" and ") {
+        "are"
+    } else {
+        "is"
+    };
+    // When it started rather than how long: a message sent at confirmation would say "for 1 s".
+    let since = utc_time(started_at);
     let (title, summary, advice) = match (event, kind) {
         (AlertEvent::Resolved, _) => {
-            let title = format!("RESOLVED: {who} — back after {}", minutes(lasted));
+            // The channels say "resolved" in their own way (an icon, a label, a subject prefix): the
+            // title only says what is back and after how long, so no message says it twice.
+            let title = format!("{who} {is} back up after {}", duration(lasted));
             let each: Vec<String> = members
                 .iter()
                 .filter(|m| items.iter().any(|i| i.monitor == m.monitor))
@@ -379,7 +477,7 @@ fn compose(
                     format!(
                         "{} {}",
                         m.monitor,
-                        minutes(m.ended_at.unwrap_or(now) - m.started_at)
+                        duration(m.ended_at.unwrap_or(now) - m.started_at)
                     )
                 })
                 .collect();
@@ -387,7 +485,7 @@ fn compose(
                 "{} recovered: {}. The incident lasted {}.",
                 plural(n, "monitor", "monitors"),
                 each.join(", "),
-                minutes(lasted)
+                duration(lasted)
             );
             (title, summary, "No action needed.".to_owned())
         }
@@ -395,9 +493,8 @@ fn compose(
             "isdown's own network is down: no provider is reachable".to_owned(),
             format!(
                 "Every provider failed at the network level at the same time ({verdicts}), so \
-                 the problem is between isdown and the internet, not at the providers. Open for \
-                 {}.",
-                minutes(lasted)
+                 the problem is between isdown and the internet, not at the providers. Down \
+                 since {since}."
             ),
             "Check this host's network: DNS, proxy, firewall and uplink. The providers \
              themselves are probably fine."
@@ -410,14 +507,8 @@ fn compose(
                 format!("{} DOWN: {who}", plural(n, "monitor", "monitors"))
             };
             let summary = format!(
-                "{} failing on the provider's side ({verdicts}) for {}; your account and \
-                 network are not the cause.",
-                if n == 1 {
-                    format!("{who} is")
-                } else {
-                    format!("{who} are")
-                },
-                minutes(lasted)
+                "{who} {is} failing on the provider's side ({verdicts}) since {since}; your \
+                 account and network are not the cause."
             );
             let advice = match fallback(input, &items) {
                 Some(other) => format!(
@@ -434,8 +525,7 @@ fn compose(
             format!("Setup problem: {who} ({verdicts})"),
             format!(
                 "Requests to {who} fail because of your account, key or request ({verdicts}) \
-                 for {}; the provider itself is not down.",
-                minutes(lasted)
+                 since {since}; the provider itself is not down."
             ),
             health_advice.unwrap_or_else(|| {
                 "Check the API key, balance and model id configured for this provider.".into()
@@ -443,7 +533,7 @@ fn compose(
         ),
     };
     let title = match event {
-        AlertEvent::Reminder => format!("Still open after {}: {title}", minutes(lasted)),
+        AlertEvent::Reminder => format!("Still open after {}: {title}", duration(lasted)),
         _ => title,
     };
     AlertMessage {
@@ -462,4 +552,4 @@ fn compose(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -14,9 +14,9 @@ use crate::time::Millis;
 pub const DEFAULT_REMINDER: Duration = Duration::from_secs(30 * 60);
 /// 5 min: reminders more often than this are an alert storm by another name.
 pub const MIN_REMINDER: Duration = Duration::from_secs(5 * 60);
-/// 20 s: monitors are spread over their 30 s interval and confirm a failure within seconds, so
-/// a provider-wide failure opens most incidents within about 20 s of the first; one message
-/// then names them all, at the cost of the first alert waiting that long.
+/// 20 s: the longest a message waits for other failing monitors to be confirmed (their
+/// confirmation probes are already scheduled, so the wait is normally about `confirm_after`), and
+/// the shortest gap between two follow-ups of one group. A lone incident never waits.
 pub const DEFAULT_GROUP_WINDOW: Duration = Duration::from_secs(20);
 /// 5 s, doubling to 10 min: a receiver blip is bridged within seconds, a long receiver outage
 /// costs six attempts an hour.
@@ -88,34 +88,21 @@ pub struct ChannelRoute {
     pub monitors: MonitorSet,
 }
 
-/// The routing keys of an `[alerts.NAME]` table; the rest of the table belongs to the channel.
-pub const ROUTE_KEYS: [&str; 2] = ["on", "monitors"];
-
 impl ChannelRoute {
-    /// Takes the routing keys out of a channel's table. Errors name the key.
-    pub fn take_from(
+    /// The route of channel `channel` from its routing keys (`on`, `monitors`), each absent
+    /// meaning "all". Errors name the key.
+    pub fn new(
         channel: &str,
-        table: &mut toml::Table,
+        on: Option<Vec<String>>,
+        monitors: Option<Vec<String>>,
     ) -> Result<ChannelRoute, (&'static str, String)> {
-        let strings = |key: &'static str, value: toml::Value| -> Result<Vec<String>, _> {
-            let toml::Value::Array(items) = value else {
-                return Err((key, "expected a list of strings".to_owned()));
-            };
-            items
-                .into_iter()
-                .map(|v| match v {
-                    toml::Value::String(s) => Ok(s),
-                    _ => Err((key, "expected a list of strings".to_owned())),
-                })
-                .collect()
-        };
-        let kinds = match table.remove("on") {
+        let kinds = match on {
             None => vec![
                 IncidentKind::Outage,
                 IncidentKind::SetupProblem,
                 IncidentKind::Network,
             ],
-            Some(value) => strings("on", value)?
+            Some(names) => names
                 .iter()
                 .map(|k| {
                     IncidentKind::parse(k).ok_or_else(|| {
@@ -136,11 +123,9 @@ impl ChannelRoute {
                 "an empty list would silence the channel; remove the channel instead".into(),
             ));
         }
-        let monitors = match table.remove("monitors") {
+        let monitors = match monitors {
             None => MonitorSet::all(),
-            Some(value) => {
-                MonitorSet::new(strings("monitors", value)?).map_err(|m| ("monitors", m))?
-            }
+            Some(patterns) => MonitorSet::new(patterns).map_err(|m| ("monitors", m))?,
         };
         Ok(ChannelRoute {
             channel: channel.to_owned(),
@@ -247,44 +232,39 @@ mod tests {
     }
 
     #[test]
-    fn routing_keys_are_taken_out_of_the_channel_table() {
-        let mut table: toml::Table = toml::from_str(
-            "kind = \"email\"\non = [\"setup_problem\"]\nmonitors = [\"deepseek\"]\nto = [\"a@b.c\"]",
-        )
-        .unwrap();
-        let route = ChannelRoute::take_from("mail", &mut table).unwrap();
+    fn a_route_takes_only_its_kinds_and_monitors() {
+        let strings = |list: &[&str]| Some(list.iter().map(|s| (*s).to_owned()).collect());
+        let route =
+            ChannelRoute::new("mail", strings(&["setup_problem"]), strings(&["deepseek"])).unwrap();
         assert_eq!(route.kinds, vec![IncidentKind::SetupProblem]);
         assert!(route.takes(IncidentKind::SetupProblem, "deepseek-chat", "deepseek"));
         assert!(!route.takes(IncidentKind::Outage, "deepseek-chat", "deepseek"));
         assert!(!route.takes(IncidentKind::SetupProblem, "kimi-chat", "kimi"));
-        assert_eq!(table.keys().collect::<Vec<_>>(), vec!["kind", "to"]);
     }
 
     #[test]
     fn a_channel_without_routing_keys_takes_everything_and_network_ignores_monitors() {
-        let mut table: toml::Table = toml::from_str("kind = \"console\"").unwrap();
-        let all = ChannelRoute::take_from("log", &mut table).unwrap();
+        let all = ChannelRoute::new("log", None, None).unwrap();
         assert!(all.takes(IncidentKind::Outage, "kimi-chat", "kimi"));
         assert!(all.takes(IncidentKind::SetupProblem, "kimi-chat", "kimi"));
-        let mut table: toml::Table =
-            toml::from_str("on = [\"network\", \"outage\"]\nmonitors = [\"kimi\"]").unwrap();
-        let kimi = ChannelRoute::take_from("pager", &mut table).unwrap();
+        let strings = |list: &[&str]| Some(list.iter().map(|s| (*s).to_owned()).collect());
+        let kimi = ChannelRoute::new("pager", strings(&["network", "outage"]), strings(&["kimi"]))
+            .unwrap();
         assert!(kimi.takes(IncidentKind::Network, "*", "*"));
         assert!(!kimi.takes(IncidentKind::Outage, "glm-chat", "glm"));
     }
 
     #[test]
     fn bad_routing_values_name_the_key() {
-        for (text, key) in [
-            ("on = [\"outages\"]", "on"),
-            ("on = []", "on"),
-            ("on = \"outage\"", "on"),
-            ("monitors = []", "monitors"),
-            ("monitors = [1]", "monitors"),
+        let strings = |list: &[&str]| Some(list.iter().map(|s| (*s).to_owned()).collect());
+        for (on, monitors, key) in [
+            (strings(&["outages"]), None, "on"),
+            (strings(&[]), None, "on"),
+            (None, strings(&[]), "monitors"),
+            (None, strings(&[" "]), "monitors"),
         ] {
-            let mut table: toml::Table = toml::from_str(text).unwrap();
-            let (field, _) = ChannelRoute::take_from("x", &mut table).unwrap_err();
-            assert_eq!(field, key, "{text}");
+            let (field, _) = ChannelRoute::new("x", on, monitors).unwrap_err();
+            assert_eq!(field, key);
         }
     }
 

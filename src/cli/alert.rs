@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::CliError;
-use crate::alert::{AlertEvent, AlertMessage, registry};
-use crate::config::{Config, env_lookup};
-use crate::incident::IncidentKind;
+use crate::alert::channel::http;
+use crate::alert::render;
+use crate::config::Config;
 use crate::time::Clock;
 
 #[derive(Debug, Args)]
@@ -42,28 +42,9 @@ pub async fn run(args: AlertArgs) -> Result<u8, CliError> {
             }
         )));
     };
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("isdown/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| CliError::Usage(format!("cannot build the HTTP client: {e}")))?;
-    let sender = registry::build(&spec.name, spec.table.clone(), &env_lookup, client)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let sender = spec.build(&http::client());
     let now = Clock::system().now();
-    let message = AlertMessage {
-        event: AlertEvent::Test,
-        kind: IncidentKind::Outage,
-        title: "isdown test alert".into(),
-        summary: format!(
-            "This is a test of the `{channel}` channel, sent by `isdown alert test`. Nothing is down."
-        ),
-        advice: "No action needed: if you can read this, alerts reach you.".into(),
-        items: Vec::new(),
-        started_at: now,
-        ended_at: None,
-        duration_s: None,
-        url: None,
-        dedup_key: format!("isdown-test-{channel}"),
-    };
+    let message = render::test_message(&channel, now);
     match sender.send(&message).await {
         Ok(()) => {
             println!("sent a test alert through `{channel}` ({})", sender.kind());

@@ -19,7 +19,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::SecretString;
 use thiserror::Error;
 
-use crate::alert::policy::{AlertPolicy, ChannelRoute, Maintenance, MonitorSet};
+use crate::alert::policy::{AlertPolicy, Maintenance, MonitorSet};
+use crate::alert::spec::ChannelSpec;
 use crate::monitor::{MonitorSettings, MonitorSpec};
 use crate::probe::ProbeKind;
 use crate::provider::Provider;
@@ -78,15 +79,6 @@ pub struct CheckSettings {
     pub timeout: Option<Duration>,
 }
 
-/// One `[alerts.NAME]` table: its routing keys parsed into `route`, the rest kept raw for
-/// `alert::registry::build` to turn into a channel.
-#[derive(Debug, Clone)]
-pub struct AlertSpec {
-    pub name: String,
-    pub table: toml::Table,
-    pub route: ChannelRoute,
-}
-
 /// Settings of `isdown serve`.
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
@@ -133,7 +125,7 @@ pub struct Config {
     pub monitors: Vec<MonitorSpec>,
     pub retention: Retention,
     /// Alert channels, in name order, already checked (kinds, fields, secrets present).
-    pub alerts: Vec<AlertSpec>,
+    pub alerts: Vec<ChannelSpec>,
     /// `[alerting]`: reminders, grouping, retries, maintenance windows.
     pub alerting: AlertPolicy,
     pub web: WebSettings,
@@ -247,19 +239,7 @@ impl Config {
         let mut alerts = Vec::new();
         for (name, table) in raw.alerts {
             let at = table.span().start;
-            let mut table = table.into_inner();
-            let route = ChannelRoute::take_from(&name, &mut table).map_err(|(key, message)| {
-                let mut error = invalid_at(text, file, at, message);
-                if let ConfigError::Invalid { field, .. } = &mut error {
-                    *field = format!("alerts.{name}.{key}");
-                }
-                error
-            })?;
-            // Built once here so that a bad channel fails at load, with its line; the client is
-            // a throwaway (channels are rebuilt with the real one when used).
-            if let Ok(client) = reqwest::Client::builder().build()
-                && let Err(e) = crate::alert::registry::build(&name, table.clone(), env, client)
-            {
+            let spec = ChannelSpec::from_table(&name, table.into_inner(), env).map_err(|e| {
                 let mut error = invalid_at(text, file, at, e.message);
                 if let ConfigError::Invalid { field, .. } = &mut error {
                     *field = if e.field.is_empty() {
@@ -268,9 +248,9 @@ impl Config {
                         format!("alerts.{name}.{}", e.field)
                     };
                 }
-                return Err(error);
-            }
-            alerts.push(AlertSpec { name, table, route });
+                error
+            })?;
+            alerts.push(spec);
         }
         let alerting = alert_policy(raw.alerting, text, file)?;
 

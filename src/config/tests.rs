@@ -234,7 +234,7 @@ fn alert_routing_keys_are_parsed_and_kept_out_of_the_channel() {
         load("[alerts.log]\nkind = \"console\"\non = [\"setup_problem\"]\nmonitors = [\"kimi\"]\n")
             .unwrap();
     let spec = &config.alerts[0];
-    assert!(!spec.table.contains_key("on") && !spec.table.contains_key("monitors"));
+    assert_eq!(spec.receiver.kind(), "console");
     assert_eq!(
         spec.route.kinds,
         vec![crate::incident::IncidentKind::SetupProblem]

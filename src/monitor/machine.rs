@@ -35,7 +35,7 @@ pub struct Thresholds {
     pub flap_window: u32,
     pub flap_failures: u32,
     pub reopen_within: Millis,
-    /// Delay of the confirmation probe.
+    /// Delay of the confirmation probe, counted from the start of the probe that failed.
     pub confirm_after: Duration,
 }
 
@@ -47,9 +47,11 @@ impl Default for Thresholds {
             flap_window: 10,
             flap_failures: 5,
             reopen_within: 10 * 60_000,
-            // 5 s: long enough to skip a blip, short enough to confirm an outage well inside one
-            // 30 s interval.
-            confirm_after: Duration::from_secs(5),
+            // 1 s: a second look a second later dismisses a blip (one failed request), and an
+            // outage is confirmed — and alerted — within about a second of the probe that saw
+            // it, so break → alert stays under one 30 s interval plus a second. Waiting longer
+            // would only delay every real outage; live traffic confirms sooner still.
+            confirm_after: Duration::from_secs(1),
         }
     }
 }

@@ -115,6 +115,8 @@ struct Core {
     probe_as: Vec<ProbeAs>,
     /// Monitors probing with [`passive::HANG_PROBE`] because live traffic timed out.
     hang_watch: Vec<bool>,
+    /// When each monitor's latest probe started: its confirmation counts from then.
+    probe_started: Vec<Instant>,
     network_incident: Option<i64>,
     providers: usize,
     batch: Vec<ResultRecord>,
@@ -180,6 +182,7 @@ impl MonitorService {
             svc: self,
             machines,
             pending: (0..count).map(|_| None).collect(),
+            probe_started: vec![Instant::now(); count],
             pending_count: 0,
             nudges,
             probe_as,
@@ -318,6 +321,7 @@ impl Core {
             .schedule_lateness
             .observe(lateness.as_secs_f64());
         let index = outcome.monitor;
+        self.probe_started[index] = outcome.started;
         let result = outcome.result;
         self.count(index, &result);
         let provider = result.provider.clone();
@@ -562,7 +566,10 @@ impl Core {
                     tracing::warn!(monitor = %spec.id, "incident closed");
                 }
                 Effect::Confirm => {
-                    let at = Instant::now() + thresholds.confirm_after;
+                    // The wait counts from when the failing probe started: a probe that failed
+                    // slowly (a timeout) already spanned it, so its confirmation runs at once.
+                    let at =
+                        (self.probe_started[index] + thresholds.confirm_after).max(Instant::now());
                     let _ = self.nudges[index].try_send(at);
                 }
             }

@@ -225,7 +225,10 @@ pub struct OutboxEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertCommit {
     pub new_groups: Vec<NewAlertGroup>,
-    /// (dedup key, when) of groups that got a reminder.
+    /// (dedup key, incidents) joining an announced group: incidents opened after its message
+    /// went out, announced by a follow-up under the group's key.
+    pub joined: Vec<(String, Vec<i64>)>,
+    /// (dedup key, when) of groups that got a reminder or a follow-up.
     pub reminded: Vec<(String, Millis)>,
     /// (dedup key, when) of groups whose resolve message is queued.
     pub resolved: Vec<(String, Millis)>,

@@ -7,33 +7,12 @@
 
 use crate::incident::IncidentKind;
 use crate::monitor::machine::MonitorState;
-use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis, rfc3339};
+use crate::time::{Millis, rfc3339};
 use crate::verdict::{Blame, Verdict};
 
-/// "45 s", "23 min", "2 h 5 min", "3 d 4 h": two units at most, rounded down.
-pub fn duration(ms: Millis) -> String {
-    let ms = ms.max(0);
-    if ms < MINUTE_MS {
-        return format!("{} s", ms / 1000);
-    }
-    if ms < HOUR_MS {
-        return format!("{} min", ms / MINUTE_MS);
-    }
-    if ms < DAY_MS {
-        let (h, min) = (ms / HOUR_MS, (ms % HOUR_MS) / MINUTE_MS);
-        return if min == 0 {
-            format!("{h} h")
-        } else {
-            format!("{h} h {min} min")
-        };
-    }
-    let (d, h) = (ms / DAY_MS, (ms % DAY_MS) / HOUR_MS);
-    if h == 0 {
-        format!("{d} d")
-    } else {
-        format!("{d} d {h} h")
-    }
-}
+/// "45 s", "23 min", "2 h 5 min", "3 d 4 h": the alerts' duration format, so a page and an
+/// alert about the same incident say the same thing.
+pub use crate::alert::render::duration;
 
 /// "312 ms", "1.5 s", "12 s".
 pub fn latency(ms: f64) -> String {
@@ -65,10 +44,7 @@ pub fn date(at: Millis) -> String {
 }
 
 /// "2026-11-25 14:03 UTC".
-pub fn datetime(at: Millis) -> String {
-    let stamp = rfc3339(at);
-    format!("{} {} UTC", &stamp[..10], &stamp[11..16])
-}
+pub use crate::alert::render::utc as datetime;
 
 /// "2026-11-25 14:03:07 UTC": probes come seconds apart, so their list needs the seconds.
 pub fn datetime_seconds(at: Millis) -> String {
@@ -148,13 +124,7 @@ pub fn incident_side(kind: IncidentKind, verdict: Verdict) -> &'static str {
 
 /// Whose side one result's failure is on.
 pub fn blame_label(blame: Option<Blame>) -> &'static str {
-    match blame {
-        None => "–",
-        Some(Blame::Provider) => "provider",
-        Some(Blame::Account) => "account",
-        Some(Blame::Request) => "request",
-        Some(Blame::Network) => "network",
-    }
+    blame.map_or("–", crate::alert::render::blame_word)
 }
 
 /// What a setup problem means in a banner: "Setup problem: DeepSeek key rejected".
@@ -174,19 +144,7 @@ pub fn setup_phrase(verdict: Option<Verdict>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_use_two_units_at_most() {
-        assert_eq!(duration(45_000), "45 s");
-        assert_eq!(duration(23 * MINUTE_MS + 59_000), "23 min");
-        assert_eq!(duration(2 * HOUR_MS), "2 h");
-        assert_eq!(duration(2 * HOUR_MS + 5 * MINUTE_MS), "2 h 5 min");
-        assert_eq!(
-            duration(3 * DAY_MS + 4 * HOUR_MS + 9 * MINUTE_MS),
-            "3 d 4 h"
-        );
-        assert_eq!(duration(-5), "0 s");
-    }
+    use crate::time::{HOUR_MS, MINUTE_MS};
 
     #[test]
     fn percentages_round_down_and_say_when_nothing_was_measured() {

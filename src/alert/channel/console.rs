@@ -9,8 +9,8 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::slack::Digest;
-use super::{Channel, ChannelConfigError};
+use super::{Deliver, Env, FieldError};
+use crate::alert::render::Digest;
 use crate::alert::{AlertEvent, AlertMessage, DeliveryError};
 
 #[cfg(test)]
@@ -21,42 +21,39 @@ mod tests;
 #[serde(deny_unknown_fields)]
 pub struct Config {}
 
-/// Writes alerts to the log.
+/// A checked `console` channel: nothing to check.
+#[derive(Debug, Clone, Default)]
+pub struct Spec;
+
+impl Config {
+    pub fn resolve(self, _env: Env<'_>) -> Result<Spec, FieldError> {
+        Ok(Spec)
+    }
+}
+
+/// Writes alerts to the log, tagged with the channel's name.
 #[derive(Debug)]
 pub struct ConsoleChannel {
     name: String,
 }
 
 impl ConsoleChannel {
-    /// Same signature as every channel's constructor, so the caller builds them alike; the
-    /// console needs neither the environment nor a client.
-    pub fn new(
-        name: &str,
-        _config: Config,
-        _env: &dyn Fn(&str) -> Option<String>,
-        _client: reqwest::Client,
-    ) -> Result<Self, ChannelConfigError> {
-        Ok(Self {
+    pub fn new(name: &str, _spec: Spec) -> Self {
+        Self {
             name: name.to_owned(),
-        })
+        }
     }
 }
 
 #[async_trait]
-impl Channel for ConsoleChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "console"
-    }
-
+impl Deliver for ConsoleChannel {
     async fn send(&self, message: &AlertMessage) -> Result<(), DeliveryError> {
         let line = line(message);
         let channel = self.name.as_str();
         match message.event {
-            AlertEvent::Opened | AlertEvent::Reminder => tracing::warn!(channel, "{line}"),
+            AlertEvent::Opened | AlertEvent::Update | AlertEvent::Reminder => {
+                tracing::warn!(channel, "{line}")
+            }
             AlertEvent::Resolved | AlertEvent::Test => tracing::info!(channel, "{line}"),
         }
         Ok(())

@@ -13,21 +13,20 @@
 //! do not fit are counted in a last field. Discord answers 4xx for a bad payload or a deleted
 //! webhook (permanent), 429 and 5xx when busy (retryable).
 
-use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::slack::{
-    Digest, ItemDigest, http_url, post_json, rfc3339, truncate, webhook_url_from_env,
-};
-use super::{Channel, ChannelConfigError};
-use crate::alert::{AlertMessage, DeliveryError, Severity};
+use super::http::http_url;
+use super::{Env, FieldError, secret_from_env};
+use crate::alert::Severity;
+use crate::alert::render::{Digest, ItemDigest, truncate};
+use crate::time::rfc3339;
 
 #[cfg(test)]
 mod tests;
 
-/// Discord's embed limits ("Embed Limits" in the Discord developer docs).
+/// Discord's embed limits, as Discord enforces them.
 const TITLE_MAX: usize = 256;
 const DESCRIPTION_MAX: usize = 4096;
 const FIELDS_MAX: usize = 25;
@@ -70,25 +69,12 @@ pub struct Config {
     pub url_env: String,
 }
 
-/// A Discord webhook.
-#[derive(Debug)]
-pub struct DiscordChannel {
-    name: String,
+impl Config {
     /// The webhook URL with `wait=true`.
-    url: SecretString,
-    client: reqwest::Client,
-}
-
-impl DiscordChannel {
-    pub fn new(
-        name: &str,
-        config: Config,
-        env: &dyn Fn(&str) -> Option<String>,
-        client: reqwest::Client,
-    ) -> Result<Self, ChannelConfigError> {
-        let secret = webhook_url_from_env(name, "url_env", &config.url_env, env)?;
-        let source = format!("environment variable {}", config.url_env);
-        let mut url = http_url(name, "url_env", secret.expose_secret(), &source)?;
+    pub fn resolve(self, env: Env<'_>) -> Result<SecretString, FieldError> {
+        let secret = secret_from_env("url_env", &self.url_env, env)?;
+        let source = format!("environment variable {}", self.url_env);
+        let mut url = http_url("url_env", secret.expose_secret(), &source)?;
         // Keep the URL's own query (`thread_id`, …) and make `wait` ours.
         let query: Vec<(String, String)> = url
             .query_pairs()
@@ -99,31 +85,11 @@ impl DiscordChannel {
             .clear()
             .extend_pairs(query)
             .append_pair("wait", "true");
-        Ok(Self {
-            name: name.to_owned(),
-            url: SecretString::from(String::from(url)),
-            client,
-        })
+        Ok(SecretString::from(String::from(url)))
     }
 }
 
-#[async_trait]
-impl Channel for DiscordChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "discord"
-    }
-
-    async fn send(&self, message: &AlertMessage) -> Result<(), DeliveryError> {
-        let body = payload(&Digest::of(message));
-        post_json(&self.client, self.url.expose_secret(), &body).await
-    }
-}
-
-fn payload(digest: &Digest<'_>) -> Value {
+pub fn payload(digest: &Digest<'_>) -> Value {
     let content = format!("{} **{}**: {}", digest.icon, digest.event, digest.title);
     json!({
         "content": truncate(&content, CONTENT_BUDGET),

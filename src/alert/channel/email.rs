@@ -2,8 +2,8 @@
 //!
 //! This module owns the `[alerts.NAME]` table of `kind = "email"` ([`Config`]), the rendering of
 //! an [`AlertMessage`] as a `multipart/alternative` mail (plain text and a simple HTML version in
-//! which every interpolated value is escaped), the Message-ID scheme that threads reminders and
-//! the resolve under their open, and the mapping of SMTP failures to [`DeliveryError`]. It makes
+//! which every interpolated value is escaped), the Message-ID scheme that threads follow-ups,
+//! reminders and the resolve under their open, and the mapping of SMTP failures to [`DeliveryError`]. It makes
 //! one attempt per call and never queues or retries: that is the outbox's job. Its input is an
 //! `AlertMessage` built by the alert rules; the password comes from the environment variable
 //! named by `password_env`, read once when the channel is built.
@@ -26,11 +26,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Channel, ChannelConfigError, secret_from_env};
+use super::{Deliver, Env, FieldError, secret_from_env};
+use crate::alert::render::{self, blame_words, distinct, duration, one_line, utc, utc_time};
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError};
 use crate::incident::IncidentKind;
-use crate::time::Millis;
-use crate::verdict::Blame;
 
 #[cfg(test)]
 mod tests;
@@ -117,9 +116,9 @@ fn default_timeout() -> String {
     "20s".to_owned()
 }
 
-/// A validated email channel: addresses parsed, password resolved, TLS roots loaded.
-pub struct EmailChannel {
-    name: String,
+/// A checked `email` channel: addresses parsed, password resolved, TLS roots loaded.
+#[derive(Clone)]
+pub struct Spec {
     host: String,
     port: u16,
     security: Security,
@@ -130,14 +129,11 @@ pub struct EmailChannel {
     to: Vec<Mailbox>,
     subject_prefix: String,
     timeout: Duration,
-    /// The EHLO name, looked up once (it costs a system call).
-    hello: ClientId,
 }
 
-impl fmt::Debug for EmailChannel {
+impl fmt::Debug for Spec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmailChannel")
-            .field("name", &self.name)
+        f.debug_struct("email::Spec")
             .field("host", &self.host)
             .field("port", &self.port)
             .field("security", &self.security)
@@ -149,18 +145,11 @@ impl fmt::Debug for EmailChannel {
     }
 }
 
-impl EmailChannel {
-    /// Validates `config` and resolves the password through `env`.
-    pub fn new(
-        name: &str,
-        config: Config,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ChannelConfigError> {
-        let invalid = |field: &str, message: String| ChannelConfigError {
-            channel: name.to_owned(),
-            field: field.to_owned(),
-            message,
-        };
+impl Config {
+    /// Validates the settings and resolves the password through `env`.
+    pub fn resolve(self, env: Env<'_>) -> Result<Spec, FieldError> {
+        let config = self;
+        let invalid = |field: &'static str, message: String| FieldError::new(field, message);
 
         let host = config.host.trim();
         if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c.is_control()) {
@@ -234,7 +223,7 @@ impl EmailChannel {
                             .to_owned(),
                     ));
                 }
-                let password = secret_from_env(name, "password_env", &var, env)?;
+                let password = secret_from_env("password_env", &var, env)?;
                 Some((username.trim().to_owned(), password))
             }
         };
@@ -249,8 +238,7 @@ impl EmailChannel {
             }
         };
 
-        Ok(EmailChannel {
-            name: name.to_owned(),
+        Ok(Spec {
             host: host.to_owned(),
             port,
             security: config.security,
@@ -260,8 +248,24 @@ impl EmailChannel {
             to,
             subject_prefix: config.subject_prefix.trim().to_owned(),
             timeout,
-            hello: ClientId::default(),
         })
+    }
+}
+
+/// Sends alerts as mail, one SMTP session per message.
+#[derive(Debug)]
+pub struct EmailChannel {
+    spec: Spec,
+    /// The EHLO name, looked up once (it costs a system call).
+    hello: ClientId,
+}
+
+impl EmailChannel {
+    pub fn new(spec: Spec) -> Self {
+        EmailChannel {
+            spec,
+            hello: ClientId::default(),
+        }
     }
 
     /// Trusts `ca_pem` in addition to the system roots: lets tests talk TLS to a local server
@@ -270,8 +274,8 @@ impl EmailChannel {
     fn trusting(mut self, ca_pem: &[u8]) -> Self {
         use lettre::transport::smtp::client::Certificate;
         let ca = Certificate::from_pem(ca_pem).expect("test CA is valid PEM");
-        self.tls = Some(
-            TlsParameters::builder(self.host.clone())
+        self.spec.tls = Some(
+            TlsParameters::builder(self.spec.host.clone())
                 .add_root_certificate(ca)
                 .build()
                 .expect("TLS parameters with a test CA"),
@@ -280,13 +284,17 @@ impl EmailChannel {
     }
 
     /// The mail for `message`, addressed to every recipient.
-    fn compose(&self, message: &AlertMessage) -> Result<Message, lettre::error::Error> {
-        let thread = Thread::of(message, &message_id_domain(&self.from.email));
+    fn compose(&self, message: &AlertMessage) -> Result<Message, DeliveryError> {
+        let cannot = |e: &dyn std::fmt::Display| {
+            DeliveryError::Permanent(format!("cannot build the mail: {e}"))
+        };
+        let html = html_body(message).map_err(|e| cannot(&e))?;
+        let thread = Thread::of(message, &message_id_domain(&self.spec.from.email));
         let mut builder = Message::builder()
-            .from(self.from.clone())
-            .subject(subject(&self.subject_prefix, message))
+            .from(self.spec.from.clone())
+            .subject(subject(&self.spec.subject_prefix, message))
             .message_id(Some(thread.message_id));
-        for to in &self.to {
+        for to in &self.spec.to {
             builder = builder.to(to.clone());
         }
         if let Some(parent) = thread.parent {
@@ -303,17 +311,15 @@ impl EmailChannel {
             ))
             .raw_header(HeaderValue::new(
                 SEVERITY_HEADER,
-                severity_name(message).to_owned(),
+                render::severity_name(message.severity()).to_owned(),
             ))
             // RFC 3834: tells vacation responders and ticket systems not to answer.
             .raw_header(HeaderValue::new(
                 AUTO_SUBMITTED_HEADER,
                 "auto-generated".to_owned(),
             ))
-            .multipart(MultiPart::alternative_plain_html(
-                plain_body(message),
-                html_body(message),
-            ))
+            .multipart(MultiPart::alternative_plain_html(plain_body(message), html))
+            .map_err(|e| cannot(&e))
     }
 
     /// One SMTP session: connect (TLS from the start with `tls`), STARTTLS when configured,
@@ -323,27 +329,28 @@ impl EmailChannel {
         mail: &Message,
         bytes: &[u8],
     ) -> Result<(), lettre::transport::smtp::Error> {
-        let implicit_tls = match self.security {
-            Security::Tls => self.tls.clone(),
+        let implicit_tls = match self.spec.security {
+            Security::Tls => self.spec.tls.clone(),
             Security::StartTls | Security::Plaintext => None,
         };
         let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(self.timeout),
+            (self.spec.host.as_str(), self.spec.port),
+            Some(self.spec.timeout),
             &self.hello,
             implicit_tls,
             None,
         )
         .await?;
-        if self.security == Security::StartTls {
+        if self.spec.security == Security::StartTls {
             let tls = self
+                .spec
                 .tls
                 .clone()
                 .expect("starttls channels are built with TLS parameters");
             // Fails when the server does not offer STARTTLS: nothing has been sent yet.
             conn.starttls(tls, &self.hello).await?;
         }
-        if let Some((username, password)) = &self.credentials {
+        if let Some((username, password)) = &self.spec.credentials {
             let credentials =
                 Credentials::new(username.clone(), password.expose_secret().to_owned());
             if let Err(e) = conn
@@ -363,7 +370,10 @@ impl EmailChannel {
     /// SMTP 5xx and client-side refusals (no STARTTLS offered, no usable AUTH mechanism) cannot
     /// be fixed by trying again; 4xx, network, timeout and TLS failures can.
     fn judge(&self, err: &lettre::transport::smtp::Error) -> DeliveryError {
-        let text = self.scrub(&format!("SMTP {}:{}: {err}", self.host, self.port));
+        let text = self.scrub(&format!(
+            "SMTP {}:{}: {err}",
+            self.spec.host, self.spec.port
+        ));
         if err.is_permanent() || err.is_client() {
             DeliveryError::Permanent(text)
         } else {
@@ -373,7 +383,7 @@ impl EmailChannel {
 
     /// Error text leaves the process (logs, the outbox's table): never with the password in it.
     fn scrub(&self, text: &str) -> String {
-        let text = match &self.credentials {
+        let text = match &self.spec.credentials {
             Some((_, password)) if !password.expose_secret().is_empty() => {
                 text.replace(password.expose_secret(), "[redacted]")
             }
@@ -384,29 +394,19 @@ impl EmailChannel {
 }
 
 #[async_trait]
-impl Channel for EmailChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "email"
-    }
-
+impl Deliver for EmailChannel {
     async fn send(&self, message: &AlertMessage) -> Result<(), DeliveryError> {
-        let mail = self
-            .compose(message)
-            .map_err(|e| DeliveryError::Permanent(format!("cannot build the mail: {e}")))?;
+        let mail = self.compose(message)?;
         let bytes = mail.formatted();
-        match tokio::time::timeout(self.timeout, self.deliver(&mail, &bytes)).await {
+        match tokio::time::timeout(self.spec.timeout, self.deliver(&mail, &bytes)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.judge(&e)),
             Err(_) => Err(DeliveryError::Retryable(format!(
                 "SMTP {}:{} ({}): no delivery within {}",
-                self.host,
-                self.port,
-                self.security.as_str(),
-                humantime::format_duration(self.timeout)
+                self.spec.host,
+                self.spec.port,
+                self.spec.security.as_str(),
+                humantime::format_duration(self.spec.timeout)
             ))),
         }
     }
@@ -457,7 +457,7 @@ impl Thread {
                 message_id: open,
                 parent: None,
             },
-            AlertEvent::Reminder | AlertEvent::Resolved => Thread {
+            AlertEvent::Update | AlertEvent::Reminder | AlertEvent::Resolved => Thread {
                 message_id: own(),
                 parent: Some(open),
             },
@@ -494,14 +494,6 @@ fn message_id_domain(from: &Address) -> String {
     }
 }
 
-fn severity_name(message: &AlertMessage) -> &'static str {
-    match message.severity() {
-        crate::alert::Severity::Critical => "critical",
-        crate::alert::Severity::Warning => "warning",
-        crate::alert::Severity::Info => "info",
-    }
-}
-
 // === Subject ===
 
 /// How many provider names a subject lists before "and N more".
@@ -509,12 +501,15 @@ const SUBJECT_NAMES: usize = 3;
 
 /// `[isdown] DOWN: Kimi — unavailable since 14:03 UTC`, `[isdown] RESOLVED: Kimi
 /// (unavailable) after 23 min`, `[isdown] SETUP PROBLEM: Kimi — auth_failed since 09:12 UTC`.
-fn subject(prefix: &str, message: &AlertMessage) -> String {
+pub(super) fn subject(prefix: &str, message: &AlertMessage) -> String {
     let network = message.kind == IncidentKind::Network;
     let label = match (message.event, message.kind) {
         (AlertEvent::Test, _) => "TEST",
         (AlertEvent::Resolved, _) => "RESOLVED",
         (AlertEvent::Opened, IncidentKind::Outage) => "DOWN",
+        (AlertEvent::Update, IncidentKind::Outage) => "MORE DOWN",
+        (AlertEvent::Update, IncidentKind::SetupProblem) => "MORE SETUP PROBLEMS",
+        (AlertEvent::Update, IncidentKind::Network) => "NETWORK STILL DOWN",
         (AlertEvent::Reminder, IncidentKind::Outage) => "STILL DOWN",
         (AlertEvent::Opened, IncidentKind::SetupProblem) => "SETUP PROBLEM",
         (AlertEvent::Reminder, IncidentKind::SetupProblem) => "STILL A SETUP PROBLEM",
@@ -557,7 +552,7 @@ fn subject(prefix: &str, message: &AlertMessage) -> String {
 
 /// "Kimi", "Kimi, DeepSeek", "Kimi, DeepSeek, GLM and 2 more".
 fn provider_names(items: &[AlertItem]) -> String {
-    let names = super::distinct(items.iter().map(|i| i.provider_name.as_str()));
+    let names = distinct(items.iter().map(|i| i.provider_name.as_str()));
     let mut text = names
         .iter()
         .take(SUBJECT_NAMES)
@@ -572,13 +567,13 @@ fn provider_names(items: &[AlertItem]) -> String {
 
 /// "unavailable", "unavailable, timeout".
 fn verdicts(items: &[AlertItem]) -> String {
-    super::distinct(items.iter().map(|i| i.verdict.as_str())).join(", ")
+    distinct(items.iter().map(|i| i.verdict.as_str())).join(", ")
 }
 
 // === Bodies ===
 
 /// The plain-text part: what, since when, whose side, what to do, where to look.
-fn plain_body(message: &AlertMessage) -> String {
+pub(super) fn plain_body(message: &AlertMessage) -> String {
     let mut out = String::new();
     out.push_str(&message.title);
     out.push_str("\n\n");
@@ -594,10 +589,10 @@ fn plain_body(message: &AlertMessage) -> String {
                 "- {}: {} since {}\n",
                 item_name(item),
                 item.verdict,
-                utc_datetime(item.started_at)
+                utc(item.started_at)
             ));
-            if let Some(blame) = item.blame {
-                out.push_str(&format!("  Whose side: {}\n", blame_text(blame)));
+            if item.blame.is_some() {
+                out.push_str(&format!("  Whose side: {}\n", blame_words(item.blame)));
             }
             if !item.explanation.is_empty() {
                 out.push_str(&format!("  {}\n", item.explanation));
@@ -608,7 +603,7 @@ fn plain_body(message: &AlertMessage) -> String {
     if !message.advice.is_empty() {
         out.push_str(&format!("What to do: {}\n\n", message.advice));
     }
-    out.push_str(&format!("Started: {}\n", utc_datetime(message.started_at)));
+    out.push_str(&format!("Started: {}\n", utc(message.started_at)));
     if let Some(ended) = ended_line(message) {
         out.push_str(&format!("Ended: {ended}\n"));
     }
@@ -622,67 +617,58 @@ fn plain_body(message: &AlertMessage) -> String {
     out
 }
 
-/// The HTML part: the same content, every interpolated value escaped.
-fn html_body(message: &AlertMessage) -> String {
-    let mut out = String::from(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\n\
-         <body style=\"font-family:sans-serif;line-height:1.4\">\n",
-    );
-    out.push_str(&format!("<h2>{}</h2>\n", escape(&message.title)));
-    if !message.summary.is_empty() {
-        out.push_str(&format!("<p>{}</p>\n", escape(&message.summary)));
+/// The HTML part (`templates/alert_email.html`): the same content; askama escapes every
+/// interpolated value.
+#[derive(askama::Template)]
+#[template(path = "alert_email.html")]
+struct HtmlBody<'a> {
+    title: &'a str,
+    summary: &'a str,
+    items_heading: &'static str,
+    items: Vec<HtmlItem<'a>>,
+    advice: &'a str,
+    started: String,
+    ended: Option<String>,
+    url: Option<&'a str>,
+    /// Only web links become links: a `javascript:` URL stays inert text.
+    link: bool,
+    dedup_key: &'a str,
+}
+
+struct HtmlItem<'a> {
+    name: String,
+    verdict: &'static str,
+    since: String,
+    blame: &'static str,
+    explanation: &'a str,
+}
+
+pub(super) fn html_body(message: &AlertMessage) -> Result<String, askama::Error> {
+    use askama::Template;
+    let url = message.url.as_deref();
+    HtmlBody {
+        title: &message.title,
+        summary: &message.summary,
+        items_heading: items_heading(message),
+        items: message
+            .items
+            .iter()
+            .map(|item| HtmlItem {
+                name: item_name(item),
+                verdict: item.verdict.as_str(),
+                since: utc(item.started_at),
+                blame: item.blame.map_or("", |b| blame_words(Some(b))),
+                explanation: &item.explanation,
+            })
+            .collect(),
+        advice: &message.advice,
+        started: utc(message.started_at),
+        ended: ended_line(message),
+        url,
+        link: url.is_some_and(|u| u.starts_with("https://") || u.starts_with("http://")),
+        dedup_key: &message.dedup_key,
     }
-    if !message.items.is_empty() {
-        out.push_str(&format!(
-            "<h3>{}</h3>\n<table cellpadding=\"4\" style=\"border-collapse:collapse\">\n\
-             <tr><th align=\"left\">What</th><th align=\"left\">Verdict</th>\
-             <th align=\"left\">Since</th><th align=\"left\">Whose side</th>\
-             <th align=\"left\">Explanation</th></tr>\n",
-            items_heading(message)
-        ));
-        for item in &message.items {
-            out.push_str(&format!(
-                "<tr><td>{}</td><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                escape(&item_name(item)),
-                escape(item.verdict.as_str()),
-                escape(&utc_datetime(item.started_at)),
-                escape(item.blame.map(blame_text).unwrap_or("")),
-                escape(&item.explanation)
-            ));
-        }
-        out.push_str("</table>\n");
-    }
-    if !message.advice.is_empty() {
-        out.push_str(&format!(
-            "<p><strong>What to do:</strong> {}</p>\n",
-            escape(&message.advice)
-        ));
-    }
-    out.push_str(&format!(
-        "<p>Started: {}",
-        escape(&utc_datetime(message.started_at))
-    ));
-    if let Some(ended) = ended_line(message) {
-        out.push_str(&format!("<br>\nEnded: {}", escape(&ended)));
-    }
-    out.push_str("</p>\n");
-    if let Some(url) = &message.url {
-        // Only web links become links: a `javascript:` URL stays inert text.
-        if url.starts_with("https://") || url.starts_with("http://") {
-            out.push_str(&format!(
-                "<p>Status page: <a href=\"{0}\">{0}</a></p>\n",
-                escape(url)
-            ));
-        } else {
-            out.push_str(&format!("<p>Status page: {}</p>\n", escape(url)));
-        }
-    }
-    out.push_str(&format!(
-        "<p style=\"color:#666;font-size:small\">Sent by isdown. Incident key: <code>{}</code></p>\n\
-         </body></html>\n",
-        escape(&message.dedup_key)
-    ));
-    out
+    .render()
 }
 
 fn items_heading(message: &AlertMessage) -> &'static str {
@@ -703,18 +689,9 @@ fn item_name(item: &AlertItem) -> String {
     }
 }
 
-fn blame_text(blame: Blame) -> &'static str {
-    match blame {
-        Blame::Provider => "the provider's",
-        Blame::Account => "your account (key, quota or plan)",
-        Blame::Request => "your request (model name or parameters)",
-        Blame::Network => "isdown's own network",
-    }
-}
-
 /// "2026-05-01 14:26 UTC, after 23 min" for a resolve.
 fn ended_line(message: &AlertMessage) -> Option<String> {
-    let ended = message.ended_at.map(utc_datetime);
+    let ended = message.ended_at.map(utc);
     match (ended, resolved_after(message)) {
         (Some(at), Some(after)) => Some(format!("{at}, after {after}")),
         (Some(at), None) => Some(at),
@@ -724,60 +701,5 @@ fn ended_line(message: &AlertMessage) -> Option<String> {
 }
 
 fn resolved_after(message: &AlertMessage) -> Option<String> {
-    if message.event != AlertEvent::Resolved {
-        return None;
-    }
-    let seconds = message.duration_s.or_else(|| {
-        message
-            .ended_at
-            .map(|ended| (ended - message.started_at) / 1000)
-    })?;
-    Some(human_duration(seconds))
-}
-
-/// "45 s", "23 min", "2 h 5 min", "3 d 4 h": what a person reads at a glance.
-fn human_duration(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{m} min"),
-        3600..86_400 if m == 0 => format!("{h} h"),
-        3600..86_400 => format!("{h} h {m} min"),
-        _ if h == 0 => format!("{d} d"),
-        _ => format!("{d} d {h} h"),
-    }
-}
-
-/// "2026-05-01 14:03 UTC".
-fn utc_datetime(ms: Millis) -> String {
-    let rfc3339 = crate::time::rfc3339(ms);
-    format!("{} {} UTC", &rfc3339[..10], &rfc3339[11..16])
-}
-
-/// "14:03 UTC".
-fn utc_time(ms: Millis) -> String {
-    format!("{} UTC", &crate::time::rfc3339(ms)[11..16])
-}
-
-/// Header values are one line: control characters become spaces.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    render::lasted(message).map(duration)
 }

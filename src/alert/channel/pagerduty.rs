@@ -1,14 +1,13 @@
 //! `pagerduty` channel: PagerDuty Events API v2 (`POST {api_url}/v2/enqueue`).
 //!
-//! Owns the event format and nothing else: an opened incident or a reminder is a `trigger`
-//! event, a resolve is a `resolve` event with the same `dedup_key`, a test is one `info` trigger
-//! with a key of its own. PagerDuty deduplicates on `dedup_key`, so a resend after a crash only
-//! adds a log entry to the alert it already opened. The routing (integration) key is read from
+//! Owns the event format and nothing else: an opened incident, a follow-up (`update`) or a
+//! reminder is a `trigger` event, a resolve is a `resolve` event with the same `dedup_key`, a
+//! test is one `info` trigger with a key of its own. PagerDuty deduplicates on `dedup_key`, so a
+//! follow-up or a resend after a crash only adds a log entry to the alert it already opened. The routing (integration) key is read from
 //! the environment variable the config names, lives in a [`SecretString`] and is exposed only
 //! while the request body is built; error texts are scrubbed of it.
 //!
-//! Format as documented in PagerDuty's Events API v2 reference (OpenAPI `createV2Event`): the
-//! body carries `routing_key`, `event_action`, `dedup_key`, and for triggers `payload`
+//! The format is PagerDuty's Events API v2 (`createV2Event`): the body carries `routing_key`, `event_action`, `dedup_key`, and for triggers `payload`
 //! (`summary`, `source`, `severity`, `timestamp`, `component`, `group`, `class`,
 //! `custom_details`) plus top-level `client`, `client_url` and `links`. PagerDuty answers 202;
 //! 400 is an invalid event (do not retry), 429 and 5xx are worth retrying.
@@ -18,12 +17,17 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Channel, ChannelConfigError, judge_response, secret_from_env, transport_error};
-use crate::alert::{AlertEvent, AlertMessage, DeliveryError, Severity};
+pub use super::http::Region;
+use super::http::{Hosts, endpoint, judge_response, transport_error};
+use super::{Deliver, Env, FieldError, secret_from_env};
+use crate::alert::render::{distinct, severity_name, truncate_owned};
+use crate::alert::{AlertEvent, AlertMessage, DeliveryError};
 
 /// The documented endpoints of the two PagerDuty service regions.
-const US_API: &str = "https://events.pagerduty.com";
-const EU_API: &str = "https://events.eu.pagerduty.com";
+const HOSTS: Hosts = Hosts {
+    us: "https://events.pagerduty.com",
+    eu: "https://events.eu.pagerduty.com",
+};
 
 /// PagerDuty cuts `payload.summary` at 1024 characters; cutting it ourselves keeps the end
 /// readable ("…") instead of losing it silently.
@@ -31,14 +35,6 @@ const MAX_SUMMARY_CHARS: usize = 1024;
 /// Longest `dedup_key` PagerDuty accepts; longer keys are replaced by a digest (still
 /// deterministic, so trigger and resolve keep matching).
 const MAX_DEDUP_KEY_CHARS: usize = 255;
-
-/// The account's service region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Region {
-    Us,
-    Eu,
-}
 
 /// `[alerts.NAME]` with `kind = "pagerduty"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -54,78 +50,58 @@ pub struct Config {
     pub api_url: Option<String>,
 }
 
-/// Sends alerts as PagerDuty events.
-#[derive(Debug)]
-pub struct PagerDutyChannel {
-    name: String,
+/// A checked `pagerduty` channel.
+#[derive(Debug, Clone)]
+pub struct Spec {
     routing_key: SecretString,
+    /// `{api_url}/v2/enqueue`.
     enqueue_url: reqwest::Url,
-    client: reqwest::Client,
 }
 
-impl PagerDutyChannel {
-    pub fn new(
-        name: &str,
-        config: Config,
-        env: &dyn Fn(&str) -> Option<String>,
-        client: reqwest::Client,
-    ) -> Result<Self, ChannelConfigError> {
-        let error = |field: &str, message: String| ChannelConfigError {
-            channel: name.to_owned(),
-            field: field.to_owned(),
-            message,
-        };
-        let base = match (&config.api_url, config.region) {
-            (Some(_), Some(_)) => {
-                return Err(error(
-                    "api_url",
-                    "set either `region` or `api_url`, not both".to_owned(),
-                ));
-            }
-            (Some(url), None) => url.as_str(),
-            (None, Some(Region::Eu)) => EU_API,
-            (None, Some(Region::Us) | None) => US_API,
-        };
-        let mut enqueue_url = reqwest::Url::parse(base)
-            .ok()
-            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
-            .ok_or_else(|| error("api_url", format!("`{base}` is not an http(s) URL")))?;
-        enqueue_url
-            .path_segments_mut()
-            .expect("an http(s) URL with a host has path segments")
-            .pop_if_empty()
-            .extend(["v2", "enqueue"]);
-        let routing_key = secret_from_env(name, "routing_key_env", &config.routing_key_env, env)?;
-        Ok(PagerDutyChannel {
-            name: name.to_owned(),
+impl Config {
+    pub fn resolve(self, env: Env<'_>) -> Result<Spec, FieldError> {
+        let enqueue_url = endpoint(
+            &HOSTS,
+            self.region,
+            self.api_url.as_deref(),
+            &["v2", "enqueue"],
+        )?;
+        let routing_key = secret_from_env("routing_key_env", &self.routing_key_env, env)?;
+        Ok(Spec {
             routing_key,
             enqueue_url,
-            client,
         })
     }
+}
 
+impl Spec {
     /// Where events are posted.
     pub fn enqueue_url(&self) -> &reqwest::Url {
         &self.enqueue_url
     }
 }
 
+/// Sends alerts as PagerDuty events.
+#[derive(Debug)]
+pub struct PagerDutyChannel {
+    spec: Spec,
+    client: reqwest::Client,
+}
+
+impl PagerDutyChannel {
+    pub fn new(spec: Spec, client: reqwest::Client) -> Self {
+        PagerDutyChannel { spec, client }
+    }
+}
+
 #[async_trait]
-impl Channel for PagerDutyChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "pagerduty"
-    }
-
+impl Deliver for PagerDutyChannel {
     async fn send(&self, message: &AlertMessage) -> Result<(), DeliveryError> {
-        let key = self.routing_key.expose_secret();
+        let key = self.spec.routing_key.expose_secret();
         let body = event(key, message);
         let response = self
             .client
-            .post(self.enqueue_url.clone())
+            .post(self.spec.enqueue_url.clone())
             .json(&body)
             .send()
             .await
@@ -164,7 +140,7 @@ fn payload(message: &AlertMessage) -> Value {
     let mut payload = json!({
         "summary": summary(message),
         "source": "isdown",
-        "severity": severity(message.severity()),
+        "severity": severity_name(message.severity()),
         "timestamp": crate::time::rfc3339(message.started_at),
         "group": "llm-api",
         "class": match message.event {
@@ -173,7 +149,7 @@ fn payload(message: &AlertMessage) -> Value {
         },
         "custom_details": custom_details(message),
     });
-    let providers = super::distinct(message.items.iter().map(|item| item.provider.as_str()));
+    let providers = distinct(message.items.iter().map(|item| item.provider.as_str()));
     if !providers.is_empty() {
         payload["component"] = json!(providers.join(", "));
     }
@@ -183,13 +159,11 @@ fn payload(message: &AlertMessage) -> Value {
 /// The line PagerDuty shows as the alert's title and in its own notifications: what is down
 /// since when (the title), then what to do.
 fn summary(message: &AlertMessage) -> String {
-    let text = match (message.event, message.advice.trim()) {
-        (AlertEvent::Reminder, "") => format!("Still open: {}", message.title),
-        (AlertEvent::Reminder, advice) => format!("Still open: {} — {advice}", message.title),
-        (_, "") => message.title.clone(),
-        (_, advice) => format!("{} — {advice}", message.title),
+    let text = match message.advice.trim() {
+        "" => message.title.clone(),
+        advice => format!("{} — {advice}", message.title),
     };
-    super::truncate_owned(&text, MAX_SUMMARY_CHARS)
+    truncate_owned(&text, MAX_SUMMARY_CHARS)
 }
 
 fn custom_details(message: &AlertMessage) -> Value {
@@ -224,20 +198,10 @@ fn custom_details(message: &AlertMessage) -> Value {
     Value::Object(details)
 }
 
-fn severity(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Critical => "critical",
-        Severity::Warning => "warning",
-        Severity::Info => "info",
-    }
-}
-
 /// The receiver's dedup key, within its length limit.
 fn dedup_key(message: &AlertMessage) -> String {
     message.receiver_key(MAX_DEDUP_KEY_CHARS)
 }
-
-// === text ===
 
 #[cfg(test)]
 pub(super) mod tests;

@@ -12,14 +12,10 @@
 //! Accepted (200 from some versions): any 2xx is delivered. Teams refuses messages over about
 //! 28 KB, so the card shows fewer monitors (and counts the rest) until it fits.
 
-use async_trait::async_trait;
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::slack::{Digest, ItemDigest, post_json, truncate, webhook_url_from_env};
-use super::{Channel, ChannelConfigError};
-use crate::alert::{AlertMessage, DeliveryError, Severity};
+use crate::alert::Severity;
+use crate::alert::render::{Digest, ItemDigest, truncate};
 
 #[cfg(test)]
 mod tests;
@@ -35,57 +31,9 @@ const SUBJECT_MAX: usize = 200;
 const EXPLANATION_MAX: usize = 500;
 const KEY_MAX: usize = 200;
 
-/// The `[alerts.NAME]` table of a `kind = "teams"` channel.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Environment variable holding the workflow's HTTP POST URL.
-    pub url_env: String,
-}
-
-/// A Teams Workflows webhook.
-#[derive(Debug)]
-pub struct TeamsChannel {
-    name: String,
-    url: SecretString,
-    client: reqwest::Client,
-}
-
-impl TeamsChannel {
-    pub fn new(
-        name: &str,
-        config: Config,
-        env: &dyn Fn(&str) -> Option<String>,
-        client: reqwest::Client,
-    ) -> Result<Self, ChannelConfigError> {
-        let url = webhook_url_from_env(name, "url_env", &config.url_env, env)?;
-        Ok(Self {
-            name: name.to_owned(),
-            url,
-            client,
-        })
-    }
-}
-
-#[async_trait]
-impl Channel for TeamsChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "teams"
-    }
-
-    async fn send(&self, message: &AlertMessage) -> Result<(), DeliveryError> {
-        let body = payload(&Digest::of(message));
-        post_json(&self.client, self.url.expose_secret(), &body).await
-    }
-}
-
 /// The largest message (most monitors listed) under [`CARD_BYTES_MAX`]. Each part is capped, so
 /// the card with no monitor listed always fits; non-Latin text is what can push a full one over.
-fn payload(digest: &Digest<'_>) -> Value {
+pub fn payload(digest: &Digest<'_>) -> Value {
     let mut shown = digest.items.len().min(ITEMS_MAX);
     loop {
         let message = envelope(card(digest, shown));

@@ -21,8 +21,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::slack::{Digest, SEND_TIMEOUT, escape_markup, http_url};
-use super::{Channel, ChannelConfigError, secret_from_env, transport_error};
+use super::http::{http_url, transport_error};
+use super::{Deliver, Env, FieldError, secret_from_env};
+use crate::alert::render::{Digest, escape_markup};
 use crate::alert::{AlertMessage, DeliveryError};
 
 #[cfg(test)]
@@ -85,28 +86,13 @@ pub enum ChatId {
 /// A Telegram bot posting to one chat.
 #[derive(Debug)]
 pub struct TelegramChannel {
-    name: String,
-    chat_id: ChatId,
-    /// `{api_base}/bot{token}/sendMessage`.
-    endpoint: SecretString,
-    /// Kept only to scrub it from error texts.
-    token: SecretString,
+    spec: Spec,
     client: reqwest::Client,
 }
 
-impl TelegramChannel {
-    pub fn new(
-        name: &str,
-        config: Config,
-        env: &dyn Fn(&str) -> Option<String>,
-        client: reqwest::Client,
-    ) -> Result<Self, ChannelConfigError> {
-        let error = |field: &str, message: String| ChannelConfigError {
-            channel: name.to_owned(),
-            field: field.to_owned(),
-            message,
-        };
-        let token = secret_from_env(name, "token_env", &config.token_env, env)?;
+impl Config {
+    pub fn resolve(self, env: Env<'_>) -> Result<Spec, FieldError> {
+        let token = secret_from_env("token_env", &self.token_env, env)?;
         // The token becomes a path segment: anything but the documented characters would change
         // the URL (or be a pasted URL instead of a token).
         let well_formed = token.expose_secret().contains(':')
@@ -115,35 +101,49 @@ impl TelegramChannel {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'));
         if !well_formed {
-            let var = &config.token_env;
-            return Err(error(
+            let var = &self.token_env;
+            return Err(FieldError::new(
                 "token_env",
                 format!("environment variable {var} does not hold a bot token (digits:letters)"),
             ));
         }
-        if let ChatId::Name(chat) = &config.chat_id
+        if let ChatId::Name(chat) = &self.chat_id
             && chat.trim().is_empty()
         {
-            return Err(error("chat_id", "must not be empty".to_owned()));
+            return Err(FieldError::new("chat_id", "must not be empty"));
         }
-        let base = http_url(name, "api_base", &config.api_base, "`api_base`")?;
+        let base = http_url("api_base", &self.api_base, "`api_base`")?;
         let endpoint = format!(
             "{}/bot{}/sendMessage",
             base.as_str().trim_end_matches('/'),
             token.expose_secret()
         );
-        Ok(Self {
-            name: name.to_owned(),
-            chat_id: config.chat_id,
+        Ok(Spec {
+            chat_id: self.chat_id,
             endpoint: SecretString::from(endpoint),
             token,
-            client,
         })
+    }
+}
+
+/// A checked `telegram` channel.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    chat_id: ChatId,
+    /// `{api_base}/bot{token}/sendMessage`.
+    endpoint: SecretString,
+    /// Kept only to scrub it from error texts.
+    token: SecretString,
+}
+
+impl TelegramChannel {
+    pub fn new(spec: Spec, client: reqwest::Client) -> Self {
+        Self { spec, client }
     }
 
     /// Removes the token from an error text, whatever produced it.
     fn scrub(&self, err: DeliveryError) -> DeliveryError {
-        let token = self.token.expose_secret();
+        let token = self.spec.token.expose_secret();
         match err {
             DeliveryError::Retryable(text) => {
                 DeliveryError::Retryable(text.replace(token, "<token>"))
@@ -156,26 +156,17 @@ impl TelegramChannel {
 }
 
 #[async_trait]
-impl Channel for TelegramChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "telegram"
-    }
-
+impl Deliver for TelegramChannel {
     async fn send(&self, message: &AlertMessage) -> Result<(), DeliveryError> {
         let body = json!({
-            "chat_id": self.chat_id,
+            "chat_id": self.spec.chat_id,
             "text": text(&Digest::of(message)),
             "parse_mode": "HTML",
             "disable_web_page_preview": true,
         });
         let response = self
             .client
-            .post(self.endpoint.expose_secret())
-            .timeout(SEND_TIMEOUT)
+            .post(self.spec.endpoint.expose_secret())
             .json(&body)
             .send()
             .await

@@ -3,7 +3,7 @@
 //! Owns the SMS text and the request format, and nothing about incidents. Each message is one
 //! `POST {api_url}/2010-04-01/Accounts/{AccountSid}/Messages.json` per recipient, HTTP Basic
 //! auth `AccountSid:AuthToken`, body `application/x-www-form-urlencoded` with `To`, `From` and/or
-//! `MessagingServiceSid`, and `Body` — as documented in Twilio's Message resource reference.
+//! `MessagingServiceSid`, and `Body` — the fields of Twilio's Message resource.
 //! Twilio answers 201 with the message resource; 400 (e.g. code 21211, invalid `To`) is
 //! permanent, 429 and 5xx are worth retrying. The auth token is read from the environment
 //! variable the config names, lives in a [`SecretString`], and error texts are scrubbed of it.
@@ -24,11 +24,16 @@ use reqwest::header::CONTENT_TYPE;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{Channel, ChannelConfigError, judge_response, secret_from_env, transport_error};
+use super::http::{Hosts, endpoint, judge_response, transport_error};
+use super::{Deliver, Env, FieldError, secret_from_env};
+use crate::alert::render::{blame_word, distinct};
 use crate::alert::{AlertEvent, AlertMessage, DeliveryError};
-use crate::verdict::Blame;
 
-const DEFAULT_API: &str = "https://api.twilio.com";
+/// Twilio has one documented API host for every account.
+const HOSTS: Hosts = Hosts {
+    us: "https://api.twilio.com",
+    eu: "https://api.twilio.com",
+};
 
 /// Two GSM-7 segments: enough for what is down, whose side, what to do and a link, and still
 /// cheap. Longer texts are cut before the link so the link survives.
@@ -65,36 +70,25 @@ pub struct Config {
     pub api_url: Option<String>,
 }
 
-/// Sends alerts as SMS.
-#[derive(Debug)]
-pub struct TwilioChannel {
-    name: String,
+/// A checked `twilio` channel.
+#[derive(Debug, Clone)]
+pub struct Spec {
     account_sid: String,
     auth_token: SecretString,
+    /// `{api_url}/2010-04-01/Accounts/{sid}/Messages.json`.
     messages_url: reqwest::Url,
     from: Option<String>,
     messaging_service_sid: Option<String>,
     to: Vec<String>,
-    client: reqwest::Client,
-    partials: Mutex<Partials>,
 }
 
-impl TwilioChannel {
-    pub fn new(
-        name: &str,
-        config: Config,
-        env: &dyn Fn(&str) -> Option<String>,
-        client: reqwest::Client,
-    ) -> Result<Self, ChannelConfigError> {
-        let error = |field: &str, message: String| ChannelConfigError {
-            channel: name.to_owned(),
-            field: field.to_owned(),
-            message,
-        };
-        let (account_sid, sid_field) = match (&config.account_sid, &config.account_sid_env) {
+impl Config {
+    pub fn resolve(self, env: Env<'_>) -> Result<Spec, FieldError> {
+        let error = |field: &'static str, message: String| FieldError::new(field, message);
+        let (account_sid, sid_field) = match (&self.account_sid, &self.account_sid_env) {
             (Some(sid), None) => (sid.trim().to_owned(), "account_sid"),
             (None, Some(var)) => {
-                let sid = secret_from_env(name, "account_sid_env", var, env)?;
+                let sid = secret_from_env("account_sid_env", var, env)?;
                 (sid.expose_secret().to_owned(), "account_sid_env")
             }
             _ => {
@@ -110,18 +104,18 @@ impl TwilioChannel {
                 format!("`{account_sid}` is not an Account SID (AC and 32 letters or digits)"),
             ));
         }
-        if config.from.is_none() && config.messaging_service_sid.is_none() {
+        if self.from.is_none() && self.messaging_service_sid.is_none() {
             return Err(error(
                 "from",
                 "set `from` (an E.164 number) or `messaging_service_sid`".to_owned(),
             ));
         }
-        if let Some(from) = &config.from
+        if let Some(from) = &self.from
             && !is_e164(from)
         {
             return Err(error("from", not_e164(from)));
         }
-        if let Some(sid) = &config.messaging_service_sid
+        if let Some(sid) = &self.messaging_service_sid
             && !is_sid(sid, "MG")
         {
             return Err(error(
@@ -129,61 +123,72 @@ impl TwilioChannel {
                 format!("`{sid}` is not a Messaging Service SID (MG and 32 letters or digits)"),
             ));
         }
-        if config.to.is_empty() {
+        if self.to.is_empty() {
             return Err(error("to", "list at least one recipient".to_owned()));
         }
-        for (i, number) in config.to.iter().enumerate() {
+        for (i, number) in self.to.iter().enumerate() {
             if !is_e164(number) {
                 return Err(error("to", not_e164(number)));
             }
-            if config.to[..i].contains(number) {
+            if self.to[..i].contains(number) {
                 return Err(error("to", format!("`{number}` is listed twice")));
             }
         }
-        let base = config.api_url.as_deref().unwrap_or(DEFAULT_API);
-        let mut messages_url = reqwest::Url::parse(base)
-            .ok()
-            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
-            .ok_or_else(|| error("api_url", format!("`{base}` is not an http(s) URL")))?;
-        messages_url
-            .path_segments_mut()
-            .expect("an http(s) URL with a host has path segments")
-            .pop_if_empty()
-            .extend(["2010-04-01", "Accounts", &account_sid, "Messages.json"]);
-        let auth_token = secret_from_env(name, "auth_token_env", &config.auth_token_env, env)?;
-        Ok(TwilioChannel {
-            name: name.to_owned(),
+        let messages_url = endpoint(
+            &HOSTS,
+            None,
+            self.api_url.as_deref(),
+            &["2010-04-01", "Accounts", &account_sid, "Messages.json"],
+        )?;
+        let auth_token = secret_from_env("auth_token_env", &self.auth_token_env, env)?;
+        Ok(Spec {
             account_sid,
             auth_token,
             messages_url,
-            from: config.from,
-            messaging_service_sid: config.messaging_service_sid,
-            to: config.to,
+            from: self.from,
+            messaging_service_sid: self.messaging_service_sid,
+            to: self.to,
+        })
+    }
+}
+
+/// Sends alerts as SMS.
+#[derive(Debug)]
+pub struct TwilioChannel {
+    spec: Spec,
+    client: reqwest::Client,
+    partials: Mutex<Partials>,
+}
+
+impl TwilioChannel {
+    pub fn new(spec: Spec, client: reqwest::Client) -> Self {
+        TwilioChannel {
+            spec,
             client,
             partials: Mutex::default(),
-        })
+        }
     }
 
     /// Where messages are created.
     pub fn messages_url(&self) -> &reqwest::Url {
-        &self.messages_url
+        &self.spec.messages_url
     }
 
     /// One SMS to one recipient.
     async fn send_one(&self, to: &str, text: &str) -> Result<(), DeliveryError> {
         let mut fields = vec![("To", to)];
-        if let Some(from) = &self.from {
+        if let Some(from) = &self.spec.from {
             fields.push(("From", from));
         }
-        if let Some(sid) = &self.messaging_service_sid {
+        if let Some(sid) = &self.spec.messaging_service_sid {
             fields.push(("MessagingServiceSid", sid));
         }
         fields.push(("Body", text));
-        let token = self.auth_token.expose_secret();
+        let token = self.spec.auth_token.expose_secret();
         let response = self
             .client
-            .post(self.messages_url.clone())
-            .basic_auth(&self.account_sid, Some(token))
+            .post(self.spec.messages_url.clone())
+            .basic_auth(&self.spec.account_sid, Some(token))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(form_urlencoded(&fields))
             .send()
@@ -202,15 +207,7 @@ impl TwilioChannel {
 }
 
 #[async_trait]
-impl Channel for TwilioChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "twilio"
-    }
-
+impl Deliver for TwilioChannel {
     /// Texts every recipient not already reached by an earlier, partly failed attempt at this
     /// same message. Any retryable failure makes the result retryable (the outbox will try
     /// again, and only the rest will be texted); otherwise a failure is permanent.
@@ -219,7 +216,7 @@ impl Channel for TwilioChannel {
         let fingerprint = fingerprint(message);
         let mut delivered = self.partials().take(fingerprint, Instant::now());
         let mut failures: Vec<(&str, DeliveryError)> = Vec::new();
-        for to in &self.to {
+        for to in &self.spec.to {
             if delivered.contains(to) {
                 continue;
             }
@@ -249,7 +246,7 @@ impl Channel for TwilioChannel {
         let summary = format!(
             "{} of {} recipients failed: {detail}",
             failures.len(),
-            self.to.len()
+            self.spec.to.len()
         );
         Err(if retryable {
             DeliveryError::Retryable(summary)
@@ -329,16 +326,14 @@ fn fingerprint(message: &AlertMessage) -> u64 {
 fn sms_text(message: &AlertMessage) -> String {
     let prefix = match message.event {
         AlertEvent::Reminder => "isdown reminder: ",
+        AlertEvent::Update => "isdown update: ",
         AlertEvent::Test => "isdown test: ",
         AlertEvent::Opened | AlertEvent::Resolved => "isdown: ",
     };
+    // A resolve's title already says how long it lasted.
     let mut text = format!("{prefix}{}", sentence(&message.title));
-    if message.event == AlertEvent::Resolved {
-        if let Some(secs) = message.duration_s {
-            text.push_str(&format!(" Lasted {}.", duration_text(secs)));
-        }
-    } else {
-        let blames = blames(message);
+    if message.event != AlertEvent::Resolved {
+        let blames = distinct(message.items.iter().filter_map(|i| i.blame.map(blame_word)));
         if !blames.is_empty() {
             text.push_str(&format!(" Blame: {}.", blames.join(", ")));
         }
@@ -357,22 +352,6 @@ fn sms_text(message: &AlertMessage) -> String {
     format!("{} {url}", truncate_gsm(&text, room))
 }
 
-fn blames(message: &AlertMessage) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    for blame in message.items.iter().filter_map(|item| item.blame) {
-        let word = match blame {
-            Blame::Provider => "provider",
-            Blame::Account => "your account",
-            Blame::Request => "your request",
-            Blame::Network => "your network",
-        };
-        if !out.contains(&word) {
-            out.push(word);
-        }
-    }
-    out
-}
-
 /// The text as one sentence: trimmed, with a full stop unless it already ends in punctuation.
 fn sentence(text: &str) -> String {
     let text = text.trim();
@@ -381,13 +360,6 @@ fn sentence(text: &str) -> String {
     } else {
         format!("{text}.")
     }
-}
-
-/// "1h 12m": whole minutes once past a minute, since seconds are noise in an incident's length.
-fn duration_text(secs: i64) -> String {
-    let secs = u64::try_from(secs).unwrap_or(0);
-    let secs = if secs >= 60 { secs - secs % 60 } else { secs };
-    humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
 /// Typographic punctuation turns a whole SMS into UCS-2 (70 characters a segment instead of

@@ -40,10 +40,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::slack::{SEND_TIMEOUT, http_url, rfc3339, webhook_url_from_env};
-use super::{Channel, ChannelConfigError, judge_response, secret_from_env, transport_error};
+use super::http::{http_url, judge_response, transport_error, webhook_url_from_env};
+use super::{Deliver, Env, FieldError, secret_from_env};
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError};
 use crate::incident::IncidentKind;
+use crate::time::rfc3339;
 use crate::verdict::Verdict;
 
 #[cfg(test)]
@@ -79,67 +80,65 @@ pub struct Config {
     pub headers: BTreeMap<String, String>,
 }
 
-/// A generic JSON webhook.
-#[derive(Debug)]
-pub struct WebhookChannel {
-    name: String,
+/// A checked `webhook` channel.
+#[derive(Debug, Clone)]
+pub struct Spec {
     url: SecretString,
     secret: Option<SecretString>,
     template: Option<Template>,
     headers: HeaderMap,
-    client: reqwest::Client,
 }
 
-impl WebhookChannel {
-    pub fn new(
-        name: &str,
-        config: Config,
-        env: &dyn Fn(&str) -> Option<String>,
-        client: reqwest::Client,
-    ) -> Result<Self, ChannelConfigError> {
-        let error = |field: &str, message: String| ChannelConfigError {
-            channel: name.to_owned(),
-            field: field.to_owned(),
-            message,
-        };
-        let url = match (&config.url, &config.url_env) {
+impl Config {
+    pub fn resolve(self, env: Env<'_>) -> Result<Spec, FieldError> {
+        let error = |field: &'static str, message: &str| FieldError::new(field, message);
+        let url = match (&self.url, &self.url_env) {
             (Some(url), None) => {
-                http_url(name, "url", url, "`url`")?;
+                http_url("url", url, "`url`")?;
                 SecretString::from(url.trim().to_owned())
             }
-            (None, Some(var)) => webhook_url_from_env(name, "url_env", var, env)?,
+            (None, Some(var)) => webhook_url_from_env("url_env", var, env)?,
             (Some(_), Some(_)) => {
-                return Err(error(
-                    "url",
-                    "set either `url` or `url_env`, not both".to_owned(),
-                ));
+                return Err(error("url", "set either `url` or `url_env`, not both"));
             }
-            (None, None) => return Err(error("url", "set `url` or `url_env`".to_owned())),
+            (None, None) => return Err(error("url", "set `url` or `url_env`")),
         };
-        let secret = config
+        let secret = self
             .secret_env
             .as_deref()
-            .map(|var| secret_from_env(name, "secret_env", var, env))
+            .map(|var| secret_from_env("secret_env", var, env))
             .transpose()?;
-        let template = config
+        let template = self
             .template
             .as_deref()
             .map(Template::parse)
             .transpose()
-            .map_err(|message| error("template", message))?;
-        let headers = headers(&config.headers).map_err(|message| error("headers", message))?;
-        Ok(Self {
-            name: name.to_owned(),
+            .map_err(|message| FieldError::new("template", message))?;
+        let headers =
+            headers(&self.headers).map_err(|message| FieldError::new("headers", message))?;
+        Ok(Spec {
             url,
             secret,
             template,
             headers,
-            client,
         })
+    }
+}
+
+/// A generic JSON webhook.
+#[derive(Debug)]
+pub struct WebhookChannel {
+    spec: Spec,
+    client: reqwest::Client,
+}
+
+impl WebhookChannel {
+    pub fn new(spec: Spec, client: reqwest::Client) -> Self {
+        WebhookChannel { spec, client }
     }
 
     fn body(&self, message: &AlertMessage) -> Result<Vec<u8>, DeliveryError> {
-        match &self.template {
+        match &self.spec.template {
             Some(template) => Ok(template.render(message).into_bytes()),
             None => default_body(message),
         }
@@ -147,24 +146,15 @@ impl WebhookChannel {
 }
 
 #[async_trait]
-impl Channel for WebhookChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "webhook"
-    }
-
+impl Deliver for WebhookChannel {
     async fn send(&self, message: &AlertMessage) -> Result<(), DeliveryError> {
         let body = self.body(message)?;
         let mut request = self
             .client
-            .post(self.url.expose_secret())
-            .timeout(SEND_TIMEOUT)
-            .headers(self.headers.clone())
+            .post(self.spec.url.expose_secret())
+            .headers(self.spec.headers.clone())
             .header(CONTENT_TYPE, "application/json");
-        if let Some(secret) = &self.secret {
+        if let Some(secret) = &self.spec.secret {
             let timestamp = unix_seconds(SystemTime::now());
             let signature = sign(secret.expose_secret().as_bytes(), timestamp, &body);
             request = request

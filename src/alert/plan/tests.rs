@@ -29,8 +29,13 @@ fn outage(id: i64, monitor: &str, at: Millis) -> Incident {
 }
 
 fn route(channel: &str, table: &str) -> ChannelRoute {
-    let mut table: toml::Table = toml::from_str(table).unwrap();
-    ChannelRoute::take_from(channel, &mut table).unwrap()
+    #[derive(serde::Deserialize)]
+    struct Keys {
+        on: Option<Vec<String>>,
+        monitors: Option<Vec<String>>,
+    }
+    let keys: Keys = toml::from_str(table).unwrap();
+    ChannelRoute::new(channel, keys.on, keys.monitors).unwrap()
 }
 
 fn health(states: &[(&str, MonitorState)]) -> HealthSnapshot {
@@ -117,6 +122,16 @@ impl World {
                 incidents: g.incidents.iter().map(|id| (*id, None)).collect(),
             });
         }
+        for (key, incidents) in &plan.commit.joined {
+            let group = self
+                .groups
+                .iter_mut()
+                .find(|g| &g.dedup_key == key)
+                .unwrap();
+            group
+                .incidents
+                .extend(incidents.iter().map(|id| (*id, None)));
+        }
         for (key, at) in &plan.commit.reminded {
             self.groups
                 .iter_mut()
@@ -152,17 +167,27 @@ fn events(plan: &Plan) -> Vec<(&str, AlertEvent, usize)> {
         .collect()
 }
 
+/// Marks `monitor` as failing with `verdict` and no incident yet: its confirmation probe is
+/// under way.
+fn failing(w: &mut World, monitor: &str, verdict: Verdict) {
+    let mut row = health(&[(monitor, MonitorState::Up)]).monitors.remove(0);
+    row.verdict = Some(verdict);
+    w.health.monitors.retain(|m| m.id != monitor);
+    w.health.monitors.push(row);
+}
+
+/// The confirmation of `monitor` came: its incident `id` is open and its row says so.
+fn confirmed(w: &mut World, id: i64, monitor: &str, at: Millis) {
+    w.health.monitors.retain(|m| m.id != monitor);
+    w.incidents.push(outage(id, monitor, at));
+}
+
 #[test]
-fn an_incident_is_announced_once_its_grouping_window_closes() {
+fn a_lone_incident_is_announced_at_once() {
     let mut w = World::new();
     w.incidents
         .push(outage(1, "kimi-chat", T0 - 10 * SECOND_MS));
-    let early = w.pass(T0);
-    assert!(early.messages.is_empty());
-    assert_eq!(early.next_due, Some(T0 + WINDOW));
-    assert!(w.pass(T0 + WINDOW - 1).messages.is_empty());
-
-    let opened = w.pass(T0 + WINDOW);
+    let opened = w.pass(T0);
     assert_eq!(events(&opened), vec![("log", AlertEvent::Opened, 1)]);
     let message = &opened.messages[0].1;
     assert_eq!(message.title, "Kimi is DOWN (unavailable)");
@@ -172,7 +197,7 @@ fn an_incident_is_announced_once_its_grouping_window_closes() {
     assert_eq!(opened.commit.new_groups.len(), 1);
     assert_eq!(opened.commit.entries[0].dedup_key, message.dedup_key);
 
-    let again = w.pass(T0 + WINDOW + 1);
+    let again = w.pass(T0 + 1);
     assert!(
         again.messages.is_empty(),
         "an announced incident is not announced again"
@@ -180,11 +205,86 @@ fn an_incident_is_announced_once_its_grouping_window_closes() {
 }
 
 #[test]
+fn an_incident_waits_only_for_failures_still_being_confirmed() {
+    let mut w = World::new();
+    failing(&mut w, "glm-chat", Verdict::ServerError);
+    failing(&mut w, "deepseek-chat", Verdict::Unavailable);
+    w.incidents.push(outage(1, "kimi-chat", T0));
+    let held = w.pass(T0);
+    assert!(held.messages.is_empty());
+    assert_eq!(held.next_due, Some(T0 + HOLD_POLL), "looks again soon");
+    // GLM is confirmed; DeepSeek's confirmation passes (a blip): nothing left to wait for.
+    confirmed(&mut w, 2, "glm-chat", T0 + 2 * SECOND_MS);
+    w.health.monitors.retain(|m| m.id != "deepseek-chat");
+    let plan = w.pass(T0 + 2 * SECOND_MS);
+    assert_eq!(events(&plan), vec![("log", AlertEvent::Opened, 2)]);
+    assert_eq!(plan.messages[0].1.title, "2 monitors DOWN: Kimi, GLM");
+}
+
+#[test]
+fn the_group_window_bounds_the_wait() {
+    let mut w = World::new();
+    failing(&mut w, "glm-chat", Verdict::Unavailable);
+    w.incidents.push(outage(1, "kimi-chat", T0));
+    assert!(w.pass(T0).messages.is_empty());
+    assert!(w.pass(T0 + WINDOW - 1).messages.is_empty());
+    let plan = w.pass(T0 + WINDOW);
+    assert_eq!(events(&plan), vec![("log", AlertEvent::Opened, 1)]);
+}
+
+#[test]
+fn failures_of_another_kind_or_explained_by_the_network_do_not_hold_an_outage() {
+    let mut w = World::new();
+    failing(&mut w, "glm-chat", Verdict::AuthFailed);
+    w.incidents.push(outage(1, "kimi-chat", T0));
+    assert_eq!(events(&w.pass(T0)), vec![("log", AlertEvent::Opened, 1)]);
+
+    let mut w = World::new();
+    w.health.network_incident = Some(9);
+    failing(&mut w, "glm-chat", Verdict::Timeout);
+    w.incidents.push(outage(1, "kimi-chat", T0));
+    assert_eq!(events(&w.pass(T0)), vec![("log", AlertEvent::Opened, 1)]);
+}
+
+#[test]
+fn an_incident_opening_after_the_message_is_a_follow_up_under_the_same_key() {
+    let mut w = World::new();
+    w.routes = vec![route("log", ""), route("pager", "on = [\"outage\"]")];
+    w.incidents.push(outage(1, "kimi-chat", T0));
+    let first = w.pass(T0);
+    let key = first.messages[0].1.dedup_key.clone();
+    confirmed(&mut w, 2, "glm-chat", T0 + 5 * SECOND_MS);
+    confirmed(&mut w, 3, "deepseek-chat", T0 + 6 * SECOND_MS);
+    let early = w.pass(T0 + 6 * SECOND_MS);
+    assert!(
+        early.messages.is_empty(),
+        "at most one follow-up per window"
+    );
+    assert_eq!(early.next_due, Some(T0 + WINDOW));
+    let follow_up = w.pass(T0 + WINDOW);
+    assert_eq!(
+        events(&follow_up),
+        vec![
+            ("log", AlertEvent::Update, 3),
+            ("pager", AlertEvent::Update, 3)
+        ]
+    );
+    assert!(follow_up.commit.new_groups.is_empty(), "no new page");
+    assert_eq!(follow_up.commit.joined, vec![(key.clone(), vec![2, 3])]);
+    assert!(follow_up.messages.iter().all(|(_, m)| m.dedup_key == key));
+    assert_eq!(
+        follow_up.messages[0].1.title,
+        "3 monitors DOWN: Kimi, GLM, DeepSeek"
+    );
+    assert!(w.pass(T0 + WINDOW + 1).messages.is_empty());
+}
+
+#[test]
 fn twenty_monitors_failing_together_make_one_message_per_channel() {
     let mut w = World::new();
     w.routes = vec![route("log", ""), route("pager", "on = [\"outage\"]")];
-    for n in 0..20 {
-        let monitor = format!("p{n}-chat");
+    let monitors: Vec<String> = (0..20).map(|n| format!("p{n}-chat")).collect();
+    for (n, monitor) in monitors.iter().enumerate() {
         w.monitors.insert(
             monitor.clone(),
             MonitorInfo {
@@ -193,24 +293,31 @@ fn twenty_monitors_failing_together_make_one_message_per_channel() {
                 model: None,
             },
         );
-        w.incidents.push(outage(n + 1, &monitor, T0));
-        // Incidents trickle in over the window, as spread monitors confirm them.
-        w.pass(T0 + n * SECOND_MS / 2);
+        failing(&mut w, monitor, Verdict::Unavailable);
     }
-    let plan = w.pass(T0 + WINDOW);
-    assert_eq!(
-        events(&plan),
-        vec![
-            ("log", AlertEvent::Opened, 20),
-            ("pager", AlertEvent::Opened, 20)
-        ]
-    );
-    assert_eq!(
-        plan.messages[0].1.title,
-        "20 monitors DOWN: P0, P1, P2 and 17 more"
-    );
-    assert_eq!(plan.commit.new_groups.len(), 1);
-    assert_eq!(plan.commit.new_groups[0].incidents.len(), 20);
+    // Confirmations trickle in over a few seconds; each pass waits for the rest.
+    for (n, monitor) in monitors.iter().enumerate() {
+        let at = T0 + n as Millis * 200;
+        confirmed(&mut w, n as i64 + 1, monitor, at);
+        let plan = w.pass(at);
+        if n + 1 < monitors.len() {
+            assert!(plan.messages.is_empty(), "held at {n}");
+        } else {
+            assert_eq!(
+                events(&plan),
+                vec![
+                    ("log", AlertEvent::Opened, 20),
+                    ("pager", AlertEvent::Opened, 20)
+                ]
+            );
+            assert_eq!(
+                plan.messages[0].1.title,
+                "20 monitors DOWN: P0, P1, P2 and 17 more"
+            );
+            assert_eq!(plan.commit.new_groups.len(), 1);
+            assert_eq!(plan.commit.new_groups[0].incidents.len(), 20);
+        }
+    }
 }
 
 #[test]
@@ -229,8 +336,7 @@ fn outages_and_setup_problems_are_separate_groups_routed_by_kind_and_monitor() {
         Verdict::AuthFailed,
         T0,
     ));
-    w.pass(T0);
-    let plan = w.pass(T0 + WINDOW);
+    let plan = w.pass(T0);
     assert_eq!(
         events(&plan),
         vec![
@@ -254,8 +360,7 @@ fn a_group_resolves_when_its_last_incident_ends_with_the_duration() {
     let mut w = World::new();
     w.incidents.push(outage(1, "kimi-chat", T0));
     w.incidents.push(outage(2, "kimi-stream", T0 + SECOND_MS));
-    w.pass(T0);
-    w.pass(T0 + WINDOW);
+    w.pass(T0 + SECOND_MS);
     w.close(1, T0 + 10 * MINUTE_MS);
     assert!(w.pass(T0 + 10 * MINUTE_MS).messages.is_empty());
     w.close(2, T0 + 23 * MINUTE_MS);
@@ -264,7 +369,7 @@ fn a_group_resolves_when_its_last_incident_ends_with_the_duration() {
     let message = &plan.messages[0].1;
     assert_eq!(message.duration_s, Some(23 * 60));
     assert_eq!(message.ended_at, Some(T0 + 23 * MINUTE_MS));
-    assert_eq!(message.title, "RESOLVED: Kimi — back after 23 min");
+    assert_eq!(message.title, "Kimi is back up after 23 min");
     assert!(
         message.summary.contains("kimi-chat 10 min"),
         "{}",
@@ -281,8 +386,7 @@ fn reminders_repeat_while_open_and_list_only_open_monitors() {
     let mut w = World::new();
     w.incidents.push(outage(1, "kimi-chat", T0));
     w.incidents.push(outage(2, "glm-chat", T0));
-    w.pass(T0);
-    let opened_at = T0 + WINDOW;
+    let opened_at = T0;
     w.pass(opened_at);
     w.close(2, T0 + 5 * MINUTE_MS);
     let quiet = w.pass(opened_at + 29 * MINUTE_MS);
@@ -316,8 +420,7 @@ fn maintenance_silences_until_it_ends_then_a_still_open_incident_is_announced() 
     }];
     w.incidents.push(outage(1, "kimi-chat", T0));
     w.incidents.push(outage(2, "glm-chat", T0));
-    w.pass(T0);
-    let plan = w.pass(T0 + WINDOW);
+    let plan = w.pass(T0);
     assert_eq!(events(&plan), vec![("log", AlertEvent::Opened, 1)]);
     assert_eq!(plan.messages[0].1.items[0].monitor, "glm-chat");
     assert_eq!(
@@ -327,10 +430,16 @@ fn maintenance_silences_until_it_ends_then_a_still_open_incident_is_announced() 
     );
 
     assert!(w.pass(T0 + HOUR - 1).messages.is_empty());
-    w.pass(T0 + HOUR);
-    let after = w.pass(T0 + HOUR + WINDOW);
-    assert_eq!(events(&after), vec![("log", AlertEvent::Opened, 1)]);
-    assert_eq!(after.messages[0].1.items[0].monitor, "kimi-chat");
+    // GLM's group is still open: Kimi joins it, announced as a follow-up.
+    let after = w.pass(T0 + HOUR);
+    assert_eq!(events(&after), vec![("log", AlertEvent::Update, 2)]);
+    assert!(
+        after.messages[0]
+            .1
+            .items
+            .iter()
+            .any(|i| i.monitor == "kimi-chat")
+    );
 }
 
 #[test]
@@ -362,8 +471,12 @@ fn isdowns_own_network_failing_is_one_message() {
         route("log", ""),
         route("kimi-only", "monitors = [\"kimi\"]"),
     ];
-    w.pass(T0);
-    let plan = w.pass(T0 + WINDOW);
+    // Every provider failing at the network level, already explained by the network incident.
+    for monitor in ["kimi-chat", "glm-chat", "deepseek-chat"] {
+        failing(&mut w, monitor, Verdict::Network);
+    }
+    w.health.network_incident = Some(9);
+    let plan = w.pass(T0);
     assert_eq!(
         events(&plan),
         vec![
@@ -389,8 +502,7 @@ fn outage_advice_names_a_provider_that_is_answering() {
         ("deepseek-chat", MonitorState::Up),
     ]);
     w.incidents.push(outage(1, "kimi-chat", T0));
-    w.pass(T0);
-    let plan = w.pass(T0 + WINDOW);
+    let plan = w.pass(T0);
     let advice = &plan.messages[0].1.advice;
     assert!(advice.starts_with("Fail over to DeepSeek"), "{advice}");
 }
@@ -399,13 +511,11 @@ fn outage_advice_names_a_provider_that_is_answering() {
 fn a_reopened_incident_after_its_resolve_gets_a_new_group_key() {
     let mut w = World::new();
     w.incidents.push(outage(1, "kimi-chat", T0));
-    w.pass(T0);
-    let first = w.pass(T0 + WINDOW).messages[0].1.dedup_key.clone();
+    let first = w.pass(T0).messages[0].1.dedup_key.clone();
     w.close(1, T0 + MINUTE_MS);
     w.pass(T0 + MINUTE_MS);
     w.incidents[0].ended_at = None;
-    w.pass(T0 + 5 * MINUTE_MS);
-    let again = w.pass(T0 + 5 * MINUTE_MS + WINDOW);
+    let again = w.pass(T0 + 5 * MINUTE_MS);
     assert_eq!(events(&again), vec![("log", AlertEvent::Opened, 1)]);
     assert_ne!(again.messages[0].1.dedup_key, first);
 }
@@ -414,7 +524,42 @@ fn a_reopened_incident_after_its_resolve_gets_a_new_group_key() {
 fn grouping_window_is_the_configured_one() {
     let mut w = World::new();
     w.policy.group_window = Duration::from_secs(2);
+    failing(&mut w, "glm-chat", Verdict::Unavailable);
     w.incidents.push(outage(1, "kimi-chat", T0));
-    w.pass(T0);
+    assert!(w.pass(T0).messages.is_empty());
+    assert!(w.pass(T0 + 2 * SECOND_MS - 1).messages.is_empty());
     assert_eq!(w.pass(T0 + 2 * SECOND_MS).messages.len(), 1);
+}
+
+/// One outage as the rules announce it — Kimi opened, GLM joining it (a follow-up), reminded
+/// once, resolved after 1 h 12 min — with DeepSeek answering and a status-page URL: the sequence every channel's
+/// snapshot test renders, so the rules' wording and each channel's are pinned together.
+pub(crate) fn lifecycle() -> Vec<AlertMessage> {
+    let mut w = World::new();
+    w.health = health(&[
+        ("kimi-chat", MonitorState::Down),
+        ("deepseek-chat", MonitorState::Up),
+    ]);
+    w.incidents.push(outage(1, "kimi-chat", T0));
+    let mut messages = Vec::new();
+    let mut take = |plan: Plan| messages.extend(plan.messages.into_iter().map(|(_, m)| m));
+    take(w.pass(T0));
+    // GLM goes down after the message: a follow-up, not a new page.
+    confirmed(&mut w, 2, "glm-chat", T0 + 3 * MINUTE_MS);
+    take(w.pass(T0 + 3 * MINUTE_MS));
+    take(w.pass(T0 + 33 * MINUTE_MS));
+    w.close(2, T0 + 40 * MINUTE_MS);
+    w.close(1, T0 + 72 * MINUTE_MS);
+    take(w.pass(T0 + 72 * MINUTE_MS + SECOND_MS));
+    let events: Vec<AlertEvent> = messages.iter().map(|m| m.event).collect();
+    assert_eq!(
+        events,
+        [
+            AlertEvent::Opened,
+            AlertEvent::Update,
+            AlertEvent::Reminder,
+            AlertEvent::Resolved
+        ]
+    );
+    messages
 }

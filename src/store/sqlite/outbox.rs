@@ -133,6 +133,18 @@ impl SqliteStore {
                 .await?;
             }
         }
+        for (key, incidents) in &commit.joined {
+            for incident in incidents {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO alert_group_incidents (group_id, incident_id)
+                     SELECT id, ?2 FROM alert_groups WHERE dedup_key = ?1",
+                )
+                .bind(key)
+                .bind(incident)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         for (key, at) in &commit.reminded {
             sqlx::query("UPDATE alert_groups SET last_sent_at = ?2 WHERE dedup_key = ?1")
                 .bind(key)

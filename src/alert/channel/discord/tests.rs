@@ -2,21 +2,26 @@
 
 use serde_json::{Value, json};
 
-use super::{Config, DiscordChannel};
+use super::Config;
 use crate::alert::AlertMessage;
-use crate::alert::channel::Channel;
-use crate::alert::channel::slack::support::{
+use crate::alert::channel::Deliver;
+use crate::alert::channel::http::JsonPost;
+use crate::alert::channel::support::{
     Received, Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env,
     opened, oversized, resolved,
 };
 
 const HOOK_PATH: &str = "/api/webhooks/1234567890/SECRETTOKENabcdef";
 
-fn channel(url: &str) -> DiscordChannel {
+fn channel(url: &str) -> JsonPost {
     let config = Config {
         url_env: "DISCORD_URL".to_owned(),
     };
-    DiscordChannel::new("ops", config, &env(&[("DISCORD_URL", url)]), client()).unwrap()
+    JsonPost::new(
+        config.resolve(&env(&[("DISCORD_URL", url)])).unwrap(),
+        client(),
+        super::payload,
+    )
 }
 
 async fn delivered_to(path: &str, message: &AlertMessage) -> Received {
@@ -60,14 +65,14 @@ async fn opened_message_posts_one_embed_without_mentions() {
         "{description}"
     );
     assert!(description.contains("**What to do:** Fail over to DeepSeek"));
-    assert!(description.contains("Since 2026-11-25 14:03:07 UTC"));
+    assert!(description.contains("Since 2026-11-25 14:03 UTC"));
 
     let fields = embed["fields"].as_array().unwrap();
     assert_eq!(fields.len(), 2);
     assert_eq!(fields[0]["name"], "Kimi · kimi-large (monitor kimi-chat)");
     assert_eq!(
         fields[0]["value"],
-        "`unavailable` · the provider's side · since 2026-11-25 14:03:07 UTC\n\
+        "`unavailable` · the provider's side · since 2026-11-25 14:03 UTC\n\
          HTTP 503: upstream connect error"
     );
     assert_eq!(
@@ -93,7 +98,7 @@ async fn resolved_message_is_green_stamped_at_the_end_and_states_the_duration() 
         embed["description"]
             .as_str()
             .unwrap()
-            .contains("Resolved after 1h 2m 3s")
+            .contains("2026-11-25 14:03 UTC → 2026-11-25 15:05 UTC")
     );
 }
 
@@ -163,12 +168,12 @@ fn config_rejects_unknown_fields_and_missing_secrets() {
     assert!(err.to_string().contains("username"), "{err}");
 
     let config: Config = toml::from_str("url_env = \"DISCORD_URL\"").unwrap();
-    let err = DiscordChannel::new("ops", config.clone(), &env(&[]), client()).unwrap_err();
+    let err = config.clone().resolve(&env(&[])).unwrap_err();
     assert_eq!(err.field, "url_env");
     assert!(err.message.contains("DISCORD_URL"));
 
     let bad = env(&[("DISCORD_URL", "discord.com/api/webhooks/1/SECRETTOKEN")]);
-    let err = DiscordChannel::new("ops", config, &bad, client()).unwrap_err();
+    let err = config.resolve(&bad).unwrap_err();
     assert!(!err.to_string().contains("SECRETTOKEN"), "{err}");
 }
 
@@ -176,5 +181,4 @@ fn config_rejects_unknown_fields_and_missing_secrets() {
 fn debug_output_hides_the_webhook_token() {
     let channel = channel("https://discord.com/api/webhooks/1/SECRETTOKEN");
     assert!(!format!("{channel:?}").contains("SECRETTOKEN"));
-    assert_eq!(channel.kind(), "discord");
 }

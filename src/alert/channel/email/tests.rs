@@ -9,6 +9,9 @@ use smtp::{Encryption, Options, SmtpServer};
 
 use super::*;
 use crate::alert::Severity;
+use crate::alert::render::severity_name;
+use crate::time::Millis;
+use crate::verdict::Blame;
 use crate::verdict::Verdict;
 
 /// 2026-05-01T14:03:00Z.
@@ -25,8 +28,8 @@ fn parse(toml_text: &str) -> Config {
     toml::from_str(toml_text).unwrap()
 }
 
-fn build(toml_text: &str) -> Result<EmailChannel, ChannelConfigError> {
-    EmailChannel::new("mail", parse(toml_text), &env)
+fn build(toml_text: &str) -> Result<EmailChannel, FieldError> {
+    parse(toml_text).resolve(&env).map(EmailChannel::new)
 }
 
 /// A complete, valid table; `extra` lines are appended (a later duplicate key is a TOML
@@ -117,29 +120,27 @@ fn assert_retryable(result: Result<(), DeliveryError>) -> String {
 fn port_defaults_follow_security() {
     for (security, port) in [("starttls", 587), ("tls", 465), ("none", 25)] {
         let channel = build(&table(&format!("security = \"{security}\""))).unwrap();
-        assert_eq!(channel.port, port, "{security}");
+        assert_eq!(channel.spec.port, port, "{security}");
     }
     let channel = build(&table("")).unwrap();
-    assert_eq!(channel.security, Security::StartTls);
-    assert_eq!(channel.port, 587);
-    assert_eq!(channel.subject_prefix, "[isdown]");
-    assert_eq!(channel.timeout, Duration::from_secs(20));
-    assert_eq!(channel.kind(), "email");
-    assert_eq!(channel.name(), "mail");
+    assert_eq!(channel.spec.security, Security::StartTls);
+    assert_eq!(channel.spec.port, 587);
+    assert_eq!(channel.spec.subject_prefix, "[isdown]");
+    assert_eq!(channel.spec.timeout, Duration::from_secs(20));
 }
 
 #[test]
 fn explicit_port_and_timeout_are_kept() {
     let channel = build(&table("port = 2525\ntimeout = \"1m 30s\"")).unwrap();
-    assert_eq!(channel.port, 2525);
-    assert_eq!(channel.timeout, Duration::from_secs(90));
+    assert_eq!(channel.spec.port, 2525);
+    assert_eq!(channel.spec.timeout, Duration::from_secs(90));
 }
 
 #[test]
 fn bad_sender_mailbox_names_the_field() {
     let raw = "host = \"smtp.example.com\"\nfrom = \"isdown at example\"\nto = [\"a@example.com\"]";
     let err = build(raw).unwrap_err();
-    assert_eq!((err.channel.as_str(), err.field.as_str()), ("mail", "from"));
+    assert_eq!(err.field, "from");
     assert!(err.message.contains("isdown at example"), "{err}");
 }
 
@@ -327,7 +328,7 @@ fn durations_read_at_a_glance() {
         (3 * 86_400 + 4 * 3600 + 59, "3 d 4 h"),
         (-5, "0 s"),
     ] {
-        assert_eq!(human_duration(seconds), text, "{seconds}");
+        assert_eq!(duration(seconds * 1000), text, "{seconds}");
     }
 }
 
@@ -393,13 +394,13 @@ fn message_id_domain_falls_back_for_unusual_domains() {
 fn only_web_urls_become_links() {
     let mut message = kimi_outage();
     message.url = Some("javascript:alert(1)".into());
-    let html = html_body(&message);
+    let html = html_body(&message).unwrap();
     assert!(!html.contains("href=\"javascript"), "{html}");
     assert!(html.contains("Status page: javascript:alert(1)"), "{html}");
     message.url = Some("https://status.example.com/?a=1&b=<2>".into());
-    let html = html_body(&message);
+    let html = html_body(&message).unwrap();
     assert!(
-        html.contains("<a href=\"https://status.example.com/?a=1&amp;b=&lt;2&gt;\">"),
+        html.contains("<a href=\"https://status.example.com/?a=1&#38;b=&#60;2&#62;\">"),
         "{html}"
     );
 }
@@ -408,8 +409,8 @@ fn only_web_urls_become_links() {
 fn severity_header_follows_the_message() {
     let open = kimi_outage();
     assert_eq!(open.severity(), Severity::Critical);
-    assert_eq!(severity_name(&open), "critical");
-    assert_eq!(severity_name(&resolved(&open)), "info");
+    assert_eq!(severity_name(open.severity()), "critical");
+    assert_eq!(severity_name(resolved(&open).severity()), "info");
 }
 
 // === Delivery to a real SMTP server ===
@@ -550,11 +551,11 @@ async fn html_part_escapes_markup_from_the_message() {
     assert!(!html.contains("<script>"), "{html}");
     assert!(!html.contains("<b>your</b>"), "{html}");
     assert!(
-        html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quoted&quot;"),
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; &#34;quoted&#34;"),
         "{html}"
     );
     assert!(
-        html.contains("Check &lt;b&gt;your&lt;/b&gt; proxy"),
+        html.contains("Check &#60;b&#62;your&#60;/b&#62; proxy"),
         "{html}"
     );
     // Plain text is not markup: it carries the explanation as it is.
@@ -683,42 +684,35 @@ async fn connection_refused_is_retryable_and_never_echoes_the_password() {
     assert!(!text.contains(PASSWORD), "{text}");
 }
 
+/// A recipient the server refuses (550) fails for good; one it defers (451) is retried. Either
+/// way no mail is delivered to anyone, so a retry cannot duplicate it.
 #[tokio::test]
-async fn rejected_recipient_is_permanent() {
-    let mut server = SmtpServer::start(Options {
-        reject: vec!["ops@example.com"],
-        ..Options::default()
-    })
-    .await;
-    let channel = local_channel(&server, "none", "");
-
-    let text = assert_permanent(channel.send(&kimi_outage()).await);
-    assert!(text.contains("550"), "{text}");
-    assert!(
-        server
-            .mail_within(Duration::from_millis(300))
-            .await
-            .is_none()
-    );
-}
-
-#[tokio::test]
-async fn deferred_recipient_is_retryable() {
-    let mut server = SmtpServer::start(Options {
-        defer: vec!["oncall@example.com"],
-        ..Options::default()
-    })
-    .await;
-    let channel = local_channel(&server, "none", "");
-
-    let text = assert_retryable(channel.send(&kimi_outage()).await);
-    assert!(text.contains("451"), "{text}");
-    assert!(
-        server
-            .mail_within(Duration::from_millis(300))
-            .await
-            .is_none()
-    );
+async fn refused_recipients_are_permanent_and_deferred_ones_retryable() {
+    for (reject, defer, code, retryable) in [
+        (vec!["ops@example.com"], vec![], "550", false),
+        (vec![], vec!["oncall@example.com"], "451", true),
+    ] {
+        let mut server = SmtpServer::start(Options {
+            reject,
+            defer,
+            ..Options::default()
+        })
+        .await;
+        let channel = local_channel(&server, "none", "");
+        let result = channel.send(&kimi_outage()).await;
+        let text = if retryable {
+            assert_retryable(result)
+        } else {
+            assert_permanent(result)
+        };
+        assert!(text.contains(code), "{text}");
+        assert!(
+            server
+                .mail_within(Duration::from_millis(300))
+                .await
+                .is_none()
+        );
+    }
 }
 
 #[tokio::test]

@@ -5,172 +5,14 @@ use axum::http::{Method, header};
 use serde_json::json;
 
 use super::*;
+use crate::alert::channel::support::{
+    PAGING_STARTED as STARTED, Received, assert_failures_hide, client, message,
+    paging_resolved as resolved, receiver,
+};
 use crate::incident::IncidentKind;
-use support::{Received, STARTED, client, message, receiver, resolved};
 
 /// Hex letters only: `secret::redact` would not catch it, so the tests prove the exact scrub.
 const KEY: &str = "deadbeefcafebabedeadbeefcafebabe";
-
-/// What the paging channels' tests share (pagerduty, opsgenie, twilio): a recording receiver on
-/// a loopback port and one incident's messages. It lives here, not in `channel.rs`, only because
-/// this work owns these three channels; it can move to a channel-wide test module unchanged.
-pub(in crate::alert::channel) mod support {
-    use std::sync::{Arc, Mutex};
-
-    use axum::Router;
-    use axum::body::Bytes;
-    use axum::extract::State;
-    use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-    use serde_json::Value;
-    use tokio::net::TcpListener;
-    use tokio::sync::oneshot;
-    use tokio::task::JoinHandle;
-
-    use crate::alert::{AlertEvent, AlertItem, AlertMessage};
-    use crate::incident::IncidentKind;
-    use crate::time::Millis;
-    use crate::verdict::{Blame, Verdict};
-
-    /// 2026-01-01T14:03:00Z.
-    pub const STARTED: Millis = 1_767_276_180_000;
-
-    pub struct Received {
-        pub method: Method,
-        pub uri: Uri,
-        pub headers: HeaderMap,
-        pub body: Bytes,
-    }
-
-    impl Received {
-        pub fn json(&self) -> Value {
-            serde_json::from_slice(&self.body).unwrap()
-        }
-    }
-
-    type Log = Arc<Mutex<Vec<Received>>>;
-    type Answer = Arc<dyn Fn(&Received) -> (u16, String) + Send + Sync>;
-
-    /// A loopback HTTP server, bound before it is spawned, that records every request and
-    /// answers it with `answer(request)` as JSON.
-    pub struct Receiver {
-        pub base: String,
-        log: Log,
-        stop: oneshot::Sender<()>,
-        task: JoinHandle<()>,
-    }
-
-    pub async fn receiver(
-        answer: impl Fn(&Received) -> (u16, String) + Send + Sync + 'static,
-    ) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let log: Log = Arc::default();
-        let answer: Answer = Arc::new(answer);
-        let app = Router::new()
-            .fallback(record)
-            .with_state((log.clone(), answer));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-        Receiver {
-            base,
-            log,
-            stop,
-            task,
-        }
-    }
-
-    async fn record(
-        State((log, answer)): State<(Log, Answer)>,
-        method: Method,
-        uri: Uri,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
-        let received = Received {
-            method,
-            uri,
-            headers,
-            body,
-        };
-        let (status, body) = answer(&received);
-        log.lock().unwrap().push(received);
-        (
-            StatusCode::from_u16(status).unwrap(),
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-    }
-
-    impl Receiver {
-        /// Stops the server and returns what it received, in order.
-        pub async fn finish(self) -> Vec<Received> {
-            let _ = self.stop.send(());
-            self.task.await.unwrap();
-            std::mem::take(&mut *self.log.lock().unwrap())
-        }
-    }
-
-    /// A base URL on which nothing listens: the port was just bound and released.
-    pub async fn refused_base() -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        drop(listener);
-        base
-    }
-
-    pub fn client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .no_proxy()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .unwrap()
-    }
-
-    /// Kimi down since 14:03 UTC, on Kimi's side.
-    pub fn message(event: AlertEvent, kind: IncidentKind) -> AlertMessage {
-        AlertMessage {
-            event,
-            kind,
-            title: "Kimi is DOWN (unavailable) since 14:03 UTC".to_owned(),
-            summary: "Kimi answered 503 to every probe since 14:03 UTC. It is on Kimi's side: \
-                      DeepSeek answers from the same network."
-                .to_owned(),
-            advice: "Fail over to DeepSeek".to_owned(),
-            items: vec![AlertItem {
-                monitor: "kimi-chat".to_owned(),
-                provider: "kimi".to_owned(),
-                provider_name: "Kimi".to_owned(),
-                model: Some("kimi-k2.6".to_owned()),
-                verdict: Verdict::Unavailable,
-                blame: Some(Blame::Provider),
-                explanation: "503 from api.moonshot.ai".to_owned(),
-                started_at: STARTED,
-            }],
-            started_at: STARTED,
-            ended_at: None,
-            duration_s: None,
-            url: Some("https://status.example.com/".to_owned()),
-            dedup_key: "isdown:outage:kimi:1767276180000".to_owned(),
-        }
-    }
-
-    /// The same incident, over after 1 h 12 min.
-    pub fn resolved() -> AlertMessage {
-        AlertMessage {
-            title: "Kimi is back up".to_owned(),
-            ended_at: Some(STARTED + 4_320_000),
-            duration_s: Some(4_320),
-            ..message(AlertEvent::Resolved, IncidentKind::Outage)
-        }
-    }
-}
 
 fn accepted(_: &Received) -> (u16, String) {
     (
@@ -192,7 +34,7 @@ fn config(api_url: Option<&str>) -> Config {
 }
 
 fn channel(base: &str) -> PagerDutyChannel {
-    PagerDutyChannel::new("oncall", config(Some(base)), &env, client()).unwrap()
+    PagerDutyChannel::new(config(Some(base)).resolve(&env).unwrap(), client())
 }
 
 // === shapes ===
@@ -299,7 +141,7 @@ async fn severity_follows_the_message_kind_and_event() {
     }
     assert_eq!(
         got[1].json()["payload"]["summary"],
-        "Still open: Kimi is DOWN (unavailable) since 14:03 UTC — Fail over to DeepSeek"
+        "Kimi is DOWN (unavailable) since 14:03 UTC — Fail over to DeepSeek"
     );
 }
 
@@ -388,10 +230,7 @@ fn region_picks_the_documented_endpoint() {
             region,
             ..config(None)
         };
-        PagerDutyChannel::new("oncall", config, &env, client())
-            .unwrap()
-            .enqueue_url()
-            .to_string()
+        config.resolve(&env).unwrap().enqueue_url().to_string()
     };
     assert_eq!(build(None), "https://events.pagerduty.com/v2/enqueue");
     assert_eq!(
@@ -407,7 +246,8 @@ fn region_picks_the_documented_endpoint() {
 #[test]
 fn api_url_overrides_the_base_and_keeps_its_path() {
     let url = |base: &str| {
-        PagerDutyChannel::new("oncall", config(Some(base)), &env, client())
+        config(Some(base))
+            .resolve(&env)
             .unwrap()
             .enqueue_url()
             .to_string()
@@ -418,53 +258,22 @@ fn api_url_overrides_the_base_and_keeps_its_path() {
 
 // === failures ===
 
-async fn send_answered(status: u16, body: &str) -> DeliveryError {
-    let body = body.to_owned();
-    let rx = receiver(move |_| (status, body.clone())).await;
-    let result = channel(&rx.base)
-        .send(&message(AlertEvent::Opened, IncidentKind::Outage))
-        .await;
-    rx.finish().await;
-    result.unwrap_err()
-}
-
+/// A receiver that quotes the routing key back must not get it into the outbox's log.
 #[tokio::test]
-async fn server_errors_and_rate_limits_are_retryable() {
-    for status in [500, 502, 503, 429] {
-        let err = send_answered(status, r#"{"status":"error"}"#).await;
-        assert!(
-            matches!(err, DeliveryError::Retryable(_)),
-            "{status}: {err:?}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn an_invalid_event_is_permanent_and_the_quoted_key_is_scrubbed() {
-    // A receiver that quotes the routing key back must not get it into the outbox's log.
-    let body = json!({
-        "status": "invalid event",
-        "message": "Event object is invalid",
-        "errors": [format!("routing key {KEY} is not recognised")],
-    })
-    .to_string();
-    let err = send_answered(400, &body).await;
-    let DeliveryError::Permanent(text) = &err else {
-        panic!("expected permanent: {err:?}");
-    };
-    assert!(text.contains("HTTP 400"), "{text}");
-    assert!(!text.contains(KEY), "{text}");
-    assert!(!err.to_string().contains(KEY));
-}
-
-#[tokio::test]
-async fn connection_refused_is_retryable() {
-    let err = channel(&support::refused_base().await)
-        .send(&message(AlertEvent::Opened, IncidentKind::Outage))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, DeliveryError::Retryable(_)), "{err:?}");
-    assert!(!err.to_string().contains(KEY));
+async fn failures_map_to_retry_or_give_up_and_never_quote_the_key() {
+    assert_failures_hide(
+        |base| Box::new(channel(base)),
+        |_| {
+            json!({
+                "status": "invalid event",
+                "message": "Event object is invalid",
+                "errors": [format!("routing key {KEY} is not recognised")],
+            })
+            .to_string()
+        },
+        &[KEY],
+    )
+    .await;
 }
 
 #[test]
@@ -472,7 +281,10 @@ fn debug_output_never_shows_the_routing_key() {
     let channel = channel("http://127.0.0.1:9");
     let debug = format!("{channel:?}");
     assert!(!debug.contains(KEY), "{debug}");
-    assert!(debug.contains("oncall"), "{debug}");
+    assert!(
+        debug.contains("enqueue") && debug.contains("REDACTED"),
+        "{debug}"
+    );
 }
 
 // === config ===
@@ -494,8 +306,7 @@ fn config_rejects_unknown_fields_and_regions() {
 
 #[test]
 fn a_missing_environment_variable_names_the_field() {
-    let err = PagerDutyChannel::new("oncall", config(None), &|_| None, client()).unwrap_err();
-    assert_eq!(err.channel, "oncall");
+    let err = config(None).resolve(&|_| None).unwrap_err();
     assert_eq!(err.field, "routing_key_env");
     assert!(err.message.contains("PD_ROUTING_KEY"), "{err}");
 }
@@ -506,14 +317,14 @@ fn region_and_api_url_together_are_rejected() {
         region: Some(Region::Eu),
         ..config(Some("http://127.0.0.1:9"))
     };
-    let err = PagerDutyChannel::new("oncall", config, &env, client()).unwrap_err();
+    let err = config.resolve(&env).unwrap_err();
     assert_eq!(err.field, "api_url");
 }
 
 #[test]
 fn a_malformed_api_url_is_rejected() {
     for bad in ["events.pagerduty.com", "ftp://x/", "mailto:a@b"] {
-        let err = PagerDutyChannel::new("oncall", config(Some(bad)), &env, client()).unwrap_err();
+        let err = config(Some(bad)).resolve(&env).unwrap_err();
         assert_eq!(err.field, "api_url", "{bad}");
     }
 }

@@ -2,10 +2,12 @@
 
 use serde_json::{Value, json};
 
-use super::{CARD_BYTES_MAX, Config, TeamsChannel};
+use super::CARD_BYTES_MAX;
 use crate::alert::AlertMessage;
-use crate::alert::channel::Channel;
-use crate::alert::channel::slack::support::{
+use crate::alert::channel::Deliver;
+use crate::alert::channel::http::JsonPost;
+use crate::alert::channel::http::UrlEnvConfig as Config;
+use crate::alert::channel::support::{
     Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env, opened,
     oversized, resolved,
 };
@@ -13,11 +15,15 @@ use crate::alert::channel::slack::support::{
 const FLOW_PATH: &str = "/workflows/abc/triggers/manual/paths/invoke";
 const FLOW_QUERY: &str = "api-version=1&sig=SIGSECRET123";
 
-fn channel(url: &str) -> TeamsChannel {
+fn channel(url: &str) -> JsonPost {
     let config = Config {
         url_env: "TEAMS_URL".to_owned(),
     };
-    TeamsChannel::new("ops", config, &env(&[("TEAMS_URL", url)]), client()).unwrap()
+    JsonPost::new(
+        config.resolve(&env(&[("TEAMS_URL", url)])).unwrap(),
+        client(),
+        super::payload,
+    )
 }
 
 /// Sends `message` to a flow answering `status` (Workflows answer 202 Accepted).
@@ -82,7 +88,7 @@ async fn opened_message_posts_an_adaptive_card_in_a_message_envelope() {
         blocks[3],
         json!({ "type": "FactSet", "facts": [
             { "title": "Event", "value": "Opened" },
-            { "title": "When", "value": "Since 2026-11-25 14:03:07 UTC" },
+            { "title": "When", "value": "Since 2026-11-25 14:03 UTC" },
             { "title": "Dedup key", "value": "isdown-outage-kimi-1795615387" },
         ]})
     );
@@ -94,7 +100,7 @@ async fn opened_message_posts_an_adaptive_card_in_a_message_envelope() {
         json!([
             { "title": "Verdict", "value": "unavailable" },
             { "title": "Whose side", "value": "the provider's side" },
-            { "title": "Since", "value": "2026-11-25 14:03:07 UTC" },
+            { "title": "Since", "value": "2026-11-25 14:03 UTC" },
             { "title": "Details", "value": "HTTP 503: upstream connect error" },
         ])
     );
@@ -122,7 +128,7 @@ async fn resolved_message_is_good_states_the_duration_and_has_no_action_without_
         card["body"][3]["facts"][1]["value"]
             .as_str()
             .unwrap()
-            .starts_with("Resolved after 1h 2m 3s")
+            .starts_with("2026-11-25 14:03 UTC → 2026-11-25 15:05 UTC")
     );
     assert!(card.get("actions").is_none());
 }
@@ -167,7 +173,7 @@ fn config_rejects_unknown_fields_and_missing_secrets() {
     let err = toml::from_str::<Config>("url_env = \"T\"\nurl = \"https://x\"").unwrap_err();
     assert!(err.to_string().contains("url"), "{err}");
     let config: Config = toml::from_str("url_env = \"TEAMS_URL\"").unwrap();
-    let err = TeamsChannel::new("ops", config, &env(&[]), client()).unwrap_err();
+    let err = config.resolve(&env(&[])).unwrap_err();
     assert_eq!(err.field, "url_env");
     assert!(err.message.contains("TEAMS_URL"));
 }

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{ChatId, Config, TelegramChannel};
-use crate::alert::channel::Channel;
-use crate::alert::channel::slack::support::{
+use crate::alert::channel::Deliver;
+use crate::alert::channel::support::{
     Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env, opened,
     oversized, resolved,
 };
@@ -24,7 +24,10 @@ fn config(api_base: &str, chat_id: ChatId) -> Config {
 
 fn channel(api_base: &str) -> TelegramChannel {
     let config = config(api_base, ChatId::Id(-1_001_234_567_890));
-    TelegramChannel::new("ops", config, &env(&[("TG_TOKEN", TOKEN)]), client()).unwrap()
+    TelegramChannel::new(
+        config.resolve(&env(&[("TG_TOKEN", TOKEN)])).unwrap(),
+        client(),
+    )
 }
 
 async fn delivered(message: &AlertMessage) -> Value {
@@ -65,10 +68,10 @@ async fn opened_message_is_one_html_send_message() {
     );
     assert!(text.contains("on the provider's side"));
     assert!(text.contains("<b>What to do:</b> Fail over to DeepSeek"));
-    assert!(text.contains("<i>Since 2026-11-25 14:03:07 UTC</i>"));
+    assert!(text.contains("<i>Since 2026-11-25 14:03 UTC</i>"));
     assert!(text.contains(
         "• <b>Kimi · kimi-large (monitor kimi-chat)</b>: <code>unavailable</code>, \
-         the provider's side, since 2026-11-25 14:03:07 UTC\nHTTP 503: upstream connect error"
+         the provider's side, since 2026-11-25 14:03 UTC\nHTTP 503: upstream connect error"
     ));
     assert!(text.contains("<b>Moonshot · moonshot-large (monitor moonshot-chat)</b>"));
     assert!(text.contains("<a href=\"https://status.example.com/incidents/42\">Status page</a>"));
@@ -80,7 +83,11 @@ async fn resolved_message_states_the_duration() {
     let body = delivered(&resolved()).await;
     let text = text(&body);
     assert!(text.starts_with("✅ "));
-    assert!(text.contains("Resolved after 1h 2m 3s"), "{text}");
+    assert!(
+        text.contains("back up after 1 h 2 min")
+            && text.contains("14:03 UTC → 2026-11-25 15:05 UTC"),
+        "{text}"
+    );
     assert!(!text.contains("<a href"), "no status page configured");
 }
 
@@ -181,8 +188,10 @@ async fn chat_id_is_sent_as_configured() {
         api_base: format!("{}/", receiver.base),
         ..parsed
     };
-    let channel =
-        TelegramChannel::new("ops", config, &env(&[("TG_TOKEN", TOKEN)]), client()).unwrap();
+    let channel = TelegramChannel::new(
+        config.resolve(&env(&[("TG_TOKEN", TOKEN)])).unwrap(),
+        client(),
+    );
     channel.send(&opened()).await.unwrap();
     let request = receiver.take();
     assert_eq!(
@@ -200,28 +209,27 @@ fn config_errors_name_the_field_and_never_the_token() {
     assert!(err.to_string().contains("parse_mode"), "{err}");
 
     let base = "https://api.telegram.org";
-    let missing = TelegramChannel::new("ops", config(base, ChatId::Id(1)), &env(&[]), client());
-    let err = missing.unwrap_err();
+    let err = config(base, ChatId::Id(1)).resolve(&env(&[])).unwrap_err();
     assert_eq!(err.field, "token_env");
     assert!(err.message.contains("TG_TOKEN"));
 
     let pasted_url = format!("https://api.telegram.org/bot{TOKEN}");
     let bad = env(&[("TG_TOKEN", pasted_url.as_str())]);
-    let err = TelegramChannel::new("ops", config(base, ChatId::Id(1)), &bad, client()).unwrap_err();
+    let err = config(base, ChatId::Id(1)).resolve(&bad).unwrap_err();
     assert_eq!(err.field, "token_env");
     assert!(!err.to_string().contains("AAHsecret"), "{err}");
 
     let good = env(&[("TG_TOKEN", TOKEN)]);
     let empty_chat = config(base, ChatId::Name(" ".to_owned()));
-    let err = TelegramChannel::new("ops", empty_chat, &good, client()).unwrap_err();
+    let err = empty_chat.resolve(&good).unwrap_err();
     assert_eq!(err.field, "chat_id");
 
-    let err =
-        TelegramChannel::new("ops", config("ftp://x", ChatId::Id(1)), &good, client()).unwrap_err();
+    let err = config("ftp://x", ChatId::Id(1)).resolve(&good).unwrap_err();
     assert_eq!(err.field, "api_base");
 
-    let channel =
-        TelegramChannel::new("ops", config(base, ChatId::Id(1)), &good, client()).unwrap();
+    let channel = TelegramChannel::new(
+        config(base, ChatId::Id(1)).resolve(&good).unwrap(),
+        client(),
+    );
     assert!(!format!("{channel:?}").contains("AAHsecret"));
-    assert_eq!(channel.kind(), "telegram");
 }

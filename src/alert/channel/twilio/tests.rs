@@ -10,8 +10,8 @@ use axum::http::{Method, header};
 use serde_json::json;
 
 use super::*;
-use crate::alert::channel::pagerduty::tests::support::{
-    Received, client, message, receiver, refused_base, resolved,
+use crate::alert::channel::support::{
+    Received, client, closed_base, message, paging_resolved as resolved, receiver,
 };
 use crate::incident::IncidentKind;
 
@@ -73,7 +73,7 @@ fn config(api_url: Option<&str>, to: &[&str]) -> Config {
 }
 
 fn channel(base: &str, to: &[&str]) -> TwilioChannel {
-    TwilioChannel::new("sms", config(Some(base), to), &env, client()).unwrap()
+    TwilioChannel::new(config(Some(base), to).resolve(&env).unwrap(), client())
 }
 
 const EXPECTED_TEXT: &str = "isdown: Kimi is DOWN (unavailable) since 14:03 UTC. Blame: \
@@ -119,7 +119,7 @@ async fn a_messaging_service_can_stand_in_for_the_sender() {
         account_sid_env: Some("TWILIO_ACCOUNT_SID".to_owned()),
         ..config(Some(&rx.base), &["+15551234567"])
     };
-    let channel = TwilioChannel::new("sms", config, &env, client()).unwrap();
+    let channel = TwilioChannel::new(config.resolve(&env).unwrap(), client());
     channel.send(&resolved()).await.unwrap();
     let got = rx.finish().await;
     let fields = form(&got[0]);
@@ -137,7 +137,7 @@ fn the_text_says_what_since_when_whose_side_what_to_do_and_links() {
     assert_eq!(sms_text(&opened), EXPECTED_TEXT);
     assert_eq!(
         sms_text(&resolved()),
-        "isdown: Kimi is back up. Lasted 1h 12m. https://status.example.com/"
+        "isdown: Kimi is back up. https://status.example.com/"
     );
     let reminder = message(AlertEvent::Reminder, IncidentKind::Outage);
     assert!(sms_text(&reminder).starts_with("isdown reminder: Kimi is DOWN"));
@@ -329,7 +329,7 @@ async fn server_errors_and_rate_limits_are_retryable_bad_numbers_permanent() {
 
 #[tokio::test]
 async fn connection_refused_is_retryable() {
-    let err = channel(&refused_base().await, &["+15551234567"])
+    let err = channel(&closed_base().await, &["+15551234567"])
         .send(&message(AlertEvent::Opened, IncidentKind::Outage))
         .await
         .unwrap_err();
@@ -361,7 +361,10 @@ async fn a_quoted_auth_token_is_scrubbed_from_errors() {
 fn debug_output_never_shows_the_auth_token() {
     let debug = format!("{:?}", channel("http://127.0.0.1:9", &["+15551234567"]));
     assert!(!debug.contains(TOKEN), "{debug}");
-    assert!(debug.contains("sms"), "{debug}");
+    assert!(
+        debug.contains("+15551234567") && debug.contains("REDACTED"),
+        "{debug}"
+    );
 }
 
 // === config ===
@@ -373,9 +376,9 @@ fn config_reads_the_documented_table() {
          from = \"+15557654321\"\nto = [\"+15551234567\"]\n",
     )
     .unwrap();
-    let channel = TwilioChannel::new("sms", config, &env, client()).unwrap();
+    let channel = TwilioChannel::new(config.resolve(&env).unwrap(), client());
     assert_eq!(
-        channel.messages_url().as_str(),
+        channel.spec.messages_url.as_str(),
         "https://api.twilio.com/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/\
          Messages.json"
     );
@@ -403,7 +406,7 @@ fn bad_numbers_are_rejected_at_construction() {
         "",
     ];
     for number in bad {
-        let err = TwilioChannel::new("sms", config(None, &[number]), &env, client()).unwrap_err();
+        let err = config(None, &[number]).resolve(&env).unwrap_err();
         assert_eq!(err.field, "to", "{number:?}");
         assert!(err.message.contains("E.164"), "{number:?}: {err}");
 
@@ -411,7 +414,7 @@ fn bad_numbers_are_rejected_at_construction() {
             from: Some(number.to_owned()),
             ..config(None, &["+15551234567"])
         };
-        let err = TwilioChannel::new("sms", config, &env, client()).unwrap_err();
+        let err = config.resolve(&env).unwrap_err();
         assert_eq!(err.field, "from", "{number:?}");
     }
     for good in [
@@ -420,7 +423,7 @@ fn bad_numbers_are_rejected_at_construction() {
         "+8613800138000",
         "+6834002",
     ] {
-        TwilioChannel::new("sms", config(None, &[good]), &env, client()).unwrap();
+        TwilioChannel::new(config(None, &[good]).resolve(&env).unwrap(), client());
     }
 }
 
@@ -482,8 +485,7 @@ fn invalid_settings_name_their_field() {
         ),
     ];
     for (config, field) in cases {
-        let err = TwilioChannel::new("sms", config, &env, client()).unwrap_err();
-        assert_eq!(err.channel, "sms");
+        let err = config.resolve(&env).unwrap_err();
         assert_eq!(err.field, field, "{err}");
         assert!(!err.to_string().contains(TOKEN));
     }
@@ -491,7 +493,8 @@ fn invalid_settings_name_their_field() {
 
 #[test]
 fn a_missing_auth_token_names_the_variable() {
-    let err = TwilioChannel::new("sms", config(None, &["+15551234567"]), &|_| None, client())
+    let err = config(None, &["+15551234567"])
+        .resolve(&|_| None)
         .unwrap_err();
     assert_eq!(err.field, "auth_token_env");
     assert!(err.message.contains("TWILIO_AUTH_TOKEN"), "{err}");

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::{Config, WebhookChannel};
-use crate::alert::channel::Channel;
-use crate::alert::channel::slack::support::{
+use crate::alert::channel::Deliver;
+use crate::alert::channel::support::{
     Received, Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env,
     opened, resolved,
 };
@@ -29,7 +29,10 @@ fn config(url: &str) -> Config {
 }
 
 fn build(config: Config) -> WebhookChannel {
-    WebhookChannel::new("hook", config, &env(&[("HOOK_SECRET", SECRET)]), client()).unwrap()
+    WebhookChannel::new(
+        config.resolve(&env(&[("HOOK_SECRET", SECRET)])).unwrap(),
+        client(),
+    )
 }
 
 async fn delivered(config: impl FnOnce(String) -> Config, message: &AlertMessage) -> Received {
@@ -156,7 +159,7 @@ fn templates_are_checked_when_the_channel_is_built() {
             template: Some(template.to_owned()),
             ..config("https://example.internal/isdown")
         };
-        WebhookChannel::new("hook", config, &env(&[]), client()).unwrap_err()
+        config.resolve(&env(&[])).unwrap_err()
     };
     let err = with(r#"{"text": "{{titel}}"}"#);
     assert_eq!(err.field, "template");
@@ -188,7 +191,7 @@ async fn extra_headers_are_sent_and_reserved_ones_refused() {
             headers: BTreeMap::from([(name.to_owned(), "x".to_owned())]),
             ..config("https://example.internal/isdown")
         };
-        let err = WebhookChannel::new("hook", config, &env(&[]), client()).unwrap_err();
+        let err = config.resolve(&env(&[])).unwrap_err();
         assert_eq!(err.field, "headers", "{name}");
     }
 }
@@ -203,12 +206,9 @@ async fn url_env_is_read_from_the_environment() {
     };
     let url = receiver.url("/secret/path");
     let channel = WebhookChannel::new(
-        "hook",
-        config,
-        &env(&[("HOOK_URL", url.as_str())]),
+        config.resolve(&env(&[("HOOK_URL", url.as_str())])).unwrap(),
         client(),
-    )
-    .unwrap();
+    );
     channel.send(&opened()).await.unwrap();
     assert_eq!(receiver.take().path, "/secret/path");
 }
@@ -231,12 +231,9 @@ async fn refused_connection_is_retryable_and_hides_a_secret_url() {
         ..config("unused")
     };
     let channel = WebhookChannel::new(
-        "hook",
-        config,
-        &env(&[("HOOK_URL", url.as_str())]),
+        config.resolve(&env(&[("HOOK_URL", url.as_str())])).unwrap(),
         client(),
-    )
-    .unwrap();
+    );
     assert_refused_hides(&channel, &[&url, "SECRETPATH123"]).await;
 }
 
@@ -246,7 +243,7 @@ fn config_needs_exactly_one_url_and_names_missing_secrets() {
         url_env: Some("HOOK_URL".to_owned()),
         ..config("https://example.internal/isdown")
     };
-    let err = WebhookChannel::new("hook", both, &env(&[]), client()).unwrap_err();
+    let err = both.resolve(&env(&[])).unwrap_err();
     assert_eq!(err.field, "url");
     assert!(err.message.contains("not both"), "{err}");
 
@@ -254,18 +251,18 @@ fn config_needs_exactly_one_url_and_names_missing_secrets() {
         url: None,
         ..config("unused")
     };
-    let err = WebhookChannel::new("hook", neither, &env(&[]), client()).unwrap_err();
+    let err = neither.resolve(&env(&[])).unwrap_err();
     assert_eq!(err.field, "url");
 
     let unsigned = Config {
         secret_env: Some("HOOK_SECRET".to_owned()),
         ..config("https://example.internal/isdown")
     };
-    let err = WebhookChannel::new("hook", unsigned, &env(&[]), client()).unwrap_err();
+    let err = unsigned.resolve(&env(&[])).unwrap_err();
     assert_eq!(err.field, "secret_env");
     assert!(err.message.contains("HOOK_SECRET"));
 
-    let err = WebhookChannel::new("hook", config("not a url"), &env(&[]), client()).unwrap_err();
+    let err = config("not a url").resolve(&env(&[])).unwrap_err();
     assert_eq!(err.field, "url");
 
     let toml = "url = \"https://example.internal/isdown\"\nsecret = \"inline\"";
@@ -287,7 +284,6 @@ fn debug_output_hides_the_secret() {
     };
     let channel = build(config);
     assert!(!format!("{channel:?}").contains("whsec_"));
-    assert_eq!(channel.kind(), "webhook");
 }
 
 #[tokio::test]

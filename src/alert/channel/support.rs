@@ -1,5 +1,7 @@
-//! Test support for the chat channels' tests: a recording HTTP receiver on a loopback port, the
-//! failure-mapping checks every HTTP channel must pass, and sample messages.
+//! Test support for every channel's tests: a recording HTTP receiver on a loopback port, the
+//! failure-mapping checks every HTTP channel must pass, an environment table, and sample
+//! messages (a chat-style pair, [`opened`]/[`resolved`], and a paging-style incident,
+//! [`message`]/[`paging_resolved`]).
 //!
 //! The receiver binds `127.0.0.1:0` before it is spawned, and records each request before it
 //! answers, so a test reads what arrived as soon as `send` returns: no sleeps, no polling.
@@ -14,19 +16,24 @@ use axum::response::IntoResponse;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
-use crate::alert::channel::Channel;
+use crate::alert::channel::Deliver;
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError};
 use crate::incident::IncidentKind;
+use crate::time::Millis;
 use crate::verdict::{Blame, Verdict};
 
 /// 2026-11-25 14:03:07 UTC.
 pub(crate) const STARTED_AT: i64 = 1_795_615_387_000;
+/// 2026-01-01T14:03:00Z.
+pub(crate) const PAGING_STARTED: Millis = 1_767_276_180_000;
 
 /// One request as the receiver saw it.
 #[derive(Debug)]
 pub(crate) struct Received {
     pub method: Method,
+    pub uri: Uri,
     pub path: String,
     pub query: Option<String>,
     pub headers: HeaderMap,
@@ -46,45 +53,56 @@ impl Received {
     }
 }
 
+type Answer = Arc<dyn Fn(&Received) -> (u16, String) + Send + Sync>;
+
 #[derive(Clone)]
-struct Answer {
-    status: StatusCode,
-    body: Arc<String>,
+struct Shared {
+    answer: Answer,
     seen: mpsc::UnboundedSender<Received>,
 }
 
-/// A receiver answering every request with one fixed status and JSON body.
+/// A loopback HTTP server that records every request and answers it as JSON.
 pub(crate) struct Receiver {
     pub base: String,
     seen: mpsc::UnboundedReceiver<Received>,
     stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// A receiver answering each request with `answer(request)`.
+pub(crate) async fn receiver(
+    answer: impl Fn(&Received) -> (u16, String) + Send + Sync + 'static,
+) -> Receiver {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (seen_tx, seen) = mpsc::unbounded_channel();
+    let shared = Shared {
+        answer: Arc::new(answer),
+        seen: seen_tx,
+    };
+    let app = Router::new().fallback(record).with_state(shared);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    Receiver {
+        base,
+        seen,
+        stop: Some(stop),
+        task: Some(task),
+    }
 }
 
 impl Receiver {
+    /// A receiver answering every request with one fixed status and JSON body.
     pub(crate) async fn start(status: u16, body: &str) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (seen_tx, seen) = mpsc::unbounded_channel();
-        let answer = Answer {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: Arc::new(body.to_owned()),
-            seen: seen_tx,
-        };
-        let app = Router::new().fallback(record).with_state(answer);
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-        Receiver {
-            base,
-            seen,
-            stop: Some(stop),
-        }
+        let body = body.to_owned();
+        receiver(move |_| (status, body.clone())).await
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -96,8 +114,28 @@ impl Receiver {
         self.seen.try_recv().expect("the receiver got a request")
     }
 
+    /// The next request received, if any.
+    pub(crate) fn try_take(&mut self) -> Option<Received> {
+        self.seen.try_recv().ok()
+    }
+
     pub(crate) fn nothing_more(&mut self) -> bool {
         self.seen.try_recv().is_err()
+    }
+
+    /// Stops the server and returns what it received, in order.
+    pub(crate) async fn finish(mut self) -> Vec<Received> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        let mut all = Vec::new();
+        while let Ok(received) = self.seen.try_recv() {
+            all.push(received);
+        }
+        all
     }
 }
 
@@ -110,23 +148,26 @@ impl Drop for Receiver {
 }
 
 async fn record(
-    State(answer): State<Answer>,
+    State(shared): State<Shared>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
-    let _ = answer.seen.send(Received {
+    let received = Received {
         method,
         path: uri.path().to_owned(),
         query: uri.query().map(str::to_owned),
+        uri,
         headers,
         body,
-    });
+    };
+    let (status, body) = (shared.answer)(&received);
+    let _ = shared.seen.send(received);
     (
-        answer.status,
+        StatusCode::from_u16(status).unwrap(),
         [(header::CONTENT_TYPE, "application/json")],
-        answer.body.as_str().to_owned(),
+        body,
     )
 }
 
@@ -159,7 +200,7 @@ pub(crate) fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + us
 /// `build` makes the channel for a receiver's base URL; `body` is what the receiver answers with
 /// for a status.
 pub(crate) async fn assert_status_mapping(
-    build: impl Fn(&str) -> Box<dyn Channel>,
+    build: impl Fn(&str) -> Box<dyn Deliver>,
     body: impl Fn(u16) -> String,
 ) {
     for (status, retryable) in [
@@ -181,8 +222,38 @@ pub(crate) async fn assert_status_mapping(
     }
 }
 
+/// The whole failure mapping of an HTTP channel that holds `secrets`: [`assert_status_mapping`]
+/// with receivers whose answers (`body` by status) may quote a secret back, none of which may
+/// reach the error text, then a refused connection (retryable, no secret either).
+pub(crate) async fn assert_failures_hide(
+    build: impl Fn(&str) -> Box<dyn Deliver>,
+    body: impl Fn(u16) -> String,
+    secrets: &[&str],
+) {
+    for status in [500, 429, 400, 401] {
+        let mut receiver = Receiver::start(status, &body(status)).await;
+        let err = build(&receiver.base).send(&opened()).await.unwrap_err();
+        let retryable = status != 400 && status != 401;
+        assert_eq!(
+            matches!(err, DeliveryError::Retryable(_)),
+            retryable,
+            "HTTP {status}: {err:?}"
+        );
+        let text = format!("{err} {err:?}");
+        assert!(text.contains(&format!("HTTP {status}")), "{text}");
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "HTTP {status} leaks {secret:?}: {text}"
+            );
+        }
+        receiver.take();
+    }
+    assert_refused_hides(&*build(&closed_base().await), secrets).await;
+}
+
 /// A refused connection is retryable and its text quotes none of `secrets`.
-pub(crate) async fn assert_refused_hides(channel: &dyn Channel, secrets: &[&str]) {
+pub(crate) async fn assert_refused_hides(channel: &dyn Deliver, secrets: &[&str]) {
     let err = channel.send(&opened()).await.unwrap_err();
     assert!(matches!(err, DeliveryError::Retryable(_)), "{err:?}");
     let text = format!("{err} {err:?}");
@@ -246,7 +317,7 @@ pub(crate) fn opened() -> AlertMessage {
 pub(crate) fn resolved() -> AlertMessage {
     AlertMessage {
         event: AlertEvent::Resolved,
-        title: "Kimi is back up after 1h 2m".to_owned(),
+        title: "Kimi is back up after 1 h 2 min".to_owned(),
         summary: "Kimi answers normally again.".to_owned(),
         advice: "Nothing to do.".to_owned(),
         ended_at: Some(STARTED_AT + 3_723_000),
@@ -275,5 +346,43 @@ pub(crate) fn oversized(n: usize, items: usize) -> AlertMessage {
             })
             .collect(),
         ..base
+    }
+}
+
+/// Kimi down since 14:03 UTC, on Kimi's side.
+pub(crate) fn message(event: AlertEvent, kind: IncidentKind) -> AlertMessage {
+    AlertMessage {
+        event,
+        kind,
+        title: "Kimi is DOWN (unavailable) since 14:03 UTC".to_owned(),
+        summary: "Kimi answered 503 to every probe since 14:03 UTC. It is on Kimi's side: \
+                  DeepSeek answers from the same network."
+            .to_owned(),
+        advice: "Fail over to DeepSeek".to_owned(),
+        items: vec![AlertItem {
+            monitor: "kimi-chat".to_owned(),
+            provider: "kimi".to_owned(),
+            provider_name: "Kimi".to_owned(),
+            model: Some("kimi-k2.6".to_owned()),
+            verdict: Verdict::Unavailable,
+            blame: Some(Blame::Provider),
+            explanation: "503 from api.moonshot.ai".to_owned(),
+            started_at: PAGING_STARTED,
+        }],
+        started_at: PAGING_STARTED,
+        ended_at: None,
+        duration_s: None,
+        url: Some("https://status.example.com/".to_owned()),
+        dedup_key: "isdown:outage:kimi:1767276180000".to_owned(),
+    }
+}
+
+/// The same incident, over after 1 h 12 min.
+pub(crate) fn paging_resolved() -> AlertMessage {
+    AlertMessage {
+        title: "Kimi is back up".to_owned(),
+        ended_at: Some(PAGING_STARTED + 4_320_000),
+        duration_s: Some(4_320),
+        ..message(AlertEvent::Resolved, IncidentKind::Outage)
     }
 }
