@@ -1,10 +1,20 @@
-//! isdown: is Kimi down, or is it my setup? Library behind the `isdown` binary.
+//! isdown: is Kimi down, or is it my setup? The library behind the `isdown` binary.
 //!
-//! Module map (DESIGN.md): `verdict` (the one classifier), `sse` (the one SSE reader),
-//! `config` (isdown.toml and the embedded catalog), `provider` (wire knowledge), `probe`
-//! (probe kinds and timings), `check` (one-shot diagnosis and correlation), `backoff` (retry pacing), `gateway` (the
-//! OpenAI-compatible failover gateway), `mock` (the scripted mock provider), `secret` (keeping
-//! keys out of output), `cli` (one file per subcommand).
+//! Module map, bottom layer first (ARCHITECTURE.md has the data flow and where changes go):
+//! - leaf vocabulary: `time` (Unix milliseconds, RFC 3339, the tokio-driven clock), `incident`
+//!   (incident kinds), `secret` (the secret registry and the one scrub), `sse` (the one SSE
+//!   reader), `backoff` (jittered retry pacing);
+//! - knowledge: `verdict` (the one classifier and its rules table), `provider` (wire styles and
+//!   request building);
+//! - transport: `transport` (the outbound HTTP client and its typed failure mapping), `probe`
+//!   (the four probe kinds and their timings);
+//! - state: `store` (the `Store` trait and SQLite), `metrics` (the Prometheus registry);
+//! - engines: `monitor` (scheduler, state machines, incidents, health view), `alert` (rules,
+//!   outbox, channels), `gateway` (the failover gateway), `web` (status page, APIs, the
+//!   listener's connection handling), `check` (one-shot diagnosis);
+//! - assembly: `config` (isdown.toml and the embedded catalog into each engine's typed settings),
+//!   `server` (`isdown serve` as a library), `mock` (the scripted mock provider), `cli` (one file
+//!   per subcommand).
 
 pub mod alert;
 pub mod backoff;

@@ -1,6 +1,6 @@
 //! Prometheus metrics: one registry for the whole process, rendered at `/metrics`.
 //!
-//! Writers (monitor core, later gateway and alerts) hold cheap handles to the families here;
+//! Writers (the monitor core, the gateway, the alert outbox) hold cheap handles to the families here;
 //! label sets are small and bounded (provider, model, probe, verdict, state), never per request.
 
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Correlation: "is it you or them?"
 //!
 //! A `network` or `timeout` verdict alone cannot say whose side the problem is on. This module
-//! decides it from the other providers checked in the same run (DESIGN.md "Correlation"): when
+//! decides it from the other providers checked in the same run (README "isdown check"): when
 //! another provider answered over HTTP, the network works and the silent provider is to blame;
 //! when every other one also failed at the network level, the network is. Pure: no I/O.
 

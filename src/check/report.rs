@@ -1,5 +1,5 @@
 //! Turning a [`CheckReport`] into what people and scripts read: the exit code, the one-line
-//! summary, the `--json` object (a contract, DESIGN.md "CLI") and the human table.
+//! summary, the `--json` object (a contract: README "isdown check") and the human table.
 
 use std::fmt::Write as _;
 
@@ -9,7 +9,7 @@ use super::CheckReport;
 use crate::probe::{ProbeKind, ProbeResult, Timings};
 use crate::verdict::{Blame, Cause, Verdict};
 
-/// Exit codes of `check` (DESIGN.md).
+/// Exit codes of `check` (a contract: README "isdown check").
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_PROVIDER: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -283,7 +283,7 @@ struct JsonReport<'a> {
     summary: String,
 }
 
-/// The `--json` document (DESIGN.md contract, plus `timings` and `witnesses`).
+/// The `--json` document (a contract: README "isdown check"; `timings` and `witnesses` added).
 pub fn json(report: &CheckReport) -> String {
     let checks = report
         .results

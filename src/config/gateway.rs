@@ -23,7 +23,7 @@ const CALLER_OWNED: [&str; 3] = ["model", "messages", "stream"];
 /// 16 MiB: a 1M-token prompt is ~4 MB of text; anything far larger is a mistake or an attack.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
-/// 10 s (DESIGN.md): a wait an agent hardly notices, and shorter than most switches cost in
+/// 10 s: a wait an agent hardly notices, and shorter than most switches cost in
 /// changed model behaviour.
 pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 

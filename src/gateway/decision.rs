@@ -1,4 +1,4 @@
-//! The gateway decision table (DESIGN.md "Gateway decision table"): what to do after a failed
+//! The gateway decision table (the README's "How it decides" table): what to do after a failed
 //! attempt, given its verdict.
 //!
 //! One pure function, [`decide`], and its table test. It does no I/O and keeps no state: the
@@ -12,7 +12,7 @@ use crate::backoff::Backoff;
 use crate::verdict::Verdict;
 
 /// Retries on the same target after a rate limit (with or without `Retry-After`) before the
-/// next target is tried (DESIGN.md: "up to 2 retries").
+/// next target is tried (the README's decision table: "two retries").
 pub const MAX_RATE_LIMIT_RETRIES: u32 = 2;
 
 /// A failed attempt as the decision needs it.
@@ -165,7 +165,7 @@ mod tests {
         }
     }
 
-    /// One row per line of the DESIGN.md table (and its edges). Jitter draw 0.5 = no spread.
+    /// One row per line of the README's decision table (and its edges). Jitter draw 0.5 = no spread.
     #[test]
     fn decision_table() {
         use Verdict::*;

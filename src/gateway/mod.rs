@@ -1,7 +1,7 @@
 //! The failover gateway: an OpenAI-compatible endpoint (`POST /v1/chat/completions`,
 //! `GET /v1/models`) inside `isdown serve` that sends each request to the targets of its route,
 //! in order, and decides after every failed attempt by the verdict the one classifier gives it
-//! (DESIGN.md "Gateway decision table").
+//! (the README's "How it decides" table).
 //!
 //! It owns the request path: client authentication (`auth`), routes (`route`), provider request
 //! fixes (`fixes`), per-target state (`target`: the circuit breaker of `breaker`, answer times,

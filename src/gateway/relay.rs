@@ -2,7 +2,7 @@
 //! arrived, chunk by chunk, and turns every way it can fail from then on into an OpenAI-style
 //! in-band error event.
 //!
-//! The contract (DESIGN.md): after the first content chunk the gateway never switches target
+//! The contract (README, "Streaming"): after the first content chunk the gateway never switches target
 //! silently. A cut (a reset, or an EOF before the answer finished), a stall longer than the idle
 //! timeout, the request's deadline or the provider's own in-stream error ends the stream with
 //! `data: {"error":{...}}` and no `[DONE]`, so SDKs raise instead of returning truncated text.

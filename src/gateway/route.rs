@@ -2,7 +2,7 @@
 //!
 //! Built once from `[[routes]]` (validated by `config`); the first route whose pattern matches
 //! wins (file order). Patterns are exact names or globs where `*` matches any run of characters
-//! — a hand-written matcher, since that is all DESIGN.md asks for. Without any `[[routes]]`,
+//! — a hand-written matcher, since exact names and `*` globs are all routes need. Without any `[[routes]]`,
 //! every provider that has a key is reachable as `PROVIDER/MODEL` (e.g. `kimi/kimi-k2.6`), the
 //! model after the first `/` sent unchanged. Resolving does not allocate.
 

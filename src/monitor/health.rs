@@ -95,7 +95,7 @@ pub struct Quarantine {
     pub reason: String,
 }
 
-/// Overall status of the status API (DESIGN.md: up, degraded, down, setup_problem).
+/// Overall status of the status API (a contract: up, degraded, down, setup_problem).
 impl HealthSnapshot {
     pub fn overall(&self) -> &'static str {
         let any = |s: MonitorState| self.monitors.iter().any(|m| m.state == s);

@@ -1,6 +1,5 @@
 //! Monitoring: probe every monitor on its interval, turn results into states and incidents,
-//! keep history, and publish the health view that the web pages, the API and (later) the
-//! gateway read.
+//! keep history, and publish the health view that the web pages, the API and the gateway read.
 //!
 //! Pieces: `machine` (pure per-monitor rules), `schedule` (when each monitor probes: spread,
 //! no drift, confirmations, bounded concurrency), `service` (the core that owns the machines,

@@ -33,7 +33,7 @@ pub enum Expect {
     ToolCall,
 }
 
-/// What an answer from an LLM API means. Names are a contract (DESIGN.md "Verdicts").
+/// What an answer from an LLM API means. Names are a contract (README "Verdicts": JSON, metrics labels, config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
