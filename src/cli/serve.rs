@@ -87,6 +87,14 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         metrics: AlertMetrics::register(&metrics),
     };
     let (stop_web, web_stopped) = watch::channel(false);
+    // Status page (issue 21): the public views are rendered on change by their own task.
+    let site = Site::new(SiteInfo::from_config(&config));
+    let views = web::renderer::start(web::renderer::Sources {
+        health: health.clone(),
+        store: store.clone(),
+        site: site.clone(),
+        clock,
+    });
     let app = AppState {
         health: health.clone(),
         store: store.clone(),
@@ -95,9 +103,9 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
         admin_token: config.serve.admin_token.clone().map(Arc::new),
         reload: reload_tx,
         alerts: alert_health,
-        site: Site::new(SiteInfo::from_config(&config)),
+        site: site.clone(),
+        views,
     };
-    let site = app.site.clone();
     // The gateway reads the config once at start; a reload re-reads monitors, not routes.
     let gateway = crate::gateway::Gateway::new(
         &config,
