@@ -232,3 +232,54 @@ impl PassiveReporter {
         let _ = self.tx.try_send(live);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_turns_stalled_after_30_s_without_a_heartbeat() {
+        let health = Health::default();
+        assert_eq!(health.snapshot().liveness(1_000), Liveness::Starting);
+        health.beat(1_000);
+        let view = health.snapshot();
+        assert_eq!(
+            view.liveness(1_000 + STALL_AFTER_MS - 1),
+            Liveness::Running {
+                heartbeat_at: 1_000
+            }
+        );
+        assert_eq!(
+            view.liveness(1_000 + STALL_AFTER_MS),
+            Liveness::Stalled {
+                heartbeat_at: 1_000
+            }
+        );
+    }
+
+    #[test]
+    fn changes_move_the_version_but_heartbeats_and_live_traffic_do_not() {
+        let health = Health::default();
+        let mut changes = health.changes();
+        health.beat(5);
+        health.record_live(
+            &LiveVerdict {
+                provider: "kimi".into(),
+                verdict: Verdict::Up,
+                blame: None,
+                latency_ms: Some(10.0),
+            },
+            5,
+        );
+        assert!(!changes.has_changed().unwrap());
+        health.update(|view| view.stored_through = Some(5));
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(*changes.borrow_and_update(), 1);
+        health.reset(Health::default());
+        assert_eq!(*changes.borrow_and_update(), 2);
+        // A reset keeps the heartbeat, the store's watermark and live stats.
+        let view = health.snapshot();
+        assert_eq!((view.heartbeat_at, view.stored_through), (Some(5), Some(5)));
+        assert_eq!(view.passive["kimi"].requests, 1);
+    }
+}

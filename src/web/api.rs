@@ -194,7 +194,7 @@ pub fn status_json(
     })
 }
 
-fn result_json(site: &SiteInfo, r: &ResultRecord) -> Value {
+pub fn result_json(site: &SiteInfo, r: &ResultRecord) -> Value {
     json!({
         "at": rfc3339(r.at),
         "verdict": r.verdict,

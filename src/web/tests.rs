@@ -900,7 +900,7 @@ fn large_inputs(n: usize) -> super::views::Inputs {
         }));
         monitors.push(m);
     }
-    window.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    window.sort_by_key(|i| std::cmp::Reverse(i.started_at));
     let latest = window.iter().take(51).cloned().collect();
     super::views::Inputs {
         site: Arc::new(SiteInfo::new(WebSettings::default(), providers)),
@@ -937,4 +937,165 @@ fn overview_of_200_monitors_fits_in_64_kib_gzipped_and_in_few_nodes() {
     assert!(html.matches("<path").count() <= 200 * 6, "too many paths");
     assert_eq!(html.matches("<rect").count(), 0);
     assert_eq!(html.matches("class=\"days\"").count(), 200);
+}
+
+#[test]
+fn unchanged_views_keep_their_version_and_a_change_moves_only_what_shows_it() {
+    let inputs = large_inputs(20);
+    let first = super::views::Views::build(&inputs, None);
+    let again = super::views::Views::build(&inputs, Some(&first));
+    for view in super::views::VIEWS.iter() {
+        assert!(
+            Arc::ptr_eq(first.get(view.path).unwrap(), again.get(view.path).unwrap()),
+            "{} was re-rendered although nothing changed",
+            view.path
+        );
+    }
+    let mut changed = large_inputs(20);
+    changed.health.monitors[3].state = MonitorState::Down;
+    let next = super::views::Views::build(&changed, Some(&again));
+    assert_ne!(
+        next.get("/").unwrap().etag(),
+        again.get("/").unwrap().etag()
+    );
+    assert_ne!(
+        next.get("/api/v1/status").unwrap().etag(),
+        again.get("/api/v1/status").unwrap().etag()
+    );
+    let status = |v: &super::views::Views, key: &str| v.badge(key, 0).unwrap().clone();
+    assert!(!Arc::ptr_eq(
+        &status(&next, "p003-chat"),
+        &status(&again, "p003-chat")
+    ));
+    assert!(Arc::ptr_eq(
+        &status(&next, "p004-chat"),
+        &status(&again, "p004-chat")
+    ));
+    // A provider id names its first monitor's badge.
+    assert!(Arc::ptr_eq(
+        &status(&next, "p003"),
+        &status(&next, "p003-chat")
+    ));
+    assert!(next.badge("nobody", 0).is_none());
+}
+
+#[test]
+fn uptime_bar_draws_one_path_per_kind_of_day() {
+    let segments = page::day_segments("kimi-chat", &kimi_history().days, &incidents(), NOW);
+    let bar = chart::uptime_bar(&segments, "Kimi");
+    assert_eq!(bar.matches("<path").count(), 4, "{bar}");
+    assert_eq!(bar.matches("class=\"day-down\"").count(), 1);
+    // Today (the last day, x = 89 × 5 + 2) and three days ago are the two outage stripes.
+    assert!(
+        bar.contains("<path class=\"day-down\" d=\"M432 0v28m15-28v28\"/>"),
+        "{bar}"
+    );
+}
+
+#[test]
+fn day_strip_notes_only_days_out_of_the_ordinary() {
+    let segments = page::day_segments("kimi-chat", &kimi_history().days, &incidents(), NOW);
+    let strip = chart::day_strip(&segments);
+    assert_eq!(strip.first, "2026-08-28");
+    assert_eq!(strip.marks.len(), 90);
+    assert!(strip.marks.ends_with("unnnnndxnux"), "{}", strip.marks);
+    assert_eq!(
+        strip.notes,
+        "86:97.22% uptime, 1 incident;89:97.20% uptime, 1 incident"
+    );
+    // Every letter has its words, and a usual day's words are those of its letter.
+    let legend = chart::day_legend();
+    for code in [
+        "n:No data:no data, no incidents",
+        "u:Operational:100% uptime, no incidents",
+        "x:Outage:",
+    ] {
+        assert!(legend.contains(code), "{legend}");
+    }
+    assert_eq!(
+        chart::day_detail(&segments[85]),
+        "100% uptime, no incidents"
+    );
+}
+
+#[test]
+fn a_stale_overview_says_so_and_stops_claiming_all_is_well() {
+    let stale = Freshness {
+        updated_at: Some(NOW - 5 * MINUTE_MS),
+        stale: true,
+    };
+    let mut all_up = health();
+    for m in &mut all_up.monitors {
+        m.state = MonitorState::Up;
+    }
+    let html = overview_html(&site(false), &all_up, stale);
+    assert!(
+        html.contains("<section class=\"banner state-stale\""),
+        "{html}"
+    );
+    assert!(html.contains("Status unknown: isdown&#39;s monitor has stopped"));
+    assert!(html.contains("The newest probe result is from 2026-11-25 13:58:00 UTC"));
+    assert!(!html.contains("All systems operational"));
+    assert!(html.contains("<ul class=\"rows stale\""));
+    assert!(html.contains("<strong>Out of date:</strong>"));
+    // Troubles it knew of stay listed, after the warning.
+    let html = overview_html(&site(false), &health(), stale);
+    assert!(html.contains("Kimi — major outage for 23 min"));
+    assert!(html.find("Status unknown").unwrap() < html.find("Kimi — major outage").unwrap());
+    // Fresh: no warning.
+    assert!(!overview_html(&site(false), &health(), FRESH).contains("Status unknown"));
+}
+
+#[test]
+fn status_json_carries_when_the_data_was_updated_and_whether_it_is_stale() {
+    let health = health();
+    let histories = histories();
+    let json = super::api::status_json(&health, &histories, FRESH);
+    assert_eq!(json["updated_at"], "2026-11-25T14:02:50Z");
+    assert_eq!(json["stale"], false);
+    assert_eq!(json["monitors"][0]["uptime"]["90d"], 0.9991);
+    let stale = Freshness {
+        updated_at: None,
+        stale: true,
+    };
+    let json = super::api::status_json(&health, &histories, stale);
+    assert_eq!(
+        (json["updated_at"].clone(), json["stale"].clone()),
+        (Value::Null, Value::Bool(true))
+    );
+    // Statuspage's page time is the data's time, not the time of writing.
+    let summary = statuspage::summary_json(&site(false), &health, &[], NOW - 10_000);
+    assert_eq!(summary["page"]["updated_at"], "2026-11-25T14:02:50Z");
+    assert!(badge::status_badge("Kimi", MonitorState::Up, true).contains("Kimi: stale"));
+}
+
+#[test]
+fn hide_urls_keeps_upstream_addresses_out_of_incident_and_result_json() {
+    let incident = incident(
+        9,
+        "kimi",
+        IncidentKind::Outage,
+        Verdict::Network,
+        NOW - HOUR_MS,
+        None,
+    );
+    let result = ResultRecord {
+        explanation: Some(
+            "could not connect to https://api.moonshot.ai/v1/chat/completions".into(),
+        ),
+        ..results()[0].clone()
+    };
+    for (hide, shown) in [(true, false), (false, true)] {
+        let site = site(hide);
+        let text = format!(
+            "{} {}",
+            super::api::incident_json(&site, &incident, NOW),
+            super::api::result_json(&site, &result)
+        );
+        assert_eq!(
+            text.contains("api.moonshot.ai"),
+            shown,
+            "hide_urls = {hide}: {text}"
+        );
+    }
 }
