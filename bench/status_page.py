@@ -93,6 +93,14 @@ def stop(proc):
     STARTED.remove(proc)
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
 def status_kb(pid, key):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith(key + ":"):
@@ -338,6 +346,7 @@ def run(a, work):
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                  capture_output=True, text=True).stdout.strip(),
         "cpus": os.cpu_count(),
+        "loadavg_start": open("/proc/loadavg").read().split()[:3],
         "args": vars(a),
         "seeded": seeded,
         "sizes": {p: sizes(url, p) for p in PATHS[:3]},
@@ -350,18 +359,26 @@ def run(a, work):
             f"({s['gzip']['content_encoding']}), br {s['br']['wire_bytes']} B "
             f"({s['br']['content_encoding']}) on the wire")
     for r in range(a.repeat):
-        before = lateness(url)
+        before, cpu0, t0 = lateness(url), cpu_seconds(serve.pid), time.monotonic()
         time.sleep(a.duration)
-        result["idle"].append(window(before, lateness(url)))
-        log(f"idle {a.duration} s: lateness {fmt_window(result['idle'][-1])}")
+        idle = window(before, lateness(url))
+        idle["cpu_percent"] = 100 * (cpu_seconds(serve.pid) - cpu0) / (time.monotonic() - t0)
+        idle["rss_kb"] = status_kb(serve.pid, "VmRSS")
+        result["idle"].append(idle)
+        log(f"idle {a.duration} s: lateness {fmt_window(idle)}  serve cpu {idle['cpu_percent']:.1f} %  "
+            f"rss {idle['rss_kb'] / 1024:.1f} MiB")
         for p in PATHS:
-            before = lateness(url)
+            before, cpu0, t0 = lateness(url), cpu_seconds(serve.pid), time.monotonic()
             w = wrk(url, p, a.duration, a.connections)
             w["lateness"] = window(before, lateness(url))
+            w["cpu_percent"] = 100 * (cpu_seconds(serve.pid) - cpu0) / (time.monotonic() - t0)
+            w["rss_kb"] = status_kb(serve.pid, "VmRSS")
             result["floods"][p].append(w)
             log(f"{p:22} {w['rate']:9.0f}/s  p50 {fmt(w['p50_ms'])} p99 {fmt(w['p99_ms'])} ms  "
                 f"{w['bytes_per_request']:8.0f} B/req  non-2xx {w['non_2xx']}  "
-                f"errors {w['socket_errors']}  lateness {fmt_window(w['lateness'])}")
+                f"errors {w['socket_errors']}  lateness {fmt_window(w['lateness'])}  "
+                f"serve cpu {w['cpu_percent']:.0f} %  rss {w['rss_kb'] / 1024:.1f} MiB")
+    result["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     result["memory"]["rss_after_kb"] = status_kb(serve.pid, "VmRSS")
     result["memory"]["peak_kb"] = status_kb(serve.pid, "VmHWM")
     stop(serve)
@@ -391,7 +408,8 @@ def log(text):
 def report(r):
     print(f"\nRun of {r['date']} (commit {r['commit']}), {r['args']['monitors']} monitors, "
           f"{r['args']['connections']} connections, {r['args']['duration']} s per flood, "
-          f"median of {r['args']['repeat']}\n")
+          f"median of {r['args']['repeat']}; load average {' '.join(r['loadavg_start'])} at the "
+          f"start, {' '.join(r['loadavg_end'])} at the end\n")
     print("| path | identity | gzip | br |")
     print("|---|---|---|---|")
     for p, s in r["sizes"].items():
@@ -413,8 +431,12 @@ def report(r):
     print(f"| (idle) | | | | | | {fmt(med([w['p50_ms'] for w in r['idle']]))} / "
           f"{fmt(med([w['p99_ms'] for w in r['idle']]))} ms |")
     m = r["memory"]
-    print(f"\nserve RSS {m['rss_before_kb'] / 1024:.1f} MiB before the floods, "
-          f"{m['rss_after_kb'] / 1024:.1f} MiB after, peak {m['peak_kb'] / 1024:.1f} MiB")
+    idle_cpu = med([w["cpu_percent"] for w in r["idle"]])
+    print(f"\nserve CPU while idle (monitoring and rendering only): {idle_cpu:.1f} % of one core")
+    rss = [w["rss_kb"] / 1024 for w in r["idle"]]
+    print(f"serve RSS {m['rss_before_kb'] / 1024:.1f} MiB before the floods; after each round: "
+          + ", ".join(f"{v:.1f}" for v in rss)
+          + f" MiB; at the end {m['rss_after_kb'] / 1024:.1f} MiB, peak {m['peak_kb'] / 1024:.1f} MiB")
 
 
 if __name__ == "__main__":

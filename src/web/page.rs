@@ -776,9 +776,14 @@ async fn incidents(
     }
 }
 
-/// The script, compressed once, with an ETag like every other view.
-static LIVE: LazyLock<Arc<Rendered>> =
-    LazyLock::new(|| Rendered::publish(None, rendered::SCRIPT, LIVE_JS.to_owned(), 0));
+/// The script, compressed once, with an ETag like every other view. It changes only with the
+/// binary, so it was last modified when this process first served it.
+static LIVE: LazyLock<Arc<Rendered>> = LazyLock::new(|| {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| Millis::try_from(d.as_millis()).unwrap_or(0));
+    Rendered::publish(None, rendered::SCRIPT, LIVE_JS.to_owned(), started)
+});
 
 async fn live_js(headers: HeaderMap) -> Response {
     LIVE.respond(&headers)
