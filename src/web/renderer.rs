@@ -84,6 +84,9 @@ async fn run(sources: Sources, tx: watch::Sender<Option<Arc<Views>>>) {
     let mut history = History::default();
     let mut made: Option<Made> = None;
     let mut not_before = Instant::now();
+    // Whether the last read failed: a store outage is logged when it starts and when it ends,
+    // not at every attempt.
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = tx.closed() => return,
@@ -116,19 +119,29 @@ async fn run(sources: Sources, tx: watch::Sender<Option<Arc<Views>>>) {
         )
         .await;
         let read_ok = match read {
-            Ok(Ok(())) => true,
+            Ok(Ok(())) => {
+                if failing {
+                    tracing::info!("status page: the store answers again");
+                }
+                true
+            }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "status page: store read failed; showing what was read before");
+                if !failing {
+                    tracing::warn!(error = %e, "status page: store read failed; showing what was read before");
+                }
                 false
             }
             Err(_) => {
-                tracing::warn!(
-                    "status page: the store did not answer in {} s; showing what was read before",
-                    GATHER_LIMIT.as_secs()
-                );
+                if !failing {
+                    tracing::warn!(
+                        "status page: the store did not answer in {} s; showing what was read before",
+                        GATHER_LIMIT.as_secs()
+                    );
+                }
                 false
             }
         };
+        failing = !read_ok;
         let inputs = history.inputs(site, health, now, freshness);
         let previous = tx.borrow().clone();
         let built =
