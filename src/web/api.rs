@@ -5,7 +5,6 @@
 //! a few at a time. Every error text and sample passes [`SiteInfo::public_text`], so
 //! `hide_urls` holds here as on the pages.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +19,7 @@ use std::time::Duration;
 use super::AppState;
 use super::freshness::Freshness;
 use super::page::MonitorHistory;
+use super::rendered;
 use super::site::SiteInfo;
 use crate::monitor::health::{HealthSnapshot, Liveness};
 use crate::store::{
@@ -40,11 +40,18 @@ pub fn routes() -> axum::Router<AppState> {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "message": message.into() } })),
-    )
-        .into_response()
+    json_once(status, &json!({ "error": { "message": message.into() } }))
+}
+
+/// Every JSON answer of this module goes out through `rendered::once`.
+fn json_once(status: StatusCode, value: &impl Serialize) -> Response {
+    match serde_json::to_string(value) {
+        Ok(body) => rendered::once(status, rendered::JSON_ONCE, body),
+        Err(e) => {
+            tracing::error!(error = %e, "JSON answer could not be written");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 fn store_error(e: StoreError) -> Response {
@@ -86,15 +93,14 @@ async fn healthz(State(app): State<AppState>) -> Response {
         if stalled {
             reasons.push("monitor loop stalled");
         }
-        return (
+        return json_once(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
+            &json!({
                 "status": "error",
                 "reason": reasons.join("; "),
                 "monitor_loop": monitor_loop,
-            })),
-        )
-            .into_response();
+            }),
+        );
     };
     let mut alerts = serde_json::Map::new();
     for (name, status) in app.alerts.snapshot() {
@@ -133,7 +139,7 @@ async fn healthz(State(app): State<AppState>) -> Response {
     if stalled {
         body["reason"] = json!("monitor loop stalled");
     }
-    (code, Json(body)).into_response()
+    json_once(code, &body)
 }
 
 /// `{"state":"running","heartbeat_at":"…","seconds_since_heartbeat":0}`.
@@ -151,14 +157,7 @@ fn monitor_loop_json(liveness: Liveness, now: Millis) -> Value {
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        app.metrics.render(),
-    )
-        .into_response()
+    rendered::once(StatusCode::OK, rendered::METRICS_ONCE, app.metrics.render())
 }
 
 /// `/api/v1/status`: the contract fields, plus `updated_at` (the newest probe result, when the
@@ -244,7 +243,9 @@ async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Respons
             })
         })
         .collect();
-    Json(json!({
+    json_once(
+        StatusCode::OK,
+        &json!({
         "id": m.id,
         "provider": m.provider,
         "model": m.model,
@@ -259,8 +260,8 @@ async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Respons
         "recent_results": recent.iter().map(|r| result_json(&site, r)).collect::<Vec<_>>(),
         "incidents": incidents.iter().map(|i| incident_json(&site, i, now)).collect::<Vec<_>>(),
         "live": view.passive.get(&m.provider),
-    }))
-    .into_response()
+        }),
+    )
 }
 
 pub fn incident_json(site: &SiteInfo, i: &Incident, now: Millis) -> Value {
@@ -330,12 +331,14 @@ async fn incidents(State(app): State<AppState>, Query(q): Query<IncidentQuery>) 
         Ok(list) => {
             let now = app.clock.now();
             let site = app.site.get();
-            Json(IncidentPage {
-                incidents: list.iter().map(|i| incident_json(&site, i, now)).collect(),
-                page,
-                per_page,
-            })
-            .into_response()
+            json_once(
+                StatusCode::OK,
+                &IncidentPage {
+                    incidents: list.iter().map(|i| incident_json(&site, i, now)).collect(),
+                    page,
+                    per_page,
+                },
+            )
         }
         Err(e) => store_error(e),
     }
@@ -366,7 +369,7 @@ async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match rx.await {
-        Ok(Ok(())) => Json(json!({ "reloaded": true })).into_response(),
+        Ok(Ok(())) => json_once(StatusCode::OK, &json!({ "reloaded": true })),
         Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }

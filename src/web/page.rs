@@ -641,10 +641,10 @@ pub fn incidents_page(
 
 // === handlers ===
 
-/// A page drawn per request: never cached (it reads the store), so `no-cache`.
+/// A page drawn per request (it read the store).
 fn html(page: &impl Template) -> Response {
     match page.render() {
-        Ok(body) => ([(header::CACHE_CONTROL, "no-cache")], Html(body)).into_response(),
+        Ok(body) => rendered::once(StatusCode::OK, rendered::HTML_ONCE, body),
         Err(e) => {
             tracing::error!(error = %e, "status page template failed");
             (
