@@ -92,7 +92,6 @@ pub enum Liveness {
     },
 }
 
-/// Overall status of the status API (DESIGN.md: up, degraded, down, setup_problem).
 impl HealthSnapshot {
     /// The monitor loop's liveness at `now`.
     pub fn liveness(&self, now: Millis) -> Liveness {
@@ -105,6 +104,7 @@ impl HealthSnapshot {
         }
     }
 
+    /// Overall status of the status API (DESIGN.md: up, degraded, down, setup_problem).
     pub fn overall(&self) -> &'static str {
         let any = |s: MonitorState| self.monitors.iter().any(|m| m.state == s);
         if any(MonitorState::Down) {
