@@ -160,6 +160,15 @@ impl Server {
             metrics: AlertMetrics::register(&metrics),
             delivered: delivered.clone(),
         };
+        // The public views (status page, feed, badges, status JSON) are rendered on change by
+        // their own task and served from memory.
+        let site = Site::new(SiteInfo::from_config(&config));
+        let views = web::renderer::start(web::renderer::Sources {
+            health: health.clone(),
+            store: store.clone(),
+            site: site.clone(),
+            clock,
+        });
         let app = AppState {
             health: health.clone(),
             store: store.clone(),
@@ -168,9 +177,9 @@ impl Server {
             admin_token: config.serve.admin_token.clone().map(Arc::new),
             reload: admin_reload,
             alerts: alert_health,
-            site: Site::new(SiteInfo::from_config(&config)),
+            site: site.clone(),
+            views,
         };
-        let site = app.site.clone();
         // The gateway reads the config once at start; a reload re-reads monitors, not routes.
         let gateway = Gateway::new(
             &config,

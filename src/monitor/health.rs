@@ -4,14 +4,17 @@
 //! target over, and the result of each off-path recovery test of a failing target.
 //!
 //! The monitor core is the only writer. Readers take a short read lock and copy what they need;
-//! no lock is ever held across an `.await`.
+//! no lock is ever held across an `.await`. Every change except live traffic's bumps a version
+//! that readers can wait on ([`Health::changes`]): the status page renders when it moves. The
+//! core also beats a heartbeat every tick, so readers can tell a quiet monitor from a stalled
+//! one ([`HealthSnapshot::liveness`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::machine::MonitorState;
 use crate::incident::IncidentKind;
@@ -20,6 +23,12 @@ use crate::verdict::{Blame, Verdict};
 
 /// Live results remembered per provider.
 const PASSIVE_WINDOW: usize = 100;
+
+/// 30 s without a heartbeat means the monitor loop has stalled. It beats every second, so this
+/// is 30 missed ticks: longer than any routine pause inside the loop (an hourly prune of a large
+/// database, a slow disk), and no longer than one default probe interval, so a stalled monitor
+/// is reported before its page could have shown the next probe.
+pub const STALL_AFTER_MS: Millis = 30_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MonitorHealth {
@@ -85,6 +94,13 @@ pub struct HealthSnapshot {
     pub passive: BTreeMap<String, PassiveHealth>,
     /// Monitors whose saved state could not be read back this run, by id: each started afresh.
     pub quarantined: BTreeMap<String, Quarantine>,
+    /// The monitor loop's last tick (it ticks every second while it runs); `None` before it
+    /// first started.
+    pub heartbeat_at: Option<Millis>,
+    /// Every probe result that finished at or before this time is in the store (set by the
+    /// monitor's writer after each batch): a reader of stored history that needs a monitor's
+    /// result at `last_at` waits until this reaches it.
+    pub stored_through: Option<Millis>,
 }
 
 /// A monitor state set aside at start.
@@ -95,8 +111,35 @@ pub struct Quarantine {
     pub reason: String,
 }
 
+/// Whether the monitor loop is running, from its heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Liveness {
+    /// No heartbeat yet: the monitor is starting.
+    Starting,
+    Running {
+        heartbeat_at: Millis,
+    },
+    /// No heartbeat for [`STALL_AFTER_MS`] or more.
+    Stalled {
+        heartbeat_at: Millis,
+    },
+}
+
 /// Overall status of the status API (a contract: up, degraded, down, setup_problem).
 impl HealthSnapshot {
+    /// The monitor loop's liveness at `now`.
+    pub fn liveness(&self, now: Millis) -> Liveness {
+        match self.heartbeat_at {
+            None => Liveness::Starting,
+            Some(at) if now.saturating_sub(at) >= STALL_AFTER_MS => {
+                Liveness::Stalled { heartbeat_at: at }
+            }
+            Some(at) => Liveness::Running { heartbeat_at: at },
+        }
+    }
+
+    /// Overall status of the status API (DESIGN.md: up, degraded, down, setup_problem).
     pub fn overall(&self) -> &'static str {
         let any = |s: MonitorState| self.monitors.iter().any(|m| m.state == s);
         if any(MonitorState::Down) {
@@ -145,9 +188,17 @@ pub enum PassiveReport {
 }
 
 /// Shared handle on the health view.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Health {
     inner: Arc<RwLock<HealthSnapshot>>,
+    /// Bumped after every change but live traffic's and heartbeats.
+    version: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health::new(Vec::new())
+    }
 }
 
 impl Health {
@@ -157,13 +208,30 @@ impl Health {
                 monitors,
                 ..HealthSnapshot::default()
             })),
+            version: Arc::new(watch::Sender::new(0)),
         }
     }
 
-    /// Replaces the monitor rows with those of `fresh` (after a reload); live stats stay.
+    /// Replaces the monitor rows with those of `fresh` (after a reload); live stats, heartbeat
+    /// and the store watermark stay.
     pub fn reset(&self, fresh: Health) {
         let monitors = fresh.snapshot().monitors;
         self.update(|view| view.monitors = monitors);
+    }
+
+    /// The view's version, which moves after every change to monitors, incidents or the store
+    /// watermark (not for live traffic or heartbeats): wait on it to follow the view.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// The monitor loop's heartbeat (monitor core only, every tick). Not a change of the view:
+    /// readers that care about liveness look at the time themselves.
+    pub fn beat(&self, at: Millis) {
+        self.inner
+            .write()
+            .expect("health lock is never poisoned")
+            .heartbeat_at = Some(at);
     }
 
     /// A copy of the whole view.
@@ -180,26 +248,29 @@ impl Health {
         f(&self.inner.read().expect("health lock is never poisoned"))
     }
 
-    /// Runs `f` on the view under the write lock (monitor core only).
+    /// Runs `f` on the view under the write lock (monitor core only), then bumps the version.
     pub fn update<R>(&self, f: impl FnOnce(&mut HealthSnapshot) -> R) -> R {
-        f(&mut self.inner.write().expect("health lock is never poisoned"))
+        let out = f(&mut self.inner.write().expect("health lock is never poisoned"));
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+        out
     }
 
+    /// Live traffic's verdicts: no version bump, because no public view shows them and a busy
+    /// gateway would otherwise wake the status page's renderer on every request.
     pub(crate) fn record_live(&self, live: &LiveVerdict, at: Millis) {
-        self.update(|view| {
-            let p = view.passive.entry(live.provider.clone()).or_default();
-            p.requests += 1;
-            let failed = live.blame == Some(Blame::Provider) && !live.verdict.is_healthy();
-            if failed {
-                p.failures += 1;
-            }
-            p.last_verdict = Some(live.verdict);
-            p.last_at = Some(at);
-            p.window.push_back(failed);
-            if p.window.len() > PASSIVE_WINDOW {
-                p.window.pop_front();
-            }
-        });
+        let mut view = self.inner.write().expect("health lock is never poisoned");
+        let p = view.passive.entry(live.provider.clone()).or_default();
+        p.requests += 1;
+        let failed = live.blame == Some(Blame::Provider) && !live.verdict.is_healthy();
+        if failed {
+            p.failures += 1;
+        }
+        p.last_verdict = Some(live.verdict);
+        p.last_at = Some(at);
+        p.window.push_back(failed);
+        if p.window.len() > PASSIVE_WINDOW {
+            p.window.pop_front();
+        }
     }
 
     pub(crate) fn record_skipped(&self, provider: &str, target: &str) {
@@ -267,5 +338,56 @@ impl PassiveReporter {
 
     pub fn recovery_test(&self, test: RecoveryTest) {
         let _ = self.tx.try_send(PassiveReport::RecoveryTest(test));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_turns_stalled_after_30_s_without_a_heartbeat() {
+        let health = Health::default();
+        assert_eq!(health.snapshot().liveness(1_000), Liveness::Starting);
+        health.beat(1_000);
+        let view = health.snapshot();
+        assert_eq!(
+            view.liveness(1_000 + STALL_AFTER_MS - 1),
+            Liveness::Running {
+                heartbeat_at: 1_000
+            }
+        );
+        assert_eq!(
+            view.liveness(1_000 + STALL_AFTER_MS),
+            Liveness::Stalled {
+                heartbeat_at: 1_000
+            }
+        );
+    }
+
+    #[test]
+    fn changes_move_the_version_but_heartbeats_and_live_traffic_do_not() {
+        let health = Health::default();
+        let mut changes = health.changes();
+        health.beat(5);
+        health.record_live(
+            &LiveVerdict {
+                provider: "kimi".into(),
+                verdict: Verdict::Up,
+                blame: None,
+                latency_ms: Some(10.0),
+            },
+            5,
+        );
+        assert!(!changes.has_changed().unwrap());
+        health.update(|view| view.stored_through = Some(5));
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(*changes.borrow_and_update(), 1);
+        health.reset(Health::default());
+        assert_eq!(*changes.borrow_and_update(), 2);
+        // A reset keeps the heartbeat, the store's watermark and live stats.
+        let view = health.snapshot();
+        assert_eq!((view.heartbeat_at, view.stored_through), (Some(5), Some(5)));
+        assert_eq!(view.passive["kimi"].requests, 1);
     }
 }

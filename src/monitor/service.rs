@@ -129,6 +129,8 @@ struct Core {
 struct WriteBatch {
     results: Vec<ResultRecord>,
     snapshots: Vec<(String, String)>,
+    /// When the batch was cut: every result recorded before it is in this or an earlier batch.
+    through: Millis,
 }
 
 impl MonitorService {
@@ -138,6 +140,9 @@ impl MonitorService {
         passive: &mut mpsc::Receiver<PassiveReport>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
+        // Liveness starts with the loop, before the store is first touched: a start-up that
+        // hangs on the database shows as a stall, not as "starting" forever.
+        self.health.beat(self.clock.now());
         let records: Vec<MonitorRecord> = self
             .specs
             .iter()
@@ -152,7 +157,11 @@ impl MonitorService {
         let (machines, network_incident) = self.restore().await?;
 
         let (writer_tx, writer_rx) = mpsc::channel::<WriteBatch>(64);
-        let writer = tokio::spawn(write_batches(self.store.clone(), writer_rx));
+        let writer = tokio::spawn(write_batches(
+            self.store.clone(),
+            self.health.clone(),
+            writer_rx,
+        ));
 
         let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(1_024);
         let mut tasks = JoinSet::new();
@@ -205,6 +214,7 @@ impl MonitorService {
                 Some(outcome) = out_rx.recv() => core.on_outcome(outcome).await?,
                 Some(report) = passive.recv() => core.on_report(report),
                 _ = flush.tick() => {
+                    core.svc.health.beat(core.svc.clock.now());
                     core.resolve_stale().await?;
                     core.flush().await;
                 }
@@ -227,8 +237,11 @@ impl MonitorService {
 
 /// Writes batches in order; a failed write is retried once, then logged (results are
 /// history, not state: incidents and snapshots that matter are written by the core directly).
+/// After each batch the health view's `stored_through` moves to the batch's cut, so readers of
+/// stored history know which results they can already read.
 async fn write_batches(
     store: Arc<dyn Store>,
+    health: Health,
     mut rx: mpsc::Receiver<WriteBatch>,
 ) -> Result<(), StoreError> {
     while let Some(batch) = rx.recv().await {
@@ -247,6 +260,8 @@ async fn write_batches(
                 Err(e) => tracing::error!(error = %e, "dropping a batch of results"),
             }
         }
+        // Also after a dropped batch: nothing more of it will arrive to wait for.
+        health.update(|view| view.stored_through = Some(batch.through));
     }
     Ok(())
 }
@@ -811,6 +826,7 @@ impl Core {
         let batch = WriteBatch {
             results: std::mem::take(&mut self.batch),
             snapshots: std::mem::take(&mut self.snapshots),
+            through: self.svc.clock.now(),
         };
         if self.writer.send(batch).await.is_err() {
             tracing::error!("the result writer stopped; results are being lost");

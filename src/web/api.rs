@@ -1,6 +1,10 @@
 //! JSON API (`/api/v1/...`), `/healthz` and `/metrics`. Field names are a contract (README).
+//!
+//! `/api/v1/status` is drawn here ([`status_json`]) but rendered on change and served from
+//! memory by `views.rs`; one monitor's JSON and the incident list read the store per request,
+//! a few at a time. Every error text and sample passes [`SiteInfo::public_text`], so
+//! `hide_urls` holds here as on the pages.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -9,26 +13,44 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::AppState;
+use super::freshness::Freshness;
+use super::page::MonitorHistory;
+use super::rendered;
+use super::site::SiteInfo;
+use crate::monitor::health::{HealthSnapshot, Liveness};
 use crate::store::{Incident, IncidentFilter, IncidentState, ResultRecord, StoreError};
 use crate::time::{Millis, rfc3339};
+
+/// `/healthz` answers within this even when the database does not: a health check that hangs
+/// on a wedged disk tells an orchestrator nothing.
+const HEALTH_STORE_WAIT: Duration = Duration::from_secs(2);
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/status", get(status))
         .route("/api/v1/monitors/{id}", get(monitor))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/admin/reload", post(reload))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "message": message.into() } })),
-    )
-        .into_response()
+    json_once(status, &json!({ "error": { "message": message.into() } }))
+}
+
+/// Every JSON answer of this module goes out through `rendered::once`.
+fn json_once(status: StatusCode, value: &impl Serialize) -> Response {
+    match serde_json::to_string(value) {
+        Ok(body) => rendered::once(status, rendered::JSON_ONCE, body),
+        Err(e) => {
+            tracing::error!(error = %e, "JSON answer could not be written");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 fn store_error(e: StoreError) -> Response {
@@ -40,12 +62,44 @@ fn store_error(e: StoreError) -> Response {
 }
 
 /// 200 while isdown itself works (a failing alert channel is `degraded`, not down: restarting
-/// isdown would not fix Slack); 503 only when the database is unavailable.
+/// isdown would not fix Slack); 503 (`error`) when the database is unavailable or the monitor
+/// loop has stalled (no heartbeat for 30 s): restarting may fix either, and an orchestrator
+/// should know.
 async fn healthz(State(app): State<AppState>) -> Response {
     let view = app.health.snapshot();
-    let backlog = match app.store.outbox_backlog().await {
-        Ok(backlog) => backlog,
-        Err(e) => return store_error(e),
+    let now = app.clock.now();
+    let liveness = view.liveness(now);
+    let store = async {
+        let backlog = app.store.outbox_backlog().await?;
+        let bytes = app.store.size_bytes().await?;
+        Ok::<_, StoreError>((backlog, bytes))
+    };
+    let stored = match tokio::time::timeout(HEALTH_STORE_WAIT, store).await {
+        Ok(Ok(read)) => Some(read),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "health check: store unavailable");
+            None
+        }
+        Err(_) => {
+            tracing::error!("health check: the store did not answer in time");
+            None
+        }
+    };
+    let monitor_loop = monitor_loop_json(liveness, now);
+    let stalled = matches!(liveness, Liveness::Stalled { .. });
+    let Some((backlog, bytes)) = stored else {
+        let mut reasons = vec!["database unavailable"];
+        if stalled {
+            reasons.push("monitor loop stalled");
+        }
+        return json_once(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({
+                "status": "error",
+                "reason": reasons.join("; "),
+                "monitor_loop": monitor_loop,
+            }),
+        );
     };
     let mut alerts = serde_json::Map::new();
     for (name, status) in app.alerts.snapshot() {
@@ -70,69 +124,81 @@ async fn healthz(State(app): State<AppState>) -> Response {
         .iter()
         .map(|(id, q)| (id.clone(), quarantine_json(q)))
         .collect();
-    let degraded = !failing.is_empty() || !quarantined.is_empty();
-    match app.store.size_bytes().await {
-        Ok(bytes) => Json(json!({
-            "status": if degraded { "degraded" } else { "ok" },
-            "monitors": view.monitors.len(),
-            "database_bytes": bytes,
-            "network_down": view.network_incident.is_some(),
-            "failing_alert_channels": failing,
-            "alerts": alerts,
-            "quarantined_states": quarantined,
-        }))
-        .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "health check: store unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "error", "reason": "database unavailable" })),
-            )
-                .into_response()
-        }
+    let (code, status) = if stalled {
+        (StatusCode::SERVICE_UNAVAILABLE, "error")
+    } else if failing.is_empty() && quarantined.is_empty() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::OK, "degraded")
+    };
+    let mut body = json!({
+        "status": status,
+        "monitors": view.monitors.len(),
+        "monitor_loop": monitor_loop,
+        "database_bytes": bytes,
+        "network_down": view.network_incident.is_some(),
+        "failing_alert_channels": failing,
+        "alerts": alerts,
+        "quarantined_states": quarantined,
+    });
+    if stalled {
+        body["reason"] = json!("monitor loop stalled");
     }
+    json_once(code, &body)
+}
+
+/// `{"state":"running","heartbeat_at":"…","seconds_since_heartbeat":0}`.
+fn monitor_loop_json(liveness: Liveness, now: Millis) -> Value {
+    let mut out = serde_json::to_value(liveness).unwrap_or_else(|_| json!({}));
+    let heartbeat = match liveness {
+        Liveness::Starting => None,
+        Liveness::Running { heartbeat_at } | Liveness::Stalled { heartbeat_at } => {
+            Some(heartbeat_at)
+        }
+    };
+    out["heartbeat_at"] = json!(heartbeat.map(rfc3339));
+    out["seconds_since_heartbeat"] = json!(heartbeat.map(|at| (now - at).max(0) / 1000));
+    out
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        app.metrics.render(),
-    )
-        .into_response()
+    rendered::once(StatusCode::OK, rendered::METRICS_ONCE, app.metrics.render())
 }
 
-async fn status(State(app): State<AppState>) -> Response {
-    let view = app.health.snapshot();
-    let now = app.clock.now();
-    let mut monitors = Vec::with_capacity(view.monitors.len());
-    for m in &view.monitors {
-        let uptime = match app.store.uptime(&m.id, now).await {
-            Ok(u) => u,
-            Err(e) => return store_error(e),
-        };
-        monitors.push(json!({
-            "id": m.id,
-            "provider": m.provider,
-            "model": m.model,
-            "probe": m.probe,
-            "state": m.state,
-            "verdict": m.verdict,
-            "since": m.since.map(rfc3339),
-            "uptime": uptime,
-        }));
-    }
-    Json(json!({
-        "status": view.overall(),
-        "network_down": view.network_incident.is_some(),
+/// `/api/v1/status`: the contract fields, plus `updated_at` (the newest probe result, when the
+/// monitor last updated the data) and `stale` (the monitor loop has stalled).
+pub fn status_json(
+    health: &HealthSnapshot,
+    histories: &[Arc<MonitorHistory>],
+    freshness: Freshness,
+) -> Value {
+    let monitors: Vec<Value> = health
+        .monitors
+        .iter()
+        .zip(histories)
+        .map(|(m, history)| {
+            json!({
+                "id": m.id,
+                "provider": m.provider,
+                "model": m.model,
+                "probe": m.probe,
+                "state": m.state,
+                "verdict": m.verdict,
+                "since": m.since.map(rfc3339),
+                "uptime": history.uptime,
+            })
+        })
+        .collect();
+    json!({
+        "status": health.overall(),
+        "network_down": health.network_incident.is_some(),
+        "updated_at": freshness.updated_at.map(rfc3339),
+        "stale": freshness.stale,
         "monitors": monitors,
-    }))
-    .into_response()
+    })
 }
 
-fn result_json(r: &ResultRecord) -> Value {
+pub fn result_json(site: &SiteInfo, r: &ResultRecord) -> Value {
     json!({
         "at": rfc3339(r.at),
         "verdict": r.verdict,
@@ -140,7 +206,7 @@ fn result_json(r: &ResultRecord) -> Value {
         "status": r.status,
         "latency_ms": r.latency_ms,
         "ttft_ms": r.ttft_ms,
-        "explanation": r.explanation,
+        "explanation": r.explanation.as_deref().map(|e| site.public_text(e)),
     })
 }
 
@@ -149,8 +215,13 @@ async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Respons
     let Some(m) = view.monitors.iter().find(|m| m.id == id) else {
         return error(StatusCode::NOT_FOUND, format!("no monitor \"{id}\""));
     };
+    let _turn = match app.views.store_read().await {
+        Ok(permit) => permit,
+        Err(busy) => return busy,
+    };
     let now = app.clock.now();
     let store = &app.store;
+    let site = app.site.get();
     let filter = IncidentFilter {
         state: None,
         monitor: Some(id.clone()),
@@ -177,7 +248,9 @@ async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Respons
             })
         })
         .collect();
-    Json(json!({
+    json_once(
+        StatusCode::OK,
+        &json!({
         "id": m.id,
         "provider": m.provider,
         "model": m.model,
@@ -185,16 +258,16 @@ async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Respons
         "state": m.state,
         "verdict": m.verdict,
         "since": m.since.map(rfc3339),
-        "explanation": m.explanation,
-        "advice": m.advice,
+        "explanation": m.explanation.as_deref().map(|e| site.public_text(e)),
+        "advice": m.advice.as_deref().map(|a| site.public_text(a)),
         "uptime": uptime,
         "latency_daily": latency,
-        "recent_results": recent.iter().map(result_json).collect::<Vec<_>>(),
-        "incidents": incidents.iter().map(|i| incident_json(i, now)).collect::<Vec<_>>(),
+        "recent_results": recent.iter().map(|r| result_json(&site, r)).collect::<Vec<_>>(),
+        "incidents": incidents.iter().map(|i| incident_json(&site, i, now)).collect::<Vec<_>>(),
         "live": view.passive.get(&m.provider),
         "quarantined": view.quarantined.get(&m.id).map(quarantine_json),
-    }))
-    .into_response()
+        }),
+    )
 }
 
 /// A state set aside at start: when and why (never its content).
@@ -202,7 +275,7 @@ fn quarantine_json(q: &crate::monitor::health::Quarantine) -> Value {
     json!({ "at": rfc3339(q.at), "reason": q.reason })
 }
 
-pub fn incident_json(i: &Incident, now: Millis) -> Value {
+pub fn incident_json(site: &SiteInfo, i: &Incident, now: Millis) -> Value {
     let end = i.ended_at.unwrap_or(now);
     json!({
         "id": i.id,
@@ -214,8 +287,8 @@ pub fn incident_json(i: &Incident, now: Millis) -> Value {
         "ended_at": i.ended_at.map(rfc3339),
         "duration_s": (end - i.started_at).max(0) / 1000,
         "failed_probes": i.failed_probes,
-        "first_error": i.first_error,
-        "last_error": i.last_error,
+        "first_error": i.first_error.as_deref().map(|e| site.public_text(e)),
+        "last_error": i.last_error.as_deref().map(|e| site.public_text(e)),
     })
 }
 
@@ -261,15 +334,22 @@ async fn incidents(State(app): State<AppState>, Query(q): Query<IncidentQuery>) 
         limit: per_page,
         offset: (page - 1).saturating_mul(per_page),
     };
+    let _turn = match app.views.store_read().await {
+        Ok(permit) => permit,
+        Err(busy) => return busy,
+    };
     match app.store.incidents(&filter).await {
         Ok(list) => {
             let now = app.clock.now();
-            Json(IncidentPage {
-                incidents: list.iter().map(|i| incident_json(i, now)).collect(),
-                page,
-                per_page,
-            })
-            .into_response()
+            let site = app.site.get();
+            json_once(
+                StatusCode::OK,
+                &IncidentPage {
+                    incidents: list.iter().map(|i| incident_json(&site, i, now)).collect(),
+                    page,
+                    per_page,
+                },
+            )
         }
         Err(e) => store_error(e),
     }
@@ -300,7 +380,7 @@ async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match rx.await {
-        Ok(Ok(())) => Json(json!({ "reloaded": true })).into_response(),
+        Ok(Ok(())) => json_once(StatusCode::OK, &json!({ "reloaded": true })),
         Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }

@@ -3,24 +3,11 @@
 //!
 //! `{monitor}` is a monitor id (`kimi-chat`) or a provider id (`kimi`, its first monitor). The
 //! drawing is pure (shields.io's flat style, text widths estimated from a small table, so no
-//! font file is needed); handlers read the health view and the store's uptime only.
+//! font file is needed); `views.rs` renders every monitor's badges on change and serves them.
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-
-use super::AppState;
 use super::chart::escape;
 use super::text;
-use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
-
-pub fn routes() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/badge/{monitor}/status.svg", get(status))
-        .route("/badge/{monitor}/uptime-30d.svg", get(uptime_30d))
-}
 
 const GREEN: &str = "#2e7d32";
 const YELLOW_GREEN: &str = "#7c8a12";
@@ -72,8 +59,12 @@ pub fn badge(label: &str, message: &str, colour: &str) -> String {
     )
 }
 
-/// The state badge: `Kimi | up`.
-pub fn status_badge(name: &str, state: MonitorState) -> String {
+/// The state badge: `Kimi | up`; `Kimi | stale` (grey) while the monitor loop has stalled,
+/// since the last state it knew may no longer hold.
+pub fn status_badge(name: &str, state: MonitorState, stale: bool) -> String {
+    if stale {
+        return badge(name, "stale", GREY);
+    }
     let (message, colour) = match state {
         MonitorState::Unknown => ("unknown", GREY),
         MonitorState::Up => ("up", GREEN),
@@ -96,60 +87,7 @@ pub fn uptime_badge(uptime: Option<f64>) -> String {
     badge("uptime 30d", &text::percent(uptime), colour)
 }
 
-/// A monitor by its id, or a provider's first monitor by the provider id.
-fn find<'a>(health: &'a HealthSnapshot, key: &str) -> Option<&'a MonitorHealth> {
-    health
-        .monitors
-        .iter()
-        .find(|m| m.id == key)
-        .or_else(|| health.monitors.iter().find(|m| m.provider == key))
-}
-
-fn svg(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
-            // Short: badges are embedded in pages that proxies and CDNs like to cache.
-            (header::CACHE_CONTROL, "max-age=30"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-fn not_found() -> Response {
-    svg(
-        StatusCode::NOT_FOUND,
-        badge("isdown", "no such monitor", GREY),
-    )
-}
-
-async fn status(State(app): State<AppState>, Path(key): Path<String>) -> Response {
-    let health = app.health.snapshot();
-    let Some(m) = find(&health, &key) else {
-        return not_found();
-    };
-    let site = app.site.get();
-    svg(
-        StatusCode::OK,
-        status_badge(site.name(&m.provider), m.state),
-    )
-}
-
-async fn uptime_30d(State(app): State<AppState>, Path(key): Path<String>) -> Response {
-    let health = app.health.snapshot();
-    let Some(m) = find(&health, &key) else {
-        return not_found();
-    };
-    match app.store.uptime(&m.id, app.clock.now()).await {
-        Ok(uptime) => svg(StatusCode::OK, uptime_badge(uptime.d30)),
-        Err(e) => {
-            tracing::error!(error = %e, "uptime badge: store query failed");
-            svg(
-                StatusCode::SERVICE_UNAVAILABLE,
-                badge("uptime 30d", "unavailable", GREY),
-            )
-        }
-    }
+/// The badge for a monitor that does not exist.
+pub fn missing_badge() -> String {
+    badge("isdown", "no such monitor", GREY)
 }

@@ -4,7 +4,12 @@
 //! Pure functions from numbers to markup: no I/O, no clock (every time range is given), so the
 //! same inputs always draw the same bytes (the snapshot tests rely on it). Colours come from the
 //! page's CSS classes, so the charts follow the light and dark themes; every chart carries a
-//! text alternative (`role="img"` with a label, `<title>` tooltips on the bar's days).
+//! text alternative (`role="img"` with a label).
+//!
+//! The uptime bar is drawn for pages with hundreds of them: one path per kind of day (at most
+//! five nodes, not 90 rectangles with 90 tooltips), and each day's words — its state, uptime and
+//! incidents — travel once, compactly, in a [`DayStrip`] that the page's script reads out on
+//! hover and to the keyboard, and that the monitor page prints as a table.
 
 use std::fmt::Write as _;
 
@@ -23,15 +28,38 @@ pub enum DayMark {
     Down,
 }
 
+/// Each mark's CSS class, its one-letter code in a [`DayStrip`], and its words.
+const MARKS: [(DayMark, &str, char, &str); 5] = [
+    (DayMark::NoData, "day-none", 'n', "No data"),
+    (DayMark::Up, "day-up", 'u', "Operational"),
+    (
+        DayMark::Degraded,
+        "day-degraded",
+        'd',
+        "Failures or slow answers",
+    ),
+    (DayMark::SetupProblem, "day-setup", 's', "Setup problem"),
+    (DayMark::Down, "day-down", 'x', "Outage"),
+];
+
 impl DayMark {
-    fn class(self) -> &'static str {
-        match self {
-            DayMark::NoData => "day-none",
-            DayMark::Up => "day-up",
-            DayMark::Degraded => "day-degraded",
-            DayMark::SetupProblem => "day-setup",
-            DayMark::Down => "day-down",
-        }
+    fn row(self) -> &'static (DayMark, &'static str, char, &'static str) {
+        MARKS
+            .iter()
+            .find(|row| row.0 == self)
+            .expect("every mark has a row")
+    }
+
+    pub fn class(self) -> &'static str {
+        self.row().1
+    }
+
+    fn code(self) -> char {
+        self.row().2
+    }
+
+    pub fn label(self) -> &'static str {
+        self.row().3
     }
 }
 
@@ -66,8 +94,10 @@ const DAY_W: usize = 4;
 const DAY_GAP: usize = 1;
 const BAR_H: usize = 28;
 
-/// The uptime bar: one segment per day, oldest on the left; each day's tooltip gives its
-/// date, uptime and incidents. `label` is the bar's text alternative.
+/// The uptime bar: one stripe per day, oldest on the left, coloured by its mark. Drawn as one
+/// path per mark, each day a vertical stroke [`DAY_W`] wide (`m5-28v28` repeats and compresses
+/// to almost nothing). `label` is the bar's text alternative; the days' own words are in the
+/// [`DayStrip`].
 pub fn uptime_bar(days: &[DaySegment], label: &str) -> String {
     let width = (days.len() * (DAY_W + DAY_GAP))
         .saturating_sub(DAY_GAP)
@@ -77,27 +107,86 @@ pub fn uptime_bar(days: &[DaySegment], label: &str) -> String {
          role=\"img\" aria-label=\"{}\">",
         escape(label)
     );
-    for (i, day) in days.iter().enumerate() {
-        let incidents = match day.incidents {
-            0 => "no incidents".to_owned(),
-            1 => "1 incident".to_owned(),
-            n => format!("{n} incidents"),
-        };
-        let uptime = match day.uptime {
-            Some(_) => format!("{} uptime", text::percent(day.uptime)),
-            None => "no data".to_owned(),
-        };
-        let _ = write!(
-            svg,
-            "<rect class=\"{}\" x=\"{}\" y=\"0\" width=\"{DAY_W}\" height=\"{BAR_H}\" rx=\"1\">\
-             <title>{}: {uptime}, {incidents}</title></rect>",
-            day.mark.class(),
-            i * (DAY_W + DAY_GAP),
-            text::date(day.day),
-        );
+    for (mark, class, _, _) in MARKS {
+        let mut d = String::new();
+        let mut last_x = None;
+        for (i, _) in days.iter().enumerate().filter(|(_, day)| day.mark == mark) {
+            let x = i * (DAY_W + DAY_GAP) + DAY_W / 2;
+            let _ = match last_x {
+                None => write!(d, "M{x} 0v{BAR_H}"),
+                Some(prev) => write!(d, "m{}-{BAR_H}v{BAR_H}", x - prev),
+            };
+            last_x = Some(x);
+        }
+        if !d.is_empty() {
+            let _ = write!(svg, "<path class=\"{class}\" d=\"{d}\"/>");
+        }
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// "97.22% uptime, 1 incident": one day's numbers in words.
+pub fn day_detail(day: &DaySegment) -> String {
+    let uptime = match day.uptime {
+        Some(_) => format!("{} uptime", text::percent(day.uptime)),
+        None => "no data".to_owned(),
+    };
+    let incidents = match day.incidents {
+        0 => "no incidents".to_owned(),
+        1 => "1 incident".to_owned(),
+        n => format!("{n} incidents"),
+    };
+    format!("{uptime}, {incidents}")
+}
+
+/// What a day of `mark` says when nothing is noted for it: measured days without failures are
+/// whole, days without data have none, and neither had an incident.
+fn usual_detail(mark: DayMark) -> String {
+    day_detail(&DaySegment {
+        day: 0,
+        mark,
+        uptime: (mark != DayMark::NoData).then_some(1.0),
+        incidents: 0,
+    })
+}
+
+/// A bar's days in compact words, for the page's script: the first day (`2026-08-28`), one
+/// letter per day for its mark, and notes (`86:97.22% uptime, 1 incident;…`) for the few days
+/// whose detail differs from the usual one for their mark ([`day_legend`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayStrip {
+    pub first: String,
+    pub marks: String,
+    pub notes: String,
+}
+
+pub fn day_strip(days: &[DaySegment]) -> DayStrip {
+    let mut notes = String::new();
+    for (i, day) in days.iter().enumerate() {
+        let detail = day_detail(day);
+        if detail != usual_detail(day.mark) {
+            if !notes.is_empty() {
+                notes.push(';');
+            }
+            let _ = write!(notes, "{i}:{detail}");
+        }
+    }
+    DayStrip {
+        first: days.first().map_or_else(String::new, |d| text::date(d.day)),
+        marks: days.iter().map(|d| d.mark.code()).collect(),
+        notes,
+    }
+}
+
+/// The words of every mark letter, once per page: `n:No data:no data, no incidents;u:…`
+/// (letter, state, the usual detail).
+pub fn day_legend() -> String {
+    MARKS
+        .iter()
+        .map(|(mark, _, code, label)| format!("{code}:{label}:{}", usual_detail(*mark)))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 const SPARK_W: f64 = 120.0;
@@ -134,6 +223,7 @@ pub fn sparkline(points: &[LatencyPoint], from: Millis, to: Millis, step: Millis
         height: SPARK_H - 4.0,
         y_min: (min - margin).max(0.0),
         y_max: max + margin,
+        decimals: 0,
     };
     let values: Vec<(Millis, f64)> = points.iter().map(|p| (p.start, p.p50_ms)).collect();
     format!(
@@ -155,6 +245,9 @@ struct Plot {
     /// The latency at the bottom edge (0 for charts with an axis; sparklines zoom in).
     y_min: f64,
     y_max: f64,
+    /// Decimals of the coordinates: a 180 px sparkline needs none, and every digit is bytes on
+    /// a page with hundreds of them.
+    decimals: usize,
 }
 
 impl Plot {
@@ -173,19 +266,20 @@ impl Plot {
     fn line(&self, values: &[(Millis, f64)], step: Millis, class: &str) -> String {
         let mut d = String::new();
         let mut dots = String::new();
+        let p = self.decimals;
         for (i, &(start, ms)) in values.iter().enumerate() {
             let (x, y) = (self.x(start + step / 2), self.y(ms));
             let joined_before = i > 0 && start - values[i - 1].0 <= step;
             let joined_after = values.get(i + 1).is_some_and(|n| n.0 - start <= step);
             let _ = write!(
                 d,
-                "{}{x:.1} {y:.1}",
+                "{}{x:.p$} {y:.p$}",
                 if joined_before { " L" } else { " M" }
             );
             if !joined_before && !joined_after {
                 let _ = write!(
                     dots,
-                    "<circle class=\"{class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2\"/>"
+                    "<circle class=\"{class}\" cx=\"{x:.p$}\" cy=\"{y:.p$}\" r=\"2\"/>"
                 );
             }
         }
@@ -254,6 +348,7 @@ pub fn latency_chart(
         height: CHART_H - MARGIN_TOP - MARGIN_BOTTOM,
         y_min: 0.0,
         y_max,
+        decimals: 1,
     };
     let desc = match peak {
         None => "No latency was measured in this range.".to_owned(),
@@ -356,6 +451,7 @@ mod tests {
             height: 100.0,
             y_min: 0.0,
             y_max: 100.0,
+            decimals: 1,
         };
         let values = [(0, 50.0), (HOUR_MS, 100.0), (5 * HOUR_MS, 0.0)];
         assert_eq!(

@@ -3,27 +3,18 @@
 //!
 //! Built from stored incidents only (never a key: error samples were redacted before they were
 //! stored, and upstream addresses are hidden here when `hide_urls` is on). Links are absolute
-//! when `[web] public_url` is set, relative otherwise.
+//! when `[web] public_url` is set, relative otherwise. Pure: `views.rs` renders it on change.
 
 use askama::Template;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
-use super::AppState;
 use super::site::SiteInfo;
 use super::text;
 use crate::incident::IncidentKind;
-use crate::store::{Incident, IncidentFilter};
+use crate::store::Incident;
 use crate::time::{Millis, rfc3339};
 
 /// Entries in the feed: readers keep what they have seen, so a short feed loses nothing.
 pub const FEED_ENTRIES: u32 = 50;
-
-pub fn routes() -> axum::Router<AppState> {
-    axum::Router::new().route("/feed.atom", get(feed))
-}
 
 pub struct Entry {
     pub id: String,
@@ -105,40 +96,5 @@ pub fn feed_of(site: &SiteInfo, incidents: &[Incident], now: Millis) -> Feed {
         base: site.base().to_owned(),
         updated: rfc3339(updated),
         entries: incidents.iter().map(|i| entry(site, i, now)).collect(),
-    }
-}
-
-async fn feed(State(app): State<AppState>) -> Response {
-    let filter = IncidentFilter {
-        state: None,
-        monitor: None,
-        limit: FEED_ENTRIES,
-        offset: 0,
-    };
-    let incidents = match app.store.incidents(&filter).await {
-        Ok(list) => list,
-        Err(e) => {
-            tracing::error!(error = %e, "feed: store query failed");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the database is unavailable",
-            )
-                .into_response();
-        }
-    };
-    match feed_of(&app.site.get(), &incidents, app.clock.now()).render() {
-        Ok(body) => (
-            [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
-            body,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "feed template failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the feed could not be rendered",
-            )
-                .into_response()
-        }
     }
 }

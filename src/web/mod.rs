@@ -1,22 +1,31 @@
 //! The HTTP side of `isdown serve`: JSON API, `/metrics`, `/healthz`, the status page and the
-//! tools' views of it (badges, Atom feed, Statuspage-compatible JSON), and later the gateway,
-//! on one listener.
+//! tools' views of it (badges, Atom feed, Statuspage-compatible JSON), on one listener that the
+//! gateway shares, with its connection handling (`connections`).
 //!
 //! Handlers only read: the health view (a copy under a short lock), the store, the metrics
 //! registry. The one write is the authenticated admin reload, which is handed to the serve loop
 //! over a channel. Like every server here, [`run`] takes a bound listener and a shutdown future.
+//!
+//! The public views that everyone opens at once — the overview, `/api/v1/status`, `/api/v2/*`,
+//! the feed, the badges — are not rendered per request: the renderer (`renderer.rs`, started by
+//! [`renderer::start`]) draws them when what they show changes, at most about once a second,
+//! and handlers serve the bytes, already compressed, from memory (`views.rs`, `rendered.rs`).
 
 mod api;
 mod badge;
 mod chart;
 pub mod connections;
 mod feed;
+pub mod freshness;
 mod page;
+pub mod rendered;
+pub mod renderer;
 pub mod site;
 mod statuspage;
 #[cfg(test)]
 mod tests;
 mod text;
+pub mod views;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,6 +42,7 @@ use crate::store::Store;
 use crate::time::Clock;
 pub use connections::Limits;
 use site::Site;
+use views::PublicViews;
 
 /// A reload request from the admin endpoint; the serve loop answers with the outcome.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -51,14 +61,14 @@ pub struct AppState {
     pub alerts: AlertHealth,
     /// Display names and `[web]` settings for the public pages (swapped on reload).
     pub site: Site,
+    /// The views rendered on change ([`renderer::start`]).
+    pub views: PublicViews,
 }
 
 pub fn router(state: AppState) -> Router {
     api::routes()
         .merge(page::routes())
-        .merge(badge::routes())
-        .merge(feed::routes())
-        .merge(statuspage::routes())
+        .merge(views::routes())
         .with_state(state)
 }
 

@@ -1,29 +1,36 @@
 //! The status page: overview (`/`), one page per monitor (`/monitors/{id}`) and the incident
 //! history (`/incidents`), rendered on the server from compiled askama templates
-//! (`templates/`), with the CSS inlined and one small script for live updates
-//! (`/assets/live.js`: it re-fetches the page every few seconds and swaps in `<main>`).
+//! (`templates/`), with the CSS inlined and one small script (`/assets/live.js`: it re-fetches
+//! the page every few seconds and swaps in `<main>`, and reads the uptime bars' days out on
+//! hover and to the keyboard).
 //!
 //! Read-only and public: it shows what the health view and the store already hold, through
 //! [`SiteInfo`] (display names, upstream URLs hidden when `hide_urls` is on), and never a key
 //! (keys are redacted before anything is stored, and the site info carries none).
 //!
-//! Each page is built in two steps: a handler gathers its inputs (health snapshot, store
-//! reads, the clock) into a plain struct, and a pure function turns that into the template —
-//! so the snapshot tests feed fixed inputs and compare the exact HTML.
+//! Each page is built in two steps: its inputs (health snapshot, store reads, the clock) are
+//! gathered into a plain struct, and a pure function turns that into the template — so the
+//! snapshot tests feed fixed inputs and compare the exact HTML. The overview and the first page
+//! of the history are gathered and drawn by the renderer (`renderer.rs`) when they change and
+//! served from memory (`views.rs`); a monitor's page and older history pages are drawn per
+//! request from the store, a few at a time (`PublicViews::store_read`).
 
 use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
 use super::AppState;
-use super::chart::{self, DayMark, DaySegment};
+use super::chart::{self, DayMark, DaySegment, DayStrip};
+use super::freshness::Freshness;
+use super::rendered::{self, Rendered};
 use super::site::SiteInfo;
 use super::text;
+use super::views::HISTORY;
 use crate::incident::IncidentKind;
 use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
@@ -32,28 +39,30 @@ use crate::store::{
 };
 use crate::time::{DAY_MS, HOUR_MS, Millis, rfc3339};
 
+use std::sync::{Arc, LazyLock};
+
 const CSS: &str = include_str!("assets/style.css");
 const LIVE_JS: &str = include_str!("assets/live.js");
 
-/// 5 s: an outage shows within one poll of the monitor noticing it, and a page fetch costs a
-/// few store reads — cheap enough for a handful of open tabs.
+/// 5 s: an outage shows within one poll of the monitor noticing it, and a poll costs the
+/// server almost nothing (the page is in memory; an unchanged one is a 304).
 pub const POLL_MS: u32 = 5_000;
 /// Days in the uptime bar.
 pub const BAR_DAYS: u32 = 90;
 /// Incidents in the overview's "last 7 days" list.
 const RECENT_INCIDENT_DAYS: Millis = 7 * DAY_MS;
 /// Incidents per history page.
-const HISTORY_PER_PAGE: u32 = 50;
+pub const HISTORY_PER_PAGE: u32 = 50;
 /// Probe results on a monitor page.
 const RECENT_RESULTS: u32 = 50;
 /// Incidents on a monitor page.
 const MONITOR_INCIDENTS: u32 = 20;
 
+/// `/` is served by `views.rs`; `/incidents` here, because its later pages read the store.
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/", get(overview))
         .route("/monitors/{id}", get(monitor))
-        .route("/incidents", get(incidents))
+        .route(HISTORY, get(incidents))
         .route("/assets/live.js", get(live_js))
 }
 
@@ -65,19 +74,23 @@ pub struct Chrome {
     pub css: &'static str,
     pub poll_ms: u32,
     pub nav: &'static str,
-    pub updated: String,
-    pub updated_iso: String,
+    /// When the monitor last updated the data (its newest probe result), in words and RFC 3339.
+    pub updated: Option<(String, String)>,
+    /// The monitor loop has stalled: the page says the data may be out of date.
+    pub stale: bool,
 }
 
 impl Chrome {
-    fn new(title: String, nav: &'static str, now: Millis) -> Chrome {
+    fn new(title: String, nav: &'static str, freshness: Freshness) -> Chrome {
         Chrome {
             title,
             css: CSS,
             poll_ms: POLL_MS,
             nav,
-            updated: text::datetime(now),
-            updated_iso: rfc3339(now),
+            updated: freshness
+                .updated_at
+                .map(|at| (text::datetime_seconds(at), rfc3339(at))),
+            stale: freshness.stale,
         }
     }
 }
@@ -125,6 +138,14 @@ fn incident_row(site: &SiteInfo, incident: &Incident, now: Millis) -> IncidentRo
             .map(|e| site.public_text(e)),
         side: text::incident_side(incident.kind, incident.verdict),
         failed_probes: incident.failed_probes,
+    }
+}
+
+/// "99.91% uptime" under a bar, or that there is nothing to count yet.
+fn uptime_words(uptime: Option<f64>) -> String {
+    match uptime {
+        Some(_) => format!("{} uptime", text::percent(uptime)),
+        None => "no uptime data yet".to_owned(),
     }
 }
 
@@ -197,6 +218,32 @@ pub fn banner(site: &SiteInfo, health: &HealthSnapshot, now: Millis) -> Banner {
     Banner { class, lines }
 }
 
+/// The banner of a page whose monitor has stalled: it says so first, and no longer claims that
+/// all is well; the troubles it knew of stay listed, as the last known state.
+fn stale_banner(mut banner: Banner, freshness: Freshness) -> Banner {
+    if matches!(banner.class, "state-up" | "state-unknown") {
+        banner.lines.clear();
+    }
+    let since = match freshness.updated_at {
+        Some(at) => format!(
+            "The newest probe result is from {}; what is shown may be out of date.",
+            text::datetime_seconds(at)
+        ),
+        None => "No probe result has arrived.".to_owned(),
+    };
+    banner.lines.splice(
+        0..0,
+        [
+            "Status unknown: isdown's monitor has stopped".to_owned(),
+            since,
+        ],
+    );
+    Banner {
+        class: "state-stale",
+        lines: banner.lines,
+    }
+}
+
 /// What the overview reads from the store for one monitor.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorHistory {
@@ -207,15 +254,16 @@ pub struct MonitorHistory {
     pub latency_24h: Vec<LatencyPoint>,
 }
 
-/// Everything the overview shows, gathered by the handler (or built by a test).
+/// Everything the overview shows, gathered by the renderer (or built by a test).
 pub struct OverviewInput<'a> {
     pub site: &'a SiteInfo,
     pub health: &'a HealthSnapshot,
     pub now: Millis,
+    pub freshness: Freshness,
     /// One per `health.monitors` entry, same order.
-    pub histories: Vec<MonitorHistory>,
+    pub histories: &'a [Arc<MonitorHistory>],
     /// Incidents open at some time in the last [`BAR_DAYS`] days, newest first.
-    pub incidents: Vec<Incident>,
+    pub incidents: &'a [Incident],
 }
 
 pub struct Row {
@@ -228,6 +276,7 @@ pub struct Row {
     pub since: Option<String>,
     pub explanation: Option<String>,
     pub bar: String,
+    pub strip: DayStrip,
     pub uptime_90: String,
     pub spark: String,
     pub latest_latency: Option<String>,
@@ -238,6 +287,8 @@ pub struct Row {
 pub struct OverviewPage {
     pub chrome: Chrome,
     pub banner: Banner,
+    /// The words of the bars' day letters (`chart::day_legend`), once for the page.
+    pub day_words: String,
     pub rows: Vec<Row>,
     pub incidents: Vec<IncidentRow>,
 }
@@ -251,14 +302,14 @@ pub fn day_segments(
 ) -> Vec<DaySegment> {
     let today = day_start(now);
     let counts: HashMap<Millis, &DayCounts> = days.iter().map(|d| (d.day, d)).collect();
+    let mine: Vec<&Incident> = incidents.iter().filter(|i| i.monitor == monitor).collect();
     (0..i64::from(BAR_DAYS))
         .rev()
         .map(|back| {
             let day = today - back * DAY_MS;
             let end = day + DAY_MS;
-            let touching: Vec<&Incident> = incidents
+            let touching: Vec<&&Incident> = mine
                 .iter()
-                .filter(|i| i.monitor == monitor)
                 .filter(|i| i.started_at < end && i.ended_at.is_none_or(|e| e >= day))
                 .collect();
             let from_counts = match counts.get(&day) {
@@ -289,7 +340,7 @@ pub fn day_segments(
 
 fn row(site: &SiteInfo, m: &MonitorHealth, history: &MonitorHistory, input: &OverviewInput) -> Row {
     let now = input.now;
-    let segments = day_segments(&m.id, &history.days, &input.incidents, now);
+    let segments = day_segments(&m.id, &history.days, input.incidents, now);
     let bad_days = segments.iter().filter(|s| s.incidents > 0).count();
     let bar_label = format!(
         "{}: 90-day uptime {}, {bad_days} of {BAR_DAYS} days with incidents",
@@ -315,10 +366,8 @@ fn row(site: &SiteInfo, m: &MonitorHealth, history: &MonitorHistory, input: &Ove
             .filter(|_| failing)
             .map(|e| site.public_text(e)),
         bar: chart::uptime_bar(&segments, &bar_label),
-        uptime_90: match history.uptime.d90 {
-            Some(_) => format!("{} uptime", text::percent(history.uptime.d90)),
-            None => "no uptime data yet".to_owned(),
-        },
+        strip: chart::day_strip(&segments),
+        uptime_90: uptime_words(history.uptime.d90),
         spark: chart::sparkline(
             &history.latency_24h,
             hour_now - 23 * HOUR_MS,
@@ -335,7 +384,7 @@ pub fn overview_page(input: &OverviewInput) -> OverviewPage {
         .health
         .monitors
         .iter()
-        .zip(&input.histories)
+        .zip(input.histories)
         .map(|(m, history)| row(site, m, history, input))
         .collect();
     let recent_from = input.now - RECENT_INCIDENT_DAYS;
@@ -345,11 +394,15 @@ pub fn overview_page(input: &OverviewInput) -> OverviewPage {
         .filter(|i| i.ended_at.is_none_or(|e| e >= recent_from))
         .map(|i| incident_row(site, i, input.now))
         .collect();
-    let banner = banner(site, input.health, input.now);
+    let mut banner = banner(site, input.health, input.now);
+    if input.freshness.stale {
+        banner = stale_banner(banner, input.freshness);
+    }
     let title = format!("{} — isdown status", banner.lines[0]);
     OverviewPage {
-        chrome: Chrome::new(title, "overview", input.now),
+        chrome: Chrome::new(title, "overview", input.freshness),
         banner,
+        day_words: chart::day_legend(),
         rows,
         incidents,
     }
@@ -368,7 +421,12 @@ pub struct MonitorInput<'a> {
     pub site: &'a SiteInfo,
     pub monitor: &'a MonitorHealth,
     pub now: Millis,
+    pub freshness: Freshness,
     pub uptime: Uptime,
+    /// Day rollups of the last [`BAR_DAYS`] days.
+    pub days: Vec<DayCounts>,
+    /// Incidents open at some time in those days (any monitor's: the page picks its own).
+    pub window: Vec<Incident>,
     /// Index into [`RANGES`].
     pub range: usize,
     pub latency: Vec<LatencyPoint>,
@@ -387,10 +445,25 @@ pub struct ResultRow {
     pub explanation: String,
 }
 
+/// One day of the monitor page's day-by-day table.
+pub struct DayRow {
+    pub date: String,
+    pub class: &'static str,
+    pub state: &'static str,
+    pub detail: String,
+}
+
 #[derive(Template)]
 #[template(path = "monitor.html")]
 pub struct MonitorPage {
     pub chrome: Chrome,
+    pub id: String,
+    pub bar: String,
+    pub strip: DayStrip,
+    pub day_words: String,
+    pub uptime_90: String,
+    /// The bar's days in a table, newest first.
+    pub days: Vec<DayRow>,
     pub name: String,
     pub probe: String,
     pub model: Option<String>,
@@ -430,12 +503,33 @@ pub fn monitor_page(input: &MonitorInput) -> MonitorPage {
     };
     let failing = !matches!(m.state, MonitorState::Up | MonitorState::Unknown);
     let name = site.name(&m.provider).to_owned();
+    let segments = day_segments(&m.id, &input.days, &input.window, now);
+    let bar_label = format!(
+        "{name}: 90-day uptime {}, {} of {BAR_DAYS} days with incidents",
+        text::percent(input.uptime.d90),
+        segments.iter().filter(|s| s.incidents > 0).count()
+    );
     MonitorPage {
         chrome: Chrome::new(
             format!("{name} ({}) — isdown status", m.probe),
             "monitor",
-            now,
+            input.freshness,
         ),
+        id: m.id.clone(),
+        bar: chart::uptime_bar(&segments, &bar_label),
+        strip: chart::day_strip(&segments),
+        day_words: chart::day_legend(),
+        uptime_90: uptime_words(input.uptime.d90),
+        days: segments
+            .iter()
+            .rev()
+            .map(|day| DayRow {
+                date: text::date(day.day),
+                class: day.mark.class(),
+                state: day.mark.label(),
+                detail: chart::day_detail(day),
+            })
+            .collect(),
         probe: m.probe.clone(),
         model: m.model.clone(),
         state_class: text::state_class(m.state),
@@ -527,13 +621,14 @@ pub fn incidents_page(
     incidents: &[Incident],
     page: u32,
     now: Millis,
+    freshness: Freshness,
 ) -> IncidentsPage {
     let more = incidents.len() > HISTORY_PER_PAGE as usize;
     IncidentsPage {
         chrome: Chrome::new(
             "Incident history — isdown status".to_owned(),
             "incidents",
-            now,
+            freshness,
         ),
         incidents: incidents
             .iter()
@@ -547,9 +642,10 @@ pub fn incidents_page(
 
 // === handlers ===
 
+/// A page drawn per request (it read the store).
 fn html(page: &impl Template) -> Response {
     match page.render() {
-        Ok(body) => ([(header::CACHE_CONTROL, "no-cache")], Html(body)).into_response(),
+        Ok(body) => rendered::once(StatusCode::OK, rendered::HTML_ONCE, body),
         Err(e) => {
             tracing::error!(error = %e, "status page template failed");
             (
@@ -572,41 +668,6 @@ fn unavailable(e: StoreError) -> Response {
         ),
     )
         .into_response()
-}
-
-async fn overview(State(app): State<AppState>) -> Response {
-    let site = app.site.get();
-    let health = app.health.snapshot();
-    let now = app.clock.now();
-    let store = &app.store;
-    let mut histories = Vec::with_capacity(health.monitors.len());
-    for m in &health.monitors {
-        let read = tokio::try_join!(
-            store.uptime(&m.id, now),
-            store.daily_counts(&m.id, now, BAR_DAYS),
-            store.latency_series(&m.id, SeriesStep::Hour, now, 24),
-        );
-        match read {
-            Ok((uptime, days, latency_24h)) => histories.push(MonitorHistory {
-                uptime,
-                days,
-                latency_24h,
-            }),
-            Err(e) => return unavailable(e),
-        }
-    }
-    let from = day_start(now) - i64::from(BAR_DAYS - 1) * DAY_MS;
-    let incidents = match store.incidents_between(from, now).await {
-        Ok(list) => list,
-        Err(e) => return unavailable(e),
-    };
-    html(&overview_page(&OverviewInput {
-        site: &site,
-        health: &health,
-        now,
-        histories,
-        incidents,
-    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -633,6 +694,10 @@ async fn monitor(
         .and_then(|r| RANGES.iter().position(|(name, _, _)| *name == r))
         .unwrap_or(0);
     let (_, step, buckets) = RANGES[range];
+    let _turn = match app.views.store_read().await {
+        Ok(permit) => permit,
+        Err(busy) => return busy,
+    };
     let now = app.clock.now();
     let store = &app.store;
     let filter = IncidentFilter {
@@ -641,13 +706,16 @@ async fn monitor(
         limit: MONITOR_INCIDENTS,
         offset: 0,
     };
+    let from = day_start(now) - i64::from(BAR_DAYS - 1) * DAY_MS;
     let read = tokio::try_join!(
         store.uptime(&id, now),
         store.latency_series(&id, step, now, buckets),
         store.recent_results(&id, RECENT_RESULTS),
         store.incidents(&filter),
+        store.daily_counts(&id, now, BAR_DAYS),
+        store.incidents_between(from, now),
     );
-    let (uptime, latency, results, incidents) = match read {
+    let (uptime, latency, results, incidents, days, window) = match read {
         Ok(all) => all,
         Err(e) => return unavailable(e),
     };
@@ -656,7 +724,10 @@ async fn monitor(
         site: &site,
         monitor: m,
         now,
+        freshness: Freshness::of(&health, now),
         uptime,
+        days,
+        window,
         range,
         latency,
         results,
@@ -669,8 +740,20 @@ struct HistoryQuery {
     page: Option<u32>,
 }
 
-async fn incidents(State(app): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
+/// The first page is rendered on change and served from memory; older pages read the store.
+async fn incidents(
+    State(app): State<AppState>,
+    Query(q): Query<HistoryQuery>,
+    headers: HeaderMap,
+) -> Response {
     let page = q.page.unwrap_or(1).max(1);
+    if page == 1 {
+        return app.views.respond(HISTORY, &headers).await;
+    }
+    let _turn = match app.views.store_read().await {
+        Ok(permit) => permit,
+        Err(busy) => return busy,
+    };
     let filter = IncidentFilter {
         state: None,
         monitor: None,
@@ -679,23 +762,30 @@ async fn incidents(State(app): State<AppState>, Query(q): Query<HistoryQuery>) -
         offset: (page - 1).saturating_mul(HISTORY_PER_PAGE),
     };
     match app.store.incidents(&filter).await {
-        Ok(list) => html(&incidents_page(
-            &app.site.get(),
-            &list,
-            page,
-            app.clock.now(),
-        )),
+        Ok(list) => {
+            let now = app.clock.now();
+            let freshness = Freshness::of(&app.health.snapshot(), now);
+            html(&incidents_page(
+                &app.site.get(),
+                &list,
+                page,
+                now,
+                freshness,
+            ))
+        }
         Err(e) => unavailable(e),
     }
 }
 
-async fn live_js() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        LIVE_JS,
-    )
-        .into_response()
+/// The script, compressed once, with an ETag like every other view. It changes only with the
+/// binary, so it was last modified when this process first served it.
+static LIVE: LazyLock<Arc<Rendered>> = LazyLock::new(|| {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| Millis::try_from(d.as_millis()).unwrap_or(0));
+    Rendered::publish(None, rendered::SCRIPT, LIVE_JS.to_owned(), started)
+});
+
+async fn live_js(headers: HeaderMap) -> Response {
+    LIVE.respond(&headers)
 }

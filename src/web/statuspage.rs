@@ -9,45 +9,33 @@
 //! isdown's side); each incident is an incident (`open` → `investigating`, closed →
 //! `resolved`; impact `major` for outages, `minor` for isdown's own network, `none` for setup
 //! problems). The page `indicator` is `critical` when every monitor is down, `major` when
-//! some are, `minor` when some are degraded, else `none`. Pure functions plus thin handlers.
+//! some are, `minor` when some are degraded, else `none`. `page.updated_at` is when the monitor
+//! last updated the data, not when the JSON was written. Pure functions: `views.rs` renders them
+//! on change and serves them from memory.
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::site::SiteInfo;
 use super::text;
 use crate::incident::IncidentKind;
 use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
-use crate::store::{Incident, IncidentFilter, IncidentState};
+use crate::store::Incident;
 use crate::time::{Millis, rfc3339};
 
 /// The page id every object refers to (one isdown instance is one page).
 const PAGE_ID: &str = "isdown";
 /// Statuspage's `incidents.json` lists the 50 most recent.
-const INCIDENTS_LISTED: u32 = 50;
+pub const INCIDENTS_LISTED: u32 = 50;
 
-pub fn routes() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/api/v2/status.json", get(status))
-        .route("/api/v2/summary.json", get(summary))
-        .route("/api/v2/components.json", get(components))
-        .route("/api/v2/incidents.json", get(incidents))
-        .route("/api/v2/incidents/unresolved.json", get(unresolved))
-}
-
-pub fn page(site: &SiteInfo, now: Millis) -> Value {
+/// The page object; `updated_at` is when the monitor last updated the data.
+pub fn page(site: &SiteInfo, updated_at: Millis) -> Value {
     json!({
         "id": PAGE_ID,
         "name": "isdown",
         "url": site.base(),
         "time_zone": "Etc/UTC",
-        "updated_at": rfc3339(now),
+        "updated_at": rfc3339(updated_at),
     })
 }
 
@@ -245,6 +233,11 @@ pub fn summary_json(
     })
 }
 
+/// `components.json`.
+pub fn components_json(site: &SiteInfo, health: &HealthSnapshot, now: Millis) -> Value {
+    json!({ "page": page(site, now), "components": components_of(site, health, now) })
+}
+
 /// `incidents.json` and `incidents/unresolved.json`.
 pub fn incidents_json(
     site: &SiteInfo,
@@ -256,80 +249,4 @@ pub fn incidents_json(
         "page": page(site, now),
         "incidents": list.iter().map(|i| incident_of(site, health, i)).collect::<Vec<_>>(),
     })
-}
-
-// === handlers ===
-
-async fn read_incidents(
-    app: &AppState,
-    state: Option<IncidentState>,
-) -> Result<Vec<Incident>, Response> {
-    let filter = IncidentFilter {
-        state,
-        monitor: None,
-        limit: INCIDENTS_LISTED,
-        offset: 0,
-    };
-    app.store.incidents(&filter).await.map_err(|e| {
-        tracing::error!(error = %e, "statuspage JSON: store query failed");
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": { "message": "the database is unavailable" } })),
-        )
-            .into_response()
-    })
-}
-
-async fn status(State(app): State<AppState>) -> Response {
-    Json(status_json(
-        &app.site.get(),
-        &app.health.snapshot(),
-        app.clock.now(),
-    ))
-    .into_response()
-}
-
-async fn components(State(app): State<AppState>) -> Response {
-    let (site, health, now) = (app.site.get(), app.health.snapshot(), app.clock.now());
-    Json(json!({ "page": page(&site, now), "components": components_of(&site, &health, now) }))
-        .into_response()
-}
-
-async fn summary(State(app): State<AppState>) -> Response {
-    match read_incidents(&app, Some(IncidentState::Open)).await {
-        Ok(open) => Json(summary_json(
-            &app.site.get(),
-            &app.health.snapshot(),
-            &open,
-            app.clock.now(),
-        ))
-        .into_response(),
-        Err(response) => response,
-    }
-}
-
-async fn incidents(State(app): State<AppState>) -> Response {
-    match read_incidents(&app, None).await {
-        Ok(list) => Json(incidents_json(
-            &app.site.get(),
-            &app.health.snapshot(),
-            &list,
-            app.clock.now(),
-        ))
-        .into_response(),
-        Err(response) => response,
-    }
-}
-
-async fn unresolved(State(app): State<AppState>) -> Response {
-    match read_incidents(&app, Some(IncidentState::Open)).await {
-        Ok(list) => Json(incidents_json(
-            &app.site.get(),
-            &app.health.snapshot(),
-            &list,
-            app.clock.now(),
-        ))
-        .into_response(),
-        Err(response) => response,
-    }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use askama::Template;
 use serde_json::Value;
@@ -14,6 +15,7 @@ use serde_json::Value;
 use super::badge;
 use super::chart;
 use super::feed;
+use super::freshness::Freshness;
 use super::page::{self, MonitorHistory, MonitorInput, OverviewInput};
 use super::site::SiteInfo;
 use super::site::tests::face;
@@ -28,6 +30,12 @@ use crate::verdict::{Blame, Verdict};
 
 /// 2026-11-25T14:03:00Z.
 const NOW: Millis = 1_795_615_380_000;
+
+/// The monitor's newest result was 10 s ago and its loop is running.
+const FRESH: Freshness = Freshness {
+    updated_at: Some(NOW - 10_000),
+    stale: false,
+};
 
 fn snapshot_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -127,6 +135,8 @@ fn health() -> HealthSnapshot {
         network_incident: None,
         passive: BTreeMap::new(),
         quarantined: BTreeMap::new(),
+        heartbeat_at: Some(NOW - 500),
+        stored_through: Some(NOW - 1_000),
     }
 }
 
@@ -247,27 +257,46 @@ fn kimi_history() -> MonitorHistory {
     }
 }
 
-fn overview_input<'a>(site: &'a SiteInfo, health: &'a HealthSnapshot) -> OverviewInput<'a> {
+/// One history per monitor of [`health`]: Kimi's, none for DeepSeek, a short one for OpenAI.
+fn histories() -> Vec<Arc<MonitorHistory>> {
+    vec![
+        Arc::new(kimi_history()),
+        Arc::default(),
+        Arc::new(MonitorHistory {
+            uptime: Uptime {
+                h24: Some(1.0),
+                d7: Some(1.0),
+                d30: Some(1.0),
+                d90: Some(1.0),
+            },
+            days: vec![counts(today(), 1700, 0, 0)],
+            latency_24h: vec![latency(2, 300.0), latency(1, 310.0), latency(0, 312.0)],
+        }),
+    ]
+}
+
+fn overview_input<'a>(
+    site: &'a SiteInfo,
+    health: &'a HealthSnapshot,
+    histories: &'a [Arc<MonitorHistory>],
+    incidents: &'a [Incident],
+) -> OverviewInput<'a> {
     OverviewInput {
         site,
         health,
         now: NOW,
-        histories: vec![
-            kimi_history(),
-            MonitorHistory::default(),
-            MonitorHistory {
-                uptime: Uptime {
-                    h24: Some(1.0),
-                    d7: Some(1.0),
-                    d30: Some(1.0),
-                    d90: Some(1.0),
-                },
-                days: vec![counts(today(), 1700, 0, 0)],
-                latency_24h: vec![latency(2, 300.0), latency(1, 310.0), latency(0, 312.0)],
-            },
-        ],
-        incidents: incidents(),
+        freshness: FRESH,
+        histories,
+        incidents,
     }
+}
+
+/// The overview of [`health`] with every fixture, rendered.
+fn overview_html(site: &SiteInfo, health: &HealthSnapshot, freshness: Freshness) -> String {
+    let (histories, incidents) = (histories(), incidents());
+    let mut input = overview_input(site, health, &histories, &incidents);
+    input.freshness = freshness;
+    page::overview_page(&input).render().unwrap()
 }
 
 fn results() -> Vec<ResultRecord> {
@@ -322,7 +351,10 @@ fn monitor_input<'a>(
         site,
         monitor: &health.monitors[0],
         now: NOW,
+        freshness: FRESH,
         uptime: history.uptime,
+        days: history.days,
+        window: incidents(),
         range,
         latency,
         results: results(),
@@ -335,10 +367,7 @@ fn monitor_input<'a>(
 #[test]
 fn overview_page_snapshot() {
     let (site, health) = (site(false), health());
-    let html = page::overview_page(&overview_input(&site, &health))
-        .render()
-        .unwrap();
-    assert_snapshot("overview.html", &html);
+    assert_snapshot("overview.html", &overview_html(&site, &health, FRESH));
 }
 
 #[test]
@@ -354,7 +383,7 @@ fn monitor_page_snapshots_for_each_range() {
 
 #[test]
 fn incident_history_snapshot() {
-    let html = page::incidents_page(&site(false), &incidents(), 1, NOW)
+    let html = page::incidents_page(&site(false), &incidents(), 1, NOW, FRESH)
         .render()
         .unwrap();
     assert_snapshot("incidents.html", &html);
@@ -372,11 +401,11 @@ fn feed_snapshot() {
 fn badge_snapshots() {
     assert_snapshot(
         "badge-status-down.svg",
-        &badge::status_badge("Kimi", MonitorState::Down),
+        &badge::status_badge("Kimi", MonitorState::Down, false),
     );
     assert_snapshot(
         "badge-status-setup.svg",
-        &badge::status_badge("DeepSeek", MonitorState::SetupProblem),
+        &badge::status_badge("DeepSeek", MonitorState::SetupProblem, false),
     );
     assert_snapshot("badge-uptime-30d.svg", &badge::uptime_badge(Some(0.9975)));
     assert_snapshot("badge-uptime-none.svg", &badge::uptime_badge(None));
@@ -515,12 +544,7 @@ fn hide_urls_keeps_upstream_addresses_off_every_public_view() {
     let open: Vec<Incident> = incidents();
     let views = |site: &SiteInfo| -> Vec<(&'static str, String)> {
         vec![
-            (
-                "overview",
-                page::overview_page(&overview_input(site, &health))
-                    .render()
-                    .unwrap(),
-            ),
+            ("overview", overview_html(site, &health, FRESH)),
             (
                 "monitor",
                 page::monitor_page(&monitor_input(site, &health, 0))
@@ -529,7 +553,9 @@ fn hide_urls_keeps_upstream_addresses_off_every_public_view() {
             ),
             (
                 "incidents",
-                page::incidents_page(site, &open, 1, NOW).render().unwrap(),
+                page::incidents_page(site, &open, 1, NOW, FRESH)
+                    .render()
+                    .unwrap(),
             ),
             ("feed", feed::feed_of(site, &open, NOW).render().unwrap()),
             (
@@ -556,9 +582,7 @@ fn hide_urls_keeps_upstream_addresses_off_every_public_view() {
 #[test]
 fn error_text_is_escaped_on_the_page() {
     let (site, health) = (site(false), health());
-    let html = page::overview_page(&overview_input(&site, &health))
-        .render()
-        .unwrap();
+    let html = overview_html(&site, &health, FRESH);
     assert!(
         !html.contains("<html> & friends"),
         "raw markup from an error"
@@ -777,4 +801,302 @@ fn statuspage_indicator_is_critical_only_when_everything_is_down() {
         m.state = MonitorState::SetupProblem;
     }
     assert_eq!(statuspage::indicator(&health)["indicator"], "none");
+}
+
+// === cached views ===
+
+/// A deterministic pseudo-random sequence (64-bit LCG), so the synthetic history is the same on
+/// every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `n` monitors with 90 days of history like a real bad day: most days up, some with failures,
+/// a few outages (each an incident), younger monitors with days of no data, hourly latency
+/// wandering around a per-monitor base; one monitor in ten down now, with an open incident.
+fn large_inputs(n: usize) -> super::views::Inputs {
+    let mut rng = Lcg(21);
+    let mut monitors = Vec::new();
+    let mut histories = Vec::new();
+    let mut window = Vec::new();
+    let mut providers = BTreeMap::new();
+    for i in 0..n {
+        let provider = format!("p{i:03}");
+        providers.insert(
+            provider.clone(),
+            face(
+                &format!("Provider {i:03}"),
+                &format!("https://api{i}.example.com/v1"),
+            ),
+        );
+        let mut m = monitor(&provider, MonitorState::Up);
+        m.last_latency_ms = Some(200.0 + rng.below(300) as f64);
+        m.since = Some(NOW - rng.below(30) as i64 * DAY_MS);
+        let first_day = if i % 5 == 0 { rng.below(60) as i64 } else { 89 };
+        let mut days = Vec::new();
+        for back in (0..=first_day).rev() {
+            let day = today() - back * DAY_MS;
+            let roll = rng.below(100);
+            let failed = match roll {
+                0..2 => {
+                    let start = day + rng.below(20) as i64 * HOUR_MS;
+                    window.push(incident(
+                        window.len() as i64 + 1,
+                        &provider,
+                        IncidentKind::Outage,
+                        Verdict::Unavailable,
+                        start,
+                        Some(start + (20 + rng.below(160) as i64) * MINUTE_MS),
+                    ));
+                    window.last_mut().unwrap().monitor = m.id.clone();
+                    40 + rng.below(300)
+                }
+                2..10 => 1 + rng.below(6),
+                _ => 0,
+            };
+            days.push(counts(day, 2880 - failed, 0, failed));
+        }
+        if i % 10 == 0 {
+            m.state = MonitorState::Down;
+            m.verdict = Some(Verdict::Unavailable);
+            m.since = Some(NOW - 20 * MINUTE_MS);
+            m.explanation = Some("503 Service Unavailable from the provider".to_owned());
+            let mut open = incident(
+                window.len() as i64 + 1,
+                &provider,
+                IncidentKind::Outage,
+                Verdict::Unavailable,
+                NOW - 20 * MINUTE_MS,
+                None,
+            );
+            open.monitor = m.id.clone();
+            window.push(open);
+        }
+        let base = 150.0 + rng.below(500) as f64;
+        let latency_24h = (0..24)
+            .map(|h| latency(h, base + rng.below(120) as f64))
+            .collect();
+        histories.push(Arc::new(MonitorHistory {
+            uptime: Uptime {
+                h24: Some(1.0 - rng.below(50) as f64 / 10_000.0),
+                d7: Some(1.0 - rng.below(80) as f64 / 10_000.0),
+                d30: Some(1.0 - rng.below(120) as f64 / 10_000.0),
+                d90: Some(1.0 - rng.below(200) as f64 / 10_000.0),
+            },
+            days,
+            latency_24h,
+        }));
+        monitors.push(m);
+    }
+    window.sort_by_key(|i| std::cmp::Reverse(i.started_at));
+    let latest = window.iter().take(51).cloned().collect();
+    super::views::Inputs {
+        site: Arc::new(SiteInfo::new(WebSettings::default(), providers)),
+        health: HealthSnapshot {
+            monitors,
+            network_incident: None,
+            passive: BTreeMap::new(),
+            quarantined: BTreeMap::new(),
+            heartbeat_at: Some(NOW - 500),
+            stored_through: Some(NOW - 1_000),
+        },
+        now: NOW,
+        freshness: FRESH,
+        histories,
+        window,
+        latest,
+    }
+}
+
+#[test]
+fn overview_of_200_monitors_fits_in_64_kib_gzipped_and_in_few_nodes() {
+    let views = super::views::Views::build(&large_inputs(200), None);
+    let overview = views.get("/").unwrap();
+    let gzip = overview.encoded(super::rendered::Encoding::Gzip).unwrap();
+    let brotli = overview.encoded(super::rendered::Encoding::Brotli).unwrap();
+    let html = std::str::from_utf8(overview.identity()).unwrap();
+    eprintln!(
+        "overview of 200 monitors: {} B, gzip {} B, br {} B",
+        html.len(),
+        gzip.len(),
+        brotli.len()
+    );
+    assert!(gzip.len() <= 64 * 1024, "gzip {} B", gzip.len());
+    // Five paths at most per bar, where there were 90 rectangles with 90 titles.
+    assert!(html.matches("<path").count() <= 200 * 6, "too many paths");
+    assert_eq!(html.matches("<rect").count(), 0);
+    assert_eq!(html.matches("class=\"days\"").count(), 200);
+}
+
+#[test]
+fn unchanged_views_keep_their_version_and_a_change_moves_only_what_shows_it() {
+    let inputs = large_inputs(20);
+    let first = super::views::Views::build(&inputs, None);
+    let again = super::views::Views::build(&inputs, Some(&first));
+    for view in super::views::VIEWS.iter() {
+        assert!(
+            Arc::ptr_eq(first.get(view.path).unwrap(), again.get(view.path).unwrap()),
+            "{} was re-rendered although nothing changed",
+            view.path
+        );
+    }
+    let mut changed = large_inputs(20);
+    changed.health.monitors[3].state = MonitorState::Down;
+    let next = super::views::Views::build(&changed, Some(&again));
+    assert_ne!(
+        next.get("/").unwrap().etag(),
+        again.get("/").unwrap().etag()
+    );
+    assert_ne!(
+        next.get("/api/v1/status").unwrap().etag(),
+        again.get("/api/v1/status").unwrap().etag()
+    );
+    let status = |v: &super::views::Views, key: &str| v.badge(key, 0).unwrap().clone();
+    assert!(!Arc::ptr_eq(
+        &status(&next, "p003-chat"),
+        &status(&again, "p003-chat")
+    ));
+    assert!(Arc::ptr_eq(
+        &status(&next, "p004-chat"),
+        &status(&again, "p004-chat")
+    ));
+    // A provider id names its first monitor's badge.
+    assert!(Arc::ptr_eq(
+        &status(&next, "p003"),
+        &status(&next, "p003-chat")
+    ));
+    assert!(next.badge("nobody", 0).is_none());
+}
+
+#[test]
+fn uptime_bar_draws_one_path_per_kind_of_day() {
+    let segments = page::day_segments("kimi-chat", &kimi_history().days, &incidents(), NOW);
+    let bar = chart::uptime_bar(&segments, "Kimi");
+    assert_eq!(bar.matches("<path").count(), 4, "{bar}");
+    assert_eq!(bar.matches("class=\"day-down\"").count(), 1);
+    // Today (the last day, x = 89 × 5 + 2) and three days ago are the two outage stripes.
+    assert!(
+        bar.contains("<path class=\"day-down\" d=\"M432 0v28m15-28v28\"/>"),
+        "{bar}"
+    );
+}
+
+#[test]
+fn day_strip_notes_only_days_out_of_the_ordinary() {
+    let segments = page::day_segments("kimi-chat", &kimi_history().days, &incidents(), NOW);
+    let strip = chart::day_strip(&segments);
+    assert_eq!(strip.first, "2026-08-28");
+    assert_eq!(strip.marks.len(), 90);
+    assert!(strip.marks.ends_with("unnnnndxnux"), "{}", strip.marks);
+    assert_eq!(
+        strip.notes,
+        "86:97.22% uptime, 1 incident;89:97.20% uptime, 1 incident"
+    );
+    // Every letter has its words, and a usual day's words are those of its letter.
+    let legend = chart::day_legend();
+    for code in [
+        "n:No data:no data, no incidents",
+        "u:Operational:100% uptime, no incidents",
+        "x:Outage:",
+    ] {
+        assert!(legend.contains(code), "{legend}");
+    }
+    assert_eq!(
+        chart::day_detail(&segments[85]),
+        "100% uptime, no incidents"
+    );
+}
+
+#[test]
+fn a_stale_overview_says_so_and_stops_claiming_all_is_well() {
+    let stale = Freshness {
+        updated_at: Some(NOW - 5 * MINUTE_MS),
+        stale: true,
+    };
+    let mut all_up = health();
+    for m in &mut all_up.monitors {
+        m.state = MonitorState::Up;
+    }
+    let html = overview_html(&site(false), &all_up, stale);
+    assert!(
+        html.contains("<section class=\"banner state-stale\""),
+        "{html}"
+    );
+    assert!(html.contains("Status unknown: isdown&#39;s monitor has stopped"));
+    assert!(html.contains("The newest probe result is from 2026-11-25 13:58:00 UTC"));
+    assert!(!html.contains("All systems operational"));
+    assert!(html.contains("<ul class=\"rows stale\""));
+    assert!(html.contains("<strong>Out of date:</strong>"));
+    // Troubles it knew of stay listed, after the warning.
+    let html = overview_html(&site(false), &health(), stale);
+    assert!(html.contains("Kimi — major outage for 23 min"));
+    assert!(html.find("Status unknown").unwrap() < html.find("Kimi — major outage").unwrap());
+    // Fresh: no warning.
+    assert!(!overview_html(&site(false), &health(), FRESH).contains("Status unknown"));
+}
+
+#[test]
+fn status_json_carries_when_the_data_was_updated_and_whether_it_is_stale() {
+    let health = health();
+    let histories = histories();
+    let json = super::api::status_json(&health, &histories, FRESH);
+    assert_eq!(json["updated_at"], "2026-11-25T14:02:50Z");
+    assert_eq!(json["stale"], false);
+    assert_eq!(json["monitors"][0]["uptime"]["90d"], 0.9991);
+    let stale = Freshness {
+        updated_at: None,
+        stale: true,
+    };
+    let json = super::api::status_json(&health, &histories, stale);
+    assert_eq!(
+        (json["updated_at"].clone(), json["stale"].clone()),
+        (Value::Null, Value::Bool(true))
+    );
+    // Statuspage's page time is the data's time, not the time of writing.
+    let summary = statuspage::summary_json(&site(false), &health, &[], NOW - 10_000);
+    assert_eq!(summary["page"]["updated_at"], "2026-11-25T14:02:50Z");
+    assert!(badge::status_badge("Kimi", MonitorState::Up, true).contains("Kimi: stale"));
+}
+
+#[test]
+fn hide_urls_keeps_upstream_addresses_out_of_incident_and_result_json() {
+    let incident = incident(
+        9,
+        "kimi",
+        IncidentKind::Outage,
+        Verdict::Network,
+        NOW - HOUR_MS,
+        None,
+    );
+    let result = ResultRecord {
+        explanation: Some(
+            "could not connect to https://api.moonshot.ai/v1/chat/completions".into(),
+        ),
+        ..results()[0].clone()
+    };
+    for (hide, shown) in [(true, false), (false, true)] {
+        let site = site(hide);
+        let text = format!(
+            "{} {}",
+            super::api::incident_json(&site, &incident, NOW),
+            super::api::result_json(&site, &result)
+        );
+        assert_eq!(
+            text.contains("api.moonshot.ai"),
+            shown,
+            "hide_urls = {hide}: {text}"
+        );
+    }
 }

@@ -2,14 +2,16 @@
 
 Usage: browser.py --url SERVE_URL --mock KIMI_MOCK_URL --out DIR
 
-With the Kimi mock failing, checks what a person sees (banner, the failing row, the incident),
-saves screenshots (light and dark, desktop and phone width) into DIR, then switches the mock
-back to "ok" and waits — polling the DOM against a deadline — for the page to show the recovery
-by itself, without a reload. Prints one line per step; exits non-zero with the reason on the
-first failed expectation.
+With the Kimi mock failing, checks what a person sees (banner, the failing row, the incident,
+and each day of the uptime bar read out without a mouse: Tab to the bar, arrow keys), saves
+screenshots (light and dark, desktop and phone width) into DIR, then switches the mock back to
+"ok" and waits — polling the DOM against a deadline — for the page to show the recovery by
+itself, without a reload. Prints one line per step; exits non-zero with the reason on the first
+failed expectation.
 """
 
 import argparse
+import datetime
 import json
 import sys
 import time
@@ -83,9 +85,50 @@ def check_outage(page):
     bar = row.locator("svg.bar")
     expect(bar.get_attribute("role") == "img" and "90-day uptime" in (bar.get_attribute("aria-label") or ""),
            "uptime bar has no accessible label")
-    expect(row.locator("svg.bar rect").count() == 90, "uptime bar does not have 90 days")
-    tooltip = row.locator("svg.bar rect title").last.text_content()
-    expect("uptime" in tooltip and "incident" in tooltip, f"today's tooltip: {tooltip!r}")
+    # One path per kind of day, not a node per day.
+    paths = row.locator("svg.bar path").count()
+    expect(1 <= paths <= 5 and row.locator("svg.bar rect").count() == 0,
+           f"uptime bar is not drawn as one path per kind of day ({paths} paths)")
+    expect(len(row.locator(".days").get_attribute("data-marks") or "") == 90, "uptime bar does not have 90 days")
+
+
+def today_utc():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+def yesterday_utc():
+    day = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    return day.strftime("%Y-%m-%d")
+
+
+def check_days_by_keyboard(page):
+    """Each day's state and uptime without a mouse: Tab from the row's link onto its bar, read
+    today (the bar's value, and the caption under it), step back a day with the arrow key."""
+    page.focus("#monitor-kimi-chat h2 a")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.id")
+    expect(focused == "days-kimi-chat", f"Tab from the Kimi link lands on {focused!r}, not its uptime bar")
+    days = page.locator("#days-kimi-chat")
+    expect(days.get_attribute("role") == "slider", "the focused bar is not announced as a control")
+    page.keyboard.press("End")
+    today = days.get_attribute("aria-valuetext") or ""
+    expect(today.startswith(today_utc()) and "Outage" in today and "uptime" in today and "incident" in today,
+           f"today's value does not give date, state, uptime and incidents: {today!r}")
+    caption = page.locator("#monitor-kimi-chat .day-note").inner_text()
+    expect(caption == today, f"the caption does not show the day: {caption!r} vs {today!r}")
+    page.keyboard.press("ArrowLeft")
+    before = days.get_attribute("aria-valuetext") or ""
+    expect(before.startswith(yesterday_utc()), f"ArrowLeft did not step back a day: {before!r}")
+    page.keyboard.press("Tab")
+    caption = page.locator("#monitor-kimi-chat .day-note").inner_text()
+    expect("uptime" in caption and not caption.startswith(today_utc()),
+           f"the caption did not return to the 90-day uptime: {caption!r}")
+    # A mouse over the right end of the bar shows today.
+    box = days.bounding_box()
+    page.mouse.move(box["x"] + box["width"] - 1, box["y"] + box["height"] / 2)
+    hovered = page.locator("#monitor-kimi-chat .day-note").inner_text()
+    expect(hovered.startswith(today_utc()), f"hovering today shows {hovered!r}")
+    page.mouse.move(0, 0)
 
 
 def main():
@@ -116,12 +159,21 @@ def main():
             path = f"{args.out}/status-{width_name}-{scheme}.png"
             page.screenshot(path=path, full_page=True)
             step(f"outage shown ({width_name}, {scheme}): {path}")
+            if (width_name, scheme) == ("desktop", "light"):
+                check_days_by_keyboard(page)
+                step("days read out by keyboard and mouse")
             context.close()
 
         context = browser.new_context(viewport=DESKTOP, color_scheme="light")
         page = context.new_page()
         page.goto(args.url + "/monitors/kimi-chat")
         expect(page.locator("svg.chart path.p50").count() == 1, "no p50 line on the monitor page")
+        expect(page.locator("#day-table tbody tr").count() == 90, "the monitor page lacks the 90-day table")
+        page.focus("#day-table summary")
+        page.keyboard.press("Enter")
+        first_day = page.locator("#day-table tbody tr").first.inner_text()
+        expect(first_day.startswith(today_utc()) and "Outage" in first_day,
+               f"the day table's first row is not today's outage: {first_day!r}")
         expect("unavailable" in page.locator("table.results").inner_text(), "probe results lack the verdict")
         page.screenshot(path=f"{args.out}/monitor-desktop-light.png", full_page=True)
         page.goto(args.url + "/incidents")
