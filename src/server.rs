@@ -162,7 +162,7 @@ impl Server {
         };
         // The public views (status page, feed, badges, status JSON) are rendered on change by
         // their own task and served from memory.
-        let site = Site::new(SiteInfo::from_config(&config));
+        let site = Site::new(SiteInfo::of(&config.web, &config.providers));
         let views = web::renderer::start(web::renderer::Sources {
             health: health.clone(),
             store: store.clone(),
@@ -210,7 +210,7 @@ impl Server {
         tokio::pin!(shutdown);
         loop {
             health.reset(initial_health(&config.monitors));
-            site.set(SiteInfo::from_config(&config));
+            site.set(SiteInfo::of(&config.web, &config.providers));
             let (stop, stopped) = watch::channel(false);
             let mut alerts = JoinSet::new();
             dispatch::start(

@@ -282,7 +282,7 @@ async fn start(dir: &std::path::Path) -> Harness {
     let monitor = tokio::spawn(async move {
         service.run(&mut passive, stopped).await.unwrap();
     });
-    let site = Site::new(SiteInfo::from_config(&config));
+    let site = Site::new(SiteInfo::of(&config.web, &config.providers));
     let views = renderer::start(renderer::Sources {
         health: health.clone(),
         store: store.clone(),

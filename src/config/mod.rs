@@ -26,6 +26,7 @@ use crate::probe::ProbeKind;
 use crate::provider::Provider;
 use crate::store::Retention;
 use crate::time::Millis;
+pub use crate::web::site::WebSettings;
 pub use gateway::{GatewaySettings, GatewayTimeouts, HedgeAfter, RouteSpec, TargetSpec};
 use raw::{RawConfig, RawProvider};
 
@@ -100,15 +101,6 @@ impl Default for ServeSettings {
             max_connections: None,
         }
     }
-}
-
-/// `[web]`: the public face of `isdown serve`.
-#[derive(Debug, Clone, Default)]
-pub struct WebSettings {
-    /// Public address of the status page (no trailing slash); alerts link to it when set.
-    pub public_url: Option<String>,
-    /// Keep upstream base URLs off the public pages and JSON.
-    pub hide_urls: bool,
 }
 
 /// The data directory when neither `--data` nor `[serve] data` says otherwise.

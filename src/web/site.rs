@@ -9,7 +9,16 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::config::{Config, WebSettings};
+use crate::provider::Provider;
+
+/// `[web]`: the public face of `isdown serve`.
+#[derive(Debug, Clone, Default)]
+pub struct WebSettings {
+    /// Public address of the status page (no trailing slash); alerts link to it when set.
+    pub public_url: Option<String>,
+    /// Keep upstream base URLs off the public pages and JSON.
+    pub hide_urls: bool,
+}
 
 /// Stands in for an upstream address in public text when `hide_urls` is on.
 pub const HIDDEN: &str = "[upstream]";
@@ -62,9 +71,9 @@ impl SiteInfo {
         }
     }
 
-    pub fn from_config(config: &Config) -> SiteInfo {
-        let providers = config
-            .providers
+    /// From the `[web]` settings and the configured providers.
+    pub fn of(web: &WebSettings, providers: &[Provider]) -> SiteInfo {
+        let providers = providers
             .iter()
             .map(|p| {
                 (
@@ -77,7 +86,7 @@ impl SiteInfo {
                 )
             })
             .collect();
-        SiteInfo::new(config.web.clone(), providers)
+        SiteInfo::new(web.clone(), providers)
     }
 
     /// The display name of a provider id; the id itself when the config does not know it (an
