@@ -287,9 +287,13 @@ fn statement_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
 // === impl Store for SqliteStore ===
 
 #[async_trait]
+// Each trait method is implemented by the inherent method of the same name, in the file of its
+// concern (`results.rs`, `incidents.rs`, `outbox.rs`, `rollup.rs`): one name per operation.
+// Inherent methods win name resolution, so `SqliteStore::name(self, …)` below is that inherent
+// twin, after the store-agnostic scrub of what is written (`store::scrub`).
 impl Store for SqliteStore {
     async fn register_monitors(&self, monitors: &[MonitorRecord]) -> Result<(), StoreError> {
-        self.put_monitors(monitors).await
+        SqliteStore::register_monitors(self, monitors).await
     }
 
     /// One transaction per call; see `results.rs` for how rows and rollups are written. A
@@ -297,7 +301,7 @@ impl Store for SqliteStore {
     /// batch) and is ignored, so replaying a batch never counts anything twice. A healthy
     /// result's explanation is not stored. Monitors not registered yet get a key on the fly.
     async fn record_results(&self, results: &[ResultRecord]) -> Result<(), StoreError> {
-        self.write_results(&scrub::results(results)).await
+        SqliteStore::record_results(self, &scrub::results(results)).await
     }
 
     async fn recent_results(
@@ -305,11 +309,11 @@ impl Store for SqliteStore {
         monitor: &str,
         limit: u32,
     ) -> Result<Vec<ResultRecord>, StoreError> {
-        self.read_recent_results(monitor, limit).await
+        SqliteStore::recent_results(self, monitor, limit).await
     }
 
     async fn open_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
-        self.insert_incident(&scrub::incident(incident)).await
+        SqliteStore::open_incident(self, &scrub::incident(incident)).await
     }
 
     /// Only an open incident takes failures: an unknown or closed id is
@@ -322,13 +326,12 @@ impl Store for SqliteStore {
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
         let last_error = scrub::error_sample(last_error);
-        self.add_incident_failure(id, verdict, last_error.as_deref())
-            .await
+        SqliteStore::note_incident_failure(self, id, verdict, last_error.as_deref()).await
     }
 
     /// Closing a closed incident keeps its first end time; an unknown id is `RowNotFound`.
     async fn close_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError> {
-        self.end_incident(id, ended_at).await
+        SqliteStore::close_incident(self, id, ended_at).await
     }
 
     /// Reopening an open incident changes nothing; an unknown id is `RowNotFound`. When another
@@ -336,28 +339,27 @@ impl Store for SqliteStore {
     /// and this returns that database error (a unique violation), leaving both as they were:
     /// the caller should note the failure on the open one instead.
     async fn reopen_incident(&self, id: i64) -> Result<(), StoreError> {
-        self.unend_incident(id).await
+        SqliteStore::reopen_incident(self, id).await
     }
 
     async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
-        self.read_incident(id).await
+        SqliteStore::incident(self, id).await
     }
 
     /// Newest first by start time, then by id so that equal starts page stably.
     async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
-        self.list_incidents(filter).await
+        SqliteStore::incidents(self, filter).await
     }
 
     /// The snapshot must be JSON (anything else is refused as `Corrupt`): checking on the way
     /// in keeps one bad writer from breaking every later start-up.
     async fn save_monitor_state(&self, monitor: &str, snapshot: &str) -> Result<(), StoreError> {
-        self.put_monitor_state(monitor, &scrub::snapshot(snapshot))
-            .await
+        SqliteStore::save_monitor_state(self, monitor, &scrub::snapshot(snapshot)).await
     }
 
     /// Sorted by monitor id. A snapshot that is not JSON text comes back `Unreadable`.
     async fn load_monitor_states(&self) -> Result<Vec<(String, SavedState)>, StoreError> {
-        self.read_monitor_states().await
+        SqliteStore::load_monitor_states(self).await
     }
 
     async fn quarantine_monitor_state(
@@ -366,7 +368,7 @@ impl Store for SqliteStore {
         reason: &str,
         at: Millis,
     ) -> Result<(), StoreError> {
-        self.move_state_to_quarantine(monitor, &crate::secret::scrub(reason), at)
+        SqliteStore::quarantine_monitor_state(self, monitor, &crate::secret::scrub(reason), at)
             .await
     }
 
@@ -374,7 +376,7 @@ impl Store for SqliteStore {
     /// that started inside the window: the current partial bucket counts, and the oldest
     /// bucket that started before the window does not, so "24 h" covers 23 to 24 hours.
     async fn uptime(&self, monitor: &str, now: Millis) -> Result<Uptime, StoreError> {
-        self.read_uptime(monitor, now).await
+        SqliteStore::uptime(self, monitor, now).await
     }
 
     /// Day buckets that started in the `days` days up to `now` (today's partial one included)
@@ -386,7 +388,7 @@ impl Store for SqliteStore {
         now: Millis,
         days: u32,
     ) -> Result<Vec<DailyLatency>, StoreError> {
-        self.read_daily_latency(monitor, now, days).await
+        SqliteStore::daily_latency(self, monitor, now, days).await
     }
 
     /// Raw results go when older than `retention.raw`; a rollup row goes once its whole bucket
@@ -395,11 +397,11 @@ impl Store for SqliteStore {
     /// The work is split into short transactions so writers are never held up for long. Freed
     /// pages are reused by later writes; the file does not shrink.
     async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
-        self.read_unresolved_groups().await
+        SqliteStore::unresolved_alert_groups(self).await
     }
 
     async fn commit_alerts(&self, commit: &AlertCommit) -> Result<(), StoreError> {
-        self.write_alert_commit(&scrub::alert_commit(commit)).await
+        SqliteStore::commit_alerts(self, &scrub::alert_commit(commit)).await
     }
 
     async fn pending_alerts(
@@ -407,12 +409,12 @@ impl Store for SqliteStore {
         channel: &str,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.read_pending_alerts(channel, limit).await
+        SqliteStore::pending_alerts(self, channel, limit).await
     }
 
     /// An entry already delivered (or unknown) is `RowNotFound`: delivering twice is a bug.
     async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError> {
-        self.mark_alert_delivered(id, at).await
+        SqliteStore::alert_delivered(self, id, at).await
     }
 
     /// Only a pending entry takes a failure; anything else is `RowNotFound`.
@@ -421,20 +423,19 @@ impl Store for SqliteStore {
         id: i64,
         failure: &AttemptFailure,
     ) -> Result<(), StoreError> {
-        self.mark_alert_failed(id, &scrub::attempt_failure(failure))
-            .await
+        SqliteStore::alert_attempt_failed(self, id, &scrub::attempt_failure(failure)).await
     }
 
     async fn outbox_entries(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.read_outbox(limit).await
+        SqliteStore::outbox_entries(self, limit).await
     }
 
     async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError> {
-        self.read_backlog().await
+        SqliteStore::outbox_backlog(self).await
     }
 
     async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError> {
-        self.delete_old_alerts(before).await
+        SqliteStore::prune_alerts(self, before).await
     }
 
     async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError> {
@@ -528,7 +529,7 @@ impl Store for SqliteStore {
         now: Millis,
         days: u32,
     ) -> Result<Vec<crate::store::DayCounts>, StoreError> {
-        self.read_daily_counts(monitor, now, days).await
+        SqliteStore::daily_counts(self, monitor, now, days).await
     }
 
     /// Percentiles are read from each bucket's histogram exactly as `daily_latency` does.
@@ -539,7 +540,7 @@ impl Store for SqliteStore {
         now: Millis,
         buckets: u32,
     ) -> Result<Vec<crate::store::LatencyPoint>, StoreError> {
-        self.read_latency_series(monitor, step, now, buckets).await
+        SqliteStore::latency_series(self, monitor, step, now, buckets).await
     }
 
     async fn incidents_between(
@@ -547,7 +548,7 @@ impl Store for SqliteStore {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Incident>, StoreError> {
-        self.read_incidents_between(from, to).await
+        SqliteStore::incidents_between(self, from, to).await
     }
 }
 
@@ -614,7 +615,7 @@ fn count_column(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<u64, Stor
 }
 
 impl SqliteStore {
-    async fn read_daily_counts(
+    async fn daily_counts(
         &self,
         monitor: &str,
         now: Millis,
@@ -650,7 +651,7 @@ impl SqliteStore {
             .collect()
     }
 
-    async fn read_latency_series(
+    async fn latency_series(
         &self,
         monitor: &str,
         step: crate::store::SeriesStep,
@@ -702,7 +703,7 @@ impl SqliteStore {
         Ok(points)
     }
 
-    async fn read_incidents_between(
+    async fn incidents_between(
         &self,
         from: Millis,
         to: Millis,

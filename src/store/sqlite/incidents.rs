@@ -89,7 +89,7 @@ fn check_snapshot(monitor: &str, snapshot: &str) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
-    pub(super) async fn insert_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
+    pub(super) async fn open_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
         // Check and insert under the write lock, so two callers cannot both see "none open".
         // The partial unique index stays the last line of defence.
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
@@ -116,7 +116,7 @@ impl SqliteStore {
         Ok(id)
     }
 
-    pub(super) async fn add_incident_failure(
+    pub(super) async fn note_incident_failure(
         &self,
         id: i64,
         verdict: Verdict,
@@ -135,7 +135,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn end_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError> {
+    pub(super) async fn close_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError> {
         let updated = sqlx::query(CLOSE_INCIDENT)
             .bind(id)
             .bind(ended_at)
@@ -148,7 +148,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn unend_incident(&self, id: i64) -> Result<(), StoreError> {
+    pub(super) async fn reopen_incident(&self, id: i64) -> Result<(), StoreError> {
         let updated = sqlx::query(REOPEN_INCIDENT)
             .bind(id)
             .execute(&self.writer)
@@ -172,7 +172,7 @@ impl SqliteStore {
             .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
     }
 
-    pub(super) async fn read_incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+    pub(super) async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         let row = sqlx::query(INCIDENT_BY_ID)
             .bind(id)
             .fetch_optional(&self.reader)
@@ -180,7 +180,7 @@ impl SqliteStore {
         row.as_ref().map(decode_incident).transpose()
     }
 
-    pub(super) async fn list_incidents(
+    pub(super) async fn incidents(
         &self,
         filter: &IncidentFilter,
     ) -> Result<Vec<Incident>, StoreError> {
@@ -195,7 +195,7 @@ impl SqliteStore {
         rows.iter().map(decode_incident).collect()
     }
 
-    pub(super) async fn put_monitor_state(
+    pub(super) async fn save_monitor_state(
         &self,
         monitor: &str,
         snapshot: &str,
@@ -209,7 +209,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn read_monitor_states(
+    pub(super) async fn load_monitor_states(
         &self,
     ) -> Result<Vec<(String, SavedState)>, StoreError> {
         let rows = sqlx::query("SELECT monitor, snapshot FROM monitor_state ORDER BY monitor")
@@ -231,7 +231,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn move_state_to_quarantine(
+    pub(super) async fn quarantine_monitor_state(
         &self,
         monitor: &str,
         reason: &str,
