@@ -25,7 +25,9 @@ use crate::probe::ProbeKind;
 use crate::provider::Provider;
 use crate::store::Retention;
 use crate::time::Millis;
-pub use gateway::{GatewaySettings, GatewayTimeouts, HedgeAfter, RouteSpec, TargetSpec};
+pub use gateway::{
+    GatewaySettings, GatewayTimeouts, HedgeAfter, RouteSpec, StreamRecovery, TargetSpec,
+};
 use raw::{RawConfig, RawProvider};
 
 /// The built-in catalog, as shipped.

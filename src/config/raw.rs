@@ -53,6 +53,8 @@ pub struct RawRoute {
     /// Non-streaming requests only: also send to the next target after this long without an
     /// answer, e.g. "p95+2s" or "20s".
     pub hedge_after: Option<String>,
+    /// `"off"` or `"verified"`; absent: `[gateway] stream_recovery`.
+    pub stream_recovery: Option<String>,
 }
 
 /// One target of a route: a provider, optionally another model name and parameter overrides.
@@ -78,6 +80,11 @@ pub struct RawGateway {
     pub max_retry_wait: Option<DurationValue>,
     /// Largest request body accepted, in bytes (default 16 MiB).
     pub max_request_bytes: Option<Count>,
+    /// Request bytes held at once by every request in flight together (default 128 MiB).
+    pub max_request_bytes_in_flight: Option<Spanned<Count>>,
+    /// `"off"` (default) or `"verified"`: whether a stream cut after content was sent may be
+    /// completed on the same or another target (see `gateway::recovery`).
+    pub stream_recovery: Option<Spanned<String>>,
     #[serde(default)]
     pub timeouts: RawGatewayTimeouts,
 }

@@ -24,6 +24,7 @@
 
 mod auth;
 pub mod breaker;
+pub mod budget;
 pub mod decision;
 pub mod error;
 pub mod estimate;
@@ -37,7 +38,7 @@ mod telemetry;
 mod upstream;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -47,6 +48,7 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -87,6 +89,12 @@ const INCIDENT_SYNC_EVERY: Duration = Duration::from_secs(1);
 /// fixed key is used again within a minute.
 const SETUP_COOL_DOWN: Duration = Duration::from_secs(60);
 
+/// Idle connections kept per upstream host: enough for 64 requests in flight to one provider
+/// to reuse their connections (agents rarely run more at once), few enough that a burst of
+/// thousands does not hold thousands of sockets — file descriptors and TLS buffers — for the
+/// 90 s idle timeout after it.
+const POOL_IDLE_PER_TARGET: usize = 64;
+
 /// What the gateway needs from the rest of `isdown serve`.
 #[derive(Clone)]
 pub struct GatewayDeps {
@@ -106,12 +114,27 @@ fn public_host(public_url: Option<&str>) -> Option<String> {
     })
 }
 
-/// The gateway: cheap to clone (one `Arc`).
+/// The gateway: cheap to clone (one `Arc`). Its table — everything built from the config — is
+/// swapped whole by [`Gateway::reload`]; a request takes the table current when it arrives and
+/// keeps it to the end, so a reload never changes a request in flight.
 #[derive(Clone)]
 pub struct Gateway {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
+/// What outlives a reload.
+struct Shared {
+    table: RwLock<Arc<Inner>>,
+    deps: GatewayDeps,
+    metrics: GatewayMetrics,
+    listen: SocketAddr,
+    breaker: BreakerPolicy,
+    /// Request bodies in flight, for every table: a reload resizes it, never replaces it.
+    budget: budget::Budget,
+}
+
+/// One table: built from one config, read-only but for the target states it shares with the
+/// tables before and after it.
 struct Inner {
     client: reqwest::Client,
     routes: RouteTable,
@@ -127,6 +150,7 @@ struct Inner {
     hedging: bool,
     /// When the incidents were last read; `try_lock` so that only one request does it.
     incidents_read: Mutex<Option<Instant>>,
+    budget: budget::Budget,
 }
 
 impl Gateway {
@@ -147,51 +171,61 @@ impl Gateway {
         listen: SocketAddr,
         breaker: BreakerPolicy,
     ) -> Result<Gateway, StartError> {
-        let settings = &config.gateway;
-        if settings.open_on_localhost && !listen.ip().is_loopback() {
-            return Err(StartError::OpenOnNonLoopback { addr: listen });
-        }
-        let timeouts = settings.timeouts;
-        let client = crate::transport::client_builder()
-            .connect_timeout(timeouts.connect)
-            // Idle upstream connections are the gateway's main latency saving; 90 s is
-            // hyper's default and below every provider's keep-alive timeout we know of.
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()?;
-        let table = fixes::FixTable::embedded()?;
         let metrics = GatewayMetrics::register(&deps.metrics);
-        let upstreams = config
-            .providers
-            .iter()
-            .map(|p| Upstream::new(p, table.for_provider(&p.id), metrics.target(&p.id)))
-            .collect();
-        if settings.client_keys.is_empty() && !settings.open_on_localhost {
-            tracing::info!(
-                "gateway: no client key is set ([gateway] client_keys_env); /v1 requests will be \
-                 refused with 401"
-            );
-        }
+        let budget = budget::Budget::new(config.gateway.max_request_bytes_in_flight);
+        let parts = Parts {
+            deps: &deps,
+            metrics: &metrics,
+            listen,
+            breaker,
+            budget: &budget,
+        };
+        let table = Inner::build(config, &parts, None)?;
         Ok(Gateway {
-            inner: Arc::new(Inner {
-                client,
-                routes: RouteTable::new(&settings.routes, &config.providers, breaker, &metrics),
-                upstreams,
-                timeouts,
-                policy: Policy::new(settings.max_retry_wait),
-                max_request_bytes: settings.max_request_bytes,
-                auth: ClientAuth::new(
-                    settings.client_keys.clone(),
-                    settings.open_on_localhost,
-                    settings.client_keys_env.clone(),
-                    public_host(config.web.public_url.as_deref()),
-                ),
-                health: deps.health,
-                reporter: deps.reporter,
-                outcomes: metrics.outcomes(),
-                hedging: settings.routes.iter().any(|r| r.hedge_after.is_some()),
-                incidents_read: Mutex::new(None),
+            shared: Arc::new(Shared {
+                table: RwLock::new(Arc::new(table)),
+                deps,
+                metrics,
+                listen,
+                breaker,
+                budget,
             }),
         })
+    }
+
+    /// Builds a table from `config` and makes it current: new requests use it, requests in
+    /// flight finish on the one they started with. Targets (provider and model) that are in
+    /// both keep their breaker and answer times. On an error the current table stays.
+    pub fn reload(&self, config: &Config) -> Result<(), StartError> {
+        let shared = &self.shared;
+        let previous = self.table();
+        let parts = Parts {
+            deps: &shared.deps,
+            metrics: &shared.metrics,
+            listen: shared.listen,
+            breaker: shared.breaker,
+            budget: &shared.budget,
+        };
+        let table = Inner::build(config, &parts, Some(&previous))?;
+        shared
+            .budget
+            .resize(config.gateway.max_request_bytes_in_flight);
+        tracing::info!(
+            routes = config.gateway.routes.len(),
+            client_keys = config.gateway.client_keys.len(),
+            "gateway: routes, targets and client keys reloaded"
+        );
+        *shared.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+        Ok(())
+    }
+
+    /// The current table.
+    fn table(&self) -> Arc<Inner> {
+        self.shared
+            .table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// `POST /v1/chat/completions` and `GET /v1/models`, to merge with the web router.
@@ -208,8 +242,8 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let inner = &gateway.inner;
-    match inner.chat(&gateway, &headers, body).await {
+    let inner = gateway.table();
+    match inner.chat(&inner, &headers, body).await {
         Ok(response) => response,
         Err((error, outcome)) => {
             inner.outcomes.count(outcome);
@@ -219,11 +253,11 @@ async fn chat_completions(
 }
 
 async fn models(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
-    if let Err(e) = gateway.inner.auth.check(&headers, auth::Body::None) {
+    let inner = gateway.table();
+    if let Err(e) = inner.auth.check(&headers, auth::Body::None) {
         return e.into_response();
     }
-    let data: Vec<Value> = gateway
-        .inner
+    let data: Vec<Value> = inner
         .routes
         .aliases()
         .iter()
@@ -293,10 +327,77 @@ enum Step {
     DeadlinePassed,
 }
 
+/// What a table is built with besides the config.
+struct Parts<'a> {
+    deps: &'a GatewayDeps,
+    metrics: &'a GatewayMetrics,
+    listen: SocketAddr,
+    breaker: BreakerPolicy,
+    budget: &'a budget::Budget,
+}
+
 impl Inner {
+    /// A table for `config`; `previous` lends its target states and its HTTP client (whose idle
+    /// connections are worth keeping) when the connect timeout is unchanged.
+    fn build(
+        config: &Config,
+        parts: &Parts<'_>,
+        previous: Option<&Inner>,
+    ) -> Result<Inner, StartError> {
+        let settings = &config.gateway;
+        if settings.open_on_localhost && !parts.listen.ip().is_loopback() {
+            return Err(StartError::OpenOnNonLoopback { addr: parts.listen });
+        }
+        let timeouts = settings.timeouts;
+        let client = match previous {
+            Some(old) if old.timeouts.connect == timeouts.connect => old.client.clone(),
+            _ => upstream_client(&timeouts)?,
+        };
+        let table = fixes::FixTable::embedded()?;
+        let metrics = parts.metrics;
+        let upstreams = config
+            .providers
+            .iter()
+            .map(|p| Upstream::new(p, table.for_provider(&p.id), metrics.target(&p.id)))
+            .collect();
+        if settings.client_keys.is_empty() && !settings.open_on_localhost {
+            tracing::info!(
+                "gateway: no client key is set ([gateway] client_keys_env); /v1 requests will be \
+                 refused with 401"
+            );
+        }
+        let routes = RouteTable::new(
+            &settings.routes,
+            &config.providers,
+            parts.breaker,
+            metrics,
+            previous.map(|old| &old.routes),
+        );
+        Ok(Inner {
+            client,
+            routes,
+            upstreams,
+            timeouts,
+            policy: Policy::new(settings.max_retry_wait),
+            max_request_bytes: settings.max_request_bytes,
+            auth: ClientAuth::new(
+                settings.client_keys.clone(),
+                settings.open_on_localhost,
+                settings.client_keys_env.clone(),
+                public_host(config.web.public_url.as_deref()),
+            ),
+            health: parts.deps.health.clone(),
+            reporter: parts.deps.reporter.clone(),
+            outcomes: metrics.outcomes(),
+            hedging: settings.routes.iter().any(|r| r.hedge_after.is_some()),
+            incidents_read: Mutex::new(None),
+            budget: parts.budget.clone(),
+        })
+    }
+
     async fn chat(
         &self,
-        gateway: &Gateway,
+        this: &Arc<Inner>,
         headers: &HeaderMap,
         body: Body,
     ) -> Result<Response, Refusal> {
@@ -305,7 +406,8 @@ impl Inner {
             .check(headers, auth::Body::Json)
             .map_err(rejected)?;
         let deadline = started + self.budget(headers).map_err(rejected)?;
-        let bytes = self.read_body(headers, body).await.map_err(rejected)?;
+        // Held until the answer is handed over: the parsed request lives that long.
+        let (bytes, _reservation) = self.read_body(headers, body).await.map_err(rejected)?;
         let mut request: Map<String, Value> = serde_json::from_slice(&bytes)
             .map_err(|e| rejected(ApiError::invalid_json(&e.to_string())))?;
         let Some(Value::String(model)) = request.remove("model") else {
@@ -351,10 +453,10 @@ impl Inner {
             if least_bad.is_none()
                 && target.state.breaker.admit(Instant::now()) == Admission::Rejected
             {
-                self.pass_over(gateway, target, &run.model);
+                self.pass_over(this, target, &run.model);
                 continue;
             }
-            match self.serve(gateway, &mut run, position).await {
+            match self.serve(this, &mut run, position).await {
                 Step::Served(response) => {
                     self.outcomes.count(RequestOutcome::Served);
                     return Ok(response);
@@ -393,16 +495,16 @@ impl Inner {
     }
 
     /// A live request passes a failing target over; a recovery test starts when one is due.
-    fn pass_over(&self, gateway: &Gateway, target: &Target, model: &str) {
+    fn pass_over(&self, this: &Arc<Inner>, target: &Target, model: &str) {
         target.state.skipped(&self.reporter);
         if target.state.breaker.claim_test(Instant::now()) {
-            recovery::spawn(gateway, target, target.model_for(model));
+            recovery::spawn(this, target, target.model_for(model));
         }
     }
 
     /// Attempts on one target (with the same-target retries the decision table allows, and the
     /// route's hedge), until it answers, fails over, or the deadline passes.
-    async fn serve(&self, gateway: &Gateway, run: &mut Run<'_>, position: usize) -> Step {
+    async fn serve(&self, this: &Arc<Inner>, run: &mut Run<'_>, position: usize) -> Step {
         let route = run.route;
         let target = &route.targets[position];
         let up = &self.upstreams[target.upstream];
@@ -426,7 +528,7 @@ impl Inner {
                 Some(plan) => match self.race(run, position, body.clone(), plan, now).await {
                     hedge::Raced::Primary(attempt) => attempt,
                     hedge::Raced::HedgeWon { partner, served } => {
-                        return Step::Served(self.deliver(gateway, run, partner, served));
+                        return Step::Served(self.deliver(this, run, partner, served));
                     }
                 },
                 None => {
@@ -447,7 +549,7 @@ impl Inner {
                         at: now,
                         attempts: run.attempts,
                     };
-                    return Step::Served(self.deliver(gateway, run, (position, started), served));
+                    return Step::Served(self.deliver(this, run, (position, started), served));
                 }
                 Attempt::Failed(failure) => failure,
             };
@@ -508,7 +610,7 @@ impl Inner {
     /// The client's response for an answer from the target at route position `position`.
     fn deliver(
         &self,
-        gateway: &Gateway,
+        this: &Arc<Inner>,
         run: &Run<'_>,
         (position, started): (usize, Started),
         served: upstream::Served,
@@ -527,7 +629,7 @@ impl Inner {
             upstream::ServedBody::Stream(held) => relay::response(
                 held,
                 relay::Finish {
-                    gateway: gateway.clone(),
+                    inner: this.clone(),
                     upstream: target.upstream,
                     state: target.state.clone(),
                     started: started.at,
@@ -699,7 +801,13 @@ impl Inner {
         Ok(asked.min(total))
     }
 
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+    /// Reads the body within `max_request_bytes`, reserving its size in the budget of bodies
+    /// in flight first (the announced length at once, else chunk by chunk).
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<(bytes::Bytes, budget::Reservation), ApiError> {
         let limit = self.max_request_bytes;
         let announced = headers
             .get(CONTENT_LENGTH)
@@ -708,16 +816,46 @@ impl Inner {
         if announced.is_some_and(|n| n > limit as u64) {
             return Err(ApiError::body_too_large(limit));
         }
-        axum::body::to_bytes(body, limit).await.map_err(|e| {
-            let mut source: Option<&dyn std::error::Error> = Some(&e);
-            while let Some(err) = source {
-                if err.to_string().contains("length limit") {
-                    return ApiError::body_too_large(limit);
-                }
-                source = err.source();
+        let mut reservation = budget::Budget::empty();
+        let busy = |_| ApiError::gateway_busy(budget::WAIT_FOR_ROOM);
+        let announced = announced.map_or(0, |n| n as usize);
+        self.budget
+            .reserve(&mut reservation, announced)
+            .await
+            .map_err(busy)?;
+        let mut stream = body.into_data_stream();
+        let mut first: Option<bytes::Bytes> = None;
+        let mut whole = bytes::BytesMut::new();
+        let mut read = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| ApiError::unreadable_body())?;
+            read += chunk.len();
+            if read > limit {
+                return Err(ApiError::body_too_large(limit));
             }
-            ApiError::unreadable_body()
-        })
+            let held = reservation.bytes();
+            if read > held {
+                self.budget
+                    .reserve(&mut reservation, read - held)
+                    .await
+                    .map_err(busy)?;
+            }
+            // The common case, a body in one chunk, is kept without a copy.
+            match first.take() {
+                None if whole.is_empty() => first = Some(chunk),
+                held => {
+                    if whole.is_empty() {
+                        whole.reserve(announced.max(read));
+                    }
+                    if let Some(held) = held {
+                        whole.extend_from_slice(&held);
+                    }
+                    whole.extend_from_slice(&chunk);
+                }
+            }
+        }
+        let bytes = first.unwrap_or_else(|| whole.freeze());
+        Ok((bytes, reservation))
     }
 
     /// Re-reads the monitor's open outage incidents into the breakers, at most once a second.
@@ -750,6 +888,17 @@ impl Inner {
             state.breaker.sync_incident(now, open[*upstream]);
         }
     }
+}
+
+/// The pooled client for every upstream of a table.
+fn upstream_client(timeouts: &GatewayTimeouts) -> Result<reqwest::Client, StartError> {
+    Ok(crate::transport::client_builder()
+        .connect_timeout(timeouts.connect)
+        // Idle upstream connections are the gateway's main latency saving; 90 s is
+        // hyper's default and below every provider's keep-alive timeout we know of.
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(POOL_IDLE_PER_TARGET)
+        .build()?)
 }
 
 /// When an attempt on a target began, and how many attempts the request had made by then.

@@ -26,7 +26,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
-use super::Gateway;
+use super::Inner;
 use crate::sse::{SseItem, SseReader};
 use crate::verdict::{
     Expect, StreamEnd, StreamSummary, TransportFailure, Verdict, classify_stream,
@@ -45,7 +45,8 @@ pub struct Held {
 
 /// Who to tell when the stream ends.
 pub struct Finish {
-    pub gateway: Gateway,
+    /// The table the request started on.
+    pub inner: std::sync::Arc<Inner>,
     pub upstream: usize,
     pub state: std::sync::Arc<super::target::TargetState>,
     pub started: Instant,
@@ -218,7 +219,7 @@ impl Relay {
         let Some(finish) = self.finish.take() else {
             return;
         };
-        let inner = &finish.gateway.inner;
+        let inner = &finish.inner;
         let up = &inner.upstreams[finish.upstream];
         let latency = finish.started.elapsed();
         inner.record(up, &finish.state, verdict, blame, latency, budget_cut);

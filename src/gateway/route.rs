@@ -5,6 +5,10 @@
 //! — a hand-written matcher, since that is all DESIGN.md asks for. Without any `[[routes]]`,
 //! every provider that has a key is reachable as `PROVIDER/MODEL` (e.g. `kimi/kimi-k2.6`), the
 //! model after the first `/` sent unchanged. Resolving does not allocate.
+//!
+//! A reload builds a new table from the previous one: a target (provider and model) that is in
+//! both keeps its state — breaker, answer times — so a reload neither forgives a failing target
+//! nor forgets a recovering one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::breaker::BreakerPolicy;
-use super::target::TargetState;
+use super::target::{FORWARDED, TargetState};
 use super::telemetry::GatewayMetrics;
 use crate::config::{HedgeAfter, RouteSpec};
 use crate::provider::Provider;
@@ -71,12 +75,13 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Builds the table and its target states; `providers` is the config's list (upstream
-    /// indexes follow it).
+    /// indexes follow it). Targets also in `previous` keep their state.
     pub fn new(
         specs: &[RouteSpec],
         providers: &[Provider],
         policy: BreakerPolicy,
         metrics: &GatewayMetrics,
+        previous: Option<&RouteTable>,
     ) -> RouteTable {
         let index = |id: &str| providers.iter().position(|p| p.id == id);
         let mut states: BTreeMap<(usize, Option<String>), Arc<TargetState>> = BTreeMap::new();
@@ -84,12 +89,22 @@ impl RouteTable {
             states
                 .entry((upstream, model.cloned()))
                 .or_insert_with(|| {
-                    Arc::new(TargetState::new(
-                        &providers[upstream].id,
-                        model.map(String::as_str),
-                        policy,
-                        metrics,
-                    ))
+                    let provider = &providers[upstream].id;
+                    let label = model.map_or(FORWARDED, String::as_str);
+                    let kept = previous.and_then(|old| {
+                        old.states
+                            .iter()
+                            .find(|(_, s)| &*s.provider == provider.as_str() && &*s.label == label)
+                    });
+                    match kept {
+                        Some((_, state)) => state.clone(),
+                        None => Arc::new(TargetState::new(
+                            provider,
+                            model.map(String::as_str),
+                            policy,
+                            metrics,
+                        )),
+                    }
                 })
                 .clone()
         };
@@ -235,6 +250,7 @@ mod tests {
             &config.providers,
             BreakerPolicy::default(),
             &metrics,
+            None,
         );
         let r1 = &table.resolve("r1").unwrap().targets;
         let r2 = &table.resolve("r2").unwrap().targets;
