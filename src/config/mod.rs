@@ -547,6 +547,10 @@ fn build_provider(
             .unwrap_or(Duration::from_secs(8)),
         status_page: raw.status_page,
         headers,
+        prefill: raw.prefill.map(|p| crate::provider::Prefill {
+            flag: p.flag.filter(|f| !f.trim().is_empty()),
+            base_url: p.base_url.map(|u| u.0),
+        }),
         builtin,
     })
 }

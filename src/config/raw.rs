@@ -217,6 +217,16 @@ pub struct RawProvider {
     pub degraded_after: Option<DurationValue>,
     pub status_page: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// Assistant prefill, if the provider supports it (see `provider::Prefill`).
+    pub prefill: Option<RawPrefill>,
+}
+
+/// `prefill = { flag = "partial" }`, `{ flag = "prefix", base_url = "…/beta" }` or `{}`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrefill {
+    pub flag: Option<String>,
+    pub base_url: Option<BaseUrl>,
 }
 
 impl RawProvider {
@@ -234,7 +244,8 @@ impl RawProvider {
             context_window,
             degraded_after,
             status_page,
-            headers
+            headers,
+            prefill
         );
         self
     }

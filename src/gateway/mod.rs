@@ -32,6 +32,7 @@ pub mod fixes;
 mod hedge;
 mod recovery;
 mod relay;
+mod resume;
 pub mod route;
 pub mod target;
 mod telemetry;
@@ -52,7 +53,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use crate::config::{Config, GatewayTimeouts};
+use crate::config::{Config, GatewayTimeouts, StreamRecovery};
 use crate::incident::IncidentKind;
 use crate::metrics::Metrics;
 use crate::monitor::health::{Health, LiveVerdict, PassiveReporter};
@@ -146,6 +147,7 @@ struct Inner {
     health: Health,
     reporter: PassiveReporter,
     outcomes: OutcomeCounters,
+    recoveries: telemetry::RecoveryCounters,
     /// Some route hedges: successful answer times are kept for its p95.
     hedging: bool,
     /// When the incidents were last read; `try_lock` so that only one request does it.
@@ -283,6 +285,10 @@ struct Tried {
 /// One request on its way through its route's targets.
 struct Run<'a> {
     route: &'a Route,
+    /// Index of `route` in the table (a recovered stream finds it again by it).
+    route_index: usize,
+    /// The body budget held for this request; a stream that may be recovered takes it along.
+    reservation: Option<budget::Reservation>,
     request: Map<String, Value>,
     model: String,
     stream: bool,
@@ -372,6 +378,7 @@ impl Inner {
             parts.breaker,
             metrics,
             previous.map(|old| &old.routes),
+            settings.stream_recovery,
         );
         Ok(Inner {
             client,
@@ -389,6 +396,7 @@ impl Inner {
             health: parts.deps.health.clone(),
             reporter: parts.deps.reporter.clone(),
             outcomes: metrics.outcomes(),
+            recoveries: metrics.recoveries(),
             hedging: settings.routes.iter().any(|r| r.hedge_after.is_some()),
             incidents_read: Mutex::new(None),
             budget: parts.budget.clone(),
@@ -407,23 +415,26 @@ impl Inner {
             .map_err(rejected)?;
         let deadline = started + self.budget(headers).map_err(rejected)?;
         // Held until the answer is handed over: the parsed request lives that long.
-        let (bytes, _reservation) = self.read_body(headers, body).await.map_err(rejected)?;
+        let (bytes, reservation) = self.read_body(headers, body).await.map_err(rejected)?;
         let mut request: Map<String, Value> = serde_json::from_slice(&bytes)
             .map_err(|e| rejected(ApiError::invalid_json(&e.to_string())))?;
         let Some(Value::String(model)) = request.remove("model") else {
             return Err(rejected(ApiError::missing_model()));
         };
         let stream = request.get("stream") == Some(&Value::Bool(true));
-        let route = self
+        let route_index = self
             .routes
-            .resolve(&model)
+            .resolve_index(&model)
             .ok_or_else(|| rejected(ApiError::no_route(&model, self.routes.defaults)))?;
+        let route = self.routes.route(route_index);
         drop(bytes);
         let estimate = estimate_request_tokens(&request);
         self.sync_incidents(started);
 
         let mut run = Run {
             route,
+            route_index,
+            reservation: Some(reservation),
             request,
             model,
             stream,
@@ -611,11 +622,12 @@ impl Inner {
     fn deliver(
         &self,
         this: &Arc<Inner>,
-        run: &Run<'_>,
+        run: &mut Run<'_>,
         (position, started): (usize, Started),
         served: upstream::Served,
     ) -> Response {
-        let target = &run.route.targets[position];
+        let route = run.route;
+        let target = &route.targets[position];
         let up = &self.upstreams[target.upstream];
         let response = match served.body {
             upstream::ServedBody::Whole(response) => {
@@ -626,17 +638,33 @@ impl Inner {
                 response
             }
             // A stream is judged when it ends (the relay reports it).
-            upstream::ServedBody::Stream(held) => relay::response(
-                held,
-                relay::Finish {
-                    inner: this.clone(),
-                    upstream: target.upstream,
-                    state: target.state.clone(),
-                    started: started.at,
-                },
-                self.timeouts.idle,
-                run.deadline,
-            ),
+            upstream::ServedBody::Stream(held) => {
+                let resume = (run.route.stream_recovery == StreamRecovery::Verified).then(|| {
+                    Box::new(resume::Resume {
+                        route: run.route_index,
+                        position,
+                        request: std::mem::take(&mut run.request),
+                        model: run.model.clone(),
+                        estimate: run.estimate,
+                        deadline: run.deadline,
+                        _reservation: run.reservation.take().unwrap_or_else(budget::Budget::empty),
+                        sent: resume::Transcript::new(),
+                        recovered: None,
+                    })
+                });
+                relay::response(
+                    held,
+                    relay::Finish {
+                        inner: this.clone(),
+                        upstream: target.upstream,
+                        state: target.state.clone(),
+                        started: started.at,
+                    },
+                    self.timeouts.idle,
+                    run.deadline,
+                    resume,
+                )
+            }
         };
         label(response, up, target.model_for(&run.model), run.attempts)
     }

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::breaker::BreakerPolicy;
 use super::target::{FORWARDED, TargetState};
 use super::telemetry::GatewayMetrics;
-use crate::config::{HedgeAfter, RouteSpec};
+use crate::config::{HedgeAfter, RouteSpec, StreamRecovery};
 use crate::provider::Provider;
 
 /// How the model name sent upstream is chosen.
@@ -59,6 +59,7 @@ pub struct Route {
     pattern: String,
     pub targets: Vec<Target>,
     pub hedge_after: Option<HedgeAfter>,
+    pub stream_recovery: StreamRecovery,
 }
 
 /// Every route, in order.
@@ -82,6 +83,7 @@ impl RouteTable {
         policy: BreakerPolicy,
         metrics: &GatewayMetrics,
         previous: Option<&RouteTable>,
+        stream_recovery: StreamRecovery,
     ) -> RouteTable {
         let index = |id: &str| providers.iter().position(|p| p.id == id);
         let mut states: BTreeMap<(usize, Option<String>), Arc<TargetState>> = BTreeMap::new();
@@ -125,6 +127,7 @@ impl RouteTable {
                         state: state(i, None),
                     }],
                     hedge_after: None,
+                    stream_recovery,
                 });
             }
             return RouteTable {
@@ -153,6 +156,7 @@ impl RouteTable {
                     })
                     .collect(),
                 hedge_after: spec.hedge_after,
+                stream_recovery: spec.stream_recovery.unwrap_or(stream_recovery),
             })
             .collect::<Vec<_>>();
         let aliases = routes.iter().map(|r| r.pattern.clone()).collect();
@@ -171,7 +175,19 @@ impl RouteTable {
 
     /// The first route matching `model`.
     pub fn resolve(&self, model: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| glob_match(&r.pattern, model))
+        self.resolve_index(model).map(|i| &self.routes[i])
+    }
+
+    /// The index of the first route matching `model`.
+    pub fn resolve_index(&self, model: &str) -> Option<usize> {
+        self.routes
+            .iter()
+            .position(|r| glob_match(&r.pattern, model))
+    }
+
+    /// The route at `index` (from [`RouteTable::resolve_index`] on this table).
+    pub fn route(&self, index: usize) -> &Route {
+        &self.routes[index]
     }
 
     pub fn aliases(&self) -> &[String] {
@@ -251,6 +267,7 @@ mod tests {
             BreakerPolicy::default(),
             &metrics,
             None,
+            StreamRecovery::Off,
         );
         let r1 = &table.resolve("r1").unwrap().targets;
         let r2 = &table.resolve("r2").unwrap().targets;
