@@ -32,6 +32,7 @@ pub mod fixes;
 mod hedge;
 mod recovery;
 mod relay;
+pub mod request;
 mod resume;
 pub mod route;
 pub mod target;
@@ -50,7 +51,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::config::{Config, GatewayTimeouts, StreamRecovery};
@@ -62,7 +63,6 @@ use auth::ClientAuth;
 use breaker::{Admission, BreakerPolicy, OpenIncident, Outcome, Standing};
 use decision::{Action, Failed, Policy, Progress};
 use error::{ApiError, StartError};
-use estimate::estimate_request_tokens;
 use route::{Route, RouteTable, Target};
 use target::TargetState;
 use telemetry::{GatewayMetrics, OutcomeCounters, RequestOutcome};
@@ -289,9 +289,10 @@ struct Run<'a> {
     route_index: usize,
     /// The body budget held for this request; a stream that may be recovered takes it along.
     reservation: Option<budget::Reservation>,
-    request: Map<String, Value>,
-    model: String,
+    /// The caller's request; shared with a stream that may be recovered.
+    request: Arc<request::ChatRequest>,
     stream: bool,
+    /// Estimated prompt tokens; 0 when no target of the route has a known context window.
     estimate: u64,
     deadline: Instant,
     attempts: u32,
@@ -416,28 +417,30 @@ impl Inner {
         let deadline = started + self.budget(headers).map_err(rejected)?;
         // Held until the answer is handed over: the parsed request lives that long.
         let (bytes, reservation) = self.read_body(headers, body).await.map_err(rejected)?;
-        let mut request: Map<String, Value> = serde_json::from_slice(&bytes)
-            .map_err(|e| rejected(ApiError::invalid_json(&e.to_string())))?;
-        let Some(Value::String(model)) = request.remove("model") else {
-            return Err(rejected(ApiError::missing_model()));
-        };
-        let stream = request.get("stream") == Some(&Value::Bool(true));
+        let request = request::parse_request(bytes).map_err(rejected)?;
         let route_index = self
             .routes
-            .resolve_index(&model)
-            .ok_or_else(|| rejected(ApiError::no_route(&model, self.routes.defaults)))?;
+            .resolve_index(&request.model)
+            .ok_or_else(|| rejected(ApiError::no_route(&request.model, self.routes.defaults)))?;
         let route = self.routes.route(route_index);
-        drop(bytes);
-        let estimate = estimate_request_tokens(&request);
+        // Only a known context window needs the prompt's size.
+        let windows = route
+            .targets
+            .iter()
+            .any(|t| self.upstreams[t.upstream].context_window.is_some());
+        let estimate = if windows {
+            estimate::estimate_chat(&request)
+        } else {
+            0
+        };
         self.sync_incidents(started);
 
         let mut run = Run {
             route,
             route_index,
             reservation: Some(reservation),
-            request,
-            model,
-            stream,
+            stream: request.stream,
+            request: Arc::new(request),
             estimate,
             deadline,
             attempts: 0,
@@ -464,7 +467,7 @@ impl Inner {
             if least_bad.is_none()
                 && target.state.breaker.admit(Instant::now()) == Admission::Rejected
             {
-                self.pass_over(this, target, &run.model);
+                self.pass_over(this, target, &run.request.model);
                 continue;
             }
             match self.serve(this, &mut run, position).await {
@@ -519,9 +522,9 @@ impl Inner {
         let route = run.route;
         let target = &route.targets[position];
         let up = &self.upstreams[target.upstream];
-        let body = up.body(
-            &mut run.request,
-            target.model_for(&run.model),
+        let body = up.body_of(
+            &run.request,
+            target.model_for(&run.request.model),
             &target.params,
         );
         run.mark_done(position);
@@ -581,7 +584,7 @@ impl Inner {
             match decision::decide(failed, progress, &self.policy, fastrand::f64()) {
                 Action::ReturnToCaller => {
                     let response = failure.passthrough();
-                    let model_name = target.model_for(&run.model);
+                    let model_name = target.model_for(&run.request.model);
                     return Step::Served(label(response, up, model_name, run.attempts));
                 }
                 Action::RetrySame { wait } => {
@@ -643,9 +646,7 @@ impl Inner {
                     Box::new(resume::Resume {
                         route: run.route_index,
                         position,
-                        request: std::mem::take(&mut run.request),
-                        model: run.model.clone(),
-                        estimate: run.estimate,
+                        request: run.request.clone(),
                         deadline: run.deadline,
                         _reservation: run.reservation.take().unwrap_or_else(budget::Budget::empty),
                         sent: resume::Transcript::new(),
@@ -666,7 +667,12 @@ impl Inner {
                 )
             }
         };
-        label(response, up, target.model_for(&run.model), run.attempts)
+        label(
+            response,
+            up,
+            target.model_for(&run.request.model),
+            run.attempts,
+        )
     }
 
     /// The final error once no target answered.

@@ -28,6 +28,7 @@ use tokio::time::{Instant, timeout_at};
 use super::Inner;
 use super::breaker::Admission;
 use super::budget::Reservation;
+use super::request::ChatRequest;
 use super::upstream::{Attempt, RESPONSE_LIMIT, ServedBody, Upstream};
 use crate::sse::{SseItem, SseReader};
 
@@ -112,11 +113,8 @@ pub struct Resume {
     pub route: usize,
     /// Route position of the target streaming now.
     pub position: usize,
-    /// The caller's request (without `model`).
-    pub request: Map<String, Value>,
-    pub model: String,
-    /// Estimated prompt tokens (what a cut attempt was billed for its prompt, at least).
-    pub estimate: u64,
+    /// The caller's request.
+    pub request: Arc<ChatRequest>,
     pub deadline: Instant,
     /// The request's share of the body budget: the request is kept, so is its memory.
     pub _reservation: Reservation,
@@ -211,7 +209,7 @@ impl Resume {
             strategy,
             provider,
             after_bytes: self.sent.text.len(),
-            paid_prompt: self.estimate,
+            paid_prompt: super::estimate::estimate_chat(&self.request),
             paid_completion: (self.sent.text.len() as u64).div_ceil(4).max(1),
         });
         self.position = continued.position;
@@ -238,7 +236,7 @@ impl Resume {
         let Some(prefill) = &up.prefill else {
             return Err(Miss::Refused("no prefill support".into()));
         };
-        let mut request = self.request.clone();
+        let mut request = self.request.tree().clone();
         let mut message = json!({"role": "assistant", "content": self.sent.text});
         if let Some(flag) = &prefill.flag {
             message[flag.as_str()] = Value::Bool(true);
@@ -247,7 +245,11 @@ impl Resume {
             Some(Value::Array(messages)) => messages.push(message),
             _ => return Err(Miss::Refused("the request has no messages".into())),
         }
-        let body = up.body(&mut request, target.model_for(&self.model), &target.params);
+        let body = up.body(
+            &mut request,
+            target.model_for(&self.request.model),
+            &target.params,
+        );
         let (items, live, reader) = match self.send(inner, position, up, body, true).await {
             Ok(answer) => answer,
             Err(miss) => return Err(miss),
@@ -265,9 +267,9 @@ impl Resume {
     async fn restart(&mut self, inner: &Arc<Inner>, position: usize) -> Result<Continued, Miss> {
         let target = &inner.routes.route(self.route).targets[position];
         let up = &inner.upstreams[target.upstream];
-        let body = up.body(
-            &mut self.request,
-            target.model_for(&self.model),
+        let body = up.body_of(
+            &self.request,
+            target.model_for(&self.request.model),
             &target.params,
         );
         let (mut items, mut live, mut reader) = self.send(inner, position, up, body, false).await?;

@@ -23,6 +23,7 @@ use tokio::time::{Instant, timeout_at};
 use super::error::ApiError;
 use super::fixes::{Fix, fixed};
 use super::relay::{self, Held};
+use super::request::ChatRequest;
 use super::telemetry::TargetStats;
 use crate::config::GatewayTimeouts;
 use crate::provider::{Provider, WireStyle};
@@ -141,6 +142,16 @@ impl Upstream {
         };
         // Serialising a map of JSON values cannot fail (string keys, no custom types).
         Bytes::from(bytes.unwrap_or_default())
+    }
+
+    /// The body of `request` for this target (see `request::ChatRequest::body_for`).
+    pub fn body_of(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        params: &Map<String, Value>,
+    ) -> Bytes {
+        request.body_for(model, &self.fixes, params)
     }
 
     /// True at most once per `every`.
