@@ -6,7 +6,9 @@
 //! chunk by chunk when none is announced) and holds the reservation until its answer has been
 //! handed to the client: the parsed request and the body sent upstream live that long, since a
 //! failover re-sends them. When the budget is spent, a request waits up to [`WAIT_FOR_ROOM`] for
-//! room, then gets a 503 `gateway_busy` with `Retry-After` — every OpenAI SDK retries those.
+//! room (its body stays in the socket: TCP holds the client back), then its body is read and
+//! dropped and it gets a 503 `gateway_busy` with `Retry-After` — every OpenAI SDK retries those.
+//! (Answering before the body is read would make most clients see a broken pipe instead.)
 //!
 //! The budget counts bytes as received; the gateway holds about three times that at peak (the
 //! received bytes while they are parsed, the parsed request, the body sent upstream), which is
@@ -17,9 +19,10 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// 2 s: long enough for a burst's earlier bodies to be parsed and sent on (milliseconds each),
-/// short enough that a client whose request cannot fit hears so while it can still retry.
-pub const WAIT_FOR_ROOM: Duration = Duration::from_secs(2);
+/// 10 s: long enough for a burst of large bodies to be read, parsed and sent on a few at a time
+/// even on a busy machine (measured: 100 concurrent 15 MB requests), short enough that a client
+/// whose request cannot fit hears so while it can still retry.
+pub const WAIT_FOR_ROOM: Duration = Duration::from_secs(10);
 
 /// Reservations are counted in KiB: a tokio semaphore takes at most `u32::MAX` permits at once,
 /// and KiB units allow bodies up to 4 TiB.

@@ -851,13 +851,16 @@ impl Inner {
             return Err(ApiError::body_too_large(limit));
         }
         let mut reservation = budget::Budget::empty();
-        let busy = |_| ApiError::gateway_busy(budget::WAIT_FOR_ROOM);
+        let mut stream = body.into_data_stream();
         let announced = announced.map_or(0, |n| n as usize);
-        self.budget
+        if self
+            .budget
             .reserve(&mut reservation, announced)
             .await
-            .map_err(busy)?;
-        let mut stream = body.into_data_stream();
+            .is_err()
+        {
+            return Err(busy(stream, limit).await);
+        }
         let mut first: Option<bytes::Bytes> = None;
         let mut whole = bytes::BytesMut::new();
         let mut read = 0usize;
@@ -868,11 +871,15 @@ impl Inner {
                 return Err(ApiError::body_too_large(limit));
             }
             let held = reservation.bytes();
-            if read > held {
-                self.budget
+            if read > held
+                && self
+                    .budget
                     .reserve(&mut reservation, read - held)
                     .await
-                    .map_err(busy)?;
+                    .is_err()
+            {
+                drop((first, whole, reservation));
+                return Err(busy(stream, limit - read).await);
             }
             // The common case, a body in one chunk, is kept without a copy.
             match first.take() {
@@ -922,6 +929,25 @@ impl Inner {
             state.breaker.sync_incident(now, open[*upstream]);
         }
     }
+}
+
+/// How long a refused body may take to arrive (it is read and dropped so that the client hears
+/// the 503 instead of a broken pipe): a client that sends slower is cut off.
+const DRAIN_REFUSED_FOR: Duration = Duration::from_secs(10);
+
+/// The 503 for a body that found no room in the budget, after reading (and dropping) what is
+/// left of it, at most `left` bytes.
+async fn busy(mut stream: axum::body::BodyDataStream, mut left: usize) -> ApiError {
+    let _ = tokio::time::timeout(DRAIN_REFUSED_FOR, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            match left.checked_sub(chunk.len()) {
+                Some(rest) => left = rest,
+                None => break,
+            }
+        }
+    })
+    .await;
+    ApiError::gateway_busy(budget::WAIT_FOR_ROOM)
 }
 
 /// The pooled client for every upstream of a table.
