@@ -178,26 +178,26 @@ def main():
     try:
         mock, mock_url = spawn([bins[0][1], "mock-provider", "--listen", "127.0.0.1:0", "--style", "openai",
                                 "--scenario", "ok"])
-        servers = {}
-        for name, path in bins:
-            cfg = os.path.join(work, f"{name}.toml")
-            open(cfg, "w").write(
-                f'[providers.up]\nbase_url = "{mock_url}/v1"\napi_key_env = "BENCH_UPSTREAM_KEY"\n'
-                'probe_model = "bench"\n'
-                '[[monitors]]\nprovider = "up"\nprobes = ["reachability"]\ninterval = "300s"\n'
-                '[[routes]]\nmodel = "bench"\ntargets = [{ provider = "up" }]\n'
-                "[gateway]\nopen_on_localhost = true\n")
-            env = dict(os.environ, BENCH_UPSTREAM_KEY=UPSTREAM_KEY, RUST_LOG="warn", **extra_env[name])
-            proc, url = spawn([path, "serve", "--config", cfg, "--data", os.path.join(work, name),
-                               "--listen", "127.0.0.1:0"], env)
-            servers[name] = (proc, url)
+        # One isdown process per binary and body size, so that each one's memory under load is
+        # its own (a process that served 100 KB bodies keeps the larger buffers).
         targets = [(f"direct{s}", mock_url, s, None) for s in bodies]
-        for name, _ in bins:
-            proc, url = servers[name]
-            targets += [(f"{name}{s}", url, s, proc) for s in bodies]
+        for name, path in bins:
+            for suffix in bodies:
+                label = f"{name}{suffix}"
+                cfg = os.path.join(work, f"{label}.toml")
+                open(cfg, "w").write(
+                    f'[providers.up]\nbase_url = "{mock_url}/v1"\napi_key_env = "BENCH_UPSTREAM_KEY"\n'
+                    'probe_model = "bench"\n'
+                    '[[monitors]]\nprovider = "up"\nprobes = ["reachability"]\ninterval = "300s"\n'
+                    '[[routes]]\nmodel = "bench"\ntargets = [{ provider = "up" }]\n'
+                    "[gateway]\nopen_on_localhost = true\n")
+                env = dict(os.environ, BENCH_UPSTREAM_KEY=UPSTREAM_KEY, RUST_LOG="warn", **extra_env[name])
+                proc, url = spawn([path, "serve", "--config", cfg, "--data", os.path.join(work, label),
+                                   "--listen", "127.0.0.1:0"], env)
+                targets.append((label, url, suffix, proc))
         result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   "load_start": os.getloadavg(), "bins": a.bin, "rounds": [], "rss": {}}
-        rss_peak = {name: [0] for name, _ in bins}
+        rss_peak = {label: [0] for label, _, _, proc in targets if proc}
         for r in range(a.rounds):
             rows = {}
             order = targets[r % len(targets):] + targets[:r % len(targets)]
@@ -215,8 +215,7 @@ def main():
                 stop.set()
                 if proc:
                     sampler.join()
-                    name = label.split("+")[0]
-                    rss_peak[name][0] = max(rss_peak[name][0], peak[0])
+                    rss_peak[label][0] = max(rss_peak[label][0], peak[0])
                 ttfb = first_bytes(url, a.stream_requests) if suffix == "" else None
                 rows[label] = {"c1": one, "c32": many, "paced": paced, "ttfb_ms": ttfb,
                                "load": os.getloadavg()[0]}
@@ -225,10 +224,10 @@ def main():
                       f"ttfb {ttfb if ttfb is None else round(ttfb, 3)} ms | load {os.getloadavg()[0]:.1f}",
                       file=sys.stderr, flush=True)
             result["rounds"].append(rows)
-        for name, _ in bins:
-            proc = servers[name][0]
-            result["rss"][name] = {"max_rss_under_load_kib": rss_peak[name][0],
-                                   "vmhwm_kib": status_kib(proc.pid, "VmHWM")}
+        for label, _, _, proc in targets:
+            if proc:
+                result["rss"][label] = {"max_rss_under_load_kib": rss_peak[label][0],
+                                        "vmhwm_kib": status_kib(proc.pid, "VmHWM")}
         result["load_end"] = os.getloadavg()
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
         json.dump(result, open(a.out, "w"), indent=2)
@@ -281,8 +280,9 @@ def report(result, names, suffixes):
         out.append(f"- {name}: 100 KB body adds {big * 1000:.0f} µs at p50, {big / small:.2f}× the small body's "
                    f"{small * 1000:.0f} µs")
     for name, m in result["rss"].items():
-        out.append(f"- {name}: RSS under 32-connection load (max sampled) "
-                   f"**{m['max_rss_under_load_kib'] / 1024:.1f} MiB**, VmHWM {m['vmhwm_kib'] / 1024:.1f} MiB")
+        out.append(f"- {name}: RSS under 32-connection load (max sampled, this body size and the ones "
+                   f"run before it) **{m['max_rss_under_load_kib'] / 1024:.1f} MiB**; VmHWM at the end "
+                   f"{m['vmhwm_kib'] / 1024:.1f} MiB")
     return "\n".join(out)
 
 
