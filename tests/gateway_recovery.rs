@@ -227,3 +227,25 @@ async fn a_route_may_turn_recovery_on_for_itself() {
     let body = gw.chat(ask(true)).await.text().await.unwrap();
     assert_eq!(streamed_text(&body), "pong", "{body}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stall_ejects_its_target_so_the_next_healthy_one_continues_the_stream() {
+    let a = Mock::start("openai", "stall_once").await;
+    let b = Mock::start("openai", "ok").await;
+    let config = format!(
+        "{}{}{}{GATEWAY}{VERIFIED}",
+        provider("a", &a),
+        provider("b", &b),
+        route(&["a", "b"])
+    );
+    let gw = Gw::start(&config).await;
+    let body = gw.chat(ask(true)).await.text().await.unwrap();
+    assert_eq!(streamed_text(&body), "pong", "{body}");
+    assert!(
+        body.contains(": x-isdown-recovered: restart on b after 3 bytes"),
+        "{body}"
+    );
+    // The hung target got no second request.
+    assert_eq!(a.count().await, 1);
+    assert_eq!(b.count().await, 1);
+}

@@ -3,24 +3,34 @@
 //! in order, and decides after every failed attempt by the verdict the one classifier gives it
 //! (DESIGN.md "Gateway decision table").
 //!
-//! It owns the request path: client authentication (`auth`), routes (`route`), provider request
-//! fixes (`fixes`), per-target state (`target`: the circuit breaker of `breaker`, answer times,
-//! counters), the decisions and their waits (`decision`, with the shared `crate::backoff`), one
-//! upstream attempt (`upstream`), opt-in hedging of non-streaming requests (`hedge`), off-path
-//! recovery tests of failing targets (`recovery`), the streaming relay (`relay`), metrics and
-//! passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`).
+//! It owns the request path: client authentication (`auth`), the budget of request bodies in
+//! flight (`budget`), reading the request (`request`: a borrowed peek, never a full tree unless
+//! a fix needs one), routes (`route`), provider request fixes (`fixes`), per-target state
+//! (`target`: the circuit breaker of `breaker`, answer times, counters), the decisions and their
+//! waits (`decision`, with the shared `crate::backoff`), one upstream attempt (`upstream`),
+//! opt-in hedging of non-streaming requests (`hedge`), off-path recovery tests of failing
+//! targets (`recovery`), the streaming relay (`relay`) and its opt-in verified recovery of
+//! broken streams (`resume`), metrics and passive-health reports (`telemetry`), and the
+//! OpenAI-shaped errors (`error`).
 //! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
 //! monitor's open incidents from [`Health`] about once a second and reports every attempt, every
 //! skipped failing target and every recovery test through [`PassiveReporter`].
+//!
+//! Everything built from the config — routes, targets, fixes, timeouts, client keys — is one
+//! table (`Inner`), swapped whole by [`Gateway::reload`]: a request keeps the table it arrived
+//! on until its answer (and stream) is done; target states that both tables share are the same
+//! objects, so a reload keeps every breaker.
 //!
 //! Target order for one request: while some target that can hold the prompt is healthy, route
 //! order, passing failing targets over (a live request is never the trial of a target known to
 //! be failing; passing one over may start its recovery test); when none is, every target, least
 //! bad first (`breaker::Standing`).
 //!
-//! Hot path: the request JSON is parsed once (size-limited), streams are relayed chunk by chunk
-//! and never collected, one pooled HTTP client serves every upstream, no lock is held across an
-//! `.await`, and successful attempts log at debug level only.
+//! Hot path: the body is read once within its budget reservation, peeked (top-level fields as
+//! raw byte ranges) and forwarded as the original bytes with `model` replaced; the token
+//! estimate reads raw text and only for routes with a known context window; streams are relayed
+//! chunk by chunk and never collected; one pooled HTTP client serves every upstream; no lock is
+//! held across an `.await`; successful attempts log at debug level only.
 
 mod auth;
 pub mod breaker;

@@ -12,6 +12,12 @@
 //! pass through. Items are re-framed from the one SSE reader's output (never split mid-event);
 //! nothing is collected. When the stream ends, its verdict goes to the breaker, metrics and
 //! passive health like any attempt's.
+//!
+//! With `stream_recovery = "verified"` (the route's [`Resume`]), a break after content is
+//! reported as above and then handed to `resume`, which may continue the answer on the same or
+//! another target; the relay then forwards the continuation (usage rewritten, a final
+//! `: x-isdown-recovered` comment before `[DONE]`), or ends with the usual error, naming what
+//! recovery tried. Without it, nothing here changes.
 
 use std::convert::Infallible;
 use std::sync::Arc;

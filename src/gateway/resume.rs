@@ -10,8 +10,9 @@
 //!    request is sent again, its answer is buffered until its text has passed the bytes already
 //!    sent, and it is forwarded only if it begins with exactly those bytes.
 //!
-//! The broken target is tried first (a cut is often a blip), then the route's other healthy
-//! targets, at most [`TARGETS_TRIED`] in all, within the request's deadline. A stream that
+//! The broken target is tried first (a cut is often a blip) unless the break made it failing (a
+//! stall ejects it), then the route's other healthy targets, at most [`TARGETS_TRIED`] in all,
+//! within the request's deadline. A stream that
 //! carried tool-call or reasoning deltas, or more than one choice, is never recovered: a JSON
 //! argument cannot be spliced verifiably. When nothing recovers it, the relay ends the stream with
 //! its usual in-band error, naming what was tried.
@@ -163,10 +164,17 @@ impl Resume {
         }
         let route = inner.routes.route(self.route);
         let now = Instant::now();
-        let mut order = vec![self.position];
-        order.extend((0..route.targets.len()).filter(|&i| {
-            i != self.position && route.targets[i].state.breaker.peek(now) != Admission::Rejected
-        }));
+        let admitted = |i: usize| route.targets[i].state.breaker.peek(now) != Admission::Rejected;
+        // The broken target first while its breaker still admits it (a cut is often a blip);
+        // one that the break made failing (a stall ejects) comes after the healthy others.
+        let mut order: Vec<usize> = Vec::with_capacity(route.targets.len());
+        if admitted(self.position) {
+            order.push(self.position);
+        }
+        order.extend((0..route.targets.len()).filter(|&i| i != self.position && admitted(i)));
+        if !admitted(self.position) {
+            order.push(self.position);
+        }
         let mut notes = Vec::new();
         for position in order.into_iter().take(TARGETS_TRIED) {
             let target = &route.targets[position];
