@@ -11,8 +11,10 @@
 //! A reload re-reads the config from where it came from ([`Config::source`]): the monitor
 //! restarts with the new monitors and continues every machine and incident from the store, the
 //! alert channels and the pages take the new settings, and a config that does not load is
-//! reported to the requester and ignored (the running one stays). The store, the listener and
-//! the gateway's routes are kept.
+//! reported to the requester and ignored (the running one stays). The gateway swaps its table
+//! (routes, targets, fixes, timeouts, client keys) for new requests while requests in flight
+//! finish on the old one; a config the gateway refuses is refused whole. The store and the
+//! listener are kept.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -180,7 +182,6 @@ impl Server {
             site: site.clone(),
             views,
         };
-        // The gateway reads the config once at start; a reload re-reads monitors, not routes.
         let gateway = Gateway::new(
             &config,
             GatewayDeps {
@@ -263,10 +264,10 @@ impl Server {
                         }
                     }
                     _ = &mut shutdown => break Next::Quit,
-                    Some(reply) = reload.recv() => if let Some(new) = reload_config(&config, reply) {
+                    Some(reply) = reload.recv() => if let Some(new) = reload_config(&config, &gateway, reply) {
                         break Next::Restart(new);
                     },
-                    Some(reply) = admin_requests.recv() => if let Some(new) = reload_config(&config, reply) {
+                    Some(reply) = admin_requests.recv() => if let Some(new) = reload_config(&config, &gateway, reply) {
                         break Next::Restart(new);
                     },
                 }
@@ -311,16 +312,23 @@ enum Next {
     Restart(Box<Config>),
 }
 
-/// Re-reads the config the running one came from; answers the requester either way.
-fn reload_config(running: &Config, reply: ReloadRequest) -> Option<Box<Config>> {
-    match load_again(running) {
+/// Re-reads the config the running one came from and hands it to the gateway; answers the
+/// requester either way.
+fn reload_config(running: &Config, gateway: &Gateway, reply: ReloadRequest) -> Option<Box<Config>> {
+    let loaded = load_again(running)
+        .map_err(|e| e.to_string())
+        .and_then(|new| {
+            gateway.reload(&new).map_err(|e| e.to_string())?;
+            Ok(new)
+        });
+    match loaded {
         Ok(new) => {
             let _ = reply.send(Ok(()));
             Some(Box::new(new))
         }
         Err(e) => {
             tracing::error!("reload failed, keeping the running config: {e}");
-            let _ = reply.send(Err(e.to_string()));
+            let _ = reply.send(Err(e));
             None
         }
     }

@@ -110,6 +110,7 @@ fn adhoc(args: &CheckArgs) -> Result<Option<Provider>, CliError> {
         degraded_after: Duration::from_secs(8),
         status_page: None,
         headers: Vec::new(),
+        prefill: None,
         builtin: false,
     }))
 }

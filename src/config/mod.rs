@@ -27,7 +27,9 @@ use crate::provider::Provider;
 use crate::store::Retention;
 use crate::time::Millis;
 pub use crate::web::site::WebSettings;
-pub use gateway::{GatewaySettings, GatewayTimeouts, HedgeAfter, RouteSpec, TargetSpec};
+pub use gateway::{
+    GatewaySettings, GatewayTimeouts, HedgeAfter, RouteSpec, StreamRecovery, TargetSpec,
+};
 use raw::{RawConfig, RawProvider};
 
 /// The built-in catalog, as shipped.
@@ -517,6 +519,10 @@ fn build_provider(
             .unwrap_or(Duration::from_secs(8)),
         status_page: raw.status_page,
         headers,
+        prefill: raw.prefill.map(|p| crate::provider::Prefill {
+            flag: p.flag.filter(|f| !f.trim().is_empty()),
+            base_url: p.base_url.map(|u| u.0),
+        }),
         builtin,
     })
 }

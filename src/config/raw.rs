@@ -53,6 +53,8 @@ pub struct RawRoute {
     /// Non-streaming requests only: also send to the next target after this long without an
     /// answer, e.g. "p95+2s" or "20s".
     pub hedge_after: Option<String>,
+    /// `"off"` or `"verified"`; absent: `[gateway] stream_recovery`.
+    pub stream_recovery: Option<String>,
 }
 
 /// One target of a route: a provider, optionally another model name and parameter overrides.
@@ -78,6 +80,11 @@ pub struct RawGateway {
     pub max_retry_wait: Option<DurationValue>,
     /// Largest request body accepted, in bytes (default 16 MiB).
     pub max_request_bytes: Option<Count>,
+    /// Request bytes held at once by every request in flight together (default 128 MiB).
+    pub max_request_bytes_in_flight: Option<Spanned<Count>>,
+    /// `"off"` (default) or `"verified"`: whether a stream cut after content was sent may be
+    /// completed on the same or another target (see `gateway::recovery`).
+    pub stream_recovery: Option<Spanned<String>>,
     #[serde(default)]
     pub timeouts: RawGatewayTimeouts,
 }
@@ -210,6 +217,16 @@ pub struct RawProvider {
     pub degraded_after: Option<DurationValue>,
     pub status_page: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// Assistant prefill, if the provider supports it (see `provider::Prefill`).
+    pub prefill: Option<RawPrefill>,
+}
+
+/// `prefill = { flag = "partial" }`, `{ flag = "prefix", base_url = "…/beta" }` or `{}`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrefill {
+    pub flag: Option<String>,
+    pub base_url: Option<BaseUrl>,
 }
 
 impl RawProvider {
@@ -227,7 +244,8 @@ impl RawProvider {
             context_window,
             degraded_after,
             status_page,
-            headers
+            headers,
+            prefill
         );
         self
     }

@@ -226,6 +226,20 @@ fn gateway_config_errors_name_the_line_and_field() {
     let (line, field, _) =
         invalid("[serve]\nlisten = \"0.0.0.0:8080\"\n[gateway]\nopen_on_localhost = true\n");
     assert_eq!((line, field.as_str()), (4, "gateway.open_on_localhost"));
+    let (line, field, message) = invalid("[gateway]\nstream_recovery = \"maybe\"\n");
+    assert_eq!((line, field.as_str()), (2, "gateway.stream_recovery"));
+    assert!(message.contains("\"verified\""), "{message}");
+    let (line, field, message) =
+        invalid("[gateway]\nmax_request_bytes = 2000\nmax_request_bytes_in_flight = 1000\n");
+    assert_eq!(
+        (line, field.as_str()),
+        (3, "gateway.max_request_bytes_in_flight")
+    );
+    assert!(message.contains("never be read"), "{message}");
+    let (_, _, message) = invalid(
+        "[[routes]]\nmodel = \"x\"\ntargets = [{ provider = \"kimi\" }]\nstream_recovery = \"on\"\n",
+    );
+    assert!(message.contains("stream_recovery"), "{message}");
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub param: Option<&'static str>,
     pub code: Option<String>,
+    /// Seconds for a `Retry-After` header, when waiting helps.
+    pub retry_after: Option<&'static str>,
 }
 
 impl ApiError {
@@ -46,11 +48,17 @@ impl ApiError {
             kind,
             param: None,
             code: None,
+            retry_after: None,
         }
     }
 
     fn code(mut self, code: impl Into<String>) -> ApiError {
         self.code = Some(code.into());
+        self
+    }
+
+    fn retry_after(mut self, seconds: &'static str) -> ApiError {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -114,6 +122,22 @@ impl ApiError {
             format!("request body larger than {limit} bytes ([gateway] max_request_bytes)"),
         )
         .code("request_too_large")
+    }
+
+    /// The budget of request bodies in flight stayed full for `waited`.
+    pub fn gateway_busy(waited: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            format!(
+                "the gateway is holding as many request bytes as it may \
+                 ([gateway] max_request_bytes_in_flight) and none were freed within {} s; \
+                 retry shortly",
+                waited.as_secs()
+            ),
+        )
+        .code("gateway_busy")
+        .retry_after("1")
     }
 
     pub fn unreadable_body() -> ApiError {
@@ -209,6 +233,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

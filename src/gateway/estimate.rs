@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value};
 
+use super::request::ChatRequest;
+
 /// Tokens an inline image is counted as: providers charge roughly 1–2k per image whatever its
 /// size in bytes, so its base64 text must not be counted as text.
 const IMAGE_TOKENS: u64 = 1_500;
@@ -23,6 +25,33 @@ pub fn estimate_request_tokens(request: &Map<String, Value>) -> u64 {
         .sum()
 }
 
+/// As [`estimate_request_tokens`], from the request's raw JSON text (no tree is built): the
+/// text of `messages`, `tools` and `functions` counted as above, keys and punctuation included
+/// (they cost about what the per-field token of the tree walk did), each inline `data:` URL as
+/// one image.
+pub fn estimate_chat(request: &ChatRequest) -> u64 {
+    ["messages", "tools", "functions"]
+        .iter()
+        .filter_map(|key| request.field(key))
+        .map(estimate_json_text)
+        .sum()
+}
+
+/// Tokens of raw JSON text, a `"data:…"` string counting as one image.
+pub fn estimate_json_text(text: &[u8]) -> u64 {
+    let finder = memchr::memmem::Finder::new(b"\"data:");
+    let mut total = 0;
+    let mut rest = text;
+    while let Some(at) = finder.find(rest) {
+        total += estimate_tokens(&rest[..at]) + IMAGE_TOKENS;
+        let url = &rest[at + 1..];
+        // A data URL holds no quote: the next one closes it.
+        let end = memchr::memchr(b'"', url).map_or(url.len(), |e| e + 1);
+        rest = &url[end..];
+    }
+    total + estimate_tokens(rest)
+}
+
 fn estimate_value(value: &Value) -> u64 {
     match value {
         Value::String(text) if text.starts_with("data:") => IMAGE_TOKENS,
@@ -36,16 +65,10 @@ fn estimate_value(value: &Value) -> u64 {
 
 /// Tokens of a text: ~4 ASCII bytes per token, one per non-ASCII character.
 pub fn estimate_tokens(text: &[u8]) -> u64 {
-    let mut ascii = 0u64;
-    let mut other = 0u64;
-    for &b in text {
-        if b < 0x80 {
-            ascii += 1;
-        } else if b >= 0xC0 {
-            other += 1;
-        }
-    }
-    ascii / 4 + other
+    // Two branch-free counts: the compiler vectorises them (a 1 MB prompt in well under 1 ms).
+    let ascii = text.iter().filter(|&&b| b < 0x80).count() as u64;
+    let leading = text.iter().filter(|&&b| b >= 0xC0).count() as u64;
+    ascii / 4 + leading
 }
 
 #[cfg(test)]
@@ -72,6 +95,32 @@ mod tests {
         let estimate = estimate_request_tokens(&map);
         // 100 text tokens + one image + a few for the structure.
         assert!((1_600..1_650).contains(&estimate), "{estimate}");
+    }
+
+    #[test]
+    fn the_raw_text_estimate_is_close_to_the_tree_walk_and_counts_images_once() {
+        let image = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
+        let request = json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "You are a coding agent. ".repeat(200)},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "你好".repeat(100)},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ]},
+            ],
+            "tools": [{"type": "function", "function": {"name": "read", "parameters": {}}}],
+        });
+        let tree = match &request {
+            Value::Object(map) => estimate_request_tokens(map),
+            _ => unreachable!(),
+        };
+        let parsed =
+            super::super::request::parse_request(bytes::Bytes::from(request.to_string())).unwrap();
+        let raw = estimate_chat(&parsed);
+        let (low, high) = (tree * 95 / 100, tree * 110 / 100);
+        assert!((low..=high).contains(&raw), "raw {raw} vs tree {tree}");
+        assert!(raw < 5_000, "the image's bytes were counted as text: {raw}");
     }
 
     #[test]

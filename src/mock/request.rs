@@ -45,6 +45,8 @@ pub(crate) struct Generation {
     pub tool: Option<Tool>,
     /// A rough prompt size for `usage` (about four bytes per token).
     pub prompt_tokens: u64,
+    /// The text of a trailing assistant message (a prefill: answer what follows it).
+    pub prefill: Option<String>,
 }
 
 /// The body was not a JSON object.
@@ -78,11 +80,20 @@ impl Generation {
             .get("messages")
             .map(|messages| messages.to_string().len())
             .unwrap_or(0);
+        let prefill = object
+            .get("messages")
+            .and_then(Value::as_array)
+            .and_then(|messages| messages.last())
+            .filter(|last| last.get("role").and_then(Value::as_str) == Some("assistant"))
+            .and_then(|last| last.get("content"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         Ok(Generation {
             model,
             stream,
             include_usage,
             tool,
+            prefill,
             prompt_tokens: (prompt_bytes as u64 / 4).max(1),
         })
     }

@@ -43,6 +43,10 @@ pub enum Scenario {
     CompleteWithoutDone,
     Flapping,
     EchoKey,
+    CutOnce,
+    CutOnceThenOther,
+    CutOnceRefusePrefill,
+    StallOnce,
 }
 
 /// Facts about one scenario.
@@ -57,7 +61,7 @@ struct Info {
 }
 
 /// One row per scenario, in the order `--help` lists them.
-const SCENARIOS: [Info; 30] = [
+const SCENARIOS: [Info; 34] = [
     Info {
         scenario: Scenario::Ok,
         name: "ok",
@@ -239,6 +243,31 @@ const SCENARIOS: [Info; 30] = [
                       proxies do (for testing that isdown never repeats it)",
         on_models: true,
     },
+    Info {
+        scenario: Scenario::CutOnce,
+        name: "cut_once",
+        description: "the first generation request is cut as in `stream_cut`; later ones answer \
+                      healthy, and a prefilled one (trailing assistant message) only the rest",
+        on_models: false,
+    },
+    Info {
+        scenario: Scenario::CutOnceThenOther,
+        name: "cut_once_then_other",
+        description: "as `cut_once_refuse_prefill`, but later answers are another text (`pink`)",
+        on_models: false,
+    },
+    Info {
+        scenario: Scenario::CutOnceRefusePrefill,
+        name: "cut_once_refuse_prefill",
+        description: "as `cut_once`, but a prefilled request gets the style's 400 bad_request",
+        on_models: false,
+    },
+    Info {
+        scenario: Scenario::StallOnce,
+        name: "stall_once",
+        description: "as `cut_once`, but the first stream stalls as in `stream_stall` instead",
+        on_models: false,
+    },
 ];
 
 /// A name that is not a scenario. Its message lists the valid names.
@@ -250,8 +279,8 @@ pub struct UnknownScenario {
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 30] = {
-        let mut all = [Scenario::Ok; 30];
+    pub const ALL: [Scenario; 34] = {
+        let mut all = [Scenario::Ok; 34];
         let mut i = 0;
         while i < SCENARIOS.len() {
             all[i] = SCENARIOS[i].scenario;

@@ -152,6 +152,7 @@ mod tests {
             degraded_after: Duration::from_secs(5),
             status_page: None,
             headers: vec![],
+            prefill: None,
             builtin: false,
         }
     }
