@@ -43,6 +43,8 @@ static CATALOG: LazyLock<Vec<(String, RawProvider)>> = LazyLock::new(|| {
     let table: toml::Table = toml::from_str(CATALOG_TOML).expect("embedded catalog is valid TOML");
     let mut entries: Vec<(usize, String, RawProvider)> = table
         .into_iter()
+        // The request constraints section belongs to the request lint (`crate::lint`).
+        .filter(|(id, _)| id != crate::lint::CATALOG_SECTION)
         .map(|(id, value)| {
             let position = CATALOG_TOML
                 .find(&format!("\n[{id}]\n"))
