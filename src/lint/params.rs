@@ -69,13 +69,13 @@ fn parameter_value(request: &Map<String, Value>, check: &Check, out: &mut Vec<Fi
     let mut expected: Vec<String> = Vec::new();
     if !allowed.is_empty() {
         let values: Vec<String> = allowed.iter().map(Value::to_string).collect();
-        expected.push(format!("`{name}` must be {}", values.join(" or ")));
+        expected.push(format!("`{name}` = {}", values.join(" or ")));
     }
-    if let Some(min) = min {
-        expected.push(format!("at least {min}"));
-    }
-    if let Some(max) = max {
-        expected.push(format!("at most {max}"));
+    match (min, max) {
+        (Some(min), Some(max)) => expected.push(format!("`{name}` from {min} to {max}")),
+        (Some(min), None) => expected.push(format!("`{name}` of at least {min}")),
+        (None, Some(max)) => expected.push(format!("`{name}` of at most {max}")),
+        (None, None) => {}
     }
     let shown_value = format!("`{name}: {}`", shown(value));
     out.push(Finding::new(
