@@ -193,10 +193,8 @@ fn read_request_file(file: &str) -> Result<String, CliError> {
         std::fs::File::open(file)
             .and_then(|f| f.take(MAX_REQUEST_FILE + 1).read_to_string(&mut text))
     };
-    read.map_err(|source| CliError::Io {
-        context: context(),
-        source,
-    })?;
+    // A file that cannot be read is the command's mistake: a usage error (exit 2).
+    read.map_err(|e| CliError::Usage(format!("{}: {e}", context())))?;
     if text.len() as u64 > MAX_REQUEST_FILE {
         return Err(CliError::Usage(format!(
             "--request {file}: larger than {MAX_REQUEST_FILE} bytes; no provider accepts such a request"

@@ -1481,14 +1481,30 @@ async fn tool_schema_scenarios_refuse_only_requests_with_a_refused_tool() {
     for (scenario, refused_status) in [("tool_schema_rejected", 400), ("tool_schema_500", 500)] {
         let mock = start(Style::Kimi, Scenario::Ok).await;
         mock.switch(json!({"scenario": scenario})).await;
-        assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 200, "{scenario}: ping");
-        assert_eq!(mock.chat(chat_with_tool(fine.clone())).await.unwrap().status(), 200, "{scenario}");
+        assert_eq!(
+            mock.chat(chat_body(false)).await.unwrap().status(),
+            200,
+            "{scenario}: ping"
+        );
+        assert_eq!(
+            mock.chat(chat_with_tool(fine.clone()))
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{scenario}"
+        );
         for tool in [&union, &bad_name] {
             let response = mock.chat(chat_with_tool(tool.clone())).await.unwrap();
             assert_eq!(response.status(), refused_status, "{scenario}: {tool}");
         }
         // The model list is untouched: the provider is up.
-        let models = mock.client.get(mock.url("/v1/models")).send().await.unwrap();
+        let models = mock
+            .client
+            .get(mock.url("/v1/models"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(models.status(), 200);
         mock.shutdown().await;
     }

@@ -334,8 +334,9 @@ async fn property(
     }
     let name = names[lo];
     let path = schema_path.key("properties").key(name);
+    let tool = tool_name(&tools[index]).unwrap_or("(unnamed)");
     Some(Part {
-        what: format!("the property `{name}` of tools[{index}] ({path})"),
+        what: format!("the property `{name}` of the tool `{tool}` ({path})"),
         path,
     })
 }
