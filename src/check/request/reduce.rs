@@ -193,9 +193,13 @@ async fn tools(
         return Step::NotHere;
     }
     let what = if always.is_empty() {
-        "without tools".to_owned()
+        format!("without the {} tools", suspects.len())
     } else {
-        format!("with only the {} tools the history calls", always.len())
+        format!(
+            "with only the {} tools the history calls ({} suspects dropped)",
+            always.len(),
+            suspects.len()
+        )
     };
     match search
         .attempt(&with_tools(original, tools, &always), what, try_request)
@@ -214,10 +218,15 @@ async fn tools(
             .copied()
             .chain(suspects[lo..mid].iter().copied())
             .collect();
+        let span = if mid - lo == 1 {
+            format!("tools[{}]", suspects[lo])
+        } else {
+            format!("tools[{}]..tools[{}]", suspects[lo], suspects[mid - 1])
+        };
         let what = format!(
-            "with tools[{}..{}] of the suspects",
-            suspects[lo],
-            suspects[mid - 1]
+            "keeping {} of the {} remaining suspect tools ({span})",
+            mid - lo,
+            hi - lo
         );
         match search
             .attempt(&with_tools(original, tools, &keep), what, try_request)
