@@ -27,7 +27,7 @@ use crate::provider::Provider;
 use crate::store::Retention;
 use crate::time::Millis;
 pub use crate::web::site::WebSettings;
-pub use gateway::{GatewaySettings, GatewayTimeouts, HedgeAfter, RouteSpec, TargetSpec};
+pub use gateway::{GatewaySettings, GatewayTimeouts, HedgeAfter, LintMode, RouteSpec, TargetSpec};
 use raw::{RawConfig, RawProvider};
 
 /// The built-in catalog, as shipped.

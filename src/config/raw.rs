@@ -53,6 +53,9 @@ pub struct RawRoute {
     /// Non-streaming requests only: also send to the next target after this long without an
     /// answer, e.g. "p95+2s" or "20s".
     pub hedge_after: Option<String>,
+    /// Check requests with the request lint: "warn" (forward, flag with a header) or "reject"
+    /// (answer 400 before any provider is paid).
+    pub lint: Option<String>,
 }
 
 /// One target of a route: a provider, optionally another model name and parameter overrides.

@@ -8,7 +8,8 @@
 //! counters), the decisions and their waits (`decision`, with the shared `crate::backoff`), one
 //! upstream attempt (`upstream`), opt-in hedging of non-streaming requests (`hedge`), off-path
 //! recovery tests of failing targets (`recovery`), the streaming relay (`relay`), metrics and
-//! passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`).
+//! passive-health reports (`telemetry`), the OpenAI-shaped errors (`error`), and the opt-in
+//! per-route request lint (`lint`, on top of `crate::lint`).
 //! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
 //! monitor's open incidents from [`Health`] about once a second and reports every attempt, every
 //! skipped failing target and every recovery test through [`PassiveReporter`].
@@ -28,6 +29,7 @@ pub mod decision;
 pub mod error;
 pub mod fixes;
 mod hedge;
+pub mod lint;
 mod recovery;
 mod relay;
 pub mod route;
@@ -49,7 +51,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use crate::config::{Config, GatewayTimeouts};
+use crate::config::{Config, GatewayTimeouts, LintMode};
 use crate::estimate::estimate_request_tokens;
 use crate::incident::IncidentKind;
 use crate::metrics::Metrics;
@@ -261,6 +263,8 @@ struct Run<'a> {
     /// After a context_too_long: targets whose window is known and no larger are skipped.
     need_window_above: Option<u64>,
     skipped_for_window: bool,
+    /// What the route's request lint finds (empty when it does not lint).
+    findings: Vec<crate::lint::Finding>,
 }
 
 impl Run<'_> {
@@ -316,6 +320,10 @@ impl Inner {
             .resolve(&model)
             .ok_or_else(|| rejected(ApiError::no_route(&model, self.routes.defaults)))?;
         drop(bytes);
+        let findings = lint::findings(route, &self.upstreams, &request, &model);
+        if route.lint == LintMode::Reject && !findings.is_empty() {
+            return Err(rejected(ApiError::lint_rejected(findings)));
+        }
         let estimate = estimate_request_tokens(&request);
         self.sync_incidents(started);
 
@@ -331,6 +339,7 @@ impl Inner {
             done: 0,
             need_window_above: None,
             skipped_for_window: false,
+            findings,
         };
         // Targets known to be failing get no live request while another one is healthy; when
         // none is, every target is tried, least bad first. Admission is taken only when a
@@ -354,8 +363,9 @@ impl Inner {
                 continue;
             }
             match self.serve(gateway, &mut run, position).await {
-                Step::Served(response) => {
+                Step::Served(mut response) => {
                     self.outcomes.count(RequestOutcome::Served);
+                    lint::mark(&mut response, &run.findings);
                     return Ok(response);
                 }
                 Step::Next => {}
@@ -368,6 +378,7 @@ impl Inner {
         response
             .headers_mut()
             .insert(ATTEMPTS, HeaderValue::from(run.attempts));
+        lint::mark(&mut response, &run.findings);
         Ok(response)
     }
 
@@ -450,8 +461,17 @@ impl Inner {
                 }
                 Attempt::Failed(failure) => failure,
             };
-            self.observe(target, &failure, now, run.attempts);
+            let suspect =
+                !run.findings.is_empty() && failure.diagnosis.verdict == Verdict::ServerError;
+            self.observe_attempt(
+                target,
+                &failure,
+                now,
+                run.attempts,
+                suspect.then_some(&run.findings[..]),
+            );
             let failed = Failed {
+                request_flagged: suspect,
                 verdict: failure.diagnosis.verdict,
                 retry_after: failure
                     .diagnosis
@@ -559,6 +579,7 @@ impl Inner {
             })
             .collect();
         let verdict = last.diagnosis.verdict;
+        let request_suspect = verdict == Verdict::ServerError && !run.findings.is_empty();
         let mut summary = format!(
             "no target answered after {attempts} attempt(s): {}",
             list.join("; ")
@@ -567,6 +588,9 @@ impl Inner {
             summary.push_str("; the request's deadline passed");
         }
         let summary = crate::secret::scrub(&summary);
+        if request_suspect {
+            return ApiError::request_likely_invalid(run.findings.clone(), summary);
+        }
         let status = match verdict {
             Verdict::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Verdict::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -634,17 +658,46 @@ impl Inner {
 
     /// Breaker, metrics, passive health and a log line for one failed attempt.
     fn observe(&self, target: &Target, failure: &Failure, started: Instant, attempt: u32) {
+        self.observe_attempt(target, failure, started, attempt, None);
+    }
+
+    /// As [`Inner::observe`]; `flagged`: the lint's findings when this is a 500 to a request
+    /// the route's lint flags — then the request, not the provider, is blamed: the breaker and
+    /// the monitor do not count it. (A hedge partner's failure is observed without the flag.)
+    fn observe_attempt(
+        &self,
+        target: &Target,
+        failure: &Failure,
+        started: Instant,
+        attempt: u32,
+        flagged: Option<&[crate::lint::Finding]>,
+    ) {
         let up = &self.upstreams[target.upstream];
         let diagnosis = &failure.diagnosis;
         let latency = started.elapsed();
+        let blame = match flagged {
+            Some(_) => Some(Blame::Request),
+            None => diagnosis.blame,
+        };
         self.record(
             up,
             &target.state,
             diagnosis.verdict,
-            diagnosis.blame,
+            blame,
             latency,
             failure.budget_cut,
         );
+        if let Some(findings) = flagged {
+            tracing::warn!(
+                provider = %up.id,
+                attempt,
+                status = ?diagnosis.status,
+                "gateway: the provider answered 500 to a request the lint flags; the request, not \
+                 the provider, is the likely cause (not counted against the provider): {}",
+                lint::summary(findings)
+            );
+            return;
+        }
         tracing::info!(
             provider = %up.id,
             attempt,

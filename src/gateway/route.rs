@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::breaker::BreakerPolicy;
 use super::target::TargetState;
 use super::telemetry::GatewayMetrics;
-use crate::config::{HedgeAfter, RouteSpec};
+use crate::config::{HedgeAfter, LintMode, RouteSpec};
 use crate::provider::Provider;
 
 /// How the model name sent upstream is chosen.
@@ -55,6 +55,8 @@ pub struct Route {
     pattern: String,
     pub targets: Vec<Target>,
     pub hedge_after: Option<HedgeAfter>,
+    /// What the request lint does on this route.
+    pub lint: LintMode,
 }
 
 /// Every route, in order.
@@ -110,6 +112,7 @@ impl RouteTable {
                         state: state(i, None),
                     }],
                     hedge_after: None,
+                    lint: LintMode::Off,
                 });
             }
             return RouteTable {
@@ -138,6 +141,7 @@ impl RouteTable {
                     })
                     .collect(),
                 hedge_after: spec.hedge_after,
+                lint: spec.lint,
             })
             .collect::<Vec<_>>();
         let aliases = routes.iter().map(|r| r.pattern.clone()).collect();
