@@ -176,6 +176,15 @@ fn suspects_request(verdict: Verdict) -> bool {
         || matches!(verdict, Verdict::ServerError | Verdict::Malformed)
 }
 
+/// Failures one part of a request can trigger, so that sending smaller versions finds it. A
+/// wrong model id or an oversized prompt is not in one part: narrowing would only spend.
+fn narrowable(verdict: Verdict) -> bool {
+    matches!(
+        verdict,
+        Verdict::BadRequest | Verdict::ServerError | Verdict::Malformed | Verdict::ContentFiltered
+    )
+}
+
 /// Which findings can explain a failure with `verdict` (`None`: any finding can).
 fn explaining_rules(verdict: Verdict) -> Option<&'static [Rule]> {
     const CONTEXT: &[Rule] = &[Rule::ContextWindowExceeded, Rule::MaxTokensAboveLimit];
@@ -326,7 +335,7 @@ impl<'a> Live<'a> {
             if !verdict.is_healthy() {
                 if suspects_request(verdict) {
                     self.explain(checked, &body, target, verdict);
-                    if checked.explained_by.is_empty() && !reduced_once {
+                    if checked.explained_by.is_empty() && !reduced_once && narrowable(verdict) {
                         reduced_once = true;
                         checked.narrowing = self.narrow(&body, &result).await;
                         if let Some(part) = checked
