@@ -3,10 +3,12 @@
 //! Chooses targets and probe kinds from the config and the command line, runs every target
 //! concurrently (its own probes one after another: low-tier Kimi accounts allow one request at a
 //! time), adds reachability "witnesses" when only some providers are checked, correlates, and
-//! hands a [`CheckReport`] to `report` for printing. Owns no output formatting.
+//! hands a [`CheckReport`] to `report` for printing. Owns no output formatting. `request` is
+//! the other question `check` answers: is a failing request the provider's fault or its own?
 
 pub mod correlate;
 pub mod report;
+pub mod request;
 
 use std::time::Duration;
 

@@ -69,6 +69,35 @@ pub struct RouteSpec {
     pub hedge_after: Option<HedgeAfter>,
     /// `None`: `[gateway] stream_recovery`.
     pub stream_recovery: Option<StreamRecovery>,
+    /// Opt-in request lint.
+    pub lint: LintMode,
+}
+
+/// `[[routes]] lint`: what the gateway does with a request the request lint flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LintMode {
+    /// No lint (the default): requests go out unread.
+    #[default]
+    Off,
+    /// Forward, and name the findings in the `x-isdown-lint` response header; a provider 500 to
+    /// a flagged request is taken as the request's fault, not the provider's.
+    Warn,
+    /// Answer 400 naming the findings, before any provider is paid.
+    Reject,
+}
+
+impl LintMode {
+    /// The values the config accepts.
+    const NAMES: [(&'static str, LintMode); 2] =
+        [("warn", LintMode::Warn), ("reject", LintMode::Reject)];
+
+    pub fn parse(text: &str) -> Result<LintMode, String> {
+        LintMode::NAMES
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, mode)| *mode)
+            .ok_or_else(|| format!("lint = \"{text}\": expected \"warn\" or \"reject\""))
+    }
 }
 
 /// `[[routes]] hedge_after`: how long a non-streaming request waits for its target before the
@@ -329,17 +358,35 @@ fn route_spec(raw: RawRoute, providers: &[Provider]) -> Result<RouteSpec, String
         .map(StreamRecovery::parse)
         .transpose()
         .map_err(|e| format!("route \"{}\": {e}", raw.model))?;
+    let lint = raw
+        .lint
+        .as_deref()
+        .map(LintMode::parse)
+        .transpose()
+        .map_err(|e| format!("route \"{}\": {e}", raw.model))?
+        .unwrap_or_default();
     Ok(RouteSpec {
         pattern: raw.model,
         targets,
         hedge_after,
         stream_recovery,
+        lint,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lint_modes_parse_and_anything_else_is_refused() {
+        assert_eq!(LintMode::parse("warn"), Ok(LintMode::Warn));
+        assert_eq!(LintMode::parse("reject"), Ok(LintMode::Reject));
+        for bad in ["off", "Warn", "", "block"] {
+            let err = LintMode::parse(bad).unwrap_err();
+            assert!(err.contains("\"warn\" or \"reject\""), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn hedge_after_table() {

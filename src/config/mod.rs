@@ -28,7 +28,7 @@ use crate::store::Retention;
 use crate::time::Millis;
 pub use crate::web::site::WebSettings;
 pub use gateway::{
-    GatewaySettings, GatewayTimeouts, HedgeAfter, RouteSpec, StreamRecovery, TargetSpec,
+    GatewaySettings, GatewayTimeouts, HedgeAfter, LintMode, RouteSpec, StreamRecovery, TargetSpec,
 };
 use raw::{RawConfig, RawProvider};
 
@@ -45,6 +45,8 @@ static CATALOG: LazyLock<Vec<(String, RawProvider)>> = LazyLock::new(|| {
     let table: toml::Table = toml::from_str(CATALOG_TOML).expect("embedded catalog is valid TOML");
     let mut entries: Vec<(usize, String, RawProvider)> = table
         .into_iter()
+        // The request constraints section belongs to the request lint (`crate::lint`).
+        .filter(|(id, _)| id != crate::lint::CATALOG_SECTION)
         .map(|(id, value)| {
             let position = CATALOG_TOML
                 .find(&format!("\n[{id}]\n"))

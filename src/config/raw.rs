@@ -55,6 +55,9 @@ pub struct RawRoute {
     pub hedge_after: Option<String>,
     /// `"off"` or `"verified"`; absent: `[gateway] stream_recovery`.
     pub stream_recovery: Option<String>,
+    /// Check requests with the request lint: "warn" (forward, flag with a header) or "reject"
+    /// (answer 400 before any provider is paid).
+    pub lint: Option<String>,
 }
 
 /// One target of a route: a provider, optionally another model name and parameter overrides.

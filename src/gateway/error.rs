@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use thiserror::Error;
 
+use crate::lint::Finding;
+
 /// Why the gateway could not start.
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -38,6 +40,8 @@ pub struct ApiError {
     pub code: Option<String>,
     /// Seconds for a `Retry-After` header, when waiting helps.
     pub retry_after: Option<&'static str>,
+    /// Request lint findings, listed in the body's `error.findings` when there are any.
+    pub findings: Vec<Finding>,
 }
 
 impl ApiError {
@@ -49,6 +53,7 @@ impl ApiError {
             param: None,
             code: None,
             retry_after: None,
+            findings: Vec::new(),
         }
     }
 
@@ -208,6 +213,34 @@ impl ApiError {
         .code("context_length_exceeded")
     }
 
+    /// The route's lint (`lint = "reject"`) found problems: nothing was sent.
+    pub fn lint_rejected(findings: Vec<Finding>) -> ApiError {
+        let message = format!(
+            "the request was not sent: the gateway's request lint (route lint = \"reject\") \
+             finds {} problem(s): {}",
+            findings.len(),
+            super::lint::summary(&findings)
+        );
+        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+            .code("request_lint");
+        error.findings = findings;
+        error
+    }
+
+    /// Every target failed, the last with a 500 to a request the lint flags: the request, not
+    /// the provider, is the likely cause, so the caller should fix it rather than retry.
+    pub fn request_likely_invalid(findings: Vec<Finding>, attempts: String) -> ApiError {
+        let message = format!(
+            "the request, not the provider, is the likely cause: a provider answered 500 to a \
+             request the gateway's lint flags ({}); {attempts}",
+            super::lint::summary(&findings)
+        );
+        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+            .code("request_likely_invalid");
+        error.findings = findings;
+        error
+    }
+
     /// Every attempt failed; `summary` lists them, `verdict` is the last one's.
     pub fn upstream_failed(status: StatusCode, verdict: &str, summary: String) -> ApiError {
         ApiError::new(status, "upstream_error", summary).code(verdict)
@@ -219,14 +252,18 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
-        json!({
+        let mut body = json!({
             "error": {
                 "message": self.message,
                 "type": self.kind,
                 "param": self.param,
                 "code": self.code,
             }
-        })
+        });
+        if !self.findings.is_empty() {
+            body["error"]["findings"] = json!(self.findings);
+        }
+        body
     }
 }
 

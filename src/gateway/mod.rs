@@ -10,8 +10,9 @@
 //! waits (`decision`, with the shared `crate::backoff`), one upstream attempt (`upstream`),
 //! opt-in hedging of non-streaming requests (`hedge`), off-path recovery tests of failing
 //! targets (`recovery`), the streaming relay (`relay`) and its opt-in verified recovery of
-//! broken streams (`resume`), metrics and passive-health reports (`telemetry`), and the
-//! OpenAI-shaped errors (`error`).
+//! broken streams (`resume`), metrics and passive-health reports (`telemetry`), the
+//! OpenAI-shaped errors (`error`), and the opt-in per-route request lint (`lint`, on top of
+//! `crate::lint`).
 //! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
 //! monitor's open incidents from [`Health`] about once a second and reports every attempt, every
 //! skipped failing target and every recovery test through [`PassiveReporter`].
@@ -37,9 +38,9 @@ pub mod breaker;
 pub mod budget;
 pub mod decision;
 pub mod error;
-pub mod estimate;
 pub mod fixes;
 mod hedge;
+pub mod lint;
 mod recovery;
 mod relay;
 pub mod request;
@@ -64,7 +65,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::config::{Config, GatewayTimeouts, StreamRecovery};
+use crate::config::{Config, GatewayTimeouts, LintMode, StreamRecovery};
 use crate::incident::IncidentKind;
 use crate::metrics::Metrics;
 use crate::monitor::health::{Health, LiveVerdict, PassiveReporter};
@@ -313,6 +314,8 @@ struct Run<'a> {
     /// After a context_too_long: targets whose window is known and no larger are skipped.
     need_window_above: Option<u64>,
     skipped_for_window: bool,
+    /// What the route's request lint finds (empty when it does not lint).
+    findings: Vec<crate::lint::Finding>,
 }
 
 impl Run<'_> {
@@ -439,10 +442,19 @@ impl Inner {
             .iter()
             .any(|t| self.upstreams[t.upstream].context_window.is_some());
         let estimate = if windows {
-            estimate::estimate_chat(&request)
+            request.estimate_tokens()
         } else {
             0
         };
+        // The lint reads the whole request: a tree is built only for a route that lints.
+        let findings = if route.lint == LintMode::Off {
+            Vec::new()
+        } else {
+            lint::findings(route, &self.upstreams, &request.to_map(), &request.model)
+        };
+        if route.lint == LintMode::Reject && !findings.is_empty() {
+            return Err(rejected(ApiError::lint_rejected(findings)));
+        }
         self.sync_incidents(started);
 
         let mut run = Run {
@@ -458,6 +470,7 @@ impl Inner {
             done: 0,
             need_window_above: None,
             skipped_for_window: false,
+            findings,
         };
         // Targets known to be failing get no live request while another one is healthy; when
         // none is, every target is tried, least bad first. Admission is taken only when a
@@ -481,8 +494,9 @@ impl Inner {
                 continue;
             }
             match self.serve(this, &mut run, position).await {
-                Step::Served(response) => {
+                Step::Served(mut response) => {
                     self.outcomes.count(RequestOutcome::Served);
+                    lint::mark(&mut response, &run.findings);
                     return Ok(response);
                 }
                 Step::Next => {}
@@ -495,6 +509,7 @@ impl Inner {
         response
             .headers_mut()
             .insert(ATTEMPTS, HeaderValue::from(run.attempts));
+        lint::mark(&mut response, &run.findings);
         Ok(response)
     }
 
@@ -577,8 +592,17 @@ impl Inner {
                 }
                 Attempt::Failed(failure) => failure,
             };
-            self.observe(target, &failure, now, run.attempts);
+            let suspect =
+                !run.findings.is_empty() && failure.diagnosis.verdict == Verdict::ServerError;
+            self.observe_attempt(
+                target,
+                &failure,
+                now,
+                run.attempts,
+                suspect.then_some(&run.findings[..]),
+            );
             let failed = Failed {
+                request_flagged: suspect,
                 verdict: failure.diagnosis.verdict,
                 retry_after: failure
                     .diagnosis
@@ -706,6 +730,7 @@ impl Inner {
             })
             .collect();
         let verdict = last.diagnosis.verdict;
+        let request_suspect = verdict == Verdict::ServerError && !run.findings.is_empty();
         let mut summary = format!(
             "no target answered after {attempts} attempt(s): {}",
             list.join("; ")
@@ -714,6 +739,9 @@ impl Inner {
             summary.push_str("; the request's deadline passed");
         }
         let summary = crate::secret::scrub(&summary);
+        if request_suspect {
+            return ApiError::request_likely_invalid(run.findings.clone(), summary);
+        }
         let status = match verdict {
             Verdict::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Verdict::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -781,17 +809,46 @@ impl Inner {
 
     /// Breaker, metrics, passive health and a log line for one failed attempt.
     fn observe(&self, target: &Target, failure: &Failure, started: Instant, attempt: u32) {
+        self.observe_attempt(target, failure, started, attempt, None);
+    }
+
+    /// As [`Inner::observe`]; `flagged`: the lint's findings when this is a 500 to a request
+    /// the route's lint flags — then the request, not the provider, is blamed: the breaker and
+    /// the monitor do not count it. (A hedge partner's failure is observed without the flag.)
+    fn observe_attempt(
+        &self,
+        target: &Target,
+        failure: &Failure,
+        started: Instant,
+        attempt: u32,
+        flagged: Option<&[crate::lint::Finding]>,
+    ) {
         let up = &self.upstreams[target.upstream];
         let diagnosis = &failure.diagnosis;
         let latency = started.elapsed();
+        let blame = match flagged {
+            Some(_) => Some(Blame::Request),
+            None => diagnosis.blame,
+        };
         self.record(
             up,
             &target.state,
             diagnosis.verdict,
-            diagnosis.blame,
+            blame,
             latency,
             failure.budget_cut,
         );
+        if let Some(findings) = flagged {
+            tracing::warn!(
+                provider = %up.id,
+                attempt,
+                status = ?diagnosis.status,
+                "gateway: the provider answered 500 to a request the lint flags; the request, not \
+                 the provider, is the likely cause (not counted against the provider): {}",
+                lint::summary(findings)
+            );
+            return;
+        }
         tracing::info!(
             provider = %up.id,
             attempt,

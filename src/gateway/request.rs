@@ -75,6 +75,22 @@ fn push_field(fields: &mut Vec<(String, Range<usize>)>, key: Cow<'_, str>, range
 }
 
 impl ChatRequest {
+    /// As [`crate::estimate::estimate_request_tokens`], from the raw JSON text (no tree is
+    /// built): the text of the counted fields, keys and punctuation included (they cost about
+    /// what the per-field token of the tree walk does), each inline `data:` URL as one image.
+    pub fn estimate_tokens(&self) -> u64 {
+        crate::estimate::COUNTED_FIELDS
+            .iter()
+            .filter_map(|key| self.field(key))
+            .map(crate::estimate::estimate_json_text)
+            .sum()
+    }
+
+    /// The whole request as a JSON object (built only on demand: the request lint reads it).
+    pub fn to_map(&self) -> Map<String, Value> {
+        serde_json::from_slice(&self.raw).unwrap_or_default()
+    }
+
     /// The raw JSON of a top-level field.
     pub fn field(&self, key: &str) -> Option<&[u8]> {
         self.fields
@@ -176,6 +192,31 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn the_raw_text_estimate_is_close_to_the_tree_walk_and_counts_images_once() {
+        let image = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
+        let request = json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "You are a coding agent. ".repeat(200)},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "你好".repeat(100)},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ]},
+            ],
+            "tools": [{"type": "function", "function": {"name": "read", "parameters": {}}}],
+        });
+        let tree = match &request {
+            Value::Object(map) => crate::estimate::estimate_request_tokens(map),
+            _ => unreachable!(),
+        };
+        let parsed = parse_request(bytes::Bytes::from(request.to_string())).unwrap();
+        let raw = parsed.estimate_tokens();
+        let (low, high) = (tree * 95 / 100, tree * 110 / 100);
+        assert!((low..=high).contains(&raw), "raw {raw} vs tree {tree}");
+        assert!(raw < 5_000, "the image's bytes were counted as text: {raw}");
+    }
+
     fn parse(value: Value) -> ChatRequest {
         parse_request(Bytes::from(value.to_string())).unwrap()
     }
@@ -238,7 +279,8 @@ mod tests {
     #[test]
     fn a_fix_that_may_apply_goes_through_the_tree() {
         let table = super::super::fixes::FixTable::embedded().unwrap();
-        let fixes = table.for_provider("deepseek");
+        // OpenAI refuses replayed reasoning; Kimi, GLM and DeepSeek keep it.
+        let fixes = table.for_provider("openai");
         let request = parse(json!({
             "model": "agent",
             "messages": [
@@ -246,12 +288,12 @@ mod tests {
                 {"role": "user", "content": "b"},
             ],
         }));
-        let body = sent(&request.body_for("deepseek-v4", &fixes, &Map::new()));
+        let body = sent(&request.body_for("gpt-5", &fixes, &Map::new()));
         assert!(
             body["messages"][0].get("reasoning_content").is_none(),
             "{body}"
         );
-        assert_eq!(body["model"], "deepseek-v4");
+        assert_eq!(body["model"], "gpt-5");
         let kimi = table.for_provider("kimi");
         let kept = sent(&request.body_for("k", &kimi, &Map::new()));
         assert_eq!(kept["messages"][0]["reasoning_content"], "r");

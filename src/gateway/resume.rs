@@ -217,7 +217,7 @@ impl Resume {
             strategy,
             provider,
             after_bytes: self.sent.text.len(),
-            paid_prompt: super::estimate::estimate_chat(&self.request),
+            paid_prompt: self.request.estimate_tokens(),
             paid_completion: (self.sent.text.len() as u64).div_ceil(4).max(1),
         });
         self.position = continued.position;

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::breaker::BreakerPolicy;
 use super::target::{FORWARDED, TargetState};
 use super::telemetry::GatewayMetrics;
-use crate::config::{HedgeAfter, RouteSpec, StreamRecovery};
+use crate::config::{HedgeAfter, LintMode, RouteSpec, StreamRecovery};
 use crate::provider::Provider;
 
 /// How the model name sent upstream is chosen.
@@ -60,6 +60,8 @@ pub struct Route {
     pub targets: Vec<Target>,
     pub hedge_after: Option<HedgeAfter>,
     pub stream_recovery: StreamRecovery,
+    /// What the request lint does on this route.
+    pub lint: LintMode,
 }
 
 /// Every route, in order.
@@ -128,6 +130,7 @@ impl RouteTable {
                     }],
                     hedge_after: None,
                     stream_recovery,
+                    lint: LintMode::Off,
                 });
             }
             return RouteTable {
@@ -157,6 +160,7 @@ impl RouteTable {
                     .collect(),
                 hedge_after: spec.hedge_after,
                 stream_recovery: spec.stream_recovery.unwrap_or(stream_recovery),
+                lint: spec.lint,
             })
             .collect::<Vec<_>>();
         let aliases = routes.iter().map(|r| r.pattern.clone()).collect();

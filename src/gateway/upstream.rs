@@ -154,6 +154,12 @@ impl Upstream {
         request.body_for(model, &self.fixes, params)
     }
 
+    /// The fixes applied to requests bound for this target (the gateway's lint reads the body
+    /// each target would get).
+    pub fn fixes(&self) -> &[Fix] {
+        &self.fixes
+    }
+
     /// True at most once per `every`.
     pub fn setup_warning_due(&self, now: Instant, every: std::time::Duration) -> bool {
         let Ok(mut last) = self.setup_warned.try_lock() else {

@@ -75,6 +75,14 @@
 //! the request-specific `model_not_found`, `context_too_long`, `content_filtered` and
 //! `bad_request`; the tool and stream scenarios and `empty_choices` leave it healthy.
 //!
+//! `tool_schema_rejected` and `tool_schema_500` imitate a provider whose tool-schema validator
+//! refuses part of a request while the provider is up: a generation request with a tool named
+//! outside letters, digits, `_`, `.`, `-` (or over 64 characters), or with `anyOf`, `oneOf` or
+//! `allOf` anywhere in a tool's parameters, gets the style's `bad_request` (400) or
+//! `server_error` (500) answer; every other request, the ping included, is answered as under
+//! `ok`. The first trigger is one the request lint reads; the second is valid JSON Schema that
+//! only sending reveals (`isdown check --request` narrows it down).
+//!
 //! All waiting uses `tokio::time`, so callers' tests may run on paused time.
 
 mod answer;

@@ -355,7 +355,7 @@ async fn api(
     incoming: Incoming,
 ) -> Response {
     record(shared, &incoming);
-    let (scenario, style, delay) = shared.effective(endpoint);
+    let (mut scenario, style, delay) = shared.effective(endpoint);
     tracing::debug!(path = incoming.uri.path(), %scenario, %style, "mock: request");
 
     // Connection-level scenarios act before anything is parsed, like a broken network would.
@@ -396,6 +396,12 @@ async fn api(
     );
     if refuses_prefill && prefilled {
         return canned(data, Scenario::BadRequest, &model);
+    }
+    if let Some(refusal) = scenario.tool_schema_refusal() {
+        if generation.as_ref().is_some_and(|g| g.refused_tool) {
+            return canned(data, refusal, &model);
+        }
+        scenario = Scenario::Ok;
     }
     let mut response = match generation {
         None => model_list(shared, style, scenario),
