@@ -41,7 +41,8 @@ pub struct ApiError {
     /// Seconds for a `Retry-After` header, when waiting helps.
     pub retry_after: Option<&'static str>,
     /// Request lint findings, listed in the body's `error.findings` when there are any.
-    pub findings: Vec<Finding>,
+    /// Boxed slice, not `Vec`: keeps `ApiError` small on every `Result` of the hot path.
+    pub findings: Box<[Finding]>,
 }
 
 impl ApiError {
@@ -53,7 +54,7 @@ impl ApiError {
             param: None,
             code: None,
             retry_after: None,
-            findings: Vec::new(),
+            findings: Box::default(),
         }
     }
 
@@ -223,7 +224,7 @@ impl ApiError {
         );
         let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
             .code("request_lint");
-        error.findings = findings;
+        error.findings = findings.into_boxed_slice();
         error
     }
 
@@ -237,7 +238,7 @@ impl ApiError {
         );
         let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
             .code("request_likely_invalid");
-        error.findings = findings;
+        error.findings = findings.into_boxed_slice();
         error
     }
 
