@@ -165,6 +165,7 @@ fn incident(
             "{verdict} from https://api.moonshot.ai/v1/chat/completions"
         )),
         last_error: None,
+        official: None,
     }
 }
 

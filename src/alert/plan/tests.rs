@@ -21,6 +21,7 @@ fn incident(id: i64, monitor: &str, kind: IncidentKind, verdict: Verdict, at: Mi
         failed_probes: 2,
         first_error: Some(format!("{verdict} from {monitor}")),
         last_error: None,
+        official: None,
     }
 }
 
