@@ -52,8 +52,9 @@ pub fn count(
     let mut reports: Vec<(Millis, &FeedItem)> = items
         .iter()
         .filter(|i| is_report(i, &feed.keywords))
-        .filter_map(|i| i.at.map(|at| (at.min(now), i)))
+        .filter_map(|i| i.at.map(|at| (at, i)))
         .filter(|(at, _)| *at <= now + CLOCK_SKEW)
+        .map(|(at, i)| (at.min(now), i))
         .collect();
     reports.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
     let in_window = |end: Millis| {

@@ -45,7 +45,7 @@ pub enum Fetched {
 
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum FetchError {
-    #[error("no answer within {} s", .0.as_secs_f64().ceil())]
+    #[error("no answer within {}", seconds(*.0))]
     Timeout(Duration),
     #[error("{0}")]
     Transport(&'static str),
@@ -61,6 +61,16 @@ pub enum FetchError {
     BadRedirect,
     #[error("an answer larger than {} MiB", MAX_BODY / (1024 * 1024))]
     TooLarge,
+}
+
+/// "10 s", "1.5 s": a deadline in the words of a reason.
+fn seconds(d: Duration) -> String {
+    let tenths = (d.as_secs_f64() * 10.0).round() / 10.0;
+    if tenths.fract() == 0.0 {
+        format!("{tenths:.0} s")
+    } else {
+        format!("{tenths:.1} s")
+    }
 }
 
 impl FetchError {
@@ -87,6 +97,23 @@ fn transport_words(failure: &TransportFailure) -> &'static str {
     }
 }
 
+/// When a read must be done by, and how long that allowed (for the reason when it is missed).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    pub allowed: Duration,
+}
+
+impl Deadline {
+    /// `allowed` from now.
+    pub fn after(allowed: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + allowed,
+            allowed,
+        }
+    }
+}
+
 /// The HTTP client of every source read.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
@@ -107,12 +134,11 @@ impl Fetcher {
         &self,
         url: &Url,
         validators: &Validators,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Fetched, FetchError> {
-        let budget = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout_at(deadline, self.follow(url, validators)).await {
+        match tokio::time::timeout_at(deadline.at, self.follow(url, validators)).await {
             Ok(result) => result,
-            Err(_) => Err(FetchError::Timeout(budget)),
+            Err(_) => Err(FetchError::Timeout(deadline.allowed)),
         }
     }
 

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use reqwest::Url;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use super::aggregator::{self, Endpoint};
 use super::feed::{self, FeedItem};
-use super::fetch::{Fetched, Fetcher, Validators};
+use super::fetch::{Deadline, Fetched, Fetcher, Validators};
 use super::statuspage::{self, PageIncident, Summary};
 use super::{Corroboration, ParseError, ProviderSources, Reading, Settings, community};
 use crate::time::Millis;
@@ -139,7 +138,7 @@ pub async fn read(
     fetcher: &Fetcher,
     url: &Url,
     kind: Kind,
-    deadline: Instant,
+    deadline: Deadline,
 ) -> Result<Doc, String> {
     match fetcher.get(url, &Validators::default(), deadline).await {
         Ok(Fetched::Body { bytes, .. }) => parse(kind, &bytes).map_err(|e| e.to_string()),
@@ -159,7 +158,7 @@ pub async fn gather(
 ) -> Vec<Corroboration> {
     let wanted: Vec<&ProviderSources> = providers.iter().filter_map(|p| settings.of(p)).collect();
     let mut docs: Docs = HashMap::new();
-    let deadline = Instant::now() + timeout.min(settings.timeout);
+    let deadline = Deadline::after(timeout.min(settings.timeout));
     match Fetcher::new() {
         Ok(fetcher) => {
             let mut tasks = JoinSet::new();

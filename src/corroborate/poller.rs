@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::feed::FeedItem;
-use super::fetch::{FetchError, Fetched, Fetcher, Validators};
+use super::fetch::{Deadline, FetchError, Fetched, Fetcher, Validators};
 use super::gather::{self, Doc, Docs, Kind};
 use super::lead;
 use super::statuspage::{self, PageIncident};
@@ -31,6 +31,9 @@ use crate::time::{Clock, Millis};
 
 /// Posts remembered per feed for its baseline; the oldest go first beyond it.
 pub const MAX_REMEMBERED: usize = 5_000;
+
+/// 5 min: how far ahead of isdown's clock a page's may run and its incidents still count now.
+const PAGE_CLOCK_AHEAD: Millis = 5 * crate::time::MINUTE_MS;
 
 /// What the poller works with besides its settings.
 pub struct Deps {
@@ -115,22 +118,24 @@ fn replace(current: &mut Arc<View>, new: View) -> bool {
     }
 }
 
-/// Reads every resource that is due, concurrently, and files what came back.
+/// Reads every resource that is due, concurrently, and files what came back. The next read of
+/// each is timed from the round's start, not from when its answer came, so sources read
+/// together stay together (a page's summary and history describe the same moment).
 async fn read_due(
     fetcher: &Fetcher,
     settings: &Settings,
     deps: &Deps,
     resources: &mut [Resource],
 ) {
-    let now = Instant::now();
+    let round = Instant::now();
     let mut tasks = JoinSet::new();
     for (index, r) in resources.iter_mut().enumerate() {
         r.fresh = false;
-        if r.next_due > now {
+        if r.next_due > round {
             continue;
         }
         let (fetcher, url, validators) = (fetcher.clone(), r.url.clone(), r.validators.clone());
-        let deadline = now + settings.timeout;
+        let deadline = Deadline::after(settings.timeout);
         tasks.spawn(async move { (index, fetcher.get(&url, &validators, deadline).await) });
     }
     while let Some(joined) = tasks.join_next().await {
@@ -143,7 +148,7 @@ async fn read_due(
             .err()
             .and_then(FetchError::retry_after)
             .map_or(settings.interval, |asked| asked.max(settings.interval));
-        r.next_due = Instant::now() + wait;
+        r.next_due = round + wait;
         file(r, result, deps.clock.now());
     }
 }
@@ -297,7 +302,9 @@ async fn record_and_link(
     let from = now.saturating_sub(deps.window);
     let (mut ours, official) = tokio::try_join!(
         deps.store.incidents_between(from, now),
-        deps.store.official_incidents_between(from, now),
+        // A page whose clock runs ahead of ours dates its incidents a little in the future.
+        deps.store
+            .official_incidents_between(from, now.saturating_add(PAGE_CLOCK_AHEAD)),
     )?;
     let links = lead::acknowledgements(&ours, &official, now);
     if !links.is_empty() {

@@ -1,0 +1,401 @@
+//! "What others see": the corroboration of a check, for people (a section after the verdict)
+//! and for scripts (the `corroboration` object of each check in `--json`, a contract: README
+//! "isdown check"), and the sentences that say plainly when the sources and the probe
+//! disagree. Formatting only: the verdict and the exit code are the probes' (`report`).
+
+use serde_json::{Value, json};
+
+use super::CheckReport;
+use crate::alert::render::utc;
+use crate::corroborate::aggregator::View;
+use crate::corroborate::{
+    AGGREGATOR_NAME, AggregatorReading, Corroboration, FeedCount, OfficialReading, Reading,
+};
+use crate::probe::ProbeResult;
+use crate::verdict::Blame;
+
+// === what the probe and the sources each say ===
+
+/// The probe's side of a comparison, for one provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// A provider-side failure.
+    Fails,
+    /// Every probe answered (up or degraded).
+    Works,
+}
+
+/// What one source says, as far as a comparison needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// The official page: operational, nothing open.
+    OfficialQuiet,
+    /// The official page: a problem, or an open incident.
+    OfficialTrouble,
+    /// The aggregator reaches this provider's endpoint fine.
+    AggregatorFine,
+    /// The aggregator's upstreams are fine (the provider is the aggregator itself).
+    UpstreamsFine,
+    /// The aggregator sees this provider (or every upstream) degraded or down.
+    AggregatorTrouble,
+    /// Community reports spike.
+    CommunitySpike,
+}
+
+/// When the probe and a source meet like this, say so. `{name}` is the provider's name.
+const AGREEMENT: [(Probe, Signal, &str); 9] = [
+    (
+        Probe::Fails,
+        Signal::OfficialQuiet,
+        "Your probe fails and the official page says operational: it may be you, or the page is late.",
+    ),
+    (
+        Probe::Fails,
+        Signal::OfficialTrouble,
+        "The official page confirms a problem.",
+    ),
+    (
+        Probe::Works,
+        Signal::OfficialTrouble,
+        "The official page reports a problem your probe does not see: it may concern other models, regions or features.",
+    ),
+    (
+        Probe::Fails,
+        Signal::AggregatorFine,
+        "OpenRouter reaches {name} fine: the problem may be on the way from you (region, network, account) rather than at {name}.",
+    ),
+    (
+        Probe::Fails,
+        Signal::UpstreamsFine,
+        "The providers behind OpenRouter look healthy to it: OpenRouter itself (or your account there) is the likely problem.",
+    ),
+    (
+        Probe::Fails,
+        Signal::AggregatorTrouble,
+        "OpenRouter sees {name} failing too: others are affected, not just you.",
+    ),
+    (
+        Probe::Works,
+        Signal::AggregatorTrouble,
+        "OpenRouter sees {name} struggling although your probe works: it may come and go.",
+    ),
+    (
+        Probe::Fails,
+        Signal::CommunitySpike,
+        "Community reports are spiking too.",
+    ),
+    (
+        Probe::Works,
+        Signal::CommunitySpike,
+        "Community reports are spiking although your probe works.",
+    ),
+];
+
+/// The probe's side for `provider`: `None` when it failed on the user's side (an account,
+/// request or network problem says nothing about an outage).
+fn probe_side(results: &[ProbeResult], provider: &str) -> Option<Probe> {
+    let mine: Vec<&ProbeResult> = results.iter().filter(|r| r.provider == provider).collect();
+    if mine.is_empty() {
+        return None;
+    }
+    if mine
+        .iter()
+        .any(|r| !r.diagnosis.verdict.is_healthy() && r.diagnosis.blame == Some(Blame::Provider))
+    {
+        Some(Probe::Fails)
+    } else if mine.iter().all(|r| r.diagnosis.verdict.is_healthy()) {
+        Some(Probe::Works)
+    } else {
+        None
+    }
+}
+
+fn signals(c: &Corroboration) -> Vec<Signal> {
+    let mut out = Vec::new();
+    if let Some(Reading::Ok(o)) = &c.official {
+        out.push(if o.indicator.is_trouble() || !o.incidents.is_empty() {
+            Signal::OfficialTrouble
+        } else {
+            Signal::OfficialQuiet
+        });
+    }
+    if let Some(Reading::Ok(a)) = &c.aggregator {
+        out.push(match (a.view, a.endpoint.is_some()) {
+            (View::Operational, true) => Signal::AggregatorFine,
+            (View::Operational, false) => Signal::UpstreamsFine,
+            _ => Signal::AggregatorTrouble,
+        });
+    }
+    if c
+        .community
+        .iter()
+        .any(|(_, r)| r.ok().is_some_and(|count| count.spike))
+    {
+        out.push(Signal::CommunitySpike);
+    }
+    out
+}
+
+/// The sentences comparing the probe with the sources, in table order.
+pub fn notes(c: &Corroboration, results: &[ProbeResult], name: &str) -> Vec<String> {
+    let Some(probe) = probe_side(results, &c.provider) else {
+        return Vec::new();
+    };
+    let said = signals(c);
+    AGREEMENT
+        .iter()
+        .filter(|(p, s, _)| *p == probe && said.contains(s))
+        .map(|(_, _, text)| text.replace("{name}", name))
+        .collect()
+}
+
+// === JSON ===
+
+fn official_json(r: &Reading<OfficialReading>, page: Option<&str>) -> Value {
+    match r {
+        Reading::Ok(o) => json!({
+            "state": "ok",
+            "page": o.page,
+            "indicator": o.indicator.as_str(),
+            "description": o.description,
+            "components": o.components.iter().map(|(name, status)| json!({
+                "name": name,
+                "status": status,
+            })).collect::<Vec<_>>(),
+            "incidents": o.incidents.iter().map(|i| json!({
+                "name": i.name,
+                "impact": i.impact.as_str(),
+                "started_at": crate::time::rfc3339(i.started_at),
+                "url": i.url,
+                "status": i.status,
+            })).collect::<Vec<_>>(),
+        }),
+        Reading::Unavailable(reason) => json!({
+            "state": "unavailable",
+            "reason": reason,
+            "page": page,
+            "indicator": null,
+            "incidents": [],
+        }),
+    }
+}
+
+fn aggregator_json(r: &Reading<AggregatorReading>, model: Option<&str>) -> Value {
+    match r {
+        Reading::Ok(a) => json!({
+            "state": "ok",
+            "name": AGGREGATOR_NAME,
+            "model": a.model,
+            "view": a.view.as_str(),
+            "endpoint": a.endpoint.as_ref().map(|e| json!({
+                "provider": e.provider_name,
+                "tag": e.tag,
+                "status": e.status,
+                "uptime_last_5m": e.uptime_last_5m,
+                "uptime_last_30m": e.uptime_last_30m,
+                "uptime_last_1d": e.uptime_last_1d,
+            })),
+            "endpoints": a.endpoints,
+            "operational": a.operational,
+        }),
+        Reading::Unavailable(reason) => json!({
+            "state": "unavailable",
+            "reason": reason,
+            "name": AGGREGATOR_NAME,
+            "model": model,
+            "view": null,
+        }),
+    }
+}
+
+fn usual_json(count: &FeedCount) -> Value {
+    count.usual.map_or(Value::Null, |(low, high)| json!([low, high]))
+}
+
+fn community_json(feeds: &[(crate::corroborate::CommunityFeed, Reading<FeedCount>)]) -> Value {
+    let each: Vec<Value> = feeds
+        .iter()
+        .map(|(feed, reading)| match reading {
+            Reading::Ok(count) => json!({
+                "name": feed.name,
+                "url": feed.url.as_str(),
+                "state": "ok",
+                "reports": count.reports,
+                "window_s": count.window.as_secs(),
+                "usual": usual_json(count),
+                "spike": count.spike,
+            }),
+            Reading::Unavailable(reason) => json!({
+                "name": feed.name,
+                "url": feed.url.as_str(),
+                "state": "unavailable",
+                "reason": reason,
+            }),
+        })
+        .collect();
+    let counts: Vec<&FeedCount> = feeds.iter().filter_map(|(_, r)| r.ok()).collect();
+    if counts.is_empty() {
+        let reasons: Vec<String> = feeds
+            .iter()
+            .filter_map(|(f, r)| r.reason().map(|reason| format!("{}: {reason}", f.name)))
+            .collect();
+        return json!({
+            "state": "unavailable",
+            "reason": reasons.join("; "),
+            "reports": null,
+            "spike": null,
+            "feeds": each,
+        });
+    }
+    let usual = counts
+        .iter()
+        .filter_map(|c| c.usual)
+        .reduce(|(a, b), (c, d)| (a + c, b + d));
+    json!({
+        "state": "ok",
+        "reports": counts.iter().map(|c| c.reports).sum::<u32>(),
+        "window_s": counts.iter().map(|c| c.window.as_secs()).max(),
+        "usual": usual.map(|(low, high)| json!([low, high])),
+        "spike": counts.iter().any(|c| c.spike),
+        "feeds": each,
+    })
+}
+
+/// The `corroboration` object of a provider's checks (a contract): each source `null` when not
+/// configured, else with `state` `ok` or `unavailable` (and `reason`).
+pub fn json(c: &Corroboration, report: &CheckReport) -> Value {
+    let sources = report.sources(&c.provider);
+    let page = sources
+        .and_then(|s| s.official.as_ref())
+        .map(|o| o.root.as_str().trim_end_matches('/').to_owned());
+    let model = sources
+        .and_then(|s| s.aggregator.as_ref())
+        .map(|a| a.model.clone());
+    json!({
+        "official": c.official.as_ref().map(|r| official_json(r, page.as_deref())),
+        "aggregator": c.aggregator.as_ref().map(|r| aggregator_json(r, model.as_deref())),
+        "community": (!c.community.is_empty()).then(|| community_json(&c.community)),
+        "notes": notes(c, &report.results, report.name(&c.provider)),
+    })
+}
+
+// === for people ===
+
+/// "status.moonshot.cn" out of a page URL.
+fn host(url: &str) -> &str {
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .trim_end_matches('/')
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or("no data".to_owned(), |v| format!("{v:.0}%"))
+}
+
+fn official_lines(r: &Reading<OfficialReading>, page: &str, out: &mut Vec<String>) {
+    match r {
+        Reading::Ok(o) => {
+            let head = format!("Official page ({}): {}", host(&o.page), o.indicator.words());
+            if o.description.eq_ignore_ascii_case(o.indicator.words()) {
+                out.push(head);
+            } else {
+                out.push(format!("{head} — {}", o.description));
+            }
+            for i in &o.incidents {
+                let link = i.url.as_deref().map(|u| format!(" — {u}")).unwrap_or_default();
+                out.push(format!(
+                    "  Open incident: \"{}\" ({} impact, {}) since {}{link}",
+                    i.name,
+                    i.impact.as_str(),
+                    i.status,
+                    utc(i.started_at)
+                ));
+            }
+        }
+        Reading::Unavailable(reason) => {
+            out.push(format!("Official page ({}): unavailable — {reason}", host(page)));
+        }
+    }
+}
+
+fn aggregator_line(r: &Reading<AggregatorReading>, model: &str) -> String {
+    match r {
+        Reading::Ok(a) => {
+            let others = format!("{} of {} endpoints operational", a.operational, a.endpoints);
+            match &a.endpoint {
+                Some(e) => format!(
+                    "{AGGREGATOR_NAME} ({}): {} endpoint {} — {} uptime over 30 min; {others}",
+                    a.model,
+                    e.provider_name,
+                    a.view.as_str(),
+                    percent(e.uptime_last_30m)
+                ),
+                None => format!("{AGGREGATOR_NAME} ({}): {} — {others}", a.model, a.view.as_str()),
+            }
+        }
+        Reading::Unavailable(reason) => {
+            format!("{AGGREGATOR_NAME} ({model}): unavailable — {reason}")
+        }
+    }
+}
+
+fn minutes(window: std::time::Duration) -> String {
+    crate::alert::render::duration(crate::time::millis_of(window))
+}
+
+fn community_line(feed: &crate::corroborate::CommunityFeed, r: &Reading<FeedCount>) -> String {
+    match r {
+        Reading::Ok(c) => {
+            let usual = match c.usual {
+                Some((low, high)) if low == high => format!(", usually {low}"),
+                Some((low, high)) => format!(", usually {low}–{high}"),
+                None => ", no baseline yet".to_owned(),
+            };
+            let spike = if c.spike { " — a spike" } else { "" };
+            let reports = if c.reports == 1 { "report" } else { "reports" };
+            format!(
+                "Community ({}): {} {reports} in {}{usual}{spike}",
+                feed.name,
+                c.reports,
+                minutes(c.window)
+            )
+        }
+        Reading::Unavailable(reason) => {
+            format!("Community ({}): unavailable — {reason}", feed.name)
+        }
+    }
+}
+
+/// The "What others see" section; empty when no checked provider has a source.
+pub fn section(report: &CheckReport) -> String {
+    let mut blocks = Vec::new();
+    for c in report.corroboration.iter().filter(|c| c.any()) {
+        let name = report.name(&c.provider);
+        let sources = report.sources(&c.provider);
+        let mut lines = Vec::new();
+        if let Some(r) = &c.official {
+            let page = sources
+                .and_then(|s| s.official.as_ref())
+                .map_or(String::new(), |o| o.root.to_string());
+            official_lines(r, &page, &mut lines);
+        }
+        if let Some(r) = &c.aggregator {
+            let model = sources
+                .and_then(|s| s.aggregator.as_ref())
+                .map_or("", |a| a.model.as_str());
+            lines.push(aggregator_line(r, model));
+        }
+        for (feed, r) in &c.community {
+            lines.push(community_line(feed, r));
+        }
+        for note in notes(c, &report.results, name) {
+            lines.push(format!("→ {note}"));
+        }
+        let body: Vec<String> = lines.iter().map(|l| format!("  {l}")).collect();
+        blocks.push(format!("{name}\n{}", body.join("\n")));
+    }
+    if blocks.is_empty() {
+        return String::new();
+    }
+    format!("What others see\n{}", blocks.join("\n"))
+}
