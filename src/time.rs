@@ -332,7 +332,12 @@ mod tests {
         ] {
             assert_eq!(parse_rfc2822(text), Some(utc), "{text}");
         }
-        for bad in ["", "yesterday", "Fri, 31 Jun 2026 04:50:00 +0000", "19 Jun 2026"] {
+        for bad in [
+            "",
+            "yesterday",
+            "Fri, 31 Jun 2026 04:50:00 +0000",
+            "19 Jun 2026",
+        ] {
             assert_eq!(parse_rfc2822(bad), None, "{bad}");
         }
     }

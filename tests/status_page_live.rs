@@ -288,6 +288,8 @@ async fn start(dir: &std::path::Path) -> Harness {
         store: store.clone(),
         site: site.clone(),
         clock,
+        // No sources beside the probes here.
+        others: tokio::sync::watch::channel(Default::default()).1,
     });
     let (reload, _) = mpsc::channel(1);
     let router = web::router(AppState {

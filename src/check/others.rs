@@ -6,10 +6,9 @@
 use serde_json::{Value, json};
 
 use super::CheckReport;
-use crate::alert::render::utc;
 use crate::corroborate::aggregator::View;
 use crate::corroborate::{
-    AGGREGATOR_NAME, AggregatorReading, Corroboration, FeedCount, OfficialReading, Reading,
+    AGGREGATOR_NAME, AggregatorReading, Corroboration, FeedCount, OfficialReading, Reading, words,
 };
 use crate::probe::ProbeResult;
 use crate::verdict::Blame;
@@ -126,8 +125,7 @@ fn signals(c: &Corroboration) -> Vec<Signal> {
             _ => Signal::AggregatorTrouble,
         });
     }
-    if c
-        .community
+    if c.community
         .iter()
         .any(|(_, r)| r.ok().is_some_and(|count| count.spike))
     {
@@ -209,7 +207,9 @@ fn aggregator_json(r: &Reading<AggregatorReading>, model: Option<&str>) -> Value
 }
 
 fn usual_json(count: &FeedCount) -> Value {
-    count.usual.map_or(Value::Null, |(low, high)| json!([low, high]))
+    count
+        .usual
+        .map_or(Value::Null, |(low, high)| json!([low, high]))
 }
 
 fn community_json(feeds: &[(crate::corroborate::CommunityFeed, Reading<FeedCount>)]) -> Value {
@@ -281,91 +281,6 @@ pub fn json(c: &Corroboration, report: &CheckReport) -> Value {
 
 // === for people ===
 
-/// "status.moonshot.cn" out of a page URL.
-fn host(url: &str) -> &str {
-    url.split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .trim_end_matches('/')
-}
-
-fn percent(value: Option<f64>) -> String {
-    value.map_or("no data".to_owned(), |v| format!("{v:.0}%"))
-}
-
-fn official_lines(r: &Reading<OfficialReading>, page: &str, out: &mut Vec<String>) {
-    match r {
-        Reading::Ok(o) => {
-            let head = format!("Official page ({}): {}", host(&o.page), o.indicator.words());
-            if o.description.eq_ignore_ascii_case(o.indicator.words()) {
-                out.push(head);
-            } else {
-                out.push(format!("{head} — {}", o.description));
-            }
-            for i in &o.incidents {
-                let link = i.url.as_deref().map(|u| format!(" — {u}")).unwrap_or_default();
-                out.push(format!(
-                    "  Open incident: \"{}\" ({} impact, {}) since {}{link}",
-                    i.name,
-                    i.impact.as_str(),
-                    i.status,
-                    utc(i.started_at)
-                ));
-            }
-        }
-        Reading::Unavailable(reason) => {
-            out.push(format!("Official page ({}): unavailable — {reason}", host(page)));
-        }
-    }
-}
-
-fn aggregator_line(r: &Reading<AggregatorReading>, model: &str) -> String {
-    match r {
-        Reading::Ok(a) => {
-            let others = format!("{} of {} endpoints operational", a.operational, a.endpoints);
-            match &a.endpoint {
-                Some(e) => format!(
-                    "{AGGREGATOR_NAME} ({}): {} endpoint {} — {} uptime over 30 min; {others}",
-                    a.model,
-                    e.provider_name,
-                    a.view.as_str(),
-                    percent(e.uptime_last_30m)
-                ),
-                None => format!("{AGGREGATOR_NAME} ({}): {} — {others}", a.model, a.view.as_str()),
-            }
-        }
-        Reading::Unavailable(reason) => {
-            format!("{AGGREGATOR_NAME} ({model}): unavailable — {reason}")
-        }
-    }
-}
-
-fn minutes(window: std::time::Duration) -> String {
-    crate::alert::render::duration(crate::time::millis_of(window))
-}
-
-fn community_line(feed: &crate::corroborate::CommunityFeed, r: &Reading<FeedCount>) -> String {
-    match r {
-        Reading::Ok(c) => {
-            let usual = match c.usual {
-                Some((low, high)) if low == high => format!(", usually {low}"),
-                Some((low, high)) => format!(", usually {low}–{high}"),
-                None => ", no baseline yet".to_owned(),
-            };
-            let spike = if c.spike { " — a spike" } else { "" };
-            let reports = if c.reports == 1 { "report" } else { "reports" };
-            format!(
-                "Community ({}): {} {reports} in {}{usual}{spike}",
-                feed.name,
-                c.reports,
-                minutes(c.window)
-            )
-        }
-        Reading::Unavailable(reason) => {
-            format!("Community ({}): unavailable — {reason}", feed.name)
-        }
-    }
-}
-
 /// The "What others see" section; empty when no checked provider has a source.
 pub fn section(report: &CheckReport) -> String {
     let mut blocks = Vec::new();
@@ -377,16 +292,24 @@ pub fn section(report: &CheckReport) -> String {
             let page = sources
                 .and_then(|s| s.official.as_ref())
                 .map_or(String::new(), |o| o.root.to_string());
-            official_lines(r, &page, &mut lines);
+            lines.push(words::official(r, &page));
+            for i in r.ok().map(|o| o.incidents.as_slice()).unwrap_or_default() {
+                let link = i
+                    .url
+                    .as_deref()
+                    .map(|u| format!(" — {u}"))
+                    .unwrap_or_default();
+                lines.push(format!("  {}{link}", words::open_incident(i)));
+            }
         }
         if let Some(r) = &c.aggregator {
             let model = sources
                 .and_then(|s| s.aggregator.as_ref())
                 .map_or("", |a| a.model.as_str());
-            lines.push(aggregator_line(r, model));
+            lines.push(words::aggregator(r, model));
         }
         for (feed, r) in &c.community {
-            lines.push(community_line(feed, r));
+            lines.push(words::community(feed, r));
         }
         for note in notes(c, &report.results, name) {
             lines.push(format!("→ {note}"));

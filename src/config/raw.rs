@@ -334,8 +334,9 @@ pub struct SourceUrl(pub reqwest::Url);
 impl TryFrom<String> for SourceUrl {
     type Error = String;
     fn try_from(value: String) -> Result<Self, String> {
-        let url = reqwest::Url::parse(value.trim())
-            .map_err(|e| format!("not a URL ({e}); expected e.g. \"https://example.com/feed.xml\""))?;
+        let url = reqwest::Url::parse(value.trim()).map_err(|e| {
+            format!("not a URL ({e}); expected e.g. \"https://example.com/feed.xml\"")
+        })?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err("expected an http:// or https:// URL with a host".into());
         }

@@ -298,14 +298,20 @@ fn the_catalog_points_at_the_real_status_endpoints_of_the_reference() {
             .map(|o| o.root.as_str().trim_end_matches('/').to_owned())
     };
     assert_eq!(root("kimi").as_deref(), Some("https://status.moonshot.cn"));
-    assert_eq!(root("kimi-cn").as_deref(), Some("https://status.moonshot.cn"));
+    assert_eq!(
+        root("kimi-cn").as_deref(),
+        Some("https://status.moonshot.cn")
+    );
     // DeepSeek's JSON only on its Atlassian mirror; OpenAI's incident.io page is compatible.
     assert_eq!(
         root("deepseek").as_deref(),
         Some("https://deepseek.statuspage.io")
     );
     assert_eq!(root("openai").as_deref(), Some("https://status.openai.com"));
-    assert_eq!(root("anthropic").as_deref(), Some("https://status.claude.com"));
+    assert_eq!(
+        root("anthropic").as_deref(),
+        Some("https://status.claude.com")
+    );
     // No machine-readable page: GLM, Qwen, and OpenRouter (Datadog since 2026-09).
     for none in ["glm", "zai", "qwen", "qwen-cn", "openrouter"] {
         assert_eq!(root(none), None, "{none}");
@@ -340,18 +346,38 @@ fn pointing_a_catalog_provider_elsewhere_drops_its_official_sources_unless_set_a
             .unwrap();
     assert!(config.corroboration.of("kimi").is_none());
     // Another field changed, the endpoint kept: the sources stay.
-    assert!(config.corroboration.of("openai").unwrap().official.is_some());
+    assert!(
+        config
+            .corroboration
+            .of("openai")
+            .unwrap()
+            .official
+            .is_some()
+    );
     let config = load(
         "[providers.kimi]\nbase_url = \"http://127.0.0.1:9/v1\"\n\
          status_url = \"http://127.0.0.1:8/status/\"\nstatus_components = [\"Open API\"]\n",
     )
     .unwrap();
-    let official = config.corroboration.of("kimi").unwrap().official.clone().unwrap();
+    let official = config
+        .corroboration
+        .of("kimi")
+        .unwrap()
+        .official
+        .clone()
+        .unwrap();
     assert_eq!(
         official.summary_url().as_str(),
         "http://127.0.0.1:8/status/api/v2/summary.json"
     );
-    assert!(config.corroboration.of("kimi").unwrap().aggregator.is_none());
+    assert!(
+        config
+            .corroboration
+            .of("kimi")
+            .unwrap()
+            .aggregator
+            .is_none()
+    );
 }
 
 #[test]
@@ -418,7 +444,6 @@ fn bad_corroboration_settings_name_their_line_and_field() {
     assert!(message.contains("set status_url too"), "{message}");
     let (_, _, message) = invalid("[providers.glm]\naggregator_provider = \"Z.AI\"\n");
     assert!(message.contains("set aggregator_model too"), "{message}");
-    let (_, _, message) =
-        invalid("[providers.glm]\nstatus_url = \"status.example.com\"\n");
+    let (_, _, message) = invalid("[providers.glm]\nstatus_url = \"status.example.com\"\n");
     assert!(message.contains("not a URL"), "{message}");
 }

@@ -106,7 +106,8 @@ const ENDPOINTS: &str = "OpenRouter endpoints JSON";
 
 /// Reads OpenRouter's `{"data":{"endpoints":[…]}}`.
 pub fn parse_openrouter_endpoints(bytes: &[u8]) -> Result<Vec<Endpoint>, ParseError> {
-    let raw: RawDoc = serde_json::from_slice(bytes).map_err(|e| json_error(bytes, ENDPOINTS, &e))?;
+    let raw: RawDoc =
+        serde_json::from_slice(bytes).map_err(|e| json_error(bytes, ENDPOINTS, &e))?;
     raw.data
         .endpoints
         .into_iter()

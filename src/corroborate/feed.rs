@@ -8,8 +8,8 @@
 //! nested elements. Only UTF-8 is read (what feeds use in practice); anything else is an error
 //! that says so.
 
-use quick_xml::{Reader, XmlVersion};
 use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
 use serde::Deserialize;
 
 use super::{ParseError, looks_like_html};
@@ -181,7 +181,9 @@ fn parse_xml_feed(bytes: &[u8]) -> Result<Vec<FeedItem>, ParseError> {
             Event::Start(e) => {
                 depth += 1;
                 if depth > MAX_DEPTH {
-                    return Err(malformed(format!("elements nested deeper than {MAX_DEPTH}")));
+                    return Err(malformed(format!(
+                        "elements nested deeper than {MAX_DEPTH}"
+                    )));
                 }
                 let name = local_name(&e);
                 if !root_seen {

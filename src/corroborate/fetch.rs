@@ -38,7 +38,10 @@ pub struct Validators {
 /// A read that worked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetched {
-    Body { bytes: Bytes, validators: Validators },
+    Body {
+        bytes: Bytes,
+        validators: Validators,
+    },
     /// 304: what was read before still holds.
     NotModified,
 }

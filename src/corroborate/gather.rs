@@ -47,12 +47,8 @@ pub enum Doc {
 pub fn parse(kind: Kind, bytes: &[u8]) -> Result<Doc, ParseError> {
     Ok(match kind {
         Kind::Summary => Doc::Summary(Arc::new(statuspage::parse_statuspage_summary(bytes)?)),
-        Kind::Incidents => {
-            Doc::Incidents(Arc::new(statuspage::parse_statuspage_incidents(bytes)?))
-        }
-        Kind::Endpoints => {
-            Doc::Endpoints(Arc::new(aggregator::parse_openrouter_endpoints(bytes)?))
-        }
+        Kind::Incidents => Doc::Incidents(Arc::new(statuspage::parse_statuspage_incidents(bytes)?)),
+        Kind::Endpoints => Doc::Endpoints(Arc::new(aggregator::parse_openrouter_endpoints(bytes)?)),
         Kind::Feed => Doc::Feed {
             items: Arc::new(feed::parse_feed(bytes)?),
             covered_from: None,
@@ -92,24 +88,26 @@ pub fn corroboration(
     now: Millis,
 ) -> Corroboration {
     let doc = |url: &Url| docs.get(url).cloned();
-    let official = sources.official.as_ref().map(|source| {
-        match doc(&source.summary_url()) {
+    let official = sources
+        .official
+        .as_ref()
+        .map(|source| match doc(&source.summary_url()) {
             Some(Ok(Doc::Summary(summary))) => statuspage::official_reading(&summary, source)
                 .map_or_else(|e| Reading::Unavailable(e.to_string()), Reading::Ok),
             Some(Err(reason)) => Reading::Unavailable(reason),
             _ => Reading::Unavailable(NOT_READ.to_owned()),
-        }
-    });
-    let aggregator = sources.aggregator.as_ref().map(|source| {
-        match doc(&source.url(&settings.aggregator_url)) {
-            Some(Ok(Doc::Endpoints(endpoints))) => {
-                aggregator::aggregator_reading(&endpoints, source)
-                    .map_or_else(|e| Reading::Unavailable(e.to_string()), Reading::Ok)
-            }
-            Some(Err(reason)) => Reading::Unavailable(reason),
-            _ => Reading::Unavailable(NOT_READ.to_owned()),
-        }
-    });
+        });
+    let aggregator =
+        sources.aggregator.as_ref().map(
+            |source| match doc(&source.url(&settings.aggregator_url)) {
+                Some(Ok(Doc::Endpoints(endpoints))) => {
+                    aggregator::aggregator_reading(&endpoints, source)
+                        .map_or_else(|e| Reading::Unavailable(e.to_string()), Reading::Ok)
+                }
+                Some(Err(reason)) => Reading::Unavailable(reason),
+                _ => Reading::Unavailable(NOT_READ.to_owned()),
+            },
+        );
     let community = sources
         .community
         .iter()

@@ -8,8 +8,8 @@
 //! official incident acknowledged which of ours, and how far ahead isdown was), the one-shot
 //! gathering of `isdown check` (`gather`) and the poller of `isdown serve` (`poller`: its own
 //! task, schedule, conditional GETs and cache; it records official incidents and
-//! acknowledgements through the [`crate::store::Store`] trait and publishes a [`view::View`]
-//! for the status page).
+//! acknowledgements through the [`crate::store::Store`] trait and publishes a [`view::SourcesView`]
+//! for the status page). How a reading reads for people is written once, in `words`.
 //!
 //! What it must not do: decide a verdict or an exit code (the probes do; corroboration explains,
 //! it never overrides), slow probing down (its own task and HTTP client, every read under a
@@ -27,6 +27,7 @@ pub mod lead;
 pub mod poller;
 pub mod statuspage;
 pub mod view;
+pub mod words;
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@
 //! or Last-Modified, under the per-read deadline; the latest document of each URL is cached,
 //! and a feed's posts are remembered across reads (bounded) so its baseline grows past what
 //! one read holds. After each round it records the official pages' incidents in the store,
-//! links the outages they acknowledge (`lead`), and publishes a [`View`] when it changed.
+//! links the outages they acknowledge (`lead`), and publishes a [`SourcesView`] when it changed.
 //!
 //! It never touches probing: no shared client, no lock the monitor takes, and a store error
 //! costs one round's bookkeeping (logged), never the loop. Settings come in at start; a reload
@@ -24,7 +24,7 @@ use super::fetch::{Deadline, FetchError, Fetched, Fetcher, Validators};
 use super::gather::{self, Doc, Docs, Kind};
 use super::lead;
 use super::statuspage::{self, PageIncident};
-use super::view::{ProviderView, UNSEEN_SHOWN, View};
+use super::view::{ProviderView, SourcesView, UNSEEN_SHOWN};
 use super::{OfficialSource, Settings};
 use crate::store::{OfficialIncident, Store, StoreError};
 use crate::time::{Clock, Millis};
@@ -41,7 +41,7 @@ pub struct Deps {
     pub clock: Clock,
     /// How far back incidents count for lead statistics (incidents' retention).
     pub window: Millis,
-    pub view: watch::Sender<Arc<View>>,
+    pub view: watch::Sender<Arc<SourcesView>>,
 }
 
 /// One URL and what is known of it.
@@ -61,7 +61,8 @@ struct Resource {
 /// Polls until `stop` turns true.
 pub async fn run(settings: Settings, deps: Deps, mut stop: watch::Receiver<bool>) {
     if !settings.enabled || settings.providers.is_empty() {
-        deps.view.send_if_modified(|v| replace(v, View::default()));
+        deps.view
+            .send_if_modified(|v| replace(v, SourcesView::default()));
         return;
     }
     let fetcher = match Fetcher::new() {
@@ -109,7 +110,7 @@ pub async fn run(settings: Settings, deps: Deps, mut stop: watch::Receiver<bool>
     }
 }
 
-fn replace(current: &mut Arc<View>, new: View) -> bool {
+fn replace(current: &mut Arc<SourcesView>, new: SourcesView) -> bool {
     if **current == new {
         false
     } else {
@@ -121,12 +122,7 @@ fn replace(current: &mut Arc<View>, new: View) -> bool {
 /// Reads every resource that is due, concurrently, and files what came back. The next read of
 /// each is timed from the round's start, not from when its answer came, so sources read
 /// together stay together (a page's summary and history describe the same moment).
-async fn read_due(
-    fetcher: &Fetcher,
-    settings: &Settings,
-    deps: &Deps,
-    resources: &mut [Resource],
-) {
+async fn read_due(fetcher: &Fetcher, settings: &Settings, deps: &Deps, resources: &mut [Resource]) {
     let round = Instant::now();
     let mut tasks = JoinSet::new();
     for (index, r) in resources.iter_mut().enumerate() {
@@ -249,7 +245,7 @@ async fn bookkeeping(
     deps: &Deps,
     resources: &[Resource],
     docs: &Docs,
-) -> View {
+) -> SourcesView {
     let now = deps.clock.now();
     let history = match record_and_link(settings, deps, resources, now).await {
         Ok(history) => Some(history),
@@ -271,13 +267,18 @@ async fn bookkeeping(
                 name: sources.name.clone(),
                 now: gather::corroboration(settings, sources, docs, now),
                 has_official: sources.official.is_some(),
+                page: sources
+                    .official
+                    .as_ref()
+                    .map(|o| o.root.as_str().trim_end_matches('/').to_owned()),
+                model: sources.aggregator.as_ref().map(|a| a.model.clone()),
                 lead: lead::stats(&sources.provider, ours),
                 unseen_total: unseen.len(),
                 unseen: unseen.into_iter().take(UNSEEN_SHOWN).cloned().collect(),
             }
         })
         .collect();
-    View { providers }
+    SourcesView { providers }
 }
 
 type History = (
@@ -311,7 +312,11 @@ async fn record_and_link(
         deps.store.acknowledge_incidents(&links).await?;
         lead::apply(&mut ours, &links, &official);
         for (incident, official) in &links {
-            tracing::info!(incident, official, "incident acknowledged by the official page");
+            tracing::info!(
+                incident,
+                official,
+                "incident acknowledged by the official page"
+            );
         }
     }
     Ok((ours, official))

@@ -65,10 +65,18 @@ impl Indicator {
 /// `components[].status`: (name, words, what it means on the indicator scale).
 const COMPONENT_STATUSES: [(&str, &str, Indicator); 5] = [
     ("operational", "operational", Indicator::None),
-    ("degraded_performance", "degraded performance", Indicator::Minor),
+    (
+        "degraded_performance",
+        "degraded performance",
+        Indicator::Minor,
+    ),
     ("partial_outage", "partial outage", Indicator::Major),
     ("major_outage", "major outage", Indicator::Critical),
-    ("under_maintenance", "under maintenance", Indicator::Maintenance),
+    (
+        "under_maintenance",
+        "under maintenance",
+        Indicator::Maintenance,
+    ),
 ];
 
 /// `incidents[].status` values that mean the incident is over.
@@ -234,12 +242,10 @@ fn incident(raw: RawIncident) -> Result<PageIncident, ParseError> {
         created_at,
         started_at,
         resolved_at,
-        url: raw.shortlink.filter(|u| u.starts_with("https://") || u.starts_with("http://")),
-        components: raw
-            .components
-            .into_iter()
-            .map(|c| (c.id, c.name))
-            .collect(),
+        url: raw
+            .shortlink
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+        components: raw.components.into_iter().map(|c| (c.id, c.name)).collect(),
     })
 }
 

@@ -42,7 +42,11 @@ pub(super) fn sp_incident(
 }
 
 /// A Statuspage v2 `summary.json` with components (id, name, status) and incidents.
-pub(super) fn sp_summary(indicator: &str, components: &[(&str, &str, &str)], incidents: Vec<Value>) -> Value {
+pub(super) fn sp_summary(
+    indicator: &str,
+    components: &[(&str, &str, &str)],
+    incidents: Vec<Value>,
+) -> Value {
     json!({
         "page": {
             "id": "10y9y5wx5xh3",

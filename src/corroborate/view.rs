@@ -1,6 +1,6 @@
 //! What `serve`'s poller publishes for the status page: per provider, what its sources say now,
 //! how its official page compared with isdown over the retention window, and the official
-//! incidents isdown's probes did not see. Plain data, built by the poller and read by the
+//! incidents isdown's probes did not see ([`SourcesView`]). Plain data, built by the poller and read by the
 //! page renderer from memory (a page request never reads the store for it).
 
 use super::Corroboration;
@@ -12,12 +12,12 @@ pub const UNSEEN_SHOWN: usize = 5;
 
 /// One version of everything the sources say.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct View {
+pub struct SourcesView {
     /// Providers with sources, in config order.
     pub providers: Vec<ProviderView>,
 }
 
-impl View {
+impl SourcesView {
     pub fn provider(&self, id: &str) -> Option<&ProviderView> {
         self.providers.iter().find(|p| p.provider == id)
     }
@@ -32,6 +32,10 @@ pub struct ProviderView {
     pub now: Corroboration,
     /// Whether an official page is configured (lead statistics mean nothing without one).
     pub has_official: bool,
+    /// The official page's root, when one is configured.
+    pub page: Option<String>,
+    /// The aggregator's model, when one is configured.
+    pub model: Option<String>,
     pub lead: LeadStats,
     /// The newest [`UNSEEN_SHOWN`] official incidents isdown did not see, newest first.
     pub unseen: Vec<StoredOfficialIncident>,

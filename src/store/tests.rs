@@ -122,7 +122,10 @@ async fn reopening_does_not_rerun_migrations() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true), (5, true)]);
+    assert_eq!(
+        applied,
+        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+    );
     let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
         .fetch_one(&mut conn)
         .await

@@ -23,6 +23,9 @@ pub struct ProviderFace {
     pub base_url: String,
     /// The provider's own public status page, when the catalog knows one.
     pub status_page: Option<String>,
+    /// Whether its official page is read (`status_url`): only then can an incident be
+    /// "not acknowledged officially".
+    pub official_read: bool,
 }
 
 /// One version of the public settings.
@@ -73,6 +76,10 @@ impl SiteInfo {
                         name: p.name.clone(),
                         base_url: p.base_url.as_str().to_owned(),
                         status_page: p.status_page.clone(),
+                        official_read: config
+                            .corroboration
+                            .of(&p.id)
+                            .is_some_and(|s| s.official.is_some()),
                     },
                 )
             })
@@ -155,6 +162,7 @@ pub(crate) mod tests {
             name: name.to_owned(),
             base_url: base_url.to_owned(),
             status_page: None,
+            official_read: false,
         }
     }
 

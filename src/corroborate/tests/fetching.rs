@@ -17,7 +17,7 @@ use crate::corroborate::fetch::{Deadline, FetchError, Fetched, Fetcher, MAX_BODY
 use crate::corroborate::gather::gather;
 use crate::corroborate::poller::{self, Deps};
 use crate::corroborate::statuspage::Indicator;
-use crate::corroborate::view::View;
+use crate::corroborate::view::SourcesView;
 use crate::corroborate::{
     AggregatorSource, CommunityFeed, OfficialSource, ProviderSources, Reading, Settings,
 };
@@ -38,7 +38,10 @@ fn misbehaving() -> Router {
         .route(
             "/ok",
             get(|headers: HeaderMap| async move {
-                if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == "\"v1\"") {
+                if headers
+                    .get(header::IF_NONE_MATCH)
+                    .is_some_and(|v| v == "\"v1\"")
+                {
                     return StatusCode::NOT_MODIFIED.into_response();
                 }
                 (
@@ -56,11 +59,16 @@ fn misbehaving() -> Router {
         .route("/loop/b", get(|| async { Redirect::temporary("/loop/a") }))
         .route(
             "/chain/{n}",
-            get(|axum::extract::Path(n): axum::extract::Path<u32>| async move {
-                Redirect::temporary(&format!("/chain/{}", n + 1))
-            }),
+            get(
+                |axum::extract::Path(n): axum::extract::Path<u32>| async move {
+                    Redirect::temporary(&format!("/chain/{}", n + 1))
+                },
+            ),
         )
-        .route("/ftp", get(|| async { Redirect::temporary("ftp://example.com/x") }))
+        .route(
+            "/ftp",
+            get(|| async { Redirect::temporary("ftp://example.com/x") }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -71,14 +79,15 @@ fn misbehaving() -> Router {
         .route(
             "/limited",
             get(|| async {
-                (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "120")], "slow down")
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, "120")],
+                    "slow down",
+                )
             }),
         )
         .route("/down", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
-        .route(
-            "/big",
-            get(|| async { "x".repeat(MAX_BODY + 1) }),
-        )
+        .route("/big", get(|| async { "x".repeat(MAX_BODY + 1) }))
         .route(
             "/big-stream",
             get(|| async {
@@ -98,8 +107,10 @@ async fn a_conditional_get_is_answered_not_modified() {
     let base = serve(misbehaving()).await;
     let fetcher = Fetcher::new().unwrap();
     let url = format!("{base}/ok").parse().unwrap();
-    let Fetched::Body { bytes, validators } =
-        fetcher.get(&url, &Validators::default(), soon()).await.unwrap()
+    let Fetched::Body { bytes, validators } = fetcher
+        .get(&url, &Validators::default(), soon())
+        .await
+        .unwrap()
     else {
         panic!("a body first");
     };
@@ -201,11 +212,17 @@ fn status_server(pages: Pages, endpoints: Value, feed: String) -> Router {
                 async move { ([(header::CONTENT_TYPE, "application/rss+xml")], body) }
             }),
         )
-        .route("/html", get(|| async { "<!DOCTYPE html><html><body>Sign in</body></html>" }))
-        .route("/slow", get(|| async {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            Response::new(axum::body::Body::empty())
-        }))
+        .route(
+            "/html",
+            get(|| async { "<!DOCTYPE html><html><body>Sign in</body></html>" }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Response::new(axum::body::Body::empty())
+            }),
+        )
 }
 
 fn settings(base: &str, feeds: Vec<CommunityFeed>) -> Settings {
@@ -264,7 +281,14 @@ async fn a_check_gathers_every_source_and_names_the_unavailable_ones() {
             sp_summary(
                 "major",
                 &[("c1", "Open API", "partial_outage")],
-                vec![sp_incident("i1", "API errors", "major", &rfc3339(now - 7 * MINUTE_MS), None, &[("c1", "Open API")])],
+                vec![sp_incident(
+                    "i1",
+                    "API errors",
+                    "major",
+                    &rfc3339(now - 7 * MINUTE_MS),
+                    None,
+                    &[("c1", "Open API")],
+                )],
             )
             .to_string(),
         ))),
@@ -272,12 +296,20 @@ async fn a_check_gathers_every_source_and_names_the_unavailable_ones() {
     };
     let endpoints = or_endpoints(
         "moonshotai/kimi-k2.6",
-        &[("Moonshot AI", "moonshotai", 0, Some(62.0)), ("DeepInfra", "deepinfra", 0, Some(99.0))],
+        &[
+            ("Moonshot AI", "moonshotai", 0, Some(62.0)),
+            ("DeepInfra", "deepinfra", 0, Some(99.0)),
+        ],
     );
-    let posts: Vec<(&str, crate::time::Millis)> =
-        (0..6).map(|n| ("kimi down?", now - n * MINUTE_MS)).collect();
+    let posts: Vec<(&str, crate::time::Millis)> = (0..6)
+        .map(|n| ("kimi down?", now - n * MINUTE_MS))
+        .collect();
     let base = serve(status_server(pages, endpoints, rss(&posts))).await;
-    let feeds = vec![feed_at(&base, "/feed.xml"), feed_at(&base, "/html"), feed_at(&base, "/slow")];
+    let feeds = vec![
+        feed_at(&base, "/feed.xml"),
+        feed_at(&base, "/html"),
+        feed_at(&base, "/slow"),
+    ];
     let settings = settings(&base, feeds);
 
     let all = gather(
@@ -309,8 +341,11 @@ async fn a_check_gathers_every_source_and_names_the_unavailable_ones() {
 #[tokio::test]
 async fn the_poller_records_an_acknowledgement_that_arrives_later_with_its_lead() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("isdown.db")).await.unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("isdown.db"))
+            .await
+            .unwrap(),
+    );
     let clock = Clock::starting_at(T0);
     let pages = Pages {
         summary: Arc::new(Mutex::new((
@@ -321,7 +356,10 @@ async fn the_poller_records_an_acknowledgement_that_arrives_later_with_its_lead(
     };
     let base = serve(status_server(
         pages.clone(),
-        or_endpoints("moonshotai/kimi-k2.6", &[("Moonshot AI", "moonshotai", 0, Some(99.0))]),
+        or_endpoints(
+            "moonshotai/kimi-k2.6",
+            &[("Moonshot AI", "moonshotai", 0, Some(99.0))],
+        ),
         rss(&[]),
     ))
     .await;
@@ -338,7 +376,7 @@ async fn the_poller_records_an_acknowledgement_that_arrives_later_with_its_lead(
         })
         .await
         .unwrap();
-    let (view_tx, mut view) = watch::channel(Arc::new(View::default()));
+    let (view_tx, mut view) = watch::channel(Arc::new(SourcesView::default()));
     let (stop_tx, stop) = watch::channel(false);
     let task = tokio::spawn(poller::run(
         settings(&base, Vec::new()),
@@ -350,11 +388,23 @@ async fn the_poller_records_an_acknowledgement_that_arrives_later_with_its_lead(
         },
         stop,
     ));
-    let first = view.wait_for(|v| !v.providers.is_empty()).await.unwrap().clone();
+    let first = view
+        .wait_for(|v| !v.providers.is_empty())
+        .await
+        .unwrap()
+        .clone();
     let kimi = first.provider("kimi").unwrap();
     assert_eq!(kimi.lead.outages, 1);
     assert_eq!(kimi.lead.acknowledged, 0);
-    assert!(store.incident(id).await.unwrap().unwrap().official.is_none());
+    assert!(
+        store
+            .incident(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .official
+            .is_none()
+    );
 
     // The page posts it 12 minutes after isdown's incident began.
     let posted = rfc3339(T0 - 3 * MINUTE_MS);
@@ -363,7 +413,14 @@ async fn the_poller_records_an_acknowledgement_that_arrives_later_with_its_lead(
         sp_summary(
             "major",
             &[("c1", "Open API", "major_outage")],
-            vec![sp_incident("sp1", "Open API errors", "major", &posted, None, &[("c1", "Open API")])],
+            vec![sp_incident(
+                "sp1",
+                "Open API errors",
+                "major",
+                &posted,
+                None,
+                &[("c1", "Open API")],
+            )],
         )
         .to_string(),
     );
@@ -403,8 +460,10 @@ async fn the_poller_records_an_acknowledgement_that_arrives_later_with_its_lead(
     assert_eq!(resolved.resolved_at, Some(T0 - MINUTE_MS));
 
     // A page that breaks leaves the acknowledgement alone and says why.
-    *pages.summary.lock().unwrap() =
-        (StatusCode::OK, "<!doctype html><html>maintenance</html>".to_owned());
+    *pages.summary.lock().unwrap() = (
+        StatusCode::OK,
+        "<!doctype html><html>maintenance</html>".to_owned(),
+    );
     let broken = view
         .wait_for(|v| {
             v.provider("kimi")
@@ -414,7 +473,13 @@ async fn the_poller_records_an_acknowledgement_that_arrives_later_with_its_lead(
         .await
         .unwrap()
         .clone();
-    let reason = broken.provider("kimi").unwrap().now.official.clone().unwrap();
+    let reason = broken
+        .provider("kimi")
+        .unwrap()
+        .now
+        .official
+        .clone()
+        .unwrap();
     assert_eq!(
         reason.reason(),
         Some("an HTML page, not Statuspage summary JSON")

@@ -7,9 +7,7 @@ use super::T0;
 use crate::corroborate::CommunityFeed;
 use crate::corroborate::community::count;
 use crate::corroborate::feed::FeedItem;
-use crate::corroborate::lead::{
-    EARLY_BY, LATE_BY, acknowledgements, apply, median, stats, unseen,
-};
+use crate::corroborate::lead::{EARLY_BY, LATE_BY, acknowledgements, apply, median, stats, unseen};
 use crate::incident::IncidentKind;
 use crate::store::{Incident, OfficialIncident, StoredOfficialIncident};
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
@@ -20,7 +18,9 @@ use crate::verdict::Verdict;
 fn feed() -> CommunityFeed {
     CommunityFeed {
         name: "r/LocalLLaMA".into(),
-        url: "https://www.reddit.com/r/LocalLLaMA/search.rss".parse().unwrap(),
+        url: "https://www.reddit.com/r/LocalLLaMA/search.rss"
+            .parse()
+            .unwrap(),
         keywords: vec!["kimi down".into(), "moonshot".into()],
         window: Duration::from_secs(30 * 60),
         baseline: Duration::from_secs(7 * 86_400),
@@ -41,14 +41,21 @@ fn post(n: usize, title: &str, at: Millis) -> FeedItem {
 /// One matching post every 12 hours over the last week: usually 0, sometimes 1.
 fn quiet_week() -> Vec<FeedItem> {
     (1..=14)
-        .map(|k| post(100 + k, "Kimi down?", T0 - k as Millis * 12 * HOUR_MS - 45 * MINUTE_MS))
+        .map(|k| {
+            post(
+                100 + k,
+                "Kimi down?",
+                T0 - k as Millis * 12 * HOUR_MS - 45 * MINUTE_MS,
+            )
+        })
         .collect()
 }
 
 #[test]
 fn many_reports_against_a_quiet_baseline_are_a_spike() {
     let mut items = quiet_week();
-    items.extend((0..14).map(|n| post(n, "Is KIMI DOWN for anyone?", T0 - n as Millis * MINUTE_MS)));
+    items
+        .extend((0..14).map(|n| post(n, "Is KIMI DOWN for anyone?", T0 - n as Millis * MINUTE_MS)));
     // Posts that do not match, and matches outside the window, do not count.
     items.push(post(50, "Kimi K2.6 review", T0 - MINUTE_MS));
     items.push(post(51, "kimi down", T0 - 31 * MINUTE_MS));
@@ -91,7 +98,9 @@ fn a_single_post_is_not_a_spike_and_a_busy_feed_needs_more() {
 
 #[test]
 fn without_earlier_coverage_there_is_no_baseline() {
-    let items: Vec<FeedItem> = (0..4).map(|n| post(n, "kimi down", T0 - n as Millis * MINUTE_MS)).collect();
+    let items: Vec<FeedItem> = (0..4)
+        .map(|n| post(n, "kimi down", T0 - n as Millis * MINUTE_MS))
+        .collect();
     let c = count(&items, &feed(), None, T0);
     assert_eq!(c.usual, None);
     // Enough reports are a spike on their own.
@@ -112,7 +121,13 @@ fn posts_without_a_date_or_from_the_far_future_are_not_counted() {
 
 // === acknowledgements ===
 
-fn ours(id: i64, provider: &str, kind: IncidentKind, start: Millis, end: Option<Millis>) -> Incident {
+fn ours(
+    id: i64,
+    provider: &str,
+    kind: IncidentKind,
+    start: Millis,
+    end: Option<Millis>,
+) -> Incident {
     Incident {
         id,
         monitor: format!("{provider}-chat"),
@@ -158,7 +173,13 @@ fn an_acknowledgement_posted_later_gives_the_lead_from_our_start() {
     // Nothing on the page yet.
     assert!(acknowledgements(&list, &[], now).is_empty());
     // Twelve minutes later the page posts it (and backdates its start).
-    let page = vec![official(7, "kimi", T0 - 5 * MINUTE_MS, T0 + 12 * MINUTE_MS, None)];
+    let page = vec![official(
+        7,
+        "kimi",
+        T0 - 5 * MINUTE_MS,
+        T0 + 12 * MINUTE_MS,
+        None,
+    )];
     let links = acknowledgements(&list, &page, now);
     assert_eq!(links, vec![(1, 7)]);
     apply(&mut list, &links, &page);
@@ -188,12 +209,30 @@ fn matching_needs_the_same_provider_an_outage_and_overlapping_times() {
     let now = T0 + 3 * HOUR_MS;
     let cases = [
         // Posted after ours ended, within the allowed lag: a match.
-        (official(10, "kimi", ended + LATE_BY, ended + LATE_BY, None), true),
+        (
+            official(10, "kimi", ended + LATE_BY, ended + LATE_BY, None),
+            true,
+        ),
         // Later than that: another incident.
-        (official(11, "kimi", ended + LATE_BY + 1, ended + LATE_BY + 1, None), false),
+        (
+            official(11, "kimi", ended + LATE_BY + 1, ended + LATE_BY + 1, None),
+            false,
+        ),
         // Resolved just before ours began: still the same trouble.
-        (official(12, "kimi", T0 - HOUR_MS, T0 - HOUR_MS, Some(T0 - EARLY_BY)), true),
-        (official(13, "kimi", T0 - HOUR_MS, T0 - HOUR_MS, Some(T0 - EARLY_BY - 1)), false),
+        (
+            official(12, "kimi", T0 - HOUR_MS, T0 - HOUR_MS, Some(T0 - EARLY_BY)),
+            true,
+        ),
+        (
+            official(
+                13,
+                "kimi",
+                T0 - HOUR_MS,
+                T0 - HOUR_MS,
+                Some(T0 - EARLY_BY - 1),
+            ),
+            false,
+        ),
         // Another provider's page.
         (official(14, "deepseek", T0, T0 + MINUTE_MS, None), false),
     ];
@@ -218,15 +257,39 @@ fn of_several_matches_the_first_posted_acknowledged_it() {
 fn the_median_lead_counts_only_acknowledged_outages() {
     let mut list = vec![
         ours(1, "kimi", IncidentKind::Outage, T0, Some(T0 + HOUR_MS)),
-        ours(2, "kimi", IncidentKind::Outage, T0 + DAY_MS, Some(T0 + DAY_MS + HOUR_MS)),
-        ours(3, "kimi", IncidentKind::Outage, T0 + 2 * DAY_MS, Some(T0 + 2 * DAY_MS + HOUR_MS)),
+        ours(
+            2,
+            "kimi",
+            IncidentKind::Outage,
+            T0 + DAY_MS,
+            Some(T0 + DAY_MS + HOUR_MS),
+        ),
+        ours(
+            3,
+            "kimi",
+            IncidentKind::Outage,
+            T0 + 2 * DAY_MS,
+            Some(T0 + 2 * DAY_MS + HOUR_MS),
+        ),
         ours(4, "kimi", IncidentKind::Outage, T0 + 3 * DAY_MS, None),
         ours(5, "deepseek", IncidentKind::Outage, T0, None),
     ];
     let page = vec![
         official(1, "kimi", T0, T0 + 10 * MINUTE_MS, Some(T0 + HOUR_MS)),
-        official(2, "kimi", T0 + DAY_MS, T0 + DAY_MS + 30 * MINUTE_MS, Some(T0 + DAY_MS + HOUR_MS)),
-        official(3, "kimi", T0 + 2 * DAY_MS, T0 + 2 * DAY_MS + 20 * MINUTE_MS, Some(T0 + 2 * DAY_MS + HOUR_MS)),
+        official(
+            2,
+            "kimi",
+            T0 + DAY_MS,
+            T0 + DAY_MS + 30 * MINUTE_MS,
+            Some(T0 + DAY_MS + HOUR_MS),
+        ),
+        official(
+            3,
+            "kimi",
+            T0 + 2 * DAY_MS,
+            T0 + 2 * DAY_MS + 20 * MINUTE_MS,
+            Some(T0 + 2 * DAY_MS + HOUR_MS),
+        ),
     ];
     let now = T0 + 4 * DAY_MS;
     let links = acknowledgements(&list, &page, now);
@@ -241,19 +304,52 @@ fn the_median_lead_counts_only_acknowledged_outages() {
 
 #[test]
 fn official_incidents_isdown_did_not_see_are_those_no_outage_of_ours_overlaps() {
-    let list = vec![ours(1, "kimi", IncidentKind::Outage, T0, Some(T0 + HOUR_MS))];
+    let list = vec![ours(
+        1,
+        "kimi",
+        IncidentKind::Outage,
+        T0,
+        Some(T0 + HOUR_MS),
+    )];
     let now = T0 + 10 * DAY_MS;
-    let mut maintenance = official(4, "kimi", T0 + 3 * DAY_MS, T0 + 3 * DAY_MS, Some(T0 + 3 * DAY_MS + HOUR_MS));
+    let mut maintenance = official(
+        4,
+        "kimi",
+        T0 + 3 * DAY_MS,
+        T0 + 3 * DAY_MS,
+        Some(T0 + 3 * DAY_MS + HOUR_MS),
+    );
     maintenance.incident.impact = "maintenance".into();
-    let mut before_isdown = official(5, "kimi", T0 - 30 * DAY_MS, T0 - 30 * DAY_MS, Some(T0 - 29 * DAY_MS));
+    let mut before_isdown = official(
+        5,
+        "kimi",
+        T0 - 30 * DAY_MS,
+        T0 - 30 * DAY_MS,
+        Some(T0 - 29 * DAY_MS),
+    );
     before_isdown.first_seen_at = T0;
     let page = vec![
-        official(3, "kimi", T0 + 2 * DAY_MS, T0 + 2 * DAY_MS, Some(T0 + 2 * DAY_MS + HOUR_MS)),
-        official(2, "kimi", T0 + 5 * MINUTE_MS, T0 + 5 * MINUTE_MS, Some(T0 + HOUR_MS)),
+        official(
+            3,
+            "kimi",
+            T0 + 2 * DAY_MS,
+            T0 + 2 * DAY_MS,
+            Some(T0 + 2 * DAY_MS + HOUR_MS),
+        ),
+        official(
+            2,
+            "kimi",
+            T0 + 5 * MINUTE_MS,
+            T0 + 5 * MINUTE_MS,
+            Some(T0 + HOUR_MS),
+        ),
         maintenance,
         before_isdown,
         official(6, "deepseek", T0 + DAY_MS, T0 + DAY_MS, None),
     ];
-    let missed: Vec<i64> = unseen("kimi", &page, &list, now).iter().map(|o| o.id).collect();
+    let missed: Vec<i64> = unseen("kimi", &page, &list, now)
+        .iter()
+        .map(|o| o.id)
+        .collect();
     assert_eq!(missed, vec![3]);
 }

@@ -55,10 +55,18 @@ fn an_operational_page_reads_operational_with_no_incidents() {
 #[test]
 fn each_component_state_maps_onto_the_indicator_scale() {
     for (status, indicator, words) in [
-        ("degraded_performance", Indicator::Minor, "degraded performance"),
+        (
+            "degraded_performance",
+            Indicator::Minor,
+            "degraded performance",
+        ),
         ("partial_outage", Indicator::Major, "partial outage"),
         ("major_outage", Indicator::Critical, "major outage"),
-        ("under_maintenance", Indicator::Maintenance, "under maintenance"),
+        (
+            "under_maintenance",
+            Indicator::Maintenance,
+            "under maintenance",
+        ),
     ] {
         let summary = parse_statuspage_summary(&summary_with(
             [status, "operational", "operational"],
@@ -176,7 +184,11 @@ fn html_garbage_and_changed_formats_are_refused_with_a_reason() {
         }
     );
     // A date that is not RFC 3339.
-    let mut bad_date = sp_summary("none", &[], vec![sp_incident("a", "x", "minor", "yesterday", None, &[])]);
+    let mut bad_date = sp_summary(
+        "none",
+        &[],
+        vec![sp_incident("a", "x", "minor", "yesterday", None, &[])],
+    );
     bad_date["incidents"][0]["created_at"] = "yesterday".into();
     let e = parse_statuspage_summary(&serde_json::to_vec(&bad_date).unwrap()).unwrap_err();
     assert!(e.to_string().contains("created_at"), "{e}");
@@ -243,7 +255,10 @@ fn an_unlisted_endpoint_and_odd_documents_are_refused_with_a_reason() {
     let doc = or_endpoints("m", &[("DeepInfra", "deepinfra", 0, Some(99.0))]);
     let endpoints = parse_openrouter_endpoints(&serde_json::to_vec(&doc).unwrap()).unwrap();
     let e = aggregator_reading(&endpoints, &kimi_at_openrouter(Some("Moonshot AI"))).unwrap_err();
-    assert!(e.to_string().contains("lists no \"Moonshot AI\" endpoint"), "{e}");
+    assert!(
+        e.to_string().contains("lists no \"Moonshot AI\" endpoint"),
+        "{e}"
+    );
     assert!(e.to_string().contains("DeepInfra"), "{e}");
     assert!(aggregator_reading(&[], &kimi_at_openrouter(None)).is_err());
     assert_eq!(
@@ -333,7 +348,10 @@ fn rss_1_and_json_feed_are_read_too() {
 <item rdf:about="https://example.com/a"><title>Kimi down</title><link>https://example.com/a</link><dc:date>2026-06-19T04:50:00Z</dc:date></item>
 </rdf:RDF>"#;
     let items = parse_feed(rdf.as_bytes()).unwrap();
-    assert_eq!((items[0].title.as_str(), items[0].at), ("Kimi down", Some(T0)));
+    assert_eq!(
+        (items[0].title.as_str(), items[0].at),
+        ("Kimi down", Some(T0))
+    );
     let json = br#"{"version":"https://jsonfeed.org/version/1.1","title":"x","items":[
         {"id":"1","url":"https://example.com/1","title":"kimi down?","content_text":"503s","date_published":"2026-06-19T04:50:00Z"},
         {"id":2,"content_html":"<p>hi</p>"}]}"#;
@@ -370,7 +388,10 @@ fn bad_feeds_are_refused_with_a_reason() {
 fn feeds_are_bounded_in_items_and_text() {
     let long = "x".repeat(3 * MAX_TEXT);
     let item = format!("<item><title>{long}</title><guid>g</guid></item>");
-    let doc = format!("<rss><channel>{}</channel></rss>", item.repeat(MAX_ITEMS + 20));
+    let doc = format!(
+        "<rss><channel>{}</channel></rss>",
+        item.repeat(MAX_ITEMS + 20)
+    );
     let items = parse_feed(doc.as_bytes()).unwrap();
     assert_eq!(items.len(), MAX_ITEMS);
     assert_eq!(items[0].title.chars().count(), MAX_TEXT);

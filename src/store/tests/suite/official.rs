@@ -82,17 +82,20 @@ pub async fn official_incidents_between_are_those_open_in_the_window(store: &dyn
     // Inclusive bounds: resolved exactly at `from`.
     assert_eq!(ids(T0 + HOUR_MS, T0 + HOUR_MS).await, vec!["early"]);
     assert_eq!(ids(T0 + 7 * HOUR_MS, T0 + 8 * HOUR_MS).await, vec!["open"]);
-    assert_eq!(
-        ids(T0, T0 + DAY_MS).await,
-        vec!["late", "open", "early"]
-    );
+    assert_eq!(ids(T0, T0 + DAY_MS).await, vec!["late", "open", "early"]);
 }
 
 pub async fn an_acknowledged_incident_reads_back_with_the_official_incident_as_it_stands(
     store: &dyn Store,
 ) {
-    let ours = store.open_incident(&new_incident("kimi-chat", T0)).await.unwrap();
-    let other = store.open_incident(&new_incident("kimi-stream", T0)).await.unwrap();
+    let ours = store
+        .open_incident(&new_incident("kimi-chat", T0))
+        .await
+        .unwrap();
+    let other = store
+        .open_incident(&new_incident("kimi-stream", T0))
+        .await
+        .unwrap();
     assert_eq!(store.incident(ours).await.unwrap().unwrap().official, None);
     store
         .record_official_incidents(
@@ -106,7 +109,13 @@ pub async fn an_acknowledged_incident_reads_back_with_the_official_incident_as_i
         .official_incidents_between(T0, T0 + DAY_MS)
         .await
         .unwrap();
-    let id_of = |source: &str| stored.iter().find(|o| o.incident.source_id == source).unwrap().id;
+    let id_of = |source: &str| {
+        stored
+            .iter()
+            .find(|o| o.incident.source_id == source)
+            .unwrap()
+            .id
+    };
     let (a, b) = (id_of("a"), id_of("b"));
     store
         .acknowledge_incidents(&[(ours, a), (other, a), (9_999, a), (ours + 1_000, 9_999)])
@@ -114,11 +123,18 @@ pub async fn an_acknowledged_incident_reads_back_with_the_official_incident_as_i
         .unwrap();
     // A second link does not replace the first; a link to nothing is skipped.
     store.acknowledge_incidents(&[(ours, b)]).await.unwrap();
-    store.acknowledge_incidents(&[(other, 9_999)]).await.unwrap();
+    store
+        .acknowledge_incidents(&[(other, 9_999)])
+        .await
+        .unwrap();
 
     // The page resolves it later: the incident reads the official row as it is now.
     store
-        .record_official_incidents("kimi", &[official("a", T0, Some(T0 + HOUR_MS))], T0 + HOUR_MS)
+        .record_official_incidents(
+            "kimi",
+            &[official("a", T0, Some(T0 + HOUR_MS))],
+            T0 + HOUR_MS,
+        )
         .await
         .unwrap();
     let read = store.incident(ours).await.unwrap().unwrap();
@@ -131,7 +147,11 @@ pub async fn an_acknowledged_incident_reads_back_with_the_official_incident_as_i
     assert_eq!(read.lead(), Some(10 * MINUTE_MS));
     // Every read of incidents carries it.
     let listed = store.incidents(&all_incidents(10)).await.unwrap();
-    assert!(listed.iter().all(|i| i.official.as_ref().map(|o| o.official_id) == Some(a)));
+    assert!(
+        listed
+            .iter()
+            .all(|i| i.official.as_ref().map(|o| o.official_id) == Some(a))
+    );
     let window = store.incidents_between(T0, T0 + DAY_MS).await.unwrap();
     assert!(window.iter().all(|i| i.official.is_some()));
 }
@@ -142,7 +162,10 @@ pub async fn pruning_keeps_official_incidents_an_incident_refers_to(store: &dyn 
         day: 40 * DAY_MS,
         ..Retention::default()
     };
-    let ours = store.open_incident(&new_incident("kimi-chat", T0)).await.unwrap();
+    let ours = store
+        .open_incident(&new_incident("kimi-chat", T0))
+        .await
+        .unwrap();
     store
         .record_official_incidents(
             "kimi",
@@ -161,7 +184,10 @@ pub async fn pruning_keeps_official_incidents_an_incident_refers_to(store: &dyn 
         .find(|o| o.incident.source_id == "referenced")
         .unwrap()
         .id;
-    store.acknowledge_incidents(&[(ours, referenced)]).await.unwrap();
+    store
+        .acknowledge_incidents(&[(ours, referenced)])
+        .await
+        .unwrap();
 
     let pruned = store.prune(now, &retention).await.unwrap();
     assert_eq!(pruned.official, 1);
