@@ -241,8 +241,9 @@ impl Server {
                 clock,
                 events: events.clone(),
             };
+            let monitored: Vec<&str> = config.monitors.iter().map(|m| m.provider.id.as_str()).collect();
             let poller = tokio::spawn(corroborate::poller::run(
-                config.corroboration.clone(),
+                config.corroboration.only(&monitored),
                 corroborate::poller::Deps {
                     store: store.clone(),
                     clock,

@@ -81,6 +81,20 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// These settings with only the sources of `providers` (what is monitored, or checked):
+    /// nobody's status page is read for a provider nobody watches.
+    pub fn only(&self, providers: &[&str]) -> Settings {
+        Settings {
+            providers: self
+                .providers
+                .iter()
+                .filter(|p| providers.contains(&p.provider.as_str()))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// The sources of a provider, when it has any and corroboration is on.
     pub fn of(&self, provider: &str) -> Option<&ProviderSources> {
         self.providers
