@@ -241,7 +241,11 @@ impl Server {
                 clock,
                 events: events.clone(),
             };
-            let monitored: Vec<&str> = config.monitors.iter().map(|m| m.provider.id.as_str()).collect();
+            let monitored: Vec<&str> = config
+                .monitors
+                .iter()
+                .map(|m| m.provider.id.as_str())
+                .collect();
             let poller = tokio::spawn(corroborate::poller::run(
                 config.corroboration.only(&monitored),
                 corroborate::poller::Deps {

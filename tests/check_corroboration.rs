@@ -39,14 +39,24 @@ fn check(cfg: &ConfigFile, json: bool) -> std::process::Output {
 }
 
 fn quiet(sources: &Sources) {
-    sources.summary(Answer::Json(sources::summary("none", "operational", vec![])));
+    sources.summary(Answer::Json(sources::summary(
+        "none",
+        "operational",
+        vec![],
+    )));
     sources.endpoints(
         MODEL,
-        Answer::Json(sources::endpoints(&[("Moonshot AI", 99.6), ("DeepInfra", 99.9)])),
+        Answer::Json(sources::endpoints(&[
+            ("Moonshot AI", 99.6),
+            ("DeepInfra", 99.9),
+        ])),
     );
     sources.set(
         "/feed.xml",
-        Answer::Rss(sources::rss(&[("kimi down?", Duration::from_secs(3 * 86_400))])),
+        Answer::Rss(sources::rss(&[(
+            "kimi down?",
+            Duration::from_secs(3 * 86_400),
+        )])),
     );
 }
 
@@ -100,20 +110,28 @@ fn each_official_state_is_shown_after_the_verdict_and_in_json() {
         assert_eq!(official["indicator"], indicator, "{name}");
         assert!(official.get("reason").is_none(), "{name}");
         let human = stdout(&check(&cfg, false));
-        let others = human.split("What others see").nth(1).unwrap_or_else(|| {
-            panic!("{name}: no section after the verdict: {human}")
-        });
+        let others = human
+            .split("What others see")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{name}: no section after the verdict: {human}"));
         assert!(others.contains(words), "{name}: {others}");
         let disagree = "Your probe fails and the official page says operational: it may be \
                         you, or the page is late.";
-        assert_eq!(others.contains(disagree), name == "operational", "{name}: {others}");
+        assert_eq!(
+            others.contains(disagree),
+            name == "operational",
+            "{name}: {others}"
+        );
         if name == "open incident" {
             let incident = &official["incidents"][0];
             assert_eq!(incident["name"], "Elevated API error rates");
             assert_eq!(incident["impact"], "major");
             assert_eq!(incident["url"], "https://stspg.io/inc1");
             assert!(incident["started_at"].as_str().unwrap().ends_with('Z'));
-            assert!(others.contains("The official page confirms a problem."), "{others}");
+            assert!(
+                others.contains("The official page confirms a problem."),
+                "{others}"
+            );
         }
     }
 }
@@ -135,16 +153,26 @@ fn the_aggregator_and_a_community_spike_are_shown_against_their_baselines() {
     assert_eq!(c["community"]["state"], "ok");
     assert_eq!(c["community"]["reports"], 0);
     assert_eq!(c["community"]["spike"], false);
-    let notes: Vec<&str> = c["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let notes: Vec<&str> = c["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
     assert!(
-        notes.iter().any(|n| n.starts_with("OpenRouter reaches kimi fine")),
+        notes
+            .iter()
+            .any(|n| n.starts_with("OpenRouter reaches kimi fine")),
         "{notes:?}"
     );
 
     // OpenRouter sees Moonshot failing, and fourteen reports in half an hour.
     sources.endpoints(
         MODEL,
-        Answer::Json(sources::endpoints(&[("Moonshot AI", 41.0), ("DeepInfra", 99.9)])),
+        Answer::Json(sources::endpoints(&[
+            ("Moonshot AI", 41.0),
+            ("DeepInfra", 99.9),
+        ])),
     );
     let mut posts: Vec<(&str, Duration)> = (0..14)
         .map(|n| ("Is Kimi down for everyone?", Duration::from_secs(60 * n)))
@@ -180,13 +208,20 @@ fn a_probe_that_works_stays_up_whatever_the_page_says() {
     let mock = Mock::start("kimi", "ok");
     let sources = Sources::start();
     quiet(&sources);
-    sources.summary(Answer::Json(sources::summary("critical", "major_outage", vec![])));
+    sources.summary(Answer::Json(sources::summary(
+        "critical",
+        "major_outage",
+        vec![],
+    )));
     let cfg = setup(&mock, &sources);
     let out = check(&cfg, true);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc = json(&out);
     assert_eq!(doc["checks"][0]["verdict"], "up");
-    assert_eq!(doc["checks"][0]["corroboration"]["official"]["indicator"], "critical");
+    assert_eq!(
+        doc["checks"][0]["corroboration"]["official"]["indicator"],
+        "critical"
+    );
     let notes = doc["checks"][0]["corroboration"]["notes"].to_string();
     assert!(
         notes.contains("The official page reports a problem your probe does not see"),
@@ -201,7 +236,13 @@ fn bare_verdict(mock: &Mock) -> (Option<i32>, Value) {
         provider_toml("kimi", &mock.v1(), "openai", "K1")
     ));
     let out = isdown(
-        &["check", "kimi", "--json", "--config", cfg.path.to_str().unwrap()],
+        &[
+            "check",
+            "kimi",
+            "--json",
+            "--config",
+            cfg.path.to_str().unwrap(),
+        ],
         &[("K1", KEY)],
     );
     let doc = json(&out);
@@ -217,15 +258,30 @@ fn every_bad_source_is_unavailable_with_a_reason_and_changes_no_verdict() {
         let sources = Sources::start();
         quiet(&sources);
         let cfg = setup(&mock, &sources);
-        sources.set("/loop-b", Answer::Redirect("/status/api/v2/summary.json".into()));
+        sources.set(
+            "/loop-b",
+            Answer::Redirect("/status/api/v2/summary.json".into()),
+        );
         let changed = serde_json::json!({"page": {}, "status": {"state": "green"}});
         for (bad, answer, reason) in [
             ("down", Answer::Status(503), "HTTP 503"),
             ("slow", Answer::Slow, "no answer within 3 s"),
-            ("redirect loop", Answer::Redirect("/loop-b".into()), "redirects in a loop"),
-            ("html", Answer::Html, "an HTML page, not Statuspage summary JSON"),
+            (
+                "redirect loop",
+                Answer::Redirect("/loop-b".into()),
+                "redirects in a loop",
+            ),
+            (
+                "html",
+                Answer::Html,
+                "an HTML page, not Statuspage summary JSON",
+            ),
             ("garbage", Answer::Garbage, "not Statuspage summary JSON"),
-            ("changed format", Answer::Json(changed.clone()), "not Statuspage summary JSON"),
+            (
+                "changed format",
+                Answer::Json(changed.clone()),
+                "not Statuspage summary JSON",
+            ),
         ] {
             sources.summary(answer.clone());
             sources.endpoints(MODEL, answer.clone());
@@ -265,11 +321,20 @@ fn every_bad_source_is_unavailable_with_a_reason_and_changes_no_verdict() {
             provider_toml("kimi", &mock.v1(), "openai", "K1")
         ));
         let out = isdown(
-            &["check", "kimi", "--json", "--config", closed.path.to_str().unwrap()],
+            &[
+                "check",
+                "kimi",
+                "--json",
+                "--config",
+                closed.path.to_str().unwrap(),
+            ],
             &[("K1", KEY)],
         );
         let doc = json(&out);
-        assert_eq!((out.status.code(), doc["checks"][0]["verdict"].clone()), expected);
+        assert_eq!(
+            (out.status.code(), doc["checks"][0]["verdict"].clone()),
+            expected
+        );
         assert_eq!(
             doc["checks"][0]["corroboration"]["official"]["reason"],
             "connection refused or unreachable"

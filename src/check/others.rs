@@ -322,3 +322,105 @@ pub fn section(report: &CheckReport) -> String {
     }
     format!("What others see\n{}", blocks.join("\n"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corroborate::aggregator::Endpoint;
+    use crate::corroborate::statuspage::Indicator;
+    use crate::probe::{ProbeKind, Timings};
+    use crate::verdict::{Diagnosis, Verdict};
+
+    fn probe(provider: &str, verdict: Verdict) -> ProbeResult {
+        ProbeResult {
+            provider: provider.into(),
+            url: String::new(),
+            model: None,
+            kind: ProbeKind::Chat,
+            diagnosis: Diagnosis::new(verdict, "x", "y"),
+            latency: None,
+            ttft: None,
+            timings: Timings::default(),
+        }
+    }
+
+    fn official(indicator: Indicator) -> Option<Reading<OfficialReading>> {
+        Some(Reading::Ok(OfficialReading {
+            page: "https://status.example.com".into(),
+            indicator,
+            description: indicator.words().into(),
+            components: Vec::new(),
+            incidents: Vec::new(),
+        }))
+    }
+
+    fn aggregator(view: View, endpoint: bool) -> Option<Reading<AggregatorReading>> {
+        Some(Reading::Ok(AggregatorReading {
+            model: "m".into(),
+            endpoint: endpoint.then(|| Endpoint {
+                provider_name: "P".into(),
+                tag: "p".into(),
+                status: 0,
+                uptime_last_5m: None,
+                uptime_last_30m: Some(99.0),
+                uptime_last_1d: None,
+            }),
+            view,
+            endpoints: 2,
+            operational: 1,
+        }))
+    }
+
+    #[test]
+    fn the_probe_and_each_source_are_compared_by_the_table() {
+        let c = |official_at, aggregator_at| Corroboration {
+            provider: "kimi".into(),
+            official: official_at,
+            aggregator: aggregator_at,
+            community: Vec::new(),
+        };
+        let fails = [probe("kimi", Verdict::Unavailable)];
+        let works = [probe("kimi", Verdict::Up)];
+        let quiet_page = c(
+            official(Indicator::None),
+            aggregator(View::Operational, true),
+        );
+        assert_eq!(
+            notes(&quiet_page, &fails, "Kimi"),
+            vec![
+                "Your probe fails and the official page says operational: it may be you, or \
+                 the page is late.",
+                "OpenRouter reaches Kimi fine: the problem may be on the way from you (region, \
+                 network, account) rather than at Kimi.",
+            ]
+        );
+        assert!(notes(&quiet_page, &works, "Kimi").is_empty(), "all agree");
+        let outage = c(official(Indicator::Critical), aggregator(View::Down, true));
+        assert_eq!(
+            notes(&outage, &fails, "Kimi"),
+            vec![
+                "The official page confirms a problem.",
+                "OpenRouter sees Kimi failing too: others are affected, not just you.",
+            ]
+        );
+        // The aggregator as the provider: its upstreams being fine points at it.
+        let upstreams = c(None, aggregator(View::Operational, false));
+        assert_eq!(
+            notes(&upstreams, &fails, "OpenRouter"),
+            vec![
+                "The providers behind OpenRouter look healthy to it: OpenRouter itself (or \
+                 your account there) is the likely problem."
+            ]
+        );
+        // An account or request problem says nothing about an outage: no comparison.
+        let mut setup = probe("kimi", Verdict::AuthFailed);
+        setup.diagnosis.blame = Some(Blame::Account);
+        assert!(notes(&outage, &[setup], "Kimi").is_empty());
+        // Unavailable sources compare with nothing.
+        let broken = c(
+            Some(Reading::Unavailable("HTTP 503".into())),
+            Some(Reading::Unavailable("HTTP 503".into())),
+        );
+        assert!(notes(&broken, &fails, "Kimi").is_empty());
+    }
+}

@@ -118,7 +118,13 @@ async fn answer(State(table): State<Table>, uri: Uri) -> Response {
 // === documents ===
 
 /// A Statuspage v2 incident (`created` RFC 3339) on the "Open API" component.
-pub fn incident(id: &str, name: &str, impact: &str, created: &str, resolved: Option<&str>) -> Value {
+pub fn incident(
+    id: &str,
+    name: &str,
+    impact: &str,
+    created: &str,
+    resolved: Option<&str>,
+) -> Value {
     json!({
         "id": id,
         "name": name,
@@ -179,7 +185,9 @@ pub fn rss(posts: &[(&str, Duration)]) -> String {
             )
         })
         .collect();
-    format!("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>search</title>{items}</channel></rss>")
+    format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>search</title>{items}</channel></rss>"
+    )
 }
 
 /// RFC 3339 of now minus `ago`.
