@@ -21,11 +21,16 @@ pub const DEFAULT_BASELINE: Duration = Duration::from_secs(7 * 86_400);
 /// 3: one post is an opinion and two a coincidence.
 pub const DEFAULT_MIN_REPORTS: u32 = 3;
 
+/// The sources a provider entry itself sets (the community feeds are set elsewhere).
+#[derive(Debug, Clone, Default)]
+pub(super) struct OwnSources {
+    pub official: Option<OfficialSource>,
+    pub aggregator: Option<AggregatorSource>,
+}
+
 /// A provider's own sources (official page, aggregator), read from its merged entry; the error
 /// names the field.
-pub(super) fn provider_sources(
-    raw: &RawProvider,
-) -> Result<(Option<OfficialSource>, Option<AggregatorSource>), (&'static str, String)> {
+pub(super) fn provider_sources(raw: &RawProvider) -> Result<OwnSources, (&'static str, String)> {
     let components: Vec<String> = raw
         .status_components
         .clone()
@@ -82,7 +87,10 @@ pub(super) fn provider_sources(
             })
         }
     };
-    Ok((official, aggregator))
+    Ok(OwnSources {
+        official,
+        aggregator,
+    })
 }
 
 /// Everything together: `sources` holds each provider's own sources (config order), the
@@ -90,7 +98,7 @@ pub(super) fn provider_sources(
 pub(super) fn settings(
     raw: RawCorroboration,
     providers: &[Provider],
-    sources: Vec<(String, Option<OfficialSource>, Option<AggregatorSource>)>,
+    sources: Vec<(String, OwnSources)>,
     text: &str,
     file: &str,
 ) -> Result<Settings, ConfigError> {
@@ -115,10 +123,13 @@ pub(super) fn settings(
         feeds.push(feed);
     }
     for provider in providers {
-        let (official, aggregator) = sources
+        let OwnSources {
+            official,
+            aggregator,
+        } = sources
             .iter()
-            .find(|(id, _, _)| *id == provider.id)
-            .map(|(_, o, a)| (o.clone(), a.clone()))
+            .find(|(id, _)| *id == provider.id)
+            .map(|(_, own)| own.clone())
             .unwrap_or_default();
         let community: Vec<CommunityFeed> = feeds
             .iter()

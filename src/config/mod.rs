@@ -193,8 +193,10 @@ impl Config {
             let bad = |(field, msg): (&str, String)| {
                 invalid_at(text, file, at.unwrap_or(0), format!("{msg} (`{field}`)"))
             };
-            let (official, aggregator) = corroboration::provider_sources(&entry).map_err(bad)?;
-            sources.push((id.clone(), official, aggregator));
+            sources.push((
+                id.clone(),
+                corroboration::provider_sources(&entry).map_err(bad)?,
+            ));
             let provider = build_provider(&id, entry, builtin, env).map_err(bad)?;
             providers.push((order, provider));
         }
