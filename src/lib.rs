@@ -11,8 +11,10 @@
 //!   (the four probe kinds and their timings);
 //! - state: `store` (the `Store` trait and SQLite), `metrics` (the Prometheus registry);
 //! - engines: `monitor` (scheduler, state machines, incidents, health view), `alert` (rules,
-//!   outbox, channels), `gateway` (the failover gateway), `web` (status page, APIs, the
-//!   listener's connection handling), `check` (one-shot diagnosis);
+//!   outbox, channels), `gateway` (the failover gateway), `corroborate` (what official status
+//!   pages, the aggregator and community feeds say, and how far ahead of the official page
+//!   isdown was), `web` (status page, APIs, the listener's connection handling), `check`
+//!   (one-shot diagnosis);
 //! - assembly: `config` (isdown.toml and the embedded catalog into each engine's typed settings),
 //!   `server` (`isdown serve` as a library), `mock` (the scripted mock provider), `cli` (one file
 //!   per subcommand).
@@ -22,6 +24,7 @@ pub mod backoff;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod corroborate;
 pub mod estimate;
 pub mod gateway;
 pub mod incident;

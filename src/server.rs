@@ -1,6 +1,7 @@
 //! `isdown serve` as a library: the monitor, the alert dispatcher and its delivery workers, the
-//! status page, the JSON API, `/metrics` and the gateway, on one bound listener, until a shutdown
-//! future resolves.
+//! corroboration poller (official pages, the aggregator, community feeds), the status page, the
+//! JSON API, `/metrics` and the gateway, on one bound listener, until a shutdown future
+//! resolves.
 //!
 //! The shape is mini-redis's `server::run(listener, shutdown)`: the caller binds the listener
 //! (tests bind `127.0.0.1:0`), passes a shutdown future and a channel of reload requests, and
@@ -29,6 +30,7 @@ use tokio::task::JoinSet;
 use crate::alert::dispatch::{self, AlertContext};
 use crate::alert::outbox::{AlertHealth, AlertMetrics, Delivered};
 use crate::config::{Config, ConfigError};
+use crate::corroborate;
 use crate::gateway::error::StartError;
 use crate::gateway::{Gateway, GatewayDeps};
 use crate::metrics::Metrics;
@@ -164,12 +166,21 @@ impl Server {
         };
         // The public views (status page, feed, badges, status JSON) are rendered on change by
         // their own task and served from memory.
-        let site = Site::new(SiteInfo::of(&config.web, &config.providers));
+        let site = Site::new(SiteInfo::of(
+            &config.web,
+            &config.providers,
+            &config.corroboration,
+        ));
+        // What the sources beside the probes say, published by the corroboration poller (one
+        // per config, restarted on reload) and read by the renderer from memory.
+        let (others, others_view) =
+            watch::channel(Arc::new(corroborate::view::SourcesView::default()));
         let views = web::renderer::start(web::renderer::Sources {
             health: health.clone(),
             store: store.clone(),
             site: site.clone(),
             clock,
+            others: others_view,
         });
         let app = AppState {
             health: health.clone(),
@@ -211,7 +222,11 @@ impl Server {
         tokio::pin!(shutdown);
         loop {
             health.reset(initial_health(&config.monitors));
-            site.set(SiteInfo::of(&config.web, &config.providers));
+            site.set(SiteInfo::of(
+                &config.web,
+                &config.providers,
+                &config.corroboration,
+            ));
             let (stop, stopped) = watch::channel(false);
             let mut alerts = JoinSet::new();
             dispatch::start(
@@ -235,6 +250,21 @@ impl Server {
                 clock,
                 events: events.clone(),
             };
+            let monitored: Vec<&str> = config
+                .monitors
+                .iter()
+                .map(|m| m.provider.id.as_str())
+                .collect();
+            let poller = tokio::spawn(corroborate::poller::run(
+                config.corroboration.only(&monitored),
+                corroborate::poller::Deps {
+                    store: store.clone(),
+                    clock,
+                    window: config.retention.day,
+                    view: others.clone(),
+                },
+                stopped.clone(),
+            ));
             let running = service.run(&mut passive, stopped);
             tokio::pin!(running);
             // Set once `running` has completed: a finished future must not be awaited again.
@@ -277,6 +307,10 @@ impl Server {
                 tracing::error!(error = %e, "monitor stopped on a database error");
             }
             while alerts.join_next().await.is_some() {}
+            // It ends on the stop signal; a panic inside it is logged, never the server's end.
+            if let Err(e) = poller.await {
+                tracing::error!(error = %e, "the corroboration poller panicked");
+            }
             match next {
                 Next::Quit => break,
                 Next::Restart(new) => {

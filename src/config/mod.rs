@@ -6,6 +6,7 @@
 //! invalid value exists. Errors always name the file, the line and the field, and never repeat a
 //! value that could be a key.
 
+mod corroboration;
 pub mod gateway;
 pub mod raw;
 
@@ -127,6 +128,8 @@ pub struct Config {
     pub web: WebSettings,
     /// `[[routes]]` and `[gateway]`.
     pub gateway: GatewaySettings,
+    /// `[corroboration]` and every provider's sources (official page, aggregator, feeds).
+    pub corroboration: crate::corroborate::Settings,
     /// Where it came from, if from a file.
     pub source: Option<PathBuf>,
 }
@@ -180,11 +183,17 @@ impl Config {
         }
 
         let mut providers = Vec::new();
+        let mut sources = Vec::new();
         for (id, (entry, builtin, order)) in merged {
             let at = spans.get(&id).copied();
-            let provider = build_provider(&id, entry, builtin, env).map_err(|(field, msg)| {
+            let bad = |(field, msg): (&str, String)| {
                 invalid_at(text, file, at.unwrap_or(0), format!("{msg} (`{field}`)"))
-            })?;
+            };
+            sources.push((
+                id.clone(),
+                corroboration::provider_sources(&entry).map_err(bad)?,
+            ));
+            let provider = build_provider(&id, entry, builtin, env).map_err(bad)?;
             providers.push((order, provider));
         }
         providers.sort_by(|(a, pa), (b, pb)| a.cmp(b).then_with(|| pa.id.cmp(&pb.id)));
@@ -249,6 +258,8 @@ impl Config {
             alerts.push(spec);
         }
         let alerting = alert_policy(raw.alerting, text, file)?;
+        let corroboration =
+            corroboration::settings(raw.corroboration, &providers, sources, text, file)?;
 
         let web = WebSettings {
             public_url: raw
@@ -261,6 +272,7 @@ impl Config {
         Ok(Config {
             alerts,
             alerting,
+            corroboration,
             web,
             gateway,
             providers,

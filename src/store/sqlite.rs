@@ -3,7 +3,8 @@
 //!
 //! This module owns the schema (`migrations/`, embedded in the binary and applied on open), the
 //! on-disk encodings (`codes`) and the SQL: results and rollups in `results`, incidents and
-//! state snapshots in `incidents`, opening, pruning and sizing here. It decides nothing about
+//! state snapshots in `incidents`, official status pages' incidents in `official`, opening,
+//! pruning and sizing here. It decides nothing about
 //! monitors or incidents beyond what the trait promises (when to open or close an incident is
 //! the monitor's call), and it trusts no row it reads: anything that does not decode is
 //! [`StoreError::Corrupt`], never a panic. Its inputs come from the monitor (results,
@@ -13,6 +14,7 @@
 mod codes;
 mod history;
 mod incidents;
+mod official;
 mod outbox;
 mod results;
 mod rollup;
@@ -32,8 +34,8 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use self::rollup::Resolution;
 use super::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, MonitorRecord,
-    NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, SavedState, Store,
-    StoreError, Uptime, scrub,
+    NewIncident, OfficialIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention,
+    SavedState, Store, StoreError, StoredOfficialIncident, Uptime, scrub,
 };
 use crate::time::Millis;
 use crate::verdict::Verdict;
@@ -70,7 +72,7 @@ const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// The migrations, in order: (version, description, SQL). Embedded so the binary needs no files
 /// beside it.
-const MIGRATIONS: [(i64, &str, &str); 4] = [
+const MIGRATIONS: [(i64, &str, &str); 5] = [
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "alerts", include_str!("migrations/0002_alerts.sql")),
     (
@@ -83,6 +85,7 @@ const MIGRATIONS: [(i64, &str, &str); 4] = [
         "state quarantine",
         include_str!("migrations/0004_state_quarantine.sql"),
     ),
+    (5, "official", include_str!("migrations/0005_official.sql")),
 ];
 
 /// The store. Share it behind an `Arc`; all methods take `&self`.
@@ -494,12 +497,14 @@ impl Store for SqliteStore {
             }
         }
 
+        let cutoff = now.saturating_sub(retention.day);
         pruned.incidents =
             sqlx::query("DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?1")
-                .bind(now.saturating_sub(retention.day))
+                .bind(cutoff)
                 .execute(&self.writer)
                 .await?
                 .rows_affected();
+        pruned.official = self.delete_old_official(cutoff).await?;
         Ok(pruned)
     }
 
@@ -550,6 +555,29 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Incident>, StoreError> {
         SqliteStore::incidents_between(self, from, to).await
     }
+
+    // === official status pages ===
+
+    async fn record_official_incidents(
+        &self,
+        provider: &str,
+        incidents: &[OfficialIncident],
+        seen_at: Millis,
+    ) -> Result<(), StoreError> {
+        self.upsert_official(provider, incidents, seen_at).await
+    }
+
+    async fn official_incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<StoredOfficialIncident>, StoreError> {
+        self.read_official_between(from, to).await
+    }
+
+    async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {
+        self.link_official(links).await
+    }
 }
 
 // === status page reads ===
@@ -595,12 +623,6 @@ static BUCKET_HISTOGRAMS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new
         columns.join(", ")
     )))
 });
-
-const INCIDENTS_BETWEEN: &str = "SELECT id, monitor, provider, kind, verdict, started_at, ended_at,
-            failed_probes, first_error, last_error
-     FROM incidents
-     WHERE started_at <= ?2 AND (ended_at IS NULL OR ended_at >= ?1)
-     ORDER BY started_at DESC, id DESC";
 
 /// The first bucket of `width` that starts inside the `count` buckets up to `now`.
 fn first_of_last(width: Millis, now: Millis, count: u32) -> Millis {
@@ -708,7 +730,7 @@ impl SqliteStore {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Incident>, StoreError> {
-        let rows = sqlx::query(INCIDENTS_BETWEEN)
+        let rows = sqlx::query(incidents::INCIDENTS_BETWEEN)
             .bind(from)
             .bind(to)
             .fetch_all(&self.reader)

@@ -32,6 +32,9 @@ pub struct ProviderFace {
     pub base_url: String,
     /// The provider's own public status page, when the catalog knows one.
     pub status_page: Option<String>,
+    /// Whether its official page is read (`status_url`): only then can an incident be
+    /// "not acknowledged officially".
+    pub official_read: bool,
 }
 
 /// One version of the public settings.
@@ -72,7 +75,11 @@ impl SiteInfo {
     }
 
     /// From the `[web]` settings and the configured providers.
-    pub fn of(web: &WebSettings, providers: &[Provider]) -> SiteInfo {
+    pub fn of(
+        web: &WebSettings,
+        providers: &[Provider],
+        corroboration: &crate::corroborate::Settings,
+    ) -> SiteInfo {
         let providers = providers
             .iter()
             .map(|p| {
@@ -82,6 +89,9 @@ impl SiteInfo {
                         name: p.name.clone(),
                         base_url: p.base_url.as_str().to_owned(),
                         status_page: p.status_page.clone(),
+                        official_read: corroboration
+                            .of(&p.id)
+                            .is_some_and(|s| s.official.is_some()),
                     },
                 )
             })
@@ -164,6 +174,7 @@ pub(crate) mod tests {
             name: name.to_owned(),
             base_url: base_url.to_owned(),
             status_page: None,
+            official_read: false,
         }
     }
 

@@ -8,32 +8,39 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{BEGIN_WRITE, SqliteStore, read_error};
 use crate::incident::IncidentKind;
-use crate::store::{Incident, IncidentFilter, IncidentState, NewIncident, SavedState, StoreError};
+use crate::store::{
+    Incident, IncidentFilter, IncidentState, NewIncident, OfficialAck, SavedState, StoreError,
+};
 use crate::time::Millis;
 use crate::verdict::Verdict;
 
-/// A macro rather than a const so `concat!` can build whole static queries from it.
-macro_rules! incident_columns {
+/// A macro rather than a const so `concat!` can build whole static queries from it. An
+/// incident is read with its official acknowledgement, when it has one.
+macro_rules! incident_select {
     () => {
-        "id, monitor, provider, kind, verdict, started_at, ended_at, failed_probes, first_error, \
-         last_error"
+        "SELECT i.id, i.monitor, i.provider, i.kind, i.verdict, i.started_at, i.ended_at, \
+         i.failed_probes, i.first_error, i.last_error, i.official_id, \
+         o.title AS official_title, o.url AS official_url, \
+         o.acknowledged_at AS official_acknowledged_at, o.resolved_at AS official_resolved_at \
+         FROM incidents i LEFT JOIN official_incidents o ON o.id = i.official_id"
     };
 }
 
-const INCIDENT_BY_ID: &str = concat!(
-    "SELECT ",
-    incident_columns!(),
-    " FROM incidents WHERE id = ?1"
-);
+const INCIDENT_BY_ID: &str = concat!(incident_select!(), " WHERE i.id = ?1");
 
 /// ?2 is 1 for open incidents only, 0 for closed ones only, NULL for both.
 const LIST_INCIDENTS: &str = concat!(
-    "SELECT ",
-    incident_columns!(),
-    " FROM incidents
-      WHERE (?1 IS NULL OR monitor = ?1) AND (?2 IS NULL OR (ended_at IS NULL) = ?2)
-      ORDER BY started_at DESC, id DESC
+    incident_select!(),
+    " WHERE (?1 IS NULL OR i.monitor = ?1) AND (?2 IS NULL OR (i.ended_at IS NULL) = ?2)
+      ORDER BY i.started_at DESC, i.id DESC
       LIMIT ?3 OFFSET ?4"
+);
+
+/// Incidents open at some instant of [?1, ?2], newest first (the status page's window).
+pub(super) const INCIDENTS_BETWEEN: &str = concat!(
+    incident_select!(),
+    " WHERE i.started_at <= ?2 AND (i.ended_at IS NULL OR i.ended_at >= ?1)
+      ORDER BY i.started_at DESC, i.id DESC"
 );
 
 const OPEN_INCIDENT_OF: &str = "SELECT id FROM incidents WHERE monitor = ?1 AND ended_at IS NULL";
@@ -77,7 +84,29 @@ pub(super) fn decode_incident(row: &SqliteRow) -> Result<Incident, StoreError> {
             .map_err(|_| corrupt(format!("failed_probes {failed_probes}")))?,
         first_error: row.try_get("first_error").map_err(read_error)?,
         last_error: row.try_get("last_error").map_err(read_error)?,
+        official: decode_official(row)?,
     })
+}
+
+/// The joined official columns; the foreign key keeps a linked row from going away, so a link
+/// without its row reads as no acknowledgement rather than failing the whole read.
+fn decode_official(row: &SqliteRow) -> Result<Option<OfficialAck>, StoreError> {
+    let id: Option<i64> = row.try_get("official_id").map_err(read_error)?;
+    let title: Option<String> = row.try_get("official_title").map_err(read_error)?;
+    let acknowledged_at: Option<Millis> = row
+        .try_get("official_acknowledged_at")
+        .map_err(read_error)?;
+    let (Some(official_id), Some(title), Some(acknowledged_at)) = (id, title, acknowledged_at)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(OfficialAck {
+        official_id,
+        title,
+        url: row.try_get("official_url").map_err(read_error)?,
+        acknowledged_at,
+        resolved_at: row.try_get("official_resolved_at").map_err(read_error)?,
+    }))
 }
 
 /// Snapshots are opaque to the store but must be JSON, checked on the way in and on the way

@@ -13,7 +13,9 @@ use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::verdict::{Blame, Verdict};
 
 mod alerts;
+mod official;
 pub use alerts::*;
+pub use official::*;
 
 /// 2026-01-01T00:00:00Z: a UTC midnight, so day and hour buckets start at round offsets from it.
 pub const T0: Millis = 1_767_225_600_000;
@@ -626,6 +628,7 @@ pub async fn prune_removes_exactly_what_retention_allows(store: &dyn Store) {
             results: 6,
             rollups: 4 + 2 + 1,
             incidents: 1,
+            official: 0,
         }
     );
     let kept: Vec<Millis> = store
