@@ -3,7 +3,8 @@
 //! in order, and decides after every failed attempt by the verdict the one classifier gives it
 //! (DESIGN.md "Gateway decision table").
 //!
-//! It owns the request path: client authentication (`auth`), routes (`route`), provider request
+//! It owns the request path: client authentication (`auth`), reading the client's request
+//! (`request`: the timeout header and the chat body), routes (`route`), provider request
 //! fixes (`fixes`), per-target state (`target`: the circuit breaker of `breaker`, answer times,
 //! counters), the decisions and their waits (`decision`, with the shared `crate::backoff`), one
 //! upstream attempt (`upstream`), opt-in hedging of non-streaming requests (`hedge`), off-path
@@ -31,6 +32,7 @@ pub mod fixes;
 mod hedge;
 mod recovery;
 mod relay;
+pub mod request;
 pub mod route;
 pub mod target;
 mod telemetry;
@@ -60,6 +62,7 @@ use breaker::{Admission, BreakerPolicy, OpenIncident, Outcome, Standing};
 use decision::{Action, Failed, Policy, Progress};
 use error::{ApiError, StartError};
 use estimate::estimate_request_tokens;
+use request::ChatRequest;
 use route::{Route, RouteTable, Target};
 use target::TargetState;
 use telemetry::{GatewayMetrics, OutcomeCounters, RequestOutcome};
@@ -304,14 +307,14 @@ impl Inner {
         self.auth
             .check(headers, auth::Body::Json)
             .map_err(rejected)?;
-        let deadline = started + self.budget(headers).map_err(rejected)?;
+        let budget = request::budget(headers, self.timeouts.total).map_err(rejected)?;
+        let deadline = started + budget;
         let bytes = self.read_body(headers, body).await.map_err(rejected)?;
-        let mut request: Map<String, Value> = serde_json::from_slice(&bytes)
-            .map_err(|e| rejected(ApiError::invalid_json(&e.to_string())))?;
-        let Some(Value::String(model)) = request.remove("model") else {
-            return Err(rejected(ApiError::missing_model()));
-        };
-        let stream = request.get("stream") == Some(&Value::Bool(true));
+        let ChatRequest {
+            body: request,
+            model,
+            stream,
+        } = request::parse_chat(&bytes).map_err(rejected)?;
         let route = self
             .routes
             .resolve(&model)
@@ -676,27 +679,6 @@ impl Inner {
             blame,
             latency_ms: Some(latency.as_secs_f64() * 1000.0),
         });
-    }
-
-    /// The request's overall budget: `total`, or less when the client asks.
-    fn budget(&self, headers: &HeaderMap) -> Result<Duration, ApiError> {
-        let total = self.timeouts.total;
-        let Some(value) = headers.get(HEADER_TIMEOUT) else {
-            return Ok(total);
-        };
-        let text = value
-            .to_str()
-            .map_err(|_| ApiError::bad_timeout_header(HEADER_TIMEOUT))?
-            .trim();
-        let asked = match text.parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs > 0.0 => Duration::from_secs_f64(secs.min(1e9)),
-            Ok(_) => return Err(ApiError::bad_timeout_header(HEADER_TIMEOUT)),
-            Err(_) => humantime::parse_duration(text)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| ApiError::bad_timeout_header(HEADER_TIMEOUT))?,
-        };
-        Ok(asked.min(total))
     }
 
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
