@@ -49,14 +49,19 @@ fn split_answer(input: &[u8]) -> Option<(u16, HeaderMap, &[u8])> {
         None => (input, &[][..]),
     };
     let mut lines = head.split(|b| *b == b'\n');
-    let status = std::str::from_utf8(lines.next()?).ok()?.trim().parse().ok()?;
+    let status = std::str::from_utf8(lines.next()?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let mut headers = HeaderMap::new();
     for line in lines {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
         let (name, value) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
         {
             headers.append(name, value);
         }
@@ -66,22 +71,41 @@ fn split_answer(input: &[u8]) -> Option<(u16, HeaderMap, &[u8])> {
 
 fn check(diagnosis: &Diagnosis, context: &str) {
     if diagnosis.cause != Some(Cause::LocalResources) {
-        assert_eq!(diagnosis.blame, diagnosis.verdict.default_blame(), "{context}: blame");
+        assert_eq!(
+            diagnosis.blame,
+            diagnosis.verdict.default_blame(),
+            "{context}: blame"
+        );
     }
     let explanation = &diagnosis.explanation;
     assert!(!explanation.is_empty(), "{context}: empty explanation");
     assert!(!diagnosis.advice.is_empty(), "{context}: empty advice");
-    assert!(explanation.chars().count() < 700, "{context}: long explanation: {explanation}");
-    assert!(!explanation.contains('\n'), "{context}: multi-line explanation: {explanation}");
+    assert!(
+        explanation.chars().count() < 700,
+        "{context}: long explanation: {explanation}"
+    );
+    assert!(
+        !explanation.contains('\n'),
+        "{context}: multi-line explanation: {explanation}"
+    );
     let lower = explanation.to_lowercase();
     for marker in HTML_MARKERS {
-        assert!(!lower.contains(marker), "{context}: HTML in explanation: {explanation}");
+        assert!(
+            !lower.contains(marker),
+            "{context}: HTML in explanation: {explanation}"
+        );
     }
     for text in [explanation, &diagnosis.advice] {
-        assert!(!text.contains(SECRET), "{context}: secret in diagnosis: {text}");
+        assert!(
+            !text.contains(SECRET),
+            "{context}: secret in diagnosis: {text}"
+        );
     }
     if let Some(wait) = diagnosis.retry_after_s {
-        assert!(wait.is_finite() && wait >= 0.0, "{context}: bad wait {wait}");
+        assert!(
+            wait.is_finite() && wait >= 0.0,
+            "{context}: bad wait {wait}"
+        );
     }
 }
 
@@ -94,10 +118,20 @@ fuzz_target!(|input: &[u8]| {
     };
     let _ = retry_after_from_headers(&headers);
     for expect in EXPECTS {
-        let answer = HttpAnswer { status, headers: &headers, body, truncated: false };
+        let answer = HttpAnswer {
+            status,
+            headers: &headers,
+            body,
+            truncated: false,
+        };
         check(&classify_http(&answer, expect), "http");
     }
-    let cut = HttpAnswer { status, headers: &headers, body, truncated: true };
+    let cut = HttpAnswer {
+        status,
+        headers: &headers,
+        body,
+        truncated: true,
+    };
     check(&classify_http(&cut, Expect::Chat), "http truncated");
 
     let Ok(items) = parse_all(body) else {
@@ -107,7 +141,12 @@ fuzz_target!(|input: &[u8]| {
         let _ = chunk_has_content(item);
     }
     let stream = |expect, end: &StreamEnd| {
-        let summary = StreamSummary { status, headers: &headers, items: &items, end };
+        let summary = StreamSummary {
+            status,
+            headers: &headers,
+            items: &items,
+            end,
+        };
         classify_stream(&summary, expect)
     };
     for expect in EXPECTS {

@@ -37,7 +37,9 @@ const SECRETS: [&str; 3] = [
 ];
 
 fn env(name: &str) -> Option<String> {
-    let pick = name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+    let pick = name.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
     VALUES[pick % VALUES.len()].map(str::to_owned)
 }
 
@@ -54,7 +56,10 @@ fuzz_target!(|input: &[u8]| {
         Err(error) => {
             let message = error.to_string();
             for secret in SECRETS {
-                assert!(!message.contains(secret), "a key in a config error: {message}");
+                assert!(
+                    !message.contains(secret),
+                    "a key in a config error: {message}"
+                );
             }
         }
     }

@@ -39,7 +39,11 @@ static FIXES: LazyLock<Vec<Vec<Fix>>> = LazyLock::new(|| {
     let table = FixTable::embedded().expect("the embedded fixes table is valid");
     let config = Config::from_toml("", "<built-in defaults>", &|_| None)
         .expect("the built-in catalog is valid");
-    config.providers.iter().map(|p| table.for_provider(&p.id)).collect()
+    config
+        .providers
+        .iter()
+        .map(|p| table.for_provider(&p.id))
+        .collect()
 });
 
 fn split_request(input: &[u8]) -> (HeaderMap, &[u8]) {
@@ -52,7 +56,8 @@ fn split_request(input: &[u8]) -> (HeaderMap, &[u8]) {
             continue;
         };
         let (name, value) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
         {
             headers.append(name, value);
         }
@@ -73,7 +78,9 @@ fuzz_target!(|input: &[u8]| {
         let _ = glob_match(pattern, &request.model);
     }
     for fixes in FIXES.iter() {
-        request.body.insert("model".to_owned(), Value::String(request.model.clone()));
+        request
+            .body
+            .insert("model".to_owned(), Value::String(request.model.clone()));
         let sent = serde_json::to_vec(&*fixed(fixes, &request.body)).expect("a map serialises");
         let back: Map<String, Value> =
             serde_json::from_slice(&sent).expect("what was sent reads back as an object");

@@ -58,3 +58,55 @@ pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest, ApiError> {
         stream,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const TOTAL: Duration = Duration::from_secs(300);
+
+    fn asked(value: &str) -> Result<Duration, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_TIMEOUT, HeaderValue::from_str(value).unwrap());
+        budget(&headers, TOTAL)
+    }
+
+    #[test]
+    fn timeout_header_takes_seconds_or_durations_and_never_exceeds_total() {
+        assert_eq!(budget(&HeaderMap::new(), TOTAL).unwrap(), TOTAL);
+        assert_eq!(asked("20s").unwrap(), Duration::from_secs(20));
+        assert_eq!(asked(" 1500ms ").unwrap(), Duration::from_millis(1500));
+        assert_eq!(asked("2.5").unwrap(), Duration::from_millis(2500));
+        assert_eq!(asked("1e300").unwrap(), TOTAL);
+        assert_eq!(asked("500000000000y").unwrap(), TOTAL);
+        for bad in [
+            "0",
+            "0s",
+            "-1",
+            "NaN",
+            "inf",
+            "soon",
+            "",
+            "99999999999999999999y",
+        ] {
+            assert_eq!(asked(bad).unwrap_err().status, 400, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chat_body_needs_an_object_with_a_string_model() {
+        let request = parse_chat(br#"{"model":"fast","stream":true,"messages":[]}"#).unwrap();
+        assert_eq!(request.model, "fast");
+        assert!(request.stream);
+        assert!(!request.body.contains_key("model"));
+        assert!(
+            !parse_chat(br#"{"model":"fast","stream":"yes"}"#)
+                .unwrap()
+                .stream
+        );
+        for bad in [&b"[]"[..], b"{\"model\":7}", b"{}", b"{\"model\":", b"\xff"] {
+            assert_eq!(parse_chat(bad).unwrap_err().status, 400);
+        }
+    }
+}
