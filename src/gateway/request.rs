@@ -35,12 +35,14 @@ pub fn budget(headers: &HeaderMap, total: Duration) -> Result<Duration, ApiError
         .trim();
     let asked = match text.parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 => Duration::from_secs_f64(secs.min(1e9)),
-        Ok(_) => return Err(ApiError::bad_timeout_header(HEADER_TIMEOUT)),
-        Err(_) => humantime::parse_duration(text)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| ApiError::bad_timeout_header(HEADER_TIMEOUT))?,
+        Ok(_) => Duration::ZERO,
+        Err(_) => humantime::parse_duration(text).unwrap_or(Duration::ZERO),
     };
+    // Zero, and a positive number too small to be a duration (`1e-12` rounds to 0 ns), would
+    // be a deadline already passed: refused like `0`, not answered with a timeout.
+    if asked.is_zero() {
+        return Err(ApiError::bad_timeout_header(HEADER_TIMEOUT));
+    }
     Ok(asked.min(total))
 }
 
@@ -92,6 +94,16 @@ mod tests {
         ] {
             assert_eq!(asked(bad).unwrap_err().status, 400, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn timeout_too_small_to_be_a_duration_is_refused_like_zero() {
+        // `1e-12` seconds rounds to a zero duration: it was accepted, and the request then
+        // failed at once with "deadline passed after 0 attempts" instead of a 400.
+        for bad in ["1e-12", "0.0000000001", "0ns"] {
+            assert_eq!(asked(bad).unwrap_err().status, 400, "{bad:?}");
+        }
+        assert_eq!(asked("0.000000001").unwrap(), Duration::from_nanos(1));
     }
 
     #[test]
