@@ -170,8 +170,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let message = crate::secret::scrub(e.message().trim());
-            invalid_at(text, file, span.start, message)
+            invalid_at(text, file, span.start, e.message().trim().to_owned())
         })?;
 
         let mut merged: BTreeMap<String, (RawProvider, bool, usize)> = BTreeMap::new();
@@ -249,26 +248,19 @@ impl Config {
             let at = table.span().start;
             let mut table = table.into_inner();
             let route = ChannelRoute::take_from(&name, &mut table).map_err(|(key, message)| {
-                let mut error = invalid_at(text, file, at, message);
-                if let ConfigError::Invalid { field, .. } = &mut error {
-                    *field = format!("alerts.{name}.{key}");
-                }
-                error
+                invalid_at(text, file, at, message).with_field(format!("alerts.{name}.{key}"))
             })?;
             // Built once here so that a bad channel fails at load, with its line; the client is
             // a throwaway (channels are rebuilt with the real one when used).
             if let Ok(client) = reqwest::Client::builder().build()
                 && let Err(e) = crate::alert::registry::build(&name, table.clone(), env, client)
             {
-                let mut error = invalid_at(text, file, at, e.message);
-                if let ConfigError::Invalid { field, .. } = &mut error {
-                    *field = if e.field.is_empty() {
-                        format!("alerts.{name}")
-                    } else {
-                        format!("alerts.{name}.{}", e.field)
-                    };
-                }
-                return Err(error);
+                let field = if e.field.is_empty() {
+                    format!("alerts.{name}")
+                } else {
+                    format!("alerts.{name}.{}", e.field)
+                };
+                return Err(invalid_at(text, file, at, e.message).with_field(field));
             }
             alerts.push(AlertSpec { name, table, route });
         }
@@ -551,6 +543,20 @@ fn build_provider(
 
 /// Builds an error pointing at byte `offset` of `text`: line, column, and the dotted field path
 /// found from the key on that line and the table header above it.
+impl ConfigError {
+    /// Names the field explicitly (the line's own key or table would be less precise).
+    fn with_field(mut self, name: String) -> ConfigError {
+        if let ConfigError::Invalid { field, .. } = &mut self {
+            *field = crate::secret::scrub(&name);
+        }
+        self
+    }
+}
+
+/// The one way a config error gets its text. Field and message pass the secret scrub: both can
+/// quote the file (a table header, a key name, a value in the parser's message), and a key
+/// pasted into the file must not come back in an error — at start-up or on an admin reload,
+/// when every configured key is known.
 fn invalid_at(text: &str, file: &str, offset: usize, message: String) -> ConfigError {
     let offset = offset.min(text.len());
     let before = &text[..offset];
@@ -563,8 +569,8 @@ fn invalid_at(text: &str, file: &str, offset: usize, message: String) -> ConfigE
         file: file.to_owned(),
         line,
         column,
-        field,
-        message,
+        field: crate::secret::scrub(&field),
+        message: crate::secret::scrub(&message),
     }
 }
 

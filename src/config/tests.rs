@@ -282,3 +282,21 @@ fn alerting_rules_load_with_defaults_and_reject_bad_values_with_their_line() {
     let (_, field, _) = invalid("[alerting]\nreminders = \"30m\"\n");
     assert_eq!(field, "alerting.reminders");
 }
+
+#[test]
+fn a_configured_key_pasted_into_the_file_is_not_repeated_by_the_error() {
+    // Found by the `config` fuzz target: the field of an error is read off the file's line (a
+    // table header, a key name) and was shown unscrubbed, so on an admin reload — when every
+    // configured key is registered — a key pasted into the file came back in the error.
+    let key = "cfgLeakTestKeyValue0042";
+    crate::secret::register([key]);
+    for text in [
+        format!("[providers.{key}\n"),
+        format!("[alerts.x]\ntype = \"webhook\"\n[alerts.{key}.y]\n"),
+        format!("[providers.kimi]\n{key} = true\n"),
+    ] {
+        let error = load(&text).unwrap_err().to_string();
+        assert!(!error.contains(key), "{error}");
+        assert!(error.starts_with("isdown.toml:"), "{error}");
+    }
+}
