@@ -158,7 +158,11 @@ pub(super) fn gateway_settings(
         let at = route.span().start;
         settings.routes.push(
             route_spec(route.into_inner(), providers).map_err(|message| {
-                invalid_at(source.text, source.file, at, message).with_field("routes".into())
+                let mut error = invalid_at(source.text, source.file, at, message);
+                if let ConfigError::Invalid { field, .. } = &mut error {
+                    *field = "routes".into();
+                }
+                error
             })?,
         );
     }

@@ -60,7 +60,14 @@ pub enum ConfigError {
         file: PathBuf,
         source: std::io::Error,
     },
-    #[error("{file}:{line}:{column}: `{field}`: {message}")]
+    /// Field and message can quote the file (a table header, a key name, a value in the
+    /// parser's message): both pass the secret scrub on the way out, so a key pasted into the
+    /// file is not repeated — at start-up, or on an admin reload when every key is registered.
+    #[error(
+        "{file}:{line}:{column}: `{}`: {}",
+        crate::secret::scrub(.field),
+        crate::secret::scrub(.message)
+    )]
     Invalid {
         file: String,
         line: usize,
@@ -248,19 +255,26 @@ impl Config {
             let at = table.span().start;
             let mut table = table.into_inner();
             let route = ChannelRoute::take_from(&name, &mut table).map_err(|(key, message)| {
-                invalid_at(text, file, at, message).with_field(format!("alerts.{name}.{key}"))
+                let mut error = invalid_at(text, file, at, message);
+                if let ConfigError::Invalid { field, .. } = &mut error {
+                    *field = format!("alerts.{name}.{key}");
+                }
+                error
             })?;
             // Built once here so that a bad channel fails at load, with its line; the client is
             // a throwaway (channels are rebuilt with the real one when used).
             if let Ok(client) = reqwest::Client::builder().build()
                 && let Err(e) = crate::alert::registry::build(&name, table.clone(), env, client)
             {
-                let field = if e.field.is_empty() {
-                    format!("alerts.{name}")
-                } else {
-                    format!("alerts.{name}.{}", e.field)
-                };
-                return Err(invalid_at(text, file, at, e.message).with_field(field));
+                let mut error = invalid_at(text, file, at, e.message);
+                if let ConfigError::Invalid { field, .. } = &mut error {
+                    *field = if e.field.is_empty() {
+                        format!("alerts.{name}")
+                    } else {
+                        format!("alerts.{name}.{}", e.field)
+                    };
+                }
+                return Err(error);
             }
             alerts.push(AlertSpec { name, table, route });
         }
@@ -543,20 +557,6 @@ fn build_provider(
 
 /// Builds an error pointing at byte `offset` of `text`: line, column, and the dotted field path
 /// found from the key on that line and the table header above it.
-impl ConfigError {
-    /// Names the field explicitly (the line's own key or table would be less precise).
-    fn with_field(mut self, name: String) -> ConfigError {
-        if let ConfigError::Invalid { field, .. } = &mut self {
-            *field = crate::secret::scrub(&name);
-        }
-        self
-    }
-}
-
-/// The one way a config error gets its text. Field and message pass the secret scrub: both can
-/// quote the file (a table header, a key name, a value in the parser's message), and a key
-/// pasted into the file must not come back in an error — at start-up or on an admin reload,
-/// when every configured key is known.
 fn invalid_at(text: &str, file: &str, offset: usize, message: String) -> ConfigError {
     let offset = offset.min(text.len());
     let before = &text[..offset];
@@ -569,8 +569,8 @@ fn invalid_at(text: &str, file: &str, offset: usize, message: String) -> ConfigE
         file: file.to_owned(),
         line,
         column,
-        field: crate::secret::scrub(&field),
-        message: crate::secret::scrub(&message),
+        field,
+        message,
     }
 }
 
