@@ -48,7 +48,9 @@ impl SseReader {
 
     /// Feeds bytes and appends every item they complete to `out`.
     pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<SseItem>) -> Result<(), SseError> {
-        if self.after_cr {
+        // An empty read (an empty HTTP/2 DATA frame, say) must not drop the pending `\r`: the
+        // `\n` of the same line end may still come.
+        if self.after_cr && !bytes.is_empty() {
             self.after_cr = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
                 bytes = rest;
@@ -217,6 +219,21 @@ mod tests {
             reader.finish(&mut out).unwrap();
             assert_eq!(out, expected, "split at {split}");
         }
+    }
+
+    #[test]
+    fn empty_chunk_between_cr_and_lf_keeps_one_line_end() {
+        // Found by the `sse_reader` fuzz target: the empty push used to forget the `\r`, so the
+        // `\n` after it ended a second, empty line and dispatched the event early.
+        let chunks: [&[u8]; 4] = [b"\r\ndata\r", b"", b"", b"\ndata"];
+        let mut reader = SseReader::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            reader.push(chunk, &mut out).unwrap();
+        }
+        reader.finish(&mut out).unwrap();
+        assert_eq!(out, vec![event("\n")]);
+        assert_eq!(out, parse_all(&chunks.concat()).unwrap());
     }
 
     #[test]

@@ -67,7 +67,14 @@ pub enum ConfigError {
         file: PathBuf,
         source: std::io::Error,
     },
-    #[error("{file}:{line}:{column}: `{field}`: {message}")]
+    /// Field and message can quote the file (a table header, a key name, a value in the
+    /// parser's message): both pass the secret scrub on the way out, so a key pasted into the
+    /// file is not repeated — at start-up, or on an admin reload when every key is registered.
+    #[error(
+        "{file}:{line}:{column}: `{}`: {}",
+        crate::secret::scrub(.field),
+        crate::secret::scrub(.message)
+    )]
     Invalid {
         file: String,
         line: usize,
@@ -161,8 +168,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let message = crate::secret::scrub(e.message().trim());
-            invalid_at(text, file, span.start, message)
+            invalid_at(text, file, span.start, e.message().trim().to_owned())
         })?;
 
         let mut merged: BTreeMap<String, (RawProvider, bool, usize)> = BTreeMap::new();

@@ -461,3 +461,21 @@ fn bad_corroboration_settings_name_their_line_and_field() {
     let (_, _, message) = invalid("[providers.glm]\nstatus_url = \"status.example.com\"\n");
     assert!(message.contains("not a URL"), "{message}");
 }
+
+#[test]
+fn a_configured_key_pasted_into_the_file_is_not_repeated_by_the_error() {
+    // Found by the `config` fuzz target: the field of an error is read off the file's line (a
+    // table header, a key name) and was shown unscrubbed, so on an admin reload — when every
+    // configured key is registered — a key pasted into the file came back in the error.
+    let key = "cfgLeakTestKeyValue0042";
+    crate::secret::register([key]);
+    for text in [
+        format!("[providers.{key}\n"),
+        format!("[alerts.x]\ntype = \"webhook\"\n[alerts.{key}.y]\n"),
+        format!("[providers.kimi]\n{key} = true\n"),
+    ] {
+        let error = load(&text).unwrap_err().to_string();
+        assert!(!error.contains(key), "{error}");
+        assert!(error.starts_with("isdown.toml:"), "{error}");
+    }
+}

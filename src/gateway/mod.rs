@@ -427,7 +427,7 @@ impl Inner {
         self.auth
             .check(headers, auth::Body::Json)
             .map_err(rejected)?;
-        let deadline = started + self.budget(headers).map_err(rejected)?;
+        let deadline = started + request::budget(headers, self.timeouts.total).map_err(rejected)?;
         // Held until the answer is handed over: the parsed request lives that long.
         let (bytes, reservation) = self.read_body(headers, body).await.map_err(rejected)?;
         let request = request::parse_request(bytes).map_err(rejected)?;
@@ -879,27 +879,6 @@ impl Inner {
             blame,
             latency_ms: Some(latency.as_secs_f64() * 1000.0),
         });
-    }
-
-    /// The request's overall budget: `total`, or less when the client asks.
-    fn budget(&self, headers: &HeaderMap) -> Result<Duration, ApiError> {
-        let total = self.timeouts.total;
-        let Some(value) = headers.get(HEADER_TIMEOUT) else {
-            return Ok(total);
-        };
-        let text = value
-            .to_str()
-            .map_err(|_| ApiError::bad_timeout_header(HEADER_TIMEOUT))?
-            .trim();
-        let asked = match text.parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs > 0.0 => Duration::from_secs_f64(secs.min(1e9)),
-            Ok(_) => return Err(ApiError::bad_timeout_header(HEADER_TIMEOUT)),
-            Err(_) => humantime::parse_duration(text)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| ApiError::bad_timeout_header(HEADER_TIMEOUT))?,
-        };
-        Ok(asked.min(total))
     }
 
     /// Reads the body within `max_request_bytes`, reserving its size in the budget of bodies

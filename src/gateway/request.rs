@@ -5,19 +5,23 @@
 //! The body sent to a target is the original bytes of every field, with `model` replaced and the
 //! target's `params` set; only when a request fix (`fixes`) may apply is the request parsed
 //! into a tree and re-serialised (a fix has to look inside messages). Token estimates read the
-//! raw text too (`estimate`). [`parse_request`] is the one entry point from bytes, so that it
-//! can be fuzzed. No I/O.
+//! raw text too (`estimate`). [`parse_request`] is the one entry point from bytes and
+//! [`budget`] the one from the `x-isdown-timeout` header, so that the fuzz target
+//! `gateway_request` (fuzz/) calls what serves. No I/O.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;
+use std::time::Duration;
 
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::HEADER_TIMEOUT;
 use super::error::ApiError;
 use super::fixes::{FieldPath, Fix, fixed};
 
@@ -32,6 +36,30 @@ pub struct ChatRequest {
     pub stream: bool,
     /// The whole request as a tree (without `model`), parsed on first use.
     tree: OnceLock<Map<String, Value>>,
+}
+
+/// The request's overall budget: `total`, or less when the client asks with `x-isdown-timeout`
+/// (seconds, e.g. `20` or `1.5`, or a duration, e.g. `20s` or `1500ms`).
+pub fn budget(headers: &HeaderMap, total: Duration) -> Result<Duration, ApiError> {
+    let Some(value) = headers.get(HEADER_TIMEOUT) else {
+        return Ok(total);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_timeout_header(HEADER_TIMEOUT))?
+        .trim();
+    let asked = match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => Duration::from_secs_f64(secs.min(1e9)),
+        Ok(_) => Duration::ZERO,
+        Err(_) => humantime::parse_duration(text).unwrap_or(Duration::ZERO),
+    };
+    // Zero, and a positive number too small to be a duration (`1e-12` rounds to 0 ns), would
+    // be a deadline already passed: refused like `0`, not answered with a timeout (found by
+    // fuzzing).
+    if asked.is_zero() {
+        return Err(ApiError::bad_timeout_header(HEADER_TIMEOUT));
+    }
+    Ok(asked.min(total))
 }
 
 /// Reads a request body: a JSON object with a string `model`.
@@ -190,6 +218,49 @@ impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TOTAL: Duration = Duration::from_secs(300);
+
+    fn asked(value: &str) -> Result<Duration, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HEADER_TIMEOUT,
+            axum::http::HeaderValue::from_str(value).unwrap(),
+        );
+        budget(&headers, TOTAL)
+    }
+
+    #[test]
+    fn timeout_header_takes_seconds_or_durations_and_never_exceeds_total() {
+        assert_eq!(budget(&HeaderMap::new(), TOTAL).unwrap(), TOTAL);
+        assert_eq!(asked("20s").unwrap(), Duration::from_secs(20));
+        assert_eq!(asked(" 1500ms ").unwrap(), Duration::from_millis(1500));
+        assert_eq!(asked("2.5").unwrap(), Duration::from_millis(2500));
+        assert_eq!(asked("1e300").unwrap(), TOTAL);
+        assert_eq!(asked("500000000000y").unwrap(), TOTAL);
+        for bad in [
+            "0",
+            "0s",
+            "-1",
+            "NaN",
+            "inf",
+            "soon",
+            "",
+            "99999999999999999999y",
+        ] {
+            assert_eq!(asked(bad).unwrap_err().status, 400, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timeout_too_small_to_be_a_duration_is_refused_like_zero() {
+        // `1e-12` seconds rounds to a zero duration: it was accepted, and the request then
+        // failed at once with "deadline passed after 0 attempts" instead of a 400.
+        for bad in ["1e-12", "0.0000000001", "0ns"] {
+            assert_eq!(asked(bad).unwrap_err().status, 400, "{bad:?}");
+        }
+        assert_eq!(asked("0.000000001").unwrap(), Duration::from_nanos(1));
+    }
     use serde_json::json;
 
     #[test]

@@ -91,6 +91,18 @@ const MESSAGE_KEYS: [&str; 4] = ["message", "msg", "error_msg", "detail"];
 /// Top-level `code` values that mean success (Moonshot's balance answer says `"code": 0`).
 const SUCCESS_CODES: [&str; 4] = ["0", "200", "success", "ok"];
 
+/// Openings of an HTML or XML document anywhere in provider text. Only these: tag-like text that
+/// is not a page stays readable (Moonshot's `org-abc<ak-def>`, DashScope's `<400>`).
+const PAGE_MARKERS: [&str; 7] = [
+    "<!doctype",
+    "<html",
+    "<head",
+    "<body",
+    "<title",
+    "<script",
+    "<?xml",
+];
+
 /// Anthropic stream deltas that are generated output.
 const CONTENT_DELTAS: [&str; 3] = ["text_delta", "input_json_delta", "thinking_delta"];
 
@@ -1047,10 +1059,18 @@ fn conclude(finding: Finding, status: Option<u16>, headers: Option<&HeaderMap>) 
 }
 
 /// Provider text made safe for one line: HTML never shown, whitespace collapsed, control
-/// characters dropped, secrets masked, ~200 characters at most.
+/// characters dropped, secrets masked, ~200 characters at most. Text that holds a page after
+/// some words (a proxy's error page inside a JSON message) keeps the words.
 fn sanitize(text: &str) -> String {
     let trimmed = text.trim();
     if looks_like_html(trimmed) {
+        return "an HTML page (not shown)".to_owned();
+    }
+    let (trimmed, page) = match page_start(trimmed) {
+        Some(at) => (trimmed[..at].trim_end(), true),
+        None => (trimmed, false),
+    };
+    if page && trimmed.is_empty() {
         return "an HTML page (not shown)".to_owned();
     }
     let mut flat = String::with_capacity(trimmed.len().min(4 * MESSAGE_CHARS));
@@ -1073,7 +1093,24 @@ fn sanitize(text: &str) -> String {
     if chars.next().is_some() || trimmed.chars().nth(8 * MESSAGE_CHARS).is_some() {
         out.push('…');
     }
+    if page {
+        out.push_str(" (then an HTML page, not shown)");
+    }
     out
+}
+
+/// Where an HTML or XML document starts inside `text`, at one of [`PAGE_MARKERS`] (any case).
+fn page_start(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().find_map(|(at, b)| {
+        let rest = &bytes[at..];
+        let marked = *b == b'<'
+            && PAGE_MARKERS.iter().any(|m| {
+                rest.get(..m.len())
+                    .is_some_and(|r| r.eq_ignore_ascii_case(m.as_bytes()))
+            });
+        marked.then_some(at)
+    })
 }
 
 /// A tag opening (`<html`, `<!DOCTYPE`, `</`, `<?xml`), not DashScope's `<400> InternalError…`.

@@ -3016,6 +3016,42 @@ fn html_bodies_are_never_echoed() {
 }
 
 #[test]
+fn html_page_inside_a_json_message_is_cut_and_the_words_before_it_kept() {
+    // Found by the `classifier` fuzz target: only a message that *began* with a tag was taken
+    // for a page, so one with a page after some words was echoed, markup and all.
+    let rows = [
+        (
+            429,
+            r#"{"error":{"code":"1120","message":"cannot<!doctype access account"}}"#,
+            "cannot",
+        ),
+        (
+            502,
+            r#"{"error":{"message":"upstream error: <!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"}}"#,
+            "upstream error:",
+        ),
+        (
+            500,
+            r#"{"error":{"message":"org-abc<ak-def> failed: <HTML><BODY>boom</BODY></HTML>"}}"#,
+            "org-abc<ak-def> failed:",
+        ),
+    ];
+    for (status, body, kept) in rows {
+        let d = http(status, body);
+        assert_well_formed(&d, body);
+        assert!(d.explanation.contains(kept), "{}", d.explanation);
+        assert!(
+            d.explanation.contains("(then an HTML page, not shown)"),
+            "{}",
+            d.explanation
+        );
+        for gone in ["Bad Gateway", "nginx", "boom"] {
+            assert!(!d.explanation.contains(gone), "{}", d.explanation);
+        }
+    }
+}
+
+#[test]
 fn dashscope_message_starting_with_angle_bracket_status_is_shown_not_mistaken_for_html() {
     let d = http(
         400,
