@@ -10,7 +10,7 @@
 
 use serde::Deserialize;
 
-use super::{AggregatorSource, ParseError, json_error};
+use super::{AggregatorSource, ParseError, excerpt, json_error};
 
 /// Below this uptime (percent, last 30 minutes) an endpoint is degraded: one request in twenty
 /// failing is already felt by an agent.
@@ -118,10 +118,7 @@ pub fn parse_openrouter_endpoints(bytes: &[u8]) -> Result<Vec<Endpoint>, ParseEr
                 Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(0),
                 Some(serde_json::Value::String(s)) if s == "default" => 0,
                 Some(other) => {
-                    return Err(ParseError::Unknown {
-                        field: "endpoint status",
-                        value: other.to_string().chars().take(40).collect(),
-                    });
+                    return Err(ParseError::unknown("endpoint status", &other.to_string()));
                 }
             };
             let percent = |v: Option<f64>| v.filter(|u| u.is_finite()).map(|u| u.clamp(0.0, 100.0));
@@ -164,10 +161,10 @@ pub fn aggregator_reading(
     let (endpoint, view) = match &source.endpoint {
         Some(wanted) => {
             let found = endpoints.iter().find(|e| e.is(wanted)).ok_or_else(|| {
-                let listed: Vec<&str> = endpoints
+                let listed: Vec<String> = endpoints
                     .iter()
                     .take(12)
-                    .map(|e| e.provider_name.as_str())
+                    .map(|e| excerpt(&e.provider_name))
                     .collect();
                 ParseError::Malformed {
                     expected: "a model served by the configured provider",

@@ -12,7 +12,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 use serde::Deserialize;
 
-use super::{ParseError, looks_like_html};
+use super::{ParseError, excerpt, looks_like_html};
 use crate::time::{Millis, parse_rfc2822, parse_rfc3339};
 
 /// Items read from one feed; later ones are ignored (feeds hold their newest first, and a
@@ -261,7 +261,10 @@ fn root(name: &str) -> Result<(), ParseError> {
     if ROOTS.contains(&name) {
         Ok(())
     } else {
-        Err(malformed(format!("the root element is <{name}>")))
+        Err(malformed(format!(
+            "the root element is <{}>",
+            excerpt(name)
+        )))
     }
 }
 

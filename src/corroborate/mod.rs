@@ -248,6 +248,34 @@ pub enum ParseError {
     Unknown { field: &'static str, value: String },
 }
 
+impl ParseError {
+    /// An unknown `value` of `field`, quoted as an [`excerpt`].
+    pub(crate) fn unknown(field: &'static str, value: &str) -> ParseError {
+        ParseError::Unknown {
+            field,
+            value: excerpt(value),
+        }
+    }
+}
+
+/// Characters of a source's own text a reason may quote (an unknown word, an element name):
+/// enough to recognise it, never the document.
+const EXCERPT_CHARS: usize = 40;
+
+/// `text` cut to [`EXCERPT_CHARS`] characters (`…` when cut), control characters replaced: the
+/// one way a reason quotes what a source sent, so that a hostile page cannot fill a status page.
+pub(crate) fn excerpt(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(EXCERPT_CHARS)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if text.chars().nth(EXCERPT_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// How a JSON document failed to parse, as a [`ParseError`]: HTML is recognised, serde's
 /// message (a position and what it expected, never content) is kept.
 fn json_error(bytes: &[u8], expected: &'static str, e: &serde_json::Error) -> ParseError {

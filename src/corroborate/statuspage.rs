@@ -217,10 +217,7 @@ pub fn parse_statuspage_incidents(bytes: &[u8]) -> Result<Vec<PageIncident>, Par
 }
 
 fn instant(field: &'static str, text: &str) -> Result<Millis, ParseError> {
-    parse_rfc3339(text).ok_or_else(|| ParseError::Unknown {
-        field,
-        value: text.chars().take(40).collect(),
-    })
+    parse_rfc3339(text).ok_or_else(|| ParseError::unknown(field, text))
 }
 
 fn incident(raw: RawIncident) -> Result<PageIncident, ParseError> {
@@ -298,10 +295,8 @@ pub fn concerns(incident: &PageIncident, source: &OfficialSource) -> bool {
 
 /// An incident's impact on the indicator scale; an unknown word is a changed format.
 pub fn impact(incident: &PageIncident) -> Result<Indicator, ParseError> {
-    Indicator::parse(&incident.impact).ok_or_else(|| ParseError::Unknown {
-        field: "incident impact",
-        value: incident.impact.chars().take(40).collect(),
-    })
+    Indicator::parse(&incident.impact)
+        .ok_or_else(|| ParseError::unknown("incident impact", &incident.impact))
 }
 
 /// Narrows the page to `source`'s components. A configured component the page does not list
@@ -330,11 +325,8 @@ pub fn official_reading(
 
     let page = source.root.as_str().trim_end_matches('/').to_owned();
     if source.components.is_empty() {
-        let indicator =
-            Indicator::parse(&summary.indicator).ok_or_else(|| ParseError::Unknown {
-                field: "status indicator",
-                value: summary.indicator.chars().take(40).collect(),
-            })?;
+        let indicator = Indicator::parse(&summary.indicator)
+            .ok_or_else(|| ParseError::unknown("status indicator", &summary.indicator))?;
         let description = if summary.description.trim().is_empty() {
             indicator.words().to_owned()
         } else {
@@ -360,10 +352,7 @@ pub fn official_reading(
         let (_, words, level) = COMPONENT_STATUSES
             .iter()
             .find(|(name, _, _)| *name == c.status)
-            .ok_or_else(|| ParseError::Unknown {
-                field: "component status",
-                value: c.status.chars().take(40).collect(),
-            })?;
+            .ok_or_else(|| ParseError::unknown("component status", &c.status))?;
         worst = worst.max(*level);
         components.push((c.name.clone(), *words));
     }

@@ -384,6 +384,24 @@ fn bad_feeds_are_refused_with_a_reason() {
     assert!(items[0].title.len() < 10, "{}", items[0].title);
 }
 
+/// Found by fuzzing: a reason quotes what the source sent only as a short excerpt, so a hostile
+/// document cannot put itself on the status page through its error.
+#[test]
+fn reasons_quote_a_source_in_a_short_excerpt() {
+    let name = "q".repeat(900);
+    let reason = parse_feed(format!("<{name}/>").as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        reason.contains(&format!("<{}…>", "q".repeat(40))),
+        "{reason}"
+    );
+    assert!(reason.len() < 100, "{} bytes", reason.len());
+
+    let control = parse_feed(b"<a\x01b/>").unwrap_err().to_string();
+    assert!(!control.chars().any(|c| c.is_control()), "{control:?}");
+}
+
 #[test]
 fn feeds_are_bounded_in_items_and_text() {
     let long = "x".repeat(3 * MAX_TEXT);
