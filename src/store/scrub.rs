@@ -1,21 +1,41 @@
 //! The store's half of keeping secrets out: every text a write carries passes
 //! [`crate::secret::scrub`] before any back end stores it, whatever produced the text upstream.
 //! JSON payloads (monitor snapshots, queued alert messages) are scrubbed string by string so
-//! their structure survives. Back ends call these on the way in; nothing here touches a database.
+//! their structure survives. The gate also replaces U+0000 with U+FFFD: PostgreSQL's text cannot
+//! hold it (a provider's error body may carry one), and doing it here for both back ends keeps
+//! what SQLite and PostgreSQL store — and answer — the same. Back ends call these on the way in;
+//! nothing here touches a database.
 
 use std::borrow::Cow;
 
 use super::{AlertCommit, AttemptFailure, NewIncident, OfficialIncident, ResultRecord};
 use crate::secret::{scrub, scrub_json_text};
 
+/// What a NUL character is stored as.
+const NUL_REPLACEMENT: &str = "\u{FFFD}";
+
 /// `text`, scrubbed; borrowed when there was nothing to remove.
 fn text(text: &str) -> Cow<'_, str> {
-    let clean = scrub(text);
+    let clean = without_nul(scrub(text));
     if clean == text {
         Cow::Borrowed(text)
     } else {
         Cow::Owned(clean)
     }
+}
+
+fn without_nul(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', NUL_REPLACEMENT)
+    } else {
+        text
+    }
+}
+
+/// A JSON document's text, scrubbed string by string (JSON escapes a NUL inside a string, so
+/// only text that is not JSON can still carry one).
+pub fn json_text(text: &str) -> String {
+    without_nul(scrub_json_text(text))
 }
 
 fn option(value: &Option<String>) -> Option<String> {
@@ -68,7 +88,7 @@ pub fn error_sample(sample: Option<&str>) -> Option<Cow<'_, str>> {
 }
 
 pub fn snapshot(snapshot: &str) -> Cow<'_, str> {
-    let clean = scrub_json_text(snapshot);
+    let clean = json_text(snapshot);
     if clean == snapshot {
         Cow::Borrowed(snapshot)
     } else {
@@ -79,7 +99,7 @@ pub fn snapshot(snapshot: &str) -> Cow<'_, str> {
 pub fn alert_commit(commit: &AlertCommit) -> AlertCommit {
     let mut commit = commit.clone();
     for entry in &mut commit.entries {
-        entry.payload = scrub_json_text(&entry.payload);
+        entry.payload = json_text(&entry.payload);
     }
     commit
 }

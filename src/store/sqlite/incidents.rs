@@ -43,6 +43,12 @@ pub(super) const INCIDENTS_BETWEEN: &str = concat!(
       ORDER BY i.started_at DESC, i.id DESC"
 );
 
+/// Every incident after id ?1, in id order, ?2 at a time (`db copy`).
+pub(super) const INCIDENTS_AFTER: &str = concat!(
+    incident_select!(),
+    " WHERE i.id > ?1 ORDER BY i.id LIMIT ?2"
+);
+
 const OPEN_INCIDENT_OF: &str = "SELECT id FROM incidents WHERE monitor = ?1 AND ended_at IS NULL";
 
 const INSERT_INCIDENT: &str = "INSERT INTO incidents

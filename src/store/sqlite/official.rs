@@ -37,7 +37,7 @@ const DELETE_OLD: &str = "DELETE FROM official_incidents
      WHERE COALESCE(resolved_at, acknowledged_at) < ?1
        AND id NOT IN (SELECT official_id FROM incidents WHERE official_id IS NOT NULL)";
 
-fn decode(row: &SqliteRow) -> Result<StoredOfficialIncident, StoreError> {
+pub(super) fn decode(row: &SqliteRow) -> Result<StoredOfficialIncident, StoreError> {
     Ok(StoredOfficialIncident {
         id: row.try_get("id").map_err(read_error)?,
         provider: row.try_get("provider").map_err(read_error)?,

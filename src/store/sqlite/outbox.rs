@@ -43,6 +43,13 @@ const ENTRIES: &str = concat!(
     " FROM outbox ORDER BY id DESC LIMIT ?1"
 );
 
+/// Every entry after id ?1, in id order, ?2 at a time (`db copy`).
+pub(super) const ENTRIES_AFTER: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    " FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2"
+);
+
 const BACKLOG: &str = "
     SELECT channel,
            SUM(delivered_at IS NULL AND failed_at IS NULL) AS pending,
@@ -50,7 +57,7 @@ const BACKLOG: &str = "
            SUM(failed_at IS NOT NULL) AS failed
       FROM outbox GROUP BY channel ORDER BY channel";
 
-fn entry(row: &SqliteRow) -> Result<OutboxEntry, StoreError> {
+pub(super) fn entry(row: &SqliteRow) -> Result<OutboxEntry, StoreError> {
     let attempts: i64 = row.try_get("attempts").map_err(read_error)?;
     Ok(OutboxEntry {
         id: row.try_get("id").map_err(read_error)?,

@@ -11,10 +11,14 @@ use std::sync::LazyLock;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::rollup::{self, Counts, HISTOGRAM_SLOTS, Resolution};
-use super::{BEGIN_WRITE, MultiRow, SqliteStore, codes, dynamic_sql, read_error, statement_chunks};
+use super::{BEGIN_WRITE, MultiRow, SqliteStore, dynamic_sql, read_error, statement_chunks};
+use crate::store::codes;
+use crate::store::rollup::{
+    self, COUNTER_COLUMNS, Counts, HISTOGRAM_SLOTS, Resolution, first_bucket_within, fraction,
+    histogram_columns,
+};
 use crate::store::{
-    DailyLatency, LATENCY_BUCKETS_MS, MonitorRecord, ResultRecord, StoreError, Uptime,
+    DailyLatency, MonitorRecord, ResultRecord, StoreError, Uptime,
 };
 use crate::time::{DAY_MS, HOUR_MS, Millis};
 
@@ -45,23 +49,6 @@ const RECENT_RESULTS: &str = "SELECT at, verdict, blame, status, latency_us, ttf
      WHERE monitor_key = ?1
      ORDER BY at DESC
      LIMIT ?2";
-
-const COUNTER_COLUMNS: [&str; 5] = [
-    "total",
-    "healthy",
-    "degraded",
-    "provider_failed",
-    "other_failed",
-];
-
-/// The histogram columns, named after [`LATENCY_BUCKETS_MS`]. Deriving them keeps the two in
-/// step: change a bound without a migration and every rollup write fails loudly in the tests.
-fn histogram_columns() -> impl Iterator<Item = String> {
-    LATENCY_BUCKETS_MS
-        .iter()
-        .map(|bound| format!("le_{}", *bound as u64))
-        .chain(std::iter::once("le_inf".to_owned()))
-}
 
 /// Adds buckets' counts to their rollup rows, creating them as needed.
 static UPSERT_ROLLUPS: LazyLock<MultiRow> = LazyLock::new(|| {
@@ -130,7 +117,8 @@ const WINDOW_SUMS: &str = concat!(
     one_monitor_buckets_from!(),
 );
 
-fn decode_result(monitor: &str, row: &SqliteRow) -> Result<ResultRecord, StoreError> {
+/// Columns 0–6: at, verdict, blame, status, latency_us, ttft_us, explanation.
+pub(super) fn decode_result(monitor: &str, row: &SqliteRow) -> Result<ResultRecord, StoreError> {
     let at: Millis = row.try_get(0).map_err(read_error)?;
     let verdict_code: i64 = row.try_get(1).map_err(read_error)?;
     let blame_code: Option<i64> = row.try_get(2).map_err(read_error)?;
@@ -158,19 +146,6 @@ fn decode_result(monitor: &str, row: &SqliteRow) -> Result<ResultRecord, StoreEr
         ttft_ms: codes::us_to_ms(row.try_get(5).map_err(read_error)?),
         explanation: row.try_get(6).map_err(read_error)?,
     })
-}
-
-/// Healthy share of the results that say something about the provider.
-fn fraction(healthy: i64, provider_failed: i64) -> Option<f64> {
-    let measured = healthy + provider_failed;
-    (measured > 0).then(|| healthy as f64 / measured as f64)
-}
-
-/// The first bucket that starts inside the `span` before `now`.
-fn first_bucket_within(resolution: Resolution, now: Millis, span: Millis) -> Millis {
-    resolution
-        .bucket_start(now.saturating_sub(span))
-        .saturating_add(resolution.width())
 }
 
 impl SqliteStore {
@@ -366,18 +341,12 @@ impl SqliteStore {
             for (slot, count) in histogram.iter_mut().enumerate() {
                 *count = row.try_get(slot + 1).map_err(read_error)?;
             }
-            if let (Some(p50_ms), Some(p95_ms)) = (
-                rollup::quantile(&histogram, 0.50),
-                rollup::quantile(&histogram, 0.95),
-            ) {
+            if let Some((p50_ms, p95_ms, samples)) = rollup::percentiles(&histogram) {
                 latencies.push(DailyLatency {
                     day,
                     p50_ms,
                     p95_ms,
-                    samples: histogram
-                        .iter()
-                        .map(|c| u64::try_from(*c).unwrap_or(0))
-                        .sum(),
+                    samples,
                 });
             }
         }
