@@ -37,7 +37,6 @@ use crate::metrics::Metrics;
 use crate::monitor::health::PassiveReporter;
 use crate::monitor::service::{MonitorEvent, MonitorService, initial_health};
 use crate::probe::{ProbeError, Prober};
-use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
 use crate::web::connections::{Limits, open_file_limit, serve as serve_connections};
@@ -49,9 +48,6 @@ pub use crate::web::ReloadRequest;
 /// 5 s: a database error that stopped the monitor (a full disk, another process holding the
 /// lock) gets a moment to clear before the monitor starts again.
 const STORE_RESTART: Duration = Duration::from_secs(5);
-
-/// The SQLite file inside the data directory.
-pub const DB_FILE: &str = "isdown.db";
 
 /// Incident events buffered per subscriber; a slower subscriber sees `Lagged`, never blocks the
 /// monitor.
@@ -94,10 +90,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store under `config.serve.data` (creating it on first use).
+    /// Opens the store the config selects (`[store]`, `ISDOWN_DATABASE_URL`), by default the
+    /// SQLite file under `config.serve.data` (created on first use).
     pub async fn new(config: Config, listener: TcpListener) -> Result<Server, ServerError> {
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.serve.data.join(DB_FILE)).await?);
+        let url = config.store.url_in(&config.serve.data);
+        let store = crate::store::open(&url, &config.store.pool).await?;
         Server::with_store(config, listener, store)
     }
 
@@ -368,12 +365,13 @@ fn reload_config(running: &Config, gateway: &Gateway, reply: ReloadRequest) -> O
     }
 }
 
-/// The same file (or the catalog alone), read again; the start-up overrides of the listen
-/// address and data directory are kept, since neither can change while serving.
+/// The same file (or the catalog alone), read again; the listen address, the data directory
+/// and the store (`[store]`) in effect are kept, since none can change while serving.
 fn load_again(running: &Config) -> Result<Config, ConfigError> {
     let mut new = Config::load(running.source.as_deref())?;
     new.serve.listen = running.serve.listen;
     new.serve.data = running.serve.data.clone();
+    new.store = running.store.clone();
     Ok(new)
 }
 

@@ -5,6 +5,7 @@
 
 mod alert;
 mod check;
+mod db;
 mod demo;
 mod init;
 mod mock_provider;
@@ -41,6 +42,8 @@ pub enum Command {
     Alert(alert::AlertArgs),
     /// Write a commented isdown.toml.
     Init(init::InitArgs),
+    /// The database: `isdown db copy --from sqlite:PATH --to postgres://…`.
+    Db(db::DbArgs),
 }
 
 /// Errors that end a command; every one maps to exit code 2 (usage or config).
@@ -56,6 +59,8 @@ pub enum CliError {
     Server(#[from] crate::server::ServerError),
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
+    #[error(transparent)]
+    Copy(#[from] crate::store::copy::CopyError),
     #[error("{0}")]
     Usage(String),
     #[error("{context}: {source}")]
@@ -71,7 +76,12 @@ impl CliError {
         match self {
             CliError::Config(_) | CliError::Check(_) | CliError::Usage(_) => 2,
             CliError::Server(e) if e.is_config() => 2,
-            CliError::Store(_) | CliError::Server(_) | CliError::Demo(_) | CliError::Io { .. } => 1,
+            CliError::Copy(e) if e.is_usage() => 2,
+            CliError::Store(_)
+            | CliError::Server(_)
+            | CliError::Demo(_)
+            | CliError::Copy(_)
+            | CliError::Io { .. } => 1,
         }
     }
 }
@@ -92,6 +102,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Alert(args) => runtime.block_on(alert::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Init(args) => init::run(args),
+        Command::Db(args) => runtime.block_on(db::run(args)),
     }
 }
 

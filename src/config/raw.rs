@@ -44,6 +44,21 @@ pub struct RawConfig {
     pub alerting: RawAlerting,
     #[serde(default)]
     pub corroboration: RawCorroboration,
+    #[serde(default)]
+    pub store: RawStore,
+}
+
+/// `[store]`: where history is kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `sqlite:PATH` or `postgres://…`; `ISDOWN_DATABASE_URL` wins over it. Absent: the SQLite
+    /// file in the data directory.
+    pub url: Option<Spanned<String>>,
+    /// PostgreSQL connections one isdown process opens at most (default 10).
+    pub pool_size: Option<Count>,
+    /// How long a query waits for a free PostgreSQL connection (default 30 s).
+    pub acquire_timeout: Option<DurationValue>,
 }
 
 /// `[corroboration]`: how the sources beside the probes (official pages, the aggregator,

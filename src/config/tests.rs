@@ -461,3 +461,72 @@ fn bad_corroboration_settings_name_their_line_and_field() {
     let (_, _, message) = invalid("[providers.glm]\nstatus_url = \"status.example.com\"\n");
     assert!(message.contains("not a URL"), "{message}");
 }
+
+// === [store] and ISDOWN_DATABASE_URL ===
+
+fn store_url(config: &Config) -> String {
+    config
+        .store
+        .url_in(std::path::Path::new("data-dir"))
+        .to_string()
+}
+
+#[test]
+fn without_a_url_the_store_is_the_sqlite_file_in_the_data_directory() {
+    let config = load("").unwrap();
+    assert!(config.store.url.is_none());
+    assert_eq!(store_url(&config), "sqlite:data-dir/isdown.db");
+    assert_eq!(config.store.pool, PoolSettings::default());
+}
+
+#[test]
+fn the_file_selects_the_store_and_sizes_the_pool() {
+    let config = load(
+        "[store]\nurl = \"postgres://isdown:file-pass-Aq1@db.internal/isdown\"\n\
+         pool_size = 4\nacquire_timeout = \"5s\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        store_url(&config),
+        "postgres://isdown@db.internal:5432/isdown"
+    );
+    assert_eq!(config.store.pool.size, 4);
+    assert_eq!(config.store.pool.acquire_timeout, Duration::from_secs(5));
+    assert!(!format!("{config:?}").contains("file-pass-Aq1"));
+    let config = load("[store]\nurl = \"sqlite:/var/lib/isdown/history.db\"\n").unwrap();
+    assert_eq!(store_url(&config), "sqlite:/var/lib/isdown/history.db");
+}
+
+#[test]
+fn the_environment_wins_over_the_file() {
+    let env = |var: &str| {
+        (var == DATABASE_URL_VAR).then(|| "postgres://u:env-pass-Bz2@env-host:6000/envdb".into())
+    };
+    let text = "[store]\nurl = \"sqlite:from-file.db\"\npool_size = 3\n";
+    let config = Config::from_toml(text, "isdown.toml", &env).unwrap();
+    assert_eq!(store_url(&config), "postgres://u@env-host:6000/envdb");
+    // The rest of [store] still applies.
+    assert_eq!(config.store.pool.size, 3);
+    // An empty variable counts as unset.
+    let empty = |var: &str| (var == DATABASE_URL_VAR).then(String::new);
+    let config = Config::from_toml(text, "isdown.toml", &empty).unwrap();
+    assert_eq!(store_url(&config), "sqlite:from-file.db");
+}
+
+#[test]
+fn a_bad_store_url_is_refused_without_repeating_it() {
+    let (line, field, message) = invalid("[store]\nurl = \"mysql://root:hunter2-pass@db/x\"\n");
+    assert_eq!((line, field.as_str()), (2, "store.url"));
+    assert!(message.contains("sqlite:PATH or postgres://"), "{message}");
+    assert!(!message.contains("hunter2-pass"), "{message}");
+
+    let env = |var: &str| (var == DATABASE_URL_VAR).then(|| "postgres://u:pw-Kx8@h:notaport/d".into());
+    match Config::from_toml("", "isdown.toml", &env) {
+        Err(error @ ConfigError::Env { .. }) => {
+            let message = error.to_string();
+            assert!(message.starts_with("ISDOWN_DATABASE_URL: "), "{message}");
+            assert!(!message.contains("pw-Kx8"), "{message}");
+        }
+        other => panic!("expected Env, got {other:?}"),
+    }
+}

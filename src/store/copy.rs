@@ -10,10 +10,12 @@
 //! A row that would overwrite another row with the same id stops the copy with
 //! [`CopyError::Conflict`]: the destination holds another installation's history.
 
+use std::path::PathBuf;
+
 use thiserror::Error;
 
-use super::StoreError;
 use super::postgres::PostgresStore;
+use super::{DatabaseUrl, PoolSettings, StoreError};
 use super::postgres::import::Imported;
 use super::sqlite::SqliteStore;
 use super::transfer::StateRow;
@@ -24,6 +26,13 @@ const PAGE: u32 = 5_000;
 
 #[derive(Debug, Error)]
 pub enum CopyError {
+    #[error(
+        "db copy goes from a SQLite file to a PostgreSQL database: \
+         --from sqlite:PATH --to postgres://USER@HOST/DATABASE"
+    )]
+    Direction,
+    #[error("there is no SQLite database at {0}")]
+    NoSource(PathBuf),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
@@ -54,6 +63,35 @@ pub struct CopyReport {
 
 /// What the copy is doing, for a progress display: the table, and rows done so far in it.
 pub type Progress<'a> = &'a mut (dyn FnMut(&'static str, u64) + Send);
+
+impl CopyError {
+    /// True when the command line is at fault (exit code 2), not the databases.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, CopyError::Direction | CopyError::NoSource(_))
+    }
+}
+
+/// Opens both ends (applying each one's pending migrations, as `serve` would; the SQLite file
+/// must exist, and the PostgreSQL database too) and copies everything from `from` into `to`.
+pub async fn copy(
+    from: &DatabaseUrl,
+    to: &DatabaseUrl,
+    pool: &PoolSettings,
+    progress: Progress<'_>,
+) -> Result<CopyReport, CopyError> {
+    let (DatabaseUrl::Sqlite(path), DatabaseUrl::Postgres(url)) = (from, to) else {
+        return Err(CopyError::Direction);
+    };
+    if !path.is_file() {
+        return Err(CopyError::NoSource(path.clone()));
+    }
+    let source = SqliteStore::open(path).await?;
+    let destination = PostgresStore::open(url, pool).await?;
+    let copied = copy_history(&source, &destination, progress).await;
+    source.close().await;
+    destination.close().await;
+    copied
+}
 
 /// Copies everything `from` holds into `to`.
 pub async fn copy_history(
