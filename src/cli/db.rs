@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 
 use super::CliError;
 use crate::config::Config;
-use crate::store::copy::{self, CopyReport};
 use crate::store::DatabaseUrl;
+use crate::store::copy::{self, CopyReport};
 
 #[derive(Debug, Args)]
 pub struct DbArgs {

@@ -520,7 +520,8 @@ fn a_bad_store_url_is_refused_without_repeating_it() {
     assert!(message.contains("sqlite:PATH or postgres://"), "{message}");
     assert!(!message.contains("hunter2-pass"), "{message}");
 
-    let env = |var: &str| (var == DATABASE_URL_VAR).then(|| "postgres://u:pw-Kx8@h:notaport/d".into());
+    let env =
+        |var: &str| (var == DATABASE_URL_VAR).then(|| "postgres://u:pw-Kx8@h:notaport/d".into());
     match Config::from_toml("", "isdown.toml", &env) {
         Err(error @ ConfigError::Env { .. }) => {
             let message = error.to_string();

@@ -15,10 +15,10 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use super::postgres::PostgresStore;
-use super::{DatabaseUrl, PoolSettings, StoreError};
 use super::postgres::import::Imported;
 use super::sqlite::SqliteStore;
 use super::transfer::StateRow;
+use super::{DatabaseUrl, PoolSettings, StoreError};
 
 /// Rows read and written per page: a few MiB of results in memory, and PostgreSQL transactions
 /// short enough to leave room for other writers.
@@ -149,8 +149,10 @@ pub async fn copy_history(
     report.monitor_states = to.import_states(&states).await?;
     progress("monitor states", report.monitor_states);
     let quarantined = from.export_quarantined().await?;
-    report.quarantined_states =
-        checked("quarantined state", to.import_quarantined(&quarantined).await?)?;
+    report.quarantined_states = checked(
+        "quarantined state",
+        to.import_quarantined(&quarantined).await?,
+    )?;
     // The copied ids first, so the rows set aside now take ids after them.
     to.advance_identities().await?;
     let now = crate::time::Clock::system().now();
@@ -195,9 +197,9 @@ fn split_states(rows: Vec<StateRow>) -> (Vec<(String, String)>, Vec<StateRow>) {
     let mut states = Vec::new();
     let mut unreadable = Vec::new();
     for row in rows {
-        let json = std::str::from_utf8(&row.snapshot).ok().filter(|text| {
-            serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
-        });
+        let json = std::str::from_utf8(&row.snapshot)
+            .ok()
+            .filter(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok());
         match json {
             Some(text) => states.push((row.monitor, text.to_owned())),
             None => unreadable.push(row),

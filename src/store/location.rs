@@ -60,7 +60,9 @@ pub enum DatabaseUrlError {
     #[error("names no file after `sqlite:`; expected e.g. sqlite:/var/lib/isdown/isdown.db")]
     NoSqlitePath,
     /// The reason comes from the URL parser and never quotes the input.
-    #[error("is not a valid PostgreSQL URL ({0}); expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
+    #[error(
+        "is not a valid PostgreSQL URL ({0}); expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    )]
     NotAUrl(String),
     #[error("has a part that is not UTF-8 once percent-decoded ({0})")]
     NotUtf8(&'static str),
@@ -260,7 +262,10 @@ mod tests {
     fn sqlite_urls_name_a_file() {
         for (text, path) in [
             ("sqlite:isdown.db", "isdown.db"),
-            ("sqlite:/var/lib/isdown/isdown.db", "/var/lib/isdown/isdown.db"),
+            (
+                "sqlite:/var/lib/isdown/isdown.db",
+                "/var/lib/isdown/isdown.db",
+            ),
             ("sqlite:///var/lib/isdown.db", "/var/lib/isdown.db"),
             ("  SQLite:data/x.db ", "data/x.db"),
         ] {
@@ -277,9 +282,8 @@ mod tests {
 
     #[test]
     fn postgres_urls_show_everything_but_the_password() {
-        let url =
-            DatabaseUrl::parse("postgres://isdown:pg-pass-Xy7@db.internal:6543/monitoring")
-                .unwrap();
+        let url = DatabaseUrl::parse("postgres://isdown:pg-pass-Xy7@db.internal:6543/monitoring")
+            .unwrap();
         let shown = url.to_string();
         assert_eq!(shown, "postgres://isdown@db.internal:6543/monitoring");
         assert!(!format!("{url:?}").contains("pg-pass-Xy7"));
@@ -317,7 +321,10 @@ mod tests {
     fn bad_urls_are_refused_without_repeating_them() {
         for (text, expected) in [
             ("", DatabaseUrlError::Empty),
-            ("mysql://root:hunter22@db/x", DatabaseUrlError::UnknownScheme),
+            (
+                "mysql://root:hunter22@db/x",
+                DatabaseUrlError::UnknownScheme,
+            ),
             ("/var/lib/isdown.db", DatabaseUrlError::UnknownScheme),
             (
                 "postgres://u:hunter22@db/x?passwd=hunter22",

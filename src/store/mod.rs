@@ -26,9 +26,9 @@ pub mod transfer;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::incident::IncidentKind;

@@ -46,7 +46,11 @@ use crate::verdict::Verdict;
 /// (`sqlite::MIGRATIONS`; a test keeps the two lists aligned).
 pub(super) const MIGRATIONS: [(i64, &str, &str); 5] = [
     (1, "init", include_str!("postgres/migrations/0001_init.sql")),
-    (2, "alerts", include_str!("postgres/migrations/0002_alerts.sql")),
+    (
+        2,
+        "alerts",
+        include_str!("postgres/migrations/0002_alerts.sql"),
+    ),
     (
         3,
         "history scrub",
@@ -88,7 +92,10 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to the database `url` names (which must exist) and applies any migrations it
     /// has not seen yet. Errors name the server and database, never the password.
-    pub async fn open(url: &PostgresUrl, settings: &PoolSettings) -> Result<PostgresStore, StoreError> {
+    pub async fn open(
+        url: &PostgresUrl,
+        settings: &PoolSettings,
+    ) -> Result<PostgresStore, StoreError> {
         let open_error = |source| StoreError::Open {
             location: url.to_string(),
             source,

@@ -23,19 +23,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::SqlStr;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::SqlStr;
 
-use super::rollup::{self, Resolution};
 use super::keys::MonitorKeys;
-use super::{dynamic_sql, read_error};
+use super::rollup::{self, Resolution};
 use super::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, MonitorRecord,
     NewIncident, OfficialIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention,
     SavedState, Store, StoreError, StoredOfficialIncident, Uptime, scrub,
 };
+use super::{dynamic_sql, read_error};
 use crate::time::Millis;
 use crate::verdict::Verdict;
 

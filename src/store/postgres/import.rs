@@ -34,7 +34,10 @@ impl Imported {
     fn of(sent: impl IntoIterator<Item = i64>, written: &[i64]) -> Imported {
         Imported {
             written: written.len() as u64,
-            refused: sent.into_iter().filter(|id| !written.contains(id)).collect(),
+            refused: sent
+                .into_iter()
+                .filter(|id| !written.contains(id))
+                .collect(),
         }
     }
 }

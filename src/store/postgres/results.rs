@@ -21,7 +21,8 @@ use crate::store::rollup::{
 use crate::store::{MonitorRecord, ResultRecord, StoreError, Uptime};
 use crate::time::{DAY_MS, HOUR_MS, Millis};
 
-const PUT_MONITOR: &str = "INSERT INTO monitors (id, provider, model, probe) VALUES ($1, $2, $3, $4)
+const PUT_MONITOR: &str =
+    "INSERT INTO monitors (id, provider, model, probe) VALUES ($1, $2, $3, $4)
      ON CONFLICT (id) DO UPDATE
      SET provider = excluded.provider, model = excluded.model, probe = excluded.probe
      RETURNING key";
@@ -169,10 +170,7 @@ impl<'a> ResultColumns<'a> {
     }
 
     /// Inserts the rows; answers with the (key, at) of those that were not already stored.
-    async fn insert(
-        self,
-        conn: &mut sqlx::PgConnection,
-    ) -> Result<Vec<(i64, Millis)>, StoreError> {
+    async fn insert(self, conn: &mut sqlx::PgConnection) -> Result<Vec<(i64, Millis)>, StoreError> {
         Ok(sqlx::query_as(INSERT_RESULTS)
             .bind(self.keys)
             .bind(self.at)

@@ -74,7 +74,9 @@ impl ScratchDatabase {
             .await
             .map_err(create_error)?;
         admin
-            .execute(crate::store::dynamic_sql(format!("CREATE DATABASE \"{name}\"")))
+            .execute(crate::store::dynamic_sql(format!(
+                "CREATE DATABASE \"{name}\""
+            )))
             .await
             .map_err(create_error)?;
         let _ = admin.close().await;

@@ -8,7 +8,9 @@
 use sqlx::Row;
 
 use super::{SqliteStore, incidents, official, outbox, read_error, results};
-use crate::store::rollup::{COUNTER_COLUMNS, Counts, HISTOGRAM_SLOTS, Resolution, histogram_columns};
+use crate::store::rollup::{
+    COUNTER_COLUMNS, Counts, HISTOGRAM_SLOTS, Resolution, histogram_columns,
+};
 use crate::store::transfer::{
     AlertGroupRow, Cursor, MonitorRow, QuarantinedRow, RollupRow, StateRow,
 };

@@ -17,9 +17,7 @@ use crate::store::rollup::{
     self, COUNTER_COLUMNS, Counts, HISTOGRAM_SLOTS, Resolution, first_bucket_within, fraction,
     histogram_columns,
 };
-use crate::store::{
-    DailyLatency, MonitorRecord, ResultRecord, StoreError, Uptime,
-};
+use crate::store::{DailyLatency, MonitorRecord, ResultRecord, StoreError, Uptime};
 use crate::time::{DAY_MS, HOUR_MS, Millis};
 
 const PUT_MONITOR: &str =

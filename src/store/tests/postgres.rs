@@ -280,12 +280,12 @@ async fn stores_opening_together_migrate_once() {
 #[tokio::test]
 async fn stores_opening_one_incident_at_once_get_the_same_one() {
     let db = scratch().await;
-    let stores: Vec<PostgresStore> = futures_util::future::join_all((0..4).map(|_| open(&db))).await;
+    let stores: Vec<PostgresStore> =
+        futures_util::future::join_all((0..4).map(|_| open(&db))).await;
     for round in 0..5 {
         let incident = new_incident(&format!("m{round}"), T0);
         let ids =
-            futures_util::future::join_all(stores.iter().map(|s| s.open_incident(&incident)))
-                .await;
+            futures_util::future::join_all(stores.iter().map(|s| s.open_incident(&incident))).await;
         let ids: Vec<i64> = ids.into_iter().map(Result::unwrap).collect();
         assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     }
@@ -300,7 +300,8 @@ async fn stores_opening_one_incident_at_once_get_the_same_one() {
 #[tokio::test]
 async fn stores_writing_the_same_buckets_at_once_add_up() {
     let db = scratch().await;
-    let stores: Vec<PostgresStore> = futures_util::future::join_all((0..4).map(|_| open(&db))).await;
+    let stores: Vec<PostgresStore> =
+        futures_util::future::join_all((0..4).map(|_| open(&db))).await;
     // Each store writes its own results of the same monitors into the same minute buckets.
     let writes = stores.iter().enumerate().map(|(i, store)| async move {
         for round in 0..10i64 {

@@ -598,8 +598,7 @@ pub async fn texts_are_scrubbed_and_nul_free_on_their_way_in(store: &dyn Store) 
     // JSON keeps a NUL escaped inside its strings: only the key goes.
     let snapshot = serde_json::json!({ "last": echo, "count": 2 }).to_string();
     store.save_monitor_state("m", &snapshot).await.unwrap();
-    let [(_, SavedState::Snapshot(saved))] = &store.load_monitor_states().await.unwrap()[..]
-    else {
+    let [(_, SavedState::Snapshot(saved))] = &store.load_monitor_states().await.unwrap()[..] else {
         panic!("one readable snapshot");
     };
     let saved: serde_json::Value = serde_json::from_str(saved).unwrap();
