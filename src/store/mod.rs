@@ -17,6 +17,7 @@ mod keys;
 mod location;
 pub mod postgres;
 mod rollup;
+mod rows;
 mod scrub;
 pub mod sqlite;
 #[cfg(test)]

@@ -28,16 +28,16 @@ pub mod scratch;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Row, SqlStr};
 
 use super::keys::MonitorKeys;
-use super::rollup::{self, HISTOGRAM_SLOTS, Resolution};
+use super::rollup::{self, Resolution};
 use super::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, DayCounts, Incident, IncidentFilter,
     LatencyPoint, MonitorRecord, NewIncident, OfficialIncident, OutboxBacklog, OutboxEntry,
     PoolSettings, PostgresUrl, Pruned, ResultRecord, Retention, SavedState, SeriesStep, Store,
-    StoreError, StoredOfficialIncident, Uptime, dynamic_sql, read_error, scrub,
+    StoreError, StoredOfficialIncident, Uptime, dynamic_sql, read_error, rows, scrub,
 };
 use crate::time::Millis;
 use crate::verdict::Verdict;
@@ -414,34 +414,21 @@ fn buckets_of_one_monitor(select: &str) -> SqlStr {
     ))
 }
 
+/// Counters are INTEGER here and read as `bigint`, as every integer the store reads.
 static DAY_COUNTS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new(|| {
     buckets_of_one_monitor(
-        "r.bucket_start, r.total, r.healthy, r.degraded, r.provider_failed, r.other_failed",
+        "r.bucket_start, r.total::bigint, r.healthy::bigint, r.degraded::bigint,
+         r.provider_failed::bigint, r.other_failed::bigint",
     )
 });
 
 /// Bucket starts with their histograms, for `daily_latency` and `latency_series`.
 static BUCKET_HISTOGRAMS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new(|| {
     let columns: Vec<String> = rollup::histogram_columns()
-        .map(|c| format!("r.{c}"))
+        .map(|c| format!("r.{c}::bigint"))
         .collect();
     buckets_of_one_monitor(&format!("r.bucket_start, {}", columns.join(", ")))
 });
-
-/// A rollup counter: an INTEGER column, never negative.
-fn count_column(row: &PgRow, index: usize) -> Result<u64, StoreError> {
-    let value: i32 = row.try_get(index).map_err(read_error)?;
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative rollup count {value}")))
-}
-
-/// The histogram of a [`BUCKET_HISTOGRAMS`] row (columns 1…).
-fn histogram(row: &PgRow) -> Result<[i64; HISTOGRAM_SLOTS], StoreError> {
-    let mut histogram = [0i64; HISTOGRAM_SLOTS];
-    for (slot, count) in histogram.iter_mut().enumerate() {
-        *count = i64::from(row.try_get::<i32, _>(slot + 1).map_err(read_error)?);
-    }
-    Ok(histogram)
-}
 
 impl PostgresStore {
     /// (bucket start, percentiles) of one monitor's buckets of `resolution` in [from, to].
@@ -462,7 +449,7 @@ impl PostgresStore {
         let mut points = Vec::with_capacity(rows.len());
         for row in &rows {
             let start: Millis = row.try_get(0).map_err(read_error)?;
-            if let Some(percentiles) = rollup::percentiles(&histogram(row)?) {
+            if let Some(percentiles) = rollup::percentiles(&rows::histogram(row, 1)?) {
                 points.push((start, percentiles));
             }
         }
@@ -551,11 +538,11 @@ impl PostgresStore {
             .map(|row| {
                 Ok(DayCounts {
                     day: row.try_get(0).map_err(read_error)?,
-                    total: count_column(row, 1)?,
-                    healthy: count_column(row, 2)?,
-                    degraded: count_column(row, 3)?,
-                    provider_failed: count_column(row, 4)?,
-                    other_failed: count_column(row, 5)?,
+                    total: rows::count(row, 1)?,
+                    healthy: rows::count(row, 2)?,
+                    degraded: rows::count(row, 3)?,
+                    provider_failed: rows::count(row, 4)?,
+                    other_failed: rows::count(row, 5)?,
                 })
             })
             .collect()

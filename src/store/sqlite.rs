@@ -579,12 +579,6 @@ static BUCKET_HISTOGRAMS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new
     )))
 });
 
-fn count_column(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<u64, StoreError> {
-    use sqlx::Row;
-    let value: i64 = row.try_get(index).map_err(read_error)?;
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative rollup count {value}")))
-}
-
 impl SqliteStore {
     async fn daily_counts(
         &self,
@@ -612,11 +606,11 @@ impl SqliteStore {
             .map(|row| {
                 Ok(crate::store::DayCounts {
                     day: row.try_get(0).map_err(read_error)?,
-                    total: count_column(row, 1)?,
-                    healthy: count_column(row, 2)?,
-                    degraded: count_column(row, 3)?,
-                    provider_failed: count_column(row, 4)?,
-                    other_failed: count_column(row, 5)?,
+                    total: super::rows::count(row, 1)?,
+                    healthy: super::rows::count(row, 2)?,
+                    degraded: super::rows::count(row, 3)?,
+                    provider_failed: super::rows::count(row, 4)?,
+                    other_failed: super::rows::count(row, 5)?,
                 })
             })
             .collect()
@@ -652,10 +646,7 @@ impl SqliteStore {
         let mut points = Vec::with_capacity(rows.len());
         for row in &rows {
             let start: Millis = row.try_get(0).map_err(read_error)?;
-            let mut histogram = [0i64; rollup::HISTOGRAM_SLOTS];
-            for (slot, count) in histogram.iter_mut().enumerate() {
-                *count = row.try_get(slot + 1).map_err(read_error)?;
-            }
+            let histogram = super::rows::histogram(row, 1)?;
             if let Some((p50_ms, p95_ms, samples)) = rollup::percentiles(&histogram) {
                 points.push(crate::store::LatencyPoint {
                     start,
@@ -678,7 +669,7 @@ impl SqliteStore {
             .bind(to)
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(incidents::decode_incident).collect()
+        rows.iter().map(super::rows::incident).collect()
     }
 }
 

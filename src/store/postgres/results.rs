@@ -9,16 +9,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-
 use super::{PostgresStore, dynamic_sql, read_error, resolution_code};
-use crate::store::codes;
 use crate::store::rollup::{
     COUNTER_COLUMNS, Counts, HISTOGRAM_SLOTS, Resolution, first_bucket_within, fraction,
     histogram_columns,
 };
 use crate::store::{MonitorRecord, ResultRecord, StoreError, Uptime};
+use crate::store::{codes, rows};
 use crate::time::{DAY_MS, HOUR_MS, Millis};
 
 const PUT_MONITOR: &str =
@@ -82,7 +79,11 @@ static ADD_ROLLUPS: LazyLock<sqlx::SqlStr> = LazyLock::new(|| rollup_upsert(Roll
 static REPLACE_ROLLUPS: LazyLock<sqlx::SqlStr> =
     LazyLock::new(|| rollup_upsert(RollupWrite::Replace));
 
-const RECENT_RESULTS: &str = "SELECT at, verdict, blame, status, latency_us, ttft_us, explanation
+/// Narrow integer columns are read as `bigint`, as every integer the store reads
+/// (`store::rows`).
+const RECENT_RESULTS: &str =
+    "SELECT at, verdict::bigint, blame::bigint, status::bigint, latency_us,
+            ttft_us, explanation
      FROM results
      WHERE monitor_key = $1
      ORDER BY at DESC
@@ -97,36 +98,6 @@ const WINDOW_SUMS: &str = "SELECT
         COALESCE(SUM(provider_failed), 0)
      FROM rollups
      WHERE monitor_key = $1 AND resolution = $2 AND bucket_start BETWEEN $3 AND $4";
-
-pub(super) fn decode_result(monitor: &str, row: &PgRow) -> Result<ResultRecord, StoreError> {
-    let at: Millis = row.try_get("at").map_err(read_error)?;
-    let verdict_code: i16 = row.try_get("verdict").map_err(read_error)?;
-    let blame_code: Option<i16> = row.try_get("blame").map_err(read_error)?;
-    let status: Option<i32> = row.try_get("status").map_err(read_error)?;
-    let corrupt =
-        |what: String| StoreError::Corrupt(format!("result of {monitor} at {at}: {what}"));
-    let verdict = codes::verdict_from_code(i64::from(verdict_code))
-        .ok_or_else(|| corrupt(format!("unknown verdict code {verdict_code}")))?;
-    let blame = blame_code
-        .map(|code| {
-            codes::blame_from_code(i64::from(code))
-                .ok_or_else(|| corrupt(format!("unknown blame code {code}")))
-        })
-        .transpose()?;
-    let status = status
-        .map(|s| u16::try_from(s).map_err(|_| corrupt(format!("status {s}"))))
-        .transpose()?;
-    Ok(ResultRecord {
-        monitor_id: monitor.to_owned(),
-        at,
-        verdict,
-        blame,
-        status,
-        latency_ms: codes::us_to_ms(row.try_get("latency_us").map_err(read_error)?),
-        ttft_ms: codes::us_to_ms(row.try_get("ttft_us").map_err(read_error)?),
-        explanation: row.try_get("explanation").map_err(read_error)?,
-    })
-}
 
 /// A verdict's code in the schema's SMALLINT.
 fn verdict_code(verdict: crate::verdict::Verdict) -> i16 {
@@ -219,7 +190,9 @@ pub(super) async fn write_rollups(
     let mut keys = Vec::with_capacity(buckets.len());
     let mut resolutions = Vec::with_capacity(buckets.len());
     let mut starts = Vec::with_capacity(buckets.len());
-    let mut counters: Vec<Vec<i64>> = vec![Vec::with_capacity(buckets.len()); 5 + HISTOGRAM_SLOTS];
+    let mut counters: Vec<Vec<i64>> = (0..COUNTER_COLUMNS.len() + HISTOGRAM_SLOTS)
+        .map(|_| Vec::with_capacity(buckets.len()))
+        .collect();
     for (&(key, resolution, start), counts) in buckets {
         keys.push(key);
         resolutions.push(resolution_code(resolution));
@@ -358,7 +331,7 @@ impl PostgresStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|row| decode_result(monitor, row)).collect()
+        rows.iter().map(|row| rows::result(monitor, row)).collect()
     }
 
     /// 24 h and 7 d from hour rollups, 30 d and 90 d from day rollups, over the buckets that

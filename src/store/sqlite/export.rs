@@ -7,7 +7,7 @@
 
 use sqlx::Row;
 
-use super::{SqliteStore, incidents, official, outbox, read_error, results};
+use super::{SqliteStore, incidents, outbox, read_error};
 use crate::store::rollup::{
     COUNTER_COLUMNS, Counts, HISTOGRAM_SLOTS, Resolution, histogram_columns,
 };
@@ -49,7 +49,8 @@ const START: Cursor = Cursor([i64::MIN; 3]);
 
 impl SqliteStore {
     pub async fn export_monitors(&self) -> Result<Vec<MonitorRow>, StoreError> {
-        let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> =
+        type Row = (String, Option<String>, Option<String>, Option<String>);
+        let rows: Vec<Row> =
             sqlx::query_as("SELECT id, provider, model, probe FROM monitors ORDER BY key")
                 .fetch_all(&self.reader)
                 .await
@@ -82,7 +83,7 @@ impl SqliteStore {
         let mut next = None;
         for row in &rows {
             let monitor: String = row.try_get(7).map_err(read_error)?;
-            let record = results::decode_result(&monitor, row)?;
+            let record = crate::store::rows::result(&monitor, row)?;
             next = Some(Cursor([row.try_get(8).map_err(read_error)?, record.at, 0]));
             records.push(record);
         }
@@ -145,7 +146,7 @@ impl SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(incidents::decode_incident).collect()
+        rows.iter().map(crate::store::rows::incident).collect()
     }
 
     pub async fn export_official(&self) -> Result<Vec<StoredOfficialIncident>, StoreError> {
@@ -156,7 +157,7 @@ impl SqliteStore {
         )
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(official::decode).collect()
+        rows.iter().map(crate::store::rows::official).collect()
     }
 
     /// Every monitor's snapshot as stored, whatever it holds.
@@ -174,7 +175,8 @@ impl SqliteStore {
     }
 
     pub async fn export_quarantined(&self) -> Result<Vec<QuarantinedRow>, StoreError> {
-        let rows: Vec<(i64, String, Option<Vec<u8>>, String, i64)> = sqlx::query_as(
+        type Row = (i64, String, Option<Vec<u8>>, String, i64);
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, monitor, CAST(snapshot AS BLOB), reason, at
                FROM quarantined_state ORDER BY id",
         )
@@ -238,6 +240,6 @@ impl SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(read_error)?;
-        rows.iter().map(outbox::entry).collect()
+        rows.iter().map(crate::store::rows::outbox_entry).collect()
     }
 }
