@@ -277,6 +277,9 @@ impl Store for Frozen {
     ) -> Result<Vec<Incident>, StoreError> {
         frozen(self.0.incidents_between(from, to)).await
     }
+    fn queue(&self) -> &dyn isdown::store::QueueStore {
+        self.0.queue()
+    }
 }
 
 struct Harness {

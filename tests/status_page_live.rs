@@ -220,6 +220,9 @@ impl Store for Wedgeable {
     ) -> Result<Vec<Incident>, StoreError> {
         self.call(self.inner.incidents_between(from, to)).await
     }
+    fn queue(&self) -> &dyn isdown::store::QueueStore {
+        self.inner.queue()
+    }
 }
 
 struct Harness {

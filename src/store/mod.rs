@@ -5,7 +5,12 @@
 //! Raw results are kept for a bounded time and rolled up per minute, hour and day as they are
 //! written, so uptime and daily latency percentiles come from small rollup rows and the database
 //! stays small for years of 30-second checks. Times are Unix milliseconds (UTC) throughout.
+//!
+//! It also keeps the durable queue's files, batches and lines (`queue`): the records of the
+//! OpenAI Files and Batch API served by `crate::queue`, with each request line's state and its
+//! one result.
 
+pub mod queue;
 mod scrub;
 pub mod sqlite;
 #[cfg(test)]
@@ -18,6 +23,7 @@ use thiserror::Error;
 use crate::incident::IncidentKind;
 use crate::time::{DAY_MS, HOUR_MS, Millis};
 use crate::verdict::{Blame, Verdict};
+pub use queue::QueueStore;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -387,6 +393,9 @@ pub trait Store: Send + Sync + 'static {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Incident>, StoreError>;
+
+    /// The durable queue's part of the store (files, batches, lines).
+    fn queue(&self) -> &dyn QueueStore;
 }
 
 /// Latency histogram bucket upper bounds in milliseconds, shared by rollups and `/metrics`.

@@ -14,6 +14,7 @@ mod codes;
 mod history;
 mod incidents;
 mod outbox;
+mod queue;
 mod results;
 mod rollup;
 
@@ -70,7 +71,7 @@ const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// The migrations, in order: (version, description, SQL). Embedded so the binary needs no files
 /// beside it.
-const MIGRATIONS: [(i64, &str, &str); 4] = [
+const MIGRATIONS: [(i64, &str, &str); 5] = [
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "alerts", include_str!("migrations/0002_alerts.sql")),
     (
@@ -83,6 +84,7 @@ const MIGRATIONS: [(i64, &str, &str); 4] = [
         "state quarantine",
         include_str!("migrations/0004_state_quarantine.sql"),
     ),
+    (5, "queue", include_str!("migrations/0005_queue.sql")),
 ];
 
 /// The store. Share it behind an `Arc`; all methods take `&self`.
@@ -548,6 +550,10 @@ impl Store for SqliteStore {
         to: Millis,
     ) -> Result<Vec<Incident>, StoreError> {
         self.read_incidents_between(from, to).await
+    }
+
+    fn queue(&self) -> &dyn super::QueueStore {
+        self
     }
 }
 

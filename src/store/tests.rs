@@ -57,6 +57,16 @@ sqlite_suite!(
     daily_counts_split_each_day_by_blame,
     latency_series_reads_hour_and_day_percentiles,
     incidents_between_are_those_open_in_the_window,
+    // durable queue
+    queue_secret_is_created_once,
+    queue_uploads_are_invisible_until_complete_and_owned,
+    queue_listings_page_newest_first_after_a_cursor,
+    queue_a_line_ends_once_whatever_is_replayed,
+    queue_released_and_recovered_lines_are_claimed_again,
+    queue_claims_take_the_oldest_batch_first_and_only_running_ones,
+    queue_a_rejected_batch_keeps_its_errors_and_no_lines,
+    queue_an_ended_batch_has_its_result_files_and_frees_its_input,
+    queue_prune_removes_ended_batches_and_unread_uploads,
 );
 
 #[tokio::test]
@@ -117,7 +127,10 @@ async fn reopening_does_not_rerun_migrations() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!(
+        applied,
+        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+    );
     let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
         .fetch_one(&mut conn)
         .await

@@ -1,0 +1,1127 @@
+//! The durable queue in SQLite: uploaded files and their lines, batches, and request lines with
+//! their state and result (schema in `migrations/0005_queue.sql`).
+//!
+//! Every change of a line's state is one conditional `UPDATE` inside a write transaction, so
+//! the state machine (pending → in flight → done or failed) holds whatever runs concurrently:
+//! a result lands only on a line in flight, a claim only takes pending lines. The store decides
+//! nothing about when lines run (`queue::dispatch` does); it keeps counts in step with lines.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{BEGIN_WRITE, SqliteStore, read_error};
+use crate::store::StoreError;
+use crate::store::queue::{
+    BatchEnd, BatchRecord, BatchStatus, BatchTimes, ClaimedLine, FileDeletion, FileLine,
+    FilePurpose, FileRecord, LineError, LineOutcome, LineResponse, LineResult, ListPage, NewBatch,
+    NewFile, NewLine, PendingLines, QueuePruned, QueueStore, RequestCounts, ResultFile, ResultKind,
+    StoredResult,
+};
+use crate::time::Millis;
+
+/// Line states as stored (pending is 0 and in flight 1, written as literals in the SQL).
+const DONE: i64 = 2;
+const FAILED: i64 = 3;
+
+fn outcome_code(outcome: LineOutcome) -> i64 {
+    match outcome {
+        LineOutcome::Done => DONE,
+        LineOutcome::Failed => FAILED,
+    }
+}
+
+fn kind_state(kind: ResultKind) -> i64 {
+    match kind {
+        ResultKind::Output => DONE,
+        ResultKind::Error => FAILED,
+    }
+}
+
+/// Statuses of a batch that has not ended, as an SQL list (a macro so `concat!` can use it).
+macro_rules! open_statuses {
+    () => {
+        "('validating', 'in_progress', 'finalizing', 'cancelling')"
+    };
+}
+#[cfg(test)]
+const OPEN_STATUSES: &str = open_statuses!();
+
+macro_rules! file_columns {
+    () => {
+        "key, id, owner, filename, purpose, bytes, lines, created_at, batch_key, result_kind"
+    };
+}
+
+macro_rules! batch_columns {
+    () => {
+        "key, id, owner, input_file_key, input_file_id, endpoint, completion_window, metadata, \
+         status, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, \
+         failed_at, expired_at, cancelling_at, cancelled_at, total, completed, failed, \
+         output_file_id, error_file_id"
+    };
+}
+
+const FILE_BY_ID: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " FROM queue_files WHERE owner = ?1 AND id = ?2 AND complete = 1"
+);
+
+/// ?2: the `after` file's key (NULL: from the start); ?3: 1 for newest first; ?4: purpose or
+/// NULL; ?5: limit.
+const FILES_PAGE: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " FROM queue_files
+      WHERE owner = ?1 AND complete = 1 AND (?4 IS NULL OR purpose = ?4)
+        AND (?2 IS NULL OR (?3 = 1 AND key < ?2) OR (?3 = 0 AND key > ?2))
+      ORDER BY CASE WHEN ?3 = 1 THEN -key ELSE key END
+      LIMIT ?5"
+);
+
+const BATCH_BY_ID: &str = concat!(
+    "SELECT ",
+    batch_columns!(),
+    " FROM queue_batches WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)"
+);
+
+const BATCH_BY_KEY: &str = concat!(
+    "SELECT ",
+    batch_columns!(),
+    " FROM queue_batches WHERE key = ?1"
+);
+
+const BATCHES_PAGE: &str = concat!(
+    "SELECT ",
+    batch_columns!(),
+    " FROM queue_batches WHERE owner = ?1 AND (?2 IS NULL OR key < ?2)
+      ORDER BY key DESC LIMIT ?3"
+);
+
+const OPEN_BATCHES: &str = concat!(
+    "SELECT ",
+    batch_columns!(),
+    " FROM queue_batches WHERE status IN ",
+    open_statuses!(),
+    " ORDER BY key"
+);
+
+/// An open batch reading the file ?1.
+const FILE_USER: &str = concat!(
+    "SELECT id FROM queue_batches WHERE input_file_key = ?1 AND status IN ",
+    open_statuses!(),
+    " ORDER BY key LIMIT 1"
+);
+
+/// Complete uploads created before ?1 that no open batch reads.
+const STALE_UPLOADS: &str = concat!(
+    "SELECT key FROM queue_files f
+      WHERE complete = 1 AND batch_key IS NULL AND created_at < ?1
+        AND NOT EXISTS (SELECT 1 FROM queue_batches b
+                         WHERE b.input_file_key = f.key AND b.status IN ",
+    open_statuses!(),
+    ") ORDER BY key"
+);
+
+/// Pending lines of in-progress batches for one model, in dispatch order, with their requests.
+const CLAIMABLE: &str = "
+    SELECT l.batch_key, l.line, l.custom_id, l.dispatches, f.content
+      FROM queue_lines l
+      JOIN queue_batches b ON b.key = l.batch_key
+      JOIN queue_file_lines f ON f.file_key = b.input_file_key AND f.line = l.line
+     WHERE l.state = 0 AND l.model = ?1 AND b.status = 'in_progress'
+     ORDER BY l.batch_key, l.line
+     LIMIT ?2";
+
+const RESULTS_PAGE: &str = "
+    SELECT line, custom_id, status_code, request_id, provider, served_model, attempts, body,
+           error_code, error_message
+      FROM queue_lines
+     WHERE batch_key = ?1 AND state = ?2 AND line > ?3
+     ORDER BY line LIMIT ?4";
+
+fn count(row: &SqliteRow, column: &str) -> Result<u64, StoreError> {
+    let value: i64 = row.try_get(column).map_err(read_error)?;
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {column}: {value}")))
+}
+
+fn line_number(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
+    let value: i64 = row.try_get(column).map_err(read_error)?;
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} out of range: {value}")))
+}
+
+fn decode_file(row: &SqliteRow) -> Result<FileRecord, StoreError> {
+    let purpose: String = row.try_get("purpose").map_err(read_error)?;
+    let batch_key: Option<i64> = row.try_get("batch_key").map_err(read_error)?;
+    let kind: Option<String> = row.try_get("result_kind").map_err(read_error)?;
+    let result_of = match (batch_key, kind) {
+        (Some(batch), Some(kind)) => Some((
+            batch,
+            ResultKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown result kind {kind:?}")))?,
+        )),
+        (None, None) => None,
+        _ => return Err(StoreError::Corrupt("half a result file reference".into())),
+    };
+    Ok(FileRecord {
+        key: row.try_get("key").map_err(read_error)?,
+        id: row.try_get("id").map_err(read_error)?,
+        owner: row.try_get("owner").map_err(read_error)?,
+        filename: row.try_get("filename").map_err(read_error)?,
+        purpose: FilePurpose::parse(&purpose)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown file purpose {purpose:?}")))?,
+        bytes: count(row, "bytes")?,
+        lines: count(row, "lines")?,
+        created_at: row.try_get("created_at").map_err(read_error)?,
+        result_of,
+    })
+}
+
+fn decode_batch(row: &SqliteRow) -> Result<BatchRecord, StoreError> {
+    let status: String = row.try_get("status").map_err(read_error)?;
+    let get = |column: &str| -> Result<Option<Millis>, StoreError> {
+        row.try_get(column).map_err(read_error)
+    };
+    Ok(BatchRecord {
+        key: row.try_get("key").map_err(read_error)?,
+        id: row.try_get("id").map_err(read_error)?,
+        owner: row.try_get("owner").map_err(read_error)?,
+        input_file_key: row.try_get("input_file_key").map_err(read_error)?,
+        input_file_id: row.try_get("input_file_id").map_err(read_error)?,
+        endpoint: row.try_get("endpoint").map_err(read_error)?,
+        completion_window: row.try_get("completion_window").map_err(read_error)?,
+        metadata: row.try_get("metadata").map_err(read_error)?,
+        status: BatchStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown batch status {status:?}")))?,
+        errors: row.try_get("errors").map_err(read_error)?,
+        times: BatchTimes {
+            created_at: row.try_get("created_at").map_err(read_error)?,
+            in_progress_at: get("in_progress_at")?,
+            expires_at: row.try_get("expires_at").map_err(read_error)?,
+            finalizing_at: get("finalizing_at")?,
+            completed_at: get("completed_at")?,
+            failed_at: get("failed_at")?,
+            expired_at: get("expired_at")?,
+            cancelling_at: get("cancelling_at")?,
+            cancelled_at: get("cancelled_at")?,
+        },
+        counts: RequestCounts {
+            total: count(row, "total")?,
+            completed: count(row, "completed")?,
+            failed: count(row, "failed")?,
+        },
+        output_file_id: row.try_get("output_file_id").map_err(read_error)?,
+        error_file_id: row.try_get("error_file_id").map_err(read_error)?,
+    })
+}
+
+fn decode_result(row: &SqliteRow) -> Result<StoredResult, StoreError> {
+    let status: Option<i64> = row.try_get("status_code").map_err(read_error)?;
+    let response = match status {
+        Some(status) => {
+            let attempts: Option<i64> = row.try_get("attempts").map_err(read_error)?;
+            Some(LineResponse {
+                status_code: u16::try_from(status)
+                    .map_err(|_| StoreError::Corrupt(format!("status code {status}")))?,
+                request_id: row
+                    .try_get::<Option<String>, _>("request_id")
+                    .map_err(read_error)?
+                    .unwrap_or_default(),
+                provider: row.try_get("provider").map_err(read_error)?,
+                model: row.try_get("served_model").map_err(read_error)?,
+                attempts: attempts.and_then(|a| u32::try_from(a).ok()),
+                body: row
+                    .try_get::<Option<Vec<u8>>, _>("body")
+                    .map_err(read_error)?
+                    .unwrap_or_default(),
+            })
+        }
+        None => None,
+    };
+    let code: Option<String> = row.try_get("error_code").map_err(read_error)?;
+    let error = match code {
+        Some(code) => Some(LineError {
+            code,
+            message: row
+                .try_get::<Option<String>, _>("error_message")
+                .map_err(read_error)?
+                .unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(StoredResult {
+        line: line_number(row, "line")?,
+        custom_id: row.try_get("custom_id").map_err(read_error)?,
+        response,
+        error,
+    })
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl SqliteStore {
+    pub(super) async fn read_or_put_queue_secret(
+        &self,
+        fresh: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        sqlx::query("INSERT INTO queue_secret (id, secret) VALUES (1, ?1) ON CONFLICT DO NOTHING")
+            .bind(fresh)
+            .execute(&mut *tx)
+            .await?;
+        let secret: Vec<u8> = sqlx::query_scalar("SELECT secret FROM queue_secret WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(read_error)?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    pub(super) async fn insert_queue_file(&self, file: &NewFile) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO queue_files (id, owner, filename, purpose, created_at, complete)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0) RETURNING key",
+        )
+        .bind(&file.id)
+        .bind(&file.owner)
+        .bind(&file.filename)
+        .bind(file.purpose.as_str())
+        .bind(file.created_at)
+        .fetch_one(&self.writer)
+        .await?)
+    }
+
+    pub(super) async fn append_queue_file_lines(
+        &self,
+        file_key: i64,
+        lines: &[FileLine],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        for line in lines {
+            sqlx::query(
+                "INSERT INTO queue_file_lines (file_key, line, content) VALUES (?1, ?2, ?3)",
+            )
+            .bind(file_key)
+            .bind(i64::from(line.line))
+            .bind(&line.content)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn complete_queue_file(
+        &self,
+        file_key: i64,
+        bytes: u64,
+        lines: u64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE queue_files SET complete = 1, bytes = ?2, lines = ?3 WHERE key = ?1",
+        )
+        .bind(file_key)
+        .bind(to_i64(bytes))
+        .bind(to_i64(lines))
+        .execute(&self.writer)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Db(sqlx::Error::RowNotFound));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn discard_queue_file(&self, file_key: i64) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        sqlx::query("DELETE FROM queue_file_lines WHERE file_key = ?1")
+            .bind(file_key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM queue_files WHERE key = ?1 AND complete = 0")
+            .bind(file_key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn read_queue_file(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<FileRecord>, StoreError> {
+        let row = sqlx::query(FILE_BY_ID)
+            .bind(owner)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(read_error)?;
+        row.as_ref().map(decode_file).transpose()
+    }
+
+    pub(super) async fn list_queue_files(
+        &self,
+        owner: &str,
+        page: &ListPage,
+    ) -> Result<Vec<FileRecord>, StoreError> {
+        let after: Option<i64> = match &page.after {
+            Some(id) => {
+                sqlx::query_scalar("SELECT key FROM queue_files WHERE owner = ?1 AND id = ?2")
+                    .bind(owner)
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await
+                    .map_err(read_error)?
+                    // An unknown cursor starts past every file: an empty page, not the first one.
+                    .or(Some(if page.newest_first {
+                        i64::MIN
+                    } else {
+                        i64::MAX
+                    }))
+            }
+            None => None,
+        };
+        let rows = sqlx::query(FILES_PAGE)
+            .bind(owner)
+            .bind(after)
+            .bind(i64::from(page.newest_first))
+            .bind(page.purpose.map(FilePurpose::as_str))
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(read_error)?;
+        rows.iter().map(decode_file).collect()
+    }
+
+    pub(super) async fn delete_queue_file(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<FileDeletion, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let key: Option<i64> = sqlx::query_scalar(
+            "SELECT key FROM queue_files WHERE owner = ?1 AND id = ?2 AND complete = 1",
+        )
+        .bind(owner)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(key) = key else {
+            return Ok(FileDeletion::NotFound);
+        };
+        let user: Option<String> = sqlx::query_scalar(FILE_USER)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(batch) = user {
+            return Ok(FileDeletion::InUse { batch });
+        }
+        sqlx::query("DELETE FROM queue_file_lines WHERE file_key = ?1")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM queue_files WHERE key = ?1")
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(FileDeletion::Deleted)
+    }
+
+    pub(super) async fn read_queue_file_lines(
+        &self,
+        file_key: i64,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<FileLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT line, content FROM queue_file_lines WHERE file_key = ?1 AND line > ?2
+             ORDER BY line LIMIT ?3",
+        )
+        .bind(file_key)
+        .bind(i64::from(after))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(FileLine {
+                    line: line_number(row, "line")?,
+                    content: row.try_get("content").map_err(read_error)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn insert_queue_batch(&self, batch: &NewBatch) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO queue_batches (id, owner, input_file_key, input_file_id, endpoint,
+                                        completion_window, metadata, status, created_at,
+                                        expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'validating', ?8, ?9) RETURNING key",
+        )
+        .bind(&batch.id)
+        .bind(&batch.owner)
+        .bind(batch.input_file_key)
+        .bind(&batch.input_file_id)
+        .bind(&batch.endpoint)
+        .bind(&batch.completion_window)
+        .bind(&batch.metadata)
+        .bind(batch.created_at)
+        .bind(batch.expires_at)
+        .fetch_one(&self.writer)
+        .await?)
+    }
+
+    pub(super) async fn read_queue_batch(
+        &self,
+        owner: Option<&str>,
+        id: &str,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        let row = sqlx::query(BATCH_BY_ID)
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(read_error)?;
+        row.as_ref().map(decode_batch).transpose()
+    }
+
+    pub(super) async fn list_queue_batches(
+        &self,
+        owner: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<BatchRecord>, StoreError> {
+        let after: Option<i64> = match after {
+            Some(id) => Some(
+                sqlx::query_scalar("SELECT key FROM queue_batches WHERE owner = ?1 AND id = ?2")
+                    .bind(owner)
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await
+                    .map_err(read_error)?
+                    .unwrap_or(i64::MIN),
+            ),
+            None => None,
+        };
+        let rows = sqlx::query(BATCHES_PAGE)
+            .bind(owner)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(read_error)?;
+        rows.iter().map(decode_batch).collect()
+    }
+
+    pub(super) async fn read_open_queue_batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
+        let rows = sqlx::query(OPEN_BATCHES)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(read_error)?;
+        rows.iter().map(decode_batch).collect()
+    }
+
+    pub(super) async fn insert_queue_lines(
+        &self,
+        batch_key: i64,
+        lines: &[NewLine],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM queue_batches WHERE key = ?1")
+                .bind(batch_key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if status.as_deref() != Some(BatchStatus::Validating.as_str()) {
+            return Err(StoreError::Db(sqlx::Error::RowNotFound));
+        }
+        for line in lines {
+            sqlx::query(
+                "INSERT INTO queue_lines (batch_key, line, custom_id, model, state)
+                 VALUES (?1, ?2, ?3, ?4, 0)",
+            )
+            .bind(batch_key)
+            .bind(i64::from(line.line))
+            .bind(&line.custom_id)
+            .bind(&line.model)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn start_queue_batch(
+        &self,
+        batch_key: i64,
+        at: Millis,
+    ) -> Result<bool, StoreError> {
+        let started = sqlx::query(
+            "UPDATE queue_batches
+                SET status = 'in_progress', in_progress_at = ?2,
+                    total = (SELECT COUNT(*) FROM queue_lines WHERE batch_key = ?1)
+              WHERE key = ?1 AND status = 'validating'",
+        )
+        .bind(batch_key)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
+        Ok(started.rows_affected() == 1)
+    }
+
+    pub(super) async fn reject_queue_batch(
+        &self,
+        batch_key: i64,
+        errors: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        sqlx::query("DELETE FROM queue_lines WHERE batch_key = ?1")
+            .bind(batch_key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE queue_batches SET status = 'failed', errors = ?2, failed_at = ?3, total = 0
+              WHERE key = ?1 AND status IN ('validating', 'cancelling')",
+        )
+        .bind(batch_key)
+        .bind(errors)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn cancel_queue_batch(
+        &self,
+        owner: &str,
+        id: &str,
+        at: Millis,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(
+            "UPDATE queue_batches SET status = 'cancelling', cancelling_at = ?3
+              WHERE owner = ?1 AND id = ?2 AND status IN ('validating', 'in_progress')",
+        )
+        .bind(owner)
+        .bind(id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(BATCH_BY_ID)
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(read_error)?;
+        tx.commit().await?;
+        row.as_ref().map(decode_batch).transpose()
+    }
+
+    pub(super) async fn close_queue_lines(
+        &self,
+        batch_key: i64,
+        error: &LineError,
+        at: Millis,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let closed = sqlx::query(
+            "UPDATE queue_lines SET state = 3, finished_at = ?2, error_code = ?3,
+                                    error_message = ?4
+              WHERE batch_key = ?1 AND state = 0",
+        )
+        .bind(batch_key)
+        .bind(at)
+        .bind(&error.code)
+        .bind(&error.message)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE queue_batches SET failed = failed + ?2 WHERE key = ?1")
+            .bind(batch_key)
+            .bind(to_i64(closed))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(closed)
+    }
+
+    pub(super) async fn finish_queue_batch(
+        &self,
+        batch_key: i64,
+        end: BatchEnd,
+        at: Millis,
+        files: &[ResultFile],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let row = sqlx::query(BATCH_BY_KEY)
+            .bind(batch_key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(read_error)?;
+        let Some(batch) = row.as_ref().map(decode_batch).transpose()? else {
+            return Ok(false);
+        };
+        if batch.status.is_final() {
+            return Ok(false);
+        }
+        let file_of = |kind: ResultKind| files.iter().find(|f| f.kind == kind);
+        for file in files {
+            sqlx::query(
+                "INSERT INTO queue_files (id, owner, filename, purpose, bytes, lines, created_at,
+                                          complete, batch_key, result_kind)
+                 VALUES (?1, ?2, ?3, 'batch_output', ?4, ?5, ?6, 1, ?7, ?8)",
+            )
+            .bind(&file.id)
+            .bind(&batch.owner)
+            .bind(format!("{}_{}.jsonl", batch.id, file.kind.as_str()))
+            .bind(to_i64(file.bytes))
+            .bind(to_i64(file.lines))
+            .bind(at)
+            .bind(batch_key)
+            .bind(file.kind.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The end's own timestamp column is chosen from a fixed list, never from input.
+        let end_column = match end {
+            BatchEnd::Completed => "completed_at",
+            BatchEnd::Expired => "expired_at",
+            BatchEnd::Cancelled => "cancelled_at",
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE queue_batches
+                SET status = ?2, finalizing_at = COALESCE(finalizing_at, ?3), {end_column} = ?3,
+                    output_file_id = ?4, error_file_id = ?5
+              WHERE key = ?1"
+        )))
+        .bind(batch_key)
+        .bind(end.status().as_str())
+        .bind(at)
+        .bind(file_of(ResultKind::Output).map(|f| f.id.as_str()))
+        .bind(file_of(ResultKind::Error).map(|f| f.id.as_str()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn claim_queue_lines(
+        &self,
+        model: &str,
+        limit: u32,
+    ) -> Result<Vec<ClaimedLine>, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let rows = sqlx::query(CLAIMABLE)
+            .bind(model)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(read_error)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let batch_key: i64 = row.try_get("batch_key").map_err(read_error)?;
+            let line = line_number(row, "line")?;
+            sqlx::query(
+                "UPDATE queue_lines SET state = 1, dispatches = dispatches + 1
+                  WHERE batch_key = ?1 AND line = ?2",
+            )
+            .bind(batch_key)
+            .bind(i64::from(line))
+            .execute(&mut *tx)
+            .await?;
+            let dispatches: i64 = row.try_get("dispatches").map_err(read_error)?;
+            claimed.push(ClaimedLine {
+                batch_key,
+                line,
+                custom_id: row.try_get("custom_id").map_err(read_error)?,
+                request: row.try_get("content").map_err(read_error)?,
+                dispatches: u32::try_from(dispatches.saturating_add(1)).unwrap_or(u32::MAX),
+            });
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    pub(super) async fn record_queue_results(
+        &self,
+        results: &[LineResult],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        // (batch key, completed, failed) written, folded into each batch's counts at the end.
+        let mut counts: Vec<(i64, i64, i64)> = Vec::new();
+        let mut written = 0;
+        for result in results {
+            let response = result.response.as_ref();
+            let error = result.error.as_ref();
+            let applied = sqlx::query(
+                "UPDATE queue_lines
+                    SET state = ?3, finished_at = ?4, status_code = ?5, request_id = ?6,
+                        provider = ?7, served_model = ?8, attempts = ?9, body = ?10,
+                        error_code = ?11, error_message = ?12
+                  WHERE batch_key = ?1 AND line = ?2 AND state = 1",
+            )
+            .bind(result.batch_key)
+            .bind(i64::from(result.line))
+            .bind(outcome_code(result.outcome))
+            .bind(result.finished_at)
+            .bind(response.map(|r| i64::from(r.status_code)))
+            .bind(response.map(|r| r.request_id.as_str()))
+            .bind(response.and_then(|r| r.provider.as_deref()))
+            .bind(response.and_then(|r| r.model.as_deref()))
+            .bind(response.and_then(|r| r.attempts).map(i64::from))
+            .bind(response.map(|r| r.body.as_slice()))
+            .bind(error.map(|e| e.code.as_str()))
+            .bind(error.map(|e| e.message.as_str()))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if applied == 0 {
+                continue;
+            }
+            written += 1;
+            let (done, failed) = match result.outcome {
+                LineOutcome::Done => (1, 0),
+                LineOutcome::Failed => (0, 1),
+            };
+            match counts
+                .iter_mut()
+                .find(|(key, _, _)| *key == result.batch_key)
+            {
+                Some(entry) => {
+                    entry.1 += done;
+                    entry.2 += failed;
+                }
+                None => counts.push((result.batch_key, done, failed)),
+            }
+        }
+        for (key, done, failed) in counts {
+            sqlx::query(
+                "UPDATE queue_batches SET completed = completed + ?2, failed = failed + ?3
+                  WHERE key = ?1",
+            )
+            .bind(key)
+            .bind(done)
+            .bind(failed)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    pub(super) async fn release_queue_lines(&self, lines: &[(i64, u32)]) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        for (batch_key, line) in lines {
+            sqlx::query(
+                "UPDATE queue_lines SET state = 0 WHERE batch_key = ?1 AND line = ?2 AND state = 1",
+            )
+            .bind(batch_key)
+            .bind(i64::from(*line))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn recover_queue(&self) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let back = sqlx::query("UPDATE queue_lines SET state = 0 WHERE state = 1")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "DELETE FROM queue_file_lines
+              WHERE file_key IN (SELECT key FROM queue_files WHERE complete = 0)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM queue_files WHERE complete = 0")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(back)
+    }
+
+    pub(super) async fn read_queue_pending(&self) -> Result<Vec<PendingLines>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT model, COUNT(*) AS pending FROM queue_lines WHERE state = 0
+              GROUP BY model ORDER BY model",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingLines {
+                    model: row.try_get("model").map_err(read_error)?,
+                    pending: count(row, "pending")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn read_queue_results(
+        &self,
+        batch_key: i64,
+        kind: ResultKind,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<StoredResult>, StoreError> {
+        let rows = sqlx::query(RESULTS_PAGE)
+            .bind(batch_key)
+            .bind(kind_state(kind))
+            .bind(i64::from(after))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(read_error)?;
+        rows.iter().map(decode_result).collect()
+    }
+
+    pub(super) async fn prune_queue(&self, before: Millis) -> Result<QueuePruned, StoreError> {
+        let mut pruned = QueuePruned::default();
+        let ended: Vec<i64> = sqlx::query_scalar(
+            "SELECT key FROM queue_batches
+              WHERE status IN ('failed', 'completed', 'expired', 'cancelled')
+                AND COALESCE(completed_at, expired_at, cancelled_at, failed_at) < ?1
+              ORDER BY key",
+        )
+        .bind(before)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(read_error)?;
+        // One transaction per batch: a batch's lines may be many, and writers must not wait long.
+        for key in ended {
+            let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+            sqlx::query("DELETE FROM queue_lines WHERE batch_key = ?1")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            pruned.files += sqlx::query("DELETE FROM queue_files WHERE batch_key = ?1")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            pruned.batches += sqlx::query("DELETE FROM queue_batches WHERE key = ?1")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+        }
+        let stale: Vec<i64> = sqlx::query_scalar(STALE_UPLOADS)
+            .bind(before)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(read_error)?;
+        for key in stale {
+            let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+            sqlx::query("DELETE FROM queue_file_lines WHERE file_key = ?1")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            pruned.files += sqlx::query("DELETE FROM queue_files WHERE key = ?1")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+        }
+        Ok(pruned)
+    }
+}
+
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn queue_secret(&self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.read_or_put_queue_secret(fresh).await
+    }
+
+    async fn queue_file_begin(&self, file: &NewFile) -> Result<i64, StoreError> {
+        self.insert_queue_file(file).await
+    }
+
+    async fn queue_file_append(&self, file_key: i64, lines: &[FileLine]) -> Result<(), StoreError> {
+        self.append_queue_file_lines(file_key, lines).await
+    }
+
+    /// An unknown key is `RowNotFound`.
+    async fn queue_file_complete(
+        &self,
+        file_key: i64,
+        bytes: u64,
+        lines: u64,
+    ) -> Result<(), StoreError> {
+        self.complete_queue_file(file_key, bytes, lines).await
+    }
+
+    async fn queue_file_discard(&self, file_key: i64) -> Result<(), StoreError> {
+        self.discard_queue_file(file_key).await
+    }
+
+    async fn queue_file(&self, owner: &str, id: &str) -> Result<Option<FileRecord>, StoreError> {
+        self.read_queue_file(owner, id).await
+    }
+
+    /// An `after` id that is not one of the owner's files gives an empty page.
+    async fn queue_files(
+        &self,
+        owner: &str,
+        page: &ListPage,
+    ) -> Result<Vec<FileRecord>, StoreError> {
+        self.list_queue_files(owner, page).await
+    }
+
+    async fn queue_file_delete(&self, owner: &str, id: &str) -> Result<FileDeletion, StoreError> {
+        self.delete_queue_file(owner, id).await
+    }
+
+    async fn queue_file_lines(
+        &self,
+        file_key: i64,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<FileLine>, StoreError> {
+        self.read_queue_file_lines(file_key, after, limit).await
+    }
+
+    async fn queue_batch_create(&self, batch: &NewBatch) -> Result<i64, StoreError> {
+        self.insert_queue_batch(batch).await
+    }
+
+    async fn queue_batch(
+        &self,
+        owner: Option<&str>,
+        id: &str,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        self.read_queue_batch(owner, id).await
+    }
+
+    /// An `after` id that is not one of the owner's batches gives an empty page.
+    async fn queue_batches(
+        &self,
+        owner: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<BatchRecord>, StoreError> {
+        self.list_queue_batches(owner, after, limit).await
+    }
+
+    async fn queue_open_batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
+        self.read_open_queue_batches().await
+    }
+
+    /// A batch that is not validating takes no lines (`RowNotFound`).
+    async fn queue_lines_add(&self, batch_key: i64, lines: &[NewLine]) -> Result<(), StoreError> {
+        self.insert_queue_lines(batch_key, lines).await
+    }
+
+    async fn queue_batch_start(&self, batch_key: i64, at: Millis) -> Result<bool, StoreError> {
+        self.start_queue_batch(batch_key, at).await
+    }
+
+    async fn queue_batch_reject(
+        &self,
+        batch_key: i64,
+        errors: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.reject_queue_batch(batch_key, &crate::secret::scrub_json_text(errors), at)
+            .await
+    }
+
+    async fn queue_batch_cancel(
+        &self,
+        owner: &str,
+        id: &str,
+        at: Millis,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        self.cancel_queue_batch(owner, id, at).await
+    }
+
+    async fn queue_lines_close(
+        &self,
+        batch_key: i64,
+        error: &LineError,
+        at: Millis,
+    ) -> Result<u64, StoreError> {
+        self.close_queue_lines(batch_key, &crate::store::scrub::line_error(error), at)
+            .await
+    }
+
+    async fn queue_batch_finish(
+        &self,
+        batch_key: i64,
+        end: BatchEnd,
+        at: Millis,
+        files: &[ResultFile],
+    ) -> Result<bool, StoreError> {
+        self.finish_queue_batch(batch_key, end, at, files).await
+    }
+
+    async fn queue_claim(&self, model: &str, limit: u32) -> Result<Vec<ClaimedLine>, StoreError> {
+        self.claim_queue_lines(model, limit).await
+    }
+
+    async fn queue_record(&self, results: &[LineResult]) -> Result<u64, StoreError> {
+        self.record_queue_results(&crate::store::scrub::line_results(results))
+            .await
+    }
+
+    async fn queue_release(&self, lines: &[(i64, u32)]) -> Result<(), StoreError> {
+        self.release_queue_lines(lines).await
+    }
+
+    async fn queue_recover(&self) -> Result<u64, StoreError> {
+        self.recover_queue().await
+    }
+
+    async fn queue_pending(&self) -> Result<Vec<PendingLines>, StoreError> {
+        self.read_queue_pending().await
+    }
+
+    async fn queue_results(
+        &self,
+        batch_key: i64,
+        kind: ResultKind,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<StoredResult>, StoreError> {
+        self.read_queue_results(batch_key, kind, after, limit).await
+    }
+
+    async fn queue_prune(&self, before: Millis) -> Result<QueuePruned, StoreError> {
+        self.prune_queue(before).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips_and_open_ones_are_listed() {
+        for status in BatchStatus::ALL {
+            assert_eq!(BatchStatus::parse(status.as_str()), Some(status));
+            assert_eq!(
+                OPEN_STATUSES.contains(&format!("'{}'", status.as_str())),
+                !status.is_final(),
+                "{status:?}"
+            );
+        }
+        assert_eq!(kind_state(ResultKind::Output), DONE);
+        assert_eq!(kind_state(ResultKind::Error), FAILED);
+    }
+}
