@@ -10,8 +10,9 @@
 //!   (the four probe kinds and their timings);
 //! - state: `store` (the `Store` trait and SQLite), `metrics` (the Prometheus registry);
 //! - engines: `monitor` (scheduler, state machines, incidents, health view), `alert` (rules,
-//!   outbox, channels), `gateway` (the failover gateway), `web` (status page, APIs, the
-//!   listener's connection handling), `check` (one-shot diagnosis);
+//!   outbox, channels), `gateway` (the failover gateway), `queue` (the durable queue behind the
+//!   OpenAI Batch API, run through the gateway), `web` (status page, APIs, the listener's
+//!   connection handling), `check` (one-shot diagnosis);
 //! - assembly: `config` (isdown.toml and the embedded catalog into each engine's typed settings),
 //!   `server` (`isdown serve` as a library), `mock` (the scripted mock provider), `cli` (one file
 //!   per subcommand).
@@ -28,6 +29,7 @@ pub mod mock;
 pub mod monitor;
 pub mod probe;
 pub mod provider;
+pub mod queue;
 pub mod secret;
 pub mod server;
 pub mod sse;

@@ -7,6 +7,7 @@
 //! value that could be a key.
 
 pub mod gateway;
+mod queue;
 pub mod raw;
 
 use std::collections::BTreeMap;
@@ -131,6 +132,8 @@ pub struct Config {
     pub web: WebSettings,
     /// `[[routes]]` and `[gateway]`.
     pub gateway: GatewaySettings,
+    /// `[queue]`: the durable queue's pacing.
+    pub queue: crate::queue::settings::QueueSettings,
     /// Where it came from, if from a file.
     pub source: Option<PathBuf>,
 }
@@ -221,6 +224,7 @@ impl Config {
             &gateway::Source { text, file },
             env,
         )?;
+        let queue = queue::queue_settings(raw.queue, &gateway, &providers, text, file)?;
         let monitor = monitor_settings(&raw.monitor);
         let monitors = monitor_specs(&raw.monitors, &raw.monitor, &providers, text, file)?;
         let defaults = Retention::default();
@@ -267,6 +271,7 @@ impl Config {
             alerting,
             web,
             gateway,
+            queue,
             providers,
             check: CheckSettings {
                 witnesses,

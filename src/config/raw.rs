@@ -42,6 +42,29 @@ pub struct RawConfig {
     pub gateway: RawGateway,
     #[serde(default)]
     pub alerting: RawAlerting,
+    #[serde(default)]
+    pub queue: RawQueue,
+}
+
+/// `[queue]`: pacing of the durable queue's batch lines.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    /// Batch lines in flight to one provider at most (default 16).
+    pub concurrency_per_provider: Option<Count>,
+    /// Batch lines started per minute per provider at most (default: no limit of our own).
+    pub requests_per_minute: Option<Count>,
+    /// `[queue.providers.ID]`: the same two limits for one provider.
+    #[serde(default)]
+    pub providers: BTreeMap<String, Spanned<RawQueueProvider>>,
+}
+
+/// `[queue.providers.ID]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueueProvider {
+    pub concurrency: Option<Count>,
+    pub requests_per_minute: Option<Count>,
 }
 
 /// `[[routes]]`: a model alias (exact, or a glob with `*`) and the targets tried in order.

@@ -8,7 +8,9 @@
 //! counters), the decisions and their waits (`decision`, with the shared `crate::backoff`), one
 //! upstream attempt (`upstream`), opt-in hedging of non-streaming requests (`hedge`), off-path
 //! recovery tests of failing targets (`recovery`), the streaming relay (`relay`), metrics and
-//! passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`).
+//! passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`). For work that
+//! can wait (the durable queue) it offers one read of its state, `readiness`, and runs the
+//! queue's lines through its own router, marked `auth::InProcess` instead of a client key.
 //! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
 //! monitor's open incidents from [`Health`] about once a second and reports every attempt, every
 //! skipped failing target and every recovery test through [`PassiveReporter`].
@@ -22,13 +24,14 @@
 //! and never collected, one pooled HTTP client serves every upstream, no lock is held across an
 //! `.await`, and successful attempts log at debug level only.
 
-mod auth;
+pub mod auth;
 pub mod breaker;
 pub mod decision;
 pub mod error;
 pub mod estimate;
 pub mod fixes;
 mod hedge;
+pub mod readiness;
 mod recovery;
 mod relay;
 pub mod route;
@@ -40,13 +43,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -205,10 +208,18 @@ impl Gateway {
 
 async fn chat_completions(
     State(gateway): State<Gateway>,
+    in_process: Option<Extension<auth::InProcess>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let inner = &gateway.inner;
+    // The queue's own requests carry the in-process marker instead of a client key.
+    if in_process.is_none()
+        && let Err(e) = inner.auth.check(&headers, auth::Body::Json)
+    {
+        inner.outcomes.count(RequestOutcome::Rejected);
+        return e.into_response();
+    }
     match inner.chat(&gateway, &headers, body).await {
         Ok(response) => response,
         Err((error, outcome)) => {
@@ -301,9 +312,6 @@ impl Inner {
         body: Body,
     ) -> Result<Response, Refusal> {
         let started = Instant::now();
-        self.auth
-            .check(headers, auth::Body::Json)
-            .map_err(rejected)?;
         let deadline = started + self.budget(headers).map_err(rejected)?;
         let bytes = self.read_body(headers, body).await.map_err(rejected)?;
         let mut request: Map<String, Value> = serde_json::from_slice(&bytes)

@@ -80,7 +80,15 @@ pub struct FileRecord {
     pub lines: u64,
     pub created_at: Millis,
     /// For a result file: its batch and which of the two files it is.
-    pub result_of: Option<(i64, ResultKind)>,
+    pub result_of: Option<ResultOf>,
+}
+
+/// The batch a result file belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultOf {
+    pub batch_key: i64,
+    pub batch_id: String,
+    pub kind: ResultKind,
 }
 
 /// One non-blank line of an uploaded file, with its 1-based line number in the file.
@@ -416,7 +424,8 @@ pub trait QueueStore: Send + Sync {
     /// first.
     async fn queue_open_batches(&self) -> Result<Vec<BatchRecord>, StoreError>;
 
-    /// Adds valid request lines (pending) to a batch that is validating.
+    /// Adds valid request lines (pending) to a batch that is validating; a line already added
+    /// (a validation restarted after a crash) is left as it is.
     async fn queue_lines_add(&self, batch_key: i64, lines: &[NewLine]) -> Result<(), StoreError>;
 
     /// Validation passed: `validating` → `in_progress` with `total` set to its lines. False (and
@@ -449,7 +458,8 @@ pub trait QueueStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 
     /// Ends a batch that is not final: its status, `finalizing_at` and the end's own time, and
-    /// its result files, all at once. False (nothing changed) when it had already ended.
+    /// its result files, all at once (a batch that never started loses the lines its validation
+    /// had added). False (nothing changed) when it had already ended.
     async fn queue_batch_finish(
         &self,
         batch_key: i64,

@@ -16,7 +16,7 @@ use crate::store::queue::{
     BatchEnd, BatchRecord, BatchStatus, BatchTimes, ClaimedLine, FileDeletion, FileLine,
     FilePurpose, FileRecord, LineError, LineOutcome, LineResponse, LineResult, ListPage, NewBatch,
     NewFile, NewLine, PendingLines, QueuePruned, QueueStore, RequestCounts, ResultFile, ResultKind,
-    StoredResult,
+    ResultOf, StoredResult,
 };
 use crate::time::Millis;
 
@@ -47,9 +47,11 @@ macro_rules! open_statuses {
 #[cfg(test)]
 const OPEN_STATUSES: &str = open_statuses!();
 
+/// Columns of `queue_files f`, with the id of a result file's batch (`queue_batches b`).
 macro_rules! file_columns {
     () => {
-        "key, id, owner, filename, purpose, bytes, lines, created_at, batch_key, result_kind"
+        "f.key, f.id, f.owner, f.filename, f.purpose, f.bytes, f.lines, f.created_at, \
+         f.batch_key, f.result_kind, b.id AS batch_id"
     };
 }
 
@@ -65,7 +67,8 @@ macro_rules! batch_columns {
 const FILE_BY_ID: &str = concat!(
     "SELECT ",
     file_columns!(),
-    " FROM queue_files WHERE owner = ?1 AND id = ?2 AND complete = 1"
+    " FROM queue_files f LEFT JOIN queue_batches b ON b.key = f.batch_key
+      WHERE f.owner = ?1 AND f.id = ?2 AND f.complete = 1"
 );
 
 /// ?2: the `after` file's key (NULL: from the start); ?3: 1 for newest first; ?4: purpose or
@@ -73,10 +76,10 @@ const FILE_BY_ID: &str = concat!(
 const FILES_PAGE: &str = concat!(
     "SELECT ",
     file_columns!(),
-    " FROM queue_files
-      WHERE owner = ?1 AND complete = 1 AND (?4 IS NULL OR purpose = ?4)
-        AND (?2 IS NULL OR (?3 = 1 AND key < ?2) OR (?3 = 0 AND key > ?2))
-      ORDER BY CASE WHEN ?3 = 1 THEN -key ELSE key END
+    " FROM queue_files f LEFT JOIN queue_batches b ON b.key = f.batch_key
+      WHERE f.owner = ?1 AND f.complete = 1 AND (?4 IS NULL OR f.purpose = ?4)
+        AND (?2 IS NULL OR (?3 = 1 AND f.key < ?2) OR (?3 = 0 AND f.key > ?2))
+      ORDER BY CASE WHEN ?3 = 1 THEN -f.key ELSE f.key END
       LIMIT ?5"
 );
 
@@ -154,14 +157,16 @@ fn line_number(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
 fn decode_file(row: &SqliteRow) -> Result<FileRecord, StoreError> {
     let purpose: String = row.try_get("purpose").map_err(read_error)?;
     let batch_key: Option<i64> = row.try_get("batch_key").map_err(read_error)?;
+    let batch_id: Option<String> = row.try_get("batch_id").map_err(read_error)?;
     let kind: Option<String> = row.try_get("result_kind").map_err(read_error)?;
-    let result_of = match (batch_key, kind) {
-        (Some(batch), Some(kind)) => Some((
-            batch,
-            ResultKind::parse(&kind)
+    let result_of = match (batch_key, batch_id, kind) {
+        (Some(batch_key), Some(batch_id), Some(kind)) => Some(ResultOf {
+            batch_key,
+            batch_id,
+            kind: ResultKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown result kind {kind:?}")))?,
-        )),
-        (None, None) => None,
+        }),
+        (None, None, None) => None,
         _ => return Err(StoreError::Corrupt("half a result file reference".into())),
     };
     Ok(FileRecord {
@@ -544,7 +549,7 @@ impl SqliteStore {
         for line in lines {
             sqlx::query(
                 "INSERT INTO queue_lines (batch_key, line, custom_id, model, state)
-                 VALUES (?1, ?2, ?3, ?4, 0)",
+                 VALUES (?1, ?2, ?3, ?4, 0) ON CONFLICT DO NOTHING",
             )
             .bind(batch_key)
             .bind(i64::from(line.line))
@@ -671,6 +676,13 @@ impl SqliteStore {
         };
         if batch.status.is_final() {
             return Ok(false);
+        }
+        if batch.times.in_progress_at.is_none() {
+            // Cancelled while validating: the lines found valid so far never ran.
+            sqlx::query("DELETE FROM queue_lines WHERE batch_key = ?1")
+                .bind(batch_key)
+                .execute(&mut *tx)
+                .await?;
         }
         let file_of = |kind: ResultKind| files.iter().find(|f| f.kind == kind);
         for file in files {

@@ -480,7 +480,14 @@ pub async fn queue_an_ended_batch_has_its_result_files_and_frees_its_input(store
     assert_eq!(ended.error_file_id.as_deref(), Some("file-err"));
     let out = q.queue_file(OWNER, "file-err").await.unwrap().unwrap();
     assert_eq!(out.purpose, FilePurpose::BatchOutput);
-    assert_eq!(out.result_of, Some((batch, ResultKind::Error)));
+    assert_eq!(
+        out.result_of,
+        Some(crate::store::queue::ResultOf {
+            batch_key: batch,
+            batch_id: "batch_a".into(),
+            kind: ResultKind::Error
+        })
+    );
     assert_eq!((out.bytes, out.lines), (300, 3));
     let closed = q
         .queue_results(batch, ResultKind::Error, 0, 10)

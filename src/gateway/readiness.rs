@@ -1,0 +1,174 @@
+//! Readiness: whether a route could serve a request now, read for work that can wait (the
+//! durable queue paces batch lines by it).
+//!
+//! A read of state the gateway keeps anyway — each target's circuit breaker (`breaker`, synced
+//! with the monitor's open outage incidents first) and those incidents in the health view — and
+//! nothing else: it decides nothing, changes nothing and sends nothing. A target is **ready**
+//! when the gateway would send a live request to it now (`Admission::Closed`), **on trial**
+//! when it would send exactly one (a recovering target's trial), and **waiting** otherwise.
+//! For a waiting target it says when that is known to end: a cool-down (a long `Retry-After`,
+//! a bad key) or a recovering target's next trial. A failing target waits for a recovery test
+//! or the monitor, whose time is not known in advance (`None`).
+//!
+//! The breaker has no clock of its own: it answers for any instant it is asked about, so the
+//! end of a wait is found by asking it about later instants (a binary search), never by
+//! reading its internals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Gateway;
+use super::breaker::{Admission, Breaker};
+use crate::incident::IncidentKind;
+
+/// How far ahead the end of a wait is looked for: the gateway caps a `Retry-After` at a day.
+const HORIZON: Duration = Duration::from_secs(86_400);
+
+/// The end of a wait is found to this precision.
+const PRECISION: Duration = Duration::from_millis(1);
+
+/// Whether one target of a route would take a request now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    /// Closed breaker: requests go to it.
+    Ready,
+    /// Recovering: the next request to it is its trial; one at a time until it closes.
+    Trial,
+    /// Failing or cooling down: requests pass it over.
+    Waiting,
+}
+
+/// One target of a route, as the gateway sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetReadiness {
+    pub provider: Arc<str>,
+    pub state: TargetState,
+    /// For a waiting target, when its wait is known to end (a cool-down, the next trial).
+    pub next_check_at: Option<Instant>,
+    /// The monitor has an outage incident open for the provider.
+    pub incident: bool,
+}
+
+/// A route's targets in route order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub targets: Vec<TargetReadiness>,
+}
+
+impl Readiness {
+    /// Targets ready now or on trial.
+    pub fn ready_targets(&self) -> usize {
+        self.targets
+            .iter()
+            .filter(|t| t.state != TargetState::Waiting)
+            .count()
+    }
+
+    /// The target a request sent now would go to first (route order, waiting ones passed
+    /// over), if any.
+    pub fn first_ready(&self) -> Option<&TargetReadiness> {
+        self.targets
+            .iter()
+            .find(|t| t.state != TargetState::Waiting)
+    }
+
+    /// The earliest known end of a wait, when no target is ready.
+    pub fn next_check_at(&self) -> Option<Instant> {
+        self.targets.iter().filter_map(|t| t.next_check_at).min()
+    }
+}
+
+impl Gateway {
+    /// How the route that `model` resolves to stands now; `None` when no route matches.
+    pub fn readiness(&self, model: &str) -> Option<Readiness> {
+        let inner = &self.inner;
+        let now = Instant::now();
+        inner.sync_incidents(now);
+        let route = inner.routes.resolve(model)?;
+        let outages: Vec<String> = inner.health.read(|view| {
+            view.monitors
+                .iter()
+                .filter(|m| matches!(m.open_incident, Some((IncidentKind::Outage, _))))
+                .map(|m| m.provider.clone())
+                .collect()
+        });
+        let targets = route
+            .targets
+            .iter()
+            .map(|target| {
+                let breaker = &target.state.breaker;
+                let state = match breaker.peek(now) {
+                    Admission::Closed => TargetState::Ready,
+                    Admission::Trial => TargetState::Trial,
+                    Admission::Rejected => TargetState::Waiting,
+                };
+                let provider = target.state.provider.clone();
+                TargetReadiness {
+                    incident: outages.iter().any(|p| **p == *provider),
+                    provider,
+                    state,
+                    next_check_at: (state == TargetState::Waiting)
+                        .then(|| admits_from(breaker, now))
+                        .flatten(),
+                }
+            })
+            .collect();
+        Some(Readiness { targets })
+    }
+}
+
+/// The first instant after `now` at which `breaker` would admit a request, as things stand,
+/// within [`HORIZON`]; `None` when it would not (it waits for a test or the monitor). Admission
+/// only turns from rejected to admitted as time passes (a cool-down ends, a trial comes due),
+/// so a binary search finds it.
+fn admits_from(breaker: &Breaker, now: Instant) -> Option<Instant> {
+    let admits = |at: Instant| breaker.peek(at) != Admission::Rejected;
+    let mut low = now;
+    let mut high = now + HORIZON;
+    if !admits(high) {
+        return None;
+    }
+    while high.saturating_duration_since(low) > PRECISION {
+        let middle = low + high.saturating_duration_since(low) / 2;
+        if admits(middle) {
+            high = middle;
+        } else {
+            low = middle;
+        }
+    }
+    Some(high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::breaker::{BreakerPolicy, OpenIncident, Outcome};
+
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_a_cool_down_or_a_trial_wait_is_found_and_a_failing_target_has_none() {
+        let now = Instant::now();
+        let breaker = Breaker::new(BreakerPolicy::default());
+        breaker.cool_down(now + Duration::from_secs(30));
+        let end = admits_from(&breaker, now).unwrap();
+        assert!(end >= now + Duration::from_secs(30));
+        assert!(end <= now + Duration::from_secs(30) + PRECISION);
+
+        let failing = Breaker::new(BreakerPolicy::default());
+        failing.record(now, Outcome::TimedOut);
+        assert_eq!(failing.peek(now), Admission::Rejected);
+        assert_eq!(
+            admits_from(&failing, now),
+            None,
+            "waits for a recovery test"
+        );
+
+        // The monitor closes its incident: recovering, with the next trial due at once.
+        let monitored = Breaker::new(BreakerPolicy::default());
+        monitored.sync_incident(now, Some(OpenIncident { id: 7, hung: false }));
+        assert_eq!(admits_from(&monitored, now), None);
+        monitored.sync_incident(now, None);
+        assert_eq!(monitored.peek(now), Admission::Trial);
+    }
+}
