@@ -5,7 +5,10 @@
 //! with the monitor's open outage incidents first) and those incidents in the health view — and
 //! nothing else: it decides nothing, changes nothing and sends nothing. A target is **ready**
 //! when the gateway would send a live request to it now (`Admission::Closed`), **on trial**
-//! when it would send exactly one (a recovering target's trial), and **waiting** otherwise.
+//! when it would send exactly one (a recovering target's trial), and **waiting** otherwise —
+//! and always while the monitor has an outage incident open for its provider, even when a
+//! passed recovery test let live traffic back in: work that can wait, waits for the monitor to
+//! see the provider well.
 //! For a waiting target it says when that is known to end: a cool-down (a long `Retry-After`,
 //! a bad key) or a recovering target's next trial. A failing target waits for a recovery test
 //! or the monitor, whose time is not known in advance (`None`).
@@ -99,17 +102,20 @@ impl Gateway {
             .iter()
             .map(|target| {
                 let breaker = &target.state.breaker;
+                let provider = target.state.provider.clone();
+                let incident = outages.iter().any(|p| **p == *provider);
                 let state = match breaker.peek(now) {
+                    _ if incident => TargetState::Waiting,
                     Admission::Closed => TargetState::Ready,
                     Admission::Trial => TargetState::Trial,
                     Admission::Rejected => TargetState::Waiting,
                 };
-                let provider = target.state.provider.clone();
                 TargetReadiness {
-                    incident: outages.iter().any(|p| **p == *provider),
+                    incident,
                     provider,
                     state,
-                    next_check_at: (state == TargetState::Waiting)
+                    // During an incident the monitor says when: nothing is known in advance.
+                    next_check_at: (state == TargetState::Waiting && !incident)
                         .then(|| admits_from(breaker, now))
                         .flatten(),
                 }
