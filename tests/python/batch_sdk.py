@@ -140,6 +140,11 @@ def http(method, url, body=None):
         return json.loads(text) if text else None
 
 
+def http_text(url):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode()
+
+
 def wait_for(what, check, timeout=120):
     """Polls `check` every 50 ms until it returns something truthy (observing other processes,
     which offer no event to wait on)."""
@@ -222,6 +227,15 @@ def case_outage():
     assert batch.status == "validating", batch.status
     wait_for("validation", lambda: serve.client.batches.retrieve(batch.id).status == "in_progress")
 
+    # People can see the lines wait: on the status page and in /metrics.
+    wait_for(
+        "the status page to show the waiting lines",
+        lambda: "500 queued batch lines wait for it to recover" in http_text(serve.url + "/"),
+    )
+    metrics = http_text(serve.url + "/metrics")
+    assert 'isdown_queue_waiting_lines{provider="primary"} 500' in metrics, metrics
+    assert 'isdown_queue_pending_lines{route="kimi-k2"} 500' in metrics, metrics
+
     # While the incident is open: a snapshot of the primary's log taken before the incident was
     # seen still open holds no batch line. Then the primary recovers.
     snapshots = 0
@@ -257,6 +271,15 @@ def case_outage():
     out_file = serve.client.files.retrieve(done.output_file_id)
     content = serve.client.files.content(done.output_file_id).read()
     assert out_file.purpose == "batch_output" and out_file.bytes == len(content), out_file
+    metrics = http_text(serve.url + "/metrics")
+    for series in [
+        'isdown_queue_lines_total{provider="primary",outcome="done"} 500',
+        'isdown_queue_batches_ended_total{status="completed"} 1',
+        'isdown_queue_line_wait_seconds_count 500',
+    ]:
+        assert series in metrics, (series, metrics)
+    wait_for("the waiting lines to go", lambda: 'isdown_queue_waiting_lines{provider="primary"} 0'
+             in http_text(serve.url + "/metrics"))
     serve.stop()
     primary.stop()
 
