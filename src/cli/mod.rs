@@ -4,6 +4,7 @@
 //! else about the CLI lives here and in the sibling files, one per subcommand.
 
 mod alert;
+mod batch;
 mod check;
 mod demo;
 mod init;
@@ -39,6 +40,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Alert channels: `isdown alert test CHANNEL`.
     Alert(alert::AlertArgs),
+    /// The durable queue of a running `isdown serve`: submit, follow, list, download batches.
+    Batch(batch::BatchArgs),
     /// Write a commented isdown.toml.
     Init(init::InitArgs),
 }
@@ -56,6 +59,8 @@ pub enum CliError {
     Server(#[from] crate::server::ServerError),
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
+    #[error(transparent)]
+    Batch(#[from] crate::queue::client::ClientError),
     #[error("{0}")]
     Usage(String),
     #[error("{context}: {source}")]
@@ -71,7 +76,11 @@ impl CliError {
         match self {
             CliError::Config(_) | CliError::Check(_) | CliError::Usage(_) => 2,
             CliError::Server(e) if e.is_config() => 2,
-            CliError::Store(_) | CliError::Server(_) | CliError::Demo(_) | CliError::Io { .. } => 1,
+            CliError::Store(_)
+            | CliError::Server(_)
+            | CliError::Demo(_)
+            | CliError::Batch(_)
+            | CliError::Io { .. } => 1,
         }
     }
 }
@@ -90,6 +99,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::MockProvider(args) => runtime.block_on(mock_provider::run(args)),
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Alert(args) => runtime.block_on(alert::run(args)),
+        Command::Batch(args) => runtime.block_on(batch::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Init(args) => init::run(args),
     }

@@ -23,6 +23,7 @@
 //! monitor's (it wakes when an incident closes). It never calls itself over HTTP.
 
 mod api;
+pub mod client;
 pub mod dispatch;
 pub mod line;
 pub mod object;
