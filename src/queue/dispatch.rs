@@ -15,7 +15,8 @@
 //!
 //! A result written is final (the store writes it only over a line in flight); a result not yet
 //! written when the process dies is lost with the line's flight, and the line is sent again at
-//! the next start. At shutdown, lines still in flight after [`DRAIN`] go back to pending.
+//! the next start. At shutdown, lines still in flight after [`DRAIN`] go back to pending. Once an
+//! hour, ended batches and unread uploads older than the retention (30 days) are removed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -52,6 +53,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(25);
 const FLUSH_AT: usize = 256;
 /// At shutdown, lines in flight get this long to be answered before they go back to pending.
 const DRAIN: Duration = Duration::from_secs(5);
+/// Ended batches and old uploads are pruned this often (their retention is counted in days).
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 /// Input lines read per store query while validating.
 const VALIDATE_PAGE: u32 = 1_000;
 /// The provider lines are counted against when their model has no route any more (the gateway
@@ -105,6 +108,8 @@ pub struct Dispatcher {
     next_look: Option<Instant>,
     /// A store call failed: logged once until one succeeds.
     failing: bool,
+    /// When ended batches were last pruned.
+    pruned_at: Option<Instant>,
 }
 
 impl Dispatcher {
@@ -126,6 +131,7 @@ impl Dispatcher {
             flush_due: None,
             next_look: None,
             failing: false,
+            pruned_at: None,
         }
     }
 
@@ -299,6 +305,31 @@ impl Dispatcher {
             Err(e) => self.store_failed("counting pending lines", &e),
         }
         self.publish();
+        self.prune().await;
+    }
+
+    /// Removes what the retention no longer keeps, at most once per [`PRUNE_EVERY`].
+    async fn prune(&mut self) {
+        let now = Instant::now();
+        if self
+            .pruned_at
+            .is_some_and(|at| now.saturating_duration_since(at) < PRUNE_EVERY)
+        {
+            return;
+        }
+        self.pruned_at = Some(now);
+        let before = self.shared.now() - self.shared.retention_ms();
+        match self.shared.store.queue().queue_prune(before).await {
+            Ok(pruned) if pruned.batches + pruned.files > 0 => {
+                tracing::info!(
+                    batches = pruned.batches,
+                    files = pruned.files,
+                    "queue: removed ended batches and files past their retention"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => self.store_failed("pruning ended batches", &e),
+        }
     }
 
     async fn move_along(&mut self, batch: &BatchRecord) -> Result<(), StoreError> {

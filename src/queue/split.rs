@@ -69,6 +69,9 @@ impl Splitter {
                 max: self.max,
             });
         }
+        // Grown to what the line needs, not doubled: a long line would otherwise hold up to
+        // twice its size while it is read.
+        self.partial.reserve_exact(bytes.len());
         self.partial.extend_from_slice(bytes);
         Ok(())
     }

@@ -95,6 +95,12 @@ pub struct SqliteStore {
     /// fairer and cheaper than connections polling each other's locks.
     writer: SqlitePool,
     reader: SqlitePool,
+    /// A second write connection with SQLite's small default page cache, for the durable
+    /// queue's uploads only: a 200 MB file written through `writer` would fill its large cache
+    /// (kept for the monitor's hot pages) with pages nobody reads again. SQLite still lets one
+    /// of the two write at a time; an upload holds the lock a few milliseconds per group of
+    /// lines.
+    bulk: SqlitePool,
     /// Monitor id → `monitors.key`. Keys are never deleted or reassigned, so a cached key
     /// cannot go stale; entries are added only once the transaction that created them commits.
     keys: Mutex<HashMap<String, i64>>,
@@ -145,6 +151,10 @@ impl SqliteStore {
         // Before the readers connect: the first connection switches a new file to WAL mode.
         migrator().run(&writer).await?;
         history::scrub_once(&writer).await?;
+        let bulk = pool_options(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_error)?;
         let reader = pool_options(READERS)
             .connect_with(options)
             .await
@@ -166,6 +176,7 @@ impl SqliteStore {
             path: path.to_owned(),
             writer,
             reader,
+            bulk,
             keys: Mutex::new(keys.into_iter().collect()),
         })
     }
@@ -174,6 +185,7 @@ impl SqliteStore {
     /// WAL into the main file.
     pub async fn close(&self) {
         self.reader.close().await;
+        self.bulk.close().await;
         self.writer.close().await;
     }
 

@@ -11,6 +11,7 @@ prints `ok CASE` at the end; any failed check raises.
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +102,7 @@ class Serve:
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def open_incidents(self):
         return http("GET", f"{self.url}/api/v1/incidents?state=open")["incidents"]

@@ -1,6 +1,9 @@
 //! The durable queue in SQLite: uploaded files and their lines, batches, and request lines with
 //! their state and result (schema in `migrations/0005_queue.sql`).
 //!
+//! Uploaded files' lines are written and deleted through the store's bulk connection (a small
+//! page cache: hundreds of MB pass through it once), everything else through the writer.
+//!
 //! Every change of a line's state is one conditional `UPDATE` inside a write transaction, so
 //! the state machine (pending → in flight → done or failed) holds whatever runs concurrently:
 //! a result lands only on a line in flight, a claim only takes pending lines. The store decides
@@ -304,14 +307,15 @@ impl SqliteStore {
         file_key: i64,
         lines: &[FileLine],
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.bulk.begin_with(BEGIN_WRITE).await?;
         for line in lines {
             sqlx::query(
                 "INSERT INTO queue_file_lines (file_key, line, content) VALUES (?1, ?2, ?3)",
             )
             .bind(file_key)
             .bind(i64::from(line.line))
-            .bind(&line.content)
+            // A slice is bound without a copy (a `Vec` would be cloned): lines may be MBs.
+            .bind(line.content.as_slice())
             .execute(&mut *tx)
             .await?;
         }
@@ -340,7 +344,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn discard_queue_file(&self, file_key: i64) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.bulk.begin_with(BEGIN_WRITE).await?;
         sqlx::query("DELETE FROM queue_file_lines WHERE file_key = ?1")
             .bind(file_key)
             .execute(&mut *tx)
@@ -406,7 +410,7 @@ impl SqliteStore {
         owner: &str,
         id: &str,
     ) -> Result<FileDeletion, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        let mut tx = self.bulk.begin_with(BEGIN_WRITE).await?;
         let key: Option<i64> = sqlx::query_scalar(
             "SELECT key FROM queue_files WHERE owner = ?1 AND id = ?2 AND complete = 1",
         )
@@ -730,25 +734,32 @@ impl SqliteStore {
         model: &str,
         limit: u32,
     ) -> Result<Vec<ClaimedLine>, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+        // The requests are read on a reader (their pages pass through its small page cache,
+        // not the writer's); only the state change takes the write lock. A line claimed by
+        // someone else in between (no such writer today) is left out: only pending lines move.
         let rows = sqlx::query(CLAIMABLE)
             .bind(model)
             .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.reader)
             .await
             .map_err(read_error)?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
             let batch_key: i64 = row.try_get("batch_key").map_err(read_error)?;
             let line = line_number(row, "line")?;
-            sqlx::query(
+            let taken = sqlx::query(
                 "UPDATE queue_lines SET state = 1, dispatches = dispatches + 1
-                  WHERE batch_key = ?1 AND line = ?2",
+                  WHERE batch_key = ?1 AND line = ?2 AND state = 0",
             )
             .bind(batch_key)
             .bind(i64::from(line))
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if taken == 0 {
+                continue;
+            }
             let dispatches: i64 = row.try_get("dispatches").map_err(read_error)?;
             claimed.push(ClaimedLine {
                 batch_key,
@@ -916,7 +927,7 @@ impl SqliteStore {
         .map_err(read_error)?;
         // One transaction per batch: a batch's lines may be many, and writers must not wait long.
         for key in ended {
-            let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+            let mut tx = self.bulk.begin_with(BEGIN_WRITE).await?;
             sqlx::query("DELETE FROM queue_lines WHERE batch_key = ?1")
                 .bind(key)
                 .execute(&mut *tx)
@@ -939,7 +950,7 @@ impl SqliteStore {
             .await
             .map_err(read_error)?;
         for key in stale {
-            let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
+            let mut tx = self.bulk.begin_with(BEGIN_WRITE).await?;
             sqlx::query("DELETE FROM queue_file_lines WHERE file_key = ?1")
                 .bind(key)
                 .execute(&mut *tx)
