@@ -150,7 +150,68 @@ fn admits_from(breaker: &Breaker, now: Instant) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::gateway::GatewayDeps;
     use crate::gateway::breaker::{BreakerPolicy, OpenIncident, Outcome};
+    use crate::metrics::Metrics;
+    use crate::monitor::health::PassiveReporter;
+    use crate::monitor::service::initial_health;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_provider_in_an_outage_incident_waits_and_recovers_on_trial_when_it_closes() {
+        let mut text = String::new();
+        for id in ["p1", "p2"] {
+            text.push_str(&format!(
+                "[providers.{id}]\nbase_url = \"http://127.0.0.1:9/v1\"\nprobe_model = \"m\"\n\
+                 api_key_env = \"KEY\"\n[[monitors]]\nprovider = \"{id}\"\n"
+            ));
+        }
+        text.push_str(
+            "[[routes]]\nmodel = \"r\"\ntargets = [{ provider = \"p1\" }, { provider = \"p2\" }]\n",
+        );
+        let config =
+            Config::from_toml(&text, "t.toml", &|_| Some("sk-test-key-123".into())).unwrap();
+        let health = initial_health(&config.monitors);
+        let (reporter, _reports) = PassiveReporter::channel(16);
+        let deps = GatewayDeps {
+            health: health.clone(),
+            reporter,
+            metrics: Metrics::new(),
+        };
+        let gateway = Gateway::new(&config, deps, "127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(gateway.readiness("nothing-routes-this"), None);
+        let states = |r: &Readiness| r.targets.iter().map(|t| t.state).collect::<Vec<_>>();
+        let all_ready = gateway.readiness("r").unwrap();
+        assert_eq!(states(&all_ready), [TargetState::Ready, TargetState::Ready]);
+
+        let p1 = health
+            .snapshot()
+            .monitors
+            .iter()
+            .position(|m| m.provider == "p1")
+            .unwrap();
+        health.update(|view| {
+            view.monitors[p1].open_incident = Some((IncidentKind::Outage, Some(1)));
+        });
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let outage = gateway.readiness("r").unwrap();
+        assert_eq!(states(&outage), [TargetState::Waiting, TargetState::Ready]);
+        assert!(outage.targets[0].incident);
+        assert_eq!(
+            outage.targets[0].next_check_at, None,
+            "the monitor says when"
+        );
+        assert_eq!(&*outage.first_ready().unwrap().provider, "p2");
+
+        health.update(|view| view.monitors[p1].open_incident = None);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let recovering = gateway.readiness("r").unwrap();
+        assert_eq!(
+            states(&recovering),
+            [TargetState::Trial, TargetState::Ready]
+        );
+        assert_eq!(&*recovering.first_ready().unwrap().provider, "p1");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_end_of_a_cool_down_or_a_trial_wait_is_found_and_a_failing_target_has_none() {

@@ -51,7 +51,14 @@ pub async fn send(router: Router, request_line: &[u8]) -> LineResponse {
     let body = match request_body(request_line) {
         Ok(body) => body,
         // Validated at batch creation, so only a changed file could get here.
-        Err(message) => return own_answer(request_id, StatusCode::BAD_REQUEST, &message),
+        Err(message) => {
+            return own_answer(
+                request_id,
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &message,
+            );
+        }
     };
     let mut request = Request::builder()
         .method(Method::POST)
@@ -73,6 +80,7 @@ pub async fn send(router: Router, request_line: &[u8]) -> LineResponse {
             return own_answer(
                 request_id,
                 StatusCode::BAD_GATEWAY,
+                "server_error",
                 &format!("the answer was larger than {MAX_ANSWER_BYTES} bytes or broke off"),
             );
         }
@@ -101,10 +109,10 @@ fn request_body(line: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// An answer isdown gives itself (no provider was asked), in the OpenAI error shape.
-fn own_answer(request_id: String, status: StatusCode, message: &str) -> LineResponse {
+fn own_answer(request_id: String, status: StatusCode, kind: &str, message: &str) -> LineResponse {
     let body = json!({"error": {
         "message": message,
-        "type": "invalid_request_error",
+        "type": kind,
         "param": null,
         "code": null,
     }});
