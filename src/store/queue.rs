@@ -367,7 +367,8 @@ pub trait QueueStore: Send + Sync {
     /// Appends lines to an upload in progress, in one transaction.
     async fn queue_file_append(&self, file_key: i64, lines: &[FileLine]) -> Result<(), StoreError>;
 
-    /// Makes an upload visible, with its size in bytes and its number of stored lines.
+    /// Makes an upload visible, with its size in bytes and its number of stored lines (an
+    /// unknown key is `StoreError::Db(RowNotFound)`).
     async fn queue_file_complete(
         &self,
         file_key: i64,
@@ -381,7 +382,8 @@ pub trait QueueStore: Send + Sync {
     /// A complete file of `owner` (uploads and result files).
     async fn queue_file(&self, owner: &str, id: &str) -> Result<Option<FileRecord>, StoreError>;
 
-    /// Complete files of `owner`, in key (creation) order as `page` asks.
+    /// Complete files of `owner`, in key (creation) order as `page` asks; an `after` that is not
+    /// one of the owner's files gives an empty page.
     async fn queue_files(
         &self,
         owner: &str,
@@ -412,7 +414,8 @@ pub trait QueueStore: Send + Sync {
         id: &str,
     ) -> Result<Option<BatchRecord>, StoreError>;
 
-    /// Batches of `owner`, newest first, after the one with id `after`.
+    /// Batches of `owner`, newest first, after the one with id `after` (not one of the owner's:
+    /// an empty page).
     async fn queue_batches(
         &self,
         owner: &str,
@@ -425,7 +428,8 @@ pub trait QueueStore: Send + Sync {
     async fn queue_open_batches(&self) -> Result<Vec<BatchRecord>, StoreError>;
 
     /// Adds valid request lines (pending) to a batch that is validating; a line already added
-    /// (a validation restarted after a crash) is left as it is.
+    /// (a validation restarted after a crash) is left as it is. A batch no longer validating
+    /// (cancelled meanwhile) takes none: `StoreError::Db(RowNotFound)`.
     async fn queue_lines_add(&self, batch_key: i64, lines: &[NewLine]) -> Result<(), StoreError>;
 
     /// Validation passed: `validating` → `in_progress` with `total` set to its lines. False (and

@@ -14,13 +14,13 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{BEGIN_WRITE, SqliteStore, read_error};
-use crate::store::StoreError;
 use crate::store::queue::{
     BatchEnd, BatchRecord, BatchStatus, BatchTimes, ClaimedLine, FileDeletion, FileLine,
     FilePurpose, FileRecord, LineError, LineOutcome, LineResponse, LineResult, ListPage, NewBatch,
     NewFile, NewLine, PendingLines, QueuePruned, QueueStore, RequestCounts, ResultFile, ResultKind,
     ResultOf, StoredResult,
 };
+use crate::store::{StoreError, scrub};
 use crate::time::Millis;
 
 /// Line states as stored (pending is 0 and in flight 1, written as literals in the SQL).
@@ -270,11 +270,9 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-impl SqliteStore {
-    pub(super) async fn read_or_put_queue_secret(
-        &self,
-        fresh: &[u8],
-    ) -> Result<Vec<u8>, StoreError> {
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn queue_secret(&self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         sqlx::query("INSERT INTO queue_secret (id, secret) VALUES (1, ?1) ON CONFLICT DO NOTHING")
             .bind(fresh)
@@ -288,7 +286,7 @@ impl SqliteStore {
         Ok(secret)
     }
 
-    pub(super) async fn insert_queue_file(&self, file: &NewFile) -> Result<i64, StoreError> {
+    async fn queue_file_begin(&self, file: &NewFile) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO queue_files (id, owner, filename, purpose, created_at, complete)
              VALUES (?1, ?2, ?3, ?4, ?5, 0) RETURNING key",
@@ -302,11 +300,7 @@ impl SqliteStore {
         .await?)
     }
 
-    pub(super) async fn append_queue_file_lines(
-        &self,
-        file_key: i64,
-        lines: &[FileLine],
-    ) -> Result<(), StoreError> {
+    async fn queue_file_append(&self, file_key: i64, lines: &[FileLine]) -> Result<(), StoreError> {
         let mut tx = self.bulk.begin_with(BEGIN_WRITE).await?;
         for line in lines {
             sqlx::query(
@@ -323,7 +317,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn complete_queue_file(
+    async fn queue_file_complete(
         &self,
         file_key: i64,
         bytes: u64,
@@ -343,7 +337,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn discard_queue_file(&self, file_key: i64) -> Result<(), StoreError> {
+    async fn queue_file_discard(&self, file_key: i64) -> Result<(), StoreError> {
         let mut tx = self.bulk.begin_with(BEGIN_WRITE).await?;
         sqlx::query("DELETE FROM queue_file_lines WHERE file_key = ?1")
             .bind(file_key)
@@ -357,11 +351,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn read_queue_file(
-        &self,
-        owner: &str,
-        id: &str,
-    ) -> Result<Option<FileRecord>, StoreError> {
+    async fn queue_file(&self, owner: &str, id: &str) -> Result<Option<FileRecord>, StoreError> {
         let row = sqlx::query(FILE_BY_ID)
             .bind(owner)
             .bind(id)
@@ -371,7 +361,7 @@ impl SqliteStore {
         row.as_ref().map(decode_file).transpose()
     }
 
-    pub(super) async fn list_queue_files(
+    async fn queue_files(
         &self,
         owner: &str,
         page: &ListPage,
@@ -405,11 +395,7 @@ impl SqliteStore {
         rows.iter().map(decode_file).collect()
     }
 
-    pub(super) async fn delete_queue_file(
-        &self,
-        owner: &str,
-        id: &str,
-    ) -> Result<FileDeletion, StoreError> {
+    async fn queue_file_delete(&self, owner: &str, id: &str) -> Result<FileDeletion, StoreError> {
         let mut tx = self.bulk.begin_with(BEGIN_WRITE).await?;
         let key: Option<i64> = sqlx::query_scalar(
             "SELECT key FROM queue_files WHERE owner = ?1 AND id = ?2 AND complete = 1",
@@ -440,7 +426,7 @@ impl SqliteStore {
         Ok(FileDeletion::Deleted)
     }
 
-    pub(super) async fn read_queue_file_lines(
+    async fn queue_file_lines(
         &self,
         file_key: i64,
         after: u32,
@@ -466,7 +452,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn insert_queue_batch(&self, batch: &NewBatch) -> Result<i64, StoreError> {
+    async fn queue_batch_create(&self, batch: &NewBatch) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO queue_batches (id, owner, input_file_key, input_file_id, endpoint,
                                         completion_window, metadata, status, created_at,
@@ -486,7 +472,7 @@ impl SqliteStore {
         .await?)
     }
 
-    pub(super) async fn read_queue_batch(
+    async fn queue_batch(
         &self,
         owner: Option<&str>,
         id: &str,
@@ -500,7 +486,7 @@ impl SqliteStore {
         row.as_ref().map(decode_batch).transpose()
     }
 
-    pub(super) async fn list_queue_batches(
+    async fn queue_batches(
         &self,
         owner: &str,
         after: Option<&str>,
@@ -528,7 +514,7 @@ impl SqliteStore {
         rows.iter().map(decode_batch).collect()
     }
 
-    pub(super) async fn read_open_queue_batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
+    async fn queue_open_batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
         let rows = sqlx::query(OPEN_BATCHES)
             .fetch_all(&self.reader)
             .await
@@ -536,11 +522,7 @@ impl SqliteStore {
         rows.iter().map(decode_batch).collect()
     }
 
-    pub(super) async fn insert_queue_lines(
-        &self,
-        batch_key: i64,
-        lines: &[NewLine],
-    ) -> Result<(), StoreError> {
+    async fn queue_lines_add(&self, batch_key: i64, lines: &[NewLine]) -> Result<(), StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM queue_batches WHERE key = ?1")
@@ -566,11 +548,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn start_queue_batch(
-        &self,
-        batch_key: i64,
-        at: Millis,
-    ) -> Result<bool, StoreError> {
+    async fn queue_batch_start(&self, batch_key: i64, at: Millis) -> Result<bool, StoreError> {
         let started = sqlx::query(
             "UPDATE queue_batches
                 SET status = 'in_progress', in_progress_at = ?2,
@@ -584,12 +562,13 @@ impl SqliteStore {
         Ok(started.rows_affected() == 1)
     }
 
-    pub(super) async fn reject_queue_batch(
+    async fn queue_batch_reject(
         &self,
         batch_key: i64,
         errors: &str,
         at: Millis,
     ) -> Result<(), StoreError> {
+        let errors = crate::secret::scrub_json_text(errors);
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         sqlx::query("DELETE FROM queue_lines WHERE batch_key = ?1")
             .bind(batch_key)
@@ -600,7 +579,7 @@ impl SqliteStore {
               WHERE key = ?1 AND status IN ('validating', 'cancelling')",
         )
         .bind(batch_key)
-        .bind(errors)
+        .bind(&errors)
         .bind(at)
         .execute(&mut *tx)
         .await?;
@@ -608,7 +587,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn cancel_queue_batch(
+    async fn queue_batch_cancel(
         &self,
         owner: &str,
         id: &str,
@@ -634,12 +613,13 @@ impl SqliteStore {
         row.as_ref().map(decode_batch).transpose()
     }
 
-    pub(super) async fn close_queue_lines(
+    async fn queue_lines_close(
         &self,
         batch_key: i64,
         error: &LineError,
         at: Millis,
     ) -> Result<u64, StoreError> {
+        let error = scrub::line_error(error);
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let closed = sqlx::query(
             "UPDATE queue_lines SET state = 3, finished_at = ?2, error_code = ?3,
@@ -662,7 +642,7 @@ impl SqliteStore {
         Ok(closed)
     }
 
-    pub(super) async fn finish_queue_batch(
+    async fn queue_batch_finish(
         &self,
         batch_key: i64,
         end: BatchEnd,
@@ -729,11 +709,7 @@ impl SqliteStore {
         Ok(true)
     }
 
-    pub(super) async fn claim_queue_lines(
-        &self,
-        model: &str,
-        limit: u32,
-    ) -> Result<Vec<ClaimedLine>, StoreError> {
+    async fn queue_claim(&self, model: &str, limit: u32) -> Result<Vec<ClaimedLine>, StoreError> {
         // The requests are read on a reader (their pages pass through its small page cache,
         // not the writer's); only the state change takes the write lock. A line claimed by
         // someone else in between (no such writer today) is left out: only pending lines move.
@@ -773,15 +749,13 @@ impl SqliteStore {
         Ok(claimed)
     }
 
-    pub(super) async fn record_queue_results(
-        &self,
-        results: &[LineResult],
-    ) -> Result<u64, StoreError> {
+    async fn queue_record(&self, results: &[LineResult]) -> Result<u64, StoreError> {
+        let results = scrub::line_results(results);
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         // (batch key, completed, failed) written, folded into each batch's counts at the end.
         let mut counts: Vec<(i64, i64, i64)> = Vec::new();
         let mut written = 0;
-        for result in results {
+        for result in results.iter() {
             let response = result.response.as_ref();
             let error = result.error.as_ref();
             let applied = sqlx::query(
@@ -840,7 +814,7 @@ impl SqliteStore {
         Ok(written)
     }
 
-    pub(super) async fn release_queue_lines(&self, lines: &[(i64, u32)]) -> Result<(), StoreError> {
+    async fn queue_release(&self, lines: &[(i64, u32)]) -> Result<(), StoreError> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -858,7 +832,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn recover_queue(&self) -> Result<u64, StoreError> {
+    async fn queue_recover(&self) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let back = sqlx::query("UPDATE queue_lines SET state = 0 WHERE state = 1")
             .execute(&mut *tx)
@@ -877,7 +851,7 @@ impl SqliteStore {
         Ok(back)
     }
 
-    pub(super) async fn read_queue_pending(&self) -> Result<Vec<PendingLines>, StoreError> {
+    async fn queue_pending(&self) -> Result<Vec<PendingLines>, StoreError> {
         let rows = sqlx::query(
             "SELECT model, COUNT(*) AS pending FROM queue_lines WHERE state = 0
               GROUP BY model ORDER BY model",
@@ -895,7 +869,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn read_queue_results(
+    async fn queue_results(
         &self,
         batch_key: i64,
         kind: ResultKind,
@@ -913,7 +887,7 @@ impl SqliteStore {
         rows.iter().map(decode_result).collect()
     }
 
-    pub(super) async fn prune_queue(&self, before: Millis) -> Result<QueuePruned, StoreError> {
+    async fn queue_prune(&self, before: Millis) -> Result<QueuePruned, StoreError> {
         let mut pruned = QueuePruned::default();
         let ended: Vec<i64> = sqlx::query_scalar(
             "SELECT key FROM queue_batches
@@ -963,170 +937,6 @@ impl SqliteStore {
             tx.commit().await?;
         }
         Ok(pruned)
-    }
-}
-
-#[async_trait]
-impl QueueStore for SqliteStore {
-    async fn queue_secret(&self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.read_or_put_queue_secret(fresh).await
-    }
-
-    async fn queue_file_begin(&self, file: &NewFile) -> Result<i64, StoreError> {
-        self.insert_queue_file(file).await
-    }
-
-    async fn queue_file_append(&self, file_key: i64, lines: &[FileLine]) -> Result<(), StoreError> {
-        self.append_queue_file_lines(file_key, lines).await
-    }
-
-    /// An unknown key is `RowNotFound`.
-    async fn queue_file_complete(
-        &self,
-        file_key: i64,
-        bytes: u64,
-        lines: u64,
-    ) -> Result<(), StoreError> {
-        self.complete_queue_file(file_key, bytes, lines).await
-    }
-
-    async fn queue_file_discard(&self, file_key: i64) -> Result<(), StoreError> {
-        self.discard_queue_file(file_key).await
-    }
-
-    async fn queue_file(&self, owner: &str, id: &str) -> Result<Option<FileRecord>, StoreError> {
-        self.read_queue_file(owner, id).await
-    }
-
-    /// An `after` id that is not one of the owner's files gives an empty page.
-    async fn queue_files(
-        &self,
-        owner: &str,
-        page: &ListPage,
-    ) -> Result<Vec<FileRecord>, StoreError> {
-        self.list_queue_files(owner, page).await
-    }
-
-    async fn queue_file_delete(&self, owner: &str, id: &str) -> Result<FileDeletion, StoreError> {
-        self.delete_queue_file(owner, id).await
-    }
-
-    async fn queue_file_lines(
-        &self,
-        file_key: i64,
-        after: u32,
-        limit: u32,
-    ) -> Result<Vec<FileLine>, StoreError> {
-        self.read_queue_file_lines(file_key, after, limit).await
-    }
-
-    async fn queue_batch_create(&self, batch: &NewBatch) -> Result<i64, StoreError> {
-        self.insert_queue_batch(batch).await
-    }
-
-    async fn queue_batch(
-        &self,
-        owner: Option<&str>,
-        id: &str,
-    ) -> Result<Option<BatchRecord>, StoreError> {
-        self.read_queue_batch(owner, id).await
-    }
-
-    /// An `after` id that is not one of the owner's batches gives an empty page.
-    async fn queue_batches(
-        &self,
-        owner: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<BatchRecord>, StoreError> {
-        self.list_queue_batches(owner, after, limit).await
-    }
-
-    async fn queue_open_batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
-        self.read_open_queue_batches().await
-    }
-
-    /// A batch that is not validating takes no lines (`RowNotFound`).
-    async fn queue_lines_add(&self, batch_key: i64, lines: &[NewLine]) -> Result<(), StoreError> {
-        self.insert_queue_lines(batch_key, lines).await
-    }
-
-    async fn queue_batch_start(&self, batch_key: i64, at: Millis) -> Result<bool, StoreError> {
-        self.start_queue_batch(batch_key, at).await
-    }
-
-    async fn queue_batch_reject(
-        &self,
-        batch_key: i64,
-        errors: &str,
-        at: Millis,
-    ) -> Result<(), StoreError> {
-        self.reject_queue_batch(batch_key, &crate::secret::scrub_json_text(errors), at)
-            .await
-    }
-
-    async fn queue_batch_cancel(
-        &self,
-        owner: &str,
-        id: &str,
-        at: Millis,
-    ) -> Result<Option<BatchRecord>, StoreError> {
-        self.cancel_queue_batch(owner, id, at).await
-    }
-
-    async fn queue_lines_close(
-        &self,
-        batch_key: i64,
-        error: &LineError,
-        at: Millis,
-    ) -> Result<u64, StoreError> {
-        self.close_queue_lines(batch_key, &crate::store::scrub::line_error(error), at)
-            .await
-    }
-
-    async fn queue_batch_finish(
-        &self,
-        batch_key: i64,
-        end: BatchEnd,
-        at: Millis,
-        files: &[ResultFile],
-    ) -> Result<bool, StoreError> {
-        self.finish_queue_batch(batch_key, end, at, files).await
-    }
-
-    async fn queue_claim(&self, model: &str, limit: u32) -> Result<Vec<ClaimedLine>, StoreError> {
-        self.claim_queue_lines(model, limit).await
-    }
-
-    async fn queue_record(&self, results: &[LineResult]) -> Result<u64, StoreError> {
-        self.record_queue_results(&crate::store::scrub::line_results(results))
-            .await
-    }
-
-    async fn queue_release(&self, lines: &[(i64, u32)]) -> Result<(), StoreError> {
-        self.release_queue_lines(lines).await
-    }
-
-    async fn queue_recover(&self) -> Result<u64, StoreError> {
-        self.recover_queue().await
-    }
-
-    async fn queue_pending(&self) -> Result<Vec<PendingLines>, StoreError> {
-        self.read_queue_pending().await
-    }
-
-    async fn queue_results(
-        &self,
-        batch_key: i64,
-        kind: ResultKind,
-        after: u32,
-        limit: u32,
-    ) -> Result<Vec<StoredResult>, StoreError> {
-        self.read_queue_results(batch_key, kind, after, limit).await
-    }
-
-    async fn queue_prune(&self, before: Millis) -> Result<QueuePruned, StoreError> {
-        self.prune_queue(before).await
     }
 }
 
