@@ -3,16 +3,19 @@
 //! Module map, bottom layer first (ARCHITECTURE.md has the data flow and where changes go):
 //! - leaf vocabulary: `time` (Unix milliseconds, RFC 3339, the tokio-driven clock), `incident`
 //!   (incident kinds), `secret` (the secret registry and the one scrub), `sse` (the one SSE
-//!   reader), `backoff` (jittered retry pacing);
-//! - knowledge: `verdict` (the one classifier and its rules table), `provider` (wire styles and
-//!   request building);
+//!   reader), `backoff` (jittered retry pacing), `estimate` (the token estimate of a request);
+//! - knowledge: `verdict` (the one classifier and its rules table), `lint` (what is wrong with a
+//!   request before it is sent, its rules as data), `provider` (wire styles and request
+//!   building);
 //! - transport: `transport` (the outbound HTTP client and its typed failure mapping), `probe`
 //!   (the four probe kinds and their timings);
 //! - state: `store` (the `Store` trait and SQLite), `metrics` (the Prometheus registry);
 //! - engines: `monitor` (scheduler, state machines, incidents, health view), `alert` (rules,
 //!   outbox, channels), `gateway` (the failover gateway), `queue` (the durable queue behind the
-//!   OpenAI Batch API, run through the gateway), `web` (status page, APIs, the listener's
-//!   connection handling), `check` (one-shot diagnosis);
+//!   OpenAI Batch API, run through the gateway), `corroborate` (what official status pages,
+//!   the aggregator and community feeds say, and how far ahead of the official page isdown
+//!   was), `web` (status page, APIs, the listener's connection handling), `check` (one-shot
+//!   diagnosis);
 //! - assembly: `config` (isdown.toml and the embedded catalog into each engine's typed settings),
 //!   `server` (`isdown serve` as a library), `mock` (the scripted mock provider), `cli` (one file
 //!   per subcommand).
@@ -22,8 +25,11 @@ pub mod backoff;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod corroborate;
+pub mod estimate;
 pub mod gateway;
 pub mod incident;
+pub mod lint;
 pub mod metrics;
 pub mod mock;
 pub mod monitor;

@@ -4,6 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// jemalloc, chosen by measurement (BENCHMARKS.md "Memory after bursts").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = isdown::cli::Cli::parse();
     isdown::cli::init_logging(&cli);

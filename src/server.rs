@@ -1,6 +1,7 @@
 //! `isdown serve` as a library: the monitor, the alert dispatcher and its delivery workers, the
-//! status page, the JSON API, `/metrics`, the gateway and the durable queue (the Files and Batch
-//! API and its dispatcher), on one bound listener, until a shutdown future resolves.
+//! corroboration poller (official pages, the aggregator, community feeds), the status page, the
+//! JSON API, `/metrics`, the gateway and the durable queue (the Files and Batch API and its
+//! dispatcher), on one bound listener, until a shutdown future resolves.
 //!
 //! The shape is mini-redis's `server::run(listener, shutdown)`: the caller binds the listener
 //! (tests bind `127.0.0.1:0`), passes a shutdown future and a channel of reload requests, and
@@ -11,8 +12,10 @@
 //! A reload re-reads the config from where it came from ([`Config::source`]): the monitor
 //! restarts with the new monitors and continues every machine and incident from the store, the
 //! alert channels and the pages take the new settings, and a config that does not load is
-//! reported to the requester and ignored (the running one stays). The store, the listener and
-//! the gateway's routes are kept.
+//! reported to the requester and ignored (the running one stays). The gateway swaps its table
+//! (routes, targets, fixes, timeouts, client keys) for new requests while requests in flight
+//! finish on the old one; a config the gateway refuses is refused whole. The store and the
+//! listener are kept.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +30,7 @@ use tokio::task::JoinSet;
 use crate::alert::dispatch::{self, AlertContext};
 use crate::alert::outbox::{AlertHealth, AlertMetrics, Delivered};
 use crate::config::{Config, ConfigError};
+use crate::corroborate;
 use crate::gateway::error::StartError;
 use crate::gateway::{Gateway, GatewayDeps};
 use crate::metrics::Metrics;
@@ -165,12 +169,21 @@ impl Server {
         };
         // The public views (status page, feed, badges, status JSON) are rendered on change by
         // their own task and served from memory.
-        let site = Site::new(SiteInfo::from_config(&config));
+        let site = Site::new(SiteInfo::of(
+            &config.web,
+            &config.providers,
+            &config.corroboration,
+        ));
+        // What the sources beside the probes say, published by the corroboration poller (one
+        // per config, restarted on reload) and read by the renderer from memory.
+        let (others, others_view) =
+            watch::channel(Arc::new(corroborate::view::SourcesView::default()));
         let views = web::renderer::start(web::renderer::Sources {
             health: health.clone(),
             store: store.clone(),
             site: site.clone(),
             clock,
+            others: others_view,
         });
         let app = AppState {
             health: health.clone(),
@@ -183,7 +196,6 @@ impl Server {
             site: site.clone(),
             views,
         };
-        // The gateway reads the config once at start; a reload re-reads monitors, not routes.
         let gateway = Gateway::new(
             &config,
             GatewayDeps {
@@ -226,7 +238,11 @@ impl Server {
         tokio::pin!(shutdown);
         loop {
             health.reset(initial_health(&config.monitors));
-            site.set(SiteInfo::from_config(&config));
+            site.set(SiteInfo::of(
+                &config.web,
+                &config.providers,
+                &config.corroboration,
+            ));
             let (stop, stopped) = watch::channel(false);
             let mut alerts = JoinSet::new();
             dispatch::start(
@@ -250,6 +266,21 @@ impl Server {
                 clock,
                 events: events.clone(),
             };
+            let monitored: Vec<&str> = config
+                .monitors
+                .iter()
+                .map(|m| m.provider.id.as_str())
+                .collect();
+            let poller = tokio::spawn(corroborate::poller::run(
+                config.corroboration.only(&monitored),
+                corroborate::poller::Deps {
+                    store: store.clone(),
+                    clock,
+                    window: config.retention.day,
+                    view: others.clone(),
+                },
+                stopped.clone(),
+            ));
             let running = service.run(&mut passive, stopped);
             tokio::pin!(running);
             // Set once `running` has completed: a finished future must not be awaited again.
@@ -279,10 +310,10 @@ impl Server {
                         }
                     }
                     _ = &mut shutdown => break Next::Quit,
-                    Some(reply) = reload.recv() => if let Some(new) = reload_config(&config, reply) {
+                    Some(reply) = reload.recv() => if let Some(new) = reload_config(&config, &gateway, reply) {
                         break Next::Restart(new);
                     },
-                    Some(reply) = admin_requests.recv() => if let Some(new) = reload_config(&config, reply) {
+                    Some(reply) = admin_requests.recv() => if let Some(new) = reload_config(&config, &gateway, reply) {
                         break Next::Restart(new);
                     },
                 }
@@ -292,6 +323,10 @@ impl Server {
                 tracing::error!(error = %e, "monitor stopped on a database error");
             }
             while alerts.join_next().await.is_some() {}
+            // It ends on the stop signal; a panic inside it is logged, never the server's end.
+            if let Err(e) = poller.await {
+                tracing::error!(error = %e, "the corroboration poller panicked");
+            }
             match next {
                 Next::Quit => break,
                 Next::Restart(new) => {
@@ -331,16 +366,23 @@ enum Next {
     Restart(Box<Config>),
 }
 
-/// Re-reads the config the running one came from; answers the requester either way.
-fn reload_config(running: &Config, reply: ReloadRequest) -> Option<Box<Config>> {
-    match load_again(running) {
+/// Re-reads the config the running one came from and hands it to the gateway; answers the
+/// requester either way.
+fn reload_config(running: &Config, gateway: &Gateway, reply: ReloadRequest) -> Option<Box<Config>> {
+    let loaded = load_again(running)
+        .map_err(|e| e.to_string())
+        .and_then(|new| {
+            gateway.reload(&new).map_err(|e| e.to_string())?;
+            Ok(new)
+        });
+    match loaded {
         Ok(new) => {
             let _ = reply.send(Ok(()));
             Some(Box::new(new))
         }
         Err(e) => {
             tracing::error!("reload failed, keeping the running config: {e}");
-            let _ = reply.send(Err(e.to_string()));
+            let _ = reply.send(Err(e));
             None
         }
     }

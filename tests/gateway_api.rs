@@ -105,15 +105,18 @@ async fn per_target_params_override_the_request_for_that_target_only() {
 }
 
 #[tokio::test]
-async fn kimi_reasoning_content_is_dropped_only_for_targets_that_reject_it() {
-    // The catalog ids `kimi` and `deepseek`, pointed at mocks: the fixes table keys on ids.
+async fn reasoning_content_is_kept_for_kimi_and_deepseek_and_dropped_for_other_targets() {
+    // The catalog ids, pointed at mocks: the fixes table keys on ids. DeepSeek V4 requires the
+    // field on tool-call turns; OpenAI does not know it.
     let kimi = Mock::start("kimi", "unavailable").await;
-    let deepseek = Mock::start("deepseek", "ok").await;
+    let deepseek = Mock::start("deepseek", "unavailable").await;
+    let openai = Mock::start("openai", "ok").await;
     let config = format!(
-        "{}{}{}{GATEWAY}",
+        "{}{}{}{}{GATEWAY}",
         provider("kimi", &kimi),
         provider("deepseek", &deepseek),
-        route(&["kimi", "deepseek"])
+        provider("openai", &openai),
+        route(&["kimi", "deepseek", "openai"])
     );
     let gw = Gw::start(&config).await;
     let request = json!({
@@ -127,15 +130,14 @@ async fn kimi_reasoning_content_is_dropped_only_for_targets_that_reject_it() {
         ],
     });
     let response = gw.chat(request).await;
-    assert_eq!(header(&response, "x-isdown-provider"), "deepseek");
+    assert_eq!(header(&response, "x-isdown-provider"), "openai");
     let to_kimi = &kimi.chats().await[0]["body"]["messages"][1];
     assert_eq!(to_kimi["reasoning_content"], "I should call the tool");
     let to_deepseek = &deepseek.chats().await[0]["body"]["messages"][1];
-    assert!(
-        to_deepseek.get("reasoning_content").is_none(),
-        "{to_deepseek}"
-    );
-    assert_eq!(to_deepseek["tool_calls"][0]["id"], "c1");
+    assert_eq!(to_deepseek["reasoning_content"], "I should call the tool");
+    let to_openai = &openai.chats().await[0]["body"]["messages"][1];
+    assert!(to_openai.get("reasoning_content").is_none(), "{to_openai}");
+    assert_eq!(to_openai["tool_calls"][0]["id"], "c1");
 }
 
 #[tokio::test]

@@ -19,8 +19,8 @@ use isdown::probe::{ProbeResult, Timings};
 use isdown::store::sqlite::SqliteStore;
 use isdown::store::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, IncidentState,
-    MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention,
-    SavedState, Store, StoreError, Uptime,
+    MonitorRecord, NewIncident, OfficialIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord,
+    Retention, SavedState, Store, StoreError, StoredOfficialIncident, Uptime,
 };
 use isdown::time::{Clock, Millis};
 use isdown::verdict::{Diagnosis, Verdict};
@@ -276,6 +276,28 @@ impl Store for Frozen {
         to: Millis,
     ) -> Result<Vec<Incident>, StoreError> {
         frozen(self.0.incidents_between(from, to)).await
+    }
+    async fn record_official_incidents(
+        &self,
+        provider: &str,
+        incidents: &[OfficialIncident],
+        seen_at: Millis,
+    ) -> Result<(), StoreError> {
+        frozen(
+            self.0
+                .record_official_incidents(provider, incidents, seen_at),
+        )
+        .await
+    }
+    async fn official_incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<StoredOfficialIncident>, StoreError> {
+        frozen(self.0.official_incidents_between(from, to)).await
+    }
+    async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {
+        frozen(self.0.acknowledge_incidents(links)).await
     }
     fn queue(&self) -> &dyn isdown::store::QueueStore {
         self.0.queue()

@@ -23,8 +23,9 @@ use isdown::probe::{ProbeResult, Timings};
 use isdown::store::sqlite::SqliteStore;
 use isdown::store::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, DayCounts, Incident, IncidentFilter,
-    LatencyPoint, MonitorRecord, NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord,
-    Retention, SavedState, SeriesStep, Store, StoreError, Uptime,
+    LatencyPoint, MonitorRecord, NewIncident, OfficialIncident, OutboxBacklog, OutboxEntry, Pruned,
+    ResultRecord, Retention, SavedState, SeriesStep, Store, StoreError, StoredOfficialIncident,
+    Uptime,
 };
 use isdown::time::Clock;
 use isdown::time::Millis;
@@ -220,6 +221,29 @@ impl Store for Wedgeable {
     ) -> Result<Vec<Incident>, StoreError> {
         self.call(self.inner.incidents_between(from, to)).await
     }
+    async fn record_official_incidents(
+        &self,
+        provider: &str,
+        incidents: &[OfficialIncident],
+        seen_at: Millis,
+    ) -> Result<(), StoreError> {
+        self.call(
+            self.inner
+                .record_official_incidents(provider, incidents, seen_at),
+        )
+        .await
+    }
+    async fn official_incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<StoredOfficialIncident>, StoreError> {
+        self.call(self.inner.official_incidents_between(from, to))
+            .await
+    }
+    async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {
+        self.call(self.inner.acknowledge_incidents(links)).await
+    }
     fn queue(&self) -> &dyn isdown::store::QueueStore {
         self.inner.queue()
     }
@@ -285,12 +309,18 @@ async fn start(dir: &std::path::Path) -> Harness {
     let monitor = tokio::spawn(async move {
         service.run(&mut passive, stopped).await.unwrap();
     });
-    let site = Site::new(SiteInfo::from_config(&config));
+    let site = Site::new(SiteInfo::of(
+        &config.web,
+        &config.providers,
+        &config.corroboration,
+    ));
     let views = renderer::start(renderer::Sources {
         health: health.clone(),
         store: store.clone(),
         site: site.clone(),
         clock,
+        // No sources beside the probes here.
+        others: tokio::sync::watch::channel(Default::default()).1,
     });
     let (reload, _) = mpsc::channel(1);
     let router = web::router(AppState {

@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::policy::{AlertPolicy, ChannelRoute};
-use super::render::{duration, utc_time};
+use super::render::{duration, official_sentence, utc_time};
 use super::{AlertEvent, AlertItem, AlertMessage};
 use crate::incident::IncidentKind;
 use crate::monitor::health::HealthSnapshot;
@@ -536,6 +536,29 @@ fn compose(
         AlertEvent::Reminder => format!("Still open after {}: {title}", duration(lasted)),
         _ => title,
     };
+    // Once the provider's own page acknowledged one of them, the message says so (a reminder or
+    // the resolve carries it; the opening alert is usually first).
+    let mut summary = summary;
+    let mut acknowledged: Vec<&crate::store::OfficialAck> = Vec::new();
+    for m in members
+        .iter()
+        .filter(|m| items.iter().any(|i| i.monitor == m.monitor))
+    {
+        if let (Some(ack), Some(lead)) = (&m.official, m.lead())
+            && !acknowledged
+                .iter()
+                .any(|a| a.official_id == ack.official_id)
+        {
+            acknowledged.push(ack);
+            summary.push(' ');
+            summary.push_str(&official_sentence(
+                &ack.title,
+                ack.url.as_deref(),
+                ack.acknowledged_at,
+                lead,
+            ));
+        }
+    }
     AlertMessage {
         event,
         kind,

@@ -147,6 +147,41 @@ pub fn timing(message: &AlertMessage) -> String {
     }
 }
 
+// === the official page ===
+
+/// What an incident's page says when the provider's own page never posted it.
+pub const NOT_ACKNOWLEDGED: &str = "not acknowledged officially";
+
+/// "detected 12 min before the official page", "the official page was 5 min ahead", or "detected
+/// when the official page posted it": a lead time (the official acknowledgement minus isdown's
+/// start) in words, the same on pages and in alerts.
+pub fn lead_words(lead: Millis) -> String {
+    if lead > 0 {
+        format!("detected {} before the official page", duration(lead))
+    } else if lead < 0 {
+        format!("the official page was {} ahead", duration(-lead))
+    } else {
+        "detected when the official page posted it".to_owned()
+    }
+}
+
+/// The sentence an alert adds once the provider's page acknowledged the incident:
+/// "The provider's status page acknowledged it at 14:15 UTC (detected 12 min before the
+/// official page): "Elevated error rates" — https://stspg.io/abc."
+pub fn official_sentence(
+    title: &str,
+    url: Option<&str>,
+    acknowledged_at: Millis,
+    lead: Millis,
+) -> String {
+    let link = url.map(|u| format!(" — {u}")).unwrap_or_default();
+    format!(
+        "The provider's status page acknowledged it at {} ({}): \"{title}\"{link}.",
+        utc_time(acknowledged_at),
+        lead_words(lead)
+    )
+}
+
 // === the test message ===
 
 /// What `isdown alert test CHANNEL` sends: says it is a test and that nothing is down.
@@ -339,6 +374,30 @@ mod tests {
         let at = 1_795_615_387_000; // 2026-11-25T14:03:07Z
         assert_eq!(utc(at), "2026-11-25 14:03 UTC");
         assert_eq!(utc_time(at), "14:03 UTC");
+    }
+
+    #[test]
+    fn lead_times_read_the_same_everywhere() {
+        assert_eq!(
+            lead_words(12 * MINUTE_MS),
+            "detected 12 min before the official page"
+        );
+        assert_eq!(
+            lead_words(-5 * MINUTE_MS),
+            "the official page was 5 min ahead"
+        );
+        assert_eq!(lead_words(0), "detected when the official page posted it");
+        let at = 1_795_615_387_000; // 2026-11-25T14:03:07Z
+        assert_eq!(
+            official_sentence(
+                "Elevated errors",
+                Some("https://stspg.io/a"),
+                at,
+                12 * MINUTE_MS
+            ),
+            "The provider's status page acknowledged it at 14:03 UTC (detected 12 min before the \
+             official page): \"Elevated errors\" — https://stspg.io/a."
+        );
     }
 
     #[test]

@@ -3,10 +3,16 @@
 //! Chooses targets and probe kinds from the config and the command line, runs every target
 //! concurrently (its own probes one after another: low-tier Kimi accounts allow one request at a
 //! time), adds reachability "witnesses" when only some providers are checked, correlates, and
-//! hands a [`CheckReport`] to `report` for printing. Owns no output formatting.
+//! hands a [`CheckReport`] to `report` for printing. Owns no output formatting. `request` is
+//! the other question `check` answers: is a failing request the provider's fault or its own?
+//! While the probes run, what others see (official pages, the aggregator, community feeds) is
+//! gathered concurrently within the same timeout (`crate::corroborate::gather`); it is reported
+//! beside the verdict (`others`) and never changes it.
 
 pub mod correlate;
+pub mod others;
 pub mod report;
+pub mod request;
 
 use std::time::Duration;
 
@@ -14,6 +20,7 @@ use thiserror::Error;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::corroborate::{Corroboration, ProviderSources};
 use crate::probe::{ProbeError, ProbeKind, ProbeResult, Prober, Timings};
 use crate::provider::Provider;
 use crate::verdict::classify_transport;
@@ -68,6 +75,17 @@ pub struct CheckReport {
     pub witnesses: Vec<ProbeResult>,
     /// Display names by provider id, for summaries.
     pub names: Vec<(String, String)>,
+    /// What others see about each target's provider, in target order.
+    pub corroboration: Vec<Corroboration>,
+    /// The sources that were read, of the targets that have any.
+    pub sources: Vec<ProviderSources>,
+}
+
+impl CheckReport {
+    /// The sources configured for `provider`, when it has any.
+    pub fn sources(&self, provider: &str) -> Option<&ProviderSources> {
+        self.sources.iter().find(|s| s.provider == provider)
+    }
 }
 
 /// Picks the targets and witnesses for `options`.
@@ -148,6 +166,18 @@ pub async fn run(
 ) -> Result<CheckReport, CheckError> {
     let (targets, witnesses) = plan(config, options)?;
     let prober = Prober::new()?;
+    let ids: Vec<String> = targets.iter().map(|t| t.provider.id.clone()).collect();
+    let sources: Vec<ProviderSources> = ids
+        .iter()
+        .filter_map(|id| config.corroboration.of(id).cloned())
+        .collect();
+    let others = {
+        let (settings, ids, timeout) = (config.corroboration.clone(), ids.clone(), options.timeout);
+        let now = crate::time::Clock::system().now();
+        tokio::spawn(async move {
+            crate::corroborate::gather::gather(&settings, &ids, timeout, now).await
+        })
+    };
     let total: usize = targets.iter().map(|t| t.kinds.len()).sum::<usize>() + witnesses.len();
 
     let mut tasks = JoinSet::new();
@@ -190,11 +220,22 @@ pub async fn run(
         .chain(options.adhoc.iter())
         .map(|p| (p.id.clone(), p.name.clone()))
         .collect();
+    // Bounded by the same timeout as one probe, and started with them: done by now, or soon.
+    let corroboration = others.await.unwrap_or_else(|_| {
+        ids.iter()
+            .map(|id| Corroboration {
+                provider: id.clone(),
+                ..Corroboration::default()
+            })
+            .collect()
+    });
     Ok(CheckReport {
         targets,
         results,
         witnesses: witness_results,
         names,
+        corroboration,
+        sources,
     })
 }
 

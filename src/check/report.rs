@@ -1,5 +1,7 @@
 //! Turning a [`CheckReport`] into what people and scripts read: the exit code, the one-line
-//! summary, the `--json` object (a contract: README "isdown check") and the human table.
+//! summary, the `--json` object (a contract: README "isdown check") and the human table, with
+//! the "What others see" section (`others`) after the verdict. The verdict and the exit code
+//! come from the probes alone.
 
 use std::fmt::Write as _;
 
@@ -33,7 +35,7 @@ pub fn exit_code(report: &CheckReport) -> u8 {
 }
 
 impl CheckReport {
-    fn name<'a>(&'a self, id: &'a str) -> &'a str {
+    pub(super) fn name<'a>(&'a self, id: &'a str) -> &'a str {
         self.names
             .iter()
             .find(|(i, _)| i == id)
@@ -265,6 +267,8 @@ struct JsonCheck<'a> {
     explanation: &'a str,
     advice: &'a str,
     timings: Timings,
+    /// What others see about this check's provider (the same object on each of its checks).
+    corroboration: serde_json::Value,
 }
 
 #[derive(Serialize)]
@@ -283,8 +287,20 @@ struct JsonReport<'a> {
     summary: String,
 }
 
-/// The `--json` document (a contract: README "isdown check"; `timings` and `witnesses` added).
+/// The `--json` document (a contract: README "isdown check"; `timings`, `witnesses` and each
+/// check's `corroboration` added).
 pub fn json(report: &CheckReport) -> String {
+    let others: Vec<(&str, serde_json::Value)> = report
+        .corroboration
+        .iter()
+        .map(|c| (c.provider.as_str(), super::others::json(c, report)))
+        .collect();
+    let corroboration_of = |provider: &str| {
+        others
+            .iter()
+            .find(|(id, _)| *id == provider)
+            .map_or(serde_json::Value::Null, |(_, v)| v.clone())
+    };
     let checks = report
         .results
         .iter()
@@ -302,6 +318,7 @@ pub fn json(report: &CheckReport) -> String {
             explanation: &r.diagnosis.explanation,
             advice: &r.diagnosis.advice,
             timings: r.timings,
+            corroboration: corroboration_of(&r.provider),
         })
         .collect();
     let witnesses = report
@@ -391,5 +408,12 @@ pub fn human(report: &CheckReport, style: Style) -> String {
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "{}", style.paint("1", &summary(report)));
+    let others = super::others::section(report);
+    if !others.is_empty() {
+        let (head, rest) = others.split_once('\n').unwrap_or((&others, ""));
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", style.paint("1", head));
+        let _ = writeln!(out, "{rest}");
+    }
     out
 }

@@ -9,6 +9,7 @@ use secrecy::SecretString;
 
 use super::CliError;
 use crate::check::report::{self, Style};
+use crate::check::request;
 use crate::check::{self as checking, CheckOptions, DEFAULT_TIMEOUT, ProbeSelection};
 use crate::config::Config;
 use crate::config::raw::{BaseUrl, EnvVarName};
@@ -56,10 +57,23 @@ pub struct CheckArgs {
     /// Config file (default: ./isdown.toml when present).
     #[arg(long, env = "ISDOWN_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Deadline per probe, e.g. 20s, 1m.
+    /// Deadline per probe, e.g. 20s, 1m (with --request: per request, default 120s).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// Check a request: a JSON chat body, a JSONL file of recorded requests, or a curl command
+    /// line (`-` reads standard input). Needs exactly one PROVIDER (or --url).
+    #[arg(long, value_name = "FILE", conflicts_with = "probe")]
+    pub request: Option<String>,
+    /// With --request: lint only, send nothing.
+    #[arg(long, requires = "request")]
+    pub offline: bool,
+    /// With --request: requests sent at most, the ping included (default 12).
+    #[arg(long, requires = "request", value_name = "N")]
+    pub max_requests: Option<usize>,
 }
+
+/// 32 MiB: Anthropic's request limit, far above any real request; a larger file is a mistake.
+const MAX_REQUEST_FILE: u64 = 32 * 1024 * 1024;
 
 /// A probe deadline: at least a millisecond, at most an hour (longer is never an answer).
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -110,12 +124,16 @@ fn adhoc(args: &CheckArgs) -> Result<Option<Provider>, CliError> {
         degraded_after: Duration::from_secs(8),
         status_page: None,
         headers: Vec::new(),
+        prefill: None,
         builtin: false,
     }))
 }
 
 pub async fn run(args: CheckArgs) -> Result<u8, CliError> {
     let config = Config::load(args.config.as_deref())?;
+    if let Some(file) = args.request.clone() {
+        return run_request(&args, &config, &file).await;
+    }
     let probes = match args.probe {
         None => ProbeSelection::Default,
         Some(ProbeArg::All) => ProbeSelection::All,
@@ -161,4 +179,75 @@ pub async fn run(args: CheckArgs) -> Result<u8, CliError> {
     };
     println!("{}", crate::secret::scrub(text.trim_end()));
     Ok(report::exit_code(&report))
+}
+
+/// Reads a request file (`-`: standard input), at most [`MAX_REQUEST_FILE`] bytes.
+fn read_request_file(file: &str) -> Result<String, CliError> {
+    use std::io::Read as _;
+    let context = || format!("cannot read the request {file}");
+    let mut text = String::new();
+    let read = if file == "-" {
+        std::io::stdin()
+            .take(MAX_REQUEST_FILE + 1)
+            .read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file)
+            .and_then(|f| f.take(MAX_REQUEST_FILE + 1).read_to_string(&mut text))
+    };
+    // A file that cannot be read is the command's mistake: a usage error (exit 2).
+    read.map_err(|e| CliError::Usage(format!("{}: {e}", context())))?;
+    if text.len() as u64 > MAX_REQUEST_FILE {
+        return Err(CliError::Usage(format!(
+            "--request {file}: larger than {MAX_REQUEST_FILE} bytes; no provider accepts such a request"
+        )));
+    }
+    Ok(text)
+}
+
+/// `check PROVIDER --request FILE`.
+async fn run_request(args: &CheckArgs, config: &Config, file: &str) -> Result<u8, CliError> {
+    let adhoc = adhoc(args)?;
+    let provider =
+        match (args.providers.as_slice(), adhoc) {
+            ([], Some(provider)) => provider,
+            ([name], None) => config.provider(name).cloned().ok_or_else(|| {
+                checking::CheckError::UnknownProvider {
+                    name: name.clone(),
+                    known: config.provider_ids().join(", "),
+                }
+            })?,
+            _ => {
+                return Err(CliError::Usage(
+                    "--request checks a request against one provider: name exactly one \
+                 (`isdown check kimi --request req.json`) or use --url"
+                        .into(),
+                ));
+            }
+        };
+    let text = read_request_file(file)?;
+    let read_file = |name: &str| std::fs::read_to_string(name).map_err(|e| e.to_string());
+    let recorded = request::input::parse(&text, &read_file)
+        .map_err(|e| CliError::Usage(format!("--request {file}: {e}")))?;
+    let options = request::RequestOptions {
+        offline: args.offline,
+        max_requests: args.max_requests.unwrap_or(request::DEFAULT_MAX_REQUESTS),
+        ping_timeout: config.check.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        request_timeout: args.timeout.unwrap_or(request::DEFAULT_REQUEST_TIMEOUT),
+    };
+    let json = args.json;
+    let notify = move |text: &str| {
+        if !json {
+            eprintln!("{}", crate::secret::scrub(text));
+        }
+    };
+    let report = request::run(&provider, recorded, &options, &notify)
+        .await
+        .map_err(checking::CheckError::from)?;
+    let text = if args.json {
+        request::report::json(&report)
+    } else {
+        request::report::human(&report)
+    };
+    println!("{}", crate::secret::scrub(text.trim_end()));
+    Ok(report.exit_code())
 }

@@ -23,6 +23,11 @@ const CALLER_OWNED: [&str; 3] = ["model", "messages", "stream"];
 /// 16 MiB: a 1M-token prompt is ~4 MB of text; anything far larger is a mistake or an attack.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
+/// 128 MiB: eight bodies of the largest default size, or over a thousand 100 KB agent prompts,
+/// at once; the gateway holds about three times this at peak (see `gateway::budget`), well
+/// inside a small VM.
+pub const DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT: usize = 128 * 1024 * 1024;
+
 /// 10 s: a wait an agent hardly notices, and shorter than most switches cost in
 /// changed model behaviour.
 pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
@@ -62,6 +67,37 @@ pub struct RouteSpec {
     pub targets: Vec<TargetSpec>,
     /// Opt-in hedging of non-streaming requests; `None`: never.
     pub hedge_after: Option<HedgeAfter>,
+    /// `None`: `[gateway] stream_recovery`.
+    pub stream_recovery: Option<StreamRecovery>,
+    /// Opt-in request lint.
+    pub lint: LintMode,
+}
+
+/// `[[routes]] lint`: what the gateway does with a request the request lint flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LintMode {
+    /// No lint (the default): requests go out unread.
+    #[default]
+    Off,
+    /// Forward, and name the findings in the `x-isdown-lint` response header; a provider 500 to
+    /// a flagged request is taken as the request's fault, not the provider's.
+    Warn,
+    /// Answer 400 naming the findings, before any provider is paid.
+    Reject,
+}
+
+impl LintMode {
+    /// The values the config accepts.
+    const NAMES: [(&'static str, LintMode); 2] =
+        [("warn", LintMode::Warn), ("reject", LintMode::Reject)];
+
+    pub fn parse(text: &str) -> Result<LintMode, String> {
+        LintMode::NAMES
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, mode)| *mode)
+            .ok_or_else(|| format!("lint = \"{text}\": expected \"warn\" or \"reject\""))
+    }
 }
 
 /// `[[routes]] hedge_after`: how long a non-streaming request waits for its target before the
@@ -100,6 +136,28 @@ impl HedgeAfter {
     }
 }
 
+/// `stream_recovery`: what the gateway does when a stream breaks after content was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamRecovery {
+    /// End the stream with an in-band error (the default).
+    #[default]
+    Off,
+    /// Continue it where the continuation can be proven seamless (`gateway::recovery`).
+    Verified,
+}
+
+impl StreamRecovery {
+    pub fn parse(text: &str) -> Result<StreamRecovery, String> {
+        match text {
+            "off" => Ok(StreamRecovery::Off),
+            "verified" => Ok(StreamRecovery::Verified),
+            other => Err(format!(
+                "stream_recovery = \"{other}\": expected \"off\" or \"verified\""
+            )),
+        }
+    }
+}
+
 /// One target of a route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetSpec {
@@ -123,6 +181,10 @@ pub struct GatewaySettings {
     pub open_on_localhost: bool,
     pub max_retry_wait: Duration,
     pub max_request_bytes: usize,
+    /// Default for routes without their own `stream_recovery`.
+    pub stream_recovery: StreamRecovery,
+    /// Request bytes held by all requests in flight together (`gateway::budget`).
+    pub max_request_bytes_in_flight: usize,
     pub timeouts: GatewayTimeouts,
 }
 
@@ -135,6 +197,8 @@ impl Default for GatewaySettings {
             open_on_localhost: false,
             max_retry_wait: DEFAULT_MAX_RETRY_WAIT,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_request_bytes_in_flight: DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT,
+            stream_recovery: StreamRecovery::Off,
             timeouts: GatewayTimeouts::default(),
         }
     }
@@ -197,6 +261,27 @@ pub(super) fn gateway_settings(
     }
     if let Some(bytes) = raw.max_request_bytes {
         settings.max_request_bytes = bytes.0 as usize;
+    }
+    if let Some(bytes) = raw.max_request_bytes_in_flight {
+        let at = bytes.span().start;
+        settings.max_request_bytes_in_flight = bytes.into_inner().0 as usize;
+        if settings.max_request_bytes_in_flight < settings.max_request_bytes {
+            return Err(invalid_at(
+                source.text,
+                source.file,
+                at,
+                format!(
+                    "max_request_bytes_in_flight ({}) is smaller than max_request_bytes ({}): \
+                     a request of the largest allowed size could never be read",
+                    settings.max_request_bytes_in_flight, settings.max_request_bytes
+                ),
+            ));
+        }
+    }
+    if let Some(mode) = raw.stream_recovery {
+        let at = mode.span().start;
+        settings.stream_recovery = StreamRecovery::parse(mode.get_ref())
+            .map_err(|m| invalid_at(source.text, source.file, at, m))?;
     }
     let t = &mut settings.timeouts;
     let raw_t = raw.timeouts;
@@ -267,16 +352,41 @@ fn route_spec(raw: RawRoute, providers: &[Provider]) -> Result<RouteSpec, String
             raw.model
         ));
     }
+    let stream_recovery = raw
+        .stream_recovery
+        .as_deref()
+        .map(StreamRecovery::parse)
+        .transpose()
+        .map_err(|e| format!("route \"{}\": {e}", raw.model))?;
+    let lint = raw
+        .lint
+        .as_deref()
+        .map(LintMode::parse)
+        .transpose()
+        .map_err(|e| format!("route \"{}\": {e}", raw.model))?
+        .unwrap_or_default();
     Ok(RouteSpec {
         pattern: raw.model,
         targets,
         hedge_after,
+        stream_recovery,
+        lint,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lint_modes_parse_and_anything_else_is_refused() {
+        assert_eq!(LintMode::parse("warn"), Ok(LintMode::Warn));
+        assert_eq!(LintMode::parse("reject"), Ok(LintMode::Reject));
+        for bad in ["off", "Warn", "", "block"] {
+            let err = LintMode::parse(bad).unwrap_err();
+            assert!(err.contains("\"warn\" or \"reject\""), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn hedge_after_table() {

@@ -6,6 +6,7 @@
 //! invalid value exists. Errors always name the file, the line and the field, and never repeat a
 //! value that could be a key.
 
+mod corroboration;
 pub mod gateway;
 mod queue;
 pub mod raw;
@@ -27,7 +28,10 @@ use crate::probe::ProbeKind;
 use crate::provider::Provider;
 use crate::store::Retention;
 use crate::time::Millis;
-pub use gateway::{GatewaySettings, GatewayTimeouts, HedgeAfter, RouteSpec, TargetSpec};
+pub use crate::web::site::WebSettings;
+pub use gateway::{
+    GatewaySettings, GatewayTimeouts, HedgeAfter, LintMode, RouteSpec, StreamRecovery, TargetSpec,
+};
 use raw::{RawConfig, RawProvider};
 
 /// The built-in catalog, as shipped.
@@ -43,6 +47,8 @@ static CATALOG: LazyLock<Vec<(String, RawProvider)>> = LazyLock::new(|| {
     let table: toml::Table = toml::from_str(CATALOG_TOML).expect("embedded catalog is valid TOML");
     let mut entries: Vec<(usize, String, RawProvider)> = table
         .into_iter()
+        // The request constraints section belongs to the request lint (`crate::lint`).
+        .filter(|(id, _)| id != crate::lint::CATALOG_SECTION)
         .map(|(id, value)| {
             let position = CATALOG_TOML
                 .find(&format!("\n[{id}]\n"))
@@ -103,15 +109,6 @@ impl Default for ServeSettings {
     }
 }
 
-/// `[web]`: the public face of `isdown serve`.
-#[derive(Debug, Clone, Default)]
-pub struct WebSettings {
-    /// Public address of the status page (no trailing slash); alerts link to it when set.
-    pub public_url: Option<String>,
-    /// Keep upstream base URLs off the public pages and JSON.
-    pub hide_urls: bool,
-}
-
 /// The data directory when neither `--data` nor `[serve] data` says otherwise.
 pub const DEFAULT_DATA_DIR: &str = "isdown-data";
 
@@ -134,6 +131,8 @@ pub struct Config {
     pub gateway: GatewaySettings,
     /// `[queue]`: the durable queue's pacing.
     pub queue: crate::queue::settings::QueueSettings,
+    /// `[corroboration]` and every provider's sources (official page, aggregator, feeds).
+    pub corroboration: crate::corroborate::Settings,
     /// Where it came from, if from a file.
     pub source: Option<PathBuf>,
 }
@@ -187,11 +186,17 @@ impl Config {
         }
 
         let mut providers = Vec::new();
+        let mut sources = Vec::new();
         for (id, (entry, builtin, order)) in merged {
             let at = spans.get(&id).copied();
-            let provider = build_provider(&id, entry, builtin, env).map_err(|(field, msg)| {
+            let bad = |(field, msg): (&str, String)| {
                 invalid_at(text, file, at.unwrap_or(0), format!("{msg} (`{field}`)"))
-            })?;
+            };
+            sources.push((
+                id.clone(),
+                corroboration::provider_sources(&entry).map_err(bad)?,
+            ));
+            let provider = build_provider(&id, entry, builtin, env).map_err(bad)?;
             providers.push((order, provider));
         }
         providers.sort_by(|(a, pa), (b, pb)| a.cmp(b).then_with(|| pa.id.cmp(&pb.id)));
@@ -257,6 +262,8 @@ impl Config {
             alerts.push(spec);
         }
         let alerting = alert_policy(raw.alerting, text, file)?;
+        let corroboration =
+            corroboration::settings(raw.corroboration, &providers, sources, text, file)?;
 
         let web = WebSettings {
             public_url: raw
@@ -269,6 +276,7 @@ impl Config {
         Ok(Config {
             alerts,
             alerting,
+            corroboration,
             web,
             gateway,
             queue,
@@ -530,6 +538,10 @@ fn build_provider(
             .unwrap_or(Duration::from_secs(8)),
         status_page: raw.status_page,
         headers,
+        prefill: raw.prefill.map(|p| crate::provider::Prefill {
+            flag: p.flag.filter(|f| !f.trim().is_empty()),
+            base_url: p.base_url.map(|u| u.0),
+        }),
         builtin,
     })
 }

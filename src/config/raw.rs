@@ -44,6 +44,8 @@ pub struct RawConfig {
     pub alerting: RawAlerting,
     #[serde(default)]
     pub queue: RawQueue,
+    #[serde(default)]
+    pub corroboration: RawCorroboration,
 }
 
 /// `[queue]`: pacing of the durable queue's batch lines.
@@ -67,6 +69,43 @@ pub struct RawQueueProvider {
     pub requests_per_minute: Option<Count>,
 }
 
+/// `[corroboration]`: how the sources beside the probes (official pages, the aggregator,
+/// community feeds) are read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCorroboration {
+    /// `false` turns every source off.
+    pub enabled: Option<bool>,
+    /// How often `serve` reads each source (at least 1 s; default 2 min).
+    pub interval: Option<IntervalValue>,
+    /// Deadline of one read (default 10 s).
+    pub timeout: Option<DurationValue>,
+    /// The aggregator's API root (default OpenRouter's).
+    pub aggregator_url: Option<BaseUrl>,
+    /// `[[corroboration.community]]`: feeds counted as community reports.
+    #[serde(default)]
+    pub community: Vec<Spanned<RawCommunityFeed>>,
+}
+
+/// One community feed of one provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommunityFeed {
+    pub provider: String,
+    /// An RSS, Atom or JSON Feed URL.
+    pub url: SourceUrl,
+    /// Shown in outputs (default: the feed's host).
+    pub name: Option<String>,
+    /// Phrases that make a post a report (case-insensitive), e.g. ["kimi down"].
+    pub keywords: Vec<String>,
+    /// Reports are counted over this trailing window (default 30 min).
+    pub window: Option<DurationValue>,
+    /// How far back the usual count is learnt (default 7 days).
+    pub baseline: Option<DurationValue>,
+    /// Fewer reports than this are never a spike (default 3).
+    pub min_reports: Option<Count>,
+}
+
 /// `[[routes]]`: a model alias (exact, or a glob with `*`) and the targets tried in order.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +115,11 @@ pub struct RawRoute {
     /// Non-streaming requests only: also send to the next target after this long without an
     /// answer, e.g. "p95+2s" or "20s".
     pub hedge_after: Option<String>,
+    /// `"off"` or `"verified"`; absent: `[gateway] stream_recovery`.
+    pub stream_recovery: Option<String>,
+    /// Check requests with the request lint: "warn" (forward, flag with a header) or "reject"
+    /// (answer 400 before any provider is paid).
+    pub lint: Option<String>,
 }
 
 /// One target of a route: a provider, optionally another model name and parameter overrides.
@@ -101,6 +145,11 @@ pub struct RawGateway {
     pub max_retry_wait: Option<DurationValue>,
     /// Largest request body accepted, in bytes (default 16 MiB).
     pub max_request_bytes: Option<Count>,
+    /// Request bytes held at once by every request in flight together (default 128 MiB).
+    pub max_request_bytes_in_flight: Option<Spanned<Count>>,
+    /// `"off"` (default) or `"verified"`: whether a stream cut after content was sent may be
+    /// completed on the same or another target (see `gateway::recovery`).
+    pub stream_recovery: Option<Spanned<String>>,
     #[serde(default)]
     pub timeouts: RawGatewayTimeouts,
 }
@@ -232,12 +281,39 @@ pub struct RawProvider {
     pub context_window: Option<u64>,
     pub degraded_after: Option<DurationValue>,
     pub status_page: Option<String>,
+    /// A Statuspage v2 root read as corroboration (`/api/v2/summary.json`, `incidents.json`).
+    pub status_url: Option<BaseUrl>,
+    /// Component names or ids of `status_url` that matter for the API.
+    pub status_components: Option<Vec<String>>,
+    /// The model's slug at the aggregator (OpenRouter), e.g. "moonshotai/kimi-k2.6".
+    pub aggregator_model: Option<String>,
+    /// This provider's endpoint at the aggregator (its name or tag), e.g. "Moonshot AI".
+    pub aggregator_provider: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// Assistant prefill, if the provider supports it (see `provider::Prefill`).
+    pub prefill: Option<RawPrefill>,
+}
+
+/// `prefill = { flag = "partial" }`, `{ flag = "prefix", base_url = "…/beta" }` or `{}`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrefill {
+    pub flag: Option<String>,
+    pub base_url: Option<BaseUrl>,
 }
 
 impl RawProvider {
     /// `self` with every field that `over` sets replaced by `over`'s value.
     pub fn overridden_by(mut self, over: RawProvider) -> RawProvider {
+        // A catalog provider's status page and aggregator entry describe its official
+        // endpoint: an entry that points it elsewhere (a proxy, a self-hosted copy, a mock)
+        // keeps them only by setting them again.
+        if over.base_url.is_some() && over.base_url != self.base_url {
+            self.status_url = None;
+            self.status_components = None;
+            self.aggregator_model = None;
+            self.aggregator_provider = None;
+        }
         macro_rules! take {
             ($($field:ident),*) => { $( if over.$field.is_some() { self.$field = over.$field; } )* };
         }
@@ -250,7 +326,12 @@ impl RawProvider {
             context_window,
             degraded_after,
             status_page,
-            headers
+            headers,
+            prefill,
+            status_url,
+            status_components,
+            aggregator_model,
+            aggregator_provider
         );
         self
     }
@@ -285,6 +366,28 @@ impl TryFrom<String> for BaseUrl {
             return Err("credentials in the URL are not allowed; use api_key_env".into());
         }
         Ok(BaseUrl(url))
+    }
+}
+
+/// An `http`/`https` URL with a host, kept exactly as written (a feed URL's trailing slash or
+/// query matters).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SourceUrl(pub reqwest::Url);
+
+impl TryFrom<String> for SourceUrl {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        let url = reqwest::Url::parse(value.trim()).map_err(|e| {
+            format!("not a URL ({e}); expected e.g. \"https://example.com/feed.xml\"")
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err("expected an http:// or https:// URL with a host".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("credentials in the URL are not allowed".into());
+        }
+        Ok(SourceUrl(url))
     }
 }
 

@@ -259,6 +259,20 @@ fn gateway_config_errors_name_the_line_and_field() {
     let (line, field, _) =
         invalid("[serve]\nlisten = \"0.0.0.0:8080\"\n[gateway]\nopen_on_localhost = true\n");
     assert_eq!((line, field.as_str()), (4, "gateway.open_on_localhost"));
+    let (line, field, message) = invalid("[gateway]\nstream_recovery = \"maybe\"\n");
+    assert_eq!((line, field.as_str()), (2, "gateway.stream_recovery"));
+    assert!(message.contains("\"verified\""), "{message}");
+    let (line, field, message) =
+        invalid("[gateway]\nmax_request_bytes = 2000\nmax_request_bytes_in_flight = 1000\n");
+    assert_eq!(
+        (line, field.as_str()),
+        (3, "gateway.max_request_bytes_in_flight")
+    );
+    assert!(message.contains("never be read"), "{message}");
+    let (_, _, message) = invalid(
+        "[[routes]]\nmodel = \"x\"\ntargets = [{ provider = \"kimi\" }]\nstream_recovery = \"on\"\n",
+    );
+    assert!(message.contains("stream_recovery"), "{message}");
 }
 
 #[test]
@@ -314,4 +328,169 @@ fn alerting_rules_load_with_defaults_and_reject_bad_values_with_their_line() {
     assert!(message.contains("after"), "{message}");
     let (_, field, _) = invalid("[alerting]\nreminders = \"30m\"\n");
     assert_eq!(field, "alerting.reminders");
+}
+
+// === corroboration ===
+
+#[test]
+fn the_catalog_points_at_the_real_status_endpoints_of_the_reference() {
+    let config = load("").unwrap();
+    let c = &config.corroboration;
+    assert!(c.enabled);
+    assert_eq!(c.interval, Duration::from_secs(120));
+    assert_eq!(c.aggregator_url.as_str(), "https://openrouter.ai/api/v1");
+    let root = |id: &str| {
+        c.of(id)
+            .and_then(|s| s.official.as_ref())
+            .map(|o| o.root.as_str().trim_end_matches('/').to_owned())
+    };
+    assert_eq!(root("kimi").as_deref(), Some("https://status.moonshot.cn"));
+    assert_eq!(
+        root("kimi-cn").as_deref(),
+        Some("https://status.moonshot.cn")
+    );
+    // DeepSeek's JSON only on its Atlassian mirror; OpenAI's incident.io page is compatible.
+    assert_eq!(
+        root("deepseek").as_deref(),
+        Some("https://deepseek.statuspage.io")
+    );
+    assert_eq!(root("openai").as_deref(), Some("https://status.openai.com"));
+    assert_eq!(
+        root("anthropic").as_deref(),
+        Some("https://status.claude.com")
+    );
+    // No machine-readable page: GLM, Qwen, and OpenRouter (Datadog since 2026-09).
+    for none in ["glm", "zai", "qwen", "qwen-cn", "openrouter"] {
+        assert_eq!(root(none), None, "{none}");
+    }
+    let kimi = c.of("kimi").unwrap();
+    let official = kimi.official.as_ref().unwrap();
+    assert_eq!(official.components, ["Open API", "API Service", "K2 Model"]);
+    assert_eq!(
+        official.summary_url().as_str(),
+        "https://status.moonshot.cn/api/v2/summary.json"
+    );
+    assert_eq!(
+        official.incidents_url().as_str(),
+        "https://status.moonshot.cn/api/v2/incidents.json"
+    );
+    let aggregator = kimi.aggregator.as_ref().unwrap();
+    assert_eq!(
+        aggregator.url(&c.aggregator_url).as_str(),
+        "https://openrouter.ai/api/v1/models/moonshotai/kimi-k2.6/endpoints"
+    );
+    assert_eq!(aggregator.endpoint.as_deref(), Some("Moonshot AI"));
+    // OpenRouter as a provider: every upstream of its probe model.
+    let openrouter = c.of("openrouter").unwrap().aggregator.as_ref().unwrap();
+    assert_eq!(openrouter.endpoint, None);
+    assert!(kimi.community.is_empty());
+}
+
+#[test]
+fn pointing_a_catalog_provider_elsewhere_drops_its_official_sources_unless_set_again() {
+    let config =
+        load("[providers.kimi]\nbase_url = \"http://127.0.0.1:9/v1\"\n[providers.openai]\nprobe_model = \"gpt-5\"\n")
+            .unwrap();
+    assert!(config.corroboration.of("kimi").is_none());
+    // Another field changed, the endpoint kept: the sources stay.
+    assert!(
+        config
+            .corroboration
+            .of("openai")
+            .unwrap()
+            .official
+            .is_some()
+    );
+    let config = load(
+        "[providers.kimi]\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+         status_url = \"http://127.0.0.1:8/status/\"\nstatus_components = [\"Open API\"]\n",
+    )
+    .unwrap();
+    let official = config
+        .corroboration
+        .of("kimi")
+        .unwrap()
+        .official
+        .clone()
+        .unwrap();
+    assert_eq!(
+        official.summary_url().as_str(),
+        "http://127.0.0.1:8/status/api/v2/summary.json"
+    );
+    assert!(
+        config
+            .corroboration
+            .of("kimi")
+            .unwrap()
+            .aggregator
+            .is_none()
+    );
+}
+
+#[test]
+fn corroboration_settings_and_community_feeds_load_with_defaults() {
+    let config = load(
+        "[corroboration]\ninterval = \"1s\"\ntimeout = \"3s\"\n\
+         aggregator_url = \"http://127.0.0.1:7/api/v1\"\n\
+         [[corroboration.community]]\nprovider = \"kimi\"\n\
+         url = \"https://www.reddit.com/r/LocalLLaMA/search.rss?q=kimi+down&sort=new\"\n\
+         keywords = [\"Kimi down\", \" moonshot \"]\n\
+         [[corroboration.community]]\nprovider = \"deepseek\"\nname = \"HN\"\n\
+         url = \"http://127.0.0.1:7/feed/\"\nkeywords = [\"deepseek\"]\nwindow = \"10m\"\n\
+         baseline = \"1d\"\nmin_reports = 5\n",
+    )
+    .unwrap();
+    let c = &config.corroboration;
+    assert_eq!(c.interval, Duration::from_secs(1));
+    assert_eq!(c.timeout, Duration::from_secs(3));
+    assert_eq!(c.aggregator_url.as_str(), "http://127.0.0.1:7/api/v1");
+    let kimi = &c.of("kimi").unwrap().community[0];
+    assert_eq!(kimi.name, "www.reddit.com");
+    assert_eq!(kimi.keywords, ["kimi down", "moonshot"]);
+    assert_eq!(kimi.window, Duration::from_secs(1_800));
+    assert_eq!(kimi.baseline, Duration::from_secs(7 * 86_400));
+    assert_eq!(kimi.min_reports, 3);
+    let hn = &c.of("deepseek").unwrap().community[0];
+    assert_eq!(hn.name, "HN");
+    // A feed URL is kept exactly as written.
+    assert_eq!(hn.url.as_str(), "http://127.0.0.1:7/feed/");
+    assert_eq!((hn.window, hn.min_reports), (Duration::from_secs(600), 5));
+
+    let off = load("[corroboration]\nenabled = false\n").unwrap();
+    assert!(off.corroboration.of("kimi").is_none());
+}
+
+#[test]
+fn bad_corroboration_settings_name_their_line_and_field() {
+    let (line, field, message) = invalid("[corroboration]\ninterval = \"500ms\"\n");
+    assert_eq!((line, field.as_str()), (2, "corroboration.interval"));
+    assert!(message.contains("at least 1s"), "{message}");
+
+    let feed = |body: &str| {
+        invalid(&format!(
+            "[[corroboration.community]]\nurl = \"https://example.com/feed\"\n{body}"
+        ))
+    };
+    let (line, field, message) = feed("provider = \"nope\"\nkeywords = [\"x\"]\n");
+    assert_eq!(line, 1);
+    assert_eq!(field, "corroboration.community.provider");
+    assert!(message.contains("unknown provider \"nope\""), "{message}");
+    let (_, field, _) = feed("provider = \"kimi\"\nkeywords = [\" \"]\n");
+    assert_eq!(field, "corroboration.community.keywords");
+    let (_, field, message) =
+        feed("provider = \"kimi\"\nkeywords = [\"x\"]\nwindow = \"2h\"\nbaseline = \"1h\"\n");
+    assert_eq!(field, "corroboration.community.baseline");
+    assert!(message.contains("at least as long"), "{message}");
+    let (line, _, message) = invalid(
+        "[[corroboration.community]]\nprovider = \"kimi\"\nkeywords = [\"x\"]\nurl = \"ftp://x\"\n",
+    );
+    assert_eq!(line, 4);
+    assert!(message.contains("http"), "{message}");
+
+    let (_, _, message) = invalid("[providers.glm]\nstatus_components = [\"API\"]\n");
+    assert!(message.contains("set status_url too"), "{message}");
+    let (_, _, message) = invalid("[providers.glm]\naggregator_provider = \"Z.AI\"\n");
+    assert!(message.contains("set aggregator_model too"), "{message}");
+    let (_, _, message) = invalid("[providers.glm]\nstatus_url = \"status.example.com\"\n");
+    assert!(message.contains("not a URL"), "{message}");
 }

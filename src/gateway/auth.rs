@@ -39,7 +39,7 @@ impl InProcess {
 impl Gateway {
     /// Checks a client of the gateway's keys: the gateway's own endpoints and the queue's.
     pub fn check_client(&self, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
-        self.inner.auth.check(headers, body)
+        self.table().auth.check(headers, body)
     }
 }
 

@@ -23,6 +23,9 @@ pub struct Failed {
     pub retry_after: Option<Duration>,
     /// Nothing of an answer arrived (no status line): a retry cannot duplicate work.
     pub before_any_byte: bool,
+    /// The route's request lint flags this request: a 500 is then more likely the request's
+    /// fault than the provider's, so it is not retried on the same target.
+    pub request_flagged: bool,
 }
 
 /// Where the request stands.
@@ -112,6 +115,8 @@ pub fn decide(failed: Failed, progress: Progress, policy: &Policy, unit: f64) ->
             }
             None => NEXT,
         },
+        // A 500 to a request the lint flags would come again: another provider may take it.
+        Verdict::ServerError if failed.request_flagged => NEXT,
         // A 500 is a complete answer (nothing was generated); a network failure is only safe
         // to repeat when no answer had started.
         Verdict::ServerError | Verdict::Network
@@ -155,6 +160,14 @@ mod tests {
             verdict,
             retry_after: retry_after.map(s),
             before_any_byte,
+            request_flagged: false,
+        }
+    }
+
+    fn flagged(verdict: Verdict) -> Failed {
+        Failed {
+            request_flagged: true,
+            ..failed(verdict, None, false)
         }
     }
 
@@ -240,6 +253,17 @@ mod tests {
             (failed(Network, None, true), progress(0, 300.0), wait(0.25)),
             (failed(Network, None, false), progress(0, 300.0), next),
             (failed(ServerError, None, true), progress(0, 0.2), next),
+            // A 500 to a request the route's lint flags: no retry here, another target may take it.
+            (flagged(ServerError), progress(0, 300.0), next),
+            // The flag changes nothing else: a flagged request's rate limit still waits.
+            (
+                Failed {
+                    retry_after: Some(s(2.0)),
+                    ..flagged(RateLimited)
+                },
+                progress(0, 300.0),
+                wait(2.0),
+            ),
             // overloaded, unavailable, malformed: next at once.
             (
                 failed(Overloaded, Some(1.0), false),

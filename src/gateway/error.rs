@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use thiserror::Error;
 
+use crate::lint::Finding;
+
 /// Why the gateway could not start.
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -36,21 +38,37 @@ pub struct ApiError {
     pub kind: &'static str,
     pub param: Option<&'static str>,
     pub code: Option<String>,
+    /// Seconds for a `Retry-After` header, when waiting helps.
+    pub retry_after: Option<&'static str>,
+    /// Request lint findings, listed in the body's `error.findings` when there are any.
+    /// Boxed slice, not `Vec`: keeps `ApiError` small on every `Result` of the hot path.
+    pub findings: Box<[Finding]>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        kind: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             message: message.into(),
             kind,
             param: None,
             code: None,
+            retry_after: None,
+            findings: Box::default(),
         }
     }
 
     fn code(mut self, code: impl Into<String>) -> ApiError {
         self.code = Some(code.into());
+        self
+    }
+
+    fn retry_after(mut self, seconds: &'static str) -> ApiError {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -114,6 +132,22 @@ impl ApiError {
             format!("request body larger than {limit} bytes ([gateway] max_request_bytes)"),
         )
         .code("request_too_large")
+    }
+
+    /// The budget of request bodies in flight stayed full for `waited`.
+    pub fn gateway_busy(waited: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            format!(
+                "the gateway is holding as many request bytes as it may \
+                 ([gateway] max_request_bytes_in_flight) and none were freed within {} s; \
+                 retry shortly",
+                waited.as_secs()
+            ),
+        )
+        .code("gateway_busy")
+        .retry_after("1")
     }
 
     pub fn unreadable_body() -> ApiError {
@@ -184,6 +218,34 @@ impl ApiError {
         .code("context_length_exceeded")
     }
 
+    /// The route's lint (`lint = "reject"`) found problems: nothing was sent.
+    pub fn lint_rejected(findings: Vec<Finding>) -> ApiError {
+        let message = format!(
+            "the request was not sent: the gateway's request lint (route lint = \"reject\") \
+             finds {} problem(s): {}",
+            findings.len(),
+            super::lint::summary(&findings)
+        );
+        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+            .code("request_lint");
+        error.findings = findings.into_boxed_slice();
+        error
+    }
+
+    /// Every target failed, the last with a 500 to a request the lint flags: the request, not
+    /// the provider, is the likely cause, so the caller should fix it rather than retry.
+    pub fn request_likely_invalid(findings: Vec<Finding>, attempts: String) -> ApiError {
+        let message = format!(
+            "the request, not the provider, is the likely cause: a provider answered 500 to a \
+             request the gateway's lint flags ({}); {attempts}",
+            super::lint::summary(&findings)
+        );
+        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+            .code("request_likely_invalid");
+        error.findings = findings.into_boxed_slice();
+        error
+    }
+
     /// Every attempt failed; `summary` lists them, `verdict` is the last one's.
     pub fn upstream_failed(status: StatusCode, verdict: &str, summary: String) -> ApiError {
         ApiError::new(status, "upstream_error", summary).code(verdict)
@@ -195,20 +257,29 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
-        json!({
+        let mut body = json!({
             "error": {
                 "message": self.message,
                 "type": self.kind,
                 "param": self.param,
                 "code": self.code,
             }
-        })
+        });
+        if !self.findings.is_empty() {
+            body["error"]["findings"] = json!(self.findings);
+        }
+        body
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -88,9 +88,9 @@ impl Inner {
         }
         route.targets[position].state.hedged();
         let partner_up = &self.upstreams[partner.upstream];
-        let partner_body = partner_up.body(
-            &mut run.request,
-            partner.model_for(&run.model),
+        let partner_body = partner_up.body_of(
+            &run.request,
+            partner.model_for(&run.request.model),
             &partner.params,
         );
         run.attempts += 1;

@@ -3,44 +3,58 @@
 //! in order, and decides after every failed attempt by the verdict the one classifier gives it
 //! (the README's "How it decides" table).
 //!
-//! It owns the request path: client authentication (`auth`), routes (`route`), provider request
-//! fixes (`fixes`), per-target state (`target`: the circuit breaker of `breaker`, answer times,
-//! counters), the decisions and their waits (`decision`, with the shared `crate::backoff`), one
-//! upstream attempt (`upstream`), opt-in hedging of non-streaming requests (`hedge`), off-path
-//! recovery tests of failing targets (`recovery`), the streaming relay (`relay`), metrics and
-//! passive-health reports (`telemetry`), and the OpenAI-shaped errors (`error`). For work that
-//! can wait (the durable queue) it offers one read of its state, `readiness`, and runs the
-//! queue's lines through its own router, marked `auth::InProcess` instead of a client key.
+//! It owns the request path: client authentication (`auth`), the budget of request bodies in
+//! flight (`budget`), reading the request (`request`: a borrowed peek, never a full tree unless
+//! a fix needs one), routes (`route`), provider request fixes (`fixes`), per-target state
+//! (`target`: the circuit breaker of `breaker`, answer times, counters), the decisions and their
+//! waits (`decision`, with the shared `crate::backoff`), one upstream attempt (`upstream`),
+//! opt-in hedging of non-streaming requests (`hedge`), off-path recovery tests of failing
+//! targets (`recovery`), the streaming relay (`relay`) and its opt-in verified recovery of
+//! broken streams (`resume`), metrics and passive-health reports (`telemetry`), the
+//! OpenAI-shaped errors (`error`), and the opt-in per-route request lint (`lint`, on top of
+//! `crate::lint`). For work that can wait (the durable queue) it offers one read of its
+//! state, `readiness`, and runs the queue's lines through its own router, marked
+//! `auth::InProcess` instead of a client key.
 //! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
 //! monitor's open incidents from [`Health`] about once a second and reports every attempt, every
 //! skipped failing target and every recovery test through [`PassiveReporter`].
+//!
+//! Everything built from the config — routes, targets, fixes, timeouts, client keys — is one
+//! table (`Inner`), swapped whole by [`Gateway::reload`]: a request keeps the table it arrived
+//! on until its answer (and stream) is done; target states that both tables share are the same
+//! objects, so a reload keeps every breaker.
 //!
 //! Target order for one request: while some target that can hold the prompt is healthy, route
 //! order, passing failing targets over (a live request is never the trial of a target known to
 //! be failing; passing one over may start its recovery test); when none is, every target, least
 //! bad first (`breaker::Standing`).
 //!
-//! Hot path: the request JSON is parsed once (size-limited), streams are relayed chunk by chunk
-//! and never collected, one pooled HTTP client serves every upstream, no lock is held across an
-//! `.await`, and successful attempts log at debug level only.
+//! Hot path: the body is read once within its budget reservation, peeked (top-level fields as
+//! raw byte ranges) and forwarded as the original bytes with `model` replaced; the token
+//! estimate reads raw text and only for routes with a known context window; streams are relayed
+//! chunk by chunk and never collected; one pooled HTTP client serves every upstream; no lock is
+//! held across an `.await`; successful attempts log at debug level only.
 
 pub mod auth;
 pub mod breaker;
+pub mod budget;
 pub mod decision;
 pub mod error;
-pub mod estimate;
 pub mod fixes;
 mod hedge;
+pub mod lint;
 pub mod readiness;
 mod recovery;
 mod relay;
+pub mod request;
+mod resume;
 pub mod route;
 pub mod target;
 mod telemetry;
 mod upstream;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -50,10 +64,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use serde_json::{Map, Value, json};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::config::{Config, GatewayTimeouts};
+use crate::config::{Config, GatewayTimeouts, LintMode, StreamRecovery};
 use crate::incident::IncidentKind;
 use crate::metrics::Metrics;
 use crate::monitor::health::{Health, LiveVerdict, PassiveReporter};
@@ -62,7 +77,6 @@ use auth::ClientAuth;
 use breaker::{Admission, BreakerPolicy, OpenIncident, Outcome, Standing};
 use decision::{Action, Failed, Policy, Progress};
 use error::{ApiError, StartError};
-use estimate::estimate_request_tokens;
 use route::{Route, RouteTable, Target};
 use target::TargetState;
 use telemetry::{GatewayMetrics, OutcomeCounters, RequestOutcome};
@@ -90,6 +104,12 @@ const INCIDENT_SYNC_EVERY: Duration = Duration::from_secs(1);
 /// fixed key is used again within a minute.
 const SETUP_COOL_DOWN: Duration = Duration::from_secs(60);
 
+/// Idle connections kept per upstream host: enough for 64 requests in flight to one provider
+/// to reuse their connections (agents rarely run more at once), few enough that a burst of
+/// thousands does not hold thousands of sockets — file descriptors and TLS buffers — for the
+/// 90 s idle timeout after it.
+const POOL_IDLE_PER_TARGET: usize = 64;
+
 /// What the gateway needs from the rest of `isdown serve`.
 #[derive(Clone)]
 pub struct GatewayDeps {
@@ -109,12 +129,27 @@ fn public_host(public_url: Option<&str>) -> Option<String> {
     })
 }
 
-/// The gateway: cheap to clone (one `Arc`).
+/// The gateway: cheap to clone (one `Arc`). Its table — everything built from the config — is
+/// swapped whole by [`Gateway::reload`]; a request takes the table current when it arrives and
+/// keeps it to the end, so a reload never changes a request in flight.
 #[derive(Clone)]
 pub struct Gateway {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
+/// What outlives a reload.
+struct Shared {
+    table: RwLock<Arc<Inner>>,
+    deps: GatewayDeps,
+    metrics: GatewayMetrics,
+    listen: SocketAddr,
+    breaker: BreakerPolicy,
+    /// Request bodies in flight, for every table: a reload resizes it, never replaces it.
+    budget: budget::Budget,
+}
+
+/// One table: built from one config, read-only but for the target states it shares with the
+/// tables before and after it.
 struct Inner {
     client: reqwest::Client,
     routes: RouteTable,
@@ -126,10 +161,12 @@ struct Inner {
     health: Health,
     reporter: PassiveReporter,
     outcomes: OutcomeCounters,
+    recoveries: telemetry::RecoveryCounters,
     /// Some route hedges: successful answer times are kept for its p95.
     hedging: bool,
     /// When the incidents were last read; `try_lock` so that only one request does it.
     incidents_read: Mutex<Option<Instant>>,
+    budget: budget::Budget,
 }
 
 impl Gateway {
@@ -150,51 +187,61 @@ impl Gateway {
         listen: SocketAddr,
         breaker: BreakerPolicy,
     ) -> Result<Gateway, StartError> {
-        let settings = &config.gateway;
-        if settings.open_on_localhost && !listen.ip().is_loopback() {
-            return Err(StartError::OpenOnNonLoopback { addr: listen });
-        }
-        let timeouts = settings.timeouts;
-        let client = crate::transport::client_builder()
-            .connect_timeout(timeouts.connect)
-            // Idle upstream connections are the gateway's main latency saving; 90 s is
-            // hyper's default and below every provider's keep-alive timeout we know of.
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()?;
-        let table = fixes::FixTable::embedded()?;
         let metrics = GatewayMetrics::register(&deps.metrics);
-        let upstreams = config
-            .providers
-            .iter()
-            .map(|p| Upstream::new(p, table.for_provider(&p.id), metrics.target(&p.id)))
-            .collect();
-        if settings.client_keys.is_empty() && !settings.open_on_localhost {
-            tracing::info!(
-                "gateway: no client key is set ([gateway] client_keys_env); /v1 requests will be \
-                 refused with 401"
-            );
-        }
+        let budget = budget::Budget::new(config.gateway.max_request_bytes_in_flight);
+        let parts = Parts {
+            deps: &deps,
+            metrics: &metrics,
+            listen,
+            breaker,
+            budget: &budget,
+        };
+        let table = Inner::build(config, &parts, None)?;
         Ok(Gateway {
-            inner: Arc::new(Inner {
-                client,
-                routes: RouteTable::new(&settings.routes, &config.providers, breaker, &metrics),
-                upstreams,
-                timeouts,
-                policy: Policy::new(settings.max_retry_wait),
-                max_request_bytes: settings.max_request_bytes,
-                auth: ClientAuth::new(
-                    settings.client_keys.clone(),
-                    settings.open_on_localhost,
-                    settings.client_keys_env.clone(),
-                    public_host(config.web.public_url.as_deref()),
-                ),
-                health: deps.health,
-                reporter: deps.reporter,
-                outcomes: metrics.outcomes(),
-                hedging: settings.routes.iter().any(|r| r.hedge_after.is_some()),
-                incidents_read: Mutex::new(None),
+            shared: Arc::new(Shared {
+                table: RwLock::new(Arc::new(table)),
+                deps,
+                metrics,
+                listen,
+                breaker,
+                budget,
             }),
         })
+    }
+
+    /// Builds a table from `config` and makes it current: new requests use it, requests in
+    /// flight finish on the one they started with. Targets (provider and model) that are in
+    /// both keep their breaker and answer times. On an error the current table stays.
+    pub fn reload(&self, config: &Config) -> Result<(), StartError> {
+        let shared = &self.shared;
+        let previous = self.table();
+        let parts = Parts {
+            deps: &shared.deps,
+            metrics: &shared.metrics,
+            listen: shared.listen,
+            breaker: shared.breaker,
+            budget: &shared.budget,
+        };
+        let table = Inner::build(config, &parts, Some(&previous))?;
+        shared
+            .budget
+            .resize(config.gateway.max_request_bytes_in_flight);
+        tracing::info!(
+            routes = config.gateway.routes.len(),
+            client_keys = config.gateway.client_keys.len(),
+            "gateway: routes, targets and client keys reloaded"
+        );
+        *shared.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+        Ok(())
+    }
+
+    /// The current table.
+    fn table(&self) -> Arc<Inner> {
+        self.shared
+            .table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// `POST /v1/chat/completions` and `GET /v1/models`, to merge with the web router.
@@ -212,7 +259,7 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let inner = &gateway.inner;
+    let inner = gateway.table();
     // The queue's own requests carry the in-process marker instead of a client key.
     if in_process.is_none()
         && let Err(e) = inner.auth.check(&headers, auth::Body::Json)
@@ -220,7 +267,7 @@ async fn chat_completions(
         inner.outcomes.count(RequestOutcome::Rejected);
         return e.into_response();
     }
-    match inner.chat(&gateway, &headers, body).await {
+    match inner.chat(&inner, &headers, body).await {
         Ok(response) => response,
         Err((error, outcome)) => {
             inner.outcomes.count(outcome);
@@ -230,11 +277,11 @@ async fn chat_completions(
 }
 
 async fn models(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
-    if let Err(e) = gateway.inner.auth.check(&headers, auth::Body::None) {
+    let inner = gateway.table();
+    if let Err(e) = inner.auth.check(&headers, auth::Body::None) {
         return e.into_response();
     }
-    let data: Vec<Value> = gateway
-        .inner
+    let data: Vec<Value> = inner
         .routes
         .aliases()
         .iter()
@@ -260,9 +307,14 @@ struct Tried {
 /// One request on its way through its route's targets.
 struct Run<'a> {
     route: &'a Route,
-    request: Map<String, Value>,
-    model: String,
+    /// Index of `route` in the table (a recovered stream finds it again by it).
+    route_index: usize,
+    /// The body budget held for this request; a stream that may be recovered takes it along.
+    reservation: Option<budget::Reservation>,
+    /// The caller's request; shared with a stream that may be recovered.
+    request: Arc<request::ChatRequest>,
     stream: bool,
+    /// Estimated prompt tokens; 0 when no target of the route has a known context window.
     estimate: u64,
     deadline: Instant,
     attempts: u32,
@@ -273,6 +325,8 @@ struct Run<'a> {
     /// After a context_too_long: targets whose window is known and no larger are skipped.
     need_window_above: Option<u64>,
     skipped_for_window: bool,
+    /// What the route's request lint finds (empty when it does not lint).
+    findings: Vec<crate::lint::Finding>,
 }
 
 impl Run<'_> {
@@ -304,35 +358,119 @@ enum Step {
     DeadlinePassed,
 }
 
+/// What a table is built with besides the config.
+struct Parts<'a> {
+    deps: &'a GatewayDeps,
+    metrics: &'a GatewayMetrics,
+    listen: SocketAddr,
+    breaker: BreakerPolicy,
+    budget: &'a budget::Budget,
+}
+
 impl Inner {
+    /// A table for `config`; `previous` lends its target states and its HTTP client (whose idle
+    /// connections are worth keeping) when the connect timeout is unchanged.
+    fn build(
+        config: &Config,
+        parts: &Parts<'_>,
+        previous: Option<&Inner>,
+    ) -> Result<Inner, StartError> {
+        let settings = &config.gateway;
+        if settings.open_on_localhost && !parts.listen.ip().is_loopback() {
+            return Err(StartError::OpenOnNonLoopback { addr: parts.listen });
+        }
+        let timeouts = settings.timeouts;
+        let client = match previous {
+            Some(old) if old.timeouts.connect == timeouts.connect => old.client.clone(),
+            _ => upstream_client(&timeouts)?,
+        };
+        let table = fixes::FixTable::embedded()?;
+        let metrics = parts.metrics;
+        let upstreams = config
+            .providers
+            .iter()
+            .map(|p| Upstream::new(p, table.for_provider(&p.id), metrics.target(&p.id)))
+            .collect();
+        if settings.client_keys.is_empty() && !settings.open_on_localhost {
+            tracing::info!(
+                "gateway: no client key is set ([gateway] client_keys_env); /v1 requests will be \
+                 refused with 401"
+            );
+        }
+        let routes = RouteTable::new(
+            &settings.routes,
+            &config.providers,
+            parts.breaker,
+            metrics,
+            previous.map(|old| &old.routes),
+            settings.stream_recovery,
+        );
+        Ok(Inner {
+            client,
+            routes,
+            upstreams,
+            timeouts,
+            policy: Policy::new(settings.max_retry_wait),
+            max_request_bytes: settings.max_request_bytes,
+            auth: ClientAuth::new(
+                settings.client_keys.clone(),
+                settings.open_on_localhost,
+                settings.client_keys_env.clone(),
+                public_host(config.web.public_url.as_deref()),
+            ),
+            health: parts.deps.health.clone(),
+            reporter: parts.deps.reporter.clone(),
+            outcomes: metrics.outcomes(),
+            recoveries: metrics.recoveries(),
+            hedging: settings.routes.iter().any(|r| r.hedge_after.is_some()),
+            incidents_read: Mutex::new(None),
+            budget: parts.budget.clone(),
+        })
+    }
+
     async fn chat(
         &self,
-        gateway: &Gateway,
+        this: &Arc<Inner>,
         headers: &HeaderMap,
         body: Body,
     ) -> Result<Response, Refusal> {
         let started = Instant::now();
         let deadline = started + self.budget(headers).map_err(rejected)?;
-        let bytes = self.read_body(headers, body).await.map_err(rejected)?;
-        let mut request: Map<String, Value> = serde_json::from_slice(&bytes)
-            .map_err(|e| rejected(ApiError::invalid_json(&e.to_string())))?;
-        let Some(Value::String(model)) = request.remove("model") else {
-            return Err(rejected(ApiError::missing_model()));
-        };
-        let stream = request.get("stream") == Some(&Value::Bool(true));
-        let route = self
+        // Held until the answer is handed over: the parsed request lives that long.
+        let (bytes, reservation) = self.read_body(headers, body).await.map_err(rejected)?;
+        let request = request::parse_request(bytes).map_err(rejected)?;
+        let route_index = self
             .routes
-            .resolve(&model)
-            .ok_or_else(|| rejected(ApiError::no_route(&model, self.routes.defaults)))?;
-        drop(bytes);
-        let estimate = estimate_request_tokens(&request);
+            .resolve_index(&request.model)
+            .ok_or_else(|| rejected(ApiError::no_route(&request.model, self.routes.defaults)))?;
+        let route = self.routes.route(route_index);
+        // Only a known context window needs the prompt's size.
+        let windows = route
+            .targets
+            .iter()
+            .any(|t| self.upstreams[t.upstream].context_window.is_some());
+        let estimate = if windows {
+            request.estimate_tokens()
+        } else {
+            0
+        };
+        // The lint reads the whole request: a tree is built only for a route that lints.
+        let findings = if route.lint == LintMode::Off {
+            Vec::new()
+        } else {
+            lint::findings(route, &self.upstreams, &request.to_map(), &request.model)
+        };
+        if route.lint == LintMode::Reject && !findings.is_empty() {
+            return Err(rejected(ApiError::lint_rejected(findings)));
+        }
         self.sync_incidents(started);
 
         let mut run = Run {
             route,
-            request,
-            model,
-            stream,
+            route_index,
+            reservation: Some(reservation),
+            stream: request.stream,
+            request: Arc::new(request),
             estimate,
             deadline,
             attempts: 0,
@@ -340,6 +478,7 @@ impl Inner {
             done: 0,
             need_window_above: None,
             skipped_for_window: false,
+            findings,
         };
         // Targets known to be failing get no live request while another one is healthy; when
         // none is, every target is tried, least bad first. Admission is taken only when a
@@ -359,12 +498,13 @@ impl Inner {
             if least_bad.is_none()
                 && target.state.breaker.admit(Instant::now()) == Admission::Rejected
             {
-                self.pass_over(gateway, target, &run.model);
+                self.pass_over(this, target, &run.request.model);
                 continue;
             }
-            match self.serve(gateway, &mut run, position).await {
-                Step::Served(response) => {
+            match self.serve(this, &mut run, position).await {
+                Step::Served(mut response) => {
                     self.outcomes.count(RequestOutcome::Served);
+                    lint::mark(&mut response, &run.findings);
                     return Ok(response);
                 }
                 Step::Next => {}
@@ -377,6 +517,7 @@ impl Inner {
         response
             .headers_mut()
             .insert(ATTEMPTS, HeaderValue::from(run.attempts));
+        lint::mark(&mut response, &run.findings);
         Ok(response)
     }
 
@@ -401,22 +542,22 @@ impl Inner {
     }
 
     /// A live request passes a failing target over; a recovery test starts when one is due.
-    fn pass_over(&self, gateway: &Gateway, target: &Target, model: &str) {
+    fn pass_over(&self, this: &Arc<Inner>, target: &Target, model: &str) {
         target.state.skipped(&self.reporter);
         if target.state.breaker.claim_test(Instant::now()) {
-            recovery::spawn(gateway, target, target.model_for(model));
+            recovery::spawn(this, target, target.model_for(model));
         }
     }
 
     /// Attempts on one target (with the same-target retries the decision table allows, and the
     /// route's hedge), until it answers, fails over, or the deadline passes.
-    async fn serve(&self, gateway: &Gateway, run: &mut Run<'_>, position: usize) -> Step {
+    async fn serve(&self, this: &Arc<Inner>, run: &mut Run<'_>, position: usize) -> Step {
         let route = run.route;
         let target = &route.targets[position];
         let up = &self.upstreams[target.upstream];
-        let body = up.body(
-            &mut run.request,
-            target.model_for(&run.model),
+        let body = up.body_of(
+            &run.request,
+            target.model_for(&run.request.model),
             &target.params,
         );
         run.mark_done(position);
@@ -434,7 +575,7 @@ impl Inner {
                 Some(plan) => match self.race(run, position, body.clone(), plan, now).await {
                     hedge::Raced::Primary(attempt) => attempt,
                     hedge::Raced::HedgeWon { partner, served } => {
-                        return Step::Served(self.deliver(gateway, run, partner, served));
+                        return Step::Served(self.deliver(this, run, partner, served));
                     }
                 },
                 None => {
@@ -455,12 +596,21 @@ impl Inner {
                         at: now,
                         attempts: run.attempts,
                     };
-                    return Step::Served(self.deliver(gateway, run, (position, started), served));
+                    return Step::Served(self.deliver(this, run, (position, started), served));
                 }
                 Attempt::Failed(failure) => failure,
             };
-            self.observe(target, &failure, now, run.attempts);
+            let suspect =
+                !run.findings.is_empty() && failure.diagnosis.verdict == Verdict::ServerError;
+            self.observe_attempt(
+                target,
+                &failure,
+                now,
+                run.attempts,
+                suspect.then_some(&run.findings[..]),
+            );
             let failed = Failed {
+                request_flagged: suspect,
                 verdict: failure.diagnosis.verdict,
                 retry_after: failure
                     .diagnosis
@@ -476,7 +626,7 @@ impl Inner {
             match decision::decide(failed, progress, &self.policy, fastrand::f64()) {
                 Action::ReturnToCaller => {
                     let response = failure.passthrough();
-                    let model_name = target.model_for(&run.model);
+                    let model_name = target.model_for(&run.request.model);
                     return Step::Served(label(response, up, model_name, run.attempts));
                 }
                 Action::RetrySame { wait } => {
@@ -516,12 +666,13 @@ impl Inner {
     /// The client's response for an answer from the target at route position `position`.
     fn deliver(
         &self,
-        gateway: &Gateway,
-        run: &Run<'_>,
+        this: &Arc<Inner>,
+        run: &mut Run<'_>,
         (position, started): (usize, Started),
         served: upstream::Served,
     ) -> Response {
-        let target = &run.route.targets[position];
+        let route = run.route;
+        let target = &route.targets[position];
         let up = &self.upstreams[target.upstream];
         let response = match served.body {
             upstream::ServedBody::Whole(response) => {
@@ -532,19 +683,38 @@ impl Inner {
                 response
             }
             // A stream is judged when it ends (the relay reports it).
-            upstream::ServedBody::Stream(held) => relay::response(
-                held,
-                relay::Finish {
-                    gateway: gateway.clone(),
-                    upstream: target.upstream,
-                    state: target.state.clone(),
-                    started: started.at,
-                },
-                self.timeouts.idle,
-                run.deadline,
-            ),
+            upstream::ServedBody::Stream(held) => {
+                let resume = (run.route.stream_recovery == StreamRecovery::Verified).then(|| {
+                    Box::new(resume::Resume {
+                        route: run.route_index,
+                        position,
+                        request: run.request.clone(),
+                        deadline: run.deadline,
+                        _reservation: run.reservation.take().unwrap_or_else(budget::Budget::empty),
+                        sent: resume::Transcript::new(),
+                        recovered: None,
+                    })
+                });
+                relay::response(
+                    held,
+                    relay::Finish {
+                        inner: this.clone(),
+                        upstream: target.upstream,
+                        state: target.state.clone(),
+                        started: started.at,
+                    },
+                    self.timeouts.idle,
+                    run.deadline,
+                    resume,
+                )
+            }
         };
-        label(response, up, target.model_for(&run.model), run.attempts)
+        label(
+            response,
+            up,
+            target.model_for(&run.request.model),
+            run.attempts,
+        )
     }
 
     /// The final error once no target answered.
@@ -568,6 +738,7 @@ impl Inner {
             })
             .collect();
         let verdict = last.diagnosis.verdict;
+        let request_suspect = verdict == Verdict::ServerError && !run.findings.is_empty();
         let mut summary = format!(
             "no target answered after {attempts} attempt(s): {}",
             list.join("; ")
@@ -576,6 +747,9 @@ impl Inner {
             summary.push_str("; the request's deadline passed");
         }
         let summary = crate::secret::scrub(&summary);
+        if request_suspect {
+            return ApiError::request_likely_invalid(run.findings.clone(), summary);
+        }
         let status = match verdict {
             Verdict::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Verdict::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -643,17 +817,46 @@ impl Inner {
 
     /// Breaker, metrics, passive health and a log line for one failed attempt.
     fn observe(&self, target: &Target, failure: &Failure, started: Instant, attempt: u32) {
+        self.observe_attempt(target, failure, started, attempt, None);
+    }
+
+    /// As [`Inner::observe`]; `flagged`: the lint's findings when this is a 500 to a request
+    /// the route's lint flags — then the request, not the provider, is blamed: the breaker and
+    /// the monitor do not count it. (A hedge partner's failure is observed without the flag.)
+    fn observe_attempt(
+        &self,
+        target: &Target,
+        failure: &Failure,
+        started: Instant,
+        attempt: u32,
+        flagged: Option<&[crate::lint::Finding]>,
+    ) {
         let up = &self.upstreams[target.upstream];
         let diagnosis = &failure.diagnosis;
         let latency = started.elapsed();
+        let blame = match flagged {
+            Some(_) => Some(Blame::Request),
+            None => diagnosis.blame,
+        };
         self.record(
             up,
             &target.state,
             diagnosis.verdict,
-            diagnosis.blame,
+            blame,
             latency,
             failure.budget_cut,
         );
+        if let Some(findings) = flagged {
+            tracing::warn!(
+                provider = %up.id,
+                attempt,
+                status = ?diagnosis.status,
+                "gateway: the provider answered 500 to a request the lint flags; the request, not \
+                 the provider, is the likely cause (not counted against the provider): {}",
+                lint::summary(findings)
+            );
+            return;
+        }
         tracing::info!(
             provider = %up.id,
             attempt,
@@ -707,7 +910,13 @@ impl Inner {
         Ok(asked.min(total))
     }
 
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+    /// Reads the body within `max_request_bytes`, reserving its size in the budget of bodies
+    /// in flight first (the announced length at once, else chunk by chunk).
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<(bytes::Bytes, budget::Reservation), ApiError> {
         let limit = self.max_request_bytes;
         let announced = headers
             .get(CONTENT_LENGTH)
@@ -716,16 +925,53 @@ impl Inner {
         if announced.is_some_and(|n| n > limit as u64) {
             return Err(ApiError::body_too_large(limit));
         }
-        axum::body::to_bytes(body, limit).await.map_err(|e| {
-            let mut source: Option<&dyn std::error::Error> = Some(&e);
-            while let Some(err) = source {
-                if err.to_string().contains("length limit") {
-                    return ApiError::body_too_large(limit);
-                }
-                source = err.source();
+        let mut reservation = budget::Budget::empty();
+        let mut stream = body.into_data_stream();
+        let announced = announced.map_or(0, |n| n as usize);
+        if self
+            .budget
+            .reserve(&mut reservation, announced)
+            .await
+            .is_err()
+        {
+            return Err(busy(stream, limit).await);
+        }
+        let mut first: Option<bytes::Bytes> = None;
+        let mut whole = bytes::BytesMut::new();
+        let mut read = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| ApiError::unreadable_body())?;
+            read += chunk.len();
+            if read > limit {
+                return Err(ApiError::body_too_large(limit));
             }
-            ApiError::unreadable_body()
-        })
+            let held = reservation.bytes();
+            if read > held
+                && self
+                    .budget
+                    .reserve(&mut reservation, read - held)
+                    .await
+                    .is_err()
+            {
+                drop((first, whole, reservation));
+                return Err(busy(stream, limit - read).await);
+            }
+            // The common case, a body in one chunk, is kept without a copy.
+            match first.take() {
+                None if whole.is_empty() => first = Some(chunk),
+                held => {
+                    if whole.is_empty() {
+                        whole.reserve(announced.max(read));
+                    }
+                    if let Some(held) = held {
+                        whole.extend_from_slice(&held);
+                    }
+                    whole.extend_from_slice(&chunk);
+                }
+            }
+        }
+        let bytes = first.unwrap_or_else(|| whole.freeze());
+        Ok((bytes, reservation))
     }
 
     /// Re-reads the monitor's open outage incidents into the breakers, at most once a second.
@@ -758,6 +1004,36 @@ impl Inner {
             state.breaker.sync_incident(now, open[*upstream]);
         }
     }
+}
+
+/// How long a refused body may take to arrive (it is read and dropped so that the client hears
+/// the 503 instead of a broken pipe): a client that sends slower is cut off.
+const DRAIN_REFUSED_FOR: Duration = Duration::from_secs(10);
+
+/// The 503 for a body that found no room in the budget, after reading (and dropping) what is
+/// left of it, at most `left` bytes.
+async fn busy(mut stream: axum::body::BodyDataStream, mut left: usize) -> ApiError {
+    let _ = tokio::time::timeout(DRAIN_REFUSED_FOR, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            match left.checked_sub(chunk.len()) {
+                Some(rest) => left = rest,
+                None => break,
+            }
+        }
+    })
+    .await;
+    ApiError::gateway_busy(budget::WAIT_FOR_ROOM)
+}
+
+/// The pooled client for every upstream of a table.
+fn upstream_client(timeouts: &GatewayTimeouts) -> Result<reqwest::Client, StartError> {
+    Ok(crate::transport::client_builder()
+        .connect_timeout(timeouts.connect)
+        // Idle upstream connections are the gateway's main latency saving; 90 s is
+        // hyper's default and below every provider's keep-alive timeout we know of.
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(POOL_IDLE_PER_TARGET)
+        .build()?)
 }
 
 /// When an attempt on a target began, and how many attempts the request had made by then.

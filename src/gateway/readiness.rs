@@ -86,7 +86,7 @@ impl Readiness {
 impl Gateway {
     /// How the route that `model` resolves to stands now; `None` when no route matches.
     pub fn readiness(&self, model: &str) -> Option<Readiness> {
-        let inner = &self.inner;
+        let inner = self.table();
         let now = Instant::now();
         inner.sync_incidents(now);
         let route = inner.routes.resolve(model)?;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use super::Gateway;
+use super::Inner;
 use super::route::Target;
 use super::target::TargetState;
 use super::upstream::Attempt;
@@ -26,22 +26,21 @@ use crate::provider::request::{ChatPayload, chat_body};
 use crate::verdict::Verdict;
 
 /// Starts a recovery test of `target` with the model name `model`; returns at once.
-pub(super) fn spawn(gateway: &Gateway, target: &Target, model: &str) {
+pub(super) fn spawn(inner: &Arc<Inner>, target: &Target, model: &str) {
     let mut request = match chat_body(WireStyle::Openai, model, ChatPayload::Stream) {
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    let body = gateway.inner.upstreams[target.upstream].body(&mut request, model, &target.params);
+    let body = inner.upstreams[target.upstream].body(&mut request, model, &target.params);
     tokio::spawn(run(
-        gateway.clone(),
+        inner.clone(),
         target.upstream,
         target.state.clone(),
         body,
     ));
 }
 
-async fn run(gateway: Gateway, upstream: usize, state: Arc<TargetState>, body: Bytes) {
-    let inner = &gateway.inner;
+async fn run(inner: Arc<Inner>, upstream: usize, state: Arc<TargetState>, body: Bytes) {
     let up = &inner.upstreams[upstream];
     let started = Instant::now();
     let deadline = started + inner.timeouts.first_token;

@@ -12,8 +12,15 @@
 //! pass through. Items are re-framed from the one SSE reader's output (never split mid-event);
 //! nothing is collected. When the stream ends, its verdict goes to the breaker, metrics and
 //! passive health like any attempt's.
+//!
+//! With `stream_recovery = "verified"` (the route's [`Resume`]), a break after content is
+//! reported as above and then handed to `resume`, which may continue the answer on the same or
+//! another target; the relay then forwards the continuation (usage rewritten, a final
+//! `: x-isdown-recovered` comment before `[DONE]`), or ends with the usual error, naming what
+//! recovery tried. Without it, nothing here changes.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -26,7 +33,8 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
-use super::Gateway;
+use super::Inner;
+use super::resume::Resume;
 use crate::sse::{SseItem, SseReader};
 use crate::verdict::{
     Expect, StreamEnd, StreamSummary, TransportFailure, Verdict, classify_stream,
@@ -45,7 +53,8 @@ pub struct Held {
 
 /// Who to tell when the stream ends.
 pub struct Finish {
-    pub gateway: Gateway,
+    /// The table the request started on.
+    pub inner: std::sync::Arc<Inner>,
     pub upstream: usize,
     pub state: std::sync::Arc<super::target::TargetState>,
     pub started: Instant,
@@ -58,13 +67,53 @@ struct Relay {
     items: Vec<SseItem>,
     idle: Duration,
     deadline: Instant,
+    /// `None` once the stream's verdict was reported (and the stream ended).
     finish: Option<Finish>,
     /// A chunk with a (non-failure) `finish_reason` has passed: the answer is complete.
     finished: bool,
+    /// The table the request started on (recovery reads its routes).
+    inner: Arc<Inner>,
+    /// Set when the route recovers broken streams (`stream_recovery = "verified"`).
+    resume: Option<Box<Resume>>,
 }
 
-/// The client's response: the held items at once, then the rest as it comes.
-pub fn response(held: Held, finish: Finish, idle: Duration, deadline: Instant) -> Response {
+/// What ended the upstream stream early.
+enum Cause {
+    /// A cut, a stall, the deadline, or bytes that are not SSE.
+    End {
+        end: StreamEnd,
+        code: &'static str,
+        message: &'static str,
+        budget_cut: bool,
+    },
+    /// The provider's own error event or failure `finish_reason`.
+    Item {
+        item: SseItem,
+        has_error_object: bool,
+    },
+}
+
+/// Where forwarding a batch of items left the stream.
+enum Forwarded {
+    More,
+    Done(Bytes),
+    Broke(Cause),
+}
+
+/// The client's response: the held items at once, then the rest as it comes. With `resume`,
+/// a stream that breaks after content may be continued (see `resume`).
+pub fn response(
+    held: Held,
+    finish: Finish,
+    idle: Duration,
+    deadline: Instant,
+    mut resume: Option<Box<Resume>>,
+) -> Response {
+    if let Some(resume) = resume.as_mut() {
+        for item in &held.items {
+            resume.sent.observe(item);
+        }
+    }
     let first = serialize(&held.items);
     let relay = Relay {
         live: Some(held.response),
@@ -72,8 +121,10 @@ pub fn response(held: Held, finish: Finish, idle: Duration, deadline: Instant) -
         items: Vec::new(),
         idle,
         deadline,
-        finish: Some(finish),
         finished: held.items.iter().any(finishes),
+        inner: finish.inner.clone(),
+        finish: Some(finish),
+        resume,
     };
     let rest = stream::unfold(relay, |mut relay| async move {
         let bytes = relay.next().await?;
@@ -94,6 +145,7 @@ impl Relay {
         loop {
             let until = self.deadline.min(Instant::now() + self.idle);
             let live = self.live.as_mut()?;
+            let mut out = BytesMut::new();
             let chunk = match timeout_at(until, live.chunk()).await {
                 Err(_) => {
                     let budget_cut = Instant::now() >= self.deadline;
@@ -105,46 +157,71 @@ impl Relay {
                     } else {
                         ("stream_stalled", "the provider went silent mid-stream")
                     };
-                    let end = StreamEnd::IdleTimeout;
-                    return Some(self.fail(end, None, code, message, budget_cut));
+                    let cause = Cause::End {
+                        end: StreamEnd::IdleTimeout,
+                        code,
+                        message,
+                        budget_cut,
+                    };
+                    match self.broke(out, cause).await {
+                        Some(bytes) => return Some(bytes),
+                        None => continue,
+                    }
                 }
                 Ok(Err(e)) => {
                     let end = StreamEnd::Transport(crate::transport::failure(
                         &e,
                         crate::verdict::TimeoutPhase::Idle,
                     ));
-                    return Some(self.fail(end, None, "stream_interrupted", CUT, false));
+                    match self.broke(out, cut(end)).await {
+                        Some(bytes) => return Some(bytes),
+                        None => continue,
+                    }
                 }
                 Ok(Ok(None)) => {
                     let mut items = std::mem::take(&mut self.items);
                     if self.reader.finish(&mut items).is_err() {
                         items.clear();
                     }
-                    let mut out = BytesMut::new();
-                    if let Some(bytes) = self.forward(items, &mut out) {
-                        return Some(bytes);
+                    match self.forward(items, &mut out) {
+                        Forwarded::Done(bytes) => return Some(bytes),
+                        Forwarded::Broke(cause) => match self.broke(out, cause).await {
+                            Some(bytes) => return Some(bytes),
+                            None => continue,
+                        },
+                        Forwarded::More => {}
                     }
                     if self.finished {
                         // Complete, but the provider sent no `[DONE]`: the client still expects
                         // one (SDKs stop on it).
+                        self.end_comment(&mut out);
                         out.put_slice(DONE);
                         self.report(Verdict::Up, None, false);
                         self.live = None;
                         return Some(out.freeze());
                     }
-                    let end = StreamEnd::Eof;
-                    return Some(self.fail(end, Some(out), "stream_interrupted", CUT, false));
+                    match self.broke(out, cut(StreamEnd::Eof)).await {
+                        Some(bytes) => return Some(bytes),
+                        None => continue,
+                    }
                 }
                 Ok(Ok(Some(chunk))) => chunk,
             };
             let mut items = std::mem::take(&mut self.items);
             if let Err(e) = self.reader.push(&chunk, &mut items) {
                 let end = StreamEnd::Transport(TransportFailure::Other(e.to_string()));
-                return Some(self.fail(end, None, "stream_interrupted", CUT, false));
+                match self.broke(out, cut(end)).await {
+                    Some(bytes) => return Some(bytes),
+                    None => continue,
+                }
             }
-            let mut out = BytesMut::new();
-            if let Some(bytes) = self.forward(items, &mut out) {
-                return Some(bytes);
+            match self.forward(items, &mut out) {
+                Forwarded::Done(bytes) => return Some(bytes),
+                Forwarded::Broke(cause) => match self.broke(out, cause).await {
+                    Some(bytes) => return Some(bytes),
+                    None => continue,
+                },
+                Forwarded::More => {}
             }
             if !out.is_empty() {
                 return Some(out.freeze());
@@ -152,73 +229,157 @@ impl Relay {
         }
     }
 
-    /// Writes `items` to `out`; returns the final bytes when one of them ends the stream.
-    fn forward(&mut self, mut items: Vec<SseItem>, out: &mut BytesMut) -> Option<Bytes> {
-        for item in items.drain(..) {
-            write_item(out, &item);
+    /// Writes `items` to `out` until one of them ends the stream.
+    fn forward(&mut self, mut items: Vec<SseItem>, out: &mut BytesMut) -> Forwarded {
+        let mut drained = items.drain(..);
+        while let Some(mut item) = drained.next() {
+            if let Some(has_error_object) = failure_in(&item) {
+                drop(drained);
+                return Forwarded::Broke(Cause::Item {
+                    item,
+                    has_error_object,
+                });
+            }
             if is_done(&item) {
+                self.end_comment(out);
+                write_item(out, &item);
                 self.report(Verdict::Up, None, false);
                 if let Some(live) = self.live.take() {
                     drain(live);
                 }
-                return Some(std::mem::take(out).freeze());
+                return Forwarded::Done(std::mem::take(out).freeze());
             }
-            if let Some(has_error_object) = failure_in(&item) {
-                let diagnosis = classify_stream(
+            if let Some(resume) = self.resume.as_mut() {
+                resume.adjust_usage(&mut item);
+                resume.sent.observe(&item);
+            }
+            write_item(out, &item);
+            self.finished |= finishes(&item);
+        }
+        drop(drained);
+        // Keep the allocation for the next chunk.
+        self.items = items;
+        Forwarded::More
+    }
+
+    /// The upstream stream broke: reports it, then continues it on a recovery (returning
+    /// `None` to read on, after writing what the continuation has so far into the next chunk)
+    /// or ends the client's stream with the in-band error.
+    async fn broke(&mut self, mut out: BytesMut, cause: Cause) -> Option<Bytes> {
+        let (diagnosis, budget_cut) = match &cause {
+            Cause::End {
+                end, budget_cut, ..
+            } => (
+                classify_stream(
                     &StreamSummary {
                         status: 200,
                         headers: &HeaderMap::new(),
-                        items: std::slice::from_ref(&item),
+                        items: &[],
+                        end,
+                    },
+                    Expect::Chat,
+                ),
+                *budget_cut,
+            ),
+            Cause::Item { item, .. } => (
+                classify_stream(
+                    &StreamSummary {
+                        status: 200,
+                        headers: &HeaderMap::new(),
+                        items: std::slice::from_ref(item),
                         end: &StreamEnd::Eof,
                     },
                     Expect::Chat,
-                );
+                ),
+                false,
+            ),
+        };
+        self.report(diagnosis.verdict, diagnosis.blame, budget_cut);
+        let mut notes = None;
+        let recoverable = !budget_cut && Instant::now() < self.deadline;
+        if let Some(resume) = self
+            .resume
+            .as_mut()
+            .filter(|r| recoverable && r.recovered.is_none())
+        {
+            // The broken response is dropped (cancelled) before anything else is sent.
+            self.live = None;
+            match resume.recover(&self.inner).await {
+                Ok(continued) => {
+                    let route = self.inner.routes.route(resume.route);
+                    let target = &route.targets[continued.position];
+                    self.finish = Some(Finish {
+                        inner: self.inner.clone(),
+                        upstream: target.upstream,
+                        state: target.state.clone(),
+                        started: Instant::now(),
+                    });
+                    self.live = continued.live;
+                    self.reader = continued.reader;
+                    self.finished = false;
+                    return match self.forward(continued.items, &mut out) {
+                        Forwarded::Done(bytes) => Some(bytes),
+                        Forwarded::Broke(cause) => Box::pin(self.broke(out, cause)).await,
+                        Forwarded::More if self.live.is_none() => {
+                            // The continuation was complete at once.
+                            if self.finished {
+                                self.end_comment(&mut out);
+                                out.put_slice(DONE);
+                                self.report(Verdict::Up, None, false);
+                                Some(out.freeze())
+                            } else {
+                                Box::pin(self.broke(out, cut(StreamEnd::Eof))).await
+                            }
+                        }
+                        Forwarded::More if out.is_empty() => None,
+                        Forwarded::More => Some(out.freeze()),
+                    };
+                }
+                Err(why) => {
+                    tracing::info!("gateway: a broken stream was not recovered: {why}");
+                    notes = Some(why);
+                }
+            }
+        }
+        let with_notes = |message: &str| match &notes {
+            Some(why) => format!("{message} ({why})"),
+            None => message.to_owned(),
+        };
+        match cause {
+            Cause::End { code, message, .. } => {
+                out.put_slice(&error_event(&with_notes(message), code));
+            }
+            Cause::Item {
+                item,
+                has_error_object,
+            } => {
+                write_item(&mut out, &item);
                 if !has_error_object {
                     out.put_slice(&error_event(
-                        &diagnosis.explanation,
+                        &with_notes(&diagnosis.explanation),
                         diagnosis.verdict.as_str(),
                     ));
                 }
-                self.report(diagnosis.verdict, diagnosis.blame, false);
-                return Some(std::mem::take(out).freeze());
             }
-            self.finished |= finishes(&item);
         }
-        // Keep the allocation for the next chunk.
-        self.items = items;
-        None
+        // Nothing more: the client's stream ends here.
+        self.finish = None;
+        self.live = None;
+        Some(out.freeze())
     }
 
-    /// Ends the stream with our error event after `before` (bytes still to send).
-    /// `budget_cut`: the request's overall deadline, not the target, ended it.
-    fn fail(
-        &mut self,
-        end: StreamEnd,
-        before: Option<BytesMut>,
-        code: &str,
-        message: &str,
-        budget_cut: bool,
-    ) -> Bytes {
-        let diagnosis = classify_stream(
-            &StreamSummary {
-                status: 200,
-                headers: &HeaderMap::new(),
-                items: &[],
-                end: &end,
-            },
-            Expect::Chat,
-        );
-        let mut out = before.unwrap_or_default();
-        out.put_slice(&error_event(message, code));
-        self.report(diagnosis.verdict, diagnosis.blame, budget_cut);
-        out.freeze()
+    /// The final comment of a recovered stream.
+    fn end_comment(&self, out: &mut BytesMut) {
+        if let Some(comment) = self.resume.as_ref().and_then(|r| r.comment()) {
+            write_item(out, &SseItem::Comment(comment));
+        }
     }
 
     fn report(&mut self, verdict: Verdict, blame: Option<crate::verdict::Blame>, budget_cut: bool) {
         let Some(finish) = self.finish.take() else {
             return;
         };
-        let inner = &finish.gateway.inner;
+        let inner = &finish.inner;
         let up = &inner.upstreams[finish.upstream];
         let latency = finish.started.elapsed();
         inner.record(up, &finish.state, verdict, blame, latency, budget_cut);
@@ -227,6 +388,16 @@ impl Relay {
         } else {
             tracing::info!(provider = %up.id, %verdict, "gateway stream failed after its first chunk");
         }
+    }
+}
+
+/// A cut stream (connection, EOF or framing): the same code and message whatever the end.
+fn cut(end: StreamEnd) -> Cause {
+    Cause::End {
+        end,
+        code: "stream_interrupted",
+        message: CUT,
+        budget_cut: false,
     }
 }
 

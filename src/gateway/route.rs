@@ -5,6 +5,10 @@
 //! — a hand-written matcher, since exact names and `*` globs are all routes need. Without any `[[routes]]`,
 //! every provider that has a key is reachable as `PROVIDER/MODEL` (e.g. `kimi/kimi-k2.6`), the
 //! model after the first `/` sent unchanged. Resolving does not allocate.
+//!
+//! A reload builds a new table from the previous one: a target (provider and model) that is in
+//! both keeps its state — breaker, answer times — so a reload neither forgives a failing target
+//! nor forgets a recovering one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,9 +16,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::breaker::BreakerPolicy;
-use super::target::TargetState;
+use super::target::{FORWARDED, TargetState};
 use super::telemetry::GatewayMetrics;
-use crate::config::{HedgeAfter, RouteSpec};
+use crate::config::{HedgeAfter, LintMode, RouteSpec, StreamRecovery};
 use crate::provider::Provider;
 
 /// How the model name sent upstream is chosen.
@@ -55,6 +59,9 @@ pub struct Route {
     pattern: String,
     pub targets: Vec<Target>,
     pub hedge_after: Option<HedgeAfter>,
+    pub stream_recovery: StreamRecovery,
+    /// What the request lint does on this route.
+    pub lint: LintMode,
 }
 
 /// Every route, in order.
@@ -71,12 +78,14 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Builds the table and its target states; `providers` is the config's list (upstream
-    /// indexes follow it).
+    /// indexes follow it). Targets also in `previous` keep their state.
     pub fn new(
         specs: &[RouteSpec],
         providers: &[Provider],
         policy: BreakerPolicy,
         metrics: &GatewayMetrics,
+        previous: Option<&RouteTable>,
+        stream_recovery: StreamRecovery,
     ) -> RouteTable {
         let index = |id: &str| providers.iter().position(|p| p.id == id);
         let mut states: BTreeMap<(usize, Option<String>), Arc<TargetState>> = BTreeMap::new();
@@ -84,12 +93,22 @@ impl RouteTable {
             states
                 .entry((upstream, model.cloned()))
                 .or_insert_with(|| {
-                    Arc::new(TargetState::new(
-                        &providers[upstream].id,
-                        model.map(String::as_str),
-                        policy,
-                        metrics,
-                    ))
+                    let provider = &providers[upstream].id;
+                    let label = model.map_or(FORWARDED, String::as_str);
+                    let kept = previous.and_then(|old| {
+                        old.states
+                            .iter()
+                            .find(|(_, s)| &*s.provider == provider.as_str() && &*s.label == label)
+                    });
+                    match kept {
+                        Some((_, state)) => state.clone(),
+                        None => Arc::new(TargetState::new(
+                            provider,
+                            model.map(String::as_str),
+                            policy,
+                            metrics,
+                        )),
+                    }
                 })
                 .clone()
         };
@@ -110,6 +129,8 @@ impl RouteTable {
                         state: state(i, None),
                     }],
                     hedge_after: None,
+                    stream_recovery,
+                    lint: LintMode::Off,
                 });
             }
             return RouteTable {
@@ -138,6 +159,8 @@ impl RouteTable {
                     })
                     .collect(),
                 hedge_after: spec.hedge_after,
+                stream_recovery: spec.stream_recovery.unwrap_or(stream_recovery),
+                lint: spec.lint,
             })
             .collect::<Vec<_>>();
         let aliases = routes.iter().map(|r| r.pattern.clone()).collect();
@@ -156,7 +179,19 @@ impl RouteTable {
 
     /// The first route matching `model`.
     pub fn resolve(&self, model: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| glob_match(&r.pattern, model))
+        self.resolve_index(model).map(|i| &self.routes[i])
+    }
+
+    /// The index of the first route matching `model`.
+    pub fn resolve_index(&self, model: &str) -> Option<usize> {
+        self.routes
+            .iter()
+            .position(|r| glob_match(&r.pattern, model))
+    }
+
+    /// The route at `index` (from [`RouteTable::resolve_index`] on this table).
+    pub fn route(&self, index: usize) -> &Route {
+        &self.routes[index]
     }
 
     pub fn aliases(&self) -> &[String] {
@@ -235,6 +270,8 @@ mod tests {
             &config.providers,
             BreakerPolicy::default(),
             &metrics,
+            None,
+            StreamRecovery::Off,
         );
         let r1 = &table.resolve("r1").unwrap().targets;
         let r2 = &table.resolve("r2").unwrap().targets;

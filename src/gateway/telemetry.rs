@@ -46,6 +46,13 @@ pub struct TestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecoveryLabels {
+    pub provider: String,
+    pub strategy: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
 }
@@ -65,6 +72,7 @@ pub struct GatewayMetrics {
     tests: Family<TestLabels, Counter>,
     last_test_at: Family<TargetLabels, Gauge<f64, AtomicU64>>,
     last_test_passed: Family<TargetLabels, Gauge>,
+    recoveries: Family<RecoveryLabels, Counter>,
 }
 
 /// Request outcomes counted by `isdown_gateway_requests_total`.
@@ -131,7 +139,15 @@ impl GatewayMetrics {
             "1 when the last recovery test of the target passed, 0 when it failed",
             last_test_passed.clone(),
         );
+        let recoveries = Family::<RecoveryLabels, Counter>::default();
+        metrics.register(
+            "gateway_stream_recoveries",
+            "Tries to continue a broken stream (stream_recovery = \"verified\"), by target \
+             provider, strategy (prefix, restart) and result (recovered, refused, diverged, failed)",
+            recoveries.clone(),
+        );
         GatewayMetrics {
+            recoveries,
             attempts,
             latency,
             requests,
@@ -187,6 +203,12 @@ impl GatewayMetrics {
         TargetStats {
             by_verdict,
             latency,
+        }
+    }
+
+    pub fn recoveries(&self) -> RecoveryCounters {
+        RecoveryCounters {
+            family: self.recoveries.clone(),
         }
     }
 
@@ -248,6 +270,25 @@ impl TargetCounters {
             .map_or(0.0, |d| d.as_secs_f64());
         self.last_test_at.set(now);
         self.last_test_passed.set(i64::from(passed));
+    }
+}
+
+/// Stream recovery tries. Rare (only broken streams with recovery on), so labels are built
+/// when counted.
+#[derive(Debug, Clone)]
+pub struct RecoveryCounters {
+    family: Family<RecoveryLabels, Counter>,
+}
+
+impl RecoveryCounters {
+    pub fn count(&self, provider: &str, strategy: super::resume::Strategy, result: &str) {
+        self.family
+            .get_or_create(&RecoveryLabels {
+                provider: provider.to_owned(),
+                strategy: strategy.as_str().to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
     }
 }
 

@@ -23,6 +23,7 @@ use tokio::time::{Instant, timeout_at};
 use super::error::ApiError;
 use super::fixes::{Fix, fixed};
 use super::relay::{self, Held};
+use super::request::ChatRequest;
 use super::telemetry::TargetStats;
 use crate::config::GatewayTimeouts;
 use crate::provider::{Provider, WireStyle};
@@ -44,6 +45,9 @@ pub struct Upstream {
     auth: Option<HeaderValue>,
     headers: Vec<(HeaderName, HeaderValue)>,
     pub context_window: Option<u64>,
+    /// Assistant prefill support (stream recovery), and where such requests go.
+    pub prefill: Option<crate::provider::Prefill>,
+    prefill_url: Url,
     fixes: Vec<Fix>,
     pub stats: TargetStats,
     /// When a setup problem was last logged, to log it once per cool-down, not per request.
@@ -87,19 +91,13 @@ struct Answer {
 
 impl Upstream {
     pub fn new(provider: &Provider, fixes: Vec<Fix>, stats: TargetStats) -> Upstream {
-        let url = match provider.style {
-            WireStyle::Openai => crate::provider::request::chat_url(provider),
-            // Anthropic's OpenAI SDK compatibility endpoint: same wire as every other target, so
-            // streams, tools and errors need no translation.
-            WireStyle::Anthropic => {
-                let mut url = provider.base_url.clone();
-                let path = format!(
-                    "{}/v1/chat/completions",
-                    provider.base_url.path().trim_end_matches('/')
-                );
-                url.set_path(&path);
-                url
-            }
+        let url = chat_completions_url(provider);
+        let prefill_url = match provider.prefill.as_ref().and_then(|p| p.base_url.clone()) {
+            Some(base_url) => chat_completions_url(&Provider {
+                base_url,
+                ..provider.clone()
+            }),
+            None => url.clone(),
         };
         let auth = provider.api_key.as_ref().and_then(|key| {
             let mut value =
@@ -115,6 +113,8 @@ impl Upstream {
             auth,
             headers: provider.headers.clone(),
             context_window: provider.context_window,
+            prefill: provider.prefill.clone(),
+            prefill_url,
             fixes,
             stats,
             setup_warned: Mutex::new(None),
@@ -144,6 +144,22 @@ impl Upstream {
         Bytes::from(bytes.unwrap_or_default())
     }
 
+    /// The body of `request` for this target (see `request::ChatRequest::body_for`).
+    pub fn body_of(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        params: &Map<String, Value>,
+    ) -> Bytes {
+        request.body_for(model, &self.fixes, params)
+    }
+
+    /// The fixes applied to requests bound for this target (the gateway's lint reads the body
+    /// each target would get).
+    pub fn fixes(&self) -> &[Fix] {
+        &self.fixes
+    }
+
     /// True at most once per `every`.
     pub fn setup_warning_due(&self, now: Instant, every: std::time::Duration) -> bool {
         let Ok(mut last) = self.setup_warned.try_lock() else {
@@ -156,9 +172,14 @@ impl Upstream {
         true
     }
 
-    fn request(&self, client: &Client, body: Bytes) -> reqwest::RequestBuilder {
+    fn request(&self, client: &Client, prefill: bool, body: Bytes) -> reqwest::RequestBuilder {
+        let url = if prefill {
+            &self.prefill_url
+        } else {
+            &self.url
+        };
         let mut builder = client
-            .post(self.url.clone())
+            .post(url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
@@ -179,13 +200,29 @@ impl Upstream {
         now: Instant,
         deadline: Instant,
     ) -> Attempt {
+        self.attempt_to(client, false, body, stream, timeouts, now, deadline)
+            .await
+    }
+
+    /// As [`Upstream::attempt`]; `prefill`: to the provider's prefill URL.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn attempt_to(
+        &self,
+        client: &Client,
+        prefill: bool,
+        body: Bytes,
+        stream: bool,
+        timeouts: &GatewayTimeouts,
+        now: Instant,
+        deadline: Instant,
+    ) -> Attempt {
         let limit = if stream {
             timeouts.first_token
         } else {
             timeouts.request
         };
         let mut attempt = self
-            .attempt_until(client, body, stream, deadline.min(now + limit))
+            .attempt_until(client, prefill, body, stream, deadline.min(now + limit))
             .await;
         if let Attempt::Failed(failure) = &mut attempt {
             failure.budget_cut = deadline < now + limit;
@@ -196,6 +233,7 @@ impl Upstream {
     async fn attempt_until(
         &self,
         client: &Client,
+        prefill: bool,
         body: Bytes,
         stream: bool,
         until: Instant,
@@ -205,7 +243,8 @@ impl Upstream {
         } else {
             TimeoutPhase::Response
         };
-        let mut response = match timeout_at(until, self.request(client, body).send()).await {
+        let mut response = match timeout_at(until, self.request(client, prefill, body).send()).await
+        {
             Err(_) => return transport(TransportFailure::Timeout { phase }, true),
             Ok(Err(e)) => {
                 let phase = if e.is_connect() {
@@ -263,6 +302,24 @@ impl Upstream {
                 body,
             }),
         })
+    }
+}
+
+/// `POST` target of a provider's chat completions.
+fn chat_completions_url(provider: &Provider) -> Url {
+    match provider.style {
+        WireStyle::Openai => crate::provider::request::chat_url(provider),
+        // Anthropic's OpenAI SDK compatibility endpoint: same wire as every other target, so
+        // streams, tools and errors need no translation.
+        WireStyle::Anthropic => {
+            let mut url = provider.base_url.clone();
+            let path = format!(
+                "{}/v1/chat/completions",
+                provider.base_url.path().trim_end_matches('/')
+            );
+            url.set_path(&path);
+            url
+        }
     }
 }
 

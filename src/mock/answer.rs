@@ -49,6 +49,23 @@ pub(crate) enum Reply {
 /// The answer text of a healthy request, in the pieces a stream sends.
 pub(crate) const PONG: [&str; 3] = ["p", "on", "g"];
 
+/// The other answer text (`cut_once_then_other`): same first letter, then it diverges.
+pub(crate) const PINK: [&str; 3] = ["p", "in", "k"];
+
+/// The answer `pieces` spell, or only what follows `prefill` when they start with it (a
+/// provider continuing a prefilled answer sends just the rest, as one piece here).
+pub(crate) fn after_prefill(pieces: [&str; 3], prefill: Option<&str>) -> Reply {
+    let text = pieces.concat();
+    let pieces = match prefill.and_then(|p| text.strip_prefix(p)) {
+        Some(rest) => vec![rest.to_owned()],
+        None => pieces.iter().map(|piece| (*piece).to_owned()).collect(),
+    };
+    Reply::Text {
+        pieces,
+        finish: "stop".to_owned(),
+    }
+}
+
 impl Reply {
     pub fn pong() -> Reply {
         Reply::Text {

@@ -56,6 +56,17 @@
 //! without `data: [DONE]` (Anthropic wire: without `message_stop`), as some providers and
 //! proxies do; non-streaming requests get the healthy answer.
 //!
+//! `cut_once`, `cut_once_then_other` and `cut_once_refuse_prefill` exercise the gateway's stream
+//! recovery: the first generation request after the scenario is set is cut as in `stream_cut`
+//! (two content chunks, `p` and `on`, then the connection drops); every later one answers
+//! healthy. A later request whose last message is an assistant message (a prefill, with or
+//! without Moonshot's `partial` / DeepSeek's `prefix` flag) is answered with only what follows
+//! that text, as one content chunk (`g` after `pon`) — except under `cut_once_refuse_prefill`,
+//! which answers it with the style's 400 `bad_request`, as a model without prefill support does.
+//! `cut_once_then_other` refuses prefills the same way and answers `pink` instead of `pong`, so
+//! a restart diverges after `p`;
+//! `stall_once` stalls its first stream as `stream_stall` does instead of cutting it.
+//!
 //! `flapping` counts every API request, `/models` included, and restarts at `ok` whenever a
 //! scenario is set. A generation request whose body is not JSON gets the style's `bad_request`
 //! answer under any scenario that would otherwise answer it.
@@ -63,6 +74,14 @@
 //! Error-body scenarios apply to `GET /models` too (a real outage hits every endpoint), except
 //! the request-specific `model_not_found`, `context_too_long`, `content_filtered` and
 //! `bad_request`; the tool and stream scenarios and `empty_choices` leave it healthy.
+//!
+//! `tool_schema_rejected` and `tool_schema_500` imitate a provider whose tool-schema validator
+//! refuses part of a request while the provider is up: a generation request with a tool named
+//! outside letters, digits, `_`, `.`, `-` (or over 64 characters), or with `anyOf`, `oneOf` or
+//! `allOf` anywhere in a tool's parameters, gets the style's `bad_request` (400) or
+//! `server_error` (500) answer; every other request, the ping included, is answered as under
+//! `ok`. The first trigger is one the request lint reads; the second is valid JSON Schema that
+//! only sending reveals (`isdown check --request` narrows it down).
 //!
 //! All waiting uses `tokio::time`, so callers' tests may run on paused time.
 

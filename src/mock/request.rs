@@ -45,6 +45,10 @@ pub(crate) struct Generation {
     pub tool: Option<Tool>,
     /// A rough prompt size for `usage` (about four bytes per token).
     pub prompt_tokens: u64,
+    /// The text of a trailing assistant message (a prefill: answer what follows it).
+    pub prefill: Option<String>,
+    /// Some tool has a schema the tool-schema scenarios refuse (see [`refused_tool`]).
+    pub refused_tool: bool,
 }
 
 /// The body was not a JSON object.
@@ -78,11 +82,25 @@ impl Generation {
             .get("messages")
             .map(|messages| messages.to_string().len())
             .unwrap_or(0);
+        let prefill = object
+            .get("messages")
+            .and_then(Value::as_array)
+            .and_then(|messages| messages.last())
+            .filter(|last| last.get("role").and_then(Value::as_str) == Some("assistant"))
+            .and_then(|last| last.get("content"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let refused_tool = object
+            .get("tools")
+            .and_then(Value::as_array)
+            .is_some_and(|tools| tools.iter().any(refused_tool));
         Ok(Generation {
             model,
             stream,
             include_usage,
             tool,
+            prefill,
+            refused_tool,
             prompt_tokens: (prompt_bytes as u64 / 4).max(1),
         })
     }
@@ -99,6 +117,41 @@ fn tool_of(tool: &Value) -> Option<Tool> {
         name: name?.as_str()?.to_owned(),
         schema: schema.cloned().unwrap_or(Value::Null),
     })
+}
+
+/// Composition keywords the mock's validator refuses, as several providers' validators refuse
+/// some union schemas.
+const REFUSED_KEYWORDS: [&str; 3] = ["anyOf", "oneOf", "allOf"];
+
+/// What the tool-schema scenarios refuse in a tool (either wire): a name outside letters,
+/// digits, `_`, `.` and `-` or longer than 64 characters, or a composition keyword anywhere in
+/// its schema. The first is what `isdown check --request` flags by reading; the second is valid
+/// JSON Schema, found only by sending.
+fn refused_tool(tool: &Value) -> bool {
+    let Some(tool) = tool_of(tool) else {
+        return false;
+    };
+    let bad_name = tool.name.is_empty()
+        || tool.name.chars().count() > 64
+        || !tool
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    bad_name || uses_refused_keyword(&tool.schema, 0)
+}
+
+/// Depth-bounded: a request's JSON is at most 128 levels deep anyway.
+fn uses_refused_keyword(schema: &Value, depth: usize) -> bool {
+    if depth > 64 {
+        return false;
+    }
+    match schema {
+        Value::Object(map) => map.iter().any(|(key, value)| {
+            REFUSED_KEYWORDS.contains(&key.as_str()) || uses_refused_keyword(value, depth + 1)
+        }),
+        Value::Array(items) => items.iter().any(|v| uses_refused_keyword(v, depth + 1)),
+        _ => false,
+    }
 }
 
 /// Example arguments that satisfy a tool's schema well enough for a client to accept them:

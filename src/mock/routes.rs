@@ -99,6 +99,21 @@ impl Shared {
     fn effective(&self, endpoint: Endpoint) -> (Scenario, Style, Duration) {
         let mut live = lock(&self.live);
         let mut scenario = live.scenario;
+        let first_breaks = match scenario {
+            Scenario::CutOnce | Scenario::CutOnceThenOther | Scenario::CutOnceRefusePrefill => {
+                Some(Scenario::StreamCut)
+            }
+            Scenario::StallOnce => Some(Scenario::StreamStall),
+            _ => None,
+        };
+        if let Some(broken) = first_breaks
+            && endpoint != Endpoint::Models
+        {
+            if live.flaps == 0 {
+                scenario = broken;
+            }
+            live.flaps += 1;
+        }
         if scenario == Scenario::Flapping {
             scenario = if live.flaps.is_multiple_of(2) {
                 Scenario::Ok
@@ -340,7 +355,7 @@ async fn api(
     incoming: Incoming,
 ) -> Response {
     record(shared, &incoming);
-    let (scenario, style, delay) = shared.effective(endpoint);
+    let (mut scenario, style, delay) = shared.effective(endpoint);
     tracing::debug!(path = incoming.uri.path(), %scenario, %style, "mock: request");
 
     // Connection-level scenarios act before anything is parsed, like a broken network would.
@@ -373,6 +388,20 @@ async fn api(
 
     if data.canned(scenario).is_some() {
         return canned(data, scenario, &model);
+    }
+    let prefilled = generation.as_ref().is_some_and(|g| g.prefill.is_some());
+    let refuses_prefill = matches!(
+        scenario,
+        Scenario::CutOnceRefusePrefill | Scenario::CutOnceThenOther
+    );
+    if refuses_prefill && prefilled {
+        return canned(data, Scenario::BadRequest, &model);
+    }
+    if let Some(refusal) = scenario.tool_schema_refusal() {
+        if generation.as_ref().is_some_and(|g| g.refused_tool) {
+            return canned(data, refusal, &model);
+        }
+        scenario = Scenario::Ok;
     }
     let mut response = match generation {
         None => model_list(shared, style, scenario),
@@ -518,6 +547,12 @@ impl Shape<'_> {
                     pieces: vec![answer::PONG[0].to_owned()],
                     finish,
                 }
+            }
+            (Scenario::CutOnce | Scenario::CutOnceRefusePrefill | Scenario::StallOnce, None) => {
+                answer::after_prefill(answer::PONG, self.generation.prefill.as_deref())
+            }
+            (Scenario::CutOnceThenOther, None) => {
+                answer::after_prefill(answer::PINK, self.generation.prefill.as_deref())
             }
             (Scenario::NoToolCall, _) | (_, None) => Reply::pong(),
             (_, Some(tool)) => {

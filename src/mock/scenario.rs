@@ -43,6 +43,13 @@ pub enum Scenario {
     CompleteWithoutDone,
     Flapping,
     EchoKey,
+    CutOnce,
+    CutOnceThenOther,
+    CutOnceRefusePrefill,
+    StallOnce,
+    // Request-side failures triggered by one part of the request (`check --request`).
+    ToolSchemaRejected,
+    ToolSchema500,
 }
 
 /// Facts about one scenario.
@@ -57,7 +64,7 @@ struct Info {
 }
 
 /// One row per scenario, in the order `--help` lists them.
-const SCENARIOS: [Info; 30] = [
+const SCENARIOS: [Info; 36] = [
     Info {
         scenario: Scenario::Ok,
         name: "ok",
@@ -239,6 +246,55 @@ const SCENARIOS: [Info; 30] = [
                       proxies do (for testing that isdown never repeats it)",
         on_models: true,
     },
+    Info {
+        scenario: Scenario::CutOnce,
+        name: "cut_once",
+        description: "the first generation request is cut as in `stream_cut`; later ones answer \
+                      healthy, and a prefilled one (trailing assistant message) only the rest",
+        on_models: false,
+    },
+    Info {
+        scenario: Scenario::CutOnceThenOther,
+        name: "cut_once_then_other",
+        description: "as `cut_once_refuse_prefill`, but later answers are another text (`pink`)",
+        on_models: false,
+    },
+    Info {
+        scenario: Scenario::CutOnceRefusePrefill,
+        name: "cut_once_refuse_prefill",
+        description: "as `cut_once`, but a prefilled request gets the style's 400 bad_request",
+        on_models: false,
+    },
+    Info {
+        scenario: Scenario::StallOnce,
+        name: "stall_once",
+        description: "as `cut_once`, but the first stream stalls as in `stream_stall` instead",
+        on_models: false,
+    },
+    // --- request-side failures triggered by one part of the request (`check --request`) ---
+    Info {
+        scenario: Scenario::ToolSchemaRejected,
+        name: "tool_schema_rejected",
+        description: "the style's 400 for any request whose tools hold a schema this validator refuses \
+                      (a name outside letters, digits, `_`, `.`, `-` or over 64 characters, or \
+                      `anyOf`/`oneOf`/`allOf` anywhere in the parameters); healthy otherwise, the \
+                      ping included",
+        on_models: false,
+    },
+    Info {
+        scenario: Scenario::ToolSchema500,
+        name: "tool_schema_500",
+        description: "as `tool_schema_rejected`, but the refusal is the style's 500 server error (as \
+                      providers answer some malformed tool schemas)",
+        on_models: false,
+    },
+];
+
+/// Scenarios that refuse requests whose tools the mock's validator rejects, with the canned
+/// answer they refuse them with; other requests are answered as under `ok`.
+const TOOL_SCHEMA_REFUSALS: [(Scenario, Scenario); 2] = [
+    (Scenario::ToolSchemaRejected, Scenario::BadRequest),
+    (Scenario::ToolSchema500, Scenario::ServerError),
 ];
 
 /// A name that is not a scenario. Its message lists the valid names.
@@ -250,8 +306,8 @@ pub struct UnknownScenario {
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 30] = {
-        let mut all = [Scenario::Ok; 30];
+    pub const ALL: [Scenario; 36] = {
+        let mut all = [Scenario::Ok; 36];
         let mut i = 0;
         while i < SCENARIOS.len() {
             all[i] = SCENARIOS[i].scenario;
@@ -282,6 +338,14 @@ impl Scenario {
     /// Whether `GET /models` answers according to this scenario (else it stays healthy).
     pub fn affects_models(self) -> bool {
         self.info().on_models
+    }
+
+    /// For the tool-schema scenarios, the canned failure a refused request gets.
+    pub fn tool_schema_refusal(self) -> Option<Scenario> {
+        TOOL_SCHEMA_REFUSALS
+            .iter()
+            .find(|(scenario, _)| *scenario == self)
+            .map(|(_, refusal)| *refusal)
     }
 
     fn info(self) -> &'static Info {

@@ -239,7 +239,7 @@ fn streamed_content(datas: &[String]) -> String {
 
 #[test]
 fn scenario_names_round_trip_in_declaration_order() {
-    assert_eq!(Scenario::all().len(), 30);
+    assert_eq!(Scenario::all().len(), 36);
     for (index, scenario) in Scenario::ALL.iter().enumerate() {
         assert_eq!(
             *scenario as usize, index,
@@ -608,7 +608,7 @@ async fn echo_key_quotes_the_key_it_received() {
 /// Status of a non-streaming generation request per scenario, in `Style::ALL` order (kimi,
 /// deepseek, openai, anthropic, zhipu, dashscope, openrouter). `hang` and `reset` never get a
 /// status and have their own tests.
-const STATUSES: [(&str, [u16; 7]); 27] = [
+const STATUSES: [(&str, [u16; 7]); 33] = [
     ("ok", [200; 7]),
     ("slow", [200; 7]),
     ("rate_limited", [429; 7]),
@@ -636,6 +636,14 @@ const STATUSES: [(&str, [u16; 7]); 27] = [
     ("complete_without_done", [200; 7]),
     ("flapping", [200; 7]),
     ("echo_key", [401; 7]),
+    // The first request after a switch breaks (cut, stalled) after its status line.
+    ("cut_once", [200; 7]),
+    ("cut_once_then_other", [200; 7]),
+    ("cut_once_refuse_prefill", [200; 7]),
+    ("stall_once", [200; 7]),
+    // No tools in the request: the tool-schema scenarios answer as `ok` (see their own test).
+    ("tool_schema_rejected", [200; 7]),
+    ("tool_schema_500", [200; 7]),
 ];
 
 #[tokio::test]
@@ -671,8 +679,14 @@ async fn every_scenario_answers_with_the_documented_status_in_every_style() {
                 _ => {}
             }
             // Bodies that should arrive whole are read; the stream scenarios stop after headers.
-            if name.starts_with("stream_cut") || name == "stream_stall" || name == "keepalive_only"
-            {
+            let breaks = [
+                "stream_cut",
+                "stream_stall",
+                "keepalive_only",
+                "cut_once",
+                "stall_once",
+            ];
+            if breaks.iter().any(|b| name.starts_with(b)) {
                 continue;
             }
             let text = response.text().await.unwrap();
@@ -1454,4 +1468,55 @@ async fn slow_waits_on_tokio_time() {
     assert_eq!(response.status(), 200);
     assert!(started.elapsed() >= super::DEFAULT_DELAY);
     mock.shutdown().await;
+}
+
+// === tool-schema scenarios ===
+
+/// The OpenAI-wire request with one extra tool whose schema or name is `bad`.
+fn chat_with_tool(tool: Value) -> Value {
+    let mut body = chat_body(false);
+    let mut list = tools().as_array().unwrap().clone();
+    list.push(tool);
+    body["tools"] = Value::Array(list);
+    body
+}
+
+#[tokio::test]
+async fn tool_schema_scenarios_refuse_only_requests_with_a_refused_tool() {
+    let union = json!({"type": "function", "function": {"name": "lookup", "parameters": {
+        "type": "object", "properties": {"id": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}}}});
+    let bad_name = json!({"type": "function", "function": {"name": "read file", "parameters": {
+        "type": "object", "properties": {}}}});
+    let fine = json!({"type": "function", "function": {"name": "read_file", "parameters": {
+        "type": "object", "properties": {"path": {"type": "string"}}}}});
+    for (scenario, refused_status) in [("tool_schema_rejected", 400), ("tool_schema_500", 500)] {
+        let mock = start(Style::Kimi, Scenario::Ok).await;
+        mock.switch(json!({"scenario": scenario})).await;
+        assert_eq!(
+            mock.chat(chat_body(false)).await.unwrap().status(),
+            200,
+            "{scenario}: ping"
+        );
+        assert_eq!(
+            mock.chat(chat_with_tool(fine.clone()))
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{scenario}"
+        );
+        for tool in [&union, &bad_name] {
+            let response = mock.chat(chat_with_tool(tool.clone())).await.unwrap();
+            assert_eq!(response.status(), refused_status, "{scenario}: {tool}");
+        }
+        // The model list is untouched: the provider is up.
+        let models = mock
+            .client
+            .get(mock.url("/v1/models"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(models.status(), 200);
+        mock.shutdown().await;
+    }
 }

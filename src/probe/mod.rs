@@ -3,7 +3,9 @@
 //! Four kinds: `reachability` (GET models; needs no key), `chat` (a one-token completion),
 //! `stream` (SSE, time to first token, cut and stalled streams) and `tools` (one tool; the reply
 //! must hold a well-formed call). Each records DNS, connect, TLS, first-byte and total time under
-//! one per-probe deadline. Probes own the I/O; every judgement is the classifier's.
+//! one per-probe deadline. Probes own the I/O; every judgement is the classifier's. The same
+//! exchange also sends a caller's own request body unchanged ([`Prober::send`], for
+//! `isdown check --request`), so a user's request is read and judged exactly like a probe.
 
 pub mod phases;
 pub mod read;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use thiserror::Error;
 use tokio_rustls::rustls::ClientConfig;
 
@@ -127,8 +130,6 @@ impl Prober {
         kind: ProbeKind,
         timeout: Duration,
     ) -> ProbeResult {
-        let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + timeout;
         let (url, model) = match kind {
             ProbeKind::Reachability => (request::models_url(provider), None),
             _ => (
@@ -136,21 +137,71 @@ impl Prober {
                 Some(provider.probe_model.clone()),
             ),
         };
+        let builder = match kind {
+            ProbeKind::Reachability => request::models_request(&self.client, provider),
+            ProbeKind::Chat => self.chat(provider, ChatPayload::Plain),
+            ProbeKind::Stream => self.chat(provider, ChatPayload::Stream),
+            ProbeKind::Tools => self.chat(provider, ChatPayload::Tools),
+        };
+        let expect = match kind {
+            ProbeKind::Reachability => Expect::Reachable {
+                key_sent: provider.has_key(),
+            },
+            ProbeKind::Tools => Expect::ToolCall,
+            ProbeKind::Chat | ProbeKind::Stream => Expect::Chat,
+        };
+        let exchange = Exchange {
+            kind,
+            url: url.to_string(),
+            model,
+            expect,
+        };
+        self.exchange(provider, builder, exchange, timeout).await
+    }
+
+    /// Sends a caller's own chat request body, unchanged, to the provider's chat endpoint
+    /// (`isdown check --request`): the same client, deadlines, reading and classification as a
+    /// probe. A body with `"stream": true` is read and judged as a stream.
+    pub async fn send(&self, provider: &Provider, body: &Value, timeout: Duration) -> ProbeResult {
+        let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+        let exchange = Exchange {
+            kind: if stream {
+                ProbeKind::Stream
+            } else {
+                ProbeKind::Chat
+            },
+            url: request::chat_url(provider).to_string(),
+            model: body.get("model").and_then(Value::as_str).map(str::to_owned),
+            expect: Expect::Chat,
+        };
+        let builder = request::body_request(&self.client, provider, body);
+        self.exchange(provider, builder, exchange, timeout).await
+    }
+
+    async fn exchange(
+        &self,
+        provider: &Provider,
+        builder: reqwest::RequestBuilder,
+        exchange: Exchange,
+        timeout: Duration,
+    ) -> ProbeResult {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let Exchange {
+            kind,
+            url,
+            model,
+            expect,
+        } = exchange;
         let mut result = ProbeResult {
             provider: provider.id.clone(),
-            url: url.to_string(),
+            url,
             model,
             kind,
             diagnosis: Diagnosis::new(Verdict::Up, "", ""),
             latency: None,
             ttft: None,
             timings: Timings::default(),
-        };
-        let builder = match kind {
-            ProbeKind::Reachability => request::models_request(&self.client, provider),
-            ProbeKind::Chat => self.chat(provider, ChatPayload::Plain),
-            ProbeKind::Stream => self.chat(provider, ChatPayload::Stream),
-            ProbeKind::Tools => self.chat(provider, ChatPayload::Tools),
         };
         let sent = tokio::time::timeout_at(deadline, builder.send()).await;
         let mut response = match sent {
@@ -178,14 +229,6 @@ impl Prober {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| ct.starts_with("text/event-stream"));
-        let expect = match kind {
-            ProbeKind::Reachability => Expect::Reachable {
-                key_sent: provider.has_key(),
-            },
-            ProbeKind::Tools => Expect::ToolCall,
-            ProbeKind::Chat | ProbeKind::Stream => Expect::Chat,
-        };
-
         let diagnosis = if is_stream {
             let read = read_stream(&mut response, started, deadline).await;
             result.ttft = read.first_content;
@@ -241,6 +284,14 @@ impl Prober {
     fn chat(&self, provider: &Provider, payload: ChatPayload) -> reqwest::RequestBuilder {
         request::chat_request(&self.client, provider, &provider.probe_model, payload)
     }
+}
+
+/// What one exchange is, for its result.
+struct Exchange {
+    kind: ProbeKind,
+    url: String,
+    model: Option<String>,
+    expect: Expect,
 }
 
 fn ms(d: Duration) -> f64 {

@@ -40,8 +40,22 @@ pub struct Provider {
     pub degraded_after: Duration,
     pub status_page: Option<String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// How the provider continues an answer from a given start, if it can (catalog data;
+    /// the gateway's stream recovery uses it).
+    pub prefill: Option<Prefill>,
     /// True for entries of the built-in catalog (used to pick default witnesses).
     pub builtin: bool,
+}
+
+/// Assistant prefill: a request whose last message is `{"role":"assistant","content":TEXT}`
+/// (with `FLAG: true` when the provider asks for a flag) is answered with what follows TEXT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefill {
+    /// The message field set to `true`: Moonshot `partial`, DeepSeek `prefix`; `None` for a
+    /// plain trailing assistant message (Anthropic).
+    pub flag: Option<String>,
+    /// Another base URL for such requests (DeepSeek serves prefix completion on `/beta`).
+    pub base_url: Option<Url>,
 }
 
 impl Provider {

@@ -95,6 +95,12 @@ pub fn chat_request(
     authorize(client.post(chat_url(provider)), provider).json(&body)
 }
 
+/// A caller's own chat request body, sent unchanged to the chat endpoint with the provider's
+/// auth (`isdown check --request`).
+pub fn body_request(client: &Client, provider: &Provider, body: &Value) -> RequestBuilder {
+    authorize(client.post(chat_url(provider)), provider).json(body)
+}
+
 /// The JSON body of a chat probe.
 pub fn chat_body(style: WireStyle, model: &str, payload: ChatPayload) -> Value {
     let (prompt, max_tokens) = match payload {
@@ -152,6 +158,7 @@ mod tests {
             degraded_after: Duration::from_secs(5),
             status_page: None,
             headers: vec![],
+            prefill: None,
             builtin: false,
         }
     }

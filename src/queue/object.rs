@@ -113,13 +113,7 @@ pub fn deleted(id: &str) -> Value {
 // === errors of the queue's endpoints ===
 
 fn error(status: StatusCode, message: String) -> ApiError {
-    ApiError {
-        status,
-        message,
-        kind: "invalid_request_error",
-        param: None,
-        code: None,
-    }
+    ApiError::new(status, "invalid_request_error", message)
 }
 
 fn with_param(mut e: ApiError, param: &'static str) -> ApiError {
@@ -192,16 +186,16 @@ pub fn not_cancellable(id: &str, status: BatchStatus) -> ApiError {
 
 /// The queue's database failed; the message is the store's, scrubbed.
 pub fn storage(error_text: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: format!(
+    let mut e = ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        format!(
             "the queue's database failed: {}",
             crate::secret::scrub(error_text)
         ),
-        kind: "server_error",
-        param: None,
-        code: Some("storage_error".into()),
-    }
+    );
+    e.code = Some("storage_error".into());
+    e
 }
 
 #[cfg(test)]

@@ -90,6 +90,58 @@ pub struct Incident {
     pub failed_probes: u32,
     pub first_error: Option<String>,
     pub last_error: Option<String>,
+    /// The provider's official acknowledgement, once its status page published a matching
+    /// incident; `None` until then.
+    #[serde(default)]
+    pub official: Option<OfficialAck>,
+}
+
+/// An incident as a provider's official status page published it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficialIncident {
+    /// The page's own id for it (unique per provider).
+    pub source_id: String,
+    pub title: String,
+    /// The incident's page.
+    pub url: Option<String>,
+    /// `none`, `minor`, `major`, `critical` or `maintenance`, as the page says.
+    pub impact: String,
+    /// When the page says it began.
+    pub started_at: Millis,
+    /// When the page posted it.
+    pub acknowledged_at: Millis,
+    pub resolved_at: Option<Millis>,
+}
+
+/// An official incident as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOfficialIncident {
+    pub id: i64,
+    pub provider: String,
+    /// When isdown first read it on the page.
+    pub first_seen_at: Millis,
+    pub incident: OfficialIncident,
+}
+
+/// What acknowledged one of isdown's incidents: the official incident, as it stands now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficialAck {
+    /// The stored official incident's id.
+    pub official_id: i64,
+    pub title: String,
+    pub url: Option<String>,
+    pub acknowledged_at: Millis,
+    pub resolved_at: Option<Millis>,
+}
+
+impl Incident {
+    /// How long before the official page isdown detected it (`acknowledged_at - started_at`;
+    /// negative when the page was first); `None` until acknowledged.
+    pub fn lead(&self) -> Option<Millis> {
+        self.official
+            .as_ref()
+            .map(|o| o.acknowledged_at - self.started_at)
+    }
 }
 
 /// A monitor's snapshot as read back.
@@ -170,6 +222,8 @@ pub struct Pruned {
     pub results: u64,
     pub rollups: u64,
     pub incidents: u64,
+    /// Official incidents no longer referenced and older than incidents are kept.
+    pub official: u64,
 }
 
 // === alert outbox types ===
@@ -358,7 +412,8 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError>;
 
     /// Deletes what is older than the retention allows. Closed incidents are kept as long as
-    /// day rollups.
+    /// day rollups, and so are official incidents (by their end, or their acknowledgement while
+    /// unresolved) unless an incident still refers to them.
     async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError>;
 
     /// Bytes the database occupies (for benchmarks and `/metrics`).
@@ -393,6 +448,33 @@ pub trait Store: Send + Sync + 'static {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Incident>, StoreError>;
+
+    // === official status pages ===
+
+    /// Records what `provider`'s status page lists: an official incident not seen before is
+    /// inserted (first seen at `seen_at`); a known one (same provider and source id) takes the
+    /// page's current title, link, impact and times, and keeps its first sighting.
+    async fn record_official_incidents(
+        &self,
+        provider: &str,
+        incidents: &[OfficialIncident],
+        seen_at: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// Official incidents of every provider that were open at some instant of `[from, to]`:
+    /// begun (or posted) at or before `to`, and not resolved before `from`. Newest first.
+    async fn official_incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<StoredOfficialIncident>, StoreError>;
+
+    /// Links each `(incident id, official incident id)`: the incident was acknowledged by that
+    /// official incident. An incident already linked keeps its first link; a pair naming an
+    /// incident or official incident that no longer exists (pruned meanwhile) is skipped.
+    async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError>;
+
+    // === the durable queue ===
 
     /// The durable queue's part of the store (files, batches, lines).
     fn queue(&self) -> &dyn QueueStore;

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use super::queue::{LineError, LineResult};
-use super::{AlertCommit, AttemptFailure, NewIncident, ResultRecord};
+use super::{AlertCommit, AttemptFailure, NewIncident, OfficialIncident, ResultRecord};
 use crate::secret::{scrub, scrub_json_text, scrub_registered};
 
 /// `text`, scrubbed; borrowed when there was nothing to remove.
@@ -21,6 +21,19 @@ fn text(text: &str) -> Cow<'_, str> {
 
 fn option(value: &Option<String>) -> Option<String> {
     value.as_deref().map(|t| text(t).into_owned())
+}
+
+/// Official incidents with their titles and links scrubbed (public text, but every text a
+/// write carries passes the same gate).
+pub fn official(incidents: &[OfficialIncident]) -> Vec<OfficialIncident> {
+    incidents
+        .iter()
+        .map(|o| OfficialIncident {
+            title: text(&o.title).into_owned(),
+            url: option(&o.url),
+            ..o.clone()
+        })
+        .collect()
 }
 
 /// Results with their explanations scrubbed; no copy when none needed it.

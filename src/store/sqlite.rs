@@ -3,7 +3,8 @@
 //!
 //! This module owns the schema (`migrations/`, embedded in the binary and applied on open), the
 //! on-disk encodings (`codes`) and the SQL: results and rollups in `results`, incidents and
-//! state snapshots in `incidents`, opening, pruning and sizing here. It decides nothing about
+//! state snapshots in `incidents`, official status pages' incidents in `official`, opening,
+//! pruning and sizing here. It decides nothing about
 //! monitors or incidents beyond what the trait promises (when to open or close an incident is
 //! the monitor's call), and it trusts no row it reads: anything that does not decode is
 //! [`StoreError::Corrupt`], never a panic. Its inputs come from the monitor (results,
@@ -13,6 +14,7 @@
 mod codes;
 mod history;
 mod incidents;
+mod official;
 mod outbox;
 mod queue;
 mod results;
@@ -33,8 +35,8 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use self::rollup::Resolution;
 use super::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, MonitorRecord,
-    NewIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention, SavedState, Store,
-    StoreError, Uptime, scrub,
+    NewIncident, OfficialIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention,
+    SavedState, Store, StoreError, StoredOfficialIncident, Uptime, scrub,
 };
 use crate::time::Millis;
 use crate::verdict::Verdict;
@@ -71,7 +73,7 @@ const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// The migrations, in order: (version, description, SQL). Embedded so the binary needs no files
 /// beside it.
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+const MIGRATIONS: [(i64, &str, &str); 6] = [
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "alerts", include_str!("migrations/0002_alerts.sql")),
     (
@@ -84,7 +86,8 @@ const MIGRATIONS: [(i64, &str, &str); 5] = [
         "state quarantine",
         include_str!("migrations/0004_state_quarantine.sql"),
     ),
-    (5, "queue", include_str!("migrations/0005_queue.sql")),
+    (5, "official", include_str!("migrations/0005_official.sql")),
+    (6, "queue", include_str!("migrations/0006_queue.sql")),
 ];
 
 /// The store. Share it behind an `Arc`; all methods take `&self`.
@@ -222,8 +225,12 @@ impl SqliteStore {
 }
 
 fn migrator() -> Migrator {
+    migrator_of(&MIGRATIONS)
+}
+
+fn migrator_of(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
-        MIGRATIONS
+        migrations
             .iter()
             .map(|&(version, description, sql)| {
                 Migration::new(
@@ -301,9 +308,13 @@ fn statement_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
 // === impl Store for SqliteStore ===
 
 #[async_trait]
+// Each trait method is implemented by the inherent method of the same name, in the file of its
+// concern (`results.rs`, `incidents.rs`, `outbox.rs`, `rollup.rs`): one name per operation.
+// Inherent methods win name resolution, so `SqliteStore::name(self, …)` below is that inherent
+// twin, after the store-agnostic scrub of what is written (`store::scrub`).
 impl Store for SqliteStore {
     async fn register_monitors(&self, monitors: &[MonitorRecord]) -> Result<(), StoreError> {
-        self.put_monitors(monitors).await
+        SqliteStore::register_monitors(self, monitors).await
     }
 
     /// One transaction per call; see `results.rs` for how rows and rollups are written. A
@@ -311,7 +322,7 @@ impl Store for SqliteStore {
     /// batch) and is ignored, so replaying a batch never counts anything twice. A healthy
     /// result's explanation is not stored. Monitors not registered yet get a key on the fly.
     async fn record_results(&self, results: &[ResultRecord]) -> Result<(), StoreError> {
-        self.write_results(&scrub::results(results)).await
+        SqliteStore::record_results(self, &scrub::results(results)).await
     }
 
     async fn recent_results(
@@ -319,11 +330,11 @@ impl Store for SqliteStore {
         monitor: &str,
         limit: u32,
     ) -> Result<Vec<ResultRecord>, StoreError> {
-        self.read_recent_results(monitor, limit).await
+        SqliteStore::recent_results(self, monitor, limit).await
     }
 
     async fn open_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
-        self.insert_incident(&scrub::incident(incident)).await
+        SqliteStore::open_incident(self, &scrub::incident(incident)).await
     }
 
     /// Only an open incident takes failures: an unknown or closed id is
@@ -336,13 +347,12 @@ impl Store for SqliteStore {
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
         let last_error = scrub::error_sample(last_error);
-        self.add_incident_failure(id, verdict, last_error.as_deref())
-            .await
+        SqliteStore::note_incident_failure(self, id, verdict, last_error.as_deref()).await
     }
 
     /// Closing a closed incident keeps its first end time; an unknown id is `RowNotFound`.
     async fn close_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError> {
-        self.end_incident(id, ended_at).await
+        SqliteStore::close_incident(self, id, ended_at).await
     }
 
     /// Reopening an open incident changes nothing; an unknown id is `RowNotFound`. When another
@@ -350,28 +360,27 @@ impl Store for SqliteStore {
     /// and this returns that database error (a unique violation), leaving both as they were:
     /// the caller should note the failure on the open one instead.
     async fn reopen_incident(&self, id: i64) -> Result<(), StoreError> {
-        self.unend_incident(id).await
+        SqliteStore::reopen_incident(self, id).await
     }
 
     async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
-        self.read_incident(id).await
+        SqliteStore::incident(self, id).await
     }
 
     /// Newest first by start time, then by id so that equal starts page stably.
     async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
-        self.list_incidents(filter).await
+        SqliteStore::incidents(self, filter).await
     }
 
     /// The snapshot must be JSON (anything else is refused as `Corrupt`): checking on the way
     /// in keeps one bad writer from breaking every later start-up.
     async fn save_monitor_state(&self, monitor: &str, snapshot: &str) -> Result<(), StoreError> {
-        self.put_monitor_state(monitor, &scrub::snapshot(snapshot))
-            .await
+        SqliteStore::save_monitor_state(self, monitor, &scrub::snapshot(snapshot)).await
     }
 
     /// Sorted by monitor id. A snapshot that is not JSON text comes back `Unreadable`.
     async fn load_monitor_states(&self) -> Result<Vec<(String, SavedState)>, StoreError> {
-        self.read_monitor_states().await
+        SqliteStore::load_monitor_states(self).await
     }
 
     async fn quarantine_monitor_state(
@@ -380,7 +389,7 @@ impl Store for SqliteStore {
         reason: &str,
         at: Millis,
     ) -> Result<(), StoreError> {
-        self.move_state_to_quarantine(monitor, &crate::secret::scrub(reason), at)
+        SqliteStore::quarantine_monitor_state(self, monitor, &crate::secret::scrub(reason), at)
             .await
     }
 
@@ -388,7 +397,7 @@ impl Store for SqliteStore {
     /// that started inside the window: the current partial bucket counts, and the oldest
     /// bucket that started before the window does not, so "24 h" covers 23 to 24 hours.
     async fn uptime(&self, monitor: &str, now: Millis) -> Result<Uptime, StoreError> {
-        self.read_uptime(monitor, now).await
+        SqliteStore::uptime(self, monitor, now).await
     }
 
     /// Day buckets that started in the `days` days up to `now` (today's partial one included)
@@ -400,7 +409,7 @@ impl Store for SqliteStore {
         now: Millis,
         days: u32,
     ) -> Result<Vec<DailyLatency>, StoreError> {
-        self.read_daily_latency(monitor, now, days).await
+        SqliteStore::daily_latency(self, monitor, now, days).await
     }
 
     /// Raw results go when older than `retention.raw`; a rollup row goes once its whole bucket
@@ -409,11 +418,11 @@ impl Store for SqliteStore {
     /// The work is split into short transactions so writers are never held up for long. Freed
     /// pages are reused by later writes; the file does not shrink.
     async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
-        self.read_unresolved_groups().await
+        SqliteStore::unresolved_alert_groups(self).await
     }
 
     async fn commit_alerts(&self, commit: &AlertCommit) -> Result<(), StoreError> {
-        self.write_alert_commit(&scrub::alert_commit(commit)).await
+        SqliteStore::commit_alerts(self, &scrub::alert_commit(commit)).await
     }
 
     async fn pending_alerts(
@@ -421,12 +430,12 @@ impl Store for SqliteStore {
         channel: &str,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.read_pending_alerts(channel, limit).await
+        SqliteStore::pending_alerts(self, channel, limit).await
     }
 
     /// An entry already delivered (or unknown) is `RowNotFound`: delivering twice is a bug.
     async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError> {
-        self.mark_alert_delivered(id, at).await
+        SqliteStore::alert_delivered(self, id, at).await
     }
 
     /// Only a pending entry takes a failure; anything else is `RowNotFound`.
@@ -435,20 +444,19 @@ impl Store for SqliteStore {
         id: i64,
         failure: &AttemptFailure,
     ) -> Result<(), StoreError> {
-        self.mark_alert_failed(id, &scrub::attempt_failure(failure))
-            .await
+        SqliteStore::alert_attempt_failed(self, id, &scrub::attempt_failure(failure)).await
     }
 
     async fn outbox_entries(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.read_outbox(limit).await
+        SqliteStore::outbox_entries(self, limit).await
     }
 
     async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError> {
-        self.read_backlog().await
+        SqliteStore::outbox_backlog(self).await
     }
 
     async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError> {
-        self.delete_old_alerts(before).await
+        SqliteStore::prune_alerts(self, before).await
     }
 
     async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError> {
@@ -507,12 +515,14 @@ impl Store for SqliteStore {
             }
         }
 
+        let cutoff = now.saturating_sub(retention.day);
         pruned.incidents =
             sqlx::query("DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?1")
-                .bind(now.saturating_sub(retention.day))
+                .bind(cutoff)
                 .execute(&self.writer)
                 .await?
                 .rows_affected();
+        pruned.official = self.delete_old_official(cutoff).await?;
         Ok(pruned)
     }
 
@@ -542,7 +552,7 @@ impl Store for SqliteStore {
         now: Millis,
         days: u32,
     ) -> Result<Vec<crate::store::DayCounts>, StoreError> {
-        self.read_daily_counts(monitor, now, days).await
+        SqliteStore::daily_counts(self, monitor, now, days).await
     }
 
     /// Percentiles are read from each bucket's histogram exactly as `daily_latency` does.
@@ -553,7 +563,7 @@ impl Store for SqliteStore {
         now: Millis,
         buckets: u32,
     ) -> Result<Vec<crate::store::LatencyPoint>, StoreError> {
-        self.read_latency_series(monitor, step, now, buckets).await
+        SqliteStore::latency_series(self, monitor, step, now, buckets).await
     }
 
     async fn incidents_between(
@@ -561,7 +571,30 @@ impl Store for SqliteStore {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Incident>, StoreError> {
-        self.read_incidents_between(from, to).await
+        SqliteStore::incidents_between(self, from, to).await
+    }
+
+    // === official status pages ===
+
+    async fn record_official_incidents(
+        &self,
+        provider: &str,
+        incidents: &[OfficialIncident],
+        seen_at: Millis,
+    ) -> Result<(), StoreError> {
+        self.upsert_official(provider, incidents, seen_at).await
+    }
+
+    async fn official_incidents_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<StoredOfficialIncident>, StoreError> {
+        self.read_official_between(from, to).await
+    }
+
+    async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {
+        self.link_official(links).await
     }
 
     fn queue(&self) -> &dyn super::QueueStore {
@@ -613,12 +646,6 @@ static BUCKET_HISTOGRAMS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new
     )))
 });
 
-const INCIDENTS_BETWEEN: &str = "SELECT id, monitor, provider, kind, verdict, started_at, ended_at,
-            failed_probes, first_error, last_error
-     FROM incidents
-     WHERE started_at <= ?2 AND (ended_at IS NULL OR ended_at >= ?1)
-     ORDER BY started_at DESC, id DESC";
-
 /// The first bucket of `width` that starts inside the `count` buckets up to `now`.
 fn first_of_last(width: Millis, now: Millis, count: u32) -> Millis {
     let current = now.div_euclid(width) * width;
@@ -632,7 +659,7 @@ fn count_column(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<u64, Stor
 }
 
 impl SqliteStore {
-    async fn read_daily_counts(
+    async fn daily_counts(
         &self,
         monitor: &str,
         now: Millis,
@@ -668,7 +695,7 @@ impl SqliteStore {
             .collect()
     }
 
-    async fn read_latency_series(
+    async fn latency_series(
         &self,
         monitor: &str,
         step: crate::store::SeriesStep,
@@ -720,12 +747,12 @@ impl SqliteStore {
         Ok(points)
     }
 
-    async fn read_incidents_between(
+    async fn incidents_between(
         &self,
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Incident>, StoreError> {
-        let rows = sqlx::query(INCIDENTS_BETWEEN)
+        let rows = sqlx::query(incidents::INCIDENTS_BETWEEN)
             .bind(from)
             .bind(to)
             .fetch_all(&self.reader)
@@ -766,5 +793,34 @@ mod tests {
                 .count(),
             MAX_ROWS_PER_STATEMENT
         );
+    }
+
+    /// A database that main's releases left at the official incidents (version 5) gains the
+    /// queue's tables on open, its earlier migrations unchanged (a changed one is refused).
+    #[tokio::test]
+    async fn a_database_before_the_queue_gains_it_on_open() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("isdown.db");
+        let before_queue = migrator_of(&MIGRATIONS[..5]);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = pool_options(1).connect_with(options).await.unwrap();
+        before_queue.run(&pool).await.unwrap();
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+        let secret = crate::store::QueueStore::queue_secret(&store, b"fresh")
+            .await
+            .unwrap();
+        assert_eq!(secret, b"fresh");
+        store.close().await;
     }
 }

@@ -57,6 +57,11 @@ sqlite_suite!(
     daily_counts_split_each_day_by_blame,
     latency_series_reads_hour_and_day_percentiles,
     incidents_between_are_those_open_in_the_window,
+    // official status pages
+    official_incidents_are_inserted_then_updated_in_place,
+    official_incidents_between_are_those_open_in_the_window,
+    an_acknowledged_incident_reads_back_with_the_official_incident_as_it_stands,
+    pruning_keeps_official_incidents_an_incident_refers_to,
     // durable queue
     queue_secret_is_created_once,
     queue_uploads_are_invisible_until_complete_and_owned,
@@ -129,7 +134,14 @@ async fn reopening_does_not_rerun_migrations() {
             .unwrap();
     assert_eq!(
         applied,
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        vec![
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
         .fetch_one(&mut conn)

@@ -862,9 +862,12 @@ impl StreamState {
         let kind = value.get("type").and_then(Value::as_str).or(event);
         // Errors first: Anthropic `event: error`, a top-level `error` (OpenAI, OpenRouter's
         // unified error, DashScope moderation). Classified like a non-stream error.
+        // vLLM, SGLang and TGI's OpenAI servers send `{"object": "error", "message", "code"}`
+        // with no `error` key, in a 200 stream as in a body.
         let has_error = value
             .get("error")
-            .is_some_and(|e| !e.is_null() && *e != Value::Bool(false));
+            .is_some_and(|e| !e.is_null() && *e != Value::Bool(false))
+            || value.get("object").and_then(Value::as_str) == Some("error");
         if event == Some("error") || kind == Some("error") || has_error {
             let error = ErrorObject::from_body(value, true).unwrap_or_default();
             return Some(decide_error_in_success(

@@ -1667,6 +1667,221 @@ fn every_trap_of_the_reference_comes_out_right() {
     run_rows(TRAPS);
 }
 
+// === breadth: errors reported publicly by users of agent tools (issue 18 audit) ===
+// Each row is a body quoted in a public issue (named in the row) or a documented relay shape.
+
+const BREADTH: &[Row] = &[
+    // Context overflow in other words: input plus max_tokens over the window.
+    (
+        "anthropic_input_plus_max_tokens_over_the_window_is_context",
+        400,
+        r#"{"type":"error","error":{"type":"invalid_request_error","message":"input length and `max_tokens` exceed context limit: 199759 + 8192 > 200000, decrease input length or `max_tokens` and try again"}}"#,
+        V::ContextTooLong,
+    ),
+    (
+        "moonshot_v1_model_max_length_exceeded_is_context",
+        400,
+        r#"{"error":{"message":"model max length exceeded, max length:8192","type":"invalid_request_error"}}"#,
+        V::ContextTooLong,
+    ),
+    (
+        "vllm_context_length_is_only_is_context",
+        400,
+        r#"{"object":"error","message":"You passed 202753 input tokens and requested 0 output tokens. However, the model's context length is only 202752 tokens, resulting in a maximum input length of 202752 tokens.","type":"BadRequestError","param":null,"code":400}"#,
+        V::ContextTooLong,
+    ),
+    (
+        "openrouter_relayed_gemini_token_count_over_the_maximum_is_context",
+        400,
+        r#"{"error":{"message":"Provider returned error","code":400,"metadata":{"raw":"{\"error\":{\"code\":400,\"message\":\"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).\",\"status\":\"INVALID_ARGUMENT\"}}","provider_name":"Google"}}}"#,
+        V::ContextTooLong,
+    ),
+    (
+        "openai_messages_resulted_in_more_tokens_is_context",
+        400,
+        r#"{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 8202 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+        V::ContextTooLong,
+    ),
+    // Aggregators' "not a valid model": an unknown id, not a malformed request.
+    (
+        "openrouter_not_a_valid_model_id_400_is_model_not_found",
+        400,
+        r#"{"error":{"message":"healer-alpha is not a valid model ID","code":400},"user_id":"user_39ktqAYU0JZKhG1fder8F40HVSC"}"#,
+        V::ModelNotFound,
+    ),
+    (
+        "openrouter_no_endpoints_found_is_model_not_found",
+        404,
+        r#"{"error":{"message":"No endpoints found for anthropic/claude-3-opus.","code":404}}"#,
+        V::ModelNotFound,
+    ),
+    (
+        "siliconflow_model_does_not_exist_is_model_not_found",
+        400,
+        r#"{"code":20012,"message":"Model does not exist. Please check it carefully.","data":null}"#,
+        V::ModelNotFound,
+    ),
+    // Plan and usage limits sent as 401/403.
+    (
+        "codex_usage_limit_reached_relayed_as_401_is_quota",
+        401,
+        r#"{"error":{"type":"usage_limit_reached","message":"The usage limit has been reached","plan_type":"free","resets_at":1775549913,"resets_in_seconds":602639}}"#,
+        V::QuotaExhausted,
+    ),
+    (
+        "codex_usage_limit_reached_429_is_quota_not_a_short_wait",
+        429,
+        r#"{"type":"error","error":{"type":"usage_limit_reached","message":"The usage limit has been reached","plan_type":"plus","resets_at":1777936568,"resets_in_seconds":13872},"status_code":429}"#,
+        V::QuotaExhausted,
+    ),
+    (
+        "kimi_code_billing_cycle_limit_as_403_is_quota",
+        403,
+        r#"{"error":{"type":"permission_denied_error","message":"You've reached your usage limit for this billing cycle"}}"#,
+        V::QuotaExhausted,
+    ),
+    (
+        "copilot_style_rate_limited_as_403_is_rate_limited",
+        403,
+        r#"{"error":{"message":"Sorry, you have been rate-limited. Please wait a moment before trying again.","code":"user_global_rate_limited:pro_plus"}}"#,
+        V::RateLimited,
+    ),
+    // Relays and proxies that change the status but keep the provider's type or code.
+    (
+        "relay_500_keeping_moonshot_rate_limit_type_is_rate_limited",
+        500,
+        r#"{"error":{"type":"rate_limit_reached_error","message":"Your account org-x<ak-y> request reached organization max RPM: 3, please try again after 1 seconds"}}"#,
+        V::RateLimited,
+    ),
+    (
+        "relay_502_keeping_openai_insufficient_quota_is_quota",
+        502,
+        r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+        V::QuotaExhausted,
+    ),
+    (
+        "relay_400_keeping_anthropic_overloaded_type_is_overloaded",
+        400,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        V::Overloaded,
+    ),
+    (
+        "relay_503_keeping_zhipu_balance_code_is_quota",
+        503,
+        r#"{"error":{"code":"1113","message":"余额不足或无可用资源包，请充值后重试。"}}"#,
+        V::QuotaExhausted,
+    ),
+    (
+        "new_api_group_upstream_saturated_429_is_rate_limited",
+        429,
+        r#"{"error":{"message":"当前分组上游负载已饱和，请稍后再试 (request id: 20260521174921838127707FxeB1sRH)","type":"upstream_error","param":"404","code":"bad_response_status_code"}}"#,
+        V::RateLimited,
+    ),
+    (
+        "new_api_masked_upstream_error_503_is_unavailable",
+        503,
+        r#"{"error":{"message":"Service temporarily unavailable","type":"new_api_error","code":"upstream_error"}}"#,
+        V::Unavailable,
+    ),
+    (
+        "relay_200_body_with_openai_server_is_overloaded_is_overloaded",
+        200,
+        r#"{"error":{"message":"Our servers are currently overloaded. Please try again later.","type":"server_error","code":"server_is_overloaded"}}"#,
+        V::Overloaded,
+    ),
+    // Plain-text and HTML answers from load balancers in front of a provider.
+    (
+        "envoy_no_healthy_upstream_text_503_is_unavailable",
+        503,
+        "no healthy upstream",
+        V::Unavailable,
+    ),
+    (
+        "envoy_upstream_request_timeout_text_504_is_unavailable",
+        504,
+        "upstream request timeout",
+        V::Unavailable,
+    ),
+    (
+        "plain_bad_gateway_text_502_is_unavailable",
+        502,
+        "Bad Gateway",
+        V::Unavailable,
+    ),
+    (
+        "plain_internal_server_error_text_500_is_server_error",
+        500,
+        "Internal Server Error",
+        V::ServerError,
+    ),
+    (
+        "cloudflare_waf_403_html_is_auth_failed_not_an_outage",
+        403,
+        "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head><body>Sorry, you have been blocked</body></html>",
+        V::AuthFailed,
+    ),
+    (
+        "cloudflare_524_html_is_unavailable",
+        524,
+        "<!DOCTYPE html><html><head><title>api.example.com | 524: A timeout occurred</title></head><body></body></html>",
+        V::Unavailable,
+    ),
+    (
+        "vllm_object_error_body_with_200_is_bad_request",
+        200,
+        r#"{"object":"error","message":"\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set","type":"BadRequestError","param":null,"code":400}"#,
+        V::BadRequest,
+    ),
+];
+
+#[test]
+fn publicly_reported_errors_classify_by_what_they_mean() {
+    run_rows(BREADTH);
+}
+
+#[test]
+fn the_403_waf_page_is_described_as_a_page_in_front_of_the_api_and_never_shown() {
+    let d = http(
+        403,
+        "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head></html>",
+    );
+    assert!(
+        d.explanation.contains("in front of the API"),
+        "{}",
+        d.explanation
+    );
+    assert!(!d.explanation.contains("Cloudflare"), "{}", d.explanation);
+}
+
+#[test]
+fn vllm_error_object_inside_a_200_stream_is_classified_by_its_message() {
+    let d = stream(
+        200,
+        "data: {\"object\":\"error\",\"message\":\"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}\n\ndata: [DONE]\n\n",
+        StreamEnd::Eof,
+        Expect::Chat,
+    );
+    assert_eq!(d.verdict, V::ContextTooLong, "{}", d.explanation);
+    let d = stream(
+        200,
+        "data: {\"object\":\"error\",\"message\":\"something odd\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}\n\ndata: [DONE]\n\n",
+        StreamEnd::Eof,
+        Expect::Chat,
+    );
+    assert_eq!(d.verdict, V::BadRequest, "{}", d.explanation);
+}
+
+#[test]
+fn a_relayed_200_stream_with_an_overload_error_is_overloaded() {
+    let d = stream(
+        200,
+        "data: {\"error\":{\"message\":\"Our servers are currently overloaded. Please try again later.\",\"type\":\"server_error\",\"code\":\"server_is_overloaded\"}}\n\n",
+        StreamEnd::Eof,
+        Expect::Chat,
+    );
+    assert_eq!(d.verdict, V::Overloaded, "{}", d.explanation);
+}
+
 #[test]
 fn trap05_openrouter_in_stream_error_with_200_is_never_up() {
     let d = stream(

@@ -289,7 +289,24 @@ pub fn incident_json(site: &SiteInfo, i: &Incident, now: Millis) -> Value {
         "failed_probes": i.failed_probes,
         "first_error": i.first_error.as_deref().map(|e| site.public_text(e)),
         "last_error": i.last_error.as_deref().map(|e| site.public_text(e)),
+        "official": official_json(i),
     })
+}
+
+/// The provider's acknowledgement (a contract: `null` until its page posted a matching
+/// incident; `lead_s` = `acknowledged_at` − `started_at` as printed, in whole seconds, so a
+/// script subtracting the two fields gets the same number; negative when the page was first).
+fn official_json(i: &Incident) -> Value {
+    match &i.official {
+        Some(o) => json!({
+            "title": o.title,
+            "url": o.url,
+            "acknowledged_at": rfc3339(o.acknowledged_at),
+            "resolved_at": o.resolved_at.map(rfc3339),
+            "lead_s": o.acknowledged_at.div_euclid(1000) - i.started_at.div_euclid(1000),
+        }),
+        None => Value::Null,
+    }
 }
 
 #[derive(Debug, Deserialize)]

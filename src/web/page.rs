@@ -31,6 +31,9 @@ use super::rendered::{self, Rendered};
 use super::site::SiteInfo;
 use super::text;
 use super::views::HISTORY;
+use crate::alert::render::{NOT_ACKNOWLEDGED, lead_words};
+use crate::corroborate::view::{ProviderView, SourcesView};
+use crate::corroborate::words;
 use crate::incident::IncidentKind;
 use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
@@ -112,6 +115,40 @@ pub struct IncidentRow {
     pub cause: Option<String>,
     pub side: &'static str,
     pub failed_probes: u32,
+    /// What the provider's own page made of it; `None` where that means nothing (not an
+    /// outage, or no official page is read for the provider).
+    pub official: Option<OfficialCell>,
+}
+
+/// An incident's official acknowledgement, as its row shows it.
+pub struct OfficialCell {
+    /// "detected 12 min before the official page", or "not acknowledged officially".
+    pub words: String,
+    /// The official incident's title and page, once acknowledged.
+    pub title: Option<String>,
+    pub url: Option<String>,
+}
+
+fn official_cell(site: &SiteInfo, incident: &Incident) -> Option<OfficialCell> {
+    if incident.kind != IncidentKind::Outage {
+        return None;
+    }
+    match (&incident.official, incident.lead()) {
+        (Some(ack), Some(lead)) => Some(OfficialCell {
+            words: lead_words(lead),
+            title: Some(site.public_text(&ack.title)),
+            url: ack.url.clone(),
+        }),
+        _ => site
+            .providers
+            .get(&incident.provider)
+            .filter(|p| p.official_read)
+            .map(|_| OfficialCell {
+                words: NOT_ACKNOWLEDGED.to_owned(),
+                title: None,
+                url: None,
+            }),
+    }
 }
 
 fn incident_row(site: &SiteInfo, incident: &Incident, now: Millis) -> IncidentRow {
@@ -138,6 +175,7 @@ fn incident_row(site: &SiteInfo, incident: &Incident, now: Millis) -> IncidentRo
             .map(|e| site.public_text(e)),
         side: text::incident_side(incident.kind, incident.verdict),
         failed_probes: incident.failed_probes,
+        official: official_cell(site, incident),
     }
 }
 
@@ -264,6 +302,104 @@ pub struct OverviewInput<'a> {
     pub histories: &'a [Arc<MonitorHistory>],
     /// Incidents open at some time in the last [`BAR_DAYS`] days, newest first.
     pub incidents: &'a [Incident],
+    /// What the providers' own pages, the aggregator and the community say (the poller's
+    /// latest view).
+    pub others: &'a SourcesView,
+}
+
+/// One provider in "What others see".
+pub struct OthersRow {
+    pub name: String,
+    /// One line per source.
+    pub lines: Vec<String>,
+    /// Open official incidents: (words, link).
+    pub incidents: Vec<(String, Option<String>)>,
+    /// How the official page compared with isdown over the kept history.
+    pub lead: Option<String>,
+    /// Official incidents isdown's probes did not see, newest first.
+    pub unseen: Vec<UnseenRow>,
+    /// How many more of them there are.
+    pub unseen_more: usize,
+}
+
+pub struct UnseenRow {
+    pub title: String,
+    pub url: Option<String>,
+    pub started: String,
+    pub started_iso: String,
+    pub duration: String,
+}
+
+/// "Median lead over the kept history: detected 12 min before the official page (3 of 4
+/// outages acknowledged officially)."
+fn lead_line(p: &ProviderView) -> Option<String> {
+    if !p.has_official {
+        return None;
+    }
+    let lead = p.lead;
+    Some(match lead.median_lead {
+        Some(median) => format!(
+            "Median lead over the kept history: {} ({} of {} {} acknowledged officially).",
+            lead_words(median),
+            lead.acknowledged,
+            lead.outages,
+            if lead.outages == 1 {
+                "outage"
+            } else {
+                "outages"
+            }
+        ),
+        None if lead.outages > 0 => format!(
+            "None of isdown's {} {} was acknowledged officially.",
+            lead.outages,
+            if lead.outages == 1 {
+                "outage"
+            } else {
+                "outages"
+            }
+        ),
+        None => "No outage recorded yet to compare with the official page.".to_owned(),
+    })
+}
+
+fn others_row(site: &SiteInfo, p: &ProviderView, now: Millis) -> OthersRow {
+    let c = &p.now;
+    let mut lines = Vec::new();
+    let mut incidents = Vec::new();
+    if let Some(r) = &c.official {
+        lines.push(words::official(r, p.page.as_deref().unwrap_or_default()));
+        for i in r.ok().map(|o| o.incidents.as_slice()).unwrap_or_default() {
+            incidents.push((words::open_incident(i), i.url.clone()));
+        }
+    }
+    if let Some(r) = &c.aggregator {
+        lines.push(words::aggregator(r, p.model.as_deref().unwrap_or_default()));
+    }
+    for (feed, r) in &c.community {
+        lines.push(words::community(feed, r));
+    }
+    OthersRow {
+        name: site.name(&p.provider).to_owned(),
+        lines: lines.iter().map(|l| site.public_text(l)).collect(),
+        incidents,
+        lead: lead_line(p),
+        unseen: p
+            .unseen
+            .iter()
+            .map(|o| {
+                let i = &o.incident;
+                let start = i.started_at.min(i.acknowledged_at);
+                UnseenRow {
+                    title: site.public_text(&i.title),
+                    url: i.url.clone(),
+                    started: text::datetime(start),
+                    started_iso: rfc3339(start),
+                    duration: text::duration(i.resolved_at.unwrap_or(now) - start),
+                }
+            })
+            .collect(),
+        unseen_more: p.unseen_total.saturating_sub(p.unseen.len()),
+    }
 }
 
 pub struct Row {
@@ -293,6 +429,7 @@ pub struct OverviewPage {
     pub day_words: String,
     pub rows: Vec<Row>,
     pub incidents: Vec<IncidentRow>,
+    pub others: Vec<OthersRow>,
 }
 
 /// The 90 days of one monitor's bar, oldest first, ending today.
@@ -412,6 +549,13 @@ pub fn overview_page(input: &OverviewInput) -> OverviewPage {
         day_words: chart::day_legend(),
         rows,
         incidents,
+        others: input
+            .others
+            .providers
+            .iter()
+            .filter(|p| p.now.any())
+            .map(|p| others_row(site, p, input.now))
+            .collect(),
     }
 }
 

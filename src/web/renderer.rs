@@ -2,7 +2,8 @@
 //! they show changes, and never because someone asked.
 //!
 //! It wakes when the health view's version moves (a probe result, a state change, an incident,
-//! the store catching up, a config reload) and once a second (staleness, the minute and hour
+//! the store catching up, a config reload), when the corroboration poller publishes what the
+//! sources beside the probes say, and once a second (staleness, the minute and hour
 //! turning, new site settings), and renders at most once per [`MIN_GAP`] — more rarely when a
 //! render is expensive, so it never takes more than about a fifth of a core. Inputs come from the
 //! health view (memory) and the store, read incrementally: a monitor's history (uptime, 90 days,
@@ -25,6 +26,7 @@ use super::freshness::Freshness;
 use super::page::{BAR_DAYS, MonitorHistory};
 use super::site::{Site, SiteInfo};
 use super::views::{Inputs, LATEST, PublicViews, Views};
+use crate::corroborate::view::SourcesView;
 use crate::monitor::health::{Health, HealthSnapshot};
 use crate::store::{Incident, IncidentFilter, SeriesStep, Store, StoreError};
 use crate::time::Clock;
@@ -48,6 +50,9 @@ pub struct Sources {
     pub store: Arc<dyn Store>,
     pub site: Site,
     pub clock: Clock,
+    /// What official pages, the aggregator and the community say (the corroboration
+    /// poller's view); a new version is a change like any other.
+    pub others: watch::Receiver<Arc<SourcesView>>,
 }
 
 /// Starts the renderer; the returned handle serves its views. Needs a tokio runtime.
@@ -65,19 +70,24 @@ struct Made {
     /// Durations ("major outage for 23 min") are worded to the minute.
     minute: Millis,
     stale: bool,
+    /// Held, like `site`.
+    others: Arc<SourcesView>,
 }
 
 impl PartialEq for Made {
     fn eq(&self, other: &Made) -> bool {
         self.version == other.version
             && Arc::ptr_eq(&self.site, &other.site)
+            && Arc::ptr_eq(&self.others, &other.others)
             && self.minute == other.minute
             && self.stale == other.stale
     }
 }
 
-async fn run(sources: Sources, tx: watch::Sender<Option<Arc<Views>>>) {
+async fn run(mut sources: Sources, tx: watch::Sender<Option<Arc<Views>>>) {
     let mut changes = sources.health.changes();
+    // Once the poller's side is gone (shutdown), its last view stays.
+    let mut others_open = true;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut history = History::default();
@@ -90,6 +100,7 @@ async fn run(sources: Sources, tx: watch::Sender<Option<Arc<Views>>>) {
         tokio::select! {
             _ = tx.closed() => return,
             changed = changes.changed() => if changed.is_err() { return },
+            changed = sources.others.changed(), if others_open => others_open = changed.is_ok(),
             _ = tick.tick() => {}
         }
         // Whatever else changes before the gap is over goes into the same render.
@@ -102,11 +113,13 @@ async fn run(sources: Sources, tx: watch::Sender<Option<Arc<Views>>>) {
         let now = sources.clock.now();
         let health = sources.health.snapshot();
         let freshness = Freshness::of(&health, now);
+        let others = sources.others.borrow_and_update().clone();
         let this = Made {
             version,
             site: site.clone(),
             minute: now.div_euclid(MINUTE_MS),
             stale: freshness.stale,
+            others: others.clone(),
         };
         if made.as_ref() == Some(&this) {
             continue;
@@ -141,7 +154,7 @@ async fn run(sources: Sources, tx: watch::Sender<Option<Arc<Views>>>) {
             }
         };
         failing = !read_ok;
-        let inputs = history.inputs(site, health, now, freshness);
+        let inputs = history.inputs(site, health, now, freshness, others);
         let previous = tx.borrow().clone();
         let built =
             tokio::task::spawn_blocking(move || Views::build(&inputs, previous.as_deref())).await;
@@ -250,6 +263,7 @@ impl History {
         health: HealthSnapshot,
         now: Millis,
         freshness: Freshness,
+        others: Arc<SourcesView>,
     ) -> Inputs {
         let histories = health
             .monitors
@@ -268,6 +282,7 @@ impl History {
             histories,
             window: self.window.clone(),
             latest: self.latest.clone(),
+            others,
         }
     }
 }

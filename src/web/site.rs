@@ -9,7 +9,16 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::config::{Config, WebSettings};
+use crate::provider::Provider;
+
+/// `[web]`: the public face of `isdown serve`.
+#[derive(Debug, Clone, Default)]
+pub struct WebSettings {
+    /// Public address of the status page (no trailing slash); alerts link to it when set.
+    pub public_url: Option<String>,
+    /// Keep upstream base URLs off the public pages and JSON.
+    pub hide_urls: bool,
+}
 
 /// Stands in for an upstream address in public text when `hide_urls` is on.
 pub const HIDDEN: &str = "[upstream]";
@@ -23,6 +32,9 @@ pub struct ProviderFace {
     pub base_url: String,
     /// The provider's own public status page, when the catalog knows one.
     pub status_page: Option<String>,
+    /// Whether its official page is read (`status_url`): only then can an incident be
+    /// "not acknowledged officially".
+    pub official_read: bool,
 }
 
 /// One version of the public settings.
@@ -62,9 +74,13 @@ impl SiteInfo {
         }
     }
 
-    pub fn from_config(config: &Config) -> SiteInfo {
-        let providers = config
-            .providers
+    /// From the `[web]` settings and the configured providers.
+    pub fn of(
+        web: &WebSettings,
+        providers: &[Provider],
+        corroboration: &crate::corroborate::Settings,
+    ) -> SiteInfo {
+        let providers = providers
             .iter()
             .map(|p| {
                 (
@@ -73,11 +89,14 @@ impl SiteInfo {
                         name: p.name.clone(),
                         base_url: p.base_url.as_str().to_owned(),
                         status_page: p.status_page.clone(),
+                        official_read: corroboration
+                            .of(&p.id)
+                            .is_some_and(|s| s.official.is_some()),
                     },
                 )
             })
             .collect();
-        SiteInfo::new(config.web.clone(), providers)
+        SiteInfo::new(web.clone(), providers)
     }
 
     /// The display name of a provider id; the id itself when the config does not know it (an
@@ -155,6 +174,7 @@ pub(crate) mod tests {
             name: name.to_owned(),
             base_url: base_url.to_owned(),
             status_page: None,
+            official_read: false,
         }
     }
 

@@ -18,9 +18,9 @@ use super::feed;
 use super::freshness::Freshness;
 use super::page::{self, MonitorHistory, MonitorInput, OverviewInput};
 use super::site::SiteInfo;
+use super::site::WebSettings;
 use super::site::tests::face;
 use super::statuspage;
-use crate::config::WebSettings;
 use crate::incident::IncidentKind;
 use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
@@ -41,6 +41,33 @@ fn snapshot_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("src/web/snapshots")
         .join(name)
+}
+
+/// A page with its inlined stylesheet left out: every page inlines the same `style.css`
+/// (`pages_inline_the_stylesheet_whole` checks that once), so the page snapshots hold what is
+/// particular to each page.
+fn without_stylesheet(html: &str) -> String {
+    match (html.find("<style>"), html.find("</style>")) {
+        (Some(start), Some(end)) if start < end => format!(
+            "{}<style>/* src/web/assets/style.css */{}",
+            &html[..start],
+            &html[end..]
+        ),
+        _ => html.to_owned(),
+    }
+}
+
+/// The latency section of a monitor page (range links, chart, chart data): what the range
+/// changes.
+fn latency_section(html: &str) -> &str {
+    let start = html
+        .find("<section aria-labelledby=\"latency-title\">")
+        .expect("a latency section");
+    let end = start
+        + html[start..]
+            .find("</section>")
+            .expect("the latency section ends");
+    &html[start..end + "</section>".len()]
 }
 
 /// Compares `actual` with the committed snapshot `name`, or rewrites it when
@@ -78,6 +105,7 @@ fn assert_snapshot(name: &str, actual: &str) {
 fn site(hide_urls: bool) -> SiteInfo {
     let mut kimi = face("Kimi", "https://api.moonshot.ai/v1");
     kimi.status_page = Some("https://status.moonshot.cn".to_owned());
+    kimi.official_read = true;
     SiteInfo::new(
         WebSettings {
             public_url: Some("https://status.example.com".to_owned()),
@@ -166,6 +194,7 @@ fn incident(
             "{verdict} from https://api.moonshot.ai/v1/chat/completions"
         )),
         last_error: None,
+        official: None,
     }
 }
 
@@ -196,14 +225,23 @@ fn incidents() -> Vec<Incident> {
             NOW - 2 * DAY_MS,
             Some(NOW - 2 * DAY_MS + 4 * MINUTE_MS),
         ),
-        incident(
-            4,
-            "kimi",
-            IncidentKind::Outage,
-            Verdict::Overloaded,
-            NOW - 3 * DAY_MS - 5 * HOUR_MS,
-            Some(NOW - 3 * DAY_MS - 4 * HOUR_MS + 10 * MINUTE_MS),
-        ),
+        Incident {
+            official: Some(crate::store::OfficialAck {
+                official_id: 1,
+                title: "Elevated errors on the Open API".to_owned(),
+                url: Some("https://stspg.io/k2a9".to_owned()),
+                acknowledged_at: NOW - 3 * DAY_MS - 5 * HOUR_MS + 14 * MINUTE_MS,
+                resolved_at: Some(NOW - 3 * DAY_MS - 4 * HOUR_MS + 20 * MINUTE_MS),
+            }),
+            ..incident(
+                4,
+                "kimi",
+                IncidentKind::Outage,
+                Verdict::Overloaded,
+                NOW - 3 * DAY_MS - 5 * HOUR_MS,
+                Some(NOW - 3 * DAY_MS - 4 * HOUR_MS + 10 * MINUTE_MS),
+            )
+        },
     ]
 }
 
@@ -289,8 +327,13 @@ fn overview_input<'a>(
         freshness: FRESH,
         histories,
         incidents,
+        others: &NO_OTHERS,
     }
 }
+
+/// No source beside the probes (the fixtures' providers have none).
+static NO_OTHERS: std::sync::LazyLock<crate::corroborate::view::SourcesView> =
+    std::sync::LazyLock::new(Default::default);
 
 /// The overview of [`health`] with every fixture, rendered.
 fn overview_html(site: &SiteInfo, health: &HealthSnapshot, freshness: Freshness) -> String {
@@ -368,7 +411,10 @@ fn monitor_input<'a>(
 #[test]
 fn overview_page_snapshot() {
     let (site, health) = (site(false), health());
-    assert_snapshot("overview.html", &overview_html(&site, &health, FRESH));
+    assert_snapshot(
+        "overview.html",
+        &without_stylesheet(&overview_html(&site, &health, FRESH)),
+    );
 }
 
 #[test]
@@ -389,12 +435,28 @@ fn the_overview_says_how_many_queued_lines_wait_for_a_provider() {
 #[test]
 fn monitor_page_snapshots_for_each_range() {
     let (site, health) = (site(false), health());
+    // The whole page once, at the default range; for the others only what the range changes.
     for (index, (range, _, _)) in page::RANGES.iter().enumerate() {
         let html = page::monitor_page(&monitor_input(&site, &health, index))
             .render()
             .unwrap();
-        assert_snapshot(&format!("monitor-{range}.html"), &html);
+        if *range == "7d" {
+            assert_snapshot("monitor-7d.html", &without_stylesheet(&html));
+        } else {
+            assert_snapshot(
+                &format!("monitor-latency-{range}.html"),
+                latency_section(&html),
+            );
+        }
     }
+}
+
+#[test]
+fn pages_inline_the_stylesheet_whole() {
+    let (site, health) = (site(false), health());
+    let html = overview_html(&site, &health, FRESH);
+    let css = include_str!("assets/style.css");
+    assert!(html.contains(&format!("<style>{css}</style>")));
 }
 
 #[test]
@@ -402,7 +464,7 @@ fn incident_history_snapshot() {
     let html = page::incidents_page(&site(false), &incidents(), 1, NOW, FRESH)
         .render()
         .unwrap();
-    assert_snapshot("incidents.html", &html);
+    assert_snapshot("incidents.html", &without_stylesheet(&html));
 }
 
 #[test]
@@ -934,6 +996,7 @@ fn large_inputs(n: usize) -> super::views::Inputs {
         histories,
         window,
         latest,
+        others: Arc::default(),
     }
 }
 
@@ -1116,4 +1179,137 @@ fn hide_urls_keeps_upstream_addresses_out_of_incident_and_result_json() {
             "hide_urls = {hide}: {text}"
         );
     }
+}
+
+// === what others see ===
+
+#[test]
+fn incident_rows_say_how_far_ahead_of_the_official_page_isdown_was() {
+    let html = page::incidents_page(&site(false), &incidents(), 1, NOW, FRESH)
+        .render()
+        .unwrap();
+    let row = |id: i64| {
+        let start = html.find(&format!("id=\"incident-{id}\"")).unwrap();
+        let end = html[start..].find("</tr>").unwrap() + start;
+        html[start..end].to_owned()
+    };
+    assert!(
+        row(4).contains(
+            "<a href=\"https://stspg.io/k2a9\" rel=\"noopener\">detected 14 min before the \
+             official page</a> <span class=\"official\">“Elevated errors on the Open API”</span>"
+        ),
+        "{}",
+        row(4)
+    );
+    assert!(row(7).contains("not acknowledged officially"), "{}", row(7));
+    // A setup problem and a network incident are nobody's page's business.
+    assert!(
+        row(6).contains("<td data-label=\"Official page\">–</td>"),
+        "{}",
+        row(6)
+    );
+    assert!(
+        row(5).contains("<td data-label=\"Official page\">–</td>"),
+        "{}",
+        row(5)
+    );
+}
+
+#[test]
+fn incident_json_carries_the_official_acknowledgement_or_null() {
+    let all = incidents();
+    let site = site(false);
+    let acknowledged = super::api::incident_json(&site, &all[3], NOW);
+    assert_eq!(
+        acknowledged["official"],
+        serde_json::json!({
+            "title": "Elevated errors on the Open API",
+            "url": "https://stspg.io/k2a9",
+            "acknowledged_at": crate::time::rfc3339(NOW - 3 * DAY_MS - 5 * HOUR_MS + 14 * MINUTE_MS),
+            "resolved_at": crate::time::rfc3339(NOW - 3 * DAY_MS - 4 * HOUR_MS + 20 * MINUTE_MS),
+            "lead_s": 14 * 60,
+        })
+    );
+    assert_eq!(
+        super::api::incident_json(&site, &all[0], NOW)["official"],
+        Value::Null
+    );
+}
+
+#[test]
+fn the_overview_shows_what_others_see_with_the_median_lead_and_unseen_incidents() {
+    use crate::corroborate::lead::LeadStats;
+    use crate::corroborate::statuspage::{Indicator, OfficialReading, OpenIncident};
+    use crate::corroborate::view::{ProviderView, SourcesView};
+    use crate::corroborate::{Corroboration, Reading};
+    use crate::store::{OfficialIncident, StoredOfficialIncident};
+
+    let kimi = ProviderView {
+        provider: "kimi".into(),
+        name: "Kimi".into(),
+        now: Corroboration {
+            provider: "kimi".into(),
+            official: Some(Reading::Ok(OfficialReading {
+                page: "https://status.moonshot.cn".into(),
+                indicator: Indicator::Major,
+                description: "Open API: partial outage".into(),
+                components: vec![("Open API".into(), "partial outage")],
+                incidents: vec![OpenIncident {
+                    name: "Elevated API errors".into(),
+                    impact: Indicator::Major,
+                    started_at: NOW - 10 * MINUTE_MS,
+                    url: Some("https://stspg.io/x1".into()),
+                    status: "investigating".into(),
+                }],
+            })),
+            aggregator: Some(Reading::Unavailable("HTTP 503".into())),
+            community: Vec::new(),
+        },
+        has_official: true,
+        page: Some("https://status.moonshot.cn".into()),
+        model: Some("moonshotai/kimi-k2.6".into()),
+        lead: LeadStats {
+            outages: 4,
+            acknowledged: 3,
+            median_lead: Some(18 * MINUTE_MS),
+        },
+        unseen: vec![StoredOfficialIncident {
+            id: 9,
+            provider: "kimi".into(),
+            first_seen_at: NOW - 5 * DAY_MS,
+            incident: OfficialIncident {
+                source_id: "sp9".into(),
+                title: "Website login issues".into(),
+                url: Some("https://stspg.io/sp9".into()),
+                impact: "minor".into(),
+                started_at: NOW - 5 * DAY_MS,
+                acknowledged_at: NOW - 5 * DAY_MS,
+                resolved_at: Some(NOW - 5 * DAY_MS + 40 * MINUTE_MS),
+            },
+        }],
+        unseen_total: 3,
+    };
+    let others = SourcesView {
+        providers: vec![kimi],
+    };
+    let (site, health) = (site(false), health());
+    let (histories, incidents) = (histories(), incidents());
+    let mut input = overview_input(&site, &health, &histories, &incidents);
+    input.others = &others;
+    let html = page::overview_page(&input).render().unwrap();
+    for expected in [
+        "<h2 id=\"others-title\">What others see</h2>",
+        "<li>Official page (status.moonshot.cn): major outage — Open API: partial outage</li>",
+        "<a href=\"https://stspg.io/x1\" rel=\"noopener\">Open incident: &#34;Elevated API errors&#34; \
+         (major impact, investigating) since 2026-11-25 13:53 UTC</a>",
+        "<li>OpenRouter (moonshotai/kimi-k2.6): unavailable — HTTP 503</li>",
+        "Median lead over the kept history: detected 18 min before the official page (3 of 4 \
+         outages acknowledged officially).",
+        "<a href=\"https://stspg.io/sp9\" rel=\"noopener\">Website login issues</a>",
+        "and 2 more.",
+    ] {
+        assert!(html.contains(expected), "missing {expected}");
+    }
+    // Without sources, no section.
+    assert!(!overview_html(&site, &health, FRESH).contains("What others see"));
 }

@@ -26,6 +26,7 @@ use super::page::{self, MonitorHistory, OverviewInput};
 use super::rendered::{self, Kind, Rendered};
 use super::site::SiteInfo;
 use super::{api, badge, feed, statuspage};
+use crate::corroborate::view::SourcesView;
 use crate::monitor::health::HealthSnapshot;
 use crate::store::Incident;
 use crate::time::Millis;
@@ -42,6 +43,8 @@ pub struct Inputs {
     pub window: Vec<Incident>,
     /// The newest incidents, at most [`LATEST`], newest first.
     pub latest: Vec<Incident>,
+    /// What the sources beside the probes say (the corroboration poller's latest view).
+    pub others: Arc<SourcesView>,
 }
 
 /// Newest incidents kept: a page of history plus one, which tells whether an "Older" link is
@@ -144,6 +147,7 @@ fn draw_overview(i: &Inputs) -> Result<String, askama::Error> {
         freshness: i.freshness,
         histories: &i.histories,
         incidents: &i.window,
+        others: &i.others,
     })
     .render()
 }

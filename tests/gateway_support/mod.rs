@@ -35,10 +35,14 @@ pub fn upstream_key(id: &str) -> String {
     format!("sk-upstream-{id}-Qw8ErTy2UiOp")
 }
 
-/// Environment of the test configs: `GW_KEY` and one `KEY_<ID>` per provider.
+/// A second client key (`GW_KEY2`), for reload tests.
+pub const CLIENT_KEY_2: &str = "gw-client-second-Pq73Vb";
+
+/// Environment of the test configs: `GW_KEY`, `GW_KEY2` and one `KEY_<ID>` per provider.
 pub fn env(name: &str) -> Option<String> {
     match name {
         "GW_KEY" => Some(CLIENT_KEY.to_owned()),
+        "GW_KEY2" => Some(CLIENT_KEY_2.to_owned()),
         _ => name
             .strip_prefix("KEY_")
             .map(|id| upstream_key(&id.to_lowercase())),
@@ -154,7 +158,14 @@ pub struct Gw {
     pub client: reqwest::Client,
     pub live: mpsc::Receiver<PassiveReport>,
     pub metrics: Metrics,
+    /// The gateway itself, for reloads.
+    pub gateway: Gateway,
     stop: Option<oneshot::Sender<()>>,
+}
+
+/// A test config (keys from [`env`]).
+pub fn config(text: &str) -> Config {
+    Config::from_toml(text, "test.toml", &env).unwrap()
 }
 
 impl Gw {
@@ -163,7 +174,7 @@ impl Gw {
     }
 
     pub async fn start_with(config: &str, health: Health, breaker: BreakerPolicy) -> Gw {
-        let config = Config::from_toml(config, "test.toml", &env).unwrap();
+        let config = self::config(config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (reporter, live) = PassiveReporter::channel(1_024);
@@ -183,6 +194,7 @@ impl Gw {
             client: fresh_connections(),
             live,
             metrics,
+            gateway,
             stop: Some(stop),
         }
     }
@@ -193,10 +205,20 @@ impl Gw {
     }
 
     pub async fn chat_with(&self, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        self.chat_as(CLIENT_KEY, body, headers).await
+    }
+
+    /// As [`Gw::chat_with`], with the client key `key`.
+    pub async fn chat_as(
+        &self,
+        key: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut request = self
             .client
             .post(format!("{}/v1/chat/completions", self.url))
-            .bearer_auth(CLIENT_KEY)
+            .bearer_auth(key)
             .json(&body);
         for (name, value) in headers {
             request = request.header(*name, *value);

@@ -4,6 +4,7 @@
 
 pub mod receiver;
 pub mod serve;
+pub mod sources;
 #[allow(unused_imports)]
 pub use serve::Serve;
 

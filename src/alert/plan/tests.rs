@@ -21,6 +21,7 @@ fn incident(id: i64, monitor: &str, kind: IncidentKind, verdict: Verdict, at: Mi
         failed_probes: 2,
         first_error: Some(format!("{verdict} from {monitor}")),
         last_error: None,
+        official: None,
     }
 }
 
@@ -380,6 +381,48 @@ fn a_group_resolves_when_its_last_incident_ends_with_the_duration() {
 }
 
 const HOUR: Millis = 60 * MINUTE_MS;
+
+#[test]
+fn once_the_official_page_acknowledged_it_the_reminder_and_resolve_say_so_once() {
+    let mut w = World::new();
+    w.incidents.push(outage(1, "kimi-chat", T0));
+    w.incidents.push(outage(2, "kimi-stream", T0));
+    let opened = w.pass(T0);
+    assert!(!opened.messages[0].1.summary.contains("status page"));
+    // The page posts it 12 minutes in; both monitors' incidents link to it.
+    for incident in &mut w.incidents {
+        incident.official = Some(crate::store::OfficialAck {
+            official_id: 7,
+            title: "Elevated API errors".into(),
+            url: Some("https://stspg.io/7".into()),
+            acknowledged_at: T0 + 12 * MINUTE_MS,
+            resolved_at: None,
+        });
+    }
+    let reminder = w.pass(T0 + 30 * MINUTE_MS);
+    let summary = &reminder.messages[0].1.summary;
+    assert_eq!(
+        summary.matches("status page acknowledged").count(),
+        1,
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with(
+            "The provider's status page acknowledged it at 00:12 UTC (detected 12 min before the \
+             official page): \"Elevated API errors\" — https://stspg.io/7."
+        ),
+        "{summary}"
+    );
+    w.close(1, T0 + 40 * MINUTE_MS);
+    w.close(2, T0 + 40 * MINUTE_MS);
+    let resolved = w.pass(T0 + 41 * MINUTE_MS);
+    assert!(
+        resolved.messages[0]
+            .1
+            .summary
+            .contains("https://stspg.io/7")
+    );
+}
 
 #[test]
 fn reminders_repeat_while_open_and_list_only_open_monitors() {

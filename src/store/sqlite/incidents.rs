@@ -8,32 +8,39 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{BEGIN_WRITE, SqliteStore, read_error};
 use crate::incident::IncidentKind;
-use crate::store::{Incident, IncidentFilter, IncidentState, NewIncident, SavedState, StoreError};
+use crate::store::{
+    Incident, IncidentFilter, IncidentState, NewIncident, OfficialAck, SavedState, StoreError,
+};
 use crate::time::Millis;
 use crate::verdict::Verdict;
 
-/// A macro rather than a const so `concat!` can build whole static queries from it.
-macro_rules! incident_columns {
+/// A macro rather than a const so `concat!` can build whole static queries from it. An
+/// incident is read with its official acknowledgement, when it has one.
+macro_rules! incident_select {
     () => {
-        "id, monitor, provider, kind, verdict, started_at, ended_at, failed_probes, first_error, \
-         last_error"
+        "SELECT i.id, i.monitor, i.provider, i.kind, i.verdict, i.started_at, i.ended_at, \
+         i.failed_probes, i.first_error, i.last_error, i.official_id, \
+         o.title AS official_title, o.url AS official_url, \
+         o.acknowledged_at AS official_acknowledged_at, o.resolved_at AS official_resolved_at \
+         FROM incidents i LEFT JOIN official_incidents o ON o.id = i.official_id"
     };
 }
 
-const INCIDENT_BY_ID: &str = concat!(
-    "SELECT ",
-    incident_columns!(),
-    " FROM incidents WHERE id = ?1"
-);
+const INCIDENT_BY_ID: &str = concat!(incident_select!(), " WHERE i.id = ?1");
 
 /// ?2 is 1 for open incidents only, 0 for closed ones only, NULL for both.
 const LIST_INCIDENTS: &str = concat!(
-    "SELECT ",
-    incident_columns!(),
-    " FROM incidents
-      WHERE (?1 IS NULL OR monitor = ?1) AND (?2 IS NULL OR (ended_at IS NULL) = ?2)
-      ORDER BY started_at DESC, id DESC
+    incident_select!(),
+    " WHERE (?1 IS NULL OR i.monitor = ?1) AND (?2 IS NULL OR (i.ended_at IS NULL) = ?2)
+      ORDER BY i.started_at DESC, i.id DESC
       LIMIT ?3 OFFSET ?4"
+);
+
+/// Incidents open at some instant of [?1, ?2], newest first (the status page's window).
+pub(super) const INCIDENTS_BETWEEN: &str = concat!(
+    incident_select!(),
+    " WHERE i.started_at <= ?2 AND (i.ended_at IS NULL OR i.ended_at >= ?1)
+      ORDER BY i.started_at DESC, i.id DESC"
 );
 
 const OPEN_INCIDENT_OF: &str = "SELECT id FROM incidents WHERE monitor = ?1 AND ended_at IS NULL";
@@ -77,7 +84,29 @@ pub(super) fn decode_incident(row: &SqliteRow) -> Result<Incident, StoreError> {
             .map_err(|_| corrupt(format!("failed_probes {failed_probes}")))?,
         first_error: row.try_get("first_error").map_err(read_error)?,
         last_error: row.try_get("last_error").map_err(read_error)?,
+        official: decode_official(row)?,
     })
+}
+
+/// The joined official columns; the foreign key keeps a linked row from going away, so a link
+/// without its row reads as no acknowledgement rather than failing the whole read.
+fn decode_official(row: &SqliteRow) -> Result<Option<OfficialAck>, StoreError> {
+    let id: Option<i64> = row.try_get("official_id").map_err(read_error)?;
+    let title: Option<String> = row.try_get("official_title").map_err(read_error)?;
+    let acknowledged_at: Option<Millis> = row
+        .try_get("official_acknowledged_at")
+        .map_err(read_error)?;
+    let (Some(official_id), Some(title), Some(acknowledged_at)) = (id, title, acknowledged_at)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(OfficialAck {
+        official_id,
+        title,
+        url: row.try_get("official_url").map_err(read_error)?,
+        acknowledged_at,
+        resolved_at: row.try_get("official_resolved_at").map_err(read_error)?,
+    }))
 }
 
 /// Snapshots are opaque to the store but must be JSON, checked on the way in and on the way
@@ -89,7 +118,7 @@ fn check_snapshot(monitor: &str, snapshot: &str) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
-    pub(super) async fn insert_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
+    pub(super) async fn open_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
         // Check and insert under the write lock, so two callers cannot both see "none open".
         // The partial unique index stays the last line of defence.
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
@@ -116,7 +145,7 @@ impl SqliteStore {
         Ok(id)
     }
 
-    pub(super) async fn add_incident_failure(
+    pub(super) async fn note_incident_failure(
         &self,
         id: i64,
         verdict: Verdict,
@@ -135,7 +164,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn end_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError> {
+    pub(super) async fn close_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError> {
         let updated = sqlx::query(CLOSE_INCIDENT)
             .bind(id)
             .bind(ended_at)
@@ -148,7 +177,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn unend_incident(&self, id: i64) -> Result<(), StoreError> {
+    pub(super) async fn reopen_incident(&self, id: i64) -> Result<(), StoreError> {
         let updated = sqlx::query(REOPEN_INCIDENT)
             .bind(id)
             .execute(&self.writer)
@@ -172,7 +201,7 @@ impl SqliteStore {
             .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
     }
 
-    pub(super) async fn read_incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+    pub(super) async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         let row = sqlx::query(INCIDENT_BY_ID)
             .bind(id)
             .fetch_optional(&self.reader)
@@ -180,7 +209,7 @@ impl SqliteStore {
         row.as_ref().map(decode_incident).transpose()
     }
 
-    pub(super) async fn list_incidents(
+    pub(super) async fn incidents(
         &self,
         filter: &IncidentFilter,
     ) -> Result<Vec<Incident>, StoreError> {
@@ -195,7 +224,7 @@ impl SqliteStore {
         rows.iter().map(decode_incident).collect()
     }
 
-    pub(super) async fn put_monitor_state(
+    pub(super) async fn save_monitor_state(
         &self,
         monitor: &str,
         snapshot: &str,
@@ -209,7 +238,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn read_monitor_states(
+    pub(super) async fn load_monitor_states(
         &self,
     ) -> Result<Vec<(String, SavedState)>, StoreError> {
         let rows = sqlx::query("SELECT monitor, snapshot FROM monitor_state ORDER BY monitor")
@@ -231,7 +260,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn move_state_to_quarantine(
+    pub(super) async fn quarantine_monitor_state(
         &self,
         monitor: &str,
         reason: &str,

@@ -69,7 +69,7 @@ fn entry(row: &SqliteRow) -> Result<OutboxEntry, StoreError> {
 }
 
 impl SqliteStore {
-    pub(super) async fn read_unresolved_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
+    pub(super) async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
         let rows = sqlx::query(UNRESOLVED_GROUPS)
             .fetch_all(&self.reader)
             .await
@@ -110,7 +110,7 @@ impl SqliteStore {
         Ok(groups.into_iter().map(|(_, g)| g).collect())
     }
 
-    pub(super) async fn write_alert_commit(&self, commit: &AlertCommit) -> Result<(), StoreError> {
+    pub(super) async fn commit_alerts(&self, commit: &AlertCommit) -> Result<(), StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         for group in &commit.new_groups {
             let id: i64 = sqlx::query_scalar(
@@ -180,7 +180,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn read_pending_alerts(
+    pub(super) async fn pending_alerts(
         &self,
         channel: &str,
         limit: u32,
@@ -194,7 +194,7 @@ impl SqliteStore {
         rows.iter().map(entry).collect()
     }
 
-    pub(super) async fn mark_alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError> {
+    pub(super) async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL
               WHERE id = ?1 AND delivered_at IS NULL",
@@ -209,7 +209,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn mark_alert_failed(
+    pub(super) async fn alert_attempt_failed(
         &self,
         id: i64,
         failure: &AttemptFailure,
@@ -232,7 +232,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn read_outbox(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+    pub(super) async fn outbox_entries(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = sqlx::query(ENTRIES)
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
@@ -241,7 +241,7 @@ impl SqliteStore {
         rows.iter().map(entry).collect()
     }
 
-    pub(super) async fn read_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError> {
+    pub(super) async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError> {
         let rows = sqlx::query(BACKLOG)
             .fetch_all(&self.reader)
             .await
@@ -262,7 +262,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn delete_old_alerts(&self, before: Millis) -> Result<u64, StoreError> {
+    pub(super) async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let entries = sqlx::query(
             "DELETE FROM outbox

@@ -1,5 +1,5 @@
 //! The durable queue in SQLite: uploaded files and their lines, batches, and request lines with
-//! their state and result (schema in `migrations/0005_queue.sql`).
+//! their state and result (schema in `migrations/0006_queue.sql`).
 //!
 //! Uploaded files' lines are written and deleted through the store's bulk connection (a small
 //! page cache: hundreds of MB pass through it once), everything else through the writer.

@@ -174,7 +174,10 @@ fn first_bucket_within(resolution: Resolution, now: Millis, span: Millis) -> Mil
 }
 
 impl SqliteStore {
-    pub(super) async fn put_monitors(&self, monitors: &[MonitorRecord]) -> Result<(), StoreError> {
+    pub(super) async fn register_monitors(
+        &self,
+        monitors: &[MonitorRecord],
+    ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let mut keys = Vec::with_capacity(monitors.len());
         for monitor in monitors {
@@ -195,7 +198,7 @@ impl SqliteStore {
     /// Keys the results, inserts them in multi-row statements, sums what the inserted ones add
     /// to each (resolution, bucket, monitor) in memory, and upserts every touched rollup row
     /// once — all in one transaction.
-    pub(super) async fn write_results(&self, results: &[ResultRecord]) -> Result<(), StoreError> {
+    pub(super) async fn record_results(&self, results: &[ResultRecord]) -> Result<(), StoreError> {
         if results.is_empty() {
             return Ok(());
         }
@@ -280,7 +283,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn read_recent_results(
+    pub(super) async fn recent_results(
         &self,
         monitor: &str,
         limit: u32,
@@ -296,11 +299,7 @@ impl SqliteStore {
         rows.iter().map(|row| decode_result(monitor, row)).collect()
     }
 
-    pub(super) async fn read_uptime(
-        &self,
-        monitor: &str,
-        now: Millis,
-    ) -> Result<Uptime, StoreError> {
+    pub(super) async fn uptime(&self, monitor: &str, now: Millis) -> Result<Uptime, StoreError> {
         let Some(key) = self.key_of(monitor).await? else {
             return Ok(Uptime::default());
         };
@@ -339,7 +338,7 @@ impl SqliteStore {
         ))
     }
 
-    pub(super) async fn read_daily_latency(
+    pub(super) async fn daily_latency(
         &self,
         monitor: &str,
         now: Millis,

@@ -13,8 +13,10 @@ use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::verdict::{Blame, Verdict};
 
 mod alerts;
+mod official;
 mod queue;
 pub use alerts::*;
+pub use official::*;
 pub use queue::*;
 
 /// 2026-01-01T00:00:00Z: a UTC midnight, so day and hour buckets start at round offsets from it.
@@ -628,6 +630,7 @@ pub async fn prune_removes_exactly_what_retention_allows(store: &dyn Store) {
             results: 6,
             rollups: 4 + 2 + 1,
             incidents: 1,
+            official: 0,
         }
     );
     let kept: Vec<Millis> = store

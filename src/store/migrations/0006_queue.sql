@@ -1,4 +1,4 @@
--- isdown storage schema, version 5: the durable queue behind the OpenAI Files and Batch API.
+-- isdown storage schema, version 6: the durable queue behind the OpenAI Files and Batch API.
 --
 -- Portable on purpose (a PostgreSQL store runs the same data model): integers, text and
 -- binary strings only, no SQLite-only types or table options. Times are Unix milliseconds.

@@ -1,8 +1,11 @@
-//! Token estimates: a rough count of a request's tokens, made before sending so that targets
-//! whose context window is known to be too small are skipped without a request.
+//! Token estimates: a rough count of a request's tokens, made before sending. The gateway skips
+//! targets whose context window is known to be too small without a request; the request lint
+//! (`lint`) names requests that cannot fit the model's window. One implementation for both, so
+//! that the gateway and `isdown check --request` never disagree about a request's size.
 //!
 //! No tokenizer: providers use different ones and most publish none, and the estimate only has
-//! to be right to within tens of percent. Pure functions, no I/O.
+//! to be right to within tens of percent ([`ESTIMATE_LOW_PERCENT`] says how far). Pure
+//! functions, no I/O; a leaf module that knows nothing of providers.
 
 use serde_json::{Map, Value};
 
@@ -10,17 +13,46 @@ use serde_json::{Map, Value};
 /// size in bytes, so its base64 text must not be counted as text.
 const IMAGE_TOKENS: u64 = 1_500;
 
+/// The least share of the estimate, in percent, that the true count can be: the estimate errs
+/// high by up to ~40% on CJK text (one token per character, where tokenizers fit 1–1.5 per
+/// token), so a request is certainly over a limit only when 70% of its estimate is. On Latin
+/// text, code and JSON it errs low (3–4 bytes per token, not 4), which this bound covers too.
+pub const ESTIMATE_LOW_PERCENT: u64 = 70;
+
+/// The lower bound of the true count of a request estimated at `estimate` tokens.
+pub fn certain_tokens(estimate: u64) -> u64 {
+    estimate / 100 * ESTIMATE_LOW_PERCENT + estimate % 100 * ESTIMATE_LOW_PERCENT / 100
+}
+
 /// A rough token count of a request (its messages and tool definitions), to skip targets whose
 /// context window is known to be too small before sending. Text counts ~4 bytes per token for
 /// ASCII (the usual English/code rate) and one token per non-ASCII character (CJK runs ~1–1.5
 /// characters per token, so this errs high); inline `data:` URLs count as one image. An estimate
 /// that is too high only skips a target that was within a few percent of its limit.
 pub fn estimate_request_tokens(request: &Map<String, Value>) -> u64 {
-    ["messages", "tools", "functions"]
+    COUNTED_FIELDS
         .iter()
         .filter_map(|key| request.get(*key))
         .map(estimate_value)
         .sum()
+}
+
+/// The request fields whose text counts toward its size.
+pub const COUNTED_FIELDS: [&str; 3] = ["messages", "tools", "functions"];
+
+/// Tokens of raw JSON text, a `"data:…"` string counting as one image.
+pub fn estimate_json_text(text: &[u8]) -> u64 {
+    let finder = memchr::memmem::Finder::new(b"\"data:");
+    let mut total = 0;
+    let mut rest = text;
+    while let Some(at) = finder.find(rest) {
+        total += estimate_tokens(&rest[..at]) + IMAGE_TOKENS;
+        let url = &rest[at + 1..];
+        // A data URL holds no quote: the next one closes it.
+        let end = memchr::memchr(b'"', url).map_or(url.len(), |e| e + 1);
+        rest = &url[end..];
+    }
+    total + estimate_tokens(rest)
 }
 
 fn estimate_value(value: &Value) -> u64 {
@@ -36,16 +68,10 @@ fn estimate_value(value: &Value) -> u64 {
 
 /// Tokens of a text: ~4 ASCII bytes per token, one per non-ASCII character.
 pub fn estimate_tokens(text: &[u8]) -> u64 {
-    let mut ascii = 0u64;
-    let mut other = 0u64;
-    for &b in text {
-        if b < 0x80 {
-            ascii += 1;
-        } else if b >= 0xC0 {
-            other += 1;
-        }
-    }
-    ascii / 4 + other
+    // Two branch-free counts: the compiler vectorises them (a 1 MB prompt in well under 1 ms).
+    let ascii = text.iter().filter(|&&b| b < 0x80).count() as u64;
+    let leading = text.iter().filter(|&&b| b >= 0xC0).count() as u64;
+    ascii / 4 + leading
 }
 
 #[cfg(test)]
