@@ -67,6 +67,7 @@ sqlite_suite!(
     queue_uploads_are_invisible_until_complete_and_owned,
     queue_listings_page_newest_first_after_a_cursor,
     queue_a_line_ends_once_whatever_is_replayed,
+    queue_groups_of_any_size_move_each_line_once,
     queue_released_and_recovered_lines_are_claimed_again,
     queue_claims_take_the_oldest_batch_first_and_only_running_ones,
     queue_a_rejected_batch_keeps_its_errors_and_no_lines,

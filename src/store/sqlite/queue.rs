@@ -4,16 +4,28 @@
 //! Uploaded files' lines are written and deleted through the store's bulk connection (a small
 //! page cache: hundreds of MB pass through it once), everything else through the writer.
 //!
-//! Every change of a line's state is one conditional `UPDATE` inside a write transaction, so
-//! the state machine (pending → in flight → done or failed) holds whatever runs concurrently:
-//! a result lands only on a line in flight, a claim only takes pending lines. The store decides
-//! nothing about when lines run (`queue::dispatch` does); it keeps counts in step with lines.
+//! Every change of a line's state is a conditional `UPDATE` (inside a write transaction, or one
+//! statement that is its own), so the state machine (pending → in flight → done or failed) holds
+//! whatever runs concurrently: a result lands only on a line in flight, a claim only takes
+//! pending lines. The store decides nothing about when lines run (`queue::dispatch` does); it
+//! keeps counts in step with lines.
+//!
+//! Lines move in groups, and a group is one multi-row statement (`MultiRow`), not one per line:
+//! each statement is a round trip to the connection's thread, which costs more than SQLite's
+//! work for a line (BENCHMARKS.md, the batch benchmark). The `UPDATE`s that name lines by
+//! `(batch_key, line)` pad their row list to a power of two with copies of its last row, so any
+//! group up to [`MAX_ROWS_PER_STATEMENT`] lines is one statement drawn from a few texts: a row
+//! named twice is still updated once.
+
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{BEGIN_WRITE, SqliteStore, read_error};
+use super::{
+    BEGIN_WRITE, MAX_ROWS_PER_STATEMENT, MultiRow, SqliteStore, read_error, statement_chunks,
+};
 use crate::store::queue::{
     BatchEnd, BatchRecord, BatchStatus, BatchTimes, ClaimedLine, FileDeletion, FileLine,
     FilePurpose, FileRecord, LineError, LineOutcome, LineResponse, LineResult, ListPage, NewBatch,
@@ -146,6 +158,73 @@ const RESULTS_PAGE: &str = "
       FROM queue_lines
      WHERE batch_key = ?1 AND state = ?2 AND line > ?3
      ORDER BY line LIMIT ?4";
+
+/// Uploaded lines, a group per statement.
+static INSERT_FILE_LINES: LazyLock<MultiRow> = LazyLock::new(|| {
+    MultiRow::new(
+        "INSERT INTO queue_file_lines (file_key, line, content)",
+        3,
+        "",
+    )
+});
+
+/// A validated batch's lines, pending.
+static INSERT_LINES: LazyLock<MultiRow> = LazyLock::new(|| {
+    MultiRow::new(
+        "INSERT INTO queue_lines (batch_key, line, custom_id, model, state)",
+        5,
+        "ON CONFLICT DO NOTHING",
+    )
+});
+
+/// Takes the pending lines of a row list `(batch_key, line)`; returns those it took.
+static CLAIM_LINES: LazyLock<MultiRow> = LazyLock::new(|| {
+    MultiRow::new(
+        "UPDATE queue_lines SET state = 1, dispatches = dispatches + 1
+          WHERE state = 0 AND (batch_key, line) IN (",
+        2,
+        ") RETURNING batch_key, line",
+    )
+});
+
+/// Sends the lines in flight of a row list `(batch_key, line)` back to pending.
+static RELEASE_LINES: LazyLock<MultiRow> = LazyLock::new(|| {
+    MultiRow::new(
+        "UPDATE queue_lines SET state = 0 WHERE state = 1 AND (batch_key, line) IN (",
+        2,
+        ")",
+    )
+});
+
+/// Writes the results of a row list over the lines still in flight; returns each line written
+/// with its new state (its batch's counts are then moved by as many).
+static RECORD_LINES: LazyLock<MultiRow> = LazyLock::new(|| {
+    MultiRow::new(
+        "WITH r (batch_key, line, state, finished_at, status_code, request_id, provider,
+                 served_model, attempts, body, error_code, error_message) AS (",
+        12,
+        ") UPDATE queue_lines
+             SET state = r.state, finished_at = r.finished_at, status_code = r.status_code,
+                 request_id = r.request_id, provider = r.provider,
+                 served_model = r.served_model, attempts = r.attempts, body = r.body,
+                 error_code = r.error_code, error_message = r.error_message
+            FROM r
+           WHERE queue_lines.batch_key = r.batch_key AND queue_lines.line = r.line
+             AND queue_lines.state = 1
+       RETURNING queue_lines.batch_key, queue_lines.state",
+    )
+});
+
+/// `rows` padded to the next power of two with copies of its last row (see the module doc).
+fn padded<T>(rows: &[T]) -> impl Iterator<Item = &T> {
+    let pad = rows.len().next_power_of_two() - rows.len();
+    rows.iter().chain(rows.last().into_iter().cycle().take(pad))
+}
+
+/// `rows` in groups of at most [`MAX_ROWS_PER_STATEMENT`], for [`padded`] statements.
+fn groups<T>(rows: &[T]) -> std::slice::Chunks<'_, T> {
+    rows.chunks(MAX_ROWS_PER_STATEMENT)
+}
 
 fn count(row: &SqliteRow, column: &str) -> Result<u64, StoreError> {
     let value: i64 = row.try_get(column).map_err(read_error)?;
@@ -302,16 +381,16 @@ impl QueueStore for SqliteStore {
 
     async fn queue_file_append(&self, file_key: i64, lines: &[FileLine]) -> Result<(), StoreError> {
         let mut tx = self.bulk.begin_with(BEGIN_WRITE).await?;
-        for line in lines {
-            sqlx::query(
-                "INSERT INTO queue_file_lines (file_key, line, content) VALUES (?1, ?2, ?3)",
-            )
-            .bind(file_key)
-            .bind(i64::from(line.line))
-            // A slice is bound without a copy (a `Vec` would be cloned): lines may be MBs.
-            .bind(line.content.as_slice())
-            .execute(&mut *tx)
-            .await?;
+        for chunk in statement_chunks(lines) {
+            let mut insert = sqlx::query(INSERT_FILE_LINES.sql(chunk.len()));
+            for line in chunk {
+                insert = insert
+                    .bind(file_key)
+                    .bind(i64::from(line.line))
+                    // A slice is bound without a copy (a `Vec` would be cloned): lines may be MBs.
+                    .bind(line.content.as_slice());
+            }
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -532,17 +611,17 @@ impl QueueStore for SqliteStore {
         if status.as_deref() != Some(BatchStatus::Validating.as_str()) {
             return Err(StoreError::Db(sqlx::Error::RowNotFound));
         }
-        for line in lines {
-            sqlx::query(
-                "INSERT INTO queue_lines (batch_key, line, custom_id, model, state)
-                 VALUES (?1, ?2, ?3, ?4, 0) ON CONFLICT DO NOTHING",
-            )
-            .bind(batch_key)
-            .bind(i64::from(line.line))
-            .bind(&line.custom_id)
-            .bind(&line.model)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in statement_chunks(lines) {
+            let mut insert = sqlx::query(INSERT_LINES.sql(chunk.len()));
+            for line in chunk {
+                insert = insert
+                    .bind(batch_key)
+                    .bind(i64::from(line.line))
+                    .bind(line.custom_id.as_str())
+                    .bind(line.model.as_str())
+                    .bind(0_i64);
+            }
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -711,41 +790,45 @@ impl QueueStore for SqliteStore {
 
     async fn queue_claim(&self, model: &str, limit: u32) -> Result<Vec<ClaimedLine>, StoreError> {
         // The requests are read on a reader (their pages pass through its small page cache,
-        // not the writer's); only the state change takes the write lock. A line claimed by
-        // someone else in between (no such writer today) is left out: only pending lines move.
+        // not the writer's); the state change is one statement per group on the writer. A line
+        // that stopped being pending in between (no such writer today) is left out: only
+        // pending lines move.
         let rows = sqlx::query(CLAIMABLE)
             .bind(model)
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await
             .map_err(read_error)?;
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        let mut claimed = Vec::with_capacity(rows.len());
+        let mut candidates = Vec::with_capacity(rows.len());
         for row in &rows {
             let batch_key: i64 = row.try_get("batch_key").map_err(read_error)?;
-            let line = line_number(row, "line")?;
-            let taken = sqlx::query(
-                "UPDATE queue_lines SET state = 1, dispatches = dispatches + 1
-                  WHERE batch_key = ?1 AND line = ?2 AND state = 0",
-            )
-            .bind(batch_key)
-            .bind(i64::from(line))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if taken == 0 {
+            candidates.push((batch_key, line_number(row, "line")?));
+        }
+        let mut taken: Vec<(i64, u32)> = Vec::with_capacity(candidates.len());
+        for group in groups(&candidates) {
+            let mut claim = sqlx::query(CLAIM_LINES.sql(group.len().next_power_of_two()));
+            for (batch_key, line) in padded(group) {
+                claim = claim.bind(*batch_key).bind(i64::from(*line));
+            }
+            for row in claim.fetch_all(&self.writer).await? {
+                let batch_key: i64 = row.try_get("batch_key").map_err(read_error)?;
+                taken.push((batch_key, line_number(&row, "line")?));
+            }
+        }
+        let mut claimed = Vec::with_capacity(taken.len());
+        for (row, key) in rows.iter().zip(&candidates) {
+            if !taken.contains(key) {
                 continue;
             }
             let dispatches: i64 = row.try_get("dispatches").map_err(read_error)?;
             claimed.push(ClaimedLine {
-                batch_key,
-                line,
+                batch_key: key.0,
+                line: key.1,
                 custom_id: row.try_get("custom_id").map_err(read_error)?,
                 request: row.try_get("content").map_err(read_error)?,
                 dispatches: u32::try_from(dispatches.saturating_add(1)).unwrap_or(u32::MAX),
             });
         }
-        tx.commit().await?;
         Ok(claimed)
     }
 
@@ -755,48 +838,37 @@ impl QueueStore for SqliteStore {
         // (batch key, completed, failed) written, folded into each batch's counts at the end.
         let mut counts: Vec<(i64, i64, i64)> = Vec::new();
         let mut written = 0;
-        for result in results.iter() {
-            let response = result.response.as_ref();
-            let error = result.error.as_ref();
-            let applied = sqlx::query(
-                "UPDATE queue_lines
-                    SET state = ?3, finished_at = ?4, status_code = ?5, request_id = ?6,
-                        provider = ?7, served_model = ?8, attempts = ?9, body = ?10,
-                        error_code = ?11, error_message = ?12
-                  WHERE batch_key = ?1 AND line = ?2 AND state = 1",
-            )
-            .bind(result.batch_key)
-            .bind(i64::from(result.line))
-            .bind(outcome_code(result.outcome))
-            .bind(result.finished_at)
-            .bind(response.map(|r| i64::from(r.status_code)))
-            .bind(response.map(|r| r.request_id.as_str()))
-            .bind(response.and_then(|r| r.provider.as_deref()))
-            .bind(response.and_then(|r| r.model.as_deref()))
-            .bind(response.and_then(|r| r.attempts).map(i64::from))
-            .bind(response.map(|r| r.body.as_slice()))
-            .bind(error.map(|e| e.code.as_str()))
-            .bind(error.map(|e| e.message.as_str()))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if applied == 0 {
-                continue;
+        for group in groups(&results) {
+            let mut record = sqlx::query(RECORD_LINES.sql(group.len().next_power_of_two()));
+            for result in padded(group) {
+                let response = result.response.as_ref();
+                let error = result.error.as_ref();
+                record = record
+                    .bind(result.batch_key)
+                    .bind(i64::from(result.line))
+                    .bind(outcome_code(result.outcome))
+                    .bind(result.finished_at)
+                    .bind(response.map(|r| i64::from(r.status_code)))
+                    .bind(response.map(|r| r.request_id.as_str()))
+                    .bind(response.and_then(|r| r.provider.as_deref()))
+                    .bind(response.and_then(|r| r.model.as_deref()))
+                    .bind(response.and_then(|r| r.attempts).map(i64::from))
+                    .bind(response.map(|r| r.body.as_slice()))
+                    .bind(error.map(|e| e.code.as_str()))
+                    .bind(error.map(|e| e.message.as_str()));
             }
-            written += 1;
-            let (done, failed) = match result.outcome {
-                LineOutcome::Done => (1, 0),
-                LineOutcome::Failed => (0, 1),
-            };
-            match counts
-                .iter_mut()
-                .find(|(key, _, _)| *key == result.batch_key)
-            {
-                Some(entry) => {
-                    entry.1 += done;
-                    entry.2 += failed;
+            for row in record.fetch_all(&mut *tx).await? {
+                let batch_key: i64 = row.try_get("batch_key").map_err(read_error)?;
+                let state: i64 = row.try_get("state").map_err(read_error)?;
+                let (done, failed) = if state == DONE { (1, 0) } else { (0, 1) };
+                written += 1;
+                match counts.iter_mut().find(|(key, _, _)| *key == batch_key) {
+                    Some(entry) => {
+                        entry.1 += done;
+                        entry.2 += failed;
+                    }
+                    None => counts.push((batch_key, done, failed)),
                 }
-                None => counts.push((result.batch_key, done, failed)),
             }
         }
         for (key, done, failed) in counts {
@@ -815,20 +887,15 @@ impl QueueStore for SqliteStore {
     }
 
     async fn queue_release(&self, lines: &[(i64, u32)]) -> Result<(), StoreError> {
-        if lines.is_empty() {
-            return Ok(());
+        // One statement per group: a group is its own transaction, and a line released is
+        // released whichever group it was in.
+        for group in groups(lines) {
+            let mut release = sqlx::query(RELEASE_LINES.sql(group.len().next_power_of_two()));
+            for (batch_key, line) in padded(group) {
+                release = release.bind(*batch_key).bind(i64::from(*line));
+            }
+            release.execute(&self.writer).await?;
         }
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-        for (batch_key, line) in lines {
-            sqlx::query(
-                "UPDATE queue_lines SET state = 0 WHERE batch_key = ?1 AND line = ?2 AND state = 1",
-            )
-            .bind(batch_key)
-            .bind(i64::from(*line))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 

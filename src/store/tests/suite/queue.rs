@@ -284,6 +284,57 @@ pub async fn queue_a_line_ends_once_whatever_is_replayed(store: &dyn Store) {
     assert_eq!(errors.iter().map(|r| r.line).collect::<Vec<_>>(), [2]);
 }
 
+/// Groups larger than one statement holds, groups that are not a power of two, and a line named
+/// twice in one group: every line still moves once, and counts follow what was written.
+pub async fn queue_groups_of_any_size_move_each_line_once(store: &dyn Store) {
+    let q = store.queue();
+    let file = upload(q, "file-in", OWNER, 150).await;
+    let batch = running_batch(q, "batch_a", (file, "file-in"), 150, "m").await;
+    let mut claimed = Vec::new();
+    for want in [64, 64, 64] {
+        claimed.extend(q.queue_claim("m", want).await.unwrap());
+    }
+    let mut lines: Vec<u32> = claimed.iter().map(|c| c.line).collect();
+    assert_eq!(
+        lines,
+        (1..=150).collect::<Vec<_>>(),
+        "each line claimed once"
+    );
+    assert_eq!(claimed[149].request, line(150).content);
+    assert!(q.queue_claim("m", 64).await.unwrap().is_empty());
+
+    // 37 lines back to pending, line 5 named twice.
+    let mut back: Vec<(i64, u32)> = (1..=37).map(|n| (batch, n)).collect();
+    back.push((batch, 5));
+    q.queue_release(&back).await.unwrap();
+    let again = q.queue_claim("m", 64).await.unwrap();
+    lines = again.iter().map(|c| c.line).collect();
+    assert_eq!(lines, (1..=37).collect::<Vec<_>>());
+    assert!(again.iter().all(|c| c.dispatches == 2));
+
+    // 100 results in one call, line 7 twice: 100 lines written, each counted once.
+    let mut results: Vec<LineResult> = (1..=100)
+        .map(|n| {
+            let outcome = if n % 10 == 0 {
+                LineOutcome::Failed
+            } else {
+                LineOutcome::Done
+            };
+            answered(batch, n, outcome, &format!(r#"{{"n":{n}}}"#))
+        })
+        .collect();
+    results.push(answered(batch, 7, LineOutcome::Done, r#"{"n":7}"#));
+    assert_eq!(q.queue_record(&results).await.unwrap(), 100);
+    let record = q.queue_batch(None, "batch_a").await.unwrap().unwrap();
+    assert_eq!((record.counts.completed, record.counts.failed), (90, 10));
+    let output = q
+        .queue_results(batch, ResultKind::Output, 0, 200)
+        .await
+        .unwrap();
+    assert_eq!(output.len(), 90);
+    assert_eq!(output[6].response.as_ref().unwrap().body, br#"{"n":7}"#);
+}
+
 pub async fn queue_released_and_recovered_lines_are_claimed_again(store: &dyn Store) {
     let q = store.queue();
     let file = upload(q, "file-in", OWNER, 3).await;
