@@ -984,6 +984,11 @@ impl Inner {
         }
         *last = Some(now);
         drop(last);
+        self.read_incidents(now);
+    }
+
+    /// Reads the open incidents of the health view into the targets' breakers.
+    fn read_incidents(&self, now: Instant) {
         let mut open: Vec<Option<OpenIncident>> = vec![None; self.upstreams.len()];
         self.health.read(|view| {
             for monitor in &view.monitors {

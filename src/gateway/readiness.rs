@@ -13,6 +13,9 @@
 //! a bad key) or a recovering target's next trial. A failing target waits for a recovery test
 //! or the monitor, whose time is not known in advance (`None`).
 //!
+//! The breakers learn the monitor's incidents from the gateway's periodic read (at most once a
+//! second); [`Gateway::sync_incidents_now`] reads them at once, for a closed incident.
+//!
 //! The breaker has no clock of its own: it answers for any instant it is asked about, so the
 //! end of a wait is found by asking it about later instants (a binary search), never by
 //! reading its internals.
@@ -84,6 +87,13 @@ impl Readiness {
 }
 
 impl Gateway {
+    /// Reads the monitor's open incidents into the breakers now, instead of at the request
+    /// path's next periodic read (at most once a second): the queue calls it when the monitor
+    /// closes an incident, so that the lines waiting for it start at once.
+    pub fn sync_incidents_now(&self) {
+        self.table().read_incidents(Instant::now());
+    }
+
     /// How the route that `model` resolves to stands now; `None` when no route matches.
     pub fn readiness(&self, model: &str) -> Option<Readiness> {
         let inner = self.table();
@@ -211,6 +221,35 @@ mod tests {
             [TargetState::Trial, TargetState::Ready]
         );
         assert_eq!(&*recovering.first_ready().unwrap().provider, "p1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_incident_read_at_once_makes_its_target_recover_without_waiting_a_second() {
+        let text = "[providers.p1]\nbase_url = \"http://127.0.0.1:9/v1\"\nprobe_model = \"m\"\n\
+                    api_key_env = \"KEY\"\n[[monitors]]\nprovider = \"p1\"\n\
+                    [[routes]]\nmodel = \"r\"\ntargets = [{ provider = \"p1\" }]\n";
+        let config =
+            Config::from_toml(text, "t.toml", &|_| Some("sk-test-key-123".into())).unwrap();
+        let health = initial_health(&config.monitors);
+        let (reporter, _reports) = PassiveReporter::channel(16);
+        let deps = GatewayDeps {
+            health: health.clone(),
+            reporter,
+            metrics: Metrics::new(),
+        };
+        let gateway = Gateway::new(&config, deps, "127.0.0.1:0".parse().unwrap()).unwrap();
+        health.update(|view| {
+            view.monitors[0].open_incident = Some((IncidentKind::Outage, Some(1)));
+        });
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let state = |g: &Gateway| g.readiness("r").unwrap().targets[0].state;
+        assert_eq!(state(&gateway), TargetState::Waiting);
+
+        // Closed within the same second: the periodic read has not seen it yet.
+        health.update(|view| view.monitors[0].open_incident = None);
+        assert_eq!(state(&gateway), TargetState::Waiting, "not read yet");
+        gateway.sync_incidents_now();
+        assert_eq!(state(&gateway), TargetState::Trial);
     }
 
     #[tokio::test(start_paused = true)]

@@ -165,8 +165,12 @@ impl Dispatcher {
                 }
                 _ = self.shared.wake.notified() => review = true,
                 event = self.events.recv() => match event {
+                    // Lines waiting for it start now, not at the gateway's next read of the
+                    // incidents: within one probe interval of the close, as promised.
                     Ok(MonitorEvent::IncidentClosed { .. })
-                    | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.shared.gateway.sync_incidents_now();
+                    }
                     Ok(MonitorEvent::IncidentOpened { .. }) => {}
                     // The monitor is gone (shutting down): its events no longer matter.
                     Err(broadcast::error::RecvError::Closed) => {
