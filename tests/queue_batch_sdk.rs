@@ -67,7 +67,7 @@ fn each_bad_input_gives_the_documented_failed_batch() {
 }
 
 #[test]
-fn lines_the_provider_refuses_end_once_in_the_error_file() {
+fn lines_that_are_the_requests_own_fault_end_once_in_the_error_file() {
     case("request_errors");
 }
 

@@ -430,21 +430,23 @@ def case_bad_input():
 
 
 def case_request_errors():
-    """Lines the provider refuses as bad requests end in the error file once, with the
-    provider's answer, and do not hold the batch."""
-    primary = Mock("kimi", "bad_request")
-    serve = Serve(config(primary))
-    done = ended(serve.client, submit(serve.client, [request_line(i) for i in range(5)]).id)
-    assert done.status == "completed", done
-    output, errors = every_custom_id_once(serve.client, done, 5)
-    assert output == [] and done.output_file_id is None
-    for line in errors:
-        assert line["response"]["status_code"] == 400, line
-        assert line["response"]["body"]["error"], line
-        assert line["error"] is None
-    assert len(primary.batch_requests()) == 5, "each refused line was sent once"
-    serve.stop()
-    primary.stop()
+    """Lines whose verdict is the request's own fault (bad_request, context_too_long with no
+    fitting target, content_filtered) end in the error file once, with the provider's answer,
+    and do not hold the batch."""
+    for scenario in ("bad_request", "context_too_long", "content_filtered"):
+        primary = Mock("kimi", scenario)
+        serve = Serve(config(primary))
+        done = ended(serve.client, submit(serve.client, [request_line(i) for i in range(5)]).id)
+        assert done.status == "completed", (scenario, done)
+        output, errors = every_custom_id_once(serve.client, done, 5)
+        assert output == [] and done.output_file_id is None, scenario
+        for line in errors:
+            assert line["response"]["status_code"] == 400, (scenario, line)
+            assert line["response"]["body"]["error"], (scenario, line)
+            assert line["error"] is None, (scenario, line)
+        assert len(primary.batch_requests()) == 5, f"{scenario}: each line was sent once"
+        serve.stop()
+        primary.stop()
 
 
 def case_owners():
