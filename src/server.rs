@@ -1,7 +1,7 @@
 //! `isdown serve` as a library: the monitor, the alert dispatcher and its delivery workers, the
 //! corroboration poller (official pages, the aggregator, community feeds), the status page, the
-//! JSON API, `/metrics` and the gateway, on one bound listener, until a shutdown future
-//! resolves.
+//! JSON API, `/metrics`, the gateway and the durable queue (the Files and Batch API and its
+//! dispatcher), on one bound listener, until a shutdown future resolves.
 //!
 //! The shape is mini-redis's `server::run(listener, shutdown)`: the caller binds the listener
 //! (tests bind `127.0.0.1:0`), passes a shutdown future and a channel of reload requests, and
@@ -37,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::monitor::health::PassiveReporter;
 use crate::monitor::service::{MonitorEvent, MonitorService, initial_health};
 use crate::probe::{ProbeError, Prober};
+use crate::queue::{Queue, QueueError, RunDeps};
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
 use crate::web::connections::{Limits, open_file_limit, serve as serve_connections};
@@ -66,6 +67,8 @@ pub enum ServerError {
     Gateway(#[from] StartError),
     #[error("cannot build the HTTP client for probes: {0}")]
     Prober(#[from] ProbeError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     #[error("cannot read the listener's address: {0}")]
     Address(std::io::Error),
     #[error("the HTTP server failed: {0}")]
@@ -199,7 +202,20 @@ impl Server {
             },
             addr,
         )?;
-        let router = web::router(app).merge(gateway.router());
+        // The queue runs its lines through the gateway's router in process, and stops before
+        // the listener so that lines in flight are answered or sent back to pending.
+        let queue =
+            Queue::open(store.clone(), gateway.clone(), config.queue.clone(), clock).await?;
+        let router = web::router(app)
+            .merge(gateway.router())
+            .merge(queue.router());
+        let (stop_queue, queue_stopped) = watch::channel(false);
+        let dispatcher = queue.dispatcher(RunDeps {
+            metrics: metrics.clone(),
+            health: health.clone(),
+            events: events.subscribe(),
+        });
+        let queue_task = tokio::spawn(dispatcher.run(wait_true(queue_stopped)));
         let (stop_web, web_stopped) = watch::channel(false);
         let limits = match config.serve.max_connections {
             Some(max) => Limits {
@@ -315,6 +331,10 @@ impl Server {
                     config = *new;
                 }
             }
+        }
+        let _ = stop_queue.send(true);
+        if let Err(join) = queue_task.await {
+            tracing::error!(error = %join, "the queue's dispatcher stopped abnormally");
         }
         let _ = stop_web.send(true);
         match web.await {

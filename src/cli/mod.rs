@@ -4,6 +4,7 @@
 //! else about the CLI lives here and in the sibling files, one per subcommand.
 
 mod alert;
+mod batch;
 mod check;
 mod db;
 mod demo;
@@ -40,6 +41,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Alert channels: `isdown alert test CHANNEL`.
     Alert(alert::AlertArgs),
+    /// The durable queue of a running `isdown serve`: submit, follow, list, download batches.
+    Batch(batch::BatchArgs),
     /// Write a commented isdown.toml.
     Init(init::InitArgs),
     /// The database: `isdown db copy --from sqlite:PATH --to postgres://…`.
@@ -61,6 +64,8 @@ pub enum CliError {
     Demo(#[from] demo::DemoError),
     #[error(transparent)]
     Copy(#[from] crate::store::copy::CopyError),
+    #[error(transparent)]
+    Batch(#[from] crate::queue::client::ClientError),
     #[error("{0}")]
     Usage(String),
     #[error("{context}: {source}")]
@@ -81,6 +86,7 @@ impl CliError {
             | CliError::Server(_)
             | CliError::Demo(_)
             | CliError::Copy(_)
+            | CliError::Batch(_)
             | CliError::Io { .. } => 1,
         }
     }
@@ -100,6 +106,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::MockProvider(args) => runtime.block_on(mock_provider::run(args)),
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Alert(args) => runtime.block_on(alert::run(args)),
+        Command::Batch(args) => runtime.block_on(batch::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Init(args) => init::run(args),
         Command::Db(args) => runtime.block_on(db::run(args)),

@@ -8,6 +8,7 @@
 
 mod corroboration;
 pub mod gateway;
+mod queue;
 pub mod raw;
 
 use std::collections::BTreeMap;
@@ -152,6 +153,8 @@ pub struct Config {
     pub web: WebSettings,
     /// `[[routes]]` and `[gateway]`.
     pub gateway: GatewaySettings,
+    /// `[queue]`: the durable queue's pacing.
+    pub queue: crate::queue::settings::QueueSettings,
     /// `[corroboration]` and every provider's sources (official page, aggregator, feeds).
     pub corroboration: crate::corroborate::Settings,
     /// `[store]` and `ISDOWN_DATABASE_URL`.
@@ -253,6 +256,7 @@ impl Config {
             &gateway::Source { text, file },
             env,
         )?;
+        let queue = queue::queue_settings(raw.queue, &gateway, &providers, text, file)?;
         let monitor = monitor_settings(&raw.monitor);
         let monitors = monitor_specs(&raw.monitors, &raw.monitor, &providers, text, file)?;
         let defaults = Retention::default();
@@ -302,6 +306,7 @@ impl Config {
             corroboration,
             web,
             gateway,
+            queue,
             providers,
             check: CheckSettings {
                 witnesses,

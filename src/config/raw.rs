@@ -43,6 +43,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub alerting: RawAlerting,
     #[serde(default)]
+    pub queue: RawQueue,
+    #[serde(default)]
     pub corroboration: RawCorroboration,
     #[serde(default)]
     pub store: RawStore,
@@ -59,6 +61,27 @@ pub struct RawStore {
     pub pool_size: Option<Count>,
     /// How long a query waits for a free PostgreSQL connection (default 30 s).
     pub acquire_timeout: Option<DurationValue>,
+}
+
+/// `[queue]`: pacing of the durable queue's batch lines.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    /// Batch lines in flight to one provider at most (default 16).
+    pub concurrency_per_provider: Option<Count>,
+    /// Batch lines started per minute per provider at most (default: no limit of our own).
+    pub requests_per_minute: Option<Count>,
+    /// `[queue.providers.ID]`: the same two limits for one provider.
+    #[serde(default)]
+    pub providers: BTreeMap<String, Spanned<RawQueueProvider>>,
+}
+
+/// `[queue.providers.ID]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueueProvider {
+    pub concurrency: Option<Count>,
+    pub requests_per_minute: Option<Count>,
 }
 
 /// `[corroboration]`: how the sources beside the probes (official pages, the aggregator,

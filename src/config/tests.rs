@@ -192,7 +192,9 @@ fn a_valid_alert_channel_is_kept() {
 
 #[test]
 fn the_templates_gateway_block_is_valid_once_uncommented() {
-    let block = &TEMPLATE_TOML[TEMPLATE_TOML.find("# [[routes]]").unwrap()..];
+    let start = TEMPLATE_TOML.find("# [[routes]]").unwrap();
+    let end = TEMPLATE_TOML.find("# --- Durable queue").unwrap();
+    let block = &TEMPLATE_TOML[start..end];
     let text: String = block
         .lines()
         .filter(|l| l.starts_with("# ") && !l.starts_with("# Clients may"))
@@ -205,6 +207,37 @@ fn the_templates_gateway_block_is_valid_once_uncommented() {
     assert_eq!(gateway.routes[0].targets[2].params["temperature"], 0.6);
     assert!(gateway.open_on_localhost);
     assert_eq!(gateway.timeouts.first_token, Duration::from_secs(15));
+}
+
+#[test]
+fn the_templates_queue_block_is_valid_once_uncommented() {
+    let block = &TEMPLATE_TOML[TEMPLATE_TOML.find("# [queue]").unwrap()..];
+    let text: String = block
+        .lines()
+        .filter(|l| l.starts_with("# "))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    let queue = load(&text).unwrap().queue;
+    assert_eq!(queue.defaults.concurrency, 16);
+    assert_eq!(queue.defaults.requests_per_minute, Some(600));
+    assert_eq!(queue.limits("kimi").concurrency, 4);
+    assert_eq!(queue.limits("kimi").requests_per_minute, Some(60));
+    assert_eq!(queue.limits("deepseek").concurrency, 16);
+}
+
+#[test]
+fn queue_settings_follow_the_gateway_and_name_unknown_providers() {
+    let config = load("[gateway]\nmax_request_bytes = 1000\nopen_on_localhost = true\n").unwrap();
+    assert!(config.queue.open);
+    assert_eq!(
+        config.queue.max_line_bytes,
+        1000 + crate::queue::settings::LINE_ENVELOPE_BYTES
+    );
+    let (line, _, message) = invalid("[queue]\n[queue.providers.nope]\nconcurrency = 2\n");
+    assert_eq!(line, 2);
+    assert!(message.contains("nope"), "{message}");
+    let (_, field, _) = invalid("[queue]\nconcurrency_per_provider = 0\n");
+    assert_eq!(field, "queue.concurrency_per_provider");
 }
 
 #[test]

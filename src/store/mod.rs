@@ -10,12 +10,17 @@
 //! Raw results are kept for a bounded time and rolled up per minute, hour and day as they are
 //! written, so uptime and daily latency percentiles come from small rollup rows and the database
 //! stays small for years of 30-second checks. Times are Unix milliseconds (UTC) throughout.
+//!
+//! It also keeps the durable queue's files, batches and lines (`queue`): the records of the
+//! OpenAI Files and Batch API served by `crate::queue`, with each request line's state and its
+//! one result.
 
 mod codes;
 pub mod copy;
 mod keys;
 mod location;
 pub mod postgres;
+pub mod queue;
 mod rollup;
 mod rows;
 mod scrub;
@@ -87,6 +92,7 @@ fn read_error(error: sqlx::Error) -> StoreError {
 fn dynamic_sql(text: String) -> sqlx::SqlStr {
     sqlx::AssertSqlSafe(Arc::<str>::from(text)).into_sql_str()
 }
+pub use queue::QueueStore;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -537,6 +543,11 @@ pub trait Store: Send + Sync + 'static {
     /// official incident. An incident already linked keeps its first link; a pair naming an
     /// incident or official incident that no longer exists (pruned meanwhile) is skipped.
     async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError>;
+
+    // === the durable queue ===
+
+    /// The durable queue's part of the store (files, batches, lines).
+    fn queue(&self) -> &dyn QueueStore;
 }
 
 /// Latency histogram bucket upper bounds in milliseconds, shared by rollups and `/metrics`.

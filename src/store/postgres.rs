@@ -21,6 +21,7 @@ pub mod import;
 mod incidents;
 mod official;
 mod outbox;
+mod queue;
 mod results;
 #[doc(hidden)]
 pub mod scratch;
@@ -44,7 +45,7 @@ use crate::verdict::Verdict;
 
 /// The migrations, in order, with the same versions and descriptions as SQLite's
 /// (`sqlite::MIGRATIONS`; a test keeps the two lists aligned).
-pub(super) const MIGRATIONS: [(i64, &str, &str); 5] = [
+pub(super) const MIGRATIONS: [(i64, &str, &str); 6] = [
     (1, "init", include_str!("postgres/migrations/0001_init.sql")),
     (
         2,
@@ -65,6 +66,11 @@ pub(super) const MIGRATIONS: [(i64, &str, &str); 5] = [
         5,
         "official",
         include_str!("postgres/migrations/0005_official.sql"),
+    ),
+    (
+        6,
+        "queue",
+        include_str!("postgres/migrations/0006_queue.sql"),
     ),
 ];
 
@@ -393,6 +399,12 @@ impl Store for PostgresStore {
 
     async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {
         self.link_official(links).await
+    }
+
+    // === the durable queue ===
+
+    fn queue(&self) -> &dyn super::QueueStore {
+        self
     }
 }
 

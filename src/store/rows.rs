@@ -1,7 +1,8 @@
 //! Reading the store's rows back into its types, once for both back ends.
 //!
 //! Both schemas hold the same columns under the same names; integers are read as `i64`
-//! (PostgreSQL's narrower columns are cast to `bigint` in the SELECT), text as `String`.
+//! (PostgreSQL's narrower columns are cast to `bigint` in the SELECT), text as `String`, binary
+//! strings as bytes.
 //! [`StoredRow`] is that common ground for `SqliteRow` and `PgRow`, and every decoder here is
 //! written against it. Nothing is trusted: a value that does not decode or means nothing (an
 //! unknown verdict, a negative count) is [`StoreError::Corrupt`], never a panic. No I/O.
@@ -10,6 +11,10 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{ColumnIndex, Row};
 
+use super::queue::{
+    BatchRecord, BatchStatus, BatchTimes, FilePurpose, FileRecord, LineError, LineResponse,
+    RequestCounts, ResultKind, ResultOf, StoredResult,
+};
 use super::rollup::HISTOGRAM_SLOTS;
 use super::{
     AlertGroup, Incident, OfficialAck, OfficialIncident, OutboxEntry, ResultRecord, SavedState,
@@ -25,6 +30,8 @@ pub(super) trait StoredRow: Row + Sized {
     fn int_or_null<I: ColumnIndex<Self>>(&self, at: I) -> Result<Option<i64>, StoreError>;
     fn text<I: ColumnIndex<Self>>(&self, at: I) -> Result<String, StoreError>;
     fn text_or_null<I: ColumnIndex<Self>>(&self, at: I) -> Result<Option<String>, StoreError>;
+    fn bytes<I: ColumnIndex<Self>>(&self, at: I) -> Result<Vec<u8>, StoreError>;
+    fn bytes_or_null<I: ColumnIndex<Self>>(&self, at: I) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 macro_rules! stored_row {
@@ -43,6 +50,15 @@ macro_rules! stored_row {
                 &self,
                 at: I,
             ) -> Result<Option<String>, StoreError> {
+                self.try_get(at).map_err(read_error)
+            }
+            fn bytes<I: ColumnIndex<Self>>(&self, at: I) -> Result<Vec<u8>, StoreError> {
+                self.try_get(at).map_err(read_error)
+            }
+            fn bytes_or_null<I: ColumnIndex<Self>>(
+                &self,
+                at: I,
+            ) -> Result<Option<Vec<u8>>, StoreError> {
                 self.try_get(at).map_err(read_error)
             }
         }
@@ -262,4 +278,130 @@ where
         *count = row.int(first + slot)?;
     }
     Ok(histogram)
+}
+
+// === the durable queue ===
+
+/// A count column (sizes, lines, request counts), never negative.
+pub(super) fn queue_count<R: StoredRow>(row: &R, column: &str) -> Result<u64, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let value = row.int(column)?;
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {column}: {value}")))
+}
+
+/// A line number (1-based, as uploaded).
+pub(super) fn line_number<R: StoredRow>(row: &R, column: &str) -> Result<u32, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let value = row.int(column)?;
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} out of range: {value}")))
+}
+
+/// A file row with its result file's batch id (`batch_id`).
+pub(super) fn queue_file<R: StoredRow>(row: &R) -> Result<FileRecord, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let purpose = row.text("purpose")?;
+    let result_of = match (
+        row.int_or_null("batch_key")?,
+        row.text_or_null("batch_id")?,
+        row.text_or_null("result_kind")?,
+    ) {
+        (Some(batch_key), Some(batch_id), Some(kind)) => Some(ResultOf {
+            batch_key,
+            batch_id,
+            kind: ResultKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown result kind {kind:?}")))?,
+        }),
+        (None, None, None) => None,
+        _ => return Err(StoreError::Corrupt("half a result file reference".into())),
+    };
+    Ok(FileRecord {
+        key: row.int("key")?,
+        id: row.text("id")?,
+        owner: row.text("owner")?,
+        filename: row.text("filename")?,
+        purpose: FilePurpose::parse(&purpose)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown file purpose {purpose:?}")))?,
+        bytes: queue_count(row, "bytes")?,
+        lines: queue_count(row, "lines")?,
+        created_at: row.int("created_at")?,
+        result_of,
+    })
+}
+
+pub(super) fn queue_batch<R: StoredRow>(row: &R) -> Result<BatchRecord, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let status = row.text("status")?;
+    Ok(BatchRecord {
+        key: row.int("key")?,
+        id: row.text("id")?,
+        owner: row.text("owner")?,
+        input_file_key: row.int("input_file_key")?,
+        input_file_id: row.text("input_file_id")?,
+        endpoint: row.text("endpoint")?,
+        completion_window: row.text("completion_window")?,
+        metadata: row.text_or_null("metadata")?,
+        status: BatchStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown batch status {status:?}")))?,
+        errors: row.text_or_null("errors")?,
+        times: BatchTimes {
+            created_at: row.int("created_at")?,
+            in_progress_at: row.int_or_null("in_progress_at")?,
+            expires_at: row.int("expires_at")?,
+            finalizing_at: row.int_or_null("finalizing_at")?,
+            completed_at: row.int_or_null("completed_at")?,
+            failed_at: row.int_or_null("failed_at")?,
+            expired_at: row.int_or_null("expired_at")?,
+            cancelling_at: row.int_or_null("cancelling_at")?,
+            cancelled_at: row.int_or_null("cancelled_at")?,
+        },
+        counts: RequestCounts {
+            total: queue_count(row, "total")?,
+            completed: queue_count(row, "completed")?,
+            failed: queue_count(row, "failed")?,
+        },
+        output_file_id: row.text_or_null("output_file_id")?,
+        error_file_id: row.text_or_null("error_file_id")?,
+    })
+}
+
+/// A line's result, for the result files.
+pub(super) fn queue_result<R: StoredRow>(row: &R) -> Result<StoredResult, StoreError>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let response = match row.int_or_null("status_code")? {
+        Some(status) => Some(LineResponse {
+            status_code: u16::try_from(status)
+                .map_err(|_| StoreError::Corrupt(format!("status code {status}")))?,
+            request_id: row.text_or_null("request_id")?.unwrap_or_default(),
+            provider: row.text_or_null("provider")?,
+            model: row.text_or_null("served_model")?,
+            attempts: row
+                .int_or_null("attempts")?
+                .and_then(|a| u32::try_from(a).ok()),
+            body: row.bytes_or_null("body")?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    let error = match row.text_or_null("error_code")? {
+        Some(code) => Some(LineError {
+            code,
+            message: row.text_or_null("error_message")?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(StoredResult {
+        line: line_number(row, "line")?,
+        custom_id: row.text("custom_id")?,
+        response,
+        error,
+    })
 }

@@ -8,8 +8,9 @@
 
 use std::borrow::Cow;
 
+use super::queue::{LineError, LineResult};
 use super::{AlertCommit, AttemptFailure, NewIncident, OfficialIncident, ResultRecord};
-use crate::secret::{scrub, scrub_json_text};
+use crate::secret::{scrub, scrub_json_text, scrub_registered};
 
 /// What a NUL character is stored as.
 const NUL_REPLACEMENT: &str = "\u{FFFD}";
@@ -108,5 +109,49 @@ pub fn attempt_failure(failure: &AttemptFailure) -> AttemptFailure {
     AttemptFailure {
         error: text(&failure.error).into_owned(),
         ..failure.clone()
+    }
+}
+
+/// Line results as a store may keep them: a response body loses the exact values of configured
+/// secrets only (it is JSON a client will parse, so its shape must stay); error messages are
+/// scrubbed like any other text. No copy when nothing needed it.
+pub fn line_results(results: &[LineResult]) -> Cow<'_, [LineResult]> {
+    let dirty = |r: &LineResult| {
+        r.response.as_ref().is_some_and(|resp| {
+            std::str::from_utf8(&resp.body)
+                .is_ok_and(|body| matches!(scrub_registered(body), Cow::Owned(_)))
+        }) || r
+            .error
+            .as_ref()
+            .is_some_and(|e| matches!(text(&e.message), Cow::Owned(_)))
+    };
+    if !results.iter().any(dirty) {
+        return Cow::Borrowed(results);
+    }
+    Cow::Owned(
+        results
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if let Some(resp) = &mut r.response
+                    && let Ok(body) = std::str::from_utf8(&resp.body)
+                    && let Cow::Owned(clean) = scrub_registered(body)
+                {
+                    resp.body = clean.into_bytes();
+                }
+                if let Some(error) = &mut r.error {
+                    error.message = text(&error.message).into_owned();
+                }
+                r
+            })
+            .collect(),
+    )
+}
+
+/// A line error (expired, cancelled) with its message scrubbed.
+pub fn line_error(error: &LineError) -> LineError {
+    LineError {
+        code: error.code.clone(),
+        message: text(&error.message).into_owned(),
     }
 }

@@ -17,6 +17,7 @@ mod history;
 mod incidents;
 mod official;
 mod outbox;
+mod queue;
 mod results;
 
 use std::path::{Path, PathBuf};
@@ -71,7 +72,7 @@ const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// The migrations, in order: (version, description, SQL). Embedded so the binary needs no files
 /// beside it; PostgreSQL's list (`postgres::MIGRATIONS`) has the same versions and descriptions.
-pub(super) const MIGRATIONS: [(i64, &str, &str); 5] = [
+pub(super) const MIGRATIONS: [(i64, &str, &str); 6] = [
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "alerts", include_str!("migrations/0002_alerts.sql")),
     (
@@ -85,6 +86,7 @@ pub(super) const MIGRATIONS: [(i64, &str, &str); 5] = [
         include_str!("migrations/0004_state_quarantine.sql"),
     ),
     (5, "official", include_str!("migrations/0005_official.sql")),
+    (6, "queue", include_str!("migrations/0006_queue.sql")),
 ];
 
 /// The store. Share it behind an `Arc`; all methods take `&self`.
@@ -95,6 +97,12 @@ pub struct SqliteStore {
     /// fairer and cheaper than connections polling each other's locks.
     writer: SqlitePool,
     reader: SqlitePool,
+    /// A second write connection with SQLite's small default page cache, for the durable
+    /// queue's uploads only: a 200 MB file written through `writer` would fill its large cache
+    /// (kept for the monitor's hot pages) with pages nobody reads again. SQLite still lets one
+    /// of the two write at a time; an upload holds the lock a few milliseconds per group of
+    /// lines.
+    bulk: SqlitePool,
     keys: MonitorKeys,
 }
 
@@ -143,6 +151,10 @@ impl SqliteStore {
         // Before the readers connect: the first connection switches a new file to WAL mode.
         super::migrator(&MIGRATIONS).run(&writer).await?;
         history::scrub_once(&writer).await?;
+        let bulk = pool_options(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_error)?;
         let reader = pool_options(READERS)
             .connect_with(options)
             .await
@@ -164,6 +176,7 @@ impl SqliteStore {
             path: path.to_owned(),
             writer,
             reader,
+            bulk,
             keys: MonitorKeys::new(keys),
         })
     }
@@ -172,6 +185,7 @@ impl SqliteStore {
     /// WAL into the main file.
     pub async fn close(&self) {
         self.reader.close().await;
+        self.bulk.close().await;
         self.writer.close().await;
     }
 
@@ -535,6 +549,10 @@ impl Store for SqliteStore {
     async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {
         self.link_official(links).await
     }
+
+    fn queue(&self) -> &dyn super::QueueStore {
+        self
+    }
 }
 
 // === status page reads ===
@@ -705,5 +723,34 @@ mod tests {
                 .count(),
             MAX_ROWS_PER_STATEMENT
         );
+    }
+
+    /// A database that main's releases left at the official incidents (version 5) gains the
+    /// queue's tables on open, its earlier migrations unchanged (a changed one is refused).
+    #[tokio::test]
+    async fn a_database_before_the_queue_gains_it_on_open() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("isdown.db");
+        let before_queue = crate::store::migrator(&MIGRATIONS[..5]);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = pool_options(1).connect_with(options).await.unwrap();
+        before_queue.run(&pool).await.unwrap();
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+        let secret = crate::store::QueueStore::queue_secret(&store, b"fresh")
+            .await
+            .unwrap();
+        assert_eq!(secret, b"fresh");
+        store.close().await;
     }
 }

@@ -52,6 +52,17 @@ macro_rules! for_each_suite_test {
             official_incidents_between_are_those_open_in_the_window,
             an_acknowledged_incident_reads_back_with_the_official_incident_as_it_stands,
             pruning_keeps_official_incidents_an_incident_refers_to,
+            // durable queue
+            queue_secret_is_created_once,
+            queue_uploads_are_invisible_until_complete_and_owned,
+            queue_listings_page_newest_first_after_a_cursor,
+            queue_a_line_ends_once_whatever_is_replayed,
+            queue_groups_of_any_size_move_each_line_once,
+            queue_released_and_recovered_lines_are_claimed_again,
+            queue_claims_take_the_oldest_batch_first_and_only_running_ones,
+            queue_a_rejected_batch_keeps_its_errors_and_no_lines,
+            queue_an_ended_batch_has_its_result_files_and_frees_its_input,
+            queue_prune_removes_ended_batches_and_unread_uploads,
         );
     };
 }
@@ -147,7 +158,14 @@ async fn reopening_does_not_rerun_migrations() {
             .unwrap();
     assert_eq!(
         applied,
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        vec![
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
         .fetch_one(&mut conn)

@@ -83,7 +83,14 @@ async fn reopening_does_not_rerun_migrations() {
             .unwrap();
     assert_eq!(
         applied,
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        vec![
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
         .fetch_one(&mut conn)
@@ -272,7 +279,7 @@ async fn stores_opening_together_migrate_once() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(applied, 5);
+    assert_eq!(applied, 6);
     conn.close().await.unwrap();
     db.drop_now().await;
 }

@@ -14,8 +14,10 @@ use crate::verdict::{Blame, Verdict};
 
 mod alerts;
 mod official;
+mod queue;
 pub use alerts::*;
 pub use official::*;
+pub use queue::*;
 
 /// 2026-01-01T00:00:00Z: a UTC midnight, so day and hour buckets start at round offsets from it.
 pub const T0: Millis = 1_767_225_600_000;
