@@ -11,10 +11,11 @@
 //!   (the four probe kinds and their timings);
 //! - state: `store` (the `Store` trait and SQLite), `metrics` (the Prometheus registry);
 //! - engines: `monitor` (scheduler, state machines, incidents, health view), `alert` (rules,
-//!   outbox, channels), `gateway` (the failover gateway), `corroborate` (what official status
-//!   pages, the aggregator and community feeds say, and how far ahead of the official page
-//!   isdown was), `web` (status page, APIs, the listener's connection handling), `check`
-//!   (one-shot diagnosis);
+//!   outbox, channels), `gateway` (the failover gateway), `queue` (the durable queue behind the
+//!   OpenAI Batch API, run through the gateway), `corroborate` (what official status pages,
+//!   the aggregator and community feeds say, and how far ahead of the official page isdown
+//!   was), `web` (status page, APIs, the listener's connection handling), `check` (one-shot
+//!   diagnosis);
 //! - assembly: `config` (isdown.toml and the embedded catalog into each engine's typed settings),
 //!   `server` (`isdown serve` as a library), `mock` (the scripted mock provider), `cli` (one file
 //!   per subcommand).
@@ -34,6 +35,7 @@ pub mod mock;
 pub mod monitor;
 pub mod probe;
 pub mod provider;
+pub mod queue;
 pub mod secret;
 pub mod server;
 pub mod sse;

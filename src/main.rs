@@ -15,7 +15,9 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             let code = error.exit_code();
-            eprintln!("isdown: {:#}", anyhow::Error::from(error));
+            // Scrubbed like every log line: an error may quote what it failed on.
+            let message = format!("{:#}", anyhow::Error::from(error));
+            eprintln!("isdown: {}", isdown::secret::scrub(&message));
             ExitCode::from(code)
         }
     }

@@ -1,7 +1,7 @@
 //! `isdown serve` as a library: the monitor, the alert dispatcher and its delivery workers, the
 //! corroboration poller (official pages, the aggregator, community feeds), the status page, the
-//! JSON API, `/metrics` and the gateway, on one bound listener, until a shutdown future
-//! resolves.
+//! JSON API, `/metrics`, the gateway and the durable queue (the Files and Batch API and its
+//! dispatcher), on one bound listener, until a shutdown future resolves.
 //!
 //! The shape is mini-redis's `server::run(listener, shutdown)`: the caller binds the listener
 //! (tests bind `127.0.0.1:0`), passes a shutdown future and a channel of reload requests, and
@@ -37,7 +37,7 @@ use crate::metrics::Metrics;
 use crate::monitor::health::PassiveReporter;
 use crate::monitor::service::{MonitorEvent, MonitorService, initial_health};
 use crate::probe::{ProbeError, Prober};
-use crate::store::sqlite::SqliteStore;
+use crate::queue::{Queue, QueueError, RunDeps};
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
 use crate::web::connections::{Limits, open_file_limit, serve as serve_connections};
@@ -49,9 +49,6 @@ pub use crate::web::ReloadRequest;
 /// 5 s: a database error that stopped the monitor (a full disk, another process holding the
 /// lock) gets a moment to clear before the monitor starts again.
 const STORE_RESTART: Duration = Duration::from_secs(5);
-
-/// The SQLite file inside the data directory.
-pub const DB_FILE: &str = "isdown.db";
 
 /// Incident events buffered per subscriber; a slower subscriber sees `Lagged`, never blocks the
 /// monitor.
@@ -70,6 +67,8 @@ pub enum ServerError {
     Gateway(#[from] StartError),
     #[error("cannot build the HTTP client for probes: {0}")]
     Prober(#[from] ProbeError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     #[error("cannot read the listener's address: {0}")]
     Address(std::io::Error),
     #[error("the HTTP server failed: {0}")]
@@ -94,10 +93,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store under `config.serve.data` (creating it on first use).
+    /// Opens the store the config selects (`[store]`, `ISDOWN_DATABASE_URL`), by default the
+    /// SQLite file under `config.serve.data` (created on first use).
     pub async fn new(config: Config, listener: TcpListener) -> Result<Server, ServerError> {
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.serve.data.join(DB_FILE)).await?);
+        let url = config.store.url_in(&config.serve.data);
+        let store = crate::store::open(&url, &config.store.pool).await?;
         Server::with_store(config, listener, store)
     }
 
@@ -202,7 +202,20 @@ impl Server {
             },
             addr,
         )?;
-        let router = web::router(app).merge(gateway.router());
+        // The queue runs its lines through the gateway's router in process, and stops before
+        // the listener so that lines in flight are answered or sent back to pending.
+        let queue =
+            Queue::open(store.clone(), gateway.clone(), config.queue.clone(), clock).await?;
+        let router = web::router(app)
+            .merge(gateway.router())
+            .merge(queue.router());
+        let (stop_queue, queue_stopped) = watch::channel(false);
+        let dispatcher = queue.dispatcher(RunDeps {
+            metrics: metrics.clone(),
+            health: health.clone(),
+            events: events.subscribe(),
+        });
+        let queue_task = tokio::spawn(dispatcher.run(wait_true(queue_stopped)));
         let (stop_web, web_stopped) = watch::channel(false);
         let limits = match config.serve.max_connections {
             Some(max) => Limits {
@@ -319,6 +332,10 @@ impl Server {
                 }
             }
         }
+        let _ = stop_queue.send(true);
+        if let Err(join) = queue_task.await {
+            tracing::error!(error = %join, "the queue's dispatcher stopped abnormally");
+        }
         let _ = stop_web.send(true);
         match web.await {
             Ok(result) => result.map_err(ServerError::Http),
@@ -368,12 +385,13 @@ fn reload_config(running: &Config, gateway: &Gateway, reply: ReloadRequest) -> O
     }
 }
 
-/// The same file (or the catalog alone), read again; the start-up overrides of the listen
-/// address and data directory are kept, since neither can change while serving.
+/// The same file (or the catalog alone), read again; the listen address, the data directory
+/// and the store (`[store]`) in effect are kept, since none can change while serving.
 fn load_again(running: &Config) -> Result<Config, ConfigError> {
     let mut new = Config::load(running.source.as_deref())?;
     new.serve.listen = running.serve.listen;
     new.serve.data = running.serve.data.clone();
+    new.store = running.store.clone();
     Ok(new)
 }
 

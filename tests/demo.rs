@@ -1,5 +1,6 @@
 //! `isdown demo` end to end: the real binary tells the whole story offline — an outage opens an
-//! incident, the console channel alerts, agents fail over with no failed request, recovery.
+//! incident, the console channel alerts, agents fail over with no failed request, a batch for
+//! Kimi alone waits out the outage and completes after recovery.
 
 mod support;
 
@@ -23,6 +24,9 @@ fn the_demo_fails_over_with_zero_failed_requests_and_narrates_it() {
         "ALERT (console channel): ✅ [Resolved]",
         "Incident closed",
         "Agents are back on Kimi.",
+        "A nightly job submits a batch of 200 requests for \"kimi-batch\"",
+        "The batch waits while Kimi is down: in_progress, 0 of 200 lines answered, 0 sent to Kimi.",
+        "200 of 200 lines answered by Kimi (200), 200 distinct custom_ids",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

@@ -299,6 +299,9 @@ impl Store for Frozen {
     async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {
         frozen(self.0.acknowledge_incidents(links)).await
     }
+    fn queue(&self) -> &dyn isdown::store::QueueStore {
+        self.0.queue()
+    }
 }
 
 struct Harness {

@@ -244,6 +244,9 @@ impl Store for Wedgeable {
     async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {
         self.call(self.inner.acknowledge_incidents(links)).await
     }
+    fn queue(&self) -> &dyn isdown::store::QueueStore {
+        self.inner.queue()
+    }
 }
 
 struct Harness {

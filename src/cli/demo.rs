@@ -1,7 +1,9 @@
 //! `isdown demo`: everything at once, offline. Three simulated providers (the mock provider in
 //! Kimi, DeepSeek and GLM styles), the real server (monitor, alerts to the console, status page,
-//! gateway) in this process, and a steady trickle of agent requests through the gateway. Then
-//! Kimi goes down and comes back, and the demo narrates what isdown does.
+//! gateway, durable queue) in this process, and a steady trickle of agent requests through the
+//! gateway. Then Kimi goes down and comes back, and the demo narrates what isdown does — the
+//! agents fail over, and a batch that needs Kimi itself (the route `kimi-batch`, no fallback),
+//! submitted through the Batch API while Kimi is down, waits and completes after recovery.
 //!
 //! The story follows the server's own events — incidents as the monitor opens and closes them,
 //! alerts as their channel accepts them — and sends its agent traffic and status reads over
@@ -44,6 +46,10 @@ const REQUEST_EVERY: Duration = Duration::from_millis(200);
 const STEP_DEADLINE: Duration = Duration::from_secs(45);
 /// How long each phase of healthy or failed-over traffic is shown.
 const PHASE: Duration = Duration::from_secs(6);
+/// Lines of the demo's batch: enough to see it wait, few enough to finish in a second or two.
+const BATCH_LINES: usize = 200;
+/// The route of the demo's batch: Kimi only, so its lines wait out Kimi's outage.
+const BATCH_ROUTE: &str = "kimi-batch";
 /// Not a real key: the simulated providers accept anything; `serve` needs one to run chat probes.
 const DEMO_KEY: &str = "demo-key-not-a-secret";
 /// The variable the demo config names for it; resolved by the demo itself, never set in the
@@ -61,6 +67,16 @@ pub enum DemoError {
     Mock(String),
     #[error("demo: cannot build the HTTP client: {0}")]
     Client(String),
+    #[error("demo: the batch: {0}")]
+    Batch(#[from] crate::queue::client::ClientError),
+    #[error("demo: cannot write the batch's requests: {0}")]
+    BatchFile(std::io::Error),
+    #[error("demo: the batch ended {status}, with {done} of {total} lines answered")]
+    BatchIncomplete {
+        status: String,
+        done: u64,
+        total: u64,
+    },
 }
 
 /// The simulated providers: (id, display, mock style, model the route asks for).
@@ -142,7 +158,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, CliError> {
         &format!("Gateway:     {base}/v1  (model \"kimi-k2\": Kimi, then DeepSeek, then GLM)"),
     );
 
-    let story = tell_the_story(&client, &base, &mock_urls, started, incidents, alerts).await;
+    let story = tell_the_story(&client, &base, &mock_urls, &dir, started, incidents, alerts).await;
     match story {
         Ok(tally) => {
             let failed = tally.failed;
@@ -179,6 +195,7 @@ async fn tell_the_story(
     client: &reqwest::Client,
     base: &str,
     mocks: &[String],
+    dir: &std::path::Path,
     started: Instant,
     mut incidents: broadcast::Receiver<MonitorEvent>,
     mut opened_alert: watch::Receiver<bool>,
@@ -252,7 +269,27 @@ async fn tell_the_story(
         .lock()
         .map(|t| t.by_provider.clone())
         .unwrap_or_default();
+    let batches = crate::queue::client::BatchClient::new(base, None)?;
+    let batch = submit_batch(&batches, dir).await?;
+    say(
+        started,
+        &format!(
+            "A nightly job submits a batch of {BATCH_LINES} requests for \"{BATCH_ROUTE}\" \
+             (Kimi only, no fallback) through the Batch API: {batch}."
+        ),
+    );
     tokio::time::sleep(PHASE).await;
+    let waiting = batches.retrieve(&batch).await?;
+    let reached = batch_requests_received(client, &mocks[0]).await?;
+    say(
+        started,
+        &format!(
+            "The batch waits while Kimi is down: {}, {} of {BATCH_LINES} lines answered, {reached} \
+             sent to Kimi.",
+            waiting["status"].as_str().unwrap_or("?"),
+            waiting["request_counts"]["completed"]
+        ),
+    );
     {
         let t = tally.lock().unwrap_or_else(|e| e.into_inner());
         let moved: Vec<String> = PROVIDERS[1..]
@@ -303,6 +340,36 @@ async fn tell_the_story(
     })
     .await?;
     say(started, "Agents are back on Kimi.");
+    let ended = wait_for(started, "the batch to end", || async {
+        let batch = batches.retrieve(&batch).await.ok()?;
+        matches!(
+            batch["status"].as_str(),
+            Some("completed" | "failed" | "expired" | "cancelled")
+        )
+        .then_some(batch)
+    })
+    .await?;
+    let (done, total) = (
+        ended["request_counts"]["completed"].as_u64().unwrap_or(0),
+        ended["request_counts"]["total"].as_u64().unwrap_or(0),
+    );
+    if ended["status"] != "completed" || done != total {
+        return Err(DemoError::BatchIncomplete {
+            status: ended["status"].as_str().unwrap_or("?").to_owned(),
+            done,
+            total,
+        });
+    }
+    let after = up_at.elapsed().as_secs_f64();
+    let (answered_by, unique) = batch_results(&batches, &ended).await?;
+    say(
+        started,
+        &format!(
+            "The batch completed {after:.1} s after Kimi recovered: {done} of {total} lines \
+             answered by {answered_by}, {unique} distinct custom_ids (isdown batch results \
+             {batch})."
+        ),
+    );
     tokio::time::sleep(PHASE / 2).await;
 
     let _ = stop_traffic.send(true);
@@ -312,6 +379,83 @@ async fn tell_the_story(
         say(started, &format!("Last failed request: {error}"));
     }
     Ok(tally)
+}
+
+/// Writes the batch's requests next to the demo's database, uploads them and starts the batch;
+/// returns its id.
+async fn submit_batch(
+    batches: &crate::queue::client::BatchClient,
+    dir: &std::path::Path,
+) -> Result<String, DemoError> {
+    let lines: String = (0..BATCH_LINES)
+        .map(|i| {
+            let request = json!({
+                "custom_id": format!("nightly-{i}"),
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {
+                    "model": BATCH_ROUTE,
+                    "messages": [{"role": "user", "content": format!("Summarise document {i}.")}],
+                },
+            });
+            format!("{request}\n")
+        })
+        .collect();
+    let path = dir.join("nightly.jsonl");
+    std::fs::write(&path, lines).map_err(DemoError::BatchFile)?;
+    let file = batches.upload(&path).await?;
+    let file_id = file["id"].as_str().unwrap_or_default();
+    let batch = batches.create(file_id, "24h", None).await?;
+    Ok(batch["id"].as_str().unwrap_or_default().to_owned())
+}
+
+/// How many of the batch's requests a simulated provider received, from its request log.
+async fn batch_requests_received(client: &reqwest::Client, mock: &str) -> Result<usize, DemoError> {
+    let log = get_json(client, &format!("{mock}/_mock/requests"))
+        .await
+        .ok_or_else(|| DemoError::Mock("its request log did not answer".into()))?;
+    Ok(log["requests"].as_array().map_or(0, |r| {
+        r.iter()
+            .filter(|r| r.to_string().contains("Summarise document"))
+            .count()
+    }))
+}
+
+/// Who answered the batch's lines (providers with counts) and how many distinct custom_ids its
+/// output file holds, read from the output file as a user would.
+async fn batch_results(
+    batches: &crate::queue::client::BatchClient,
+    batch: &Value,
+) -> Result<(String, usize), DemoError> {
+    use futures_util::StreamExt;
+    let Some(file) = batch["output_file_id"].as_str() else {
+        return Ok(("nobody".into(), 0));
+    };
+    let mut bytes = Vec::new();
+    let mut chunks = Box::pin(batches.content(file).await?);
+    while let Some(chunk) = chunks.next().await {
+        bytes.extend_from_slice(&chunk?);
+    }
+    let mut providers: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        let Ok(result) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let provider = result["x_isdown"]["provider"].as_str().unwrap_or("?");
+        let name = PROVIDERS
+            .iter()
+            .find(|(id, ..)| *id == provider)
+            .map_or(provider, |(_, name, ..)| name);
+        *providers.entry(name.to_owned()).or_default() += 1;
+        ids.insert(result["custom_id"].to_string());
+    }
+    let answered_by = providers
+        .iter()
+        .map(|(name, n)| format!("{name} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((answered_by, ids.len()))
 }
 
 /// Sends one agent request every [`REQUEST_EVERY`] (every third one streamed) until stopped.
@@ -539,7 +683,11 @@ fn demo_config(mocks: &[String], listen: SocketAddr) -> String {
             "  {{ provider = \"{id}\", model = \"{model}\" }},\n"
         ));
     }
-    text.push_str("]\n");
+    text.push_str(&format!(
+        "]\n\n[[routes]]\nmodel = \"{BATCH_ROUTE}\"\n\
+         targets = [{{ provider = \"kimi\", model = \"{}\" }}]\n",
+        PROVIDERS[0].3
+    ));
     for ((id, name, _, model), url) in PROVIDERS.iter().zip(mocks) {
         text.push_str(&format!(
             "\n[providers.{id}]\nname = \"{name} (simulated)\"\nbase_url = \"{url}/v1\"\n\

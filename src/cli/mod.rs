@@ -4,7 +4,9 @@
 //! else about the CLI lives here and in the sibling files, one per subcommand.
 
 mod alert;
+mod batch;
 mod check;
+mod db;
 mod demo;
 mod init;
 mod mock_provider;
@@ -39,8 +41,12 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Alert channels: `isdown alert test CHANNEL`.
     Alert(alert::AlertArgs),
+    /// The durable queue of a running `isdown serve`: submit, follow, list, download batches.
+    Batch(batch::BatchArgs),
     /// Write a commented isdown.toml.
     Init(init::InitArgs),
+    /// The database: `isdown db copy --from sqlite:PATH --to postgres://…`.
+    Db(db::DbArgs),
 }
 
 /// Errors that end a command; every one maps to exit code 2 (usage or config).
@@ -56,6 +62,10 @@ pub enum CliError {
     Server(#[from] crate::server::ServerError),
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
+    #[error(transparent)]
+    Copy(#[from] crate::store::copy::CopyError),
+    #[error(transparent)]
+    Batch(#[from] crate::queue::client::ClientError),
     #[error("{0}")]
     Usage(String),
     #[error("{context}: {source}")]
@@ -71,7 +81,13 @@ impl CliError {
         match self {
             CliError::Config(_) | CliError::Check(_) | CliError::Usage(_) => 2,
             CliError::Server(e) if e.is_config() => 2,
-            CliError::Store(_) | CliError::Server(_) | CliError::Demo(_) | CliError::Io { .. } => 1,
+            CliError::Copy(e) if e.is_usage() => 2,
+            CliError::Store(_)
+            | CliError::Server(_)
+            | CliError::Demo(_)
+            | CliError::Copy(_)
+            | CliError::Batch(_)
+            | CliError::Io { .. } => 1,
         }
     }
 }
@@ -90,8 +106,10 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::MockProvider(args) => runtime.block_on(mock_provider::run(args)),
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Alert(args) => runtime.block_on(alert::run(args)),
+        Command::Batch(args) => runtime.block_on(batch::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
         Command::Init(args) => init::run(args),
+        Command::Db(args) => runtime.block_on(db::run(args)),
     }
 }
 

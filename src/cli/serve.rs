@@ -40,13 +40,14 @@ pub async fn run(args: ServeArgs) -> Result<u8, CliError> {
             context: format!("cannot listen on {}", config.serve.listen),
             source,
         })?;
-    let (monitors, data) = (config.monitors.len(), config.serve.data.clone());
+    let monitors = config.monitors.len();
+    // Shown without a PostgreSQL URL's password.
+    let store = config.store.url_in(&config.serve.data);
     let server = Server::new(config, listener).await?;
     // Scripts and tests read this line to learn the address.
     println!(
-        "isdown serving on http://{} ({monitors} monitors, data in {})",
+        "isdown serving on http://{} ({monitors} monitors, store {store})",
         server.addr(),
-        data.display()
     );
     let signals = Signals::install().map_err(|source| CliError::Io {
         context: "cannot install signal handlers".into(),

@@ -8,6 +8,7 @@
 
 mod corroboration;
 pub mod gateway;
+mod queue;
 pub mod raw;
 
 use std::collections::BTreeMap;
@@ -25,7 +26,7 @@ use crate::alert::spec::ChannelSpec;
 use crate::monitor::{MonitorSettings, MonitorSpec};
 use crate::probe::ProbeKind;
 use crate::provider::Provider;
-use crate::store::Retention;
+use crate::store::{DatabaseUrl, PoolSettings, Retention};
 use crate::time::Millis;
 pub use crate::web::site::WebSettings;
 pub use gateway::{
@@ -67,6 +68,9 @@ pub enum ConfigError {
         file: PathBuf,
         source: std::io::Error,
     },
+    /// A setting from the environment; the message never repeats the value.
+    #[error("{var}: {message}")]
+    Env { var: &'static str, message: String },
     /// Field and message can quote the file (a table header, a key name, a value in the
     /// parser's message): both pass the secret scrub on the way out, so a key pasted into the
     /// file is not repeated — at start-up, or on an admin reload when every key is registered.
@@ -118,6 +122,27 @@ impl Default for ServeSettings {
 /// The data directory when neither `--data` nor `[serve] data` says otherwise.
 pub const DEFAULT_DATA_DIR: &str = "isdown-data";
 
+/// Selects the store; wins over `[store] url` (the usual order: environment over file, and a
+/// password kept out of the file).
+pub const DATABASE_URL_VAR: &str = "ISDOWN_DATABASE_URL";
+
+/// `[store]`, with `ISDOWN_DATABASE_URL` applied.
+#[derive(Debug, Clone, Default)]
+pub struct StoreSettings {
+    /// `None`: the SQLite file in the data directory ([`StoreSettings::url_in`]).
+    pub url: Option<DatabaseUrl>,
+    pub pool: PoolSettings,
+}
+
+impl StoreSettings {
+    /// The store to open, given the data directory in effect (`--data` or `[serve] data`).
+    pub fn url_in(&self, data: &Path) -> DatabaseUrl {
+        self.url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl::default_in(data))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Catalog order first, then providers the file adds, in name order.
@@ -135,8 +160,12 @@ pub struct Config {
     pub web: WebSettings,
     /// `[[routes]]` and `[gateway]`.
     pub gateway: GatewaySettings,
+    /// `[queue]`: the durable queue's pacing.
+    pub queue: crate::queue::settings::QueueSettings,
     /// `[corroboration]` and every provider's sources (official page, aggregator, feeds).
     pub corroboration: crate::corroborate::Settings,
+    /// `[store]` and `ISDOWN_DATABASE_URL`.
+    pub store: StoreSettings,
     /// Where it came from, if from a file.
     pub source: Option<PathBuf>,
 }
@@ -224,6 +253,7 @@ impl Config {
         };
 
         let serve = serve_settings(raw.serve, text, file, env)?;
+        let store = store_settings(raw.store, text, file, env)?;
         let gateway = gateway::gateway_settings(
             raw.routes,
             raw.gateway,
@@ -232,6 +262,7 @@ impl Config {
             &gateway::Source { text, file },
             env,
         )?;
+        let queue = queue::queue_settings(raw.queue, &gateway, &providers, text, file)?;
         let monitor = monitor_settings(&raw.monitor);
         let monitors = monitor_specs(&raw.monitors, &raw.monitor, &providers, text, file)?;
         let defaults = Retention::default();
@@ -281,12 +312,14 @@ impl Config {
             corroboration,
             web,
             gateway,
+            queue,
             providers,
             check: CheckSettings {
                 witnesses,
                 timeout: raw.check.timeout.map(|d| d.0),
             },
             serve,
+            store,
             monitor,
             monitors,
             retention,
@@ -340,6 +373,37 @@ fn serve_settings(
             secret_from_env(env, &name.get_ref().0).map_err(|m| invalid_at(text, file, at, m))?;
     }
     Ok(serve)
+}
+
+/// `[store]`; `ISDOWN_DATABASE_URL`, when set and not empty, wins over its `url`. Either URL's
+/// password is registered as a secret as it is parsed; errors never repeat the value.
+fn store_settings(
+    raw: raw::RawStore,
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<StoreSettings, ConfigError> {
+    let mut settings = StoreSettings::default();
+    let from_env = env(DATABASE_URL_VAR).filter(|v| !v.trim().is_empty());
+    if let Some(value) = from_env {
+        settings.url = Some(DatabaseUrl::parse(&value).map_err(|e| ConfigError::Env {
+            var: DATABASE_URL_VAR,
+            message: format!("the value {e}"),
+        })?);
+    } else if let Some(url) = raw.url {
+        let at = url.span().start;
+        settings.url = Some(
+            DatabaseUrl::parse(url.get_ref())
+                .map_err(|e| invalid_at(text, file, at, format!("the URL {e}")))?,
+        );
+    }
+    if let Some(size) = raw.pool_size {
+        settings.pool.size = size.0;
+    }
+    if let Some(timeout) = raw.acquire_timeout {
+        settings.pool.acquire_timeout = timeout.0;
+    }
+    Ok(settings)
 }
 
 fn alert_policy(raw: raw::RawAlerting, text: &str, file: &str) -> Result<AlertPolicy, ConfigError> {

@@ -43,7 +43,45 @@ pub struct RawConfig {
     #[serde(default)]
     pub alerting: RawAlerting,
     #[serde(default)]
+    pub queue: RawQueue,
+    #[serde(default)]
     pub corroboration: RawCorroboration,
+    #[serde(default)]
+    pub store: RawStore,
+}
+
+/// `[store]`: where history is kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `sqlite:PATH` or `postgres://…`; `ISDOWN_DATABASE_URL` wins over it. Absent: the SQLite
+    /// file in the data directory.
+    pub url: Option<Spanned<String>>,
+    /// PostgreSQL connections one isdown process opens at most (default 10).
+    pub pool_size: Option<Count>,
+    /// How long a query waits for a free PostgreSQL connection (default 30 s).
+    pub acquire_timeout: Option<DurationValue>,
+}
+
+/// `[queue]`: pacing of the durable queue's batch lines.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    /// Batch lines in flight to one provider at most (default 16).
+    pub concurrency_per_provider: Option<Count>,
+    /// Batch lines started per minute per provider at most (default: no limit of our own).
+    pub requests_per_minute: Option<Count>,
+    /// `[queue.providers.ID]`: the same two limits for one provider.
+    #[serde(default)]
+    pub providers: BTreeMap<String, Spanned<RawQueueProvider>>,
+}
+
+/// `[queue.providers.ID]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueueProvider {
+    pub concurrency: Option<Count>,
+    pub requests_per_minute: Option<Count>,
 }
 
 /// `[corroboration]`: how the sources beside the probes (official pages, the aggregator,

@@ -192,7 +192,9 @@ fn a_valid_alert_channel_is_kept() {
 
 #[test]
 fn the_templates_gateway_block_is_valid_once_uncommented() {
-    let block = &TEMPLATE_TOML[TEMPLATE_TOML.find("# [[routes]]").unwrap()..];
+    let start = TEMPLATE_TOML.find("# [[routes]]").unwrap();
+    let end = TEMPLATE_TOML.find("# --- Durable queue").unwrap();
+    let block = &TEMPLATE_TOML[start..end];
     let text: String = block
         .lines()
         .filter(|l| l.starts_with("# ") && !l.starts_with("# Clients may"))
@@ -205,6 +207,37 @@ fn the_templates_gateway_block_is_valid_once_uncommented() {
     assert_eq!(gateway.routes[0].targets[2].params["temperature"], 0.6);
     assert!(gateway.open_on_localhost);
     assert_eq!(gateway.timeouts.first_token, Duration::from_secs(15));
+}
+
+#[test]
+fn the_templates_queue_block_is_valid_once_uncommented() {
+    let block = &TEMPLATE_TOML[TEMPLATE_TOML.find("# [queue]").unwrap()..];
+    let text: String = block
+        .lines()
+        .filter(|l| l.starts_with("# "))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    let queue = load(&text).unwrap().queue;
+    assert_eq!(queue.defaults.concurrency, 16);
+    assert_eq!(queue.defaults.requests_per_minute, Some(600));
+    assert_eq!(queue.limits("kimi").concurrency, 4);
+    assert_eq!(queue.limits("kimi").requests_per_minute, Some(60));
+    assert_eq!(queue.limits("deepseek").concurrency, 16);
+}
+
+#[test]
+fn queue_settings_follow_the_gateway_and_name_unknown_providers() {
+    let config = load("[gateway]\nmax_request_bytes = 1000\nopen_on_localhost = true\n").unwrap();
+    assert!(config.queue.open);
+    assert_eq!(
+        config.queue.max_line_bytes,
+        1000 + crate::queue::settings::LINE_ENVELOPE_BYTES
+    );
+    let (line, _, message) = invalid("[queue]\n[queue.providers.nope]\nconcurrency = 2\n");
+    assert_eq!(line, 2);
+    assert!(message.contains("nope"), "{message}");
+    let (_, field, _) = invalid("[queue]\nconcurrency_per_provider = 0\n");
+    assert_eq!(field, "queue.concurrency_per_provider");
 }
 
 #[test]
@@ -477,5 +510,75 @@ fn a_configured_key_pasted_into_the_file_is_not_repeated_by_the_error() {
         let error = load(&text).unwrap_err().to_string();
         assert!(!error.contains(key), "{error}");
         assert!(error.starts_with("isdown.toml:"), "{error}");
+    }
+}
+
+// === [store] and ISDOWN_DATABASE_URL ===
+
+fn store_url(config: &Config) -> String {
+    config
+        .store
+        .url_in(std::path::Path::new("data-dir"))
+        .to_string()
+}
+
+#[test]
+fn without_a_url_the_store_is_the_sqlite_file_in_the_data_directory() {
+    let config = load("").unwrap();
+    assert!(config.store.url.is_none());
+    assert_eq!(store_url(&config), "sqlite:data-dir/isdown.db");
+    assert_eq!(config.store.pool, PoolSettings::default());
+}
+
+#[test]
+fn the_file_selects_the_store_and_sizes_the_pool() {
+    let config = load(
+        "[store]\nurl = \"postgres://isdown:file-pass-Aq1@db.internal/isdown\"\n\
+         pool_size = 4\nacquire_timeout = \"5s\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        store_url(&config),
+        "postgres://isdown@db.internal:5432/isdown"
+    );
+    assert_eq!(config.store.pool.size, 4);
+    assert_eq!(config.store.pool.acquire_timeout, Duration::from_secs(5));
+    assert!(!format!("{config:?}").contains("file-pass-Aq1"));
+    let config = load("[store]\nurl = \"sqlite:/var/lib/isdown/history.db\"\n").unwrap();
+    assert_eq!(store_url(&config), "sqlite:/var/lib/isdown/history.db");
+}
+
+#[test]
+fn the_environment_wins_over_the_file() {
+    let env = |var: &str| {
+        (var == DATABASE_URL_VAR).then(|| "postgres://u:env-pass-Bz2@env-host:6000/envdb".into())
+    };
+    let text = "[store]\nurl = \"sqlite:from-file.db\"\npool_size = 3\n";
+    let config = Config::from_toml(text, "isdown.toml", &env).unwrap();
+    assert_eq!(store_url(&config), "postgres://u@env-host:6000/envdb");
+    // The rest of [store] still applies.
+    assert_eq!(config.store.pool.size, 3);
+    // An empty variable counts as unset.
+    let empty = |var: &str| (var == DATABASE_URL_VAR).then(String::new);
+    let config = Config::from_toml(text, "isdown.toml", &empty).unwrap();
+    assert_eq!(store_url(&config), "sqlite:from-file.db");
+}
+
+#[test]
+fn a_bad_store_url_is_refused_without_repeating_it() {
+    let (line, field, message) = invalid("[store]\nurl = \"mysql://root:hunter2-pass@db/x\"\n");
+    assert_eq!((line, field.as_str()), (2, "store.url"));
+    assert!(message.contains("sqlite:PATH or postgres://"), "{message}");
+    assert!(!message.contains("hunter2-pass"), "{message}");
+
+    let env =
+        |var: &str| (var == DATABASE_URL_VAR).then(|| "postgres://u:pw-Kx8@h:notaport/d".into());
+    match Config::from_toml("", "isdown.toml", &env) {
+        Err(error @ ConfigError::Env { .. }) => {
+            let message = error.to_string();
+            assert!(message.starts_with("ISDOWN_DATABASE_URL: "), "{message}");
+            assert!(!message.contains("pw-Kx8"), "{message}");
+        }
+        other => panic!("expected Env, got {other:?}"),
     }
 }

@@ -10,12 +10,51 @@
 //!
 //! Keys are compared in constant time; neither the key sent nor the keys configured ever appear
 //! in an answer or a log line.
+//!
+//! The durable queue's endpoints (`/v1/files`, `/v1/batches`) are gated by the same keys and the
+//! same guard ([`Gateway::check_client`]); the queue tells its owners apart by the key a request
+//! presents ([`presented_key`]). The queue's own requests through the gateway's router carry
+//! [`InProcess`] instead of a key.
 
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::Gateway;
 use super::error::ApiError;
+
+/// Marks a request that isdown itself makes inside the process — the durable queue sending a
+/// batch line through the gateway's own router — as authenticated by being there. It is a
+/// request extension, which only code in this process can attach: no header or anything else a
+/// client sends can produce it.
+#[derive(Debug, Clone, Copy)]
+pub struct InProcess(());
+
+impl InProcess {
+    pub(crate) fn new() -> InProcess {
+        InProcess(())
+    }
+}
+
+impl Gateway {
+    /// Checks a client of the gateway's keys: the gateway's own endpoints and the queue's.
+    pub fn check_client(&self, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
+        self.table().auth.check(headers, body)
+    }
+}
+
+/// The bearer token a request presents (`Authorization: Bearer <key>`), if any. Only compare it
+/// or hash it; never log or store it.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
 
 #[derive(Debug)]
 pub struct ClientAuth {
@@ -56,15 +95,7 @@ impl ClientAuth {
         if self.keys.is_empty() {
             return Err(ApiError::no_keys_configured(&self.vars));
         }
-        let sent = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(ApiError::missing_key)?;
+        let sent = presented_key(headers).ok_or_else(ApiError::missing_key)?;
         // Compare against every key, without stopping early, so timing says nothing.
         let mut ok = false;
         for key in &self.keys {

@@ -12,7 +12,9 @@
 //! targets (`recovery`), the streaming relay (`relay`) and its opt-in verified recovery of
 //! broken streams (`resume`), metrics and passive-health reports (`telemetry`), the
 //! OpenAI-shaped errors (`error`), and the opt-in per-route request lint (`lint`, on top of
-//! `crate::lint`).
+//! `crate::lint`). For work that can wait (the durable queue) it offers one read of its
+//! state, `readiness`, and runs the queue's lines through its own router, marked
+//! `auth::InProcess` instead of a client key.
 //! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
 //! monitor's open incidents from [`Health`] about once a second and reports every attempt, every
 //! skipped failing target and every recovery test through [`PassiveReporter`].
@@ -33,7 +35,7 @@
 //! chunk by chunk and never collected; one pooled HTTP client serves every upstream; no lock is
 //! held across an `.await`; successful attempts log at debug level only.
 
-mod auth;
+pub mod auth;
 pub mod breaker;
 pub mod budget;
 pub mod decision;
@@ -41,6 +43,7 @@ pub mod error;
 pub mod fixes;
 mod hedge;
 pub mod lint;
+pub mod readiness;
 mod recovery;
 mod relay;
 pub mod request;
@@ -54,13 +57,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -252,10 +255,18 @@ impl Gateway {
 
 async fn chat_completions(
     State(gateway): State<Gateway>,
+    in_process: Option<Extension<auth::InProcess>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let inner = gateway.table();
+    // The queue's own requests carry the in-process marker instead of a client key.
+    if in_process.is_none()
+        && let Err(e) = inner.auth.check(&headers, auth::Body::Json)
+    {
+        inner.outcomes.count(RequestOutcome::Rejected);
+        return e.into_response();
+    }
     match inner.chat(&inner, &headers, body).await {
         Ok(response) => response,
         Err((error, outcome)) => {
@@ -424,9 +435,6 @@ impl Inner {
         body: Body,
     ) -> Result<Response, Refusal> {
         let started = Instant::now();
-        self.auth
-            .check(headers, auth::Body::Json)
-            .map_err(rejected)?;
         let deadline = started + request::budget(headers, self.timeouts.total).map_err(rejected)?;
         // Held until the answer is handed over: the parsed request lives that long.
         let (bytes, reservation) = self.read_body(headers, body).await.map_err(rejected)?;
@@ -955,6 +963,11 @@ impl Inner {
         }
         *last = Some(now);
         drop(last);
+        self.read_incidents(now);
+    }
+
+    /// Reads the open incidents of the health view into the targets' breakers.
+    fn read_incidents(&self, now: Instant) {
         let mut open: Vec<Option<OpenIncident>> = vec![None; self.upstreams.len()];
         self.health.read(|view| {
             for monitor in &view.monitors {

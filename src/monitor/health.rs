@@ -3,7 +3,9 @@
 //! what live traffic saw: every attempt's verdict, each time a live request passed a failing
 //! target over, and the result of each off-path recovery test of a failing target.
 //!
-//! The monitor core is the only writer. Readers take a short read lock and copy what they need;
+//! The monitor core is the only writer, but for one field the durable queue publishes (its
+//! lines waiting for each provider, [`Health::set_queue_waiting`]). Readers take a short read
+//! lock and copy what they need;
 //! no lock is ever held across an `.await`. Every change except live traffic's bumps a version
 //! that readers can wait on ([`Health::changes`]): the status page renders when it moves. The
 //! core also beats a heartbeat every tick, so readers can tell a quiet monitor from a stalled
@@ -101,6 +103,10 @@ pub struct HealthSnapshot {
     /// monitor's writer after each batch): a reader of stored history that needs a monitor's
     /// result at `last_at` waits until this reaches it.
     pub stored_through: Option<Millis>,
+    /// Lines of the durable queue waiting for each provider (by provider id; providers with none
+    /// are absent): pending lines of routes with no target ready, counted against the route's
+    /// first target. Published by `queue`.
+    pub queue_waiting: BTreeMap<String, u64>,
 }
 
 /// A monitor state set aside at start.
@@ -253,6 +259,14 @@ impl Health {
         let out = f(&mut self.inner.write().expect("health lock is never poisoned"));
         self.version.send_modify(|v| *v = v.wrapping_add(1));
         out
+    }
+
+    /// The queue's waiting lines per provider (queue only). Only a change moves the version, so
+    /// a queue that keeps publishing the same counts never wakes the status page's renderer.
+    pub fn set_queue_waiting(&self, waiting: BTreeMap<String, u64>) {
+        if self.read(|view| view.queue_waiting != waiting) {
+            self.update(|view| view.queue_waiting = waiting);
+        }
     }
 
     /// Live traffic's verdicts: no version bump, because no public view shows them and a busy

@@ -1,26 +1,102 @@
 //! Persistence: probe results, rollups, incidents and monitor state, behind one [`Store`] trait.
 //!
-//! The trait speaks the monitor's language (results, incidents, uptime), never SQL: the SQLite
-//! implementation here and a PostgreSQL one later must pass the same tests (`store::tests`).
+//! The trait speaks the monitor's language (results, incidents, uptime), never SQL. Two back ends
+//! implement it and pass the same tests (`store::tests`): SQLite (`sqlite`, the embedded default:
+//! one file, no server) and PostgreSQL (`postgres`). One setting selects between them
+//! ([`DatabaseUrl`], `location`), and [`open`] opens either behind the trait; the encodings
+//! (`codes`), the rollup arithmetic (`rollup`) and the scrub of what is written (`scrub`) are
+//! shared, so both store the same values and answer with the same numbers. `copy` moves an
+//! installation's history from SQLite to PostgreSQL (`isdown db copy`).
 //! Raw results are kept for a bounded time and rolled up per minute, hour and day as they are
 //! written, so uptime and daily latency percentiles come from small rollup rows and the database
 //! stays small for years of 30-second checks. Times are Unix milliseconds (UTC) throughout.
+//!
+//! It also keeps the durable queue's files, batches and lines (`queue`): the records of the
+//! OpenAI Files and Batch API served by `crate::queue`, with each request line's state and its
+//! one result.
 
+mod codes;
+pub mod copy;
+mod keys;
+mod location;
+pub mod postgres;
+pub mod queue;
+mod rollup;
+mod rows;
 mod scrub;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use thiserror::Error;
 
 use crate::incident::IncidentKind;
 use crate::time::{DAY_MS, HOUR_MS, Millis};
 use crate::verdict::{Blame, Verdict};
+pub use location::{DatabaseUrl, DatabaseUrlError, PoolSettings, PostgresUrl};
+
+/// The SQLite file inside the data directory: the store when no URL selects another.
+pub const DB_FILE: &str = "isdown.db";
+
+/// Opens the store `url` selects, applying the migrations it has not seen yet. `pool` shapes a
+/// PostgreSQL store's connection pool; SQLite keeps its own.
+pub async fn open(url: &DatabaseUrl, pool: &PoolSettings) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match url {
+        DatabaseUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path).await?),
+        DatabaseUrl::Postgres(url) => Arc::new(postgres::PostgresStore::open(url, pool).await?),
+    })
+}
+
+/// A back end's migrations, in order: (version, description, SQL), embedded in the binary.
+/// Both back ends list the same versions and descriptions (checked by a test), so a schema
+/// change is one numbered file in each directory.
+type Migrations = [(i64, &'static str, &'static str)];
+
+fn migrator(migrations: &Migrations) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A read error: a value that does not decode as its column's type is corrupt data, anything
+/// else is the database failing.
+fn read_error(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::Corrupt(error.to_string())
+        }
+        other => StoreError::Db(other),
+    }
+}
+
+/// SQL assembled at run time. Only ever built from constants, hence safe to assert; an `Arc`
+/// so each use is a cheap clone and sqlx's statement cache sees the same text.
+fn dynamic_sql(text: String) -> sqlx::SqlStr {
+    sqlx::AssertSqlSafe(Arc::<str>::from(text)).into_sql_str()
+}
+pub use queue::QueueStore;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// `location` is the file, or the PostgreSQL URL without its password.
     #[error("cannot open the database at {location}: {source}")]
     Open {
         location: String,
@@ -467,6 +543,11 @@ pub trait Store: Send + Sync + 'static {
     /// official incident. An incident already linked keeps its first link; a pair naming an
     /// incident or official incident that no longer exists (pruned meanwhile) is skipped.
     async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError>;
+
+    // === the durable queue ===
+
+    /// The durable queue's part of the store (files, batches, lines).
+    fn queue(&self) -> &dyn QueueStore;
 }
 
 /// Latency histogram bucket upper bounds in milliseconds, shared by rollups and `/metrics`.

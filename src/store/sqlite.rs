@@ -1,42 +1,42 @@
 //! SQLite implementation of [`Store`]: one database file in WAL mode, written through a single
 //! connection and read through a small pool of others.
 //!
-//! This module owns the schema (`migrations/`, embedded in the binary and applied on open), the
-//! on-disk encodings (`codes`) and the SQL: results and rollups in `results`, incidents and
-//! state snapshots in `incidents`, official status pages' incidents in `official`, opening,
-//! pruning and sizing here. It decides nothing about
+//! This module owns the SQLite schema (`store/migrations/`, embedded in the binary and applied on
+//! open) and the SQL: results and rollups in `results`, incidents and state snapshots in
+//! `incidents`, official status pages' incidents in `official`, the raw rows `db copy` reads in
+//! `export`, opening, pruning and sizing here. The encodings (`store::codes`) and the rollup
+//! arithmetic (`store::rollup`) are shared with the PostgreSQL store. It decides nothing about
 //! monitors or incidents beyond what the trait promises (when to open or close an incident is
 //! the monitor's call), and it trusts no row it reads: anything that does not decode is
 //! [`StoreError::Corrupt`], never a panic. Its inputs come from the monitor (results,
 //! incidents, state snapshots), the gateway's passive-health hook (results) and the web layer
 //! (queries).
 
-mod codes;
+mod export;
 mod history;
 mod incidents;
 mod official;
 mod outbox;
+mod queue;
 mod results;
-mod rollup;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::SqlStr;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
-use self::rollup::Resolution;
+use super::keys::MonitorKeys;
+use super::rollup::{self, Resolution};
 use super::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, Incident, IncidentFilter, MonitorRecord,
     NewIncident, OfficialIncident, OutboxBacklog, OutboxEntry, Pruned, ResultRecord, Retention,
     SavedState, Store, StoreError, StoredOfficialIncident, Uptime, scrub,
 };
+use super::{dynamic_sql, read_error};
 use crate::time::Millis;
 use crate::verdict::Verdict;
 
@@ -71,8 +71,8 @@ const PRUNE_ROLLUPS_PER_TX: i64 = 50_000;
 const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// The migrations, in order: (version, description, SQL). Embedded so the binary needs no files
-/// beside it.
-const MIGRATIONS: [(i64, &str, &str); 5] = [
+/// beside it; PostgreSQL's list (`postgres::MIGRATIONS`) has the same versions and descriptions.
+pub(super) const MIGRATIONS: [(i64, &str, &str); 6] = [
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "alerts", include_str!("migrations/0002_alerts.sql")),
     (
@@ -86,6 +86,7 @@ const MIGRATIONS: [(i64, &str, &str); 5] = [
         include_str!("migrations/0004_state_quarantine.sql"),
     ),
     (5, "official", include_str!("migrations/0005_official.sql")),
+    (6, "queue", include_str!("migrations/0006_queue.sql")),
 ];
 
 /// The store. Share it behind an `Arc`; all methods take `&self`.
@@ -96,9 +97,13 @@ pub struct SqliteStore {
     /// fairer and cheaper than connections polling each other's locks.
     writer: SqlitePool,
     reader: SqlitePool,
-    /// Monitor id → `monitors.key`. Keys are never deleted or reassigned, so a cached key
-    /// cannot go stale; entries are added only once the transaction that created them commits.
-    keys: Mutex<HashMap<String, i64>>,
+    /// A second write connection with SQLite's small default page cache, for the durable
+    /// queue's uploads only: a 200 MB file written through `writer` would fill its large cache
+    /// (kept for the monitor's hot pages) with pages nobody reads again. SQLite still lets one
+    /// of the two write at a time; an upload holds the lock a few milliseconds per group of
+    /// lines.
+    bulk: SqlitePool,
+    keys: MonitorKeys,
 }
 
 /// Pools keep a fixed set of connections for the life of the process: a file database gains
@@ -144,8 +149,12 @@ impl SqliteStore {
             .await
             .map_err(open_error)?;
         // Before the readers connect: the first connection switches a new file to WAL mode.
-        migrator().run(&writer).await?;
+        super::migrator(&MIGRATIONS).run(&writer).await?;
         history::scrub_once(&writer).await?;
+        let bulk = pool_options(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_error)?;
         let reader = pool_options(READERS)
             .connect_with(options)
             .await
@@ -167,7 +176,8 @@ impl SqliteStore {
             path: path.to_owned(),
             writer,
             reader,
-            keys: Mutex::new(keys.into_iter().collect()),
+            bulk,
+            keys: MonitorKeys::new(keys),
         })
     }
 
@@ -175,21 +185,16 @@ impl SqliteStore {
     /// WAL into the main file.
     pub async fn close(&self) {
         self.reader.close().await;
+        self.bulk.close().await;
         self.writer.close().await;
     }
 
     fn cached_key(&self, monitor: &str) -> Option<i64> {
-        // A panic elsewhere while holding the lock cannot leave a wrong entry (inserts are
-        // whole), so a poisoned cache is still a good cache.
-        let keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        keys.get(monitor).copied()
+        self.keys.get(monitor)
     }
 
     fn remember_keys<'a>(&self, new: impl IntoIterator<Item = (&'a str, i64)>) {
-        let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        for (id, key) in new {
-            keys.insert(id.to_owned(), key);
-        }
+        self.keys.remember(new);
     }
 
     /// The monitor's key, or `None` when nothing was ever stored for it.
@@ -208,40 +213,6 @@ impl SqliteStore {
         }
         Ok(key)
     }
-}
-
-fn migrator() -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|&(version, description, sql)| {
-                Migration::new(
-                    version,
-                    description.into(),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
-}
-
-/// A read error: a value that does not decode as its column's type is corrupt data, anything
-/// else is the database failing.
-fn read_error(error: sqlx::Error) -> StoreError {
-    match error {
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            StoreError::Corrupt(error.to_string())
-        }
-        other => StoreError::Db(other),
-    }
-}
-
-/// SQL assembled at run time. Only ever built from constants, hence safe to assert; an `Arc`
-/// so each use is a cheap clone and sqlx's statement cache sees the same text.
-fn dynamic_sql(text: String) -> SqlStr {
-    AssertSqlSafe(Arc::<str>::from(text)).into_sql_str()
 }
 
 // === multi-row statements ===
@@ -578,6 +549,10 @@ impl Store for SqliteStore {
     async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {
         self.link_official(links).await
     }
+
+    fn queue(&self) -> &dyn super::QueueStore {
+        self
+    }
 }
 
 // === status page reads ===
@@ -613,28 +588,14 @@ static DAY_COUNTS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new(|| {
 /// The histogram columns, named after `LATENCY_BUCKETS_MS` as the schema names them (the
 /// rollup writer derives the same names, so a mismatch fails every write in the tests).
 static BUCKET_HISTOGRAMS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new(|| {
-    let columns: Vec<String> = crate::store::LATENCY_BUCKETS_MS
-        .iter()
-        .map(|bound| format!("r.le_{}", *bound as u64))
-        .chain(std::iter::once("r.le_inf".to_owned()))
+    let columns: Vec<String> = rollup::histogram_columns()
+        .map(|c| format!("r.{c}"))
         .collect();
     dynamic_sql(status_page_buckets(&format!(
         "r.bucket_start, {}",
         columns.join(", ")
     )))
 });
-
-/// The first bucket of `width` that starts inside the `count` buckets up to `now`.
-fn first_of_last(width: Millis, now: Millis, count: u32) -> Millis {
-    let current = now.div_euclid(width) * width;
-    current.saturating_sub(i64::from(count.saturating_sub(1)).saturating_mul(width))
-}
-
-fn count_column(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<u64, StoreError> {
-    use sqlx::Row;
-    let value: i64 = row.try_get(index).map_err(read_error)?;
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative rollup count {value}")))
-}
 
 impl SqliteStore {
     async fn daily_counts(
@@ -654,7 +615,7 @@ impl SqliteStore {
         let rows = sqlx::query(DAY_COUNTS.clone())
             .bind(key)
             .bind(Resolution::Day.code())
-            .bind(first_of_last(width, now, days))
+            .bind(rollup::first_of_last(width, now, days))
             .bind(width)
             .bind(now)
             .fetch_all(&self.reader)
@@ -663,11 +624,11 @@ impl SqliteStore {
             .map(|row| {
                 Ok(crate::store::DayCounts {
                     day: row.try_get(0).map_err(read_error)?,
-                    total: count_column(row, 1)?,
-                    healthy: count_column(row, 2)?,
-                    degraded: count_column(row, 3)?,
-                    provider_failed: count_column(row, 4)?,
-                    other_failed: count_column(row, 5)?,
+                    total: super::rows::count(row, 1)?,
+                    healthy: super::rows::count(row, 2)?,
+                    degraded: super::rows::count(row, 3)?,
+                    provider_failed: super::rows::count(row, 4)?,
+                    other_failed: super::rows::count(row, 5)?,
                 })
             })
             .collect()
@@ -695,7 +656,7 @@ impl SqliteStore {
         let rows = sqlx::query(BUCKET_HISTOGRAMS.clone())
             .bind(key)
             .bind(resolution.code())
-            .bind(first_of_last(width, now, buckets))
+            .bind(rollup::first_of_last(width, now, buckets))
             .bind(width)
             .bind(now)
             .fetch_all(&self.reader)
@@ -703,22 +664,13 @@ impl SqliteStore {
         let mut points = Vec::with_capacity(rows.len());
         for row in &rows {
             let start: Millis = row.try_get(0).map_err(read_error)?;
-            let mut histogram = [0i64; rollup::HISTOGRAM_SLOTS];
-            for (slot, count) in histogram.iter_mut().enumerate() {
-                *count = row.try_get(slot + 1).map_err(read_error)?;
-            }
-            if let (Some(p50_ms), Some(p95_ms)) = (
-                rollup::quantile(&histogram, 0.50),
-                rollup::quantile(&histogram, 0.95),
-            ) {
+            let histogram = super::rows::histogram(row, 1)?;
+            if let Some((p50_ms, p95_ms, samples)) = rollup::percentiles(&histogram) {
                 points.push(crate::store::LatencyPoint {
                     start,
                     p50_ms,
                     p95_ms,
-                    samples: histogram
-                        .iter()
-                        .map(|c| u64::try_from(*c).unwrap_or(0))
-                        .sum(),
+                    samples,
                 });
             }
         }
@@ -735,7 +687,7 @@ impl SqliteStore {
             .bind(to)
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(incidents::decode_incident).collect()
+        rows.iter().map(super::rows::incident).collect()
     }
 }
 
@@ -771,5 +723,34 @@ mod tests {
                 .count(),
             MAX_ROWS_PER_STATEMENT
         );
+    }
+
+    /// A database that main's releases left at the official incidents (version 5) gains the
+    /// queue's tables on open, its earlier migrations unchanged (a changed one is refused).
+    #[tokio::test]
+    async fn a_database_before_the_queue_gains_it_on_open() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("isdown.db");
+        let before_queue = crate::store::migrator(&MIGRATIONS[..5]);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = pool_options(1).connect_with(options).await.unwrap();
+        before_queue.run(&pool).await.unwrap();
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+        let secret = crate::store::QueueStore::queue_secret(&store, b"fresh")
+            .await
+            .unwrap();
+        assert_eq!(secret, b"fresh");
+        store.close().await;
     }
 }

@@ -1,7 +1,6 @@
-//! Store tests: the back-end-neutral suite (`suite`) run against SQLite files in temporary
-//! directories, plus what only SQLite can be asked (its files, pragmas, raw rows, corruption).
-//! A PostgreSQL store runs the same list of suite functions through a twin of `sqlite_suite!`
-//! that opens its own database.
+//! Store tests: the back-end-neutral suite (`suite`), run against SQLite files in temporary
+//! directories (here) and against scratch PostgreSQL databases (`postgres`), plus what only one
+//! back end can be asked (its files or tables, raw rows, corruption, migrations).
 
 mod suite;
 
@@ -13,6 +12,62 @@ use super::sqlite::SqliteStore;
 use super::{SavedState, Store, StoreError};
 use crate::verdict::Verdict;
 use suite::{T0, all_incidents, new_incident, result};
+
+/// Calls `$harness!` with every suite function that takes one fresh store: each back end's
+/// harness turns the list into one `#[tokio::test]` per function, so a test added to the suite
+/// runs on both.
+macro_rules! for_each_suite_test {
+    ($harness:ident) => {
+        $harness!(
+            recent_results_come_newest_first_up_to_the_limit,
+            healthy_results_keep_no_explanation,
+            a_replayed_batch_is_not_counted_twice,
+            an_empty_batch_is_fine,
+            a_large_batch_over_many_monitors_lands_in_each,
+            monitors_register_idempotently_before_or_after_results,
+            uptime_counts_only_provider_failures_per_window,
+            uptime_is_none_without_provider_evidence,
+            hour_buckets_split_exactly_on_the_hour,
+            daily_latency_interpolates_percentiles_per_day,
+            one_incident_is_open_per_monitor,
+            incident_failures_close_and_reopen,
+            incidents_filter_and_page_newest_first,
+            monitor_state_snapshots_overwrite_and_load,
+            a_snapshot_that_is_not_json_is_refused,
+            a_quarantined_state_is_set_aside_and_the_monitor_starts_afresh,
+            texts_are_scrubbed_and_nul_free_on_their_way_in,
+            prune_removes_exactly_what_retention_allows,
+            size_grows_with_data,
+            alert_commits_create_groups_and_queue_entries_per_channel,
+            a_commit_with_a_duplicate_group_key_stores_nothing,
+            groups_see_incidents_end_and_leave_once_resolved,
+            outbox_entries_are_delivered_retried_or_given_up,
+            pruning_alerts_keeps_what_is_pending_or_unresolved,
+            // status page reads
+            daily_counts_split_each_day_by_blame,
+            latency_series_reads_hour_and_day_percentiles,
+            incidents_between_are_those_open_in_the_window,
+            // official status pages
+            official_incidents_are_inserted_then_updated_in_place,
+            official_incidents_between_are_those_open_in_the_window,
+            an_acknowledged_incident_reads_back_with_the_official_incident_as_it_stands,
+            pruning_keeps_official_incidents_an_incident_refers_to,
+            // durable queue
+            queue_secret_is_created_once,
+            queue_uploads_are_invisible_until_complete_and_owned,
+            queue_listings_page_newest_first_after_a_cursor,
+            queue_a_line_ends_once_whatever_is_replayed,
+            queue_groups_of_any_size_move_each_line_once,
+            queue_released_and_recovered_lines_are_claimed_again,
+            queue_claims_take_the_oldest_batch_first_and_only_running_ones,
+            queue_a_rejected_batch_keeps_its_errors_and_no_lines,
+            queue_an_ended_batch_has_its_result_files_and_frees_its_input,
+            queue_prune_removes_ended_batches_and_unread_uploads,
+        );
+    };
+}
+
+mod postgres;
 
 /// One `#[tokio::test]` per suite function, each on a fresh database file.
 macro_rules! sqlite_suite {
@@ -29,40 +84,19 @@ macro_rules! sqlite_suite {
     };
 }
 
-sqlite_suite!(
-    recent_results_come_newest_first_up_to_the_limit,
-    healthy_results_keep_no_explanation,
-    a_replayed_batch_is_not_counted_twice,
-    an_empty_batch_is_fine,
-    a_large_batch_over_many_monitors_lands_in_each,
-    monitors_register_idempotently_before_or_after_results,
-    uptime_counts_only_provider_failures_per_window,
-    uptime_is_none_without_provider_evidence,
-    hour_buckets_split_exactly_on_the_hour,
-    daily_latency_interpolates_percentiles_per_day,
-    one_incident_is_open_per_monitor,
-    incident_failures_close_and_reopen,
-    incidents_filter_and_page_newest_first,
-    monitor_state_snapshots_overwrite_and_load,
-    a_snapshot_that_is_not_json_is_refused,
-    a_quarantined_state_is_set_aside_and_the_monitor_starts_afresh,
-    prune_removes_exactly_what_retention_allows,
-    size_grows_with_data,
-    alert_commits_create_groups_and_queue_entries_per_channel,
-    a_commit_with_a_duplicate_group_key_stores_nothing,
-    groups_see_incidents_end_and_leave_once_resolved,
-    outbox_entries_are_delivered_retried_or_given_up,
-    pruning_alerts_keeps_what_is_pending_or_unresolved,
-    // status page reads
-    daily_counts_split_each_day_by_blame,
-    latency_series_reads_hour_and_day_percentiles,
-    incidents_between_are_those_open_in_the_window,
-    // official status pages
-    official_incidents_are_inserted_then_updated_in_place,
-    official_incidents_between_are_those_open_in_the_window,
-    an_acknowledged_incident_reads_back_with_the_official_incident_as_it_stands,
-    pruning_keeps_official_incidents_an_incident_refers_to,
-);
+for_each_suite_test!(sqlite_suite);
+
+#[test]
+fn both_back_ends_list_the_same_migrations() {
+    let names = |list: &super::Migrations| -> Vec<(i64, &str)> {
+        list.iter().map(|(v, d, _)| (*v, *d)).collect()
+    };
+    assert_eq!(
+        names(&super::sqlite::MIGRATIONS),
+        names(&super::postgres::MIGRATIONS),
+        "a schema change is one numbered migration in each back end's directory"
+    );
+}
 
 #[tokio::test]
 async fn everything_survives_a_restart() {
@@ -124,7 +158,14 @@ async fn reopening_does_not_rerun_migrations() {
             .unwrap();
     assert_eq!(
         applied,
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        vec![
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
         .fetch_one(&mut conn)

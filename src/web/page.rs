@@ -411,6 +411,8 @@ pub struct Row {
     pub state_label: &'static str,
     pub since: Option<String>,
     pub explanation: Option<String>,
+    /// Lines of the durable queue waiting for this provider, in words.
+    pub queued: Option<String>,
     pub bar: String,
     pub strip: DayStrip,
     pub uptime_90: String,
@@ -502,6 +504,11 @@ fn row(site: &SiteInfo, m: &MonitorHealth, history: &MonitorHistory, input: &Ove
             .as_deref()
             .filter(|_| failing)
             .map(|e| site.public_text(e)),
+        queued: input
+            .health
+            .queue_waiting
+            .get(&m.provider)
+            .map(|lines| text::queue_waiting(*lines)),
         bar: chart::uptime_bar(&segments, &bar_label),
         strip: chart::day_strip(&segments),
         uptime_90: uptime_words(history.uptime.d90),

@@ -165,6 +165,7 @@ fn health() -> HealthSnapshot {
         quarantined: BTreeMap::new(),
         heartbeat_at: Some(NOW - 500),
         stored_through: Some(NOW - 1_000),
+        queue_waiting: BTreeMap::new(),
     }
 }
 
@@ -413,6 +414,21 @@ fn overview_page_snapshot() {
     assert_snapshot(
         "overview.html",
         &without_stylesheet(&overview_html(&site, &health, FRESH)),
+    );
+}
+
+#[test]
+fn the_overview_says_how_many_queued_lines_wait_for_a_provider() {
+    let site = site(false);
+    let mut health = health();
+    assert!(!overview_html(&site, &health, FRESH).contains("queued batch line"));
+    health.queue_waiting.insert("kimi".to_owned(), 37);
+    let html = overview_html(&site, &health, FRESH);
+    assert!(
+        html.contains(
+            "<p class=\"explanation queued\">37 queued batch lines wait for it to recover</p>"
+        ),
+        "{html}"
     );
 }
 
@@ -973,6 +989,7 @@ fn large_inputs(n: usize) -> super::views::Inputs {
             quarantined: BTreeMap::new(),
             heartbeat_at: Some(NOW - 500),
             stored_through: Some(NOW - 1_000),
+            queue_waiting: BTreeMap::new(),
         },
         now: NOW,
         freshness: FRESH,

@@ -64,6 +64,15 @@ pub fn month_day(at: Millis) -> String {
 
 /// The CSS class of a state (`state-up`, …): colour is never the only signal, every use also
 /// prints [`state_label`].
+/// The durable queue's lines waiting for a provider: "1 batch line waits for it" — said on
+/// the status page so that people see their work is held, not lost.
+pub fn queue_waiting(lines: u64) -> String {
+    match lines {
+        1 => "1 queued batch line waits for it to recover".to_owned(),
+        n => format!("{n} queued batch lines wait for it to recover"),
+    }
+}
+
 pub fn state_class(state: MonitorState) -> &'static str {
     match state {
         MonitorState::Unknown => "state-unknown",

@@ -14,6 +14,26 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(config: &std::path::Path, data: &std::path::Path, env: &[(&str, &str)]) -> Serve {
+        Serve::start_to(config, data, env, Stdio::inherit())
+    }
+
+    /// As [`Serve::start`], with standard error (its log) written to `log`.
+    pub fn start_logged(
+        config: &std::path::Path,
+        data: &std::path::Path,
+        env: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> Serve {
+        let file = std::fs::File::create(log).expect("create the log file");
+        Serve::start_to(config, data, env, Stdio::from(file))
+    }
+
+    fn start_to(
+        config: &std::path::Path,
+        data: &std::path::Path,
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Serve {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
@@ -23,7 +43,7 @@ impl Serve {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         let mut child = cmd.spawn().expect("spawn serve");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())

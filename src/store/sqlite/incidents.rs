@@ -3,14 +3,9 @@
 //! The database enforces the one rule it can (at most one open incident per monitor, by a
 //! partial unique index); when incidents open, flap or close is the monitor's decision.
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
-use super::{BEGIN_WRITE, SqliteStore, read_error};
-use crate::incident::IncidentKind;
-use crate::store::{
-    Incident, IncidentFilter, IncidentState, NewIncident, OfficialAck, SavedState, StoreError,
-};
+use super::{BEGIN_WRITE, SqliteStore};
+use crate::store::rows::{self, check_snapshot};
+use crate::store::{Incident, IncidentFilter, IncidentState, NewIncident, SavedState, StoreError};
 use crate::time::Millis;
 use crate::verdict::Verdict;
 
@@ -43,6 +38,12 @@ pub(super) const INCIDENTS_BETWEEN: &str = concat!(
       ORDER BY i.started_at DESC, i.id DESC"
 );
 
+/// Every incident after id ?1, in id order, ?2 at a time (`db copy`).
+pub(super) const INCIDENTS_AFTER: &str = concat!(
+    incident_select!(),
+    " WHERE i.id > ?1 ORDER BY i.id LIMIT ?2"
+);
+
 const OPEN_INCIDENT_OF: &str = "SELECT id FROM incidents WHERE monitor = ?1 AND ended_at IS NULL";
 
 const INSERT_INCIDENT: &str = "INSERT INTO incidents
@@ -63,59 +64,6 @@ const INCIDENT_EXISTS: &str = "SELECT 1 FROM incidents WHERE id = ?1";
 
 const PUT_STATE: &str = "INSERT INTO monitor_state (monitor, snapshot) VALUES (?1, ?2)
      ON CONFLICT (monitor) DO UPDATE SET snapshot = excluded.snapshot";
-
-pub(super) fn decode_incident(row: &SqliteRow) -> Result<Incident, StoreError> {
-    let id: i64 = row.try_get("id").map_err(read_error)?;
-    let corrupt = |what: String| StoreError::Corrupt(format!("incident {id}: {what}"));
-    let kind: String = row.try_get("kind").map_err(read_error)?;
-    let verdict: String = row.try_get("verdict").map_err(read_error)?;
-    let failed_probes: i64 = row.try_get("failed_probes").map_err(read_error)?;
-    Ok(Incident {
-        id,
-        monitor: row.try_get("monitor").map_err(read_error)?,
-        provider: row.try_get("provider").map_err(read_error)?,
-        kind: IncidentKind::parse(&kind)
-            .ok_or_else(|| corrupt(format!("unknown kind {kind:?}")))?,
-        verdict: Verdict::parse(&verdict)
-            .ok_or_else(|| corrupt(format!("unknown verdict {verdict:?}")))?,
-        started_at: row.try_get("started_at").map_err(read_error)?,
-        ended_at: row.try_get("ended_at").map_err(read_error)?,
-        failed_probes: u32::try_from(failed_probes)
-            .map_err(|_| corrupt(format!("failed_probes {failed_probes}")))?,
-        first_error: row.try_get("first_error").map_err(read_error)?,
-        last_error: row.try_get("last_error").map_err(read_error)?,
-        official: decode_official(row)?,
-    })
-}
-
-/// The joined official columns; the foreign key keeps a linked row from going away, so a link
-/// without its row reads as no acknowledgement rather than failing the whole read.
-fn decode_official(row: &SqliteRow) -> Result<Option<OfficialAck>, StoreError> {
-    let id: Option<i64> = row.try_get("official_id").map_err(read_error)?;
-    let title: Option<String> = row.try_get("official_title").map_err(read_error)?;
-    let acknowledged_at: Option<Millis> = row
-        .try_get("official_acknowledged_at")
-        .map_err(read_error)?;
-    let (Some(official_id), Some(title), Some(acknowledged_at)) = (id, title, acknowledged_at)
-    else {
-        return Ok(None);
-    };
-    Ok(Some(OfficialAck {
-        official_id,
-        title,
-        url: row.try_get("official_url").map_err(read_error)?,
-        acknowledged_at,
-        resolved_at: row.try_get("official_resolved_at").map_err(read_error)?,
-    }))
-}
-
-/// Snapshots are opaque to the store but must be JSON, checked on the way in and on the way
-/// out (a damaged file).
-fn check_snapshot(monitor: &str, snapshot: &str) -> Result<(), StoreError> {
-    serde_json::from_str::<serde::de::IgnoredAny>(snapshot)
-        .map(|_| ())
-        .map_err(|e| StoreError::Corrupt(format!("snapshot of monitor {monitor} is not JSON: {e}")))
-}
 
 impl SqliteStore {
     pub(super) async fn open_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
@@ -206,7 +154,7 @@ impl SqliteStore {
             .bind(id)
             .fetch_optional(&self.reader)
             .await?;
-        row.as_ref().map(decode_incident).transpose()
+        row.as_ref().map(rows::incident).transpose()
     }
 
     pub(super) async fn incidents(
@@ -221,7 +169,7 @@ impl SqliteStore {
             .bind(i64::from(filter.offset))
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(decode_incident).collect()
+        rows.iter().map(rows::incident).collect()
     }
 
     pub(super) async fn save_monitor_state(
@@ -244,20 +192,7 @@ impl SqliteStore {
         let rows = sqlx::query("SELECT monitor, snapshot FROM monitor_state ORDER BY monitor")
             .fetch_all(&self.reader)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let monitor: String = row.try_get(0).map_err(read_error)?;
-                // One damaged row is that monitor's problem, never the loader's.
-                let saved = match row.try_get::<String, _>(1) {
-                    Err(_) => SavedState::Unreadable("the snapshot is not text".into()),
-                    Ok(snapshot) => match check_snapshot(&monitor, &snapshot) {
-                        Ok(()) => SavedState::Snapshot(snapshot),
-                        Err(e) => SavedState::Unreadable(e.to_string()),
-                    },
-                };
-                Ok((monitor, saved))
-            })
-            .collect()
+        rows.iter().map(rows::saved_state).collect()
     }
 
     pub(super) async fn quarantine_monitor_state(

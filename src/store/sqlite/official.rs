@@ -4,11 +4,8 @@
 //! Which official incident acknowledges which of ours is decided outside the store
 //! (`corroborate::lead`); the store keeps what the pages said and the links it is given.
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
-use super::{BEGIN_WRITE, SqliteStore, read_error};
-use crate::store::{OfficialIncident, StoreError, StoredOfficialIncident, scrub};
+use super::{BEGIN_WRITE, SqliteStore};
+use crate::store::{OfficialIncident, StoreError, StoredOfficialIncident, rows, scrub};
 use crate::time::Millis;
 
 const UPSERT_OFFICIAL: &str = "INSERT INTO official_incidents
@@ -36,23 +33,6 @@ const LINK: &str = "UPDATE incidents SET official_id = ?2
 const DELETE_OLD: &str = "DELETE FROM official_incidents
      WHERE COALESCE(resolved_at, acknowledged_at) < ?1
        AND id NOT IN (SELECT official_id FROM incidents WHERE official_id IS NOT NULL)";
-
-fn decode(row: &SqliteRow) -> Result<StoredOfficialIncident, StoreError> {
-    Ok(StoredOfficialIncident {
-        id: row.try_get("id").map_err(read_error)?,
-        provider: row.try_get("provider").map_err(read_error)?,
-        first_seen_at: row.try_get("first_seen_at").map_err(read_error)?,
-        incident: OfficialIncident {
-            source_id: row.try_get("source_id").map_err(read_error)?,
-            title: row.try_get("title").map_err(read_error)?,
-            url: row.try_get("url").map_err(read_error)?,
-            impact: row.try_get("impact").map_err(read_error)?,
-            started_at: row.try_get("started_at").map_err(read_error)?,
-            acknowledged_at: row.try_get("acknowledged_at").map_err(read_error)?,
-            resolved_at: row.try_get("resolved_at").map_err(read_error)?,
-        },
-    })
-}
 
 impl SqliteStore {
     pub(super) async fn upsert_official(
@@ -94,7 +74,7 @@ impl SqliteStore {
             .bind(to)
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(decode).collect()
+        rows.iter().map(rows::official).collect()
     }
 
     pub(super) async fn link_official(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {

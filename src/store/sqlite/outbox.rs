@@ -5,10 +5,9 @@
 //! stored (and will be delivered) or not at all (and will be decided again after a restart).
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::{BEGIN_WRITE, SqliteStore, read_error};
-use crate::incident::IncidentKind;
+use crate::store::rows;
 use crate::store::{
     AlertCommit, AlertGroup, AttemptFailure, OutboxBacklog, OutboxEntry, StoreError,
 };
@@ -43,6 +42,13 @@ const ENTRIES: &str = concat!(
     " FROM outbox ORDER BY id DESC LIMIT ?1"
 );
 
+/// Every entry after id ?1, in id order, ?2 at a time (`db copy`).
+pub(super) const ENTRIES_AFTER: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    " FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2"
+);
+
 const BACKLOG: &str = "
     SELECT channel,
            SUM(delivered_at IS NULL AND failed_at IS NULL) AS pending,
@@ -50,64 +56,13 @@ const BACKLOG: &str = "
            SUM(failed_at IS NOT NULL) AS failed
       FROM outbox GROUP BY channel ORDER BY channel";
 
-fn entry(row: &SqliteRow) -> Result<OutboxEntry, StoreError> {
-    let attempts: i64 = row.try_get("attempts").map_err(read_error)?;
-    Ok(OutboxEntry {
-        id: row.try_get("id").map_err(read_error)?,
-        channel: row.try_get("channel").map_err(read_error)?,
-        dedup_key: row.try_get("dedup_key").map_err(read_error)?,
-        event: row.try_get("event").map_err(read_error)?,
-        payload: row.try_get("payload").map_err(read_error)?,
-        created_at: row.try_get("created_at").map_err(read_error)?,
-        attempts: u32::try_from(attempts)
-            .map_err(|_| StoreError::Corrupt(format!("outbox attempts {attempts}")))?,
-        next_attempt_at: row.try_get("next_attempt_at").map_err(read_error)?,
-        delivered_at: row.try_get("delivered_at").map_err(read_error)?,
-        failed_at: row.try_get("failed_at").map_err(read_error)?,
-        last_error: row.try_get("last_error").map_err(read_error)?,
-    })
-}
-
 impl SqliteStore {
     pub(super) async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
         let rows = sqlx::query(UNRESOLVED_GROUPS)
             .fetch_all(&self.reader)
             .await
             .map_err(read_error)?;
-        let mut groups: Vec<(i64, AlertGroup)> = Vec::new();
-        for row in &rows {
-            let id: i64 = row.try_get("id").map_err(read_error)?;
-            if groups.last().is_none_or(|(last, _)| *last != id) {
-                let kind: String = row.try_get("kind").map_err(read_error)?;
-                groups.push((
-                    id,
-                    AlertGroup {
-                        dedup_key: row.try_get("dedup_key").map_err(read_error)?,
-                        kind: IncidentKind::parse(&kind).ok_or_else(|| {
-                            StoreError::Corrupt(format!("unknown alert group kind {kind:?}"))
-                        })?,
-                        opened_at: row.try_get("opened_at").map_err(read_error)?,
-                        last_sent_at: row.try_get("last_sent_at").map_err(read_error)?,
-                        resolved_at: row.try_get("resolved_at").map_err(read_error)?,
-                        incidents: Vec::new(),
-                    },
-                ));
-            }
-            let Some(incident) = row
-                .try_get::<Option<i64>, _>("incident_id")
-                .map_err(read_error)?
-            else {
-                continue;
-            };
-            let (_, group) = groups.last_mut().expect("pushed above");
-            let present: Option<i64> = row.try_get("present").map_err(read_error)?;
-            let ended_at: Option<Millis> = match present {
-                Some(_) => row.try_get("ended_at").map_err(read_error)?,
-                None => Some(group.last_sent_at),
-            };
-            group.incidents.push((incident, ended_at));
-        }
-        Ok(groups.into_iter().map(|(_, g)| g).collect())
+        rows::alert_groups(&rows)
     }
 
     pub(super) async fn commit_alerts(&self, commit: &AlertCommit) -> Result<(), StoreError> {
@@ -191,7 +146,7 @@ impl SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(read_error)?;
-        rows.iter().map(entry).collect()
+        rows.iter().map(rows::outbox_entry).collect()
     }
 
     pub(super) async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError> {
@@ -238,7 +193,7 @@ impl SqliteStore {
             .fetch_all(&self.reader)
             .await
             .map_err(read_error)?;
-        rows.iter().map(entry).collect()
+        rows.iter().map(rows::outbox_entry).collect()
     }
 
     pub(super) async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError> {

@@ -9,13 +9,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use super::rollup::{self, Counts, HISTOGRAM_SLOTS, Resolution};
-use super::{BEGIN_WRITE, MultiRow, SqliteStore, codes, dynamic_sql, read_error, statement_chunks};
-use crate::store::{
-    DailyLatency, LATENCY_BUCKETS_MS, MonitorRecord, ResultRecord, StoreError, Uptime,
+use super::{BEGIN_WRITE, MultiRow, SqliteStore, dynamic_sql, read_error, statement_chunks};
+use crate::store::rollup::{
+    self, COUNTER_COLUMNS, Counts, Resolution, first_bucket_within, fraction, histogram_columns,
 };
+use crate::store::{DailyLatency, MonitorRecord, ResultRecord, StoreError, Uptime};
+use crate::store::{codes, rows};
 use crate::time::{DAY_MS, HOUR_MS, Millis};
 
 const PUT_MONITOR: &str =
@@ -45,23 +45,6 @@ const RECENT_RESULTS: &str = "SELECT at, verdict, blame, status, latency_us, ttf
      WHERE monitor_key = ?1
      ORDER BY at DESC
      LIMIT ?2";
-
-const COUNTER_COLUMNS: [&str; 5] = [
-    "total",
-    "healthy",
-    "degraded",
-    "provider_failed",
-    "other_failed",
-];
-
-/// The histogram columns, named after [`LATENCY_BUCKETS_MS`]. Deriving them keeps the two in
-/// step: change a bound without a migration and every rollup write fails loudly in the tests.
-fn histogram_columns() -> impl Iterator<Item = String> {
-    LATENCY_BUCKETS_MS
-        .iter()
-        .map(|bound| format!("le_{}", *bound as u64))
-        .chain(std::iter::once("le_inf".to_owned()))
-}
 
 /// Adds buckets' counts to their rollup rows, creating them as needed.
 static UPSERT_ROLLUPS: LazyLock<MultiRow> = LazyLock::new(|| {
@@ -129,49 +112,6 @@ const WINDOW_SUMS: &str = concat!(
         COALESCE(SUM(r.provider_failed), 0)",
     one_monitor_buckets_from!(),
 );
-
-fn decode_result(monitor: &str, row: &SqliteRow) -> Result<ResultRecord, StoreError> {
-    let at: Millis = row.try_get(0).map_err(read_error)?;
-    let verdict_code: i64 = row.try_get(1).map_err(read_error)?;
-    let blame_code: Option<i64> = row.try_get(2).map_err(read_error)?;
-    let status: Option<i64> = row.try_get(3).map_err(read_error)?;
-    let corrupt =
-        |what: String| StoreError::Corrupt(format!("result of {monitor} at {at}: {what}"));
-    let verdict = codes::verdict_from_code(verdict_code)
-        .ok_or_else(|| corrupt(format!("unknown verdict code {verdict_code}")))?;
-    let blame = blame_code
-        .map(|code| {
-            codes::blame_from_code(code)
-                .ok_or_else(|| corrupt(format!("unknown blame code {code}")))
-        })
-        .transpose()?;
-    let status = status
-        .map(|s| u16::try_from(s).map_err(|_| corrupt(format!("status {s}"))))
-        .transpose()?;
-    Ok(ResultRecord {
-        monitor_id: monitor.to_owned(),
-        at,
-        verdict,
-        blame,
-        status,
-        latency_ms: codes::us_to_ms(row.try_get(4).map_err(read_error)?),
-        ttft_ms: codes::us_to_ms(row.try_get(5).map_err(read_error)?),
-        explanation: row.try_get(6).map_err(read_error)?,
-    })
-}
-
-/// Healthy share of the results that say something about the provider.
-fn fraction(healthy: i64, provider_failed: i64) -> Option<f64> {
-    let measured = healthy + provider_failed;
-    (measured > 0).then(|| healthy as f64 / measured as f64)
-}
-
-/// The first bucket that starts inside the `span` before `now`.
-fn first_bucket_within(resolution: Resolution, now: Millis, span: Millis) -> Millis {
-    resolution
-        .bucket_start(now.saturating_sub(span))
-        .saturating_add(resolution.width())
-}
 
 impl SqliteStore {
     pub(super) async fn register_monitors(
@@ -296,7 +236,7 @@ impl SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(|row| decode_result(monitor, row)).collect()
+        rows.iter().map(|row| rows::result(monitor, row)).collect()
     }
 
     pub(super) async fn uptime(&self, monitor: &str, now: Millis) -> Result<Uptime, StoreError> {
@@ -362,22 +302,13 @@ impl SqliteStore {
         let mut latencies = Vec::with_capacity(rows.len());
         for row in &rows {
             let day: Millis = row.try_get(0).map_err(read_error)?;
-            let mut histogram = [0i64; HISTOGRAM_SLOTS];
-            for (slot, count) in histogram.iter_mut().enumerate() {
-                *count = row.try_get(slot + 1).map_err(read_error)?;
-            }
-            if let (Some(p50_ms), Some(p95_ms)) = (
-                rollup::quantile(&histogram, 0.50),
-                rollup::quantile(&histogram, 0.95),
-            ) {
+            let histogram = rows::histogram(row, 1)?;
+            if let Some((p50_ms, p95_ms, samples)) = rollup::percentiles(&histogram) {
                 latencies.push(DailyLatency {
                     day,
                     p50_ms,
                     p95_ms,
-                    samples: histogram
-                        .iter()
-                        .map(|c| u64::try_from(*c).unwrap_or(0))
-                        .sum(),
+                    samples,
                 });
             }
         }

@@ -14,8 +14,10 @@ use crate::verdict::{Blame, Verdict};
 
 mod alerts;
 mod official;
+mod queue;
 pub use alerts::*;
 pub use official::*;
+pub use queue::*;
 
 /// 2026-01-01T00:00:00Z: a UTC midnight, so day and hour buckets start at round offsets from it.
 pub const T0: Millis = 1_767_225_600_000;
@@ -566,6 +568,63 @@ pub async fn a_quarantined_state_is_set_aside_and_the_monitor_starts_afresh(stor
         .quarantine_monitor_state("nobody", "gone", T0)
         .await
         .unwrap();
+}
+
+// === what goes in ===
+
+/// Every text a write carries passes the store's gate: configured secrets become `[redacted]`,
+/// and U+0000 (which PostgreSQL's text cannot hold) becomes U+FFFD — on both back ends alike.
+pub async fn texts_are_scrubbed_and_nul_free_on_their_way_in(store: &dyn Store) {
+    const KEY: &str = "suiteproxykeyvalue";
+    crate::secret::register([KEY]);
+    let echo = format!("key {KEY} rejected\0 after a NUL");
+    let clean = "key [redacted] rejected\u{FFFD} after a NUL";
+
+    let mut failed = result("m", T0, Verdict::AuthFailed);
+    failed.explanation = Some(echo.clone());
+    store.record_results(&[failed]).await.unwrap();
+    let read = store.recent_results("m", 1).await.unwrap();
+    assert_eq!(read[0].explanation.as_deref(), Some(clean));
+
+    let mut incident = new_incident("m", T0);
+    incident.first_error = Some(echo.clone());
+    let id = store.open_incident(&incident).await.unwrap();
+    store
+        .note_incident_failure(id, Verdict::AuthFailed, Some(&echo))
+        .await
+        .unwrap();
+    let stored = store.incident(id).await.unwrap().unwrap();
+    assert_eq!(stored.first_error.as_deref(), Some(clean));
+    assert_eq!(stored.last_error.as_deref(), Some(clean));
+
+    // JSON keeps a NUL escaped inside its strings: only the key goes.
+    let snapshot = serde_json::json!({ "last": echo, "count": 2 }).to_string();
+    store.save_monitor_state("m", &snapshot).await.unwrap();
+    let [(_, SavedState::Snapshot(saved))] = &store.load_monitor_states().await.unwrap()[..] else {
+        panic!("one readable snapshot");
+    };
+    let saved: serde_json::Value = serde_json::from_str(saved).unwrap();
+    assert_eq!(saved["last"], "key [redacted] rejected\0 after a NUL");
+    assert_eq!(saved["count"], 2);
+
+    store
+        .record_official_incidents(
+            "kimi",
+            &[crate::store::OfficialIncident {
+                source_id: "x".into(),
+                title: echo.clone(),
+                url: None,
+                impact: "major".into(),
+                started_at: T0,
+                acknowledged_at: T0,
+                resolved_at: None,
+            }],
+            T0,
+        )
+        .await
+        .unwrap();
+    let official = store.official_incidents_between(T0, T0).await.unwrap();
+    assert_eq!(official[0].incident.title, clean);
 }
 
 // === retention ===

@@ -1,8 +1,9 @@
 //! The on-disk encoding of a result's fields: verdict and blame as small integer codes,
 //! latencies as whole microseconds.
 //!
-//! These codes are written into every results row, so they are a file format: a code, once
-//! released, never changes meaning (add new verdicts at the end). Decoding never panics: an
+//! These codes are written into every results row of both back ends (SQLite and PostgreSQL), so
+//! they are a file format: a code, once released, never changes meaning (add new verdicts at the
+//! end). Decoding never panics: an
 //! unknown code is reported as `None` and turned into `StoreError::Corrupt` by the caller.
 
 use crate::verdict::{Blame, Verdict};

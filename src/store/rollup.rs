@@ -1,8 +1,9 @@
 //! Rollup arithmetic: which buckets a result falls into, what it adds to their counters, and how
 //! percentiles are read back out of a latency histogram.
 //!
-//! Pure functions and plain data, no I/O and no SQL: the SQLite store folds a batch of results
-//! into [`Counts`] here and then upserts them; a PostgreSQL store can reuse this module as is.
+//! Pure functions and plain data, no I/O and no SQL: both back ends fold a batch of results into
+//! [`Counts`] here and then upsert them, and read percentiles back with [`quantile`], so SQLite
+//! and PostgreSQL answer with the same numbers.
 
 use crate::store::{LATENCY_BUCKETS_MS, ResultRecord};
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
@@ -39,6 +40,11 @@ impl Resolution {
         }
     }
 
+    /// The resolution a stored code stands for; `None` for a code no release wrote.
+    pub fn from_code(code: i64) -> Option<Resolution> {
+        Resolution::ALL.into_iter().find(|r| r.code() == code)
+    }
+
     /// Start of the bucket holding `at`. Euclidean division keeps times before 1970 in the
     /// bucket that starts before them, not after.
     pub fn bucket_start(self, at: Millis) -> Millis {
@@ -46,7 +52,8 @@ impl Resolution {
     }
 }
 
-/// The counters of one rollup row. `i64` because that is what SQLite stores and sqlx binds.
+/// The counters of one rollup row. `i64` because that is what SQLite stores and sqlx binds
+/// (PostgreSQL keeps them as `INTEGER`: see its `0001_init.sql`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     pub total: i64,
@@ -125,6 +132,56 @@ pub fn quantile(histogram: &[i64; HISTOGRAM_SLOTS], q: f64) -> Option<f64> {
     }
     // Only reachable through float rounding at q = 1: the highest non-empty slot's top.
     Some(top)
+}
+
+/// The counter columns of a rollup row, in [`Counts`] order (both schemas name them so).
+pub const COUNTER_COLUMNS: [&str; 5] = [
+    "total",
+    "healthy",
+    "degraded",
+    "provider_failed",
+    "other_failed",
+];
+
+/// The histogram columns, named after [`LATENCY_BUCKETS_MS`] as both schemas name them.
+/// Deriving them keeps the two in step: change a bound without a migration and every rollup
+/// write fails loudly in the tests.
+pub fn histogram_columns() -> impl Iterator<Item = String> {
+    LATENCY_BUCKETS_MS
+        .iter()
+        .map(|bound| format!("le_{}", *bound as u64))
+        .chain(std::iter::once("le_inf".to_owned()))
+}
+
+/// p50, p95 and the sample count of a bucket's histogram; `None` when it holds no sample.
+pub fn percentiles(histogram: &[i64; HISTOGRAM_SLOTS]) -> Option<(f64, f64, u64)> {
+    let p50 = quantile(histogram, 0.50)?;
+    let p95 = quantile(histogram, 0.95)?;
+    let samples = histogram
+        .iter()
+        .map(|c| u64::try_from(*c).unwrap_or(0))
+        .sum();
+    Some((p50, p95, samples))
+}
+
+/// Healthy share of the results that say something about the provider.
+pub fn fraction(healthy: i64, provider_failed: i64) -> Option<f64> {
+    let measured = healthy + provider_failed;
+    (measured > 0).then(|| healthy as f64 / measured as f64)
+}
+
+/// The first bucket that starts inside the `span` before `now`: the current bucket counts, and
+/// the oldest one that started before the window does not.
+pub fn first_bucket_within(resolution: Resolution, now: Millis, span: Millis) -> Millis {
+    resolution
+        .bucket_start(now.saturating_sub(span))
+        .saturating_add(resolution.width())
+}
+
+/// The first bucket of `width` that starts inside the `count` buckets up to `now`.
+pub fn first_of_last(width: Millis, now: Millis, count: u32) -> Millis {
+    let current = now.div_euclid(width) * width;
+    current.saturating_sub(i64::from(count.saturating_sub(1)).saturating_mul(width))
 }
 
 #[cfg(test)]
