@@ -22,7 +22,12 @@ In one run, on this machine, with the release binary:
 Prints a Markdown table and writes the figures to target/bench/batch.json. Everything runs on
 127.0.0.1; wrk must be on the PATH.
 
+With --delay (e.g. 200ms) the mock answers every request that much later, as a provider does:
+then both the gateway and the queue are bound by the concurrency, and the ratio shows what the
+queue's own overhead costs against a realistic answer time.
+
 Usage: python3 bench/batch.py [--lines 50000] [--concurrency 16] [--duration 10] [--big]
+       [--delay 200ms]
        [--no-build | --bin PATH]   (see BENCHMARKS.md for results)
 """
 import argparse
@@ -216,6 +221,8 @@ def main():
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--big", action="store_true")
+    parser.add_argument("--delay", help="answer every request after this long (the mock's "
+                        "`slow` scenario, e.g. 200ms) instead of at once")
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--bin", help="an isdown binary to use instead of building one")
     args = parser.parse_args()
@@ -226,8 +233,10 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--bin", "isdown"], cwd=ROOT, check=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
+        scenario = ["--scenario", "slow", "--delay", args.delay] if args.delay else \
+            ["--scenario", "ok"]
         mock, mock_url = start(["mock-provider", "--listen", "127.0.0.1:0", "--style", "openai",
-                                "--scenario", "ok"])
+                                *scenario])
         gateway_data = tempfile.mkdtemp(prefix="isdown-bench-gw-")
         gateway, gateway_url = serve(mock_url, args.concurrency, gateway_data)
         time.sleep(1)
