@@ -67,6 +67,7 @@ pub fn parse_request(raw: Bytes) -> Result<ChatRequest, ApiError> {
     let base = raw.as_ptr() as usize;
     let TopLevel(pairs) = serde_json::from_slice::<TopLevel<'_>>(&raw)
         .map_err(|e| ApiError::invalid_json(&e.to_string()))?;
+    check_strict(&raw).map_err(ApiError::invalid_json)?;
     let mut model = None;
     let mut stream = false;
     let mut fields: Vec<(String, Range<usize>)> = Vec::with_capacity(pairs.len());
@@ -93,6 +94,101 @@ pub fn parse_request(raw: Bytes) -> Result<ChatRequest, ApiError> {
         stream,
         tree: OnceLock::new(),
     })
+}
+
+/// Nesting serde_json's full parse accepts (its recursion limit is 128 levels, counted from
+/// the top-level object).
+const MAX_DEPTH: usize = 127;
+
+/// Refuses what the peek lets through but serde_json's full parse refuses: a `\u` escape that is
+/// half of a UTF-16 surrogate pair on its own (`"\udf0c"`), a number beyond `f64`'s range
+/// (`1e400`), nesting deeper than [`MAX_DEPTH`].
+///
+/// The peek keeps values as raw text and skips over them, checking their syntax only. Without
+/// this check such a body passed here and then broke where a field is parsed — a fix, the lint
+/// or a stream rescue read the field as `null` and could send that upstream. Found by the
+/// `gateway_request` fuzz target. One pass after the peek accepted the document (so its syntax
+/// is sound): strings are crossed with `memchr2` from quote or backslash to the next, so the
+/// cost is small beside the peek's own; hand-written because it runs on every request.
+fn check_strict(raw: &[u8]) -> Result<(), &'static str> {
+    let mut at = 0;
+    let mut depth = 0usize;
+    while let Some(&byte) = raw.get(at) {
+        match byte {
+            b'"' => at = after_string(raw, at + 1)?,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err("arrays and objects are nested more than 127 deep");
+                }
+                at += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                at += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let len = raw[at..]
+                    .iter()
+                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .unwrap_or(raw.len() - at);
+                check_number(&raw[at..at + len])?;
+                at += len;
+            }
+            _ => at += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Where the string starting at `at` (after its opening quote) ends, its escapes checked.
+fn after_string(raw: &[u8], mut at: usize) -> Result<usize, &'static str> {
+    const LONE: &str = "a \\u escape names half of a UTF-16 surrogate pair without the other half";
+    let unit = |at: usize| -> Option<u16> {
+        let hex = raw.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    loop {
+        let Some(found) = raw
+            .get(at..)
+            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+        else {
+            return Ok(raw.len());
+        };
+        let at_mark = at + found;
+        if raw[at_mark] == b'"' {
+            return Ok(at_mark + 1);
+        }
+        if raw.get(at_mark + 1) != Some(&b'u') {
+            at = at_mark + 2;
+            continue;
+        }
+        at = match unit(at_mark + 2) {
+            Some(0xD800..=0xDBFF) => {
+                let low = raw.get(at_mark + 6..at_mark + 8) == Some(b"\\u".as_slice())
+                    && matches!(unit(at_mark + 8), Some(0xDC00..=0xDFFF));
+                if !low {
+                    return Err(LONE);
+                }
+                at_mark + 12
+            }
+            Some(0xDC00..=0xDFFF) => return Err(LONE),
+            _ => at_mark + 6,
+        };
+    }
+}
+
+/// A number as serde_json reads it: an integer that fits 64 bits, or else a finite `f64`.
+fn check_number(text: &[u8]) -> Result<(), &'static str> {
+    let text = std::str::from_utf8(text).unwrap_or_default();
+    let integral = !text.contains(['.', 'e', 'E']);
+    if integral && (text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok()) {
+        return Ok(());
+    }
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(()),
+        _ => Err("a number is beyond the range of a 64-bit float"),
+    }
 }
 
 fn push_field(fields: &mut Vec<(String, Range<usize>)>, key: Cow<'_, str>, range: Range<usize>) {
@@ -132,7 +228,8 @@ impl ChatRequest {
         self.tree.get_or_init(|| {
             let mut map = Map::new();
             for (key, range) in &self.fields {
-                // Each range is a value serde_json itself delimited: it parses again.
+                // Each range is a value serde_json itself delimited, and `check_strict` passed
+                // the whole body: it parses again.
                 let value = serde_json::from_slice(&self.raw[range.clone()]).unwrap_or(Value::Null);
                 map.insert(key.clone(), value);
             }
@@ -335,6 +432,81 @@ mod tests {
                 got.contains(code) || error.message.contains("model"),
                 "{body:?}: {error:?}"
             );
+        }
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_refused_and_pairs_kept() {
+        // Found by the `gateway_request` fuzz target (corpus/gateway_request/crash-00789b11…):
+        // a lone surrogate passed the peek and then failed the full parse of what is sent.
+        for body in [
+            r#"{"model":"m","messages":[{"role":"user","x":"\u4f60\udf0c"}]}"#,
+            r#"{"model":"m","messages":[{"content":"\ud83d"}]}"#,
+            r#"{"model":"m","messages":[{"content":"\ud83d\u0041"}]}"#,
+            r#"{"model":"m","messages":[{"content":"\uDC00 then text"}]}"#,
+        ] {
+            let error = parse_request(Bytes::from(body)).unwrap_err();
+            assert_eq!(error.code.as_deref(), Some("invalid_json"), "{body}");
+            assert!(error.message.contains("surrogate"), "{}", error.message);
+            assert!(serde_json::from_str::<Value>(body).is_err());
+        }
+        // A pair (an emoji as Python's json.dumps escapes it), escaped backslashes before a `u`,
+        // and other escapes pass, and what is sent reads back.
+        let body = r#"{"model":"m","messages":[{"content":"\ud83d\ude00 \\udf0c \n \" \u00e9"}]}"#;
+        let request = parse_request(Bytes::from(body)).unwrap();
+        let sent = request.body_for("t", &[], &Map::new());
+        let back: Value = serde_json::from_slice(&sent).unwrap();
+        assert_eq!(
+            back["messages"][0]["content"],
+            "\u{1F600} \\udf0c \n \" \u{e9}"
+        );
+    }
+
+    #[test]
+    fn what_the_full_parse_refuses_is_refused_at_the_door() {
+        // Found by the `gateway_request` fuzz target (corpus/gateway_request/crash-b40675c8…):
+        // the peek only checks syntax, so these passed and a parsed field became `null`.
+        let nested = |depth: usize| {
+            format!(
+                r#"{{"model":"m","x":{}1{}}}"#,
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            )
+        };
+        let rows: [(String, bool); 9] = [
+            (r#"{"model":"m","t":444448448E44487}"#.into(), false),
+            (r#"{"model":"m","t":-1e400}"#.into(), false),
+            (format!(r#"{{"model":"m","t":{}}}"#, "9".repeat(400)), false),
+            (
+                r#"{"model":"m","t":1e-400,"u":18446744073709551615}"#.into(),
+                true,
+            ),
+            (
+                r#"{"model":"m","t":-9223372036854775808,"u":1.5E+3,"v":0.7}"#.into(),
+                true,
+            ),
+            (
+                r#"{"model":"m","text":"1e999 [[[[ \" not a number"}"#.into(),
+                true,
+            ),
+            (nested(127), true),
+            (nested(128), false),
+            (nested(300), false),
+        ];
+        for (body, accepted) in rows {
+            let full = serde_json::from_str::<Value>(&body).is_ok();
+            assert_eq!(full, accepted, "serde_json on {body:.80}");
+            match parse_request(Bytes::from(body.clone())) {
+                Ok(request) => {
+                    assert!(accepted, "accepted {body:.80}");
+                    // Every field parses again, none read as null.
+                    assert!(request.tree().values().all(|v| !v.is_null()), "{body:.80}");
+                }
+                Err(error) => {
+                    assert!(!accepted, "refused {body:.80}: {error:?}");
+                    assert_eq!(error.code.as_deref(), Some("invalid_json"));
+                }
+            }
         }
     }
 
