@@ -12,6 +12,10 @@ Realistic inputs, from the repository's own knowledge:
   status_sources   every document of the corroboration tests (Statuspage summaries and incident
                    lists, OpenRouter endpoints, RSS, Atom and JSON feeds), each behind each of
                    the four kind bytes
+  batch_jsonl      Batch API input files for /v1/chat/completions as SDKs write them, and each
+                   way a file goes wrong (duplicate custom_id, wrong method or url, no body or
+                   model, an unknown model, CRLF, blank lines, no final line end, not UTF-8, a
+                   line over the limit), whole and cut into chunks
 
 Usage: python3 fuzz/seeds.py PATH/TO/isdown   (a built binary, for its mock provider)
 Then `cargo fuzz cmin` merges them into fuzz/corpus/ (README.md, "Corpus").
@@ -197,11 +201,57 @@ def status_sources():
         write("status_sources", bytes([kind]) + json.dumps(doc).encode())
 
 
+def batch_request(custom_id, model="kimi-k2.6", content="Say OK", **envelope):
+    line = {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": model, "max_tokens": 16,
+                     "messages": [{"role": "user", "content": content}]}}
+    line.update(envelope)
+    return json.dumps(line, ensure_ascii=False).encode()
+
+
+def batch_files():
+    # The fuzz target's first byte: bits 3-4 pick the longest line accepted (16, 256, 4096 or
+    # 1 MiB bytes), the low 3 bits how many chunk lengths follow.
+    usual, large = 2 << 3, 3 << 3
+    good = [batch_request("request-1"), batch_request("request-2", "deepseek-chat"),
+            batch_request("request-3", "glm-4.6", "你好，世界"),
+            batch_request("request-4", "kimi/kimi-k2.6", "Use a tool")]
+    without_body = json.loads(good[0])
+    del without_body["body"]
+    without_model = json.loads(good[0])
+    del without_model["body"]["model"]
+    files = [
+        b"\n".join(good) + b"\n",
+        b"\n".join(good),                                          # no final line end
+        b"\r\n".join(good) + b"\r\n",                                # CRLF
+        b"\n\n" + good[0] + b"\n   \r\n\n" + good[1] + b"\n\n",       # blank lines
+        good[0] + b"\n" + good[1] + b"\n" + batch_request("request-1") + b"\n",  # duplicate id
+        good[0] + b"\n" + batch_request("request-9", method="GET") + b"\n",
+        good[0] + b"\n" + batch_request("request-9", url="/v1/embeddings") + b"\n",
+        good[0] + b"\n" + json.dumps(without_body).encode() + b"\n",
+        good[0] + b"\n" + json.dumps(without_model).encode() + b"\n",
+        good[0] + b"\n" + batch_request("request-9", "no-such-model") + b"\n",
+        good[0] + b"\n" + batch_request(7) + b"\n" + batch_request("") + b"\n",
+        good[0] + b"\n{\"custom_id\": \"x\xff\xfe\"}\n" + b"[1, 2]\n{not json\n",  # not UTF-8
+        b"",
+        b"\n \r\n\t\n",
+    ]
+    for data in files:
+        write("batch_jsonl", bytes([usual]) + data)
+        # Cut into chunks of 7, 1, 0 and 13 bytes, then the rest.
+        write("batch_jsonl", bytes([usual | 4, 7, 1, 0, 13]) + data)
+    # A line over the limit of 4096 bytes, then the same file under a limit of 1 MiB.
+    huge = good[0] + b"\n" + batch_request("request-9", content="x" * 6000) + b"\n" + good[1]
+    write("batch_jsonl", bytes([usual]) + huge)
+    write("batch_jsonl", bytes([large | 2, 200, 13]) + huge)
+
+
 if __name__ == "__main__":
     mock_answers(sys.argv[1])
     table_rows()
     configs()
     gateway_requests()
     status_sources()
+    batch_files()
     for folder in sorted(OUT.iterdir()):
         print(folder.name, len(list(folder.iterdir())))

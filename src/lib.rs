@@ -2,7 +2,8 @@
 //!
 //! Module map, bottom layer first (ARCHITECTURE.md has the data flow and where changes go):
 //! - leaf vocabulary: `time` (Unix milliseconds, RFC 3339, the tokio-driven clock), `incident`
-//!   (incident kinds), `secret` (the secret registry and the one scrub), `sse` (the one SSE
+//!   (incident kinds), `secret` (the secret registry and the one scrub), `quote` (the one
+//!   way text from elsewhere is quoted in isdown's messages: a short excerpt), `sse` (the one SSE
 //!   reader), `backoff` (jittered retry pacing), `estimate` (the token estimate of a request);
 //! - knowledge: `verdict` (the one classifier and its rules table), `lint` (what is wrong with a
 //!   request before it is sent, its rules as data), `provider` (wire styles and request
@@ -36,6 +37,7 @@ pub mod monitor;
 pub mod probe;
 pub mod provider;
 pub mod queue;
+pub mod quote;
 pub mod secret;
 pub mod server;
 pub mod sse;

@@ -262,18 +262,10 @@ impl ParseError {
 /// enough to recognise it, never the document.
 const EXCERPT_CHARS: usize = 40;
 
-/// `text` cut to [`EXCERPT_CHARS`] characters (`…` when cut), control characters replaced: the
-/// one way a reason quotes what a source sent, so that a hostile page cannot fill a status page.
+/// `text` as a reason quotes what a source sent ([`crate::quote::excerpt`] of [`EXCERPT_CHARS`]
+/// characters), so that a hostile page cannot fill a status page.
 pub(crate) fn excerpt(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(EXCERPT_CHARS)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect();
-    if text.chars().nth(EXCERPT_CHARS).is_some() {
-        out.push('…');
-    }
-    out
+    crate::quote::excerpt(text, EXCERPT_CHARS)
 }
 
 /// How a JSON document failed to parse, as a [`ParseError`]: HTML is recognised, serde's

@@ -31,7 +31,8 @@ pub mod owner;
 pub mod pacing;
 pub mod results;
 pub mod settings;
-mod split;
+// Public for the `batch_jsonl` fuzz target (fuzz/), which feeds it uploads in arbitrary chunks.
+pub mod split;
 pub mod telemetry;
 mod upload;
 pub mod validate;

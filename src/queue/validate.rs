@@ -20,6 +20,10 @@ use crate::store::queue::{FileLine, NewLine};
 /// broken 50,000-line file costs.
 pub const MAX_ERRORS: usize = 100;
 
+/// Characters of an unserved model's name that its error quotes: more than real names have, and
+/// a bound on the error, which is stored with the batch (a line may be 16 MiB, all of it a name).
+const MODEL_CHARS: usize = 80;
+
 /// One entry of a failed batch's `errors.data[]` (OpenAI's `BatchError`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BatchError {
@@ -199,7 +203,7 @@ impl<'a> Validator<'a> {
                 format!(
                     "The provided model '{}' is not served by any route of this gateway \
                      (GET /v1/models lists them).",
-                    crate::secret::scrub(model)
+                    crate::quote::scrubbed_excerpt(model, MODEL_CHARS)
                 ),
             ));
         }
@@ -315,6 +319,28 @@ mod tests {
         assert_eq!(
             validate(&[not_utf8]).unwrap_err()[0].code,
             "invalid_json_line"
+        );
+    }
+
+    /// Found by the `batch_jsonl` fuzz target: the name was quoted whole, so a line could make
+    /// an error as long as itself, and a batch's stored errors up to 100 such lines.
+    #[test]
+    fn an_unserved_model_is_quoted_in_a_short_excerpt_whatever_its_length() {
+        let long = format!("kimi-{}", "k".repeat(100_000));
+        let errors = validate(&[line(1, &request("a", &long))]).unwrap_err();
+        assert_eq!(errors[0].code, "model_not_found");
+        let message = &errors[0].message;
+        assert!(message.len() < 400, "a message of {} bytes", message.len());
+        assert!(
+            message.contains(&format!("'kimi-{}…'", "k".repeat(75))),
+            "{message}"
+        );
+
+        let errors = validate(&[line(1, &request("a", "kimi-k3\\nsoon"))]).unwrap_err();
+        assert!(
+            errors[0].message.contains("'kimi-k3\u{FFFD}soon'"),
+            "{}",
+            errors[0].message
         );
     }
 
