@@ -130,14 +130,42 @@ pub fn scrub(text: &str) -> String {
 
 /// Replaces the registered secrets only (no pattern masking): for bytes whose shape must not
 /// change beyond the secret itself, such as a provider's error body passed through.
+///
+/// A secret found inside a longer run of key characters takes the whole run with it: the run
+/// may be another key that merely starts with a short registered one (`sk-abc` inside
+/// `sk-abcdef0123…`), and replacing only the registered part would leave the rest of that key
+/// in a shape the pattern masking no longer recognises.
 pub fn scrub_registered(text: &str) -> Cow<'_, str> {
     let registry = registry();
-    match &registry.matcher {
-        Some(matcher) if matcher.is_match(text) => {
-            Cow::Owned(matcher.replace_all(text, &vec![REDACTED; registry.forms.len()]))
+    let Some(matcher) = &registry.matcher else {
+        return Cow::Borrowed(text);
+    };
+    let bytes = text.as_bytes();
+    let is_key_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    let mut out = String::new();
+    let mut copied = 0;
+    for found in matcher.find_iter(text) {
+        let mut start = found.start();
+        let mut end = found.end();
+        if start < copied {
+            // Inside the run an earlier match already took.
+            continue;
         }
-        _ => Cow::Borrowed(text),
+        while start > copied && is_key_byte(bytes[start - 1]) {
+            start -= 1;
+        }
+        while end < bytes.len() && is_key_byte(bytes[end]) {
+            end += 1;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(REDACTED);
+        copied = end;
     }
+    if copied == 0 && out.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// [`scrub`] applied to every string inside a JSON document (keys and structure stay as they
@@ -307,6 +335,23 @@ mod tests {
         assert_eq!(scrub("q=Tok%2Fen%2Bwith%3Dodd&x=1"), "q=[redacted]&x=1");
         let b64 = base64::engine::general_purpose::STANDARD.encode("hunter2x");
         assert_eq!(scrub(&format!("Basic {b64}")), "Basic [redacted]");
+    }
+
+    #[test]
+    fn a_registered_value_inside_a_longer_token_takes_the_token() {
+        // Found by a test run where a short key (`sk-abc`) was registered: a longer key starting
+        // with it lost only its head, and its tail no longer looked like a key.
+        register(["zq-Short1"]);
+        assert_eq!(
+            scrub("key zq-Short1def0123456789abcdef0123456789 refused"),
+            "key [redacted] refused"
+        );
+        assert_eq!(
+            scrub_registered("a xzq-Short1, b zq-Short1"),
+            "a [redacted], b [redacted]"
+        );
+        assert_eq!(scrub_registered("(zq-Short1)"), "([redacted])");
+        assert_eq!(scrub_registered("nothing here"), "nothing here");
     }
 
     #[test]
