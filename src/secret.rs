@@ -212,20 +212,30 @@ const MIN_SECRET_LEN: usize = 8;
 /// Masks what follows a secret marker (`sk-…`, `Bearer …`, `key=…`) when it is long enough to
 /// be a real secret.
 fn redact_after_markers(text: &str) -> String {
-    // ASCII lower-casing keeps every byte offset, so positions found in it index `text`.
-    let haystack = text.to_ascii_lowercase();
+    // One pass over the text for all markers: searching for each marker again from every match
+    // made a long text of many markers (a 16 MiB "model name" of `sk- sk- …`) take minutes.
+    static MARKERS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(SECRET_MARKERS)
+            .ok()
+    });
+    let Some(markers) = MARKERS.as_ref() else {
+        // Six fixed ASCII patterns always build; were they not to, the long-token masking that
+        // follows in `redact` still runs.
+        return text.to_owned();
+    };
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     let mut at = 0;
-    while at < text.len() {
-        let found = SECRET_MARKERS
-            .iter()
-            .filter_map(|marker| haystack[at..].find(marker).map(|i| (at + i, marker.len())))
-            .min();
-        let Some((start, marker_len)) = found else {
-            break;
-        };
-        let token_start = start + marker_len;
+    for found in markers.find_iter(text) {
+        let start = found.start();
+        if start < at {
+            // Inside a token already read.
+            continue;
+        }
+        let token_start = found.end();
         let token_len = text[token_start..]
             .find(|c: char| !(c.is_ascii_alphanumeric() || "-_*~+/".contains(c)))
             .unwrap_or(text.len() - token_start);
@@ -238,8 +248,7 @@ fn redact_after_markers(text: &str) -> String {
             out.push_str("***");
             copied = token_start + token_len;
         }
-        at = token_start + token_len.max(1);
-        at = next_char_boundary(text, at);
+        at = next_char_boundary(text, token_start + token_len.max(1));
     }
     out.push_str(&text[copied.min(text.len())..]);
     out

@@ -185,7 +185,10 @@ impl ApiError {
         .param("x-isdown-timeout")
     }
 
+    /// The client's model, quoted as an 80-character excerpt: more than real names have, and a
+    /// bound on the answer (the name may be most of a 16 MiB body).
     pub fn no_route(model: &str, defaults: bool) -> ApiError {
+        const MODEL_CHARS: usize = 80;
         let hint = if defaults {
             "no [[routes]] are configured, so models are named PROVIDER/MODEL (e.g. \
              \"kimi/kimi-k2.6\") for providers whose key is set"
@@ -197,7 +200,7 @@ impl ApiError {
             "invalid_request_error",
             format!(
                 "no route for model \"{}\": {hint}; GET /v1/models lists them",
-                crate::secret::scrub(model)
+                crate::quote::scrubbed_excerpt(model, MODEL_CHARS)
             ),
         )
         .param("model")
@@ -287,5 +290,25 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_model_is_quoted_as_a_short_scrubbed_excerpt() {
+        // The name may be most of a 16 MiB body, and of any shape: `sk- ` repeated made the
+        // whole-text scrub take minutes before it became one pass.
+        let long = "sk- ".repeat(1_000_000);
+        let error = ApiError::no_route(&long, false);
+        assert!(error.message.len() < 400, "{} bytes", error.message.len());
+        assert!(error.message.contains("no route for model \"sk- sk- "));
+
+        let key = "sk-abcdef0123456789abcdef0123456789";
+        let error = ApiError::no_route(&format!("gpt-{key}"), true);
+        assert!(!error.message.contains("0123456789"), "{}", error.message);
+        assert_eq!(error.code.as_deref(), Some("model_not_found"));
     }
 }
