@@ -194,7 +194,7 @@ impl Server {
             views,
         };
         let gateway = Gateway::new(
-            &config,
+            &config.gateway,
             GatewayDeps {
                 health: health.clone(),
                 reporter,
@@ -369,7 +369,7 @@ fn reload_config(running: &Config, gateway: &Gateway, reply: ReloadRequest) -> O
     let loaded = load_again(running)
         .map_err(|e| e.to_string())
         .and_then(|new| {
-            gateway.reload(&new).map_err(|e| e.to_string())?;
+            gateway.reload(&new.gateway).map_err(|e| e.to_string())?;
             Ok(new)
         });
     match loaded {

@@ -235,7 +235,7 @@ async fn open_on_localhost_needs_no_key_and_is_refused_elsewhere() {
         reporter,
         metrics: Metrics::new(),
     };
-    let error = Gateway::new(&parsed, deps, "0.0.0.0:8080".parse().unwrap())
+    let error = Gateway::new(&parsed.gateway, deps, "0.0.0.0:8080".parse().unwrap())
         .err()
         .expect("refused");
     assert!(error.to_string().contains("loopback"), "{error}");

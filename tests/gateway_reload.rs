@@ -63,7 +63,7 @@ async fn new_requests_take_the_reloaded_route_while_one_in_flight_finishes_on_th
         provider("glm", &glm),
         route(&["glm"])
     );
-    gw.gateway.reload(&config(&after)).unwrap();
+    gw.gateway.reload(&config(&after).gateway).unwrap();
 
     let fresh = gw.chat(ask(false)).await;
     assert_eq!(fresh.status(), 200);
@@ -96,7 +96,7 @@ async fn a_target_in_both_tables_keeps_its_breaker_across_a_reload() {
     assert_eq!(header(&first, "x-isdown-attempts"), "2");
 
     gw.gateway
-        .reload(&config(&config_text("connect = \"4s\"\n")))
+        .reload(&config(&config_text("connect = \"4s\"\n")).gateway)
         .unwrap();
 
     // Still ejected after the reload: the next request goes straight to `deepseek`.
@@ -122,7 +122,9 @@ async fn a_reload_adds_a_client_key_and_drops_a_removed_one() {
         401
     );
 
-    gw.gateway.reload(&config(&keys("\"GW_KEY2\""))).unwrap();
+    gw.gateway
+        .reload(&config(&keys("\"GW_KEY2\"")).gateway)
+        .unwrap();
 
     assert_eq!(
         gw.chat_as(CLIENT_KEY_2, ask(false), &[]).await.status(),

@@ -296,6 +296,8 @@ fn use_tree(
                 break;
             }
             Token::Star => {
+                // Kept as the last segment: the module it names is glob-imported.
+                path.push(("*".to_owned(), *line));
                 named = true;
                 i += 1;
                 break;
@@ -332,28 +334,35 @@ fn use_tree(
     i
 }
 
-/// Resolves `path`, named in module `here` of a file whose own module is `file_module`
-/// (`children`: the modules that exist). `None` for other crates and local items.
-fn resolve(
-    path: &[String],
-    here: &[String],
-    file_module: &[String],
-    modules: &BTreeSet<Vec<String>>,
-) -> Option<Vec<String>> {
-    let first = path.first()?;
-    match first.as_str() {
-        "crate" => Some(path[1..].to_vec()),
-        "super" => {
-            let ups = path.iter().take_while(|w| *w == "super").count();
-            let base = here.get(..here.len().checked_sub(ups)?)?;
-            Some(base.iter().chain(&path[ups..]).cloned().collect())
-        }
-        "self" => Some(here.iter().chain(&path[1..]).cloned().collect()),
-        _ => {
+/// Where a path is read: the module it is written in, and the modules whose children it can
+/// name without a prefix — its own and those it glob-imports (`use super::*;`: counted for the
+/// whole file, a small over-approximation).
+struct Scope<'a> {
+    here: Vec<String>,
+    globs: &'a [Vec<String>],
+    modules: &'a BTreeSet<Vec<String>>,
+}
+
+impl Scope<'_> {
+    /// `path` from the crate root; `None` for other crates and local items.
+    fn resolve(&self, path: &[String]) -> Option<Vec<String>> {
+        let first = path.first()?;
+        let here = &self.here;
+        match first.as_str() {
+            "crate" => Some(path[1..].to_vec()),
+            "super" => {
+                let ups = path.iter().take_while(|w| *w == "super").count();
+                let base = here.get(..here.len().checked_sub(ups)?)?;
+                Some(base.iter().chain(&path[ups..]).cloned().collect())
+            }
+            "self" => Some(here.iter().chain(&path[1..]).cloned().collect()),
             // A child module named without a prefix (`use route::Route;` in `gateway/mod.rs`).
-            let child: Vec<String> = file_module.iter().chain([first]).cloned().collect();
-            (here == file_module && modules.contains(&child))
-                .then(|| file_module.iter().chain(path).cloned().collect())
+            _ => std::iter::once(here).chain(self.globs).find_map(|base| {
+                let child: Vec<String> = base.iter().chain([first]).cloned().collect();
+                self.modules
+                    .contains(&child)
+                    .then(|| base.iter().chain(path).cloned().collect())
+            }),
         }
     }
 }
@@ -366,6 +375,7 @@ fn references(files: &[SourceFile]) -> Vec<Reference> {
         let toks = tokens(&file.text);
         // Inline modules (`mod tests { … }`) open at a brace depth.
         let mut inline: Vec<(String, usize)> = Vec::new();
+        let mut globs: Vec<Vec<String>> = Vec::new();
         let mut depth = 0usize;
         let mut i = 0;
         while i < toks.len() {
@@ -375,16 +385,7 @@ fn references(files: &[SourceFile]) -> Vec<Reference> {
                 .cloned()
                 .chain(inline.iter().map(|(name, _)| name.clone()))
                 .collect();
-            let mut add = |path: &[(String, usize)]| {
-                let words: Vec<String> = path.iter().map(|(w, _)| w.clone()).collect();
-                if let Some(target) = resolve(&words, &here, &file.module, &modules) {
-                    out.push(Reference {
-                        file: index,
-                        line: path[0].1,
-                        target,
-                    });
-                }
-            };
+            let mut paths: Vec<Vec<(String, usize)>> = Vec::new();
             match &toks[i].0 {
                 Token::Open => {
                     depth += 1;
@@ -409,16 +410,10 @@ fn references(files: &[SourceFile]) -> Vec<Reference> {
                     }
                 }
                 Token::Ident(word) if word == "use" => {
-                    let mut paths = Vec::new();
                     i = use_tree(&toks, i + 1, &[], &mut paths);
-                    for path in paths {
-                        add(&path);
-                    }
                 }
-                Token::Ident(word)
-                    if (word == "crate" || word == "super")
-                        && toks.get(i + 1).map(|t| &t.0) == Some(&Token::PathSep) =>
-                {
+                // A path in code: `crate::time::now()`, `super::Gateway`, `route::Route`.
+                Token::Ident(word) if toks.get(i + 1).map(|t| &t.0) == Some(&Token::PathSep) => {
                     let mut path = vec![(word.clone(), toks[i].1)];
                     i += 1;
                     while toks.get(i).map(|t| &t.0) == Some(&Token::PathSep) {
@@ -430,9 +425,32 @@ fn references(files: &[SourceFile]) -> Vec<Reference> {
                             _ => break,
                         }
                     }
-                    add(&path);
+                    paths.push(path);
                 }
                 _ => i += 1,
+            }
+            for path in paths {
+                let mut words: Vec<String> = path.iter().map(|(w, _)| w.clone()).collect();
+                let glob = words.last().is_some_and(|w| w == "*");
+                if glob {
+                    words.pop();
+                }
+                let scope = Scope {
+                    here: here.clone(),
+                    globs: &globs,
+                    modules: &modules,
+                };
+                let Some(target) = scope.resolve(&words) else {
+                    continue;
+                };
+                if glob && modules.contains(&target) {
+                    globs.push(target.clone());
+                }
+                out.push(Reference {
+                    file: index,
+                    line: path[0].1,
+                    target,
+                });
             }
         }
     }
@@ -617,14 +635,15 @@ fn only_the_modules_above_config_name_it_and_config_names_none_of_them() {
 }
 
 #[test]
-fn the_reader_finds_paths_in_use_trees_and_code_but_not_in_comments_or_strings() {
+fn the_reader_finds_paths_in_use_trees_globs_and_code_but_not_in_comments_or_strings() {
     let text = "//! crate::alert in a doc\n\
                 use crate::{gateway::{self, route::Route}, store as s};\n\
                 use super::breaker::Breaker;\n\
                 use route::Table;\n\
                 fn f() { let _ = \"crate::web\"; let c = '\"'; crate::time::now(); }\n\
                 /* crate::queue */ fn g<'a>(x: &'a str) -> &'a str { x }\n\
-                mod tests { use super::super::fixes; }\n";
+                mod tests { use super::super::fixes; }\n\
+                mod more { use super::super::*; fn h() { route::Table::new(); std::route::x(); } }\n";
     let files = vec![
         SourceFile {
             path: "src/gateway/mod.rs".into(),
@@ -654,6 +673,8 @@ fn the_reader_finds_paths_in_use_trees_and_code_but_not_in_comments_or_strings()
         (3, "gateway::breaker::Breaker"),
         (5, "time::now"),
         (7, "gateway::fixes"),
+        (8, "gateway"),
+        (8, "gateway::route::Table::new"),
     ];
     let want: Vec<(usize, String)> = want.iter().map(|(l, p)| (*l, p.to_string())).collect();
     assert_eq!(found, want);

@@ -3,13 +3,16 @@
 //! finding that is not expected fails the test as surely as a missing one: valid requests
 //! (`valid-*`) must come out clean, because a false finding sends users after a problem they do
 //! not have. The corpus covers every rule, agent-shaped requests with 20+ tools, and histories
-//! near the context window.
+//! near the context window. Beside it, the gateway's request fixes are checked against the
+//! lint: both tables describe the same providers and must not contradict each other.
 
 use std::path::Path;
 
-use isdown::lint::{Rule, Target, Wire, lint};
+use isdown::config::Config;
+use isdown::gateway::fixes::{FixTable, fixed};
+use isdown::lint::{Rule, Target, Wire, lint, lint_map};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,4 +133,38 @@ fn the_corpus_covers_every_rule_agents_and_the_window_edge() {
             .iter()
             .any(|(n, _)| n.starts_with("valid-near-window"))
     );
+}
+
+/// The fixes never strip what the request lint says a target requires, for any provider of the
+/// built-in catalog.
+#[test]
+fn fixes_never_remove_a_field_the_lint_says_the_target_requires() {
+    let table = FixTable::embedded().unwrap();
+    let request = json!({
+        "model": "deepseek-v4-flash",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "", "reasoning_content": "I should call f.",
+             "tool_calls": [{"id": "c1", "type": "function",
+                             "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        ],
+    });
+    let Value::Object(request) = request else {
+        unreachable!("a JSON object literal")
+    };
+    let providers = Config::from_toml("", "test", &|_| None).unwrap().providers;
+    for provider in &providers {
+        let target = Target {
+            provider: &provider.id,
+            ..Target::default()
+        };
+        let fixed = fixed(&table.for_provider(&provider.id), &request);
+        let findings = lint_map(&fixed, &target);
+        assert!(
+            findings.iter().all(|f| f.rule != Rule::FieldRequired),
+            "{}: {findings:?}",
+            provider.id
+        );
+    }
 }

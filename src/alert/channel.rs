@@ -22,8 +22,6 @@ pub mod twilio;
 pub mod webhook;
 
 #[cfg(test)]
-mod snapshots;
-#[cfg(test)]
 pub(crate) mod support;
 
 use async_trait::async_trait;

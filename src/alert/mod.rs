@@ -18,6 +18,8 @@ pub mod outbox;
 pub mod plan;
 pub mod policy;
 pub mod render;
+#[cfg(test)]
+mod snapshots;
 pub mod spec;
 
 use serde::{Deserialize, Serialize};

@@ -1,206 +1,73 @@
-//! `[[routes]]` and `[gateway]`: validation of the gateway's part of the file into
-//! [`GatewaySettings`].
+//! `[[routes]]` and `[gateway]`: the raw TOML of the gateway's part of the file into the
+//! gateway's own [`GatewaySettings`] (`gateway::settings` owns the types).
 //!
 //! It checks what the serde model cannot: that every target names a known provider, that a route
 //! has targets, that per-target `params` do not override what the caller owns (`model`,
 //! `messages`, `stream`), and that `open_on_localhost` is not combined with a non-loopback
-//! `[serve] listen`. Client keys are resolved from the environment here; the values become
-//! secrets and are never printed. It does no I/O beyond reading the environment through `env`.
+//! `[serve] listen`; it reads `hedge_after`, `stream_recovery` and `lint` from their text. Client
+//! keys are resolved from the environment here; the values become secrets and are never printed.
+//! It does no I/O beyond reading the environment through `env`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use super::raw::{RawGateway, RawRoute};
 use super::{ConfigError, invalid_at};
+use crate::gateway::settings::{
+    GatewaySettings, HedgeAfter, LintMode, RouteSpec, StreamRecovery, TargetSpec,
+};
 use crate::provider::Provider;
 
 /// Parameters a target may not override: they belong to the caller's request.
 const CALLER_OWNED: [&str; 3] = ["model", "messages", "stream"];
 
-/// 16 MiB: a 1M-token prompt is ~4 MB of text; anything far larger is a mistake or an attack.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// The values `lint` accepts.
+const LINT_MODES: [(&str, LintMode); 2] = [("warn", LintMode::Warn), ("reject", LintMode::Reject)];
 
-/// 128 MiB: eight bodies of the largest default size, or over a thousand 100 KB agent prompts,
-/// at once; the gateway holds about three times this at peak (see `gateway::budget`), well
-/// inside a small VM.
-pub const DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT: usize = 128 * 1024 * 1024;
+/// The values `stream_recovery` accepts.
+const STREAM_RECOVERY: [(&str, StreamRecovery); 2] = [
+    ("off", StreamRecovery::Off),
+    ("verified", StreamRecovery::Verified),
+];
 
-/// 10 s: a wait an agent hardly notices, and shorter than most switches cost in
-/// changed model behaviour.
-pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
-
-/// `[gateway.timeouts]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GatewayTimeouts {
-    /// TCP (and TLS) connect of one attempt.
-    pub connect: Duration,
-    /// Streaming: until the first content chunk of one attempt.
-    pub first_token: Duration,
-    /// Streaming: longest silence between chunks once content flows.
-    pub idle: Duration,
-    /// Non-streaming: until the whole answer of one attempt.
-    pub request: Duration,
-    /// Whole request, every attempt and wait together.
-    pub total: Duration,
+fn lint_mode(text: &str) -> Result<LintMode, String> {
+    LINT_MODES
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, mode)| *mode)
+        .ok_or_else(|| format!("lint = \"{text}\": expected \"warn\" or \"reject\""))
 }
 
-impl Default for GatewayTimeouts {
-    fn default() -> Self {
-        GatewayTimeouts {
-            connect: Duration::from_secs(5),
-            first_token: Duration::from_secs(15),
-            idle: Duration::from_secs(30),
-            request: Duration::from_secs(120),
-            total: Duration::from_secs(300),
-        }
-    }
+fn stream_recovery(text: &str) -> Result<StreamRecovery, String> {
+    STREAM_RECOVERY
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, mode)| *mode)
+        .ok_or_else(|| format!("stream_recovery = \"{text}\": expected \"off\" or \"verified\""))
 }
 
-/// One `[[routes]]` entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RouteSpec {
-    /// Exact model name, or a pattern where `*` matches any run of characters.
-    pub pattern: String,
-    pub targets: Vec<TargetSpec>,
-    /// Opt-in hedging of non-streaming requests; `None`: never.
-    pub hedge_after: Option<HedgeAfter>,
-    /// `None`: `[gateway] stream_recovery`.
-    pub stream_recovery: Option<StreamRecovery>,
-    /// Opt-in request lint.
-    pub lint: LintMode,
-}
-
-/// `[[routes]] lint`: what the gateway does with a request the request lint flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LintMode {
-    /// No lint (the default): requests go out unread.
-    #[default]
-    Off,
-    /// Forward, and name the findings in the `x-isdown-lint` response header; a provider 500 to
-    /// a flagged request is taken as the request's fault, not the provider's.
-    Warn,
-    /// Answer 400 naming the findings, before any provider is paid.
-    Reject,
-}
-
-impl LintMode {
-    /// The values the config accepts.
-    const NAMES: [(&'static str, LintMode); 2] =
-        [("warn", LintMode::Warn), ("reject", LintMode::Reject)];
-
-    pub fn parse(text: &str) -> Result<LintMode, String> {
-        LintMode::NAMES
-            .iter()
-            .find(|(name, _)| *name == text)
-            .map(|(_, mode)| *mode)
-            .ok_or_else(|| format!("lint = \"{text}\": expected \"warn\" or \"reject\""))
-    }
-}
-
-/// `[[routes]] hedge_after`: how long a non-streaming request waits for its target before the
-/// same request also goes to the next healthy target (first complete answer wins).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HedgeAfter {
-    /// `"20s"`: a fixed delay.
-    Fixed(Duration),
-    /// `"p95+2s"`: the target's recent p95 time to answer plus a margin; no hedge until the
-    /// target has answered enough requests for a p95.
-    P95Plus(Duration),
-}
-
-impl HedgeAfter {
-    /// Parses `"p95+2s"`, `"p95"` or a plain duration (`"20s"`).
-    pub fn parse(text: &str) -> Result<HedgeAfter, String> {
-        let expected = "expected \"p95+DURATION\" (e.g. \"p95+2s\") or a duration (e.g. \"20s\")";
-        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        let duration = |part: &str| {
-            humantime::parse_duration(part)
-                .map_err(|e| format!("hedge_after = \"{text}\": {e}; {expected}"))
-        };
-        match compact.strip_prefix("p95") {
-            Some("") => Ok(HedgeAfter::P95Plus(Duration::ZERO)),
-            Some(rest) => match rest.strip_prefix('+') {
-                Some(margin) => duration(margin).map(HedgeAfter::P95Plus),
-                None => Err(format!("hedge_after = \"{text}\": {expected}")),
-            },
-            None => match duration(&compact)? {
-                zero if zero.is_zero() => Err(format!(
-                    "hedge_after = \"{text}\": a zero delay would send every request twice; {expected}"
-                )),
-                delay => Ok(HedgeAfter::Fixed(delay)),
-            },
-        }
-    }
-}
-
-/// `stream_recovery`: what the gateway does when a stream breaks after content was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StreamRecovery {
-    /// End the stream with an in-band error (the default).
-    #[default]
-    Off,
-    /// Continue it where the continuation can be proven seamless (`gateway::recovery`).
-    Verified,
-}
-
-impl StreamRecovery {
-    pub fn parse(text: &str) -> Result<StreamRecovery, String> {
-        match text {
-            "off" => Ok(StreamRecovery::Off),
-            "verified" => Ok(StreamRecovery::Verified),
-            other => Err(format!(
-                "stream_recovery = \"{other}\": expected \"off\" or \"verified\""
+/// Reads `"p95+2s"`, `"p95"` or a plain duration (`"20s"`).
+fn hedge_after(text: &str) -> Result<HedgeAfter, String> {
+    let expected = "expected \"p95+DURATION\" (e.g. \"p95+2s\") or a duration (e.g. \"20s\")";
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let duration = |part: &str| {
+        humantime::parse_duration(part)
+            .map_err(|e| format!("hedge_after = \"{text}\": {e}; {expected}"))
+    };
+    match compact.strip_prefix("p95") {
+        Some("") => Ok(HedgeAfter::P95Plus(Duration::ZERO)),
+        Some(rest) => match rest.strip_prefix('+') {
+            Some(margin) => duration(margin).map(HedgeAfter::P95Plus),
+            None => Err(format!("hedge_after = \"{text}\": {expected}")),
+        },
+        None => match duration(&compact)? {
+            zero if zero.is_zero() => Err(format!(
+                "hedge_after = \"{text}\": a zero delay would send every request twice; {expected}"
             )),
-        }
-    }
-}
-
-/// One target of a route.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TargetSpec {
-    /// A provider id known to the config.
-    pub provider: String,
-    /// `None`: forward the requested model name unchanged.
-    pub model: Option<String>,
-    /// Top-level request fields set for this target (JSON values).
-    pub params: Map<String, Value>,
-}
-
-/// The gateway's settings after validation.
-#[derive(Debug, Clone)]
-pub struct GatewaySettings {
-    /// In file order; empty means the default routes (`PROVIDER/MODEL`, see `gateway::route`).
-    pub routes: Vec<RouteSpec>,
-    /// Client keys resolved from `client_keys_env` (unset or empty variables are left out).
-    pub client_keys: Vec<SecretString>,
-    /// The variables named by `client_keys_env`, for messages.
-    pub client_keys_env: Vec<String>,
-    pub open_on_localhost: bool,
-    pub max_retry_wait: Duration,
-    pub max_request_bytes: usize,
-    /// Default for routes without their own `stream_recovery`.
-    pub stream_recovery: StreamRecovery,
-    /// Request bytes held by all requests in flight together (`gateway::budget`).
-    pub max_request_bytes_in_flight: usize,
-    pub timeouts: GatewayTimeouts,
-}
-
-impl Default for GatewaySettings {
-    fn default() -> Self {
-        GatewaySettings {
-            routes: Vec::new(),
-            client_keys: Vec::new(),
-            client_keys_env: Vec::new(),
-            open_on_localhost: false,
-            max_retry_wait: DEFAULT_MAX_RETRY_WAIT,
-            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
-            max_request_bytes_in_flight: DEFAULT_MAX_REQUEST_BYTES_IN_FLIGHT,
-            stream_recovery: StreamRecovery::Off,
-            timeouts: GatewayTimeouts::default(),
-        }
+            delay => Ok(HedgeAfter::Fixed(delay)),
+        },
     }
 }
 
@@ -209,15 +76,33 @@ pub(super) struct Source<'a> {
     pub file: &'a str,
 }
 
+/// What the gateway reads beside its own sections.
+pub(super) struct Context<'a> {
+    /// Every provider of the config, in config order.
+    pub providers: &'a [Provider],
+    /// `[serve] listen`.
+    pub listen: SocketAddr,
+    /// `[web] public_url`, as the web settings hold it.
+    pub public_url: Option<String>,
+}
+
 pub(super) fn gateway_settings(
     routes: Vec<toml::Spanned<RawRoute>>,
     raw: RawGateway,
-    providers: &[Provider],
-    listen: SocketAddr,
+    context: Context<'_>,
     source: &Source<'_>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<GatewaySettings, ConfigError> {
-    let mut settings = GatewaySettings::default();
+    let Context {
+        providers,
+        listen,
+        public_url,
+    } = context;
+    let mut settings = GatewaySettings {
+        providers: providers.to_vec(),
+        public_url,
+        ..GatewaySettings::default()
+    };
     for route in routes {
         let at = route.span().start;
         settings.routes.push(
@@ -280,7 +165,7 @@ pub(super) fn gateway_settings(
     }
     if let Some(mode) = raw.stream_recovery {
         let at = mode.span().start;
-        settings.stream_recovery = StreamRecovery::parse(mode.get_ref())
+        settings.stream_recovery = stream_recovery(mode.get_ref())
             .map_err(|m| invalid_at(source.text, source.file, at, m))?;
     }
     let t = &mut settings.timeouts;
@@ -343,7 +228,7 @@ fn route_spec(raw: RawRoute, providers: &[Provider]) -> Result<RouteSpec, String
     let hedge_after = raw
         .hedge_after
         .as_deref()
-        .map(HedgeAfter::parse)
+        .map(hedge_after)
         .transpose()
         .map_err(|e| format!("route \"{}\": {e}", raw.model))?;
     if hedge_after.is_some() && targets.len() < 2 {
@@ -355,13 +240,13 @@ fn route_spec(raw: RawRoute, providers: &[Provider]) -> Result<RouteSpec, String
     let stream_recovery = raw
         .stream_recovery
         .as_deref()
-        .map(StreamRecovery::parse)
+        .map(stream_recovery)
         .transpose()
         .map_err(|e| format!("route \"{}\": {e}", raw.model))?;
     let lint = raw
         .lint
         .as_deref()
-        .map(LintMode::parse)
+        .map(lint_mode)
         .transpose()
         .map_err(|e| format!("route \"{}\": {e}", raw.model))?
         .unwrap_or_default();
@@ -380,10 +265,10 @@ mod tests {
 
     #[test]
     fn lint_modes_parse_and_anything_else_is_refused() {
-        assert_eq!(LintMode::parse("warn"), Ok(LintMode::Warn));
-        assert_eq!(LintMode::parse("reject"), Ok(LintMode::Reject));
+        assert_eq!(lint_mode("warn"), Ok(LintMode::Warn));
+        assert_eq!(lint_mode("reject"), Ok(LintMode::Reject));
         for bad in ["off", "Warn", "", "block"] {
-            let err = LintMode::parse(bad).unwrap_err();
+            let err = lint_mode(bad).unwrap_err();
             assert!(err.contains("\"warn\" or \"reject\""), "{bad}: {err}");
         }
     }
@@ -405,7 +290,7 @@ mod tests {
             ("soon", Err("soon")),
         ];
         for (text, want) in rows {
-            match (HedgeAfter::parse(text), want) {
+            match (hedge_after(text), want) {
                 (Ok(got), Ok(want)) => assert_eq!(got, want, "{text}"),
                 (Err(got), Err(part)) => assert!(got.contains(part), "{text}: {got}"),
                 (got, _) => panic!("{text}: {got:?}"),

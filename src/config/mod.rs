@@ -7,7 +7,7 @@
 //! value that could be a key.
 
 mod corroboration;
-pub mod gateway;
+mod gateway;
 mod queue;
 pub mod raw;
 
@@ -23,15 +23,13 @@ use thiserror::Error;
 
 use crate::alert::policy::{AlertPolicy, Maintenance, MonitorSet};
 use crate::alert::spec::ChannelSpec;
+use crate::gateway::settings::GatewaySettings;
 use crate::monitor::{MonitorSettings, MonitorSpec};
 use crate::probe::ProbeKind;
 use crate::provider::Provider;
 use crate::store::{DatabaseUrl, PoolSettings, Retention};
 use crate::time::Millis;
-pub use crate::web::site::WebSettings;
-pub use gateway::{
-    GatewaySettings, GatewayTimeouts, HedgeAfter, LintMode, RouteSpec, StreamRecovery, TargetSpec,
-};
+use crate::web::site::WebSettings;
 use raw::{RawConfig, RawProvider};
 
 /// The built-in catalog, as shipped.
@@ -158,7 +156,8 @@ pub struct Config {
     /// `[alerting]`: reminders, grouping, retries, maintenance windows.
     pub alerting: AlertPolicy,
     pub web: WebSettings,
-    /// `[[routes]]` and `[gateway]`.
+    /// `[[routes]]` and `[gateway]`, with the providers and `[web] public_url` the gateway
+    /// reads: everything [`crate::gateway::Gateway::new`] takes.
     pub gateway: GatewaySettings,
     /// `[queue]`: the durable queue's pacing.
     pub queue: crate::queue::settings::QueueSettings,
@@ -254,11 +253,21 @@ impl Config {
 
         let serve = serve_settings(raw.serve, text, file, env)?;
         let store = store_settings(raw.store, text, file, env)?;
+        let web = WebSettings {
+            public_url: raw
+                .web
+                .public_url
+                .map(|u| u.0.as_str().trim_end_matches('/').to_string()),
+            hide_urls: raw.web.hide_urls.unwrap_or(false),
+        };
         let gateway = gateway::gateway_settings(
             raw.routes,
             raw.gateway,
-            &providers,
-            serve.listen,
+            gateway::Context {
+                providers: &providers,
+                listen: serve.listen,
+                public_url: web.public_url.clone(),
+            },
             &gateway::Source { text, file },
             env,
         )?;
@@ -297,14 +306,6 @@ impl Config {
         let alerting = alert_policy(raw.alerting, text, file)?;
         let corroboration =
             corroboration::settings(raw.corroboration, &providers, sources, text, file)?;
-
-        let web = WebSettings {
-            public_url: raw
-                .web
-                .public_url
-                .map(|u| u.0.as_str().trim_end_matches('/').to_string()),
-            hide_urls: raw.web.hide_urls.unwrap_or(false),
-        };
 
         Ok(Config {
             alerts,

@@ -5,7 +5,8 @@
 //! every local program; the longest request line follows `max_request_bytes`). No I/O.
 
 use super::raw::RawQueue;
-use super::{ConfigError, GatewaySettings, invalid_at};
+use super::{ConfigError, invalid_at};
+use crate::gateway::settings::GatewaySettings;
 use crate::provider::Provider;
 use crate::queue::settings::{LINE_ENVELOPE_BYTES, ProviderLimits, QueueSettings};
 

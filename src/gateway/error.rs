@@ -227,7 +227,7 @@ impl ApiError {
             "the request was not sent: the gateway's request lint (route lint = \"reject\") \
              finds {} problem(s): {}",
             findings.len(),
-            super::lint::summary(&findings)
+            crate::lint::summary(&findings)
         );
         let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
             .code("request_lint");
@@ -241,7 +241,7 @@ impl ApiError {
         let message = format!(
             "the request, not the provider, is the likely cause: a provider answered 500 to a \
              request the gateway's lint flags ({}); {attempts}",
-            super::lint::summary(&findings)
+            crate::lint::summary(&findings)
         );
         let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
             .code("request_likely_invalid");

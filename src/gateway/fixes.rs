@@ -220,41 +220,6 @@ mod tests {
         }
     }
 
-    /// The fixes never strip what the request lint says a target requires: the two tables
-    /// describe the same providers and must not contradict each other.
-    #[test]
-    fn fixes_never_remove_a_field_the_lint_says_the_target_requires() {
-        let table = FixTable::embedded().unwrap();
-        let request = map(json!({
-            "model": "deepseek-v4-flash",
-            "messages": [
-                {"role": "user", "content": "hi"},
-                {"role": "assistant", "content": "", "reasoning_content": "I should call f.",
-                 "tool_calls": [{"id": "c1", "type": "function",
-                                 "function": {"name": "f", "arguments": "{}"}}]},
-                {"role": "tool", "tool_call_id": "c1", "content": "42"},
-            ],
-        }));
-        let providers = crate::config::Config::from_toml("", "test", &|_| None)
-            .unwrap()
-            .providers;
-        for provider in &providers {
-            let target = crate::lint::Target {
-                provider: &provider.id,
-                ..crate::lint::Target::default()
-            };
-            let fixed = fixed(&table.for_provider(&provider.id), &request);
-            let findings = crate::lint::lint_map(&fixed, &target);
-            assert!(
-                findings
-                    .iter()
-                    .all(|f| f.rule != crate::lint::Rule::FieldRequired),
-                "{}: {findings:?}",
-                provider.id
-            );
-        }
-    }
-
     #[test]
     fn a_request_the_fixes_do_not_touch_is_not_copied() {
         let table = FixTable::embedded().unwrap();

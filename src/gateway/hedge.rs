@@ -17,9 +17,9 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::breaker::Admission;
+use super::settings::HedgeAfter;
 use super::upstream::{Attempt, Served};
 use super::{Inner, Run, Started, Tried};
-use crate::config::HedgeAfter;
 
 /// When and where to hedge one attempt.
 #[derive(Debug, Clone, Copy)]

@@ -13,8 +13,8 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::route::Route;
+use super::settings::LintMode;
 use super::upstream::Upstream;
-use crate::config::LintMode;
 use crate::lint::{self, Finding, Target, Wire};
 
 /// Response header naming the findings of a forwarded request (`lint = "warn"`).
@@ -99,18 +99,4 @@ pub fn mark(response: &mut Response, findings: &[Finding]) {
     if let Ok(value) = HeaderValue::from_str(&ascii) {
         response.headers_mut().insert(LINT, value);
     }
-}
-
-/// Findings as one line for error messages and logs: the first few, then a count.
-pub fn summary(findings: &[Finding]) -> String {
-    const SHOWN: usize = 5;
-    let mut parts: Vec<String> = findings
-        .iter()
-        .take(SHOWN)
-        .map(|f| format!("{}: {}", f.path, f.message))
-        .collect();
-    if findings.len() > SHOWN {
-        parts.push(format!("and {} more", findings.len() - SHOWN));
-    }
-    parts.join("; ")
 }

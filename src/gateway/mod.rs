@@ -9,20 +9,22 @@
 //! (`target`: the circuit breaker of `breaker`, answer times, counters), the decisions and their
 //! waits (`decision`, with the shared `crate::backoff`), one upstream attempt (`upstream`),
 //! opt-in hedging of non-streaming requests (`hedge`), off-path recovery tests of failing
-//! targets (`recovery`), the streaming relay (`relay`) and its opt-in verified recovery of
-//! broken streams (`resume`), metrics and passive-health reports (`telemetry`), the
-//! OpenAI-shaped errors (`error`), and the opt-in per-route request lint (`lint`, on top of
-//! `crate::lint`). For work that can wait (the durable queue) it offers one read of its
-//! state, `readiness`, and runs the queue's lines through its own router, marked
-//! `auth::InProcess` instead of a client key.
+//! targets (`recovery`), the items of a stream (`stream`: what they mean, how they are framed),
+//! the streaming relay (`relay`) and its opt-in verified recovery of broken streams (`resume`),
+//! metrics and passive-health reports (`telemetry`), the OpenAI-shaped errors (`error`), and the
+//! opt-in per-route request lint (`lint`, on top of `crate::lint`). For work that can wait (the
+//! durable queue) it offers one read of its state, `readiness`, and runs the queue's lines
+//! through its own router, marked `auth::InProcess` instead of a client key.
 //! It classifies nothing itself (`verdict` does) and never writes the health view: it reads the
 //! monitor's open incidents from [`Health`] about once a second and reports every attempt, every
 //! skipped failing target and every recovery test through [`PassiveReporter`].
 //!
-//! Everything built from the config — routes, targets, fixes, timeouts, client keys — is one
-//! table (`Inner`), swapped whole by [`Gateway::reload`]: a request keeps the table it arrived
-//! on until its answer (and stream) is done; target states that both tables share are the same
-//! objects, so a reload keeps every breaker.
+//! Its settings are its own types (`settings`): `config` builds one [`GatewaySettings`] from the
+//! file, validated, and the gateway never reads the config itself. Everything built from them —
+//! routes, targets, fixes, timeouts, client keys — is one table (`Inner`), swapped whole by
+//! [`Gateway::reload`]: a request keeps the table it arrived on until its answer (and stream) is
+//! done; target states that both tables share are the same objects, so a reload keeps every
+//! breaker.
 //!
 //! Target order for one request: while some target that can hold the prompt is healthy, route
 //! order, passing failing targets over (a live request is never the trial of a target known to
@@ -49,6 +51,8 @@ mod relay;
 pub mod request;
 mod resume;
 pub mod route;
+pub mod settings;
+mod stream;
 pub mod target;
 mod telemetry;
 mod upstream;
@@ -68,7 +72,6 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::config::{Config, GatewayTimeouts, LintMode, StreamRecovery};
 use crate::incident::IncidentKind;
 use crate::metrics::Metrics;
 use crate::monitor::health::{Health, LiveVerdict, PassiveReporter};
@@ -78,6 +81,7 @@ use breaker::{Admission, BreakerPolicy, OpenIncident, Outcome, Standing};
 use decision::{Action, Failed, Policy, Progress};
 use error::{ApiError, StartError};
 use route::{Route, RouteTable, Target};
+use settings::{GatewaySettings, GatewayTimeouts, LintMode, StreamRecovery};
 use target::TargetState;
 use telemetry::{GatewayMetrics, OutcomeCounters, RequestOutcome};
 use upstream::{Attempt, Failure, Upstream};
@@ -129,7 +133,7 @@ fn public_host(public_url: Option<&str>) -> Option<String> {
     })
 }
 
-/// The gateway: cheap to clone (one `Arc`). Its table — everything built from the config — is
+/// The gateway: cheap to clone (one `Arc`). Its table — everything built from its settings — is
 /// swapped whole by [`Gateway::reload`]; a request takes the table current when it arrives and
 /// keeps it to the end, so a reload never changes a request in flight.
 #[derive(Clone)]
@@ -148,7 +152,7 @@ struct Shared {
     budget: budget::Budget,
 }
 
-/// One table: built from one config, read-only but for the target states it shares with the
+/// One table: built from one [`GatewaySettings`], read-only but for the target states it shares with the
 /// tables before and after it.
 struct Inner {
     client: reqwest::Client,
@@ -173,22 +177,22 @@ impl Gateway {
     /// Builds the gateway for a listener bound to `listen`. Refuses `open_on_localhost` on a
     /// non-loopback address.
     pub fn new(
-        config: &Config,
+        settings: &GatewaySettings,
         deps: GatewayDeps,
         listen: SocketAddr,
     ) -> Result<Gateway, StartError> {
-        Gateway::with_breaker(config, deps, listen, BreakerPolicy::default())
+        Gateway::with_breaker(settings, deps, listen, BreakerPolicy::default())
     }
 
     /// As [`Gateway::new`], with a breaker policy (tests use small ones).
     pub fn with_breaker(
-        config: &Config,
+        settings: &GatewaySettings,
         deps: GatewayDeps,
         listen: SocketAddr,
         breaker: BreakerPolicy,
     ) -> Result<Gateway, StartError> {
         let metrics = GatewayMetrics::register(&deps.metrics);
-        let budget = budget::Budget::new(config.gateway.max_request_bytes_in_flight);
+        let budget = budget::Budget::new(settings.max_request_bytes_in_flight);
         let parts = Parts {
             deps: &deps,
             metrics: &metrics,
@@ -196,7 +200,7 @@ impl Gateway {
             breaker,
             budget: &budget,
         };
-        let table = Inner::build(config, &parts, None)?;
+        let table = Inner::build(settings, &parts, None)?;
         Ok(Gateway {
             shared: Arc::new(Shared {
                 table: RwLock::new(Arc::new(table)),
@@ -209,10 +213,10 @@ impl Gateway {
         })
     }
 
-    /// Builds a table from `config` and makes it current: new requests use it, requests in
+    /// Builds a table from `settings` and makes it current: new requests use it, requests in
     /// flight finish on the one they started with. Targets (provider and model) that are in
     /// both keep their breaker and answer times. On an error the current table stays.
-    pub fn reload(&self, config: &Config) -> Result<(), StartError> {
+    pub fn reload(&self, settings: &GatewaySettings) -> Result<(), StartError> {
         let shared = &self.shared;
         let previous = self.table();
         let parts = Parts {
@@ -222,13 +226,11 @@ impl Gateway {
             breaker: shared.breaker,
             budget: &shared.budget,
         };
-        let table = Inner::build(config, &parts, Some(&previous))?;
-        shared
-            .budget
-            .resize(config.gateway.max_request_bytes_in_flight);
+        let table = Inner::build(settings, &parts, Some(&previous))?;
+        shared.budget.resize(settings.max_request_bytes_in_flight);
         tracing::info!(
-            routes = config.gateway.routes.len(),
-            client_keys = config.gateway.client_keys.len(),
+            routes = settings.routes.len(),
+            client_keys = settings.client_keys.len(),
             "gateway: routes, targets and client keys reloaded"
         );
         *shared.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
@@ -358,7 +360,7 @@ enum Step {
     DeadlinePassed,
 }
 
-/// What a table is built with besides the config.
+/// What a table is built with besides its settings.
 struct Parts<'a> {
     deps: &'a GatewayDeps,
     metrics: &'a GatewayMetrics,
@@ -368,14 +370,13 @@ struct Parts<'a> {
 }
 
 impl Inner {
-    /// A table for `config`; `previous` lends its target states and its HTTP client (whose idle
-    /// connections are worth keeping) when the connect timeout is unchanged.
+    /// A table for `settings`; `previous` lends its target states and its HTTP client (whose
+    /// idle connections are worth keeping) when the connect timeout is unchanged.
     fn build(
-        config: &Config,
+        settings: &GatewaySettings,
         parts: &Parts<'_>,
         previous: Option<&Inner>,
     ) -> Result<Inner, StartError> {
-        let settings = &config.gateway;
         if settings.open_on_localhost && !parts.listen.ip().is_loopback() {
             return Err(StartError::OpenOnNonLoopback { addr: parts.listen });
         }
@@ -386,7 +387,7 @@ impl Inner {
         };
         let table = fixes::FixTable::embedded()?;
         let metrics = parts.metrics;
-        let upstreams = config
+        let upstreams = settings
             .providers
             .iter()
             .map(|p| Upstream::new(p, table.for_provider(&p.id), metrics.target(&p.id)))
@@ -399,7 +400,7 @@ impl Inner {
         }
         let routes = RouteTable::new(
             &settings.routes,
-            &config.providers,
+            &settings.providers,
             parts.breaker,
             metrics,
             previous.map(|old| &old.routes),
@@ -416,7 +417,7 @@ impl Inner {
                 settings.client_keys.clone(),
                 settings.open_on_localhost,
                 settings.client_keys_env.clone(),
-                public_host(config.web.public_url.as_deref()),
+                public_host(settings.public_url.as_deref()),
             ),
             health: parts.deps.health.clone(),
             reporter: parts.deps.reporter.clone(),
@@ -853,7 +854,7 @@ impl Inner {
                 status = ?diagnosis.status,
                 "gateway: the provider answered 500 to a request the lint flags; the request, not \
                  the provider, is the likely cause (not counted against the provider): {}",
-                lint::summary(findings)
+                crate::lint::summary(findings)
             );
             return;
         }

@@ -160,37 +160,47 @@ fn admits_from(breaker: &Breaker, now: Instant) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::gateway::GatewayDeps;
     use crate::gateway::breaker::{BreakerPolicy, OpenIncident, Outcome};
+    use crate::gateway::settings::{GatewaySettings, RouteSpec};
     use crate::metrics::Metrics;
-    use crate::monitor::health::PassiveReporter;
+    use crate::monitor::MonitorSpec;
+    use crate::monitor::health::{Health, PassiveReporter};
     use crate::monitor::service::initial_health;
+    use crate::probe::ProbeKind;
+    use crate::provider::Provider;
 
-    #[tokio::test(start_paused = true)]
-    async fn a_provider_in_an_outage_incident_waits_and_recovers_on_trial_when_it_closes() {
-        let mut text = String::new();
-        for id in ["p1", "p2"] {
-            text.push_str(&format!(
-                "[providers.{id}]\nbase_url = \"http://127.0.0.1:9/v1\"\nprobe_model = \"m\"\n\
-                 api_key_env = \"KEY\"\n[[monitors]]\nprovider = \"{id}\"\n"
-            ));
-        }
-        text.push_str(
-            "[[routes]]\nmodel = \"r\"\ntargets = [{ provider = \"p1\" }, { provider = \"p2\" }]\n",
-        );
-        let config = Config::from_toml(&text, "t.toml", &|var| {
-            (var == "KEY").then(|| "sk-test-key-123".into())
-        })
-        .unwrap();
-        let health = initial_health(&config.monitors);
+    /// A gateway over providers `ids`, each with a chat monitor in `health`, and one route `r`
+    /// to all of them in order.
+    fn gateway(ids: &[&str]) -> (Gateway, Health) {
+        let providers: Vec<Provider> = ids.iter().map(|id| Provider::for_test(id)).collect();
+        let monitors: Vec<MonitorSpec> = providers
+            .iter()
+            .map(|p| {
+                let interval = Duration::from_secs(30);
+                MonitorSpec::new(p.clone(), ProbeKind::Chat, interval, interval)
+            })
+            .collect();
+        let targets: Vec<(&str, Option<&str>)> = ids.iter().map(|id| (*id, None)).collect();
+        let settings = GatewaySettings {
+            providers,
+            routes: vec![RouteSpec::for_test("r", &targets)],
+            ..GatewaySettings::default()
+        };
+        let health = initial_health(&monitors);
         let (reporter, _reports) = PassiveReporter::channel(16);
         let deps = GatewayDeps {
             health: health.clone(),
             reporter,
             metrics: Metrics::new(),
         };
-        let gateway = Gateway::new(&config, deps, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let gateway = Gateway::new(&settings, deps, "127.0.0.1:0".parse().unwrap()).unwrap();
+        (gateway, health)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_provider_in_an_outage_incident_waits_and_recovers_on_trial_when_it_closes() {
+        let (gateway, health) = gateway(&["p1", "p2"]);
         assert_eq!(gateway.readiness("nothing-routes-this"), None);
         let states = |r: &Readiness| r.targets.iter().map(|t| t.state).collect::<Vec<_>>();
         let all_ready = gateway.readiness("r").unwrap();
@@ -227,21 +237,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_closed_incident_read_at_once_makes_its_target_recover_without_waiting_a_second() {
-        let text = "[providers.p1]\nbase_url = \"http://127.0.0.1:9/v1\"\nprobe_model = \"m\"\n\
-                    api_key_env = \"KEY\"\n[[monitors]]\nprovider = \"p1\"\n\
-                    [[routes]]\nmodel = \"r\"\ntargets = [{ provider = \"p1\" }]\n";
-        let config = Config::from_toml(text, "t.toml", &|var| {
-            (var == "KEY").then(|| "sk-test-key-123".into())
-        })
-        .unwrap();
-        let health = initial_health(&config.monitors);
-        let (reporter, _reports) = PassiveReporter::channel(16);
-        let deps = GatewayDeps {
-            health: health.clone(),
-            reporter,
-            metrics: Metrics::new(),
-        };
-        let gateway = Gateway::new(&config, deps, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let (gateway, health) = gateway(&["p1"]);
         health.update(|view| {
             view.monitors[0].open_incident = Some((IncidentKind::Outage, Some(1)));
         });

@@ -206,7 +206,9 @@ impl Resume {
     fn done(&mut self, inner: &Inner, continued: Continued, strategy: Strategy) -> Continued {
         let target = &inner.routes.route(self.route).targets[continued.position];
         let provider = inner.upstreams[target.upstream].id.clone();
-        inner.recoveries.count(&provider, strategy, "recovered");
+        inner
+            .recoveries
+            .count(&provider, strategy.as_str(), "recovered");
         tracing::info!(
             %provider,
             strategy = strategy.as_str(),
@@ -232,7 +234,7 @@ impl Resume {
             Miss::Diverged(why) => ("diverged", why),
             Miss::Failed(why) => ("failed", why),
         };
-        inner.recoveries.count(provider, strategy, result);
+        inner.recoveries.count(provider, strategy.as_str(), result);
         tracing::info!(%provider, strategy = strategy.as_str(), result, "gateway: stream recovery try: {why}");
         format!("{provider} ({}): {why}", strategy.as_str())
     }

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::breaker::BreakerPolicy;
+use super::settings::{HedgeAfter, LintMode, RouteSpec, StreamRecovery};
 use super::target::{FORWARDED, TargetState};
 use super::telemetry::GatewayMetrics;
-use crate::config::{HedgeAfter, LintMode, RouteSpec, StreamRecovery};
 use crate::provider::Provider;
 
 /// How the model name sent upstream is chosen.
@@ -255,19 +255,18 @@ mod tests {
 
     #[test]
     fn breakers_are_per_provider_and_model_and_shared_across_routes() {
-        let config = crate::config::Config::from_toml(
-            "[[routes]]\nmodel = \"r1\"\ntargets = [{ provider = \"kimi\", model = \"x\" }, \
-             { provider = \"deepseek\" }]\n\
-             [[routes]]\nmodel = \"r2\"\ntargets = [{ provider = \"kimi\", model = \"x\" }, \
-             { provider = \"kimi\", model = \"y\" }, { provider = \"deepseek\" }]\n",
-            "t.toml",
-            &|_| None,
-        )
-        .unwrap();
+        let routes = [
+            RouteSpec::for_test("r1", &[("kimi", Some("x")), ("deepseek", None)]),
+            RouteSpec::for_test(
+                "r2",
+                &[("kimi", Some("x")), ("kimi", Some("y")), ("deepseek", None)],
+            ),
+        ];
+        let providers = [Provider::for_test("kimi"), Provider::for_test("deepseek")];
         let metrics = GatewayMetrics::register(&crate::metrics::Metrics::new());
         let table = RouteTable::new(
-            &config.gateway.routes,
-            &config.providers,
+            &routes,
+            &providers,
             BreakerPolicy::default(),
             &metrics,
             None,

@@ -281,11 +281,12 @@ pub struct RecoveryCounters {
 }
 
 impl RecoveryCounters {
-    pub fn count(&self, provider: &str, strategy: super::resume::Strategy, result: &str) {
+    /// One try of `strategy` (`resume::Strategy::as_str`) on `provider`, ended as `result`.
+    pub fn count(&self, provider: &str, strategy: &str, result: &str) {
         self.family
             .get_or_create(&RecoveryLabels {
                 provider: provider.to_owned(),
-                strategy: strategy.as_str().to_owned(),
+                strategy: strategy.to_owned(),
                 result: result.to_owned(),
             })
             .inc();

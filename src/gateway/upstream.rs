@@ -22,10 +22,10 @@ use tokio::time::{Instant, timeout_at};
 
 use super::error::ApiError;
 use super::fixes::{Fix, fixed};
-use super::relay::{self, Held};
 use super::request::ChatRequest;
+use super::settings::GatewayTimeouts;
+use super::stream::{self, Held};
 use super::telemetry::TargetStats;
-use crate::config::GatewayTimeouts;
 use crate::provider::{Provider, WireStyle};
 use crate::sse::{SseItem, SseReader};
 use crate::verdict::{
@@ -439,7 +439,7 @@ async fn first_content(
         let mut stop = false;
         for item in fresh.drain(..) {
             content |= chunk_has_content(&item);
-            stop |= relay::is_done(&item) || relay::failure_in(&item).is_some();
+            stop |= stream::is_done(&item) || stream::failure_in(&item).is_some();
             held.push(item);
         }
         if content && !stop {
@@ -465,10 +465,10 @@ async fn first_content(
         },
         Expect::Chat,
     );
-    let body = relay::serialize(&held);
+    let body = stream::serialize(&held);
     if diagnosis.verdict.is_healthy() {
-        if held.last().is_some_and(relay::is_done) {
-            relay::drain(response);
+        if held.last().is_some_and(stream::is_done) {
+            stream::drain(response);
         }
         // A complete answer (with its end marker) before or with its first content chunk.
         let mut answer = Response::new(Body::from(body));

@@ -212,6 +212,20 @@ impl Finding {
     }
 }
 
+/// Findings as one line for error messages and logs: the first few, then a count.
+pub fn summary(findings: &[Finding]) -> String {
+    const SHOWN: usize = 5;
+    let mut parts: Vec<String> = findings
+        .iter()
+        .take(SHOWN)
+        .map(|f| format!("{}: {}", f.path, f.message))
+        .collect();
+    if findings.len() > SHOWN {
+        parts.push(format!("and {} more", findings.len() - SHOWN));
+    }
+    parts.join("; ")
+}
+
 /// The wire format the request is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Wire {

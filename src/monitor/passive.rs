@@ -67,7 +67,7 @@ pub fn hang_watcher(specs: &[MonitorSpec], provider: &str) -> Option<(usize, boo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::provider::Provider;
 
     fn live(verdict: Verdict) -> LiveVerdict {
         LiveVerdict {
@@ -98,33 +98,32 @@ mod tests {
         }
     }
 
-    fn specs(toml: &str) -> Vec<MonitorSpec> {
-        let env = |name: &str| (name == "KEY").then(|| "sk-test".to_owned());
-        Config::from_toml(toml, "t.toml", &env).unwrap().monitors
+    /// Monitors of provider `p` (keyed or not), one per probe, in order.
+    fn specs(keyed: bool, probes: &[ProbeKind]) -> Vec<MonitorSpec> {
+        let mut provider = Provider::for_test("p");
+        if !keyed {
+            provider.api_key = None;
+        }
+        let interval = std::time::Duration::from_secs(30);
+        probes
+            .iter()
+            .map(|probe| MonitorSpec::new(provider.clone(), *probe, interval, interval))
+            .collect()
     }
 
     #[test]
     fn the_hang_watcher_prefers_a_stream_monitor_then_chat_then_any() {
-        let provider = "[providers.p]\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \
-                        \"KEY\"\nprobe_model = \"m\"\n";
-        let with = |probes: &str| {
-            specs(&format!(
-                "{provider}[[monitors]]\nprovider = \"p\"\nprobes = [{probes}]\n"
-            ))
-        };
-        let rows = [
-            ("\"reachability\"", Some((0, false))),
-            ("\"reachability\", \"chat\"", Some((1, false))),
-            ("\"reachability\", \"chat\", \"stream\"", Some((2, true))),
+        use ProbeKind::{Chat, Reachability, Stream};
+        let rows: [(&[ProbeKind], _); 3] = [
+            (&[Reachability], Some((0, false))),
+            (&[Reachability, Chat], Some((1, false))),
+            (&[Reachability, Chat, Stream], Some((2, true))),
         ];
         for (probes, want) in rows {
-            assert_eq!(hang_watcher(&with(probes), "p"), want, "{probes}");
+            assert_eq!(hang_watcher(&specs(true, probes), "p"), want, "{probes:?}");
         }
-        assert_eq!(hang_watcher(&with("\"chat\""), "other"), None);
-        let keyless = specs(
-            "[providers.p]\nbase_url = \"http://127.0.0.1:9/v1\"\nprobe_model = \"m\"\n\
-             [[monitors]]\nprovider = \"p\"\nprobes = [\"reachability\"]\n",
-        );
+        assert_eq!(hang_watcher(&specs(true, &[Chat]), "other"), None);
+        let keyless = specs(false, &[Reachability]);
         assert_eq!(hang_watcher(&keyless, "p"), None);
     }
 }

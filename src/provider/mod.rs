@@ -68,3 +68,26 @@ impl Provider {
         self.api_key.is_some()
     }
 }
+
+#[cfg(test)]
+impl Provider {
+    /// A provider `id` of the OpenAI style at a closed loopback port (`127.0.0.1:9`), with a
+    /// key, for unit tests that need providers but no config (the config is above them).
+    pub(crate) fn for_test(id: &str) -> Provider {
+        Provider {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            base_url: Url::parse("http://127.0.0.1:9/v1").expect("a valid URL"),
+            style: WireStyle::Openai,
+            api_key_env: Some("KEY".to_owned()),
+            api_key: Some(SecretString::from("sk-test-key-123")),
+            probe_model: "m".to_owned(),
+            context_window: None,
+            degraded_after: Duration::from_secs(8),
+            status_page: None,
+            headers: Vec::new(),
+            prefill: None,
+            builtin: false,
+        }
+    }
+}

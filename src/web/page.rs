@@ -30,7 +30,6 @@ use super::freshness::Freshness;
 use super::rendered::{self, Rendered};
 use super::site::SiteInfo;
 use super::text;
-use super::views::HISTORY;
 use crate::alert::render::{NOT_ACKNOWLEDGED, lead_words};
 use crate::corroborate::view::{ProviderView, SourcesView};
 use crate::corroborate::words;
@@ -60,6 +59,10 @@ pub const HISTORY_PER_PAGE: u32 = 50;
 const RECENT_RESULTS: u32 = 50;
 /// Incidents on a monitor page.
 const MONITOR_INCIDENTS: u32 = 20;
+
+/// The incident history: its first page is one of the views rendered on change (`views.rs`),
+/// the later ones are drawn here from the store.
+pub const HISTORY: &str = "/incidents";
 
 /// `/` is served by `views.rs`; `/incidents` here, because its later pages read the store.
 pub fn routes() -> axum::Router<AppState> {

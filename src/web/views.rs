@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::AppState;
 use super::freshness::Freshness;
-use super::page::{self, MonitorHistory, OverviewInput};
+use super::page::{self, HISTORY, MonitorHistory, OverviewInput};
 use super::rendered::{self, Kind, Rendered};
 use super::site::SiteInfo;
 use super::{api, badge, feed, statuspage};
@@ -78,8 +78,6 @@ pub struct View {
     /// because its other variants read the store (`/incidents?page=2`).
     routed_here: bool,
 }
-
-pub const HISTORY: &str = "/incidents";
 
 /// Every view rendered on change.
 pub const VIEWS: [View; 9] = [

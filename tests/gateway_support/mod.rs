@@ -184,7 +184,7 @@ impl Gw {
             reporter,
             metrics: metrics.clone(),
         };
-        let gateway = Gateway::with_breaker(&config, deps, addr, breaker).unwrap();
+        let gateway = Gateway::with_breaker(&config.gateway, deps, addr, breaker).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(isdown::web::run(listener, gateway.router(), async {
             let _ = stopped.await;

@@ -501,7 +501,7 @@ const SUBJECT_NAMES: usize = 3;
 
 /// `[isdown] DOWN: Kimi — unavailable since 14:03 UTC`, `[isdown] RESOLVED: Kimi
 /// (unavailable) after 23 min`, `[isdown] SETUP PROBLEM: Kimi — auth_failed since 09:12 UTC`.
-pub(super) fn subject(prefix: &str, message: &AlertMessage) -> String {
+pub(in crate::alert) fn subject(prefix: &str, message: &AlertMessage) -> String {
     let network = message.kind == IncidentKind::Network;
     let label = match (message.event, message.kind) {
         (AlertEvent::Test, _) => "TEST",
@@ -573,7 +573,7 @@ fn verdicts(items: &[AlertItem]) -> String {
 // === Bodies ===
 
 /// The plain-text part: what, since when, whose side, what to do, where to look.
-pub(super) fn plain_body(message: &AlertMessage) -> String {
+pub(in crate::alert) fn plain_body(message: &AlertMessage) -> String {
     let mut out = String::new();
     out.push_str(&message.title);
     out.push_str("\n\n");
@@ -643,7 +643,7 @@ struct HtmlItem<'a> {
     explanation: &'a str,
 }
 
-pub(super) fn html_body(message: &AlertMessage) -> Result<String, askama::Error> {
+pub(in crate::alert) fn html_body(message: &AlertMessage) -> Result<String, askama::Error> {
     use askama::Template;
     let url = message.url.as_deref();
     HtmlBody {

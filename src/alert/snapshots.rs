@@ -1,7 +1,7 @@
 //! Snapshot tests of every channel's messages: one outage as the alert rules announce it
 //! (opened, reminded, resolved; `alert::plan::tests::lifecycle`) plus the test message, sent by
 //! each channel built from its `[alerts.NAME]` table to a recording receiver on 127.0.0.1, and
-//! compared byte for byte with `src/alert/channel/snapshots/KIND.txt`. What a receiver gets is
+//! compared byte for byte with `src/alert/snapshots/KIND.txt`. What a receiver gets is
 //! pinned here: a change of wording anywhere (the rules, `alert::render`, a channel's format)
 //! shows up as a diff of these files.
 //!
@@ -9,12 +9,12 @@
 //! decoded one field a line). Email is rendered without SMTP: the subject and the two parts
 //! exactly as the mail carries them. The console channel's snapshot is its log line.
 //!
-//! After an intended change: `ISDOWN_UPDATE_SNAPSHOTS=1 cargo test --lib alert::channel::snapshots`
-//! rewrites the files; review them with `git diff src/alert/channel/snapshots` and commit them.
+//! After an intended change: `ISDOWN_UPDATE_SNAPSHOTS=1 cargo test --lib alert::snapshots`
+//! rewrites the files; review them with `git diff src/alert/snapshots` and commit them.
 
 use std::path::PathBuf;
 
-use super::support::{Received, env, receiver};
+use super::channel::support::{Received, env, receiver};
 use crate::alert::AlertMessage;
 use crate::alert::render::test_message;
 use crate::alert::spec::ChannelSpec;
@@ -28,7 +28,7 @@ fn messages() -> Vec<AlertMessage> {
 
 fn assert_snapshot(kind: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("src/alert/channel/snapshots")
+        .join("src/alert/snapshots")
         .join(format!("{kind}.txt"));
     if std::env::var_os("ISDOWN_UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, actual).unwrap();
@@ -37,7 +37,7 @@ fn assert_snapshot(kind: &str, actual: &str) {
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "no snapshot {} ({e}); create it with ISDOWN_UPDATE_SNAPSHOTS=1 cargo test --lib \
-             alert::channel::snapshots",
+             alert::snapshots",
             path.display()
         )
     });
@@ -88,7 +88,7 @@ async fn snapshot_http(kind: &str, table: &str, vars: &[(&str, &str)]) {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let table: toml::Table = toml::from_str(&table.replace("{base}", &base)).unwrap();
     let spec = ChannelSpec::from_table("snap", table, &env(&vars)).unwrap();
-    let channel = spec.build(&super::support::client());
+    let channel = spec.build(&super::channel::support::client());
     let mut out = String::new();
     for message in messages() {
         channel.send(&message).await.unwrap();
@@ -147,11 +147,11 @@ fn email() {
         out.push_str(&format!("=== {} ===\n", message.event.as_str()));
         out.push_str(&format!(
             "Subject: {}\n\n",
-            super::email::subject("[isdown]", &message)
+            super::channel::email::subject("[isdown]", &message)
         ));
-        out.push_str(&super::email::plain_body(&message));
+        out.push_str(&super::channel::email::plain_body(&message));
         out.push_str("--- html ---\n");
-        out.push_str(&super::email::html_body(&message).unwrap());
+        out.push_str(&super::channel::email::html_body(&message).unwrap());
         out.push('\n');
     }
     assert_snapshot("email", &out);
@@ -162,7 +162,7 @@ fn console() {
     let mut out = String::new();
     for message in messages() {
         out.push_str(&format!("=== {} ===\n", message.event.as_str()));
-        out.push_str(&super::console::line(&message));
+        out.push_str(&super::channel::console::line(&message));
         out.push_str("\n\n");
     }
     assert_snapshot("console", &out);
