@@ -8,7 +8,9 @@
 //!   the parent itself (`mod.rs`) is not a sibling of its children: children use what their
 //!   parent defines and the parent wires its children together;
 //! - a module outside the few that sit above `config` names `crate::config`, or `config` names
-//!   one of those (the table [`ABOVE_CONFIG`]).
+//!   one of those (the table [`ABOVE_CONFIG`]);
+//! - a top-level module uses one listed after it in the module map of `src/lib.rs` (the map is
+//!   the layering, bottom first), or the map, or ARCHITECTURE.md's layers table, misses a module.
 //!
 //! Comments, strings and `#[cfg(test)]` code alike are read: test code is still code, and a
 //! unit test that needs a parsed config belongs in `tests/`. `src/main.rs` is the binary, a
@@ -631,6 +633,74 @@ fn only_the_modules_above_config_name_it_and_config_names_none_of_them() {
         "config's layering is broken (may name config: {}):\n{}",
         above.iter().copied().collect::<Vec<_>>().join(", "),
         wrong.join("\n")
+    );
+}
+
+/// The top-level modules in the order of `src/lib.rs`'s module map (`//! - \`name\`: …`).
+fn module_map() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    lib.lines()
+        .filter_map(|line| line.strip_prefix("//! - `"))
+        .filter_map(|rest| rest.split_once('`').map(|(name, _)| name.to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_module_map_lists_every_module_once_and_each_uses_only_those_before_it() {
+    let files = source_files();
+    let map = module_map();
+    let top: BTreeSet<String> = files
+        .iter()
+        .filter_map(|f| f.module.first().cloned())
+        .collect();
+    let listed: BTreeSet<String> = map.iter().cloned().collect();
+    assert_eq!(
+        listed.len(),
+        map.len(),
+        "a module listed twice in src/lib.rs: {map:?}"
+    );
+    assert_eq!(
+        listed, top,
+        "src/lib.rs's module map and the modules under src/ differ"
+    );
+    let position = |name: &str| map.iter().position(|m| m == name);
+    let graphs = sibling_graphs(&files, &references(&files));
+    let mut upward = Vec::new();
+    for (from, to) in graphs.get(&Vec::new()).into_iter().flatten() {
+        for (to, at) in to {
+            if position(to) > position(from) {
+                upward.push(format!("    {from} → {to} ({at})"));
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "modules that use a module listed after them in src/lib.rs's module map (move the \
+         module in the map if its layer is wrong, or move what it needs down):\n{}",
+        upward.join("\n")
+    );
+}
+
+#[test]
+fn architecture_md_places_every_module_in_its_layers_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let table: String = text
+        .lines()
+        .skip_while(|line| !line.starts_with("## Layers"))
+        .skip(1)
+        .take_while(|line| !line.starts_with("## "))
+        .filter(|line| line.starts_with('|'))
+        .map(|line| line.split('|').nth(2).unwrap_or_default().to_owned() + " ")
+        .collect();
+    let missing: Vec<String> = module_map()
+        .into_iter()
+        .filter(|name| !table.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's layers table does not place {missing:?}"
     );
 }
 

@@ -5,6 +5,13 @@
 //! what spans several fields, and resolves key environment variables into secrets. After it, no
 //! invalid value exists. Errors always name the file, the line and the field, and never repeat a
 //! value that could be a key.
+//!
+//! The typed settings belong to the modules that use them (`gateway::settings`,
+//! `monitor::MonitorSettings`, `alert::spec`, `queue::settings`, `web::site`, `store`, …); this
+//! module only fills them in (`gateway.rs`, `queue.rs`, `corroboration.rs` hold the conversions
+//! that take more than a few lines). It sits above every module it builds settings for: none of
+//! them imports `config`, and it imports none of the modules that load a config (`check`,
+//! `server`, `cli`); `tests/layering.rs` holds both to it.
 
 mod corroboration;
 mod gateway;

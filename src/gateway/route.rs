@@ -1,10 +1,11 @@
 //! Routes: which targets a requested model name goes to, in which order.
 //!
-//! Built once from `[[routes]]` (validated by `config`); the first route whose pattern matches
-//! wins (file order). Patterns are exact names or globs where `*` matches any run of characters
-//! — a hand-written matcher, since exact names and `*` globs are all routes need. Without any `[[routes]]`,
-//! every provider that has a key is reachable as `PROVIDER/MODEL` (e.g. `kimi/kimi-k2.6`), the
-//! model after the first `/` sent unchanged. Resolving does not allocate.
+//! Built once from the [`RouteSpec`]s of the gateway's settings (`[[routes]]`, validated by
+//! `config`); the first route whose pattern matches wins (file order). Patterns are exact names
+//! or globs where `*` matches any run of characters — a hand-written matcher, since exact names
+//! and `*` globs are all routes need. Without any `[[routes]]`, every provider that has a key is
+//! reachable as `PROVIDER/MODEL` (e.g. `kimi/kimi-k2.6`), the model after the first `/` sent
+//! unchanged. Resolving does not allocate.
 //!
 //! A reload builds a new table from the previous one: a target (provider and model) that is in
 //! both keeps its state — breaker, answer times — so a reload neither forgives a failing target

@@ -1,9 +1,10 @@
 //! Providers: the typed, validated description of an LLM API endpoint, and how to talk to it.
 //!
-//! A [`Provider`] is built only by `config` (catalog entry + user overrides, key resolved from the
-//! environment). This module owns the wire knowledge — paths, auth headers, probe payloads — for
-//! the two styles isdown speaks; it performs no I/O itself (`probe` and the gateway send what it
-//! builds).
+//! A [`Provider`] is built by `config` (catalog entry + user overrides, key resolved from the
+//! environment), by `isdown check --base-url` for an endpoint named on the command line, and in
+//! unit tests by `Provider::for_test`. This module owns the wire knowledge — paths, auth
+//! headers, probe payloads — for the two styles isdown speaks; it performs no I/O itself
+//! (`probe` and the gateway send what it builds).
 
 pub mod request;
 
