@@ -32,20 +32,27 @@ const STREAM_RECOVERY: [(&str, StreamRecovery); 2] = [
     ("verified", StreamRecovery::Verified),
 ];
 
-fn lint_mode(text: &str) -> Result<LintMode, String> {
-    LINT_MODES
+/// The value of `table` named `text`, or an error quoting `key = "text"` and the names allowed.
+fn one_of<T: Copy>(key: &str, text: &str, table: &[(&str, T)]) -> Result<T, String> {
+    table
         .iter()
         .find(|(name, _)| *name == text)
-        .map(|(_, mode)| *mode)
-        .ok_or_else(|| format!("lint = \"{text}\": expected \"warn\" or \"reject\""))
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let names: Vec<String> = table
+                .iter()
+                .map(|(name, _)| format!("\"{name}\""))
+                .collect();
+            format!("{key} = \"{text}\": expected {}", names.join(" or "))
+        })
+}
+
+fn lint_mode(text: &str) -> Result<LintMode, String> {
+    one_of("lint", text, &LINT_MODES)
 }
 
 fn stream_recovery(text: &str) -> Result<StreamRecovery, String> {
-    STREAM_RECOVERY
-        .iter()
-        .find(|(name, _)| *name == text)
-        .map(|(_, mode)| *mode)
-        .ok_or_else(|| format!("stream_recovery = \"{text}\": expected \"off\" or \"verified\""))
+    one_of("stream_recovery", text, &STREAM_RECOVERY)
 }
 
 /// Reads `"p95+2s"`, `"p95"` or a plain duration (`"20s"`).
@@ -271,6 +278,16 @@ mod tests {
             let err = lint_mode(bad).unwrap_err();
             assert!(err.contains("\"warn\" or \"reject\""), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn stream_recovery_modes_parse_and_anything_else_is_refused_by_name() {
+        assert_eq!(stream_recovery("off"), Ok(StreamRecovery::Off));
+        assert_eq!(stream_recovery("verified"), Ok(StreamRecovery::Verified));
+        assert_eq!(
+            stream_recovery("on").unwrap_err(),
+            "stream_recovery = \"on\": expected \"off\" or \"verified\""
+        );
     }
 
     #[test]
