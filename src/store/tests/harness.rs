@@ -43,10 +43,12 @@ pub trait Harness: Sized {
     async fn remove(self);
 }
 
-/// A connection of its own to the SQLite file at `path`.
+/// A connection of its own to the SQLite file at `path` (created if missing, as a scratch
+/// PostgreSQL database exists before a store opens it).
 pub async fn sqlite_raw(path: &Path) -> SqliteConnection {
     SqliteConnectOptions::new()
         .filename(path)
+        .create_if_missing(true)
         .connect()
         .await
         .unwrap()
