@@ -33,7 +33,7 @@ use super::rollup::Resolution;
 use super::rows::StoredRow;
 use super::sql::incidents::{OPEN_INCIDENT_OF, insert_incident, insert_incident_sql};
 use super::sql::results::load_keys;
-use super::sql::{Backend, Dialect};
+use super::sql::{Backend, Dialect, PRUNE_MONITORS_PER_TX};
 use super::{
     NewIncident, PoolSettings, PostgresUrl, Pruned, Retention, StoreError, dynamic_sql, read_error,
 };
@@ -48,10 +48,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// 30 min: every connection is replaced after this, so a failover or a DNS change behind the
 /// host name is picked up without a restart.
 const MAX_LIFETIME: Duration = Duration::from_secs(1_800);
-
-/// Monitors whose raw results and rollups are pruned per transaction: each is a few index range
-/// deletes, and short transactions keep a prune from holding up writers.
-const PRUNE_MONITORS_PER_TX: usize = 100;
 
 /// How often `open_incident` retries when the open incident it collided with was closed before
 /// it could read its id. Each round needs another process to open and close an incident of the
@@ -170,15 +166,14 @@ impl Backend for PostgresStore {
     /// autovacuum has passed.
     async fn prune_history(
         &self,
+        monitors: &[i64],
         now: Millis,
         retention: &Retention,
         pruned: &mut Pruned,
     ) -> Result<(), StoreError> {
-        let keys: Vec<i64> = sqlx::query_scalar("SELECT key FROM monitors ORDER BY key")
-            .fetch_all(&self.pool)
-            .await?;
         let raw_cutoff = now.saturating_sub(retention.raw);
-        for chunk in keys.chunks(PRUNE_MONITORS_PER_TX) {
+        // Each monitor's rows are a few index range deletes.
+        for chunk in monitors.chunks(PRUNE_MONITORS_PER_TX) {
             let mut tx = self.pool.begin().await?;
             pruned.results +=
                 sqlx::query("DELETE FROM results WHERE monitor_key = ANY($1) AND at < $2")

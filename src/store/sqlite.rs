@@ -33,7 +33,7 @@ use super::rollup::Resolution;
 use super::rows::StoredRow;
 use super::sql::incidents::{OPEN_INCIDENT_OF, insert_incident, insert_incident_sql};
 use super::sql::results::load_keys;
-use super::sql::{Backend, Dialect};
+use super::sql::{Backend, Dialect, PRUNE_MONITORS_PER_TX};
 use super::{NewIncident, Pruned, Retention, StoreError, dynamic_sql, read_error};
 use crate::time::Millis;
 
@@ -55,11 +55,8 @@ const WRITER_CACHE_KIB: &str = "-65536";
 /// writes cannot fail half-way with SQLITE_BUSY when another process wrote in between.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// Monitors whose raw results are pruned per write transaction: few enough that
-/// `record_results` never waits long behind a prune, enough not to pay a commit per monitor.
-const PRUNE_MONITORS_PER_TX: usize = 100;
-
-/// Rollup rows deleted per statement (each its own transaction), for the same reason.
+/// Rollup rows deleted per statement (each its own transaction), for the reason raw results are
+/// pruned a few monitors at a time (`sql::PRUNE_MONITORS_PER_TX`): writers never wait long.
 const PRUNE_ROLLUPS_PER_TX: i64 = 50_000;
 
 /// The most rows one multi-row statement carries (a power of two). Each statement is a round
@@ -268,16 +265,13 @@ impl Backend for SqliteStore {
     /// rows (one per monitor per bucket) per statement.
     async fn prune_history(
         &self,
+        monitors: &[i64],
         now: Millis,
         retention: &Retention,
         pruned: &mut Pruned,
     ) -> Result<(), StoreError> {
-        let keys: Vec<i64> = sqlx::query_scalar("SELECT key FROM monitors ORDER BY key")
-            .fetch_all(&self.reader)
-            .await?;
-
         let raw_cutoff = now.saturating_sub(retention.raw);
-        for chunk in keys.chunks(PRUNE_MONITORS_PER_TX) {
+        for chunk in monitors.chunks(PRUNE_MONITORS_PER_TX) {
             let mut tx = self.begin_write().await?;
             for &key in chunk {
                 pruned.results +=
@@ -291,8 +285,8 @@ impl Backend for SqliteStore {
             tx.commit().await?;
         }
 
-        let monitors = i64::try_from(keys.len()).unwrap_or(i64::MAX).max(1);
-        let buckets_per_statement = (PRUNE_ROLLUPS_PER_TX / monitors).max(1);
+        let count = i64::try_from(monitors.len()).unwrap_or(i64::MAX).max(1);
+        let buckets_per_statement = (PRUNE_ROLLUPS_PER_TX / count).max(1);
         for resolution in Resolution::ALL {
             let last_start = resolution.last_start_to_prune(now, retention);
             loop {

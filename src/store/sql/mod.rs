@@ -70,6 +70,10 @@ pub trait Dialect:
     const SNAPSHOT_BYTES: &'static str;
 }
 
+/// Monitors whose raw results are pruned per write transaction: few enough that writers never
+/// wait long behind a prune, enough not to pay a commit per monitor.
+pub const PRUNE_MONITORS_PER_TX: usize = 100;
+
 /// A statement with its arguments bound.
 pub type Statement<'q, D> = Query<'q, D, <D as Database>::Arguments>;
 
@@ -199,9 +203,11 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// Deletes raw results and rollup rows older than the retention allows, in short
-    /// transactions; fills in `results` and `rollups`.
+    /// transactions (at most [`PRUNE_MONITORS_PER_TX`] monitors' raw results each); fills in
+    /// `results` and `rollups`. `monitors` are every monitor's key, in order.
     fn prune_history(
         &self,
+        monitors: &[i64],
         now: Millis,
         retention: &Retention,
         pruned: &mut Pruned,

@@ -83,6 +83,8 @@ const KEY_OF: &str = "SELECT key FROM monitors WHERE id = $1";
 
 const ALL_KEYS: &str = "SELECT id, key FROM monitors";
 
+const KEYS_IN_ORDER: &str = "SELECT key FROM monitors ORDER BY key";
+
 const RECENT_RESULTS: &str = "SELECT at, verdict, blame, status, latency_us, ttft_us, explanation
      FROM results
      WHERE monitor_key = $1
@@ -121,6 +123,11 @@ pub async fn load_keys<'e, D: Dialect>(
         .map(|row| Ok((row.text(0)?, row.int(1)?)))
         .collect();
     Ok(MonitorKeys::new(keys?))
+}
+
+/// Every monitor's key, in order.
+pub async fn monitor_keys<B: Backend>(store: &B) -> Result<Vec<i64>, StoreError> {
+    read_all(store, sqlx::query(KEYS_IN_ORDER), |row| row.int(0)).await
 }
 
 /// The monitor's key, or `None` when nothing was ever stored for it.

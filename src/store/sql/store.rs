@@ -145,7 +145,9 @@ impl<B: Results + QueueLines> Store for B {
     /// writes; the database's files do not shrink.
     async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
-        self.prune_history(now, retention, &mut pruned).await?;
+        let monitors = results::monitor_keys(self).await?;
+        self.prune_history(&monitors, now, retention, &mut pruned)
+            .await?;
         let cutoff = now.saturating_sub(retention.day);
         pruned.incidents = incidents::prune(self, cutoff).await?;
         pruned.official = official::delete_old(self, cutoff).await?;
