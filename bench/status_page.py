@@ -6,7 +6,7 @@ In one run, on this machine, against one `isdown serve` (release build):
   one healthy (`ok`) and, for --down of them (default 20), one failing (`unavailable`), so the
   page shows a live outage (banner, red rows, open incidents) as it would on a bad day;
 - 90 days of history seeded into the database before the measured start (day and hour
-  rollups, and closed incidents, written with the schema of src/store/migrations/, a fixed
+  rollups, and closed incidents, written with the schema of migrations/sqlite/, a fixed
   random seed): most days up, some degraded, a few with an outage, younger monitors with days of
   no data. Without history every day of every bar would be the same "no data" and the page would
   compress far better than a real one;

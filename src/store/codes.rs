@@ -8,24 +8,26 @@
 
 use crate::verdict::{Blame, Verdict};
 
-/// Verdict codes, index = code. Listed out rather than derived from `Verdict::ALL` so that
-/// reordering that list can never silently change the file format.
-const VERDICTS: [Verdict; 15] = [
-    Verdict::Up,
-    Verdict::Degraded,
-    Verdict::RateLimited,
-    Verdict::QuotaExhausted,
-    Verdict::AuthFailed,
-    Verdict::ModelNotFound,
-    Verdict::ContextTooLong,
-    Verdict::ContentFiltered,
-    Verdict::BadRequest,
-    Verdict::Overloaded,
-    Verdict::ServerError,
-    Verdict::Unavailable,
-    Verdict::Timeout,
-    Verdict::Network,
-    Verdict::Malformed,
+/// Verdict codes, index = code, each naming its verdict by the contract name
+/// (`Verdict::as_str`). Written out as names rather than taken from `Verdict::ALL`, so that
+/// reordering that list can never silently change the file format, and names stay what the
+/// JSON API and the incidents table already promise never to change.
+const VERDICTS: [&str; 15] = [
+    "up",
+    "degraded",
+    "rate_limited",
+    "quota_exhausted",
+    "auth_failed",
+    "model_not_found",
+    "context_too_long",
+    "content_filtered",
+    "bad_request",
+    "overloaded",
+    "server_error",
+    "unavailable",
+    "timeout",
+    "network",
+    "malformed",
 ];
 
 /// Blame codes, index = code; no blame is stored as NULL.
@@ -39,7 +41,7 @@ const BLAMES: [Blame; 4] = [
 pub fn verdict_code(verdict: Verdict) -> i64 {
     let index = VERDICTS
         .iter()
-        .position(|v| *v == verdict)
+        .position(|name| *name == verdict.as_str())
         .expect("VERDICTS lists every Verdict (checked by a unit test)");
     index as i64
 }
@@ -47,7 +49,8 @@ pub fn verdict_code(verdict: Verdict) -> i64 {
 pub fn verdict_from_code(code: i64) -> Option<Verdict> {
     usize::try_from(code)
         .ok()
-        .and_then(|i| VERDICTS.get(i).copied())
+        .and_then(|i| VERDICTS.get(i))
+        .and_then(|name| Verdict::parse(name))
 }
 
 pub fn blame_code(blame: Blame) -> i64 {

@@ -1,14 +1,13 @@
-//! PostgreSQL implementation of [`Store`]: a pool of connections to one database, for
-//! installations that already run PostgreSQL or that will share one database between several
-//! isdown instances.
+//! The PostgreSQL back end of [`Store`](super::Store): a pool of connections to one database,
+//! for installations that already run PostgreSQL or that will share one database between
+//! several isdown instances.
 //!
-//! This module owns the PostgreSQL schema (`postgres/migrations/`, numbered as SQLite's and
-//! applied on open under sqlx's advisory lock, so instances starting together migrate once) and
-//! its SQL: results and rollups in `results`, incidents and state snapshots in `incidents`, the
-//! alert outbox in `outbox`, official status pages' incidents in `official`, what `db copy`
-//! writes in `import`, opening, pruning and sizing here. The encodings (`store::codes`), the
-//! rollup arithmetic (`store::rollup`) and the scrub of what is written (`store::scrub`) are
-//! SQLite's, so both back ends store the same values and answer with the same numbers.
+//! Most of the store's SQL is shared with SQLite (`store::sql`); this module owns what is
+//! PostgreSQL's own: connecting (the migrations of `migrations/postgres/`, numbered as
+//! SQLite's and applied on open under sqlx's advisory lock, so instances starting together
+//! migrate once), opening an incident against concurrent openers, pruning monitor by monitor
+//! and sizing here; results and rollups as `UNNEST` arrays in `results`; groups of queue lines
+//! and claims that lock what they take in `queue`; what `db copy` writes in `import`.
 //!
 //! Nothing here assumes it is the only process on the database: ids come from identity
 //! columns, "one open incident per monitor" is a unique index that `open_incident` leans on,
@@ -18,9 +17,6 @@
 //! and it trusts no row it reads: anything that does not decode is [`StoreError::Corrupt`].
 
 pub mod import;
-mod incidents;
-mod official;
-mod outbox;
 mod queue;
 mod results;
 #[doc(hidden)]
@@ -28,51 +24,20 @@ pub mod scratch;
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Row, SqlStr};
+use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
+use sqlx::{Executor, SqlStr, Transaction};
 
 use super::keys::MonitorKeys;
-use super::rollup::{self, Resolution};
+use super::migrations::{POSTGRES as POSTGRES_MIGRATIONS, migrator};
+use super::rollup::Resolution;
+use super::rows::StoredRow;
+use super::sql::incidents::{OPEN_INCIDENT_OF, insert_incident, insert_incident_sql};
+use super::sql::results::load_keys;
+use super::sql::{Backend, Dialect, PRUNE_MONITORS_PER_TX};
 use super::{
-    AlertCommit, AlertGroup, AttemptFailure, DailyLatency, DayCounts, Incident, IncidentFilter,
-    LatencyPoint, MonitorRecord, NewIncident, OfficialIncident, OutboxBacklog, OutboxEntry,
-    PoolSettings, PostgresUrl, Pruned, ResultRecord, Retention, SavedState, SeriesStep, Store,
-    StoreError, StoredOfficialIncident, Uptime, dynamic_sql, read_error, rows, scrub,
+    NewIncident, PoolSettings, PostgresUrl, Pruned, Retention, StoreError, dynamic_sql, read_error,
 };
 use crate::time::Millis;
-use crate::verdict::Verdict;
-
-/// The migrations, in order, with the same versions and descriptions as SQLite's
-/// (`sqlite::MIGRATIONS`; a test keeps the two lists aligned).
-pub(super) const MIGRATIONS: [(i64, &str, &str); 6] = [
-    (1, "init", include_str!("postgres/migrations/0001_init.sql")),
-    (
-        2,
-        "alerts",
-        include_str!("postgres/migrations/0002_alerts.sql"),
-    ),
-    (
-        3,
-        "history scrub",
-        include_str!("postgres/migrations/0003_history_scrub.sql"),
-    ),
-    (
-        4,
-        "state quarantine",
-        include_str!("postgres/migrations/0004_state_quarantine.sql"),
-    ),
-    (
-        5,
-        "official",
-        include_str!("postgres/migrations/0005_official.sql"),
-    ),
-    (
-        6,
-        "queue",
-        include_str!("postgres/migrations/0006_queue.sql"),
-    ),
-];
 
 /// Shown in `pg_stat_activity`, so a DBA can tell isdown's connections apart.
 const APPLICATION_NAME: &str = "isdown";
@@ -84,9 +49,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// host name is picked up without a restart.
 const MAX_LIFETIME: Duration = Duration::from_secs(1_800);
 
-/// Monitors whose raw results and rollups are pruned per transaction: each is a few index range
-/// deletes, and short transactions keep a prune from holding up writers.
-const PRUNE_MONITORS_PER_TX: usize = 100;
+/// How often `open_incident` retries when the open incident it collided with was closed before
+/// it could read its id. Each round needs another process to open and close an incident of the
+/// same monitor in between, so a third round is already beyond any real schedule.
+const OPEN_ATTEMPTS: usize = 3;
 
 /// The store. Share it behind an `Arc`; all methods take `&self`.
 #[derive(Debug)]
@@ -119,191 +85,95 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        super::migrator(&MIGRATIONS).run(&pool).await?;
-        // All keys up front: a restarted daemon's first batch then needs no lookups.
-        let keys: Vec<(String, i64)> = sqlx::query_as("SELECT id, key FROM monitors")
-            .fetch_all(&pool)
-            .await
-            .map_err(read_error)?;
-        Ok(PostgresStore {
-            pool,
-            keys: MonitorKeys::new(keys),
-        })
+        migrator(&POSTGRES_MIGRATIONS).run(&pool).await?;
+        let keys = load_keys(&pool).await?;
+        Ok(PostgresStore { pool, keys })
     }
 
     /// Closes every connection, waiting for those in use.
     pub async fn close(&self) {
         self.pool.close().await;
     }
-
-    /// The monitor's key, or `None` when nothing was ever stored for it.
-    async fn key_of(&self, monitor: &str) -> Result<Option<i64>, StoreError> {
-        if let Some(key) = self.keys.get(monitor) {
-            return Ok(Some(key));
-        }
-        // Another instance (or a store opened before this monitor existed) may have added it.
-        let key: Option<i64> = sqlx::query_scalar("SELECT key FROM monitors WHERE id = $1")
-            .bind(monitor)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(read_error)?;
-        if let Some(key) = key {
-            self.keys.remember([(monitor, key)]);
-        }
-        Ok(key)
-    }
 }
 
-// === impl Store for PostgresStore ===
+// === the dialect and the back end ===
 
-#[async_trait]
-// As in the SQLite store: each trait method is implemented by the inherent method of the same
-// name in the file of its concern, after the store-agnostic scrub of what is written.
-impl Store for PostgresStore {
-    async fn register_monitors(&self, monitors: &[MonitorRecord]) -> Result<(), StoreError> {
-        PostgresStore::register_monitors(self, monitors).await
+impl Dialect for Postgres {
+    fn connection(conn: &mut Self::Connection) -> impl Executor<'_, Database = Self> {
+        conn
     }
 
-    /// One transaction per call, as SQLite's: a result already stored for the same monitor and
-    /// millisecond is a duplicate and is ignored (and not counted in the rollups).
-    async fn record_results(&self, results: &[ResultRecord]) -> Result<(), StoreError> {
-        PostgresStore::record_results(self, &scrub::results(results)).await
+    fn locking(sql: &'static str) -> SqlStr {
+        dynamic_sql(format!("{sql} FOR UPDATE"))
     }
 
-    async fn recent_results(
-        &self,
-        monitor: &str,
-        limit: u32,
-    ) -> Result<Vec<ResultRecord>, StoreError> {
-        PostgresStore::recent_results(self, monitor, limit).await
+    const SNAPSHOT_BYTES: &'static str = "convert_to(snapshot, 'UTF8')";
+}
+
+impl Backend for PostgresStore {
+    type Db = Postgres;
+
+    fn reader(&self) -> impl Executor<'_, Database = Postgres> {
+        &self.pool
     }
 
+    fn writer(&self) -> impl Executor<'_, Database = Postgres> {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn begin_bulk_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.begin_write().await
+    }
+
+    fn keys(&self) -> &MonitorKeys {
+        &self.keys
+    }
+
+    /// Leans on the partial unique index rather than on a lock of its own, so it holds however
+    /// many processes open incidents at once: the insert does nothing when the monitor has an
+    /// open incident (waiting for a concurrent opener's uncommitted insert to settle, not
+    /// failing), and that incident is the answer.
     async fn open_incident(&self, incident: &NewIncident) -> Result<i64, StoreError> {
-        PostgresStore::open_incident(self, &scrub::incident(incident)).await
+        let insert = insert_incident_sql!(
+            "ON CONFLICT (monitor) WHERE ended_at IS NULL DO NOTHING RETURNING id"
+        );
+        for _ in 0..OPEN_ATTEMPTS {
+            let inserted = insert_incident(insert, incident)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = inserted {
+                return row.int(0);
+            }
+            // Another incident of this monitor is open (and committed, or the insert would
+            // still be waiting): that one is the answer.
+            let open = sqlx::query(OPEN_INCIDENT_OF)
+                .bind(&incident.monitor)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = open {
+                return row.int(0);
+            }
+        }
+        Err(StoreError::Db(sqlx::Error::RowNotFound))
     }
 
-    /// Only an open incident takes failures: an unknown or closed id is
-    /// `StoreError::Db(RowNotFound)`.
-    async fn note_incident_failure(
+    /// Results and rollups are keyed monitor first here, so both go monitor by monitor (a few
+    /// index range deletes each), in short transactions. Deleted rows' space is reused once
+    /// autovacuum has passed.
+    async fn prune_history(
         &self,
-        id: i64,
-        verdict: Verdict,
-        last_error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let last_error = scrub::error_sample(last_error);
-        PostgresStore::note_incident_failure(self, id, verdict, last_error.as_deref()).await
-    }
-
-    async fn close_incident(&self, id: i64, ended_at: Millis) -> Result<(), StoreError> {
-        PostgresStore::close_incident(self, id, ended_at).await
-    }
-
-    async fn reopen_incident(&self, id: i64) -> Result<(), StoreError> {
-        PostgresStore::reopen_incident(self, id).await
-    }
-
-    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
-        PostgresStore::incident(self, id).await
-    }
-
-    async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
-        PostgresStore::incidents(self, filter).await
-    }
-
-    async fn save_monitor_state(&self, monitor: &str, snapshot: &str) -> Result<(), StoreError> {
-        PostgresStore::save_monitor_state(self, monitor, &scrub::snapshot(snapshot)).await
-    }
-
-    async fn load_monitor_states(&self) -> Result<Vec<(String, SavedState)>, StoreError> {
-        PostgresStore::load_monitor_states(self).await
-    }
-
-    async fn quarantine_monitor_state(
-        &self,
-        monitor: &str,
-        reason: &str,
-        at: Millis,
-    ) -> Result<(), StoreError> {
-        PostgresStore::quarantine_monitor_state(self, monitor, reason, at).await
-    }
-
-    async fn uptime(&self, monitor: &str, now: Millis) -> Result<Uptime, StoreError> {
-        PostgresStore::uptime(self, monitor, now).await
-    }
-
-    async fn daily_latency(
-        &self,
-        monitor: &str,
+        monitors: &[i64],
         now: Millis,
-        days: u32,
-    ) -> Result<Vec<DailyLatency>, StoreError> {
-        PostgresStore::daily_latency(self, monitor, now, days).await
-    }
-
-    async fn unresolved_alert_groups(&self) -> Result<Vec<AlertGroup>, StoreError> {
-        PostgresStore::unresolved_alert_groups(self).await
-    }
-
-    async fn commit_alerts(&self, commit: &AlertCommit) -> Result<(), StoreError> {
-        PostgresStore::commit_alerts(self, &scrub::alert_commit(commit)).await
-    }
-
-    async fn pending_alerts(
-        &self,
-        channel: &str,
-        limit: u32,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        PostgresStore::pending_alerts(self, channel, limit).await
-    }
-
-    async fn alert_delivered(&self, id: i64, at: Millis) -> Result<(), StoreError> {
-        PostgresStore::alert_delivered(self, id, at).await
-    }
-
-    async fn alert_attempt_failed(
-        &self,
-        id: i64,
-        failure: &AttemptFailure,
+        retention: &Retention,
+        pruned: &mut Pruned,
     ) -> Result<(), StoreError> {
-        PostgresStore::alert_attempt_failed(self, id, &scrub::attempt_failure(failure)).await
-    }
-
-    async fn outbox_entries(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        PostgresStore::outbox_entries(self, limit).await
-    }
-
-    async fn outbox_backlog(&self) -> Result<Vec<OutboxBacklog>, StoreError> {
-        PostgresStore::outbox_backlog(self).await
-    }
-
-    async fn prune_alerts(&self, before: Millis) -> Result<u64, StoreError> {
-        PostgresStore::prune_alerts(self, before).await
-    }
-
-    /// The same cutoffs as SQLite's prune. Results and rollups are keyed monitor first here, so
-    /// both go monitor by monitor (a few index range deletes each), in short transactions.
-    /// Deleted rows' space is reused by later writes once autovacuum has passed; the database's
-    /// files do not shrink.
-    async fn prune(&self, now: Millis, retention: &Retention) -> Result<Pruned, StoreError> {
-        let keys: Vec<i64> = sqlx::query_scalar("SELECT key FROM monitors ORDER BY key")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut pruned = Pruned::default();
         let raw_cutoff = now.saturating_sub(retention.raw);
-        let rollup_cutoffs: Vec<(i16, Millis)> = Resolution::ALL
-            .into_iter()
-            .map(|resolution| {
-                let keep = match resolution {
-                    Resolution::Minute => retention.minute,
-                    Resolution::Hour => retention.hour,
-                    Resolution::Day => retention.day,
-                };
-                // A bucket goes once all of it is older than the cutoff.
-                let last_start = now.saturating_sub(keep).saturating_sub(resolution.width());
-                (resolution_code(resolution), last_start)
-            })
-            .collect();
-        for chunk in keys.chunks(PRUNE_MONITORS_PER_TX) {
+        // Each monitor's rows are a few index range deletes.
+        for chunk in monitors.chunks(PRUNE_MONITORS_PER_TX) {
             let mut tx = self.pool.begin().await?;
             pruned.results +=
                 sqlx::query("DELETE FROM results WHERE monitor_key = ANY($1) AND at < $2")
@@ -312,30 +182,21 @@ impl Store for PostgresStore {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-            for (resolution, last_start) in &rollup_cutoffs {
+            for resolution in Resolution::ALL {
                 pruned.rollups += sqlx::query(
                     "DELETE FROM rollups
                       WHERE monitor_key = ANY($1) AND resolution = $2 AND bucket_start <= $3",
                 )
                 .bind(chunk)
-                .bind(resolution)
-                .bind(last_start)
+                .bind(resolution_code(resolution))
+                .bind(resolution.last_start_to_prune(now, retention))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
             }
             tx.commit().await?;
         }
-
-        let cutoff = now.saturating_sub(retention.day);
-        pruned.incidents =
-            sqlx::query("DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < $1")
-                .bind(cutoff)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        pruned.official = self.delete_old_official(cutoff).await?;
-        Ok(pruned)
+        Ok(())
     }
 
     /// The whole database as PostgreSQL counts it (tables, indexes, TOAST, free space not yet
@@ -347,216 +208,9 @@ impl Store for PostgresStore {
             .map_err(read_error)?;
         Ok(bytes.unsigned_abs())
     }
-
-    // === status page reads ===
-
-    async fn daily_counts(
-        &self,
-        monitor: &str,
-        now: Millis,
-        days: u32,
-    ) -> Result<Vec<DayCounts>, StoreError> {
-        PostgresStore::daily_counts(self, monitor, now, days).await
-    }
-
-    /// Percentiles are read from each bucket's histogram exactly as `daily_latency` does.
-    async fn latency_series(
-        &self,
-        monitor: &str,
-        step: SeriesStep,
-        now: Millis,
-        buckets: u32,
-    ) -> Result<Vec<LatencyPoint>, StoreError> {
-        PostgresStore::latency_series(self, monitor, step, now, buckets).await
-    }
-
-    async fn incidents_between(
-        &self,
-        from: Millis,
-        to: Millis,
-    ) -> Result<Vec<Incident>, StoreError> {
-        PostgresStore::incidents_between(self, from, to).await
-    }
-
-    // === official status pages ===
-
-    async fn record_official_incidents(
-        &self,
-        provider: &str,
-        incidents: &[OfficialIncident],
-        seen_at: Millis,
-    ) -> Result<(), StoreError> {
-        self.upsert_official(provider, incidents, seen_at).await
-    }
-
-    async fn official_incidents_between(
-        &self,
-        from: Millis,
-        to: Millis,
-    ) -> Result<Vec<StoredOfficialIncident>, StoreError> {
-        self.read_official_between(from, to).await
-    }
-
-    async fn acknowledge_incidents(&self, links: &[(i64, i64)]) -> Result<(), StoreError> {
-        self.link_official(links).await
-    }
-
-    // === the durable queue ===
-
-    fn queue(&self) -> &dyn super::QueueStore {
-        self
-    }
 }
 
 /// A rollup resolution's code in the schema's SMALLINT.
 fn resolution_code(resolution: Resolution) -> i16 {
     i16::try_from(resolution.code()).expect("resolution codes are 0, 1 and 2")
-}
-
-// === status page reads ===
-
-/// Rollup rows of one monitor ($1) at resolution $2 whose buckets start in [$3, $4], oldest
-/// first; callers put the select list over `r` in front. One index range scan: the primary key
-/// is (monitor_key, resolution, bucket_start).
-fn buckets_of_one_monitor(select: &str) -> SqlStr {
-    dynamic_sql(format!(
-        "SELECT {select} FROM rollups AS r
-          WHERE r.monitor_key = $1 AND r.resolution = $2 AND r.bucket_start BETWEEN $3 AND $4
-          ORDER BY r.bucket_start"
-    ))
-}
-
-/// Counters are INTEGER here and read as `bigint`, as every integer the store reads.
-static DAY_COUNTS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new(|| {
-    buckets_of_one_monitor(
-        "r.bucket_start, r.total::bigint, r.healthy::bigint, r.degraded::bigint,
-         r.provider_failed::bigint, r.other_failed::bigint",
-    )
-});
-
-/// Bucket starts with their histograms, for `daily_latency` and `latency_series`.
-static BUCKET_HISTOGRAMS: std::sync::LazyLock<SqlStr> = std::sync::LazyLock::new(|| {
-    let columns: Vec<String> = rollup::histogram_columns()
-        .map(|c| format!("r.{c}::bigint"))
-        .collect();
-    buckets_of_one_monitor(&format!("r.bucket_start, {}", columns.join(", ")))
-});
-
-impl PostgresStore {
-    /// (bucket start, percentiles) of one monitor's buckets of `resolution` in [from, to].
-    async fn bucket_percentiles(
-        &self,
-        key: i64,
-        resolution: Resolution,
-        from: Millis,
-        to: Millis,
-    ) -> Result<Vec<(Millis, (f64, f64, u64))>, StoreError> {
-        let rows = sqlx::query(BUCKET_HISTOGRAMS.clone())
-            .bind(key)
-            .bind(resolution_code(resolution))
-            .bind(from)
-            .bind(to)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut points = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let start: Millis = row.try_get(0).map_err(read_error)?;
-            if let Some(percentiles) = rollup::percentiles(&rows::histogram(row, 1)?) {
-                points.push((start, percentiles));
-            }
-        }
-        Ok(points)
-    }
-
-    async fn daily_latency(
-        &self,
-        monitor: &str,
-        now: Millis,
-        days: u32,
-    ) -> Result<Vec<DailyLatency>, StoreError> {
-        let Some(key) = self.key_of(monitor).await? else {
-            return Ok(Vec::new());
-        };
-        if days == 0 {
-            return Ok(Vec::new());
-        }
-        let span = i64::from(days).saturating_mul(crate::time::DAY_MS);
-        let first = rollup::first_bucket_within(Resolution::Day, now, span);
-        let points = self
-            .bucket_percentiles(key, Resolution::Day, first, now)
-            .await?;
-        Ok(points
-            .into_iter()
-            .map(|(day, (p50_ms, p95_ms, samples))| DailyLatency {
-                day,
-                p50_ms,
-                p95_ms,
-                samples,
-            })
-            .collect())
-    }
-
-    async fn latency_series(
-        &self,
-        monitor: &str,
-        step: SeriesStep,
-        now: Millis,
-        buckets: u32,
-    ) -> Result<Vec<LatencyPoint>, StoreError> {
-        let Some(key) = self.key_of(monitor).await? else {
-            return Ok(Vec::new());
-        };
-        if buckets == 0 {
-            return Ok(Vec::new());
-        }
-        let resolution = match step {
-            SeriesStep::Hour => Resolution::Hour,
-            SeriesStep::Day => Resolution::Day,
-        };
-        let first = rollup::first_of_last(resolution.width(), now, buckets);
-        let points = self.bucket_percentiles(key, resolution, first, now).await?;
-        Ok(points
-            .into_iter()
-            .map(|(start, (p50_ms, p95_ms, samples))| LatencyPoint {
-                start,
-                p50_ms,
-                p95_ms,
-                samples,
-            })
-            .collect())
-    }
-
-    async fn daily_counts(
-        &self,
-        monitor: &str,
-        now: Millis,
-        days: u32,
-    ) -> Result<Vec<DayCounts>, StoreError> {
-        let Some(key) = self.key_of(monitor).await? else {
-            return Ok(Vec::new());
-        };
-        if days == 0 {
-            return Ok(Vec::new());
-        }
-        let resolution = Resolution::Day;
-        let rows = sqlx::query(DAY_COUNTS.clone())
-            .bind(key)
-            .bind(resolution_code(resolution))
-            .bind(rollup::first_of_last(resolution.width(), now, days))
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DayCounts {
-                    day: row.try_get(0).map_err(read_error)?,
-                    total: rows::count(row, 1)?,
-                    healthy: rows::count(row, 2)?,
-                    degraded: rows::count(row, 3)?,
-                    provider_failed: rows::count(row, 4)?,
-                    other_failed: rows::count(row, 5)?,
-                })
-            })
-            .collect()
-    }
 }

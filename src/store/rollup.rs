@@ -5,7 +5,7 @@
 //! [`Counts`] here and then upsert them, and read percentiles back with [`quantile`], so SQLite
 //! and PostgreSQL answer with the same numbers.
 
-use crate::store::{LATENCY_BUCKETS_MS, ResultRecord};
+use crate::store::{LATENCY_BUCKETS_MS, ResultRecord, Retention};
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::verdict::{Blame, Verdict};
 
@@ -49,6 +49,17 @@ impl Resolution {
     /// bucket that starts before them, not after.
     pub fn bucket_start(self, at: Millis) -> Millis {
         at.div_euclid(self.width()) * self.width()
+    }
+
+    /// The start of the newest bucket a prune at `now` removes: a bucket goes once all of it
+    /// is older than its resolution's retention (it holds nothing newer than the cutoff).
+    pub fn last_start_to_prune(self, now: Millis, retention: &Retention) -> Millis {
+        let keep = match self {
+            Resolution::Minute => retention.minute,
+            Resolution::Hour => retention.hour,
+            Resolution::Day => retention.day,
+        };
+        now.saturating_sub(keep).saturating_sub(self.width())
     }
 }
 

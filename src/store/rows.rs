@@ -1,19 +1,18 @@
 //! Reading the store's rows back into its types, once for both back ends.
 //!
 //! Both schemas hold the same columns under the same names; integers are read as `i64`
-//! (PostgreSQL's narrower columns are cast to `bigint` in the SELECT), text as `String`, binary
-//! strings as bytes.
-//! [`StoredRow`] is that common ground for `SqliteRow` and `PgRow`, and every decoder here is
+//! (PostgreSQL's narrower columns widened as they are read), text as `String`, binary strings as
+//! bytes. [`StoredRow`] is that common ground for `SqliteRow` and `PgRow`, and every decoder here is
 //! written against it. Nothing is trusted: a value that does not decode or means nothing (an
 //! unknown verdict, a negative count) is [`StoreError::Corrupt`], never a panic. No I/O.
 
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{ColumnIndex, Row};
+use sqlx::{Row, TypeInfo, ValueRef};
 
 use super::queue::{
-    BatchRecord, BatchStatus, BatchTimes, FilePurpose, FileRecord, LineError, LineResponse,
-    RequestCounts, ResultKind, ResultOf, StoredResult,
+    BatchRecord, BatchStatus, BatchTimes, ClaimedLine, FilePurpose, FileRecord, LineError,
+    LineResponse, RequestCounts, ResultKind, ResultOf, StoredResult,
 };
 use super::rollup::HISTOGRAM_SLOTS;
 use super::{
@@ -24,55 +23,102 @@ use crate::incident::IncidentKind;
 use crate::time::Millis;
 use crate::verdict::Verdict;
 
-/// A row of either back end, read as the store's four value shapes.
-pub(super) trait StoredRow: Row + Sized {
-    fn int<I: ColumnIndex<Self>>(&self, at: I) -> Result<i64, StoreError>;
-    fn int_or_null<I: ColumnIndex<Self>>(&self, at: I) -> Result<Option<i64>, StoreError>;
-    fn text<I: ColumnIndex<Self>>(&self, at: I) -> Result<String, StoreError>;
-    fn text_or_null<I: ColumnIndex<Self>>(&self, at: I) -> Result<Option<String>, StoreError>;
-    fn bytes<I: ColumnIndex<Self>>(&self, at: I) -> Result<Vec<u8>, StoreError>;
-    fn bytes_or_null<I: ColumnIndex<Self>>(&self, at: I) -> Result<Option<Vec<u8>>, StoreError>;
+/// A column, by position or by name.
+#[derive(Debug, Clone, Copy)]
+pub enum At<'a> {
+    Index(usize),
+    Name(&'a str),
 }
 
+impl From<usize> for At<'_> {
+    fn from(index: usize) -> Self {
+        At::Index(index)
+    }
+}
+
+impl<'a> From<&'a str> for At<'a> {
+    fn from(name: &'a str) -> Self {
+        At::Name(name)
+    }
+}
+
+/// A row of either back end, read as the store's four value shapes. Every decode error is
+/// mapped here, once: a value that does not decode as its column's type is corrupt data.
+pub trait StoredRow: Row + Sized {
+    fn int<'a>(&self, at: impl Into<At<'a>>) -> Result<i64, StoreError>;
+    fn int_or_null<'a>(&self, at: impl Into<At<'a>>) -> Result<Option<i64>, StoreError>;
+    fn text<'a>(&self, at: impl Into<At<'a>>) -> Result<String, StoreError>;
+    fn text_or_null<'a>(&self, at: impl Into<At<'a>>) -> Result<Option<String>, StoreError>;
+    fn bytes<'a>(&self, at: impl Into<At<'a>>) -> Result<Vec<u8>, StoreError>;
+    fn bytes_or_null<'a>(&self, at: impl Into<At<'a>>) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// `row.try_get(at)` for either kind of [`At`].
+macro_rules! get {
+    ($row:expr, $at:expr) => {
+        match $at.into() {
+            At::Index(index) => $row.try_get(index),
+            At::Name(name) => $row.try_get(name),
+        }
+        .map_err(read_error)
+    };
+}
+
+/// The methods that read as they are on both back ends; `int` and `int_or_null` are each row's
+/// own.
 macro_rules! stored_row {
-    ($row:ty) => {
+    ($row:ty, $int_or_null:expr) => {
         impl StoredRow for $row {
-            fn int<I: ColumnIndex<Self>>(&self, at: I) -> Result<i64, StoreError> {
-                self.try_get(at).map_err(read_error)
+            fn int<'a>(&self, at: impl Into<At<'a>>) -> Result<i64, StoreError> {
+                let at = at.into();
+                self.int_or_null(at)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("NULL where a number belongs ({at:?})"))
+                })
             }
-            fn int_or_null<I: ColumnIndex<Self>>(&self, at: I) -> Result<Option<i64>, StoreError> {
-                self.try_get(at).map_err(read_error)
+            fn int_or_null<'a>(&self, at: impl Into<At<'a>>) -> Result<Option<i64>, StoreError> {
+                $int_or_null(self, at.into())
             }
-            fn text<I: ColumnIndex<Self>>(&self, at: I) -> Result<String, StoreError> {
-                self.try_get(at).map_err(read_error)
+            fn text<'a>(&self, at: impl Into<At<'a>>) -> Result<String, StoreError> {
+                get!(self, at)
             }
-            fn text_or_null<I: ColumnIndex<Self>>(
+            fn text_or_null<'a>(
                 &self,
-                at: I,
+                at: impl Into<At<'a>>,
             ) -> Result<Option<String>, StoreError> {
-                self.try_get(at).map_err(read_error)
+                get!(self, at)
             }
-            fn bytes<I: ColumnIndex<Self>>(&self, at: I) -> Result<Vec<u8>, StoreError> {
-                self.try_get(at).map_err(read_error)
+            fn bytes<'a>(&self, at: impl Into<At<'a>>) -> Result<Vec<u8>, StoreError> {
+                get!(self, at)
             }
-            fn bytes_or_null<I: ColumnIndex<Self>>(
+            fn bytes_or_null<'a>(
                 &self,
-                at: I,
+                at: impl Into<At<'a>>,
             ) -> Result<Option<Vec<u8>>, StoreError> {
-                self.try_get(at).map_err(read_error)
+                get!(self, at)
             }
         }
     };
 }
 
-stored_row!(SqliteRow);
-stored_row!(PgRow);
+stored_row!(SqliteRow, |row: &SqliteRow, at: At| get!(row, at));
+
+// PostgreSQL's integer columns come in three widths (SMALLINT codes, INTEGER counters, BIGINT
+// times and keys); the store reads every one as `i64`, so the SQL needs no casts.
+stored_row!(PgRow, |row: &PgRow, at: At| {
+    let raw = match at {
+        At::Index(index) => row.try_get_raw(index),
+        At::Name(name) => row.try_get_raw(name),
+    }
+    .map_err(read_error)?;
+    match raw.type_info().name() {
+        "INT2" => get!(row, at).map(|v: Option<i16>| v.map(i64::from)),
+        "INT4" => get!(row, at).map(|v: Option<i32>| v.map(i64::from)),
+        _ => get!(row, at),
+    }
+});
 
 /// A result; columns 0–6: at, verdict, blame, status, latency_us, ttft_us, explanation.
-pub(super) fn result<R: StoredRow>(monitor: &str, row: &R) -> Result<ResultRecord, StoreError>
-where
-    usize: ColumnIndex<R>,
-{
+pub fn result<R: StoredRow>(monitor: &str, row: &R) -> Result<ResultRecord, StoreError> {
     let at: Millis = row.int(0)?;
     let verdict_code = row.int(1)?;
     let corrupt =
@@ -103,10 +149,7 @@ where
 }
 
 /// An incident, with the joined official columns (`official_id`, `official_title`, …).
-pub(super) fn incident<R: StoredRow>(row: &R) -> Result<Incident, StoreError>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub fn incident<R: StoredRow>(row: &R) -> Result<Incident, StoreError> {
     let id = row.int("id")?;
     let corrupt = |what: String| StoreError::Corrupt(format!("incident {id}: {what}"));
     let kind = row.text("kind")?;
@@ -132,10 +175,7 @@ where
 
 /// The joined official columns; the foreign key keeps a linked row from going away, so a link
 /// without its row reads as no acknowledgement rather than failing the whole read.
-fn official_ack<R: StoredRow>(row: &R) -> Result<Option<OfficialAck>, StoreError>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+fn official_ack<R: StoredRow>(row: &R) -> Result<Option<OfficialAck>, StoreError> {
     let (Some(official_id), Some(title), Some(acknowledged_at)) = (
         row.int_or_null("official_id")?,
         row.text_or_null("official_title")?,
@@ -152,10 +192,7 @@ where
     }))
 }
 
-pub(super) fn official<R: StoredRow>(row: &R) -> Result<StoredOfficialIncident, StoreError>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub fn official<R: StoredRow>(row: &R) -> Result<StoredOfficialIncident, StoreError> {
     Ok(StoredOfficialIncident {
         id: row.int("id")?,
         provider: row.text("provider")?,
@@ -172,10 +209,7 @@ where
     })
 }
 
-pub(super) fn outbox_entry<R: StoredRow>(row: &R) -> Result<OutboxEntry, StoreError>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub fn outbox_entry<R: StoredRow>(row: &R) -> Result<OutboxEntry, StoreError> {
     let attempts = row.int("attempts")?;
     Ok(OutboxEntry {
         id: row.int("id")?,
@@ -196,10 +230,7 @@ where
 /// Alert groups from rows of (group columns, `incident_id`, `present`, `ended_at`), ordered by
 /// group and incident: one group per run of rows. An incident pruned from the store (`present`
 /// NULL) counts as ended at the group's `last_sent_at`.
-pub(super) fn alert_groups<R: StoredRow>(rows: &[R]) -> Result<Vec<AlertGroup>, StoreError>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub fn alert_groups<R: StoredRow>(rows: &[R]) -> Result<Vec<AlertGroup>, StoreError> {
     let mut groups: Vec<(i64, AlertGroup)> = Vec::new();
     for row in rows {
         let id = row.int("id")?;
@@ -234,17 +265,14 @@ where
 
 /// Snapshots are opaque to the store but must be JSON, checked on the way in and on the way
 /// out (a damaged row, or one written by something else).
-pub(super) fn check_snapshot(monitor: &str, snapshot: &str) -> Result<(), StoreError> {
+pub fn check_snapshot(monitor: &str, snapshot: &str) -> Result<(), StoreError> {
     serde_json::from_str::<serde::de::IgnoredAny>(snapshot)
         .map(|_| ())
         .map_err(|e| StoreError::Corrupt(format!("snapshot of monitor {monitor} is not JSON: {e}")))
 }
 
 /// A (monitor, snapshot) row: one damaged row is that monitor's problem, never the loader's.
-pub(super) fn saved_state<R: StoredRow>(row: &R) -> Result<(String, SavedState), StoreError>
-where
-    usize: ColumnIndex<R>,
-{
+pub fn saved_state<R: StoredRow>(row: &R) -> Result<(String, SavedState), StoreError> {
     let monitor = row.text(0)?;
     let saved = match row.text(1) {
         Err(_) => SavedState::Unreadable("the snapshot is not text".into()),
@@ -257,22 +285,16 @@ where
 }
 
 /// A rollup counter, never negative.
-pub(super) fn count<R: StoredRow>(row: &R, index: usize) -> Result<u64, StoreError>
-where
-    usize: ColumnIndex<R>,
-{
+pub fn count<R: StoredRow>(row: &R, index: usize) -> Result<u64, StoreError> {
     let value = row.int(index)?;
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative rollup count {value}")))
 }
 
 /// The histogram of a row whose columns `first…` are the `le_*` counters in order.
-pub(super) fn histogram<R: StoredRow>(
+pub fn histogram<R: StoredRow>(
     row: &R,
     first: usize,
-) -> Result<[i64; HISTOGRAM_SLOTS], StoreError>
-where
-    usize: ColumnIndex<R>,
-{
+) -> Result<[i64; HISTOGRAM_SLOTS], StoreError> {
     let mut histogram = [0i64; HISTOGRAM_SLOTS];
     for (slot, count) in histogram.iter_mut().enumerate() {
         *count = row.int(first + slot)?;
@@ -283,28 +305,32 @@ where
 // === the durable queue ===
 
 /// A count column (sizes, lines, request counts), never negative.
-pub(super) fn queue_count<R: StoredRow>(row: &R, column: &str) -> Result<u64, StoreError>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub fn queue_count<R: StoredRow>(row: &R, column: &str) -> Result<u64, StoreError> {
     let value = row.int(column)?;
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {column}: {value}")))
 }
 
 /// A line number (1-based, as uploaded).
-pub(super) fn line_number<R: StoredRow>(row: &R, column: &str) -> Result<u32, StoreError>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub fn line_number<R: StoredRow>(row: &R, column: &str) -> Result<u32, StoreError> {
     let value = row.int(column)?;
     u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} out of range: {value}")))
 }
 
+/// A line just claimed, with its request (`content`). `uncounted` is 1 when the row was read
+/// before the claim counted this dispatch, 0 when after.
+pub fn claimed_line<R: StoredRow>(row: &R, uncounted: i64) -> Result<ClaimedLine, StoreError> {
+    let dispatches = row.int("dispatches")?.saturating_add(uncounted);
+    Ok(ClaimedLine {
+        batch_key: row.int("batch_key")?,
+        line: line_number(row, "line")?,
+        custom_id: row.text("custom_id")?,
+        request: row.bytes("content")?,
+        dispatches: u32::try_from(dispatches).unwrap_or(u32::MAX),
+    })
+}
+
 /// A file row with its result file's batch id (`batch_id`).
-pub(super) fn queue_file<R: StoredRow>(row: &R) -> Result<FileRecord, StoreError>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub fn queue_file<R: StoredRow>(row: &R) -> Result<FileRecord, StoreError> {
     let purpose = row.text("purpose")?;
     let result_of = match (
         row.int_or_null("batch_key")?,
@@ -334,10 +360,7 @@ where
     })
 }
 
-pub(super) fn queue_batch<R: StoredRow>(row: &R) -> Result<BatchRecord, StoreError>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub fn queue_batch<R: StoredRow>(row: &R) -> Result<BatchRecord, StoreError> {
     let status = row.text("status")?;
     Ok(BatchRecord {
         key: row.int("key")?,
@@ -373,10 +396,7 @@ where
 }
 
 /// A line's result, for the result files.
-pub(super) fn queue_result<R: StoredRow>(row: &R) -> Result<StoredResult, StoreError>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub fn queue_result<R: StoredRow>(row: &R) -> Result<StoredResult, StoreError> {
     let response = match row.int_or_null("status_code")? {
         Some(status) => Some(LineResponse {
             status_code: u16::try_from(status)

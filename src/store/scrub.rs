@@ -16,7 +16,7 @@ use crate::secret::{scrub, scrub_json_text, scrub_registered};
 const NUL_REPLACEMENT: &str = "\u{FFFD}";
 
 /// `text`, scrubbed; borrowed when there was nothing to remove.
-fn text(text: &str) -> Cow<'_, str> {
+pub fn text(text: &str) -> Cow<'_, str> {
     let clean = without_nul(scrub(text));
     if clean == text {
         Cow::Borrowed(text)

@@ -1,24 +1,31 @@
-//! Store tests: the back-end-neutral suite (`suite`), run against SQLite files in temporary
-//! directories (here) and against scratch PostgreSQL databases (`postgres`), plus what only one
-//! back end can be asked (its files or tables, raw rows, corruption, migrations).
+//! Store tests. Whatever holds for any back end runs on both from one definition: the suite
+//! (`suite`, written against the `Store` trait, one fresh store per function) and the tests
+//! below that reach behind the store with raw SQL (written against [`Harness`]).
+//! `on_each_back_end!` turns both lists into the modules `sqlite` and `postgres`, one
+//! `#[tokio::test]` per function and back end. Then what only SQLite can be asked (its file, its
+//! pragmas, history left by older versions) and, in `postgres_only`, what only PostgreSQL can
+//! (several stores on one database, the password in its URL). Every PostgreSQL test's path
+//! contains `postgres`, so `cargo test -- --skip postgres` leaves exactly those out.
 
+mod harness;
+mod postgres_only;
 mod suite;
 
-use std::path::Path;
+use sqlx::{Database, Sqlite};
 
-use sqlx::{ConnectOptions, Connection, SqliteConnection, sqlite::SqliteConnectOptions};
-
+use super::rows::StoredRow;
+use super::sql::{Arg, Dialect};
 use super::sqlite::SqliteStore;
 use super::{SavedState, Store, StoreError};
 use crate::verdict::Verdict;
+use harness::{Harness, SqliteFile, close_raw, exec, integers, select, sqlite_raw};
 use suite::{T0, all_incidents, new_incident, result};
 
-/// Calls `$harness!` with every suite function that takes one fresh store: each back end's
-/// harness turns the list into one `#[tokio::test]` per function, so a test added to the suite
-/// runs on both.
-macro_rules! for_each_suite_test {
-    ($harness:ident) => {
-        $harness!(
+/// The suite's functions, each run on a fresh store of each back end.
+macro_rules! suite_tests {
+    ($harness:ty) => {
+        suite_tests!(
+            $harness;
             recent_results_come_newest_first_up_to_the_limit,
             healthy_results_keep_no_explanation,
             a_replayed_batch_is_not_counted_twice,
@@ -65,127 +72,126 @@ macro_rules! for_each_suite_test {
             queue_prune_removes_ended_batches_and_unread_uploads,
         );
     };
-}
-
-mod postgres;
-
-/// One `#[tokio::test]` per suite function, each on a fresh database file.
-macro_rules! sqlite_suite {
-    ($($name:ident),* $(,)?) => {
+    ($harness:ty; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $name() {
-                let dir = tempfile::tempdir().unwrap();
-                let store = SqliteStore::open(&dir.path().join("isdown.db")).await.unwrap();
+                let db = <$harness>::create().await;
+                let store = db.open().await;
                 suite::$name(&store).await;
-                store.close().await;
+                <$harness>::close(store).await;
+                db.remove().await;
             }
         )*
     };
 }
 
-for_each_suite_test!(sqlite_suite);
-
-#[test]
-fn both_back_ends_list_the_same_migrations() {
-    let names = |list: &super::Migrations| -> Vec<(i64, &str)> {
-        list.iter().map(|(v, d, _)| (*v, *d)).collect()
+/// The functions below, each run on each back end.
+macro_rules! raw_tests {
+    ($harness:ty) => {
+        raw_tests!(
+            $harness;
+            numbered_parameters_bind_by_number,
+            everything_survives_a_restart,
+            reopening_does_not_rerun_migrations,
+            rollup_rows_count_per_resolution_and_bucket,
+            a_snapshot_that_is_not_json_is_unreadable_for_its_monitor_only,
+            unknown_codes_in_the_database_are_corrupt_not_a_panic,
+            a_changed_released_migration_is_refused,
+            scrubbed_texts_are_what_the_database_holds,
+        );
     };
-    assert_eq!(
-        names(&super::sqlite::MIGRATIONS),
-        names(&super::postgres::MIGRATIONS),
-        "a schema change is one numbered migration in each back end's directory"
-    );
+    ($harness:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                super::$name::<$harness>().await;
+            }
+        )*
+    };
 }
 
-#[tokio::test]
-async fn everything_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("isdown.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let incident = suite::everything_survives_a_restart_write(&store).await;
-    store.close().await;
-    drop(store);
-    let store = SqliteStore::open(&path).await.unwrap();
-    suite::everything_survives_a_restart_check(&store, incident).await;
-    store.close().await;
+macro_rules! on_each_back_end {
+    ($($module:ident: $harness:ty),* $(,)?) => {
+        $(
+            mod $module {
+                use super::*;
+                suite_tests!($harness);
+                raw_tests!($harness);
+            }
+        )*
+    };
 }
 
-// === SQLite only ===
+on_each_back_end!(sqlite: SqliteFile, postgres: harness::ScratchPostgres);
 
-/// A second connection to the file, for reading and damaging rows behind the store's back.
-async fn raw(path: &Path) -> SqliteConnection {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .connect()
-        .await
-        .unwrap()
-}
+/// A raw connection of `H`'s back end.
+type Raw<H> = <<H as Harness>::Db as Database>::Connection;
 
-#[tokio::test]
-async fn open_creates_parent_directories_and_uses_wal() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nested/deeper/isdown.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    store.close().await;
-    assert!(path.exists());
-    let mut conn = raw(&path).await;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut conn)
+/// The shared SQL numbers its parameters `$1, $2, …` for both dialects: SQLite must bind them by
+/// number too, whatever order they appear in and however often.
+async fn numbered_parameters_bind_by_number<H: Harness>() {
+    let db = H::create().await;
+    let mut conn: Raw<H> = db.raw().await;
+    let row = sqlx::query("SELECT $2 - $1, $1, $2 * $2")
+        .arg(1_i64)
+        .arg(10_i64)
+        .fetch_one(H::Db::connection(&mut conn))
         .await
         .unwrap();
-    assert_eq!(mode, "wal");
-    conn.close().await.unwrap();
+    let values: Vec<i64> = (0..3).map(|i| row.int(i).unwrap()).collect();
+    assert_eq!(values, [9, 1, 100]);
+    close_raw::<H::Db>(conn).await;
+    db.remove().await;
 }
 
-#[tokio::test]
-async fn reopening_does_not_rerun_migrations() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("isdown.db");
+async fn everything_survives_a_restart<H: Harness>() {
+    let db = H::create().await;
+    let store = db.open().await;
+    let incident = suite::everything_survives_a_restart_write(&store).await;
+    H::close(store).await;
+    let store = db.open().await;
+    suite::everything_survives_a_restart_check(&store, incident).await;
+    H::close(store).await;
+    db.remove().await;
+}
+
+async fn reopening_does_not_rerun_migrations<H: Harness>() {
+    let db = H::create().await;
     for round in 0..3 {
-        let store = SqliteStore::open(&path).await.unwrap();
+        let store = db.open().await;
         store
             .record_results(&[result("m", T0 + round, Verdict::Up)])
             .await
             .unwrap();
-        store.close().await;
+        H::close(store).await;
     }
-    let mut conn = raw(&path).await;
-    let applied: Vec<(i64, bool)> =
-        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+    let mut conn: Raw<H> = db.raw().await;
+    let applied = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
     assert_eq!(
-        applied,
-        vec![
-            (1, true),
-            (2, true),
-            (3, true),
-            (4, true),
-            (5, true),
-            (6, true)
-        ]
+        integers::<H::Db>(&mut conn, applied).await,
+        (1..=6).map(|v| vec![v]).collect::<Vec<_>>()
     );
-    let results: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(results, 3);
-    conn.close().await.unwrap();
+    let count = |table| format!("SELECT COUNT(*) FROM {table}");
+    assert_eq!(integers::<H::Db>(&mut conn, &count("results")).await, [[3]]);
+    // The history scrub is marked done once (SQLite at its first open, PostgreSQL at creation).
+    assert_eq!(
+        integers::<H::Db>(&mut conn, &count("history_scrubbed")).await,
+        [[1]]
+    );
+    close_raw::<H::Db>(conn).await;
+    db.remove().await;
 }
 
-#[tokio::test]
-async fn rollup_rows_count_per_resolution_and_bucket() {
+async fn rollup_rows_count_per_resolution_and_bucket<H: Harness>() {
     use crate::time::{HOUR_MS, MINUTE_MS};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("isdown.db");
-    let store = SqliteStore::open(&path).await.unwrap();
+    let db = H::create().await;
+    let store = db.open().await;
     let mut fast = result("m", T0 + HOUR_MS - 1, Verdict::Up); // 00:59:59.999
     fast.latency_ms = Some(120.0);
     let mut slow = result("m", T0 + HOUR_MS + 30_000, Verdict::Degraded);
     slow.latency_ms = Some(9_000.0);
-    // Two calls, so the second one's buckets are merged into rows the first one created.
+    // Two calls, so the second one's buckets are added to rows the first one created.
     store
         .record_results(&[fast, result("m", T0 + HOUR_MS, Verdict::Unavailable)])
         .await
@@ -197,101 +203,103 @@ async fn rollup_rows_count_per_resolution_and_bucket() {
         ])
         .await
         .unwrap();
-    store.close().await;
+    H::close(store).await;
 
-    let mut conn = raw(&path).await;
-    type Row = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
-    let rows: Vec<Row> = sqlx::query_as(
+    let mut conn: Raw<H> = db.raw().await;
+    let rows = integers::<H::Db>(
+        &mut conn,
         "SELECT resolution, bucket_start, total, healthy, degraded, provider_failed,
                 other_failed, le_200, le_10000, le_inf
          FROM rollups ORDER BY resolution, bucket_start",
     )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    conn.close().await.unwrap();
+    .await;
+    close_raw::<H::Db>(conn).await;
     let (m0, m1, h1) = (T0 + 59 * MINUTE_MS, T0 + HOUR_MS, T0 + HOUR_MS);
     assert_eq!(
         rows,
-        vec![
+        [
             // resolution, start, total, healthy, degraded, provider, other, le_200, le_10000, inf
-            (0, m0, 1, 1, 0, 0, 0, 1, 0, 0),
-            (0, m1, 2, 1, 1, 1, 0, 0, 1, 0),
-            (0, m1 + MINUTE_MS, 1, 0, 0, 0, 1, 0, 0, 0),
-            (1, T0, 1, 1, 0, 0, 0, 1, 0, 0),
-            (1, h1, 3, 1, 1, 1, 1, 0, 1, 0),
-            (2, T0, 4, 2, 1, 1, 1, 1, 1, 0),
+            [0, m0, 1, 1, 0, 0, 0, 1, 0, 0],
+            [0, m1, 2, 1, 1, 1, 0, 0, 1, 0],
+            [0, m1 + MINUTE_MS, 1, 0, 0, 0, 1, 0, 0, 0],
+            [1, T0, 1, 1, 0, 0, 0, 1, 0, 0],
+            [1, h1, 3, 1, 1, 1, 1, 0, 1, 0],
+            [2, T0, 4, 2, 1, 1, 1, 1, 1, 0],
         ]
     );
+    db.remove().await;
 }
 
-#[tokio::test]
-async fn a_garbage_snapshot_is_unreadable_for_its_monitor_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("isdown.db");
-    let store = SqliteStore::open(&path).await.unwrap();
+/// The newest (snapshot, reason) set aside for monitor `m`, as stored.
+async fn quarantined_of_m<D: Dialect>(conn: &mut D::Connection) -> (Vec<u8>, String) {
+    let rows = select::<D>(
+        conn,
+        "SELECT snapshot, reason FROM quarantined_state WHERE monitor = 'm' ORDER BY id DESC",
+    )
+    .await;
+    (rows[0].bytes(0).unwrap(), rows[0].text(1).unwrap())
+}
+
+async fn a_snapshot_that_is_not_json_is_unreadable_for_its_monitor_only<H: Harness>() {
+    let db = H::create().await;
+    let store = db.open().await;
     store.save_monitor_state("ok", "{}").await.unwrap();
-    let mut conn = raw(&path).await;
-    sqlx::query("INSERT INTO monitor_state (monitor, snapshot) VALUES ('m', '{\"state\": ')")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let unreadable = |loaded: Vec<(String, SavedState)>| {
+    let mut conn: Raw<H> = db.raw().await;
+    // (SQL literal, its bytes): JSON cut short, and — where a column takes any value — not
+    // even text.
+    let not_json = ("'{\"state\": '", b"{\"state\": ".to_vec());
+    let not_text = ("X'FF00FE'", vec![0xFF, 0x00, 0xFE]);
+    let damaged = [not_json]
+        .into_iter()
+        .chain(H::ANY_VALUE_IN_ANY_COLUMN.then_some(not_text));
+    for (literal, bytes) in damaged {
+        let damage =
+            format!("INSERT INTO monitor_state (monitor, snapshot) VALUES ('m', {literal})");
+        exec::<H::Db>(&mut conn, &damage).await;
+        let loaded = store.load_monitor_states().await.unwrap();
         assert_eq!(loaded[1].1, SavedState::Snapshot("{}".into()), "{loaded:?}");
-        matches!(&loaded[0], (m, SavedState::Unreadable(_)) if m == "m")
-    };
-    assert!(unreadable(store.load_monitor_states().await.unwrap()));
-
-    // Not even text.
-    sqlx::query("UPDATE monitor_state SET snapshot = X'FF00FE' WHERE monitor = 'm'")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    assert!(unreadable(store.load_monitor_states().await.unwrap()));
-
-    // Quarantined, it is kept as found, and gone from the monitor's state.
-    store
-        .quarantine_monitor_state("m", "the snapshot is not text", T0)
-        .await
-        .unwrap();
-    let kept: (Vec<u8>, String) =
-        sqlx::query_as("SELECT snapshot, reason FROM quarantined_state WHERE monitor = 'm'")
-            .fetch_one(&mut conn)
+        assert!(
+            matches!(&loaded[0], (m, SavedState::Unreadable(_)) if m == "m"),
+            "{literal}: {loaded:?}"
+        );
+        // Quarantined, it is kept as found, and gone from the monitor's state.
+        store
+            .quarantine_monitor_state("m", "unreadable", T0)
             .await
             .unwrap();
-    assert_eq!(
-        kept,
-        (vec![0xFF, 0x00, 0xFE], "the snapshot is not text".into())
-    );
-    assert_eq!(store.load_monitor_states().await.unwrap().len(), 1);
-    conn.close().await.unwrap();
-    store.close().await;
+        assert_eq!(
+            quarantined_of_m::<H::Db>(&mut conn).await,
+            (bytes, "unreadable".into())
+        );
+        assert_eq!(store.load_monitor_states().await.unwrap().len(), 1);
+    }
+    close_raw::<H::Db>(conn).await;
+    H::close(store).await;
+    db.remove().await;
 }
 
-#[tokio::test]
-async fn unknown_verdicts_in_the_database_are_corrupt_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("isdown.db");
-    let store = SqliteStore::open(&path).await.unwrap();
+async fn unknown_codes_in_the_database_are_corrupt_not_a_panic<H: Harness>() {
+    let db = H::create().await;
+    let store = db.open().await;
     store
         .record_results(&[result("m", T0, Verdict::Up)])
         .await
         .unwrap();
     let id = store.open_incident(&new_incident("m", T0)).await.unwrap();
-    let mut conn = raw(&path).await;
+    let mut conn: Raw<H> = db.raw().await;
 
     // Corruptions of a results row, each checked on its own.
-    for damage in [
+    let results_damage = [
         "UPDATE results SET verdict = 99",
-        "UPDATE results SET verdict = 'up'",
         "UPDATE results SET blame = 7",
         "UPDATE results SET status = 70000",
-    ] {
-        sqlx::query("UPDATE results SET verdict = 0, blame = NULL, status = 200")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        sqlx::query(damage).execute(&mut conn).await.unwrap();
+    ];
+    let text_for_a_code = "UPDATE results SET verdict = 'up'";
+    let loose = H::ANY_VALUE_IN_ANY_COLUMN.then_some(text_for_a_code);
+    for damage in results_damage.into_iter().chain(loose) {
+        let repair = "UPDATE results SET verdict = 0, blame = NULL, status = 200";
+        exec::<H::Db>(&mut conn, repair).await;
+        exec::<H::Db>(&mut conn, damage).await;
         let read = store.recent_results("m", 10).await;
         assert!(
             matches!(read, Err(StoreError::Corrupt(_))),
@@ -304,7 +312,7 @@ async fn unknown_verdicts_in_the_database_are_corrupt_not_a_panic() {
         "UPDATE incidents SET verdict = 'up', kind = 'apocalypse'",
         "UPDATE incidents SET kind = 'outage', failed_probes = -1",
     ] {
-        sqlx::query(damage).execute(&mut conn).await.unwrap();
+        exec::<H::Db>(&mut conn, damage).await;
         let one = store.incident(id).await;
         assert!(
             matches!(one, Err(StoreError::Corrupt(_))),
@@ -316,94 +324,90 @@ async fn unknown_verdicts_in_the_database_are_corrupt_not_a_panic() {
             "{damage}: {listed:?}"
         );
     }
-    conn.close().await.unwrap();
-    store.close().await;
+    close_raw::<H::Db>(conn).await;
+    H::close(store).await;
+    db.remove().await;
 }
 
-#[tokio::test]
-async fn a_changed_released_migration_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("isdown.db");
-    SqliteStore::open(&path).await.unwrap().close().await;
-    let mut conn = raw(&path).await;
-    sqlx::query("UPDATE _sqlx_migrations SET checksum = X'00'")
-        .execute(&mut conn)
+async fn a_changed_released_migration_is_refused<H: Harness>() {
+    let db = H::create().await;
+    H::close(db.open().await).await;
+    let mut conn: Raw<H> = db.raw().await;
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = $1")
+        .arg(&[0_u8][..])
+        .execute(H::Db::connection(&mut conn))
         .await
         .unwrap();
-    conn.close().await.unwrap();
-    let reopened = SqliteStore::open(&path).await;
+    close_raw::<H::Db>(conn).await;
+    let reopened = db.try_open().await;
     assert!(
         matches!(reopened, Err(StoreError::Migrate(_))),
-        "{reopened:?}"
+        "{:?}",
+        reopened.map(|_| "opened")
     );
+    db.remove().await;
 }
 
-/// A key no pattern would recognise (short, no digits, no prefix): only the exact-value scrub
-/// can catch it.
-const PLAIN_KEY: &str = "internalproxykey";
+/// What the suite's scrub test wrote is what the database holds: no read path hides a secret
+/// that was stored.
+async fn scrubbed_texts_are_what_the_database_holds<H: Harness>() {
+    let db = H::create().await;
+    let store = db.open().await;
+    suite::texts_are_scrubbed_and_nul_free_on_their_way_in(&store).await;
+    H::close(store).await;
 
-#[tokio::test]
-async fn every_text_is_scrubbed_of_configured_secrets_on_its_way_in() {
-    crate::secret::register([PLAIN_KEY]);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("isdown.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    let echo = format!("Incorrect API key provided: {PLAIN_KEY}");
-    let mut failed = result("m", T0, Verdict::AuthFailed);
-    failed.explanation = Some(echo.clone());
-    store.record_results(&[failed]).await.unwrap();
-    let mut incident = new_incident("m", T0);
-    incident.first_error = Some(echo.clone());
-    let id = store.open_incident(&incident).await.unwrap();
-    store
-        .note_incident_failure(id, Verdict::AuthFailed, Some(&echo))
-        .await
-        .unwrap();
-    let snapshot = serde_json::json!({ "last": echo, "count": 2 }).to_string();
-    store.save_monitor_state("m", &snapshot).await.unwrap();
-    store.close().await;
-
-    let mut conn = raw(&path).await;
+    let mut conn: Raw<H> = db.raw().await;
     for (table, column) in [
         ("results", "explanation"),
         ("incidents", "first_error"),
         ("incidents", "last_error"),
         ("monitor_state", "snapshot"),
+        ("official_incidents", "title"),
     ] {
-        let values: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
-        )))
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+        let sql = format!("SELECT {column} FROM {table} WHERE {column} IS NOT NULL");
+        let values = select::<H::Db>(&mut conn, &sql).await;
         assert!(!values.is_empty(), "{table}.{column}");
-        for value in values {
-            assert!(!value.contains(PLAIN_KEY), "{table}.{column}: {value}");
+        for row in values {
+            let value = row.text(0).unwrap();
+            assert!(
+                !value.contains(suite::SCRUBBED_KEY),
+                "{table}.{column}: {value}"
+            );
+            assert!(!value.contains('\0'), "{table}.{column}: {value}");
             assert!(value.contains("[redacted]"), "{table}.{column}: {value}");
         }
     }
-    let snapshot: String = sqlx::query_scalar("SELECT snapshot FROM monitor_state")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    let snapshot: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
-    assert_eq!(snapshot["count"], 2, "the JSON keeps its structure");
-    conn.close().await.unwrap();
+    close_raw::<H::Db>(conn).await;
+    db.remove().await;
+}
+
+// === SQLite only ===
+
+#[tokio::test]
+async fn open_creates_parent_directories_and_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/isdown.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.close().await;
+    assert!(path.exists());
+    let mut conn = sqlite_raw(&path).await;
+    let mode = select::<Sqlite>(&mut conn, "PRAGMA journal_mode").await;
+    assert_eq!(mode[0].text(0).unwrap(), "wal");
+    close_raw::<Sqlite>(conn).await;
 }
 
 #[tokio::test]
 async fn history_written_by_older_versions_is_scrubbed_once_at_start_up() {
     const OLD_KEY: &str = "legacyproxytoken";
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("isdown.db");
-    let store = SqliteStore::open(&path).await.unwrap();
+    let db = SqliteFile::create().await;
+    let store = db.open().await;
     store
         .record_results(&[result("m", T0, Verdict::Up)])
         .await
         .unwrap();
     store.close().await;
     // What an older version left: the key verbatim in every text column, and no scrub mark.
-    let mut conn = raw(&path).await;
+    let mut conn = db.raw().await;
     let echo = format!("key {OLD_KEY} rejected");
     let payload = serde_json::json!({ "summary": echo }).to_string();
     for statement in [
@@ -422,29 +426,25 @@ async fn history_written_by_older_versions_is_scrubbed_once_at_start_up() {
             .await
             .unwrap();
     }
-    conn.close().await.unwrap();
+    close_raw::<Sqlite>(conn).await;
 
     crate::secret::register([OLD_KEY]);
-    let store = SqliteStore::open(&path).await.unwrap();
-    store.close().await;
-    let mut conn = raw(&path).await;
-    let dump: Vec<String> = sqlx::query_scalar(
+    db.open().await.close().await;
+    let mut conn = db.raw().await;
+    let dump = select::<Sqlite>(
+        &mut conn,
         "SELECT explanation FROM results UNION ALL SELECT first_error FROM incidents \
          UNION ALL SELECT last_error FROM incidents UNION ALL SELECT snapshot FROM monitor_state \
          UNION ALL SELECT payload FROM outbox UNION ALL SELECT last_error FROM outbox",
     )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(dump.len(), 6);
-    for value in &dump {
+    for row in &dump {
+        let value = row.text(0).unwrap();
         assert!(!value.contains(OLD_KEY), "{value}");
         assert!(value.contains("[redacted]"), "{value}");
     }
-    let marks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM history_scrubbed")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(marks, 1, "done once, and remembered");
-    conn.close().await.unwrap();
+    let marks = integers::<Sqlite>(&mut conn, "SELECT COUNT(*) FROM history_scrubbed").await;
+    assert_eq!(marks, [[1]], "done once, and remembered");
+    close_raw::<Sqlite>(conn).await;
 }

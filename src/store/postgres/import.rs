@@ -10,10 +10,16 @@
 //! back in [`Imported::refused`] and the copy stops there. Text passes the store's scrub like
 //! every other write.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+use sqlx::Transaction;
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::query::Query;
 
 use super::{PostgresStore, results};
 use crate::store::rollup::Counts;
+use crate::store::rows::StoredRow;
 use crate::store::transfer::{AlertGroupRow, MonitorRow, QuarantinedRow, RollupRow, StateRow};
 use crate::store::{
     Incident, OutboxEntry, ResultRecord, StoreError, StoredOfficialIncident, scrub,
@@ -94,6 +100,9 @@ const UPSERT_QUARANTINED: &str = "INSERT INTO quarantined_state (id, monitor, sn
      WHERE quarantined_state.monitor = excluded.monitor AND quarantined_state.at = excluded.at
      RETURNING id";
 
+const ADD_MEMBERS: &str = "INSERT INTO alert_group_incidents (group_id, incident_id)
+     SELECT $1, * FROM UNNEST($2::bigint[]) ON CONFLICT DO NOTHING";
+
 const UPSERT_GROUP: &str = "INSERT INTO alert_groups
      (id, dedup_key, kind, opened_at, last_sent_at, resolved_at)
      OVERRIDING SYSTEM VALUE
@@ -115,6 +124,22 @@ const UPSERT_OUTBOX: &str = "INSERT INTO outbox
      WHERE outbox.channel = excluded.channel AND outbox.dedup_key = excluded.dedup_key
        AND outbox.event = excluded.event AND outbox.created_at = excluded.created_at
      RETURNING id";
+
+/// Runs each row's upsert inside `tx`; answers the ids of the rows written (an upsert that
+/// found its id taken by another row answers none).
+async fn upsert_each<'r, T>(
+    tx: &mut Transaction<'static, Postgres>,
+    rows: &'r [T],
+    upsert: impl Fn(&'r T) -> Query<'r, Postgres, PgArguments>,
+) -> Result<Vec<i64>, StoreError> {
+    let mut written = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(row) = upsert(row).fetch_optional(&mut **tx).await? {
+            written.push(row.int("id")?);
+        }
+    }
+    Ok(written)
+}
 
 impl PostgresStore {
     pub async fn import_monitors(&self, monitors: &[MonitorRow]) -> Result<u64, StoreError> {
@@ -175,11 +200,17 @@ impl PostgresStore {
         &self,
         rows: &[StoredOfficialIncident],
     ) -> Result<Imported, StoreError> {
+        let scrubbed: Vec<StoredOfficialIncident> = rows
+            .iter()
+            .map(|row| StoredOfficialIncident {
+                incident: scrub::official(std::slice::from_ref(&row.incident)).remove(0),
+                ..row.clone()
+            })
+            .collect();
         let mut tx = self.pool.begin().await?;
-        let mut written = Vec::with_capacity(rows.len());
-        for row in rows {
-            let o = &scrub::official(std::slice::from_ref(&row.incident))[0];
-            let id: Option<i64> = sqlx::query_scalar(UPSERT_OFFICIAL)
+        let written = upsert_each(&mut tx, &scrubbed, |row| {
+            let o = &row.incident;
+            sqlx::query(UPSERT_OFFICIAL)
                 .bind(row.id)
                 .bind(&row.provider)
                 .bind(&o.source_id)
@@ -190,22 +221,25 @@ impl PostgresStore {
                 .bind(o.acknowledged_at)
                 .bind(o.resolved_at)
                 .bind(row.first_seen_at)
-                .fetch_optional(&mut *tx)
-                .await?;
-            written.extend(id);
-        }
+        })
+        .await?;
         tx.commit().await?;
         Ok(Imported::of(rows.iter().map(|r| r.id), &written))
     }
 
     /// Incidents with their official links (copy the official incidents first).
     pub async fn import_incidents(&self, rows: &[Incident]) -> Result<Imported, StoreError> {
+        let scrubbed: Vec<Incident> = rows
+            .iter()
+            .map(|incident| Incident {
+                first_error: scrub::error_sample(incident.first_error.as_deref()).map(Cow::into),
+                last_error: scrub::error_sample(incident.last_error.as_deref()).map(Cow::into),
+                ..incident.clone()
+            })
+            .collect();
         let mut tx = self.pool.begin().await?;
-        let mut written = Vec::with_capacity(rows.len());
-        for incident in rows {
-            let first_error = scrub::error_sample(incident.first_error.as_deref());
-            let last_error = scrub::error_sample(incident.last_error.as_deref());
-            let id: Option<i64> = sqlx::query_scalar(UPSERT_INCIDENT)
+        let written = upsert_each(&mut tx, &scrubbed, |incident| {
+            sqlx::query(UPSERT_INCIDENT)
                 .bind(incident.id)
                 .bind(&incident.monitor)
                 .bind(&incident.provider)
@@ -214,13 +248,11 @@ impl PostgresStore {
                 .bind(incident.started_at)
                 .bind(incident.ended_at)
                 .bind(i64::from(incident.failed_probes))
-                .bind(first_error.as_deref())
-                .bind(last_error.as_deref())
+                .bind(&incident.first_error)
+                .bind(&incident.last_error)
                 .bind(incident.official.as_ref().map(|o| o.official_id))
-                .fetch_optional(&mut *tx)
-                .await?;
-            written.extend(id);
-        }
+        })
+        .await?;
         tx.commit().await?;
         Ok(Imported::of(rows.iter().map(|i| i.id), &written))
     }
@@ -245,18 +277,15 @@ impl PostgresStore {
         rows: &[QuarantinedRow],
     ) -> Result<Imported, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut written = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: Option<i64> = sqlx::query_scalar(UPSERT_QUARANTINED)
+        let written = upsert_each(&mut tx, rows, |row| {
+            sqlx::query(UPSERT_QUARANTINED)
                 .bind(row.id)
                 .bind(&row.monitor)
                 .bind(&row.snapshot)
                 .bind(&row.reason)
                 .bind(row.at)
-                .fetch_optional(&mut *tx)
-                .await?;
-            written.extend(id);
-        }
+        })
+        .await?;
         tx.commit().await?;
         Ok(Imported::of(rows.iter().map(|r| r.id), &written))
     }
@@ -295,59 +324,58 @@ impl PostgresStore {
         Ok(added)
     }
 
+    /// Groups with their member incidents (members already there are kept).
     pub async fn import_alert_groups(
         &self,
         rows: &[AlertGroupRow],
     ) -> Result<Imported, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut written = Vec::with_capacity(rows.len());
-        for group in rows {
-            let id: Option<i64> = sqlx::query_scalar(UPSERT_GROUP)
+        let written = upsert_each(&mut tx, rows, |group| {
+            sqlx::query(UPSERT_GROUP)
                 .bind(group.id)
                 .bind(&group.dedup_key)
                 .bind(&group.kind)
                 .bind(group.opened_at)
                 .bind(group.last_sent_at)
                 .bind(group.resolved_at)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(id) = id {
-                sqlx::query(
-                    "INSERT INTO alert_group_incidents (group_id, incident_id)
-                     SELECT $1, * FROM UNNEST($2::bigint[]) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
+        })
+        .await?;
+        for group in rows.iter().filter(|g| written.contains(&g.id)) {
+            sqlx::query(ADD_MEMBERS)
+                .bind(group.id)
                 .bind(&group.incidents)
                 .execute(&mut *tx)
                 .await?;
-                written.push(id);
-            }
         }
         tx.commit().await?;
         Ok(Imported::of(rows.iter().map(|g| g.id), &written))
     }
 
     pub async fn import_outbox(&self, rows: &[OutboxEntry]) -> Result<Imported, StoreError> {
+        let scrubbed: Vec<OutboxEntry> = rows
+            .iter()
+            .map(|entry| OutboxEntry {
+                payload: scrub::json_text(&entry.payload),
+                last_error: scrub::error_sample(entry.last_error.as_deref()).map(Cow::into),
+                ..entry.clone()
+            })
+            .collect();
         let mut tx = self.pool.begin().await?;
-        let mut written = Vec::with_capacity(rows.len());
-        for entry in rows {
-            let last_error = scrub::error_sample(entry.last_error.as_deref());
-            let id: Option<i64> = sqlx::query_scalar(UPSERT_OUTBOX)
+        let written = upsert_each(&mut tx, &scrubbed, |entry| {
+            sqlx::query(UPSERT_OUTBOX)
                 .bind(entry.id)
                 .bind(&entry.channel)
                 .bind(&entry.dedup_key)
                 .bind(&entry.event)
-                .bind(scrub::json_text(&entry.payload))
+                .bind(&entry.payload)
                 .bind(entry.created_at)
                 .bind(i64::from(entry.attempts))
                 .bind(entry.next_attempt_at)
                 .bind(entry.delivered_at)
                 .bind(entry.failed_at)
-                .bind(last_error.as_deref())
-                .fetch_optional(&mut *tx)
-                .await?;
-            written.extend(id);
-        }
+                .bind(&entry.last_error)
+        })
+        .await?;
         tx.commit().await?;
         Ok(Imported::of(rows.iter().map(|e| e.id), &written))
     }

@@ -1,28 +1,23 @@
-//! Results and rollups in PostgreSQL: writing a batch (raw rows plus the minute, hour and day
-//! rollups it touches, in one transaction) and the reads built on them (recent results, uptime).
+//! Writing results and rollups in PostgreSQL: a batch's raw rows plus the minute, hour and day
+//! rollups it touches, in one transaction; and where one monitor's rollup buckets are found
+//! (the reads themselves are shared: `store::sql::results`).
 //!
 //! A batch of any size is a fixed number of statements: rows travel as one array per column and
 //! `UNNEST` turns them back into rows on the server, so a statement's text never depends on the
 //! batch size and each connection prepares it once. The arithmetic (buckets, counters,
-//! percentiles) lives in `store::rollup`; this file only moves numbers in and out of SQL.
+//! percentiles) lives in `store::rollup`; this file only moves numbers into SQL.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
-use super::{PostgresStore, dynamic_sql, read_error, resolution_code};
+use super::{PostgresStore, dynamic_sql, resolution_code};
+use crate::store::codes;
 use crate::store::rollup::{
-    COUNTER_COLUMNS, Counts, HISTOGRAM_SLOTS, Resolution, first_bucket_within, fraction,
-    histogram_columns,
+    COUNTER_COLUMNS, Counts, HISTOGRAM_SLOTS, Resolution, histogram_columns,
 };
-use crate::store::{MonitorRecord, ResultRecord, StoreError, Uptime};
-use crate::store::{codes, rows};
-use crate::time::{DAY_MS, HOUR_MS, Millis};
-
-const PUT_MONITOR: &str =
-    "INSERT INTO monitors (id, provider, model, probe) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (id) DO UPDATE
-     SET provider = excluded.provider, model = excluded.model, probe = excluded.probe
-     RETURNING key";
+use crate::store::sql::results::{BucketReads, Results};
+use crate::store::{ResultRecord, StoreError};
+use crate::time::Millis;
 
 /// Creates the monitors not stored yet. `DO NOTHING` rather than a no-op update: it takes no
 /// row lock, so instances adding the same monitor never queue behind each other.
@@ -79,25 +74,17 @@ static ADD_ROLLUPS: LazyLock<sqlx::SqlStr> = LazyLock::new(|| rollup_upsert(Roll
 static REPLACE_ROLLUPS: LazyLock<sqlx::SqlStr> =
     LazyLock::new(|| rollup_upsert(RollupWrite::Replace));
 
-/// Narrow integer columns are read as `bigint`, as every integer the store reads
-/// (`store::rows`).
-const RECENT_RESULTS: &str =
-    "SELECT at, verdict::bigint, blame::bigint, status::bigint, latency_us,
-            ttft_us, explanation
-     FROM results
-     WHERE monitor_key = $1
-     ORDER BY at DESC
-     LIMIT $2";
+/// Rollups are keyed monitor first, so one monitor's buckets are one index range scan (the
+/// bucket width, $4, is not needed).
+fn one_monitor_buckets(select: &str) -> String {
+    format!(
+        "SELECT {select} FROM rollups AS r
+          WHERE r.monitor_key = $1 AND r.resolution = $2 AND r.bucket_start BETWEEN $3 AND $5"
+    )
+}
 
-/// Healthy and provider-failed sums over one monitor's buckets of resolution $2 from $5 (the
-/// short window) and from $3 (the long one) up to $4.
-const WINDOW_SUMS: &str = "SELECT
-        COALESCE(SUM(healthy) FILTER (WHERE bucket_start >= $5), 0),
-        COALESCE(SUM(provider_failed) FILTER (WHERE bucket_start >= $5), 0),
-        COALESCE(SUM(healthy), 0),
-        COALESCE(SUM(provider_failed), 0)
-     FROM rollups
-     WHERE monitor_key = $1 AND resolution = $2 AND bucket_start BETWEEN $3 AND $4";
+static BUCKET_READS: LazyLock<BucketReads> =
+    LazyLock::new(|| BucketReads::new(one_monitor_buckets));
 
 /// A verdict's code in the schema's SMALLINT.
 fn verdict_code(verdict: crate::verdict::Verdict) -> i16 {
@@ -226,27 +213,6 @@ pub(super) async fn write_rollups(
 }
 
 impl PostgresStore {
-    pub(super) async fn register_monitors(
-        &self,
-        monitors: &[MonitorRecord],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut keys = Vec::with_capacity(monitors.len());
-        for monitor in monitors {
-            let key: i64 = sqlx::query_scalar(PUT_MONITOR)
-                .bind(&monitor.id)
-                .bind(&monitor.provider)
-                .bind(&monitor.model)
-                .bind(&monitor.probe)
-                .fetch_one(&mut *tx)
-                .await?;
-            keys.push((monitor.id.as_str(), key));
-        }
-        tx.commit().await?;
-        self.keys.remember(keys);
-        Ok(())
-    }
-
     /// Keys for `ids` (created where missing) inside `tx`; the caller remembers them once the
     /// transaction commits.
     pub(super) async fn intern_monitors<'a>(
@@ -283,14 +249,13 @@ impl PostgresStore {
         }
         Ok(keys)
     }
+}
 
+impl Results for PostgresStore {
     /// Keys the results, inserts them in one statement, sums what the inserted ones add to each
     /// (monitor, resolution, bucket) in memory, and upserts every touched rollup row once — all
     /// in one transaction.
-    pub(super) async fn record_results(&self, results: &[ResultRecord]) -> Result<(), StoreError> {
-        if results.is_empty() {
-            return Ok(());
-        }
+    async fn write_results(&self, results: &[ResultRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let keys = self
             .intern_monitors(&mut tx, results.iter().map(|r| r.monitor_id.as_str()))
@@ -318,59 +283,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(super) async fn recent_results(
-        &self,
-        monitor: &str,
-        limit: u32,
-    ) -> Result<Vec<ResultRecord>, StoreError> {
-        let Some(key) = self.key_of(monitor).await? else {
-            return Ok(Vec::new());
-        };
-        let rows = sqlx::query(RECENT_RESULTS)
-            .bind(key)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|row| rows::result(monitor, row)).collect()
-    }
-
-    /// 24 h and 7 d from hour rollups, 30 d and 90 d from day rollups, over the buckets that
-    /// started inside each window, as SQLite's.
-    pub(super) async fn uptime(&self, monitor: &str, now: Millis) -> Result<Uptime, StoreError> {
-        let Some(key) = self.key_of(monitor).await? else {
-            return Ok(Uptime::default());
-        };
-        let (h24, d7) = self
-            .window_uptime(key, Resolution::Hour, now, 24 * HOUR_MS, 7 * DAY_MS)
-            .await?;
-        let (d30, d90) = self
-            .window_uptime(key, Resolution::Day, now, 30 * DAY_MS, 90 * DAY_MS)
-            .await?;
-        Ok(Uptime { h24, d7, d30, d90 })
-    }
-
-    /// (short, long) uptime fractions from one resolution's buckets within each window.
-    async fn window_uptime(
-        &self,
-        key: i64,
-        resolution: Resolution,
-        now: Millis,
-        short: Millis,
-        long: Millis,
-    ) -> Result<(Option<f64>, Option<f64>), StoreError> {
-        let (short_healthy, short_failed, long_healthy, long_failed): (i64, i64, i64, i64) =
-            sqlx::query_as(WINDOW_SUMS)
-                .bind(key)
-                .bind(resolution_code(resolution))
-                .bind(first_bucket_within(resolution, now, long))
-                .bind(now)
-                .bind(first_bucket_within(resolution, now, short))
-                .fetch_one(&self.pool)
-                .await
-                .map_err(read_error)?;
-        Ok((
-            fraction(short_healthy, short_failed),
-            fraction(long_healthy, long_failed),
-        ))
+    fn bucket_reads() -> &'static BucketReads {
+        &BUCKET_READS
     }
 }

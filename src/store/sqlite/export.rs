@@ -7,10 +7,12 @@
 
 use sqlx::Row;
 
-use super::{SqliteStore, incidents, outbox, read_error};
+use super::{SqliteStore, read_error};
 use crate::store::rollup::{
     COUNTER_COLUMNS, Counts, HISTOGRAM_SLOTS, Resolution, histogram_columns,
 };
+use crate::store::sql::incidents::INCIDENTS_AFTER;
+use crate::store::sql::outbox::ENTRIES_AFTER;
 use crate::store::transfer::{
     AlertGroupRow, Cursor, MonitorRow, QuarantinedRow, QueueLeft, RollupRow, StateRow,
 };
@@ -160,7 +162,7 @@ impl SqliteStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Incident>, StoreError> {
-        let rows = sqlx::query(incidents::INCIDENTS_AFTER)
+        let rows = sqlx::query(INCIDENTS_AFTER)
             .bind(after)
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
@@ -253,7 +255,7 @@ impl SqliteStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = sqlx::query(outbox::ENTRIES_AFTER)
+        let rows = sqlx::query(ENTRIES_AFTER)
             .bind(after)
             .bind(i64::from(limit))
             .fetch_all(&self.reader)

@@ -572,12 +572,15 @@ pub async fn a_quarantined_state_is_set_aside_and_the_monitor_starts_afresh(stor
 
 // === what goes in ===
 
+/// A key no pattern would recognise (short, no digits, no prefix): only the exact-value scrub
+/// can catch it.
+pub const SCRUBBED_KEY: &str = "suiteproxykeyvalue";
+
 /// Every text a write carries passes the store's gate: configured secrets become `[redacted]`,
 /// and U+0000 (which PostgreSQL's text cannot hold) becomes U+FFFD — on both back ends alike.
 pub async fn texts_are_scrubbed_and_nul_free_on_their_way_in(store: &dyn Store) {
-    const KEY: &str = "suiteproxykeyvalue";
-    crate::secret::register([KEY]);
-    let echo = format!("key {KEY} rejected\0 after a NUL");
+    crate::secret::register([SCRUBBED_KEY]);
+    let echo = format!("key {SCRUBBED_KEY} rejected\0 after a NUL");
     let clean = "key [redacted] rejected\u{FFFD} after a NUL";
 
     let mut failed = result("m", T0, Verdict::AuthFailed);
