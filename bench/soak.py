@@ -52,6 +52,25 @@ def fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def sqlite_kib(pid):
+    """SQLite's own heap (page caches of every connection, statements, schema), read from the
+    running process by calling `sqlite3_memory_used()` through gdb: SQLite allocates with the C
+    allocator, outside jemalloc, and its page caches fill up to their configured size as the
+    database grows — growth that is bounded but looks like a leak in RSS alone. None when gdb
+    is missing or the call fails (the column then reads "-")."""
+    if shutil.which("gdb") is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["gdb", "-p", str(pid), "-batch", "-ex",
+             "print ((long long (*)(void))sqlite3_memory_used)()"],
+            capture_output=True, text=True, timeout=60).stdout
+    except subprocess.TimeoutExpired:
+        return None
+    m = re.search(r"^\$1 = (\d+)", out, re.M)
+    return int(m.group(1)) // 1024 if m else None
+
+
 def write_config(path, mocks, gateway_mock, monitors):
     with open(path, "w") as f:
         f.write('[monitor]\ninterval = "30s"\ntimeout = "10s"\n')
@@ -116,21 +135,26 @@ def main():
                             "--data", os.path.join(work, "data")], env=env)
         procs.append(serve)
         load = wrk(url, a.duration, a.connections, a.rate_delay_ms, work)
-        samples = []  # (seconds since the load started, RSS KiB, fds)
+        samples = []  # (seconds since the load started, RSS KiB, fds, SQLite KiB or None)
         t0 = time.monotonic()
-        print(f"{'t (s)':>7} {'RSS (MiB)':>10} {'fds':>6}", flush=True)
+        print(f"{'t (s)':>7} {'RSS (MiB)':>10} {'fds':>6} {'SQLite (MiB)':>13} {'RSS-SQLite':>11}",
+              flush=True)
         while load.poll() is None:
             t = time.monotonic() - t0
-            sample = (t, rss_kib(serve.pid), fds(serve.pid))
+            sample = (t, rss_kib(serve.pid), fds(serve.pid), sqlite_kib(serve.pid))
             samples.append(sample)
-            print(f"{t:7.0f} {sample[1] / 1024:10.1f} {sample[2]:6d}", flush=True)
+            sq = "-" if sample[3] is None else f"{sample[3] / 1024:.1f}"
+            rest = "-" if sample[3] is None else f"{(sample[1] - sample[3]) / 1024:.1f}"
+            print(f"{t:7.0f} {sample[1] / 1024:10.1f} {sample[2]:6d} {sq:>13} {rest:>11}",
+                  flush=True)
             # Sleep to the next sample, or less when the load ends first.
             try:
                 load.wait(timeout=a.sample)
             except subprocess.TimeoutExpired:
                 pass
         out = load.stdout.read()
-        samples.append((time.monotonic() - t0, rss_kib(serve.pid), fds(serve.pid)))
+        samples.append((time.monotonic() - t0, rss_kib(serve.pid), fds(serve.pid),
+                        sqlite_kib(serve.pid)))
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -161,6 +185,12 @@ def main():
           f" / {samples[-1][1] / 1024:.1f} MiB")
     print(f"RSS  median middle third {med(middle, 1) / 1024:.1f} MiB, last third {med(last, 1) / 1024:.1f} MiB "
           f"({100 * (med(last, 1) / med(middle, 1) - 1):+.1f} %)")
+    if all(s[3] is not None for s in samples):
+        rest = [(s[0], s[1] - s[3]) for s in samples]
+        print(f"SQLite heap start/end    {samples[0][3] / 1024:.1f} / {samples[-1][3] / 1024:.1f} MiB "
+              f"(bounded by the connections' page caches)")
+        print(f"RSS-SQLite median middle {statistics.median(r[1] for r in rest[third:2 * third]) / 1024:.1f}"
+              f" MiB, last third {statistics.median(r[1] for r in rest[2 * third:]) / 1024:.1f} MiB")
     print(f"fds  start/peak/end      {samples[0][2]} / {max(s[2] for s in samples)} / {samples[-1][2]}")
     print(f"fds  median middle third {med(middle, 2):.0f}, last third {med(last, 2):.0f}")
 
