@@ -18,8 +18,8 @@ fn lines(n: usize, model: &str) -> String {
         .collect()
 }
 
-fn setup() -> (Mock, Serve, ConfigFile) {
-    let mock = Mock::start("openai", "ok");
+fn setup() -> (MockServer, Serve, ConfigFile) {
+    let mock = mock("openai", "ok");
     let config = config(&format!(
         "{}[[monitors]]\nprovider = \"a\"\ninterval = \"1h\"\n\
          [[routes]]\nmodel = \"agent\"\ntargets = [{{ provider = \"a\" }}]\n\
