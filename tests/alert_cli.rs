@@ -32,13 +32,20 @@ fn test_alert_reaches_a_signed_webhook() {
     let got = receiver.wait_for(Duration::from_secs(10), "the test alert", |log| {
         log.first().cloned()
     });
-    assert_eq!((got.method.as_str(), got.path.as_str()), ("POST", HOOK_PATH));
+    assert_eq!(
+        (got.method.as_str(), got.path.as_str()),
+        ("POST", HOOK_PATH)
+    );
     assert!(
         got.header("x-isdown-signature").starts_with("sha256="),
         "{}",
         got.head()
     );
-    assert!(!got.header("x-isdown-timestamp").is_empty(), "{}", got.head());
+    assert!(
+        !got.header("x-isdown-timestamp").is_empty(),
+        "{}",
+        got.head()
+    );
     assert_eq!(got.json()["event"], "test");
 }
 

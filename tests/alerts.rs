@@ -62,7 +62,11 @@ fn drained(serve: &Serve, channel: &str) {
 fn a_receiver_failing_three_times_gets_the_alert_once_on_the_fourth_attempt() {
     let kimi = mock("kimi", "unavailable");
     let receiver = Receiver::start(Answer::Accept);
-    receiver.script(&[Answer::Status(503), Answer::Status(503), Answer::Status(500)]);
+    receiver.script(&[
+        Answer::Status(503),
+        Answer::Status(503),
+        Answer::Status(500),
+    ]);
     let cfg = config(&format!(
         "{}{}{}",
         settings("200ms"),

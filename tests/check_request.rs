@@ -8,8 +8,8 @@ mod support;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use serde_json::{Value, json};
 use isdown::mock::RecordedRequest;
+use serde_json::{Value, json};
 use support::*;
 
 const KEY: &str = "sk-test-Hd93KfLq0PzWm27XcVb8";

@@ -5,14 +5,14 @@
 
 mod support;
 
-use isdown::mock::MockServer;
-use support::gateway::*;
-use support::mock_async;
 use isdown::config::Config;
 use isdown::gateway::{Gateway, GatewayDeps};
 use isdown::metrics::Metrics;
+use isdown::mock::MockServer;
 use isdown::monitor::health::{Health, PassiveReporter};
 use serde_json::{Value, json};
+use support::gateway::*;
+use support::mock_async;
 
 async fn single(scenario: &str) -> (MockServer, Gw) {
     let m = mock_async("openai", scenario).await;

@@ -4,13 +4,13 @@
 
 mod support;
 
-use isdown::mock::{MockServer, Scenario};
-use support::gateway::*;
-use support::mock_async;
 use isdown::gateway::breaker::BreakerPolicy;
 use isdown::incident::IncidentKind;
+use isdown::mock::{MockServer, Scenario};
 use isdown::monitor::health::{Health, MonitorHealth};
 use isdown::monitor::machine::MonitorState;
+use support::gateway::*;
+use support::mock_async;
 
 async fn pair_with(a: &str, b: &str, health: Health) -> (MockServer, MockServer, Gw) {
     let ma = mock_async("openai", a).await;

@@ -5,9 +5,9 @@
 mod support;
 
 use isdown::mock::{MockServer, Scenario};
+use serde_json::Value;
 use support::gateway::*;
 use support::mock_async;
-use serde_json::Value;
 use tokio::time::Instant;
 
 /// Two providers `a` (first) and `b` (fallback) behind the route `agent`.

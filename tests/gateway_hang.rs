@@ -6,14 +6,14 @@
 
 mod support;
 
-use isdown::mock::{MockServer, Scenario};
-use support::gateway::*;
-use support::mock_async;
 use isdown::gateway::breaker::BreakerPolicy;
 use isdown::incident::IncidentKind;
+use isdown::mock::{MockServer, Scenario};
 use isdown::monitor::health::{Health, MonitorHealth, PassiveReport};
 use isdown::monitor::machine::MonitorState;
 use isdown::verdict::Verdict;
+use support::gateway::*;
+use support::mock_async;
 use tokio::time::Instant;
 
 /// `a` (first) and `b` (fallback) behind the route `agent`, with `extra` config lines.

@@ -6,11 +6,11 @@
 mod support;
 
 use isdown::mock::MockServer;
-use support::gateway::*;
-use support::mock_async;
 use isdown::monitor::health::PassiveReport;
 use isdown::verdict::Blame;
 use serde_json::{Value, json};
+use support::gateway::*;
+use support::mock_async;
 
 /// A route `agent` over `targets` with `lint = MODE`.
 fn linted_route(targets: &[&str], mode: &str) -> String {

@@ -7,9 +7,9 @@
 mod support;
 
 use isdown::mock::MockServer;
+use serde_json::{Value, json};
 use support::gateway::*;
 use support::mock_async;
-use serde_json::{Value, json};
 
 const VERIFIED: &str = "stream_recovery = \"verified\"\n";
 /// Moonshot's partial mode, as the catalog declares it for `kimi`.

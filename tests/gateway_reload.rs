@@ -8,10 +8,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::gateway::*;
-use support::mock_async;
 use isdown::config::Config;
 use isdown::server::Server;
+use support::gateway::*;
+use support::mock_async;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 

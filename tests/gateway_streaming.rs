@@ -6,9 +6,9 @@
 mod support;
 
 use isdown::mock::MockServer;
+use serde_json::{Value, json};
 use support::gateway::*;
 use support::mock_async;
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 async fn pair(style: &str, a: &str, b: &str) -> (MockServer, MockServer, Gw) {
@@ -148,10 +148,7 @@ async fn usage_is_forwarded() {
     assert!(usage[0]["usage"]["prompt_tokens"].as_u64().is_some());
     assert!(usage[0]["usage"]["completion_tokens"].as_u64().is_some());
     // The parameter reached the provider.
-    assert_eq!(
-        chats(&a)[0].body["stream_options"]["include_usage"],
-        true
-    );
+    assert_eq!(chats(&a)[0].body["stream_options"]["include_usage"], true);
 }
 
 #[tokio::test(start_paused = true)]

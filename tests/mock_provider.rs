@@ -37,7 +37,13 @@ fn chat(url: &str) -> (u16, Value) {
 #[test]
 fn mock_provider_announces_its_address_answers_its_scenario_and_switches_at_run_time() {
     let mut child = Command::new(BIN)
-        .args(["mock-provider", "--listen", "127.0.0.1:0", "--style", "kimi"])
+        .args([
+            "mock-provider",
+            "--listen",
+            "127.0.0.1:0",
+            "--style",
+            "kimi",
+        ])
         .args(["--scenario", "unavailable", "--delay", "1500ms"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -39,7 +39,9 @@ fn a_chunked_upload_over_200_mb_is_refused_with_413_and_never_held_whole() {
     let line = Bytes::from(line);
     let parts = std::iter::once(Bytes::from(head))
         .chain(std::iter::repeat_n(line, LINES))
-        .chain(std::iter::once(Bytes::from(format!("\r\n--{boundary}--\r\n"))))
+        .chain(std::iter::once(Bytes::from(format!(
+            "\r\n--{boundary}--\r\n"
+        ))))
         .map(Ok::<_, std::io::Error>);
     let response = send(
         client()
@@ -49,15 +51,12 @@ fn a_chunked_upload_over_200_mb_is_refused_with_413_and_never_held_whole() {
                 "content-type",
                 format!("multipart/form-data; boundary={boundary}"),
             )
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(parts))),
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                parts,
+            ))),
     );
     let text = response.text();
-    assert_eq!(
-        response.status,
-        413,
-        "{}",
-        &text[..text.len().min(500)]
-    );
+    assert_eq!(response.status, 413, "{}", &text[..text.len().min(500)]);
     assert!(text.contains("200 MB"), "{text}");
 
     let (status, files) = request(

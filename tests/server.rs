@@ -6,13 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use isdown::mock::{MockServer, Scenario};
-use support::gateway::env;
-use support::mock_async;
 use isdown::alert::AlertEvent;
 use isdown::config::Config;
+use isdown::mock::{MockServer, Scenario};
 use isdown::monitor::service::MonitorEvent;
 use isdown::server::Server;
+use support::gateway::env;
+use support::mock_async;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -28,7 +28,8 @@ fn config_text(kimi: &MockServer, deepseek: &MockServer, channel: &str) -> Strin
          [providers.deepseek]\nbase_url = \"{}/v1\"\napi_key_env = \"KEY_DEEPSEEK\"\n\
          [[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
          [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n",
-        kimi.url(), deepseek.url()
+        kimi.url(),
+        deepseek.url()
     )
 }
 

@@ -316,9 +316,7 @@ fn cached_views_revalidate_and_compress_to_the_same_bytes() {
                 path,
                 &[("Accept-Encoding", "gzip, deflate, br")],
             );
-            let tag = |r: &Fetched| {
-                version(r.header("etag").expect("an ETag"))
-            };
+            let tag = |r: &Fetched| version(r.header("etag").expect("an ETag"));
             (tag(&plain) == tag(&gzip) && tag(&gzip) == tag(&br)).then_some((plain, [gzip, br]))
         });
         assert_eq!(plain.status, 200, "{path}");

@@ -70,7 +70,10 @@ impl Received {
     pub fn head(&self) -> String {
         let mut head = format!("{} {}\n", self.method, self.path);
         for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+            head.push_str(&format!(
+                "{name}: {}\n",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
         }
         head
     }
@@ -132,7 +135,9 @@ impl Receiver {
             released: Notify::new(),
         });
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = Router::new().fallback(answer).with_state(Arc::clone(&shared));
+        let app = Router::new()
+            .fallback(answer)
+            .with_state(Arc::clone(&shared));
         let base = background().block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
