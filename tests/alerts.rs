@@ -1,5 +1,5 @@
-//! Alerts end to end: the real `isdown serve` watches `isdown mock-provider`, and its alerts go
-//! to scripted HTTP receivers on 127.0.0.1 — once per incident, on recovery too, retried when
+//! Alerts end to end: the real `isdown serve` watches mock providers, and its alerts go to
+//! scripted HTTP receivers on 127.0.0.1 — once per incident, on recovery too, retried when
 //! the receiver fails, resent after a crash only if never delivered, and grouped when many
 //! monitors fail together.
 

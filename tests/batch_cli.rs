@@ -1,4 +1,4 @@
-//! `isdown batch` against the real `isdown serve` and `isdown mock-provider`: submit a JSONL
+//! `isdown batch` against the real `isdown serve` in front of a mock provider: submit a JSONL
 //! file and wait for it, list, show, download the results, and the words a failed batch gets.
 
 mod support;

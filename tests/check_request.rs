@@ -1,7 +1,7 @@
 //! `isdown check PROVIDER --request FILE` as a user meets it: the offline `--json` contract
 //! (`findings` of `{path, rule, message, fix}`, exit 3 with findings and 0 without), the input
-//! forms (JSON, JSONL, curl, stdin), and the live diagnosis against `isdown mock-provider`
-//! scenarios that refuse one tool's schema with 400 or 500 while the ping succeeds.
+//! forms (JSON, JSONL, curl, stdin), and the live diagnosis against mock-provider scenarios
+//! that refuse one tool's schema with 400 or 500 while the ping succeeds.
 
 mod support;
 

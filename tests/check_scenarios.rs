@@ -1,4 +1,4 @@
-//! `isdown check` against `isdown mock-provider`: every scripted fault comes out as the right
+//! `isdown check` against the mock provider: every scripted fault comes out as the right
 //! verdict, blame, exit code and `--json` fields. The real binary, real HTTP, loopback only.
 
 mod support;

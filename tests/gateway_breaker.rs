@@ -67,15 +67,15 @@ async fn a_failing_target_opens_its_breaker_and_is_skipped() {
 
 /// Chat requests a mock received from live traffic (recovery tests carry the monitor's probe
 /// prompt with `max_tokens`; the test requests here never do).
-async fn live_chats(mock: &MockServer) -> usize {
-    chats(&mock)
+fn live_chats(mock: &MockServer) -> usize {
+    chats(mock)
         .iter()
         .filter(|r| r.body["max_tokens"].is_null())
         .count()
 }
 
-async fn recovery_tests(mock: &MockServer) -> usize {
-    chats(&mock).len() - live_chats(mock).await
+fn recovery_tests(mock: &MockServer) -> usize {
+    chats(mock).len() - live_chats(mock)
 }
 
 #[tokio::test(start_paused = true)]
@@ -89,24 +89,20 @@ async fn an_open_breaker_is_retested_off_the_request_path_and_one_live_trial_clo
     tokio::time::advance(secs(1.0)).await;
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
-    assert_eq!(recovery_tests(&a).await, 0);
+    assert_eq!(recovery_tests(&a), 0);
     // After 2 s the request that passes `a` over starts a recovery test in the background and
     // is served by `b` itself: a live request is never the trial of a failing target.
     tokio::time::advance(secs(1.0)).await;
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     tokio::time::sleep(secs(0.5)).await;
-    assert_eq!(
-        recovery_tests(&a).await,
-        1,
-        "the test saw the recovery first"
-    );
+    assert_eq!(recovery_tests(&a), 1, "the test saw the recovery first");
     // The passed test re-admits `a`: one live trial, and its success closes the breaker.
     for _ in 0..3 {
         let response = gw.chat(ask(false)).await;
         assert_eq!(header(&response, "x-isdown-provider"), "a");
     }
-    assert_eq!(live_chats(&a).await, 5 + 3);
+    assert_eq!(live_chats(&a), 5 + 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -121,12 +117,12 @@ async fn the_monitors_open_outage_incident_steers_traffic_away_until_a_recovery_
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     tokio::time::sleep(secs(0.5)).await;
-    assert_eq!(recovery_tests(&a).await, 1);
+    assert_eq!(recovery_tests(&a), 1);
     for _ in 0..2 {
         let response = gw.chat(ask(false)).await;
         assert_eq!(header(&response, "x-isdown-provider"), "a");
     }
-    assert_eq!(live_chats(&b).await, 2);
+    assert_eq!(live_chats(&b), 2);
 }
 
 #[tokio::test(start_paused = true)]

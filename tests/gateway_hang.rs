@@ -56,8 +56,8 @@ fn tests_of(reports: &[PassiveReport], provider: &str) -> Vec<(bool, Verdict)> {
 
 /// Chat requests a mock received from clients (recovery tests carry the stream probe's
 /// `max_tokens`; the requests of these tests never do).
-async fn live_chats(mock: &MockServer) -> usize {
-    chats(&mock)
+fn live_chats(mock: &MockServer) -> usize {
+    chats(mock)
         .iter()
         .filter(|r| r.body["max_tokens"].is_null())
         .count()
@@ -84,7 +84,7 @@ async fn sequential_streams_against_a_hung_primary_pay_its_timeout_once() {
         assert!(*t < secs(1.0), "turn {turn}: {t:?}");
     }
     assert_eq!(
-        live_chats(&a).await,
+        live_chats(&a),
         1,
         "one client request reached the hung target"
     );
@@ -147,7 +147,7 @@ async fn a_single_fast_server_error_does_not_eject_a_target() {
     let response = gw.chat(ask(true)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "a");
     assert_eq!(header(&response, "x-isdown-attempts"), "1");
-    assert_eq!(live_chats(&a).await, 2);
+    assert_eq!(live_chats(&a), 2);
     assert_eq!(chats(&b).len(), 1);
 }
 
@@ -194,7 +194,7 @@ async fn with_every_target_failing_the_least_bad_is_still_tried_first() {
         tests_of(&gw.reports(), "b"),
         [(false, Verdict::Unavailable)]
     );
-    assert_eq!(live_chats(&b).await, 0);
+    assert_eq!(live_chats(&b), 0);
     // Now no target is healthy, and `b` answers again. The request still goes out, to the
     // least bad target first — `b`, failing fast, before `a`, known to hang — although `a`
     // comes first in the route.
@@ -205,7 +205,7 @@ async fn with_every_target_failing_the_least_bad_is_still_tried_first() {
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(header(&response, "x-isdown-attempts"), "1");
     assert!(started.elapsed() < secs(1.0));
-    assert_eq!(live_chats(&a).await, 1);
+    assert_eq!(live_chats(&a), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -233,7 +233,7 @@ async fn two_sequential_non_streaming_requests_against_a_hung_primary_lose_only_
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(header(&response, "x-isdown-attempts"), "1");
     assert!(started.elapsed() < secs(1.0), "{:?}", started.elapsed());
-    assert_eq!(live_chats(&a).await, 1);
+    assert_eq!(live_chats(&a), 1);
 }
 
 #[tokio::test(start_paused = true)]

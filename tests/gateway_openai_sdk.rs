@@ -73,8 +73,8 @@ impl Gateway {
         command
             .env("GATEWAY_URL", &self.url)
             .env("GATEWAY_KEY", CLIENT_KEY)
-            .env("MOCK_A", &self.a.url())
-            .env("MOCK_B", &self.b.url())
+            .env("MOCK_A", self.a.url())
+            .env("MOCK_B", self.b.url())
             .output()
             .expect("run the SDK suite")
     }

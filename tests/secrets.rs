@@ -1,5 +1,5 @@
 //! Secrets stay secret, end to end: providers that quote the key they received back in their
-//! error (`mock-provider --scenario echo_key`) with keys of several shapes — one a pattern would
+//! error (the mock's `echo_key` scenario) with keys of several shapes — one a pattern would
 //! catch, and several it would not (letters only, short, dotted) — and the real `isdown serve`
 //! probing them, alerting a webhook and serving the gateway. No key, client key, admin token or
 //! channel secret may appear in any page, JSON, feed, badge, metric, gateway answer, webhook

@@ -1,4 +1,4 @@
-//! `isdown serve` end to end: the real binary monitors `isdown mock-provider`, opens an incident
+//! `isdown serve` end to end: the real binary monitors mock providers, opens an incident
 //! when the mock starts failing, keeps it across a crash (kill -9) and restart, closes it on
 //! recovery, and exposes it all through the JSON API and /metrics.
 

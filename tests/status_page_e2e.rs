@@ -1,5 +1,5 @@
-//! The status page end to end: the real `isdown serve` monitors `isdown mock-provider`, Kimi's
-//! mock fails, and a real headless Chromium (driven by `tests/status_page/browser.py` through
+//! The status page end to end: the real `isdown serve` monitors mock providers, Kimi's mock
+//! fails, and a real headless Chromium (driven by `tests/status_page/browser.py` through
 //! Playwright) must show the outage — banner, row, incident, the day's details read out by
 //! keyboard — then the recovery, live, without a reload. Screenshots (light and dark, desktop
 //! and phone width) land in `target/status-page/` for review; `docs/status-page.png` in the
