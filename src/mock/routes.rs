@@ -1,5 +1,6 @@
-//! The mock's routes: the API endpoints (models, chat, messages), the admin endpoints, the
-//! request log and the scenario in force.
+//! The mock's routes: the API endpoints (models, chat, messages), the admin endpoints and the
+//! scenario in force. Every API request is recorded in the request log (`log`) before it is
+//! answered.
 //!
 //! Which answer a scenario gives comes from `scenario` (facts), `styles` (canned bodies) and
 //! `answer` (payloads); this module only wires them to requests. It never touches sockets: a
