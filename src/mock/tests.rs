@@ -1030,7 +1030,8 @@ async fn reset_breaks_the_connection_before_any_status() {
     client.set("ok").await;
     assert_eq!(client.chat(chat_body(false)).await.unwrap().status(), 200);
 
-    // On a raw socket: the request is read, then RST — not an orderly FIN.
+    // On a raw socket, which tells the two apart: the request is read, then RST — not an
+    // orderly FIN.
     client.set("reset").await;
     let mut socket = TcpStream::connect(mock.addr()).await.unwrap();
     let request = "GET /v1/models HTTP/1.1\r\nhost: mock\r\n\r\n";
@@ -1491,6 +1492,7 @@ async fn unknown_path_is_a_404_and_is_recorded() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_returns_with_a_hung_connection_open() {
     let (mock, client) = start(Style::Openai, Scenario::Hang).await;
+    // A raw socket, to see the connection itself: nothing arrives, then the close.
     let mut socket = TcpStream::connect(mock.addr()).await.unwrap();
     let body = chat_body(false).to_string();
     let request = format!(
