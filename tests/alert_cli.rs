@@ -2,49 +2,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::mpsc;
+use std::time::Duration;
 
+use support::receiver::{Answer, Receiver};
 use support::*;
 
-/// Accepts one request, answers `status`, and hands back (request head, body).
-fn receiver(status: u16) -> (String, mpsc::Receiver<(String, String)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut head = String::new();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let mut stream = reader.into_inner();
-        write!(
-            stream,
-            "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-        )
-        .unwrap();
-        tx.send((head, String::from_utf8(body).unwrap())).unwrap();
-    });
-    (format!("http://{addr}/hooks/s3cr3t-path-0123456789"), rx)
-}
+/// The receiver's path: a secret of its own, which no output may show.
+const HOOK_PATH: &str = "/hooks/s3cr3t-path-0123456789";
 
 #[test]
 fn test_alert_reaches_a_signed_webhook() {
-    let (url, got) = receiver(200);
+    let receiver = Receiver::start(Answer::Accept);
+    let url = receiver.url(HOOK_PATH);
     let cfg = config(
         "[alerts.hook]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\nsecret_env = \"HOOK_SECRET\"\n",
     );
@@ -60,21 +29,30 @@ fn test_alert_reaches_a_signed_webhook() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("sent a test alert through `hook` (webhook)"));
-    let (head, body) = got.recv().unwrap();
-    assert!(
-        head.starts_with("POST /hooks/s3cr3t-path-0123456789 "),
-        "{head}"
+    let got = receiver.wait_for(Duration::from_secs(10), "the test alert", |log| {
+        log.first().cloned()
+    });
+    assert_eq!(
+        (got.method.as_str(), got.path.as_str()),
+        ("POST", HOOK_PATH)
     );
-    let lower = head.to_ascii_lowercase();
-    assert!(lower.contains("x-isdown-signature: sha256="), "{head}");
-    assert!(lower.contains("x-isdown-timestamp: "), "{head}");
-    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(doc["event"], "test");
+    assert!(
+        got.header("x-isdown-signature").starts_with("sha256="),
+        "{}",
+        got.head()
+    );
+    assert!(
+        !got.header("x-isdown-timestamp").is_empty(),
+        "{}",
+        got.head()
+    );
+    assert_eq!(got.json()["event"], "test");
 }
 
 #[test]
 fn a_failing_receiver_is_reported_with_exit_1_and_without_the_secret_url() {
-    let (url, _got) = receiver(500);
+    let receiver = Receiver::start(Answer::Status(500));
+    let url = receiver.url(HOOK_PATH);
     let cfg = config("[alerts.hook]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n");
     let out = isdown(
         &[

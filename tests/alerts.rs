@@ -1,5 +1,5 @@
-//! Alerts end to end: the real `isdown serve` watches `isdown mock-provider`, and its alerts go
-//! to scripted HTTP receivers on 127.0.0.1 — once per incident, on recovery too, retried when
+//! Alerts end to end: the real `isdown serve` watches mock providers, and its alerts go to
+//! scripted HTTP receivers on 127.0.0.1 — once per incident, on recovery too, retried when
 //! the receiver fails, resent after a crash only if never delivered, and grouped when many
 //! monitors fail together.
 
@@ -23,7 +23,7 @@ fn settings(retry_initial: &str) -> String {
     )
 }
 
-fn kimi_monitor(mock: &Mock) -> String {
+fn kimi_monitor(mock: &MockServer) -> String {
     format!(
         "{}[[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n",
         provider_toml("kimi", &mock.v1(), "openai", "KIMI_KEY")
@@ -60,11 +60,13 @@ fn drained(serve: &Serve, channel: &str) {
 
 #[test]
 fn a_receiver_failing_three_times_gets_the_alert_once_on_the_fourth_attempt() {
-    let kimi = Mock::start("kimi", "unavailable");
-    let receiver = Receiver::start(
-        &[Answer::Fail(503), Answer::Fail(503), Answer::Fail(500)],
-        Answer::Accept,
-    );
+    let kimi = mock("kimi", "unavailable");
+    let receiver = Receiver::start(Answer::Accept);
+    receiver.script(&[
+        Answer::Status(503),
+        Answer::Status(503),
+        Answer::Status(500),
+    ]);
     let cfg = config(&format!(
         "{}{}{}",
         settings("200ms"),
@@ -85,11 +87,11 @@ fn a_receiver_failing_three_times_gets_the_alert_once_on_the_fourth_attempt() {
     drained(&serve, "hook");
     let log = receiver.log();
     assert_eq!(
-        log.iter().map(|r| r.answer).collect::<Vec<_>>(),
+        log.iter().map(|r| r.answer.clone()).collect::<Vec<_>>(),
         vec![
-            Answer::Fail(503),
-            Answer::Fail(503),
-            Answer::Fail(500),
+            Answer::Status(503),
+            Answer::Status(503),
+            Answer::Status(500),
             Answer::Accept
         ]
     );
@@ -122,10 +124,10 @@ fn a_receiver_failing_three_times_gets_the_alert_once_on_the_fourth_attempt() {
 
 #[test]
 fn serve_killed_between_written_and_delivered_sends_it_after_restart_exactly_once() {
-    let kimi = Mock::start("kimi", "ok");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
     // The receiver holds the first alert without answering: written, attempted, not delivered.
-    let receiver = Receiver::start(&[], Answer::Hold);
+    let receiver = Receiver::start(Answer::Hold);
     let cfg = config(&format!(
         "{}{}{}[[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n{}",
         settings("200ms"),
@@ -142,19 +144,19 @@ fn serve_killed_between_written_and_delivered_sends_it_after_restart_exactly_onc
     ];
     let serve = Serve::start(&cfg.path, data.path(), &env);
 
-    kimi.set_scenario("unavailable");
+    kimi.set_scenario(Scenario::Unavailable);
     receiver.wait_for(WAIT, "the held alert", |log| {
         (!log.is_empty()).then_some(())
     });
     serve.crash();
-    receiver.set_mode(Answer::Accept);
+    receiver.set_default(Answer::Accept);
     assert!(receiver.accepted().is_empty());
 
     let serve = Serve::start(&cfg.path, data.path(), &env);
     receiver.wait_for(WAIT, "the resent alert", |log| {
         log.iter().any(|r| r.answer == Answer::Accept).then_some(())
     });
-    kimi.set_scenario("ok");
+    kimi.set_scenario(Scenario::Ok);
     receiver.wait_for(WAIT, "the resolve", |log| {
         log.iter()
             .any(|r| r.answer == Answer::Accept && event(r) == "resolved")
@@ -166,7 +168,7 @@ fn serve_killed_between_written_and_delivered_sends_it_after_restart_exactly_onc
     // After a second restart nothing delivered comes back: the next alert the receiver gets is
     // a new incident's (a channel delivers in order, so any resend would come before it).
     let serve = Serve::start(&cfg.path, data.path(), &env);
-    deepseek.set_scenario("unavailable");
+    deepseek.set_scenario(Scenario::Unavailable);
     receiver.wait_for(WAIT, "deepseek's alert", |log| {
         log.iter()
             .any(|r| r.json()["items"][0]["monitor"] == "deepseek-chat")
@@ -191,8 +193,8 @@ fn serve_killed_between_written_and_delivered_sends_it_after_restart_exactly_onc
 
 #[test]
 fn twenty_monitors_failing_together_are_one_page_and_at_most_one_follow_up_per_channel() {
-    let mock = Mock::start("openai", "ok");
-    let receiver = Receiver::start(&[], Answer::Accept);
+    let mock = mock("openai", "ok");
+    let receiver = Receiver::start(Answer::Accept);
     let mut text = settings("200ms").replace("group_window = \"1s\"", "group_window = \"5s\"");
     for n in 0..20 {
         text.push_str(&provider_toml(
@@ -225,7 +227,7 @@ fn twenty_monitors_failing_together_are_one_page_and_at_most_one_follow_up_per_c
         monitors.iter().all(|m| m["state"] == "up").then_some(())
     });
 
-    mock.set_scenario("unavailable");
+    mock.set_scenario(Scenario::Unavailable);
     eventually(WAIT, "twenty incidents", || {
         let open = serve.json("/api/v1/incidents?state=open")["incidents"].clone();
         (open.as_array()?.len() == 20).then_some(())
@@ -289,9 +291,9 @@ fn twenty_monitors_failing_together_are_one_page_and_at_most_one_follow_up_per_c
 
 #[test]
 fn setup_problems_and_outages_go_to_their_own_channels() {
-    let kimi = Mock::start("kimi", "ok");
-    let deepseek = Mock::start("deepseek", "ok");
-    let receiver = Receiver::start(&[], Answer::Accept);
+    let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
+    let receiver = Receiver::start(Answer::Accept);
     let cfg = config(&format!(
         "{}{}{}[[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n\
          {}on = [\"outage\", \"network\"]\nmonitors = [\"kimi\"]\n{}on = [\"setup_problem\"]\n",
@@ -313,8 +315,8 @@ fn setup_problems_and_outages_go_to_their_own_channels() {
             ("MAIL_URL", &mail),
         ],
     );
-    kimi.set_scenario("unavailable");
-    deepseek.set_scenario("auth_failed");
+    kimi.set_scenario(Scenario::Unavailable);
+    deepseek.set_scenario(Scenario::AuthFailed);
     receiver.wait_for(WAIT, "both alerts", |log| (log.len() >= 2).then_some(()));
     drained(&serve, "oncall");
     drained(&serve, "mail");
@@ -330,9 +332,9 @@ fn setup_problems_and_outages_go_to_their_own_channels() {
 
 #[test]
 fn a_channel_that_keeps_failing_is_reported_and_never_blocks_the_others() {
-    let kimi = Mock::start("kimi", "unavailable");
-    let broken = Receiver::start(&[], Answer::Fail(503));
-    let working = Receiver::start(&[], Answer::Accept);
+    let kimi = mock("kimi", "unavailable");
+    let broken = Receiver::start(Answer::Status(503));
+    let working = Receiver::start(Answer::Accept);
     let cfg = config(&format!(
         "{}{}{}{}",
         settings("100ms"),

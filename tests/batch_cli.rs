@@ -1,4 +1,4 @@
-//! `isdown batch` against the real `isdown serve` and `isdown mock-provider`: submit a JSONL
+//! `isdown batch` against the real `isdown serve` in front of a mock provider: submit a JSONL
 //! file and wait for it, list, show, download the results, and the words a failed batch gets.
 
 mod support;
@@ -18,8 +18,8 @@ fn lines(n: usize, model: &str) -> String {
         .collect()
 }
 
-fn setup() -> (Mock, Serve, ConfigFile) {
-    let mock = Mock::start("openai", "ok");
+fn setup() -> (MockServer, Serve, ConfigFile) {
+    let mock = mock("openai", "ok");
     let config = config(&format!(
         "{}[[monitors]]\nprovider = \"a\"\ninterval = \"1h\"\n\
          [[routes]]\nmodel = \"agent\"\ntargets = [{{ provider = \"a\" }}]\n\

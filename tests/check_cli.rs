@@ -18,8 +18,8 @@ fn closed_port_url() -> String {
 
 #[test]
 fn one_provider_down_while_another_answers_blames_the_provider_and_says_the_network_is_fine() {
-    let down = Mock::start("kimi", "unavailable");
-    let up = Mock::start("deepseek", "ok");
+    let down = mock("kimi", "unavailable");
+    let up = mock("deepseek", "ok");
     let cfg = config(&format!(
         "{}{}[check]\nwitnesses = []\n",
         provider_toml("kimi", &down.v1(), "openai", "K1"),
@@ -55,7 +55,7 @@ fn one_provider_down_while_another_answers_blames_the_provider_and_says_the_netw
 
 #[test]
 fn unreachable_provider_with_a_reachable_witness_is_blamed_on_the_provider() {
-    let witness = Mock::start("openai", "ok");
+    let witness = mock("openai", "ok");
     let cfg = config(&format!(
         "{}{}[check]\nwitnesses = [\"witness\"]\n",
         provider_toml("kimi", &closed_port_url(), "openai", "K1"),
@@ -78,9 +78,9 @@ fn unreachable_provider_with_a_reachable_witness_is_blamed_on_the_provider() {
     assert_eq!(out.status.code(), Some(1));
     // The witness's probe was a key-less reachability GET.
     let requests = witness.requests();
-    let first = &requests["requests"][0];
-    assert_eq!(first["method"], "GET");
-    assert!(first["path"].as_str().unwrap().ends_with("/models"));
+    let first = &requests[0];
+    assert_eq!(first.method, "GET");
+    assert!(first.path.ends_with("/models"));
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn everything_unreachable_is_blamed_on_the_network_with_exit_3() {
 #[test]
 fn keys_reach_the_provider_but_never_any_output() {
     // The mock echoes nothing secret itself; the classifier must also scrub what providers say.
-    let mock = Mock::start("openai", "auth_failed");
+    let mock = mock("openai", "auth_failed");
     let cfg = config(&format!(
         "{}[check]\nwitnesses = []\n",
         provider_toml("p", &mock.v1(), "openai", "P_KEY")
@@ -137,15 +137,16 @@ fn keys_reach_the_provider_but_never_any_output() {
         assert_eq!(out.status.code(), Some(3), "{all}");
     }
     let requests = mock.requests();
-    let auth = requests["requests"][0]["headers"]["authorization"]
-        .as_str()
+    let auth = requests[0]
+        .headers
+        .get("authorization")
         .expect("authorization header recorded");
-    assert_eq!(auth, format!("Bearer {KEY}"));
+    assert_eq!(*auth, format!("Bearer {KEY}"));
 }
 
 #[test]
 fn probes_send_no_sampling_parameters() {
-    let mock = Mock::start("kimi", "ok");
+    let mock = mock("kimi", "ok");
     let cfg = config(&format!(
         "{}[check]\nwitnesses = []\n",
         provider_toml("kimi", &mock.v1(), "openai", "K")
@@ -164,15 +165,10 @@ fn probes_send_no_sampling_parameters() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let requests = mock.requests();
-    let posts: Vec<_> = requests["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["method"] == "POST")
-        .collect();
+    let posts: Vec<_> = requests.iter().filter(|r| r.method == "POST").collect();
     assert_eq!(posts.len(), 3);
     for post in posts {
-        let body = &post["body"];
+        let body = &post.body;
         assert!(
             body.get("temperature").is_none() && body.get("top_p").is_none(),
             "{body}"
@@ -183,7 +179,7 @@ fn probes_send_no_sampling_parameters() {
 
 #[test]
 fn without_a_key_only_reachability_runs_and_the_summary_says_so() {
-    let mock = Mock::start("openai", "ok");
+    let mock = mock("openai", "ok");
     let cfg = config(&format!(
         "{}[check]\nwitnesses = []\n",
         provider_toml("p", &mock.v1(), "openai", "UNSET_KEY_VAR")
@@ -212,7 +208,7 @@ fn without_a_key_only_reachability_runs_and_the_summary_says_so() {
 
 #[test]
 fn reachability_without_a_key_treats_401_as_proof_the_api_answers() {
-    let mock = Mock::start("kimi", "auth_failed");
+    let mock = mock("kimi", "auth_failed");
     let cfg = config(&format!(
         "{}[check]\nwitnesses = []\n",
         provider_toml("kimi", &mock.v1(), "openai", "UNSET_KEY_VAR")
@@ -238,7 +234,7 @@ fn providers_are_checked_concurrently_not_one_after_another() {
     // Three providers behind one silent mock, and a deadline no test would wait for: one after
     // another, the second request could only arrive after the first timed out, an hour later.
     // Concurrently, all three are in flight at once.
-    let mock = Mock::start("openai", "hang");
+    let mock = mock("openai", "hang");
     let mut toml = String::new();
     for i in 0..3 {
         toml.push_str(&provider_toml(&format!("p{i}"), &mock.v1(), "openai", "K"));
@@ -263,10 +259,8 @@ fn providers_are_checked_concurrently_not_one_after_another() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    eventually(Duration::from_secs(30), "three requests in flight", || {
-        let received = mock.requests()["requests"].as_array()?.len();
-        (received == 3).then_some(())
-    });
+    wait_received(&mock, 3, Duration::from_secs(30));
+    assert_eq!(mock.requests().len(), 3, "one request per provider");
     assert!(
         check.try_wait().unwrap().is_none(),
         "still waiting on all three"
@@ -338,7 +332,7 @@ fn impossible_durations_exit_2_with_their_place_and_never_panic() {
 
 #[test]
 fn a_key_with_a_control_character_is_a_config_error_not_an_outage() {
-    let mock = Mock::start("openai", "ok");
+    let mock = mock("openai", "ok");
     let cfg = config(&provider_toml("local", &mock.v1(), "openai", "LOCAL_KEY"));
     // Surrounding white space is trimmed (a trailing newline from a file is harmless); inside a
     // key, a control character is a broken paste.
@@ -379,7 +373,7 @@ fn unknown_provider_exits_2_and_lists_the_known_ones() {
 
 #[test]
 fn human_output_is_a_plain_table_with_advice_and_a_summary_when_not_a_tty() {
-    let mock = Mock::start("kimi", "rate_limited");
+    let mock = mock("kimi", "rate_limited");
     let cfg = config(&format!(
         "{}[check]\nwitnesses = []\n",
         provider_toml("kimi", &mock.v1(), "openai", "K")
@@ -415,7 +409,7 @@ fn human_output_is_a_plain_table_with_advice_and_a_summary_when_not_a_tty() {
 
 #[test]
 fn adhoc_url_checks_any_openai_compatible_endpoint() {
-    let mock = Mock::start("openai", "ok");
+    let mock = mock("openai", "ok");
     let cfg = config("[check]\nwitnesses = []\n");
     let out = isdown(
         &[
@@ -438,18 +432,18 @@ fn adhoc_url_checks_any_openai_compatible_endpoint() {
     assert_eq!(doc["checks"][0]["verdict"], "up", "{doc}");
     assert_eq!(doc["checks"][0]["model"], "my-model");
     let requests = mock.requests();
-    assert_eq!(requests["requests"][0]["body"]["model"], "my-model");
+    assert_eq!(requests[0].body["model"], "my-model");
 }
 
 #[test]
 fn adhoc_url_in_anthropic_style_uses_the_messages_api() {
-    let mock = Mock::start("anthropic", "ok");
+    let mock = mock("anthropic", "ok");
     let cfg = config("[check]\nwitnesses = []\n");
     let out = isdown(
         &[
             "check",
             "--url",
-            &mock.url,
+            &mock.url(),
             "--model",
             "claude-x",
             "--key-env",
@@ -464,10 +458,10 @@ fn adhoc_url_in_anthropic_style_uses_the_messages_api() {
     );
     assert_eq!(json(&out)["checks"][0]["verdict"], "up");
     let requests = mock.requests();
-    let first = &requests["requests"][0];
-    assert_eq!(first["path"], "/v1/messages");
-    assert_eq!(first["headers"]["x-api-key"], KEY);
-    assert_eq!(first["headers"]["anthropic-version"], "2023-06-01");
+    let first = &requests[0];
+    assert_eq!(first.path, "/v1/messages");
+    assert_eq!(first.headers["x-api-key"], KEY);
+    assert_eq!(first.headers["anthropic-version"], "2023-06-01");
 }
 
 #[test]

@@ -7,14 +7,14 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::sources::{self, Answer, Sources};
+use support::sources::{self, Answer, Receiver};
 use support::*;
 
 const KEY: &str = "sk-test-Zx81PqLm30VbNc7tRw4Y";
 const MODEL: &str = "moonshotai/kimi-k2.6";
 
 /// A config whose provider `kimi` is the mock, with every kind of source on `sources`.
-fn setup(mock: &Mock, sources: &Sources) -> ConfigFile {
+fn setup(mock: &MockServer, sources: &Receiver) -> ConfigFile {
     config(&format!(
         "{}status_url = \"{}\"\nstatus_components = [\"Open API\"]\n\
          aggregator_model = \"{MODEL}\"\naggregator_provider = \"Moonshot AI\"\n\
@@ -25,7 +25,7 @@ fn setup(mock: &Mock, sources: &Sources) -> ConfigFile {
         provider_toml("kimi", &mock.v1(), "openai", "K1"),
         sources.status_root(),
         sources.aggregator_root(),
-        sources.url,
+        sources.url(""),
     ))
 }
 
@@ -38,7 +38,7 @@ fn check(cfg: &ConfigFile, json: bool) -> std::process::Output {
     isdown(&args, &[("K1", KEY)])
 }
 
-fn quiet(sources: &Sources) {
+fn quiet(sources: &Receiver) {
     sources.summary(Answer::Json(sources::summary(
         "none",
         "operational",
@@ -62,8 +62,8 @@ fn quiet(sources: &Sources) {
 
 #[test]
 fn each_official_state_is_shown_after_the_verdict_and_in_json() {
-    let mock = Mock::start("kimi", "unavailable");
-    let sources = Sources::start();
+    let mock = mock("kimi", "unavailable");
+    let sources = sources::start();
     quiet(&sources);
     let cfg = setup(&mock, &sources);
     let open = sources::incident(
@@ -138,8 +138,8 @@ fn each_official_state_is_shown_after_the_verdict_and_in_json() {
 
 #[test]
 fn the_aggregator_and_a_community_spike_are_shown_against_their_baselines() {
-    let mock = Mock::start("kimi", "unavailable");
-    let sources = Sources::start();
+    let mock = mock("kimi", "unavailable");
+    let sources = sources::start();
     quiet(&sources);
     let cfg = setup(&mock, &sources);
 
@@ -205,8 +205,8 @@ fn the_aggregator_and_a_community_spike_are_shown_against_their_baselines() {
 
 #[test]
 fn a_probe_that_works_stays_up_whatever_the_page_says() {
-    let mock = Mock::start("kimi", "ok");
-    let sources = Sources::start();
+    let mock = mock("kimi", "ok");
+    let sources = sources::start();
     quiet(&sources);
     sources.summary(Answer::Json(sources::summary(
         "critical",
@@ -230,7 +230,7 @@ fn a_probe_that_works_stays_up_whatever_the_page_says() {
 }
 
 /// The check without any source, for comparison.
-fn bare_verdict(mock: &Mock) -> (Option<i32>, Value) {
+fn bare_verdict(mock: &MockServer) -> (Option<i32>, Value) {
     let cfg = config(&format!(
         "{}[check]\nwitnesses = []\n",
         provider_toml("kimi", &mock.v1(), "openai", "K1")
@@ -253,9 +253,9 @@ fn bare_verdict(mock: &Mock) -> (Option<i32>, Value) {
 #[test]
 fn every_bad_source_is_unavailable_with_a_reason_and_changes_no_verdict() {
     for scenario in ["ok", "unavailable"] {
-        let mock = Mock::start("kimi", scenario);
+        let mock = mock("kimi", scenario);
         let expected = bare_verdict(&mock);
-        let sources = Sources::start();
+        let sources = sources::start();
         quiet(&sources);
         let cfg = setup(&mock, &sources);
         sources.set(
@@ -265,7 +265,7 @@ fn every_bad_source_is_unavailable_with_a_reason_and_changes_no_verdict() {
         let changed = serde_json::json!({"page": {}, "status": {"state": "green"}});
         for (bad, answer, reason) in [
             ("down", Answer::Status(503), "HTTP 503"),
-            ("slow", Answer::Slow, "no answer within 3 s"),
+            ("slow", Answer::Hold, "no answer within 3 s"),
             (
                 "redirect loop",
                 Answer::Redirect("/loop-b".into()),

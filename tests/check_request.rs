@@ -1,13 +1,14 @@
 //! `isdown check PROVIDER --request FILE` as a user meets it: the offline `--json` contract
 //! (`findings` of `{path, rule, message, fix}`, exit 3 with findings and 0 without), the input
-//! forms (JSON, JSONL, curl, stdin), and the live diagnosis against `isdown mock-provider`
-//! scenarios that refuse one tool's schema with 400 or 500 while the ping succeeds.
+//! forms (JSON, JSONL, curl, stdin), and the live diagnosis against mock-provider scenarios
+//! that refuse one tool's schema with 400 or 500 while the ping succeeds.
 
 mod support;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
+use isdown::mock::RecordedRequest;
 use serde_json::{Value, json};
 use support::*;
 
@@ -48,7 +49,7 @@ fn write_request(dir: &std::path::Path, request: &Value) -> String {
 }
 
 /// Config pointing the catalog's `kimi` at the mock, so Kimi's rules apply.
-fn kimi_at(mock: &Mock) -> ConfigFile {
+fn kimi_at(mock: &MockServer) -> ConfigFile {
     config(&provider_toml(
         "kimi",
         &mock.v1(),
@@ -71,13 +72,10 @@ fn check_request(cfg: &ConfigFile, file: &str, extra: &[&str]) -> std::process::
     isdown(&args, &[("MOONSHOT_API_KEY", KEY)])
 }
 
-fn chat_requests(mock: &Mock) -> Vec<Value> {
-    mock.requests()["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["path"].as_str().unwrap().ends_with("/chat/completions"))
-        .cloned()
+fn chat_requests(mock: &MockServer) -> Vec<RecordedRequest> {
+    mock.requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
         .collect()
 }
 
@@ -231,7 +229,7 @@ fn usage_errors_exit_2_with_a_clear_message() {
 
 #[test]
 fn ping_ok_and_request_refused_with_400_is_your_request_explained_by_the_tool_name() {
-    let mock = Mock::start("kimi", "tool_schema_rejected");
+    let mock = mock("kimi", "tool_schema_rejected");
     let cfg = kimi_at(&mock);
     let mut request = agent_request();
     request["tools"][5]["function"]["name"] = json!("grep files");
@@ -268,7 +266,7 @@ fn ping_ok_and_request_refused_with_400_is_your_request_explained_by_the_tool_na
 
 #[test]
 fn ping_ok_and_an_unexplained_500_is_narrowed_down_to_the_property_within_the_bound() {
-    let mock = Mock::start("kimi", "tool_schema_500");
+    let mock = mock("kimi", "tool_schema_500");
     let cfg = kimi_at(&mock);
     let file = write_request(cfg.dir.path(), &agent_request_with_union_tool());
     let out = check_request(&cfg, &file, &["--max-requests", "12"]);
@@ -302,7 +300,7 @@ fn ping_ok_and_an_unexplained_500_is_narrowed_down_to_the_property_within_the_bo
 
 #[test]
 fn a_budget_too_small_to_name_the_part_says_so_and_sends_no_more() {
-    let mock = Mock::start("kimi", "tool_schema_500");
+    let mock = mock("kimi", "tool_schema_500");
     let cfg = kimi_at(&mock);
     let file = write_request(cfg.dir.path(), &agent_request_with_union_tool());
     let out = check_request(&cfg, &file, &["--max-requests", "4"]);
@@ -317,7 +315,7 @@ fn a_budget_too_small_to_name_the_part_says_so_and_sends_no_more() {
 
 #[test]
 fn ping_failing_blames_the_provider_and_the_request_is_not_sent() {
-    let mock = Mock::start("kimi", "unavailable");
+    let mock = mock("kimi", "unavailable");
     let cfg = kimi_at(&mock);
     let file = write_request(cfg.dir.path(), &agent_request());
     let out = check_request(&cfg, &file, &[]);
@@ -337,7 +335,7 @@ fn ping_failing_blames_the_provider_and_the_request_is_not_sent() {
 
 #[test]
 fn a_request_the_provider_answers_and_the_lint_passes_exits_0() {
-    let mock = Mock::start("kimi", "tool_schema_rejected");
+    let mock = mock("kimi", "tool_schema_rejected");
     let cfg = kimi_at(&mock);
     let file = write_request(cfg.dir.path(), &agent_request());
     let out = check_request(&cfg, &file, &[]);
@@ -346,14 +344,14 @@ fn a_request_the_provider_answers_and_the_lint_passes_exits_0() {
     assert_eq!(doc["verdict"], "ok");
     assert_eq!(doc["requests"][0]["live"]["verdict"], "up");
     // The request went out as given.
-    let sent = &chat_requests(&mock)[1]["body"];
+    let sent = &chat_requests(&mock)[1].body;
     assert_eq!(sent["tools"].as_array().unwrap().len(), 21);
     assert_eq!(sent["messages"], agent_request()["messages"]);
 }
 
 #[test]
 fn human_output_announces_the_narrowing_and_its_cost_before_spending() {
-    let mock = Mock::start("kimi", "tool_schema_500");
+    let mock = mock("kimi", "tool_schema_500");
     let cfg = kimi_at(&mock);
     let file = write_request(cfg.dir.path(), &agent_request_with_union_tool());
     let out = isdown(

@@ -1,8 +1,11 @@
-//! `isdown check` against `isdown mock-provider`: every scripted fault comes out as the right
+//! `isdown check` against the mock provider: every scripted fault comes out as the right
 //! verdict, blame, exit code and `--json` fields. The real binary, real HTTP, loopback only.
 
 mod support;
 
+use std::time::Duration;
+
+use isdown::mock::MockOptions;
 use serde_json::Value;
 use support::*;
 
@@ -22,13 +25,13 @@ impl Run {
 
 /// Runs `check target` against a mock in `style` with `scenario`; an `ok` witness proves the
 /// network works, so transport failures are blamed on the target.
-fn check(style: &str, scenario: &str, probe: &str, extra: &[&str]) -> Run {
-    let mock = Mock::start_with(style, scenario, extra);
-    let witness = Mock::start("openai", "ok");
+fn check(style: &str, scenario: &str, probe: &str) -> Run {
+    let target = mock(style, scenario);
+    let witness = mock("openai", "ok");
     let base = if style == "anthropic" {
-        mock.url.clone()
+        target.url()
     } else {
-        mock.v1()
+        target.v1()
     };
     let wire = if style == "anthropic" {
         "anthropic"
@@ -81,7 +84,7 @@ fn assert_verdict(run: &Run, verdict: &str, blame: Option<&str>, exit: i32) {
 
 #[test]
 fn healthy_chat_is_up_with_exit_0_and_every_json_field() {
-    let run = check("kimi", "ok", "chat", &[]);
+    let run = check("kimi", "ok", "chat");
     assert_verdict(&run, "up", None, 0);
     let c = run.check();
     for field in [
@@ -112,27 +115,30 @@ fn healthy_chat_is_up_with_exit_0_and_every_json_field() {
 
 #[test]
 fn healthy_stream_reports_time_to_first_token() {
-    let run = check("openai", "ok", "stream", &[]);
+    let run = check("openai", "ok", "stream");
     assert_verdict(&run, "up", None, 0);
     assert!(run.check()["ttft_ms"].as_f64().is_some(), "{}", run.raw);
 }
 
 #[test]
 fn healthy_tool_call_is_up() {
-    assert_verdict(&check("openai", "ok", "tools", &[]), "up", None, 0);
+    assert_verdict(&check("openai", "ok", "tools"), "up", None, 0);
 }
 
 #[test]
 fn anthropic_messages_api_healthy_stream_is_up() {
-    assert_verdict(&check("anthropic", "ok", "stream", &[]), "up", None, 0);
-    assert_verdict(&check("anthropic", "ok", "tools", &[]), "up", None, 0);
+    assert_verdict(&check("anthropic", "ok", "stream"), "up", None, 0);
+    assert_verdict(&check("anthropic", "ok", "tools"), "up", None, 0);
 }
 
 #[test]
 fn slow_answer_is_degraded_and_still_exit_0() {
     // degraded_after is 5 s in the test config; the mock waits 6 s before its first byte and the
     // probe deadline is raised to let it finish.
-    let mock = Mock::start_with("openai", "slow", &["--delay", "6s"]);
+    let mock = mock_with(MockOptions {
+        delay: Duration::from_secs(6),
+        ..options("openai", "slow")
+    });
     let cfg = config(&format!(
         "{}\n[check]\nwitnesses = []\n",
         provider_toml("target", &mock.v1(), "openai", "TARGET_KEY")
@@ -157,7 +163,7 @@ fn slow_answer_is_degraded_and_still_exit_0() {
 
 #[test]
 fn hanging_provider_is_a_timeout_blamed_on_the_provider() {
-    let run = check("openai", "hang", "chat", &[]);
+    let run = check("openai", "hang", "chat");
     assert_verdict(&run, "timeout", Some("provider"), 1);
     assert!(run.check()["status"].is_null());
     assert!(
@@ -170,14 +176,14 @@ fn hanging_provider_is_a_timeout_blamed_on_the_provider() {
 
 #[test]
 fn connection_reset_is_network_blamed_on_the_provider_when_others_answer() {
-    let run = check("openai", "reset", "chat", &[]);
+    let run = check("openai", "reset", "chat");
     assert_verdict(&run, "network", Some("provider"), 1);
 }
 
 #[test]
 fn rate_limit_with_retry_after_is_the_accounts_problem_with_the_wait() {
     for style in ["kimi", "openai", "anthropic", "zhipu", "dashscope"] {
-        let run = check(style, "rate_limited", "chat", &[]);
+        let run = check(style, "rate_limited", "chat");
         assert_verdict(&run, "rate_limited", Some("account"), 3);
         assert_eq!(run.check()["status"], 429, "{style}");
         assert_eq!(run.check()["retry_after_s"], 2.0, "{style}: {}", run.raw);
@@ -192,7 +198,7 @@ fn rate_limit_with_retry_after_is_the_accounts_problem_with_the_wait() {
 
 #[test]
 fn rate_limit_without_a_wait_has_null_retry_after() {
-    let run = check("kimi", "rate_limited_no_retry_after", "chat", &[]);
+    let run = check("kimi", "rate_limited_no_retry_after", "chat");
     assert_verdict(&run, "rate_limited", Some("account"), 3);
     assert!(run.check()["retry_after_s"].is_null(), "{}", run.raw);
 }
@@ -208,7 +214,7 @@ fn billing_errors_are_quota_exhausted_in_every_style() {
         "dashscope",
         "openrouter",
     ] {
-        let run = check(style, "quota_exhausted", "chat", &[]);
+        let run = check(style, "quota_exhausted", "chat");
         assert_verdict(&run, "quota_exhausted", Some("account"), 3);
     }
 }
@@ -225,7 +231,7 @@ fn rejected_key_is_auth_failed_on_the_account() {
         "openrouter",
     ] {
         assert_verdict(
-            &check(style, "auth_failed", "chat", &[]),
+            &check(style, "auth_failed", "chat"),
             "auth_failed",
             Some("account"),
             3,
@@ -242,7 +248,7 @@ fn request_side_errors_are_blamed_on_the_request() {
         ("bad_request", "bad_request"),
     ] {
         for style in ["kimi", "deepseek", "zhipu", "dashscope", "anthropic"] {
-            let run = check(style, scenario, "chat", &[]);
+            let run = check(style, scenario, "chat");
             assert_verdict(&run, verdict, Some("request"), 3);
         }
     }
@@ -258,7 +264,7 @@ fn provider_side_errors_are_blamed_on_the_provider_with_exit_1() {
         ("empty_choices", "malformed"),
     ] {
         for style in ["kimi", "openai", "anthropic", "zhipu"] {
-            let run = check(style, scenario, "chat", &[]);
+            let run = check(style, scenario, "chat");
             assert_verdict(&run, verdict, Some("provider"), 1);
         }
     }
@@ -266,7 +272,7 @@ fn provider_side_errors_are_blamed_on_the_provider_with_exit_1() {
 
 #[test]
 fn moonshot_engine_overload_429_is_overloaded_not_rate_limited() {
-    let run = check("kimi", "overloaded", "chat", &[]);
+    let run = check("kimi", "overloaded", "chat");
     assert_verdict(&run, "overloaded", Some("provider"), 1);
     assert_eq!(run.check()["status"], 429);
     assert!(run.doc["summary"].as_str().unwrap().contains("OVERLOADED"));
@@ -274,7 +280,7 @@ fn moonshot_engine_overload_429_is_overloaded_not_rate_limited() {
 
 #[test]
 fn html_gateway_page_is_unavailable_and_never_echoed() {
-    let run = check("kimi", "html_504", "chat", &[]);
+    let run = check("kimi", "html_504", "chat");
     assert_verdict(&run, "unavailable", Some("provider"), 1);
     assert_eq!(run.check()["status"], 504);
     assert!(!run.raw.contains("<html"), "{}", run.raw);
@@ -283,7 +289,7 @@ fn html_gateway_page_is_unavailable_and_never_echoed() {
 
 #[test]
 fn error_object_inside_a_200_is_classified_by_the_error() {
-    let run = check("openrouter", "error_in_200", "chat", &[]);
+    let run = check("openrouter", "error_in_200", "chat");
     let c = run.check();
     assert_ne!(c["verdict"], "up", "{}", run.raw);
     assert_eq!(c["status"], 200);
@@ -292,7 +298,7 @@ fn error_object_inside_a_200_is_classified_by_the_error() {
 #[test]
 fn dropped_or_broken_tool_calls_are_malformed() {
     for scenario in ["no_tool_call", "bad_tool_args"] {
-        let run = check("openai", scenario, "tools", &[]);
+        let run = check("openai", scenario, "tools");
         assert_verdict(&run, "malformed", Some("provider"), 1);
     }
 }
@@ -300,30 +306,30 @@ fn dropped_or_broken_tool_calls_are_malformed() {
 #[test]
 fn stream_cut_before_done_is_malformed_not_up() {
     for style in ["openai", "kimi", "anthropic"] {
-        let run = check(style, "stream_cut", "stream", &[]);
+        let run = check(style, "stream_cut", "stream");
         assert_verdict(&run, "malformed", Some("provider"), 1);
     }
 }
 
 #[test]
 fn stalled_stream_is_a_timeout() {
-    let run = check("openai", "stream_stall", "stream", &[]);
+    let run = check("openai", "stream_stall", "stream");
     assert_verdict(&run, "timeout", Some("provider"), 1);
 }
 
 #[test]
 fn error_event_inside_a_200_stream_is_classified_by_the_error() {
-    let run = check("openai", "stream_error", "stream", &[]);
+    let run = check("openai", "stream_error", "stream");
     assert_verdict(&run, "server_error", Some("provider"), 1);
-    let run = check("anthropic", "stream_error", "stream", &[]);
+    let run = check("anthropic", "stream_error", "stream");
     assert_verdict(&run, "overloaded", Some("provider"), 1);
-    let run = check("zhipu", "stream_error", "stream", &[]);
+    let run = check("zhipu", "stream_error", "stream");
     assert_verdict(&run, "server_error", Some("provider"), 1);
 }
 
 #[test]
 fn keep_alives_without_a_first_token_time_out() {
-    let run = check("deepseek", "keepalive_only", "stream", &[]);
+    let run = check("deepseek", "keepalive_only", "stream");
     assert_verdict(&run, "timeout", Some("provider"), 1);
     let explanation = run.check()["explanation"].as_str().unwrap().to_lowercase();
     assert!(explanation.contains("keep-alive"), "{explanation}");
@@ -331,7 +337,7 @@ fn keep_alives_without_a_first_token_time_out() {
 
 #[test]
 fn flapping_provider_alternates_between_up_and_unavailable() {
-    let run = check("openai", "flapping", "all", &[]);
+    let run = check("openai", "flapping", "all");
     let verdicts: Vec<&str> = run.doc["checks"]
         .as_array()
         .unwrap()
@@ -345,41 +351,4 @@ fn flapping_provider_alternates_between_up_and_unavailable() {
         run.raw
     );
     assert_eq!(run.code, 1);
-}
-
-#[test]
-fn mock_provider_rejects_an_unknown_scenario_and_lists_them_all() {
-    let out = isdown(&["mock-provider", "--scenario", "no-such-scenario"], &[]);
-    assert_eq!(out.status.code(), Some(2));
-    let names = stderr(&out);
-    for scenario in [
-        "ok",
-        "slow",
-        "hang",
-        "reset",
-        "rate_limited",
-        "rate_limited_no_retry_after",
-        "quota_exhausted",
-        "auth_failed",
-        "model_not_found",
-        "context_too_long",
-        "content_filtered",
-        "bad_request",
-        "overloaded",
-        "server_error",
-        "unavailable",
-        "html_504",
-        "malformed",
-        "empty_choices",
-        "error_in_200",
-        "no_tool_call",
-        "bad_tool_args",
-        "stream_cut",
-        "stream_stall",
-        "stream_error",
-        "keepalive_only",
-        "flapping",
-    ] {
-        assert!(names.contains(scenario), "mock lacks {scenario}: {names}");
-    }
 }

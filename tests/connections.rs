@@ -43,8 +43,8 @@ fn last_probe_at(base: &str) -> Option<String> {
 #[test]
 fn a_connection_flood_under_a_low_descriptor_limit_locks_nobody_out() {
     raise_own_limit();
-    let kimi = Mock::start("kimi", "ok");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
     let cfg = config(&format!(
         "{}{}[monitor]\ninterval = \"1s\"\nconfirm_after = \"200ms\"\ntimeout = \"1s\"\n\
          [gateway]\nclient_keys_env = [\"GW_KEY\"]\n\
@@ -86,7 +86,9 @@ fn a_connection_flood_under_a_low_descriptor_limit_locks_nobody_out() {
         last_probe_at(&base)
     });
 
-    // The flood: idle sockets that never send a byte, and requests that stop mid-header.
+    // The flood: idle sockets that never send a byte, and requests that stop mid-header. Raw
+    // sockets on purpose: no HTTP client opens a connection and then sends nothing, or half a
+    // head.
     let mut flood = Vec::with_capacity(IDLE + HALF_SENT);
     for _ in 0..IDLE {
         if let Ok(stream) = TcpStream::connect(&addr) {

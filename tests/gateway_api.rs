@@ -3,24 +3,26 @@
 //! Anthropic target, `GET /v1/models`, error shapes, and what every attempt leaves behind
 //! (provenance headers, passive-health reports, metrics). Keys never leak.
 
-mod gateway_support;
+mod support;
 
-use gateway_support::*;
 use isdown::config::Config;
 use isdown::gateway::{Gateway, GatewayDeps};
 use isdown::metrics::Metrics;
+use isdown::mock::MockServer;
 use isdown::monitor::health::{Health, PassiveReporter};
 use serde_json::{Value, json};
+use support::gateway::*;
+use support::mock_async;
 
-async fn single(scenario: &str) -> (Mock, Gw) {
-    let m = Mock::start("openai", scenario).await;
+async fn single(scenario: &str) -> (MockServer, Gw) {
+    let m = mock_async("openai", scenario).await;
     let config = format!("{}{}{GATEWAY}", provider("a", &m), route(&["a"]));
     (m, Gw::start(&config).await)
 }
 
 #[tokio::test]
 async fn a_plain_request_is_served_with_provenance_headers_and_the_upstream_key() {
-    let m = Mock::start("openai", "ok").await;
+    let m = mock_async("openai", "ok").await;
     let config = format!(
         "{}[[routes]]\nmodel = \"agent\"\ntargets = [{{ provider = \"a\", model = \"real-model\" }}]\n{GATEWAY}",
         provider("a", &m)
@@ -34,14 +36,14 @@ async fn a_plain_request_is_served_with_provenance_headers_and_the_upstream_key(
     assert!(header(&response, "content-type").starts_with("application/json"));
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "pong");
-    let seen = &m.chats().await[0];
-    assert_eq!(seen["body"]["model"], "real-model");
+    let seen = &chats(&m)[0];
+    assert_eq!(seen.body["model"], "real-model");
     assert_eq!(
-        seen["headers"]["authorization"],
+        seen.headers["authorization"],
         format!("Bearer {}", upstream_key("a"))
     );
     assert!(
-        !seen.to_string().contains(CLIENT_KEY),
+        !serde_json::to_string(seen).unwrap().contains(CLIENT_KEY),
         "the client's key stays here"
     );
 }
@@ -68,7 +70,7 @@ async fn every_parameter_and_tool_passes_through_and_tool_calls_come_back() {
     let body: Value = response.json().await.unwrap();
     let call = &body["choices"][0]["message"]["tool_calls"][0];
     assert_eq!(call["function"]["name"], "get_time");
-    let sent = &m.chats().await[0]["body"];
+    let sent = &chats(&m)[0].body;
     for key in [
         "messages",
         "temperature",
@@ -86,8 +88,8 @@ async fn every_parameter_and_tool_passes_through_and_tool_calls_come_back() {
 
 #[tokio::test]
 async fn per_target_params_override_the_request_for_that_target_only() {
-    let a = Mock::start("openai", "unavailable").await;
-    let b = Mock::start("openai", "ok").await;
+    let a = mock_async("openai", "unavailable").await;
+    let b = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}[[routes]]\nmodel = \"agent\"\ntargets = [{{ provider = \"a\" }}, \
          {{ provider = \"b\", params = {{ temperature = 1, max_tokens = 9 }} }}]\n{GATEWAY}",
@@ -98,8 +100,8 @@ async fn per_target_params_override_the_request_for_that_target_only() {
     let mut request = ask(false);
     request["temperature"] = json!(0.2);
     gw.chat(request).await;
-    assert_eq!(a.chats().await[0]["body"]["temperature"], 0.2);
-    let to_b = &b.chats().await[0]["body"];
+    assert_eq!(chats(&a)[0].body["temperature"], 0.2);
+    let to_b = &chats(&b)[0].body;
     assert_eq!(to_b["temperature"], 1);
     assert_eq!(to_b["max_tokens"], 9);
 }
@@ -108,9 +110,9 @@ async fn per_target_params_override_the_request_for_that_target_only() {
 async fn reasoning_content_is_kept_for_kimi_and_deepseek_and_dropped_for_other_targets() {
     // The catalog ids, pointed at mocks: the fixes table keys on ids. DeepSeek V4 requires the
     // field on tool-call turns; OpenAI does not know it.
-    let kimi = Mock::start("kimi", "unavailable").await;
-    let deepseek = Mock::start("deepseek", "unavailable").await;
-    let openai = Mock::start("openai", "ok").await;
+    let kimi = mock_async("kimi", "unavailable").await;
+    let deepseek = mock_async("deepseek", "unavailable").await;
+    let openai = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{}{}{GATEWAY}",
         provider("kimi", &kimi),
@@ -131,22 +133,22 @@ async fn reasoning_content_is_kept_for_kimi_and_deepseek_and_dropped_for_other_t
     });
     let response = gw.chat(request).await;
     assert_eq!(header(&response, "x-isdown-provider"), "openai");
-    let to_kimi = &kimi.chats().await[0]["body"]["messages"][1];
+    let to_kimi = &chats(&kimi)[0].body["messages"][1];
     assert_eq!(to_kimi["reasoning_content"], "I should call the tool");
-    let to_deepseek = &deepseek.chats().await[0]["body"]["messages"][1];
+    let to_deepseek = &chats(&deepseek)[0].body["messages"][1];
     assert_eq!(to_deepseek["reasoning_content"], "I should call the tool");
-    let to_openai = &openai.chats().await[0]["body"]["messages"][1];
+    let to_openai = &chats(&openai)[0].body["messages"][1];
     assert!(to_openai.get("reasoning_content").is_none(), "{to_openai}");
     assert_eq!(to_openai["tool_calls"][0]["id"], "c1");
 }
 
 #[tokio::test]
 async fn an_anthropic_target_is_reached_through_its_openai_compatible_endpoint() {
-    let m = Mock::start("anthropic", "ok").await;
+    let m = mock_async("anthropic", "ok").await;
     let config = format!(
         "[providers.claude]\nbase_url = \"{}\"\nstyle = \"anthropic\"\napi_key_env = \"KEY_CLAUDE\"\n\
          probe_model = \"claude-x\"\n{}{GATEWAY}",
-        m.url,
+        m.url(),
         route(&["claude"])
     );
     let gw = Gw::start(&config).await;
@@ -154,10 +156,10 @@ async fn an_anthropic_target_is_reached_through_its_openai_compatible_endpoint()
     assert_eq!(header(&response, "x-isdown-provider"), "claude");
     let body = response.text().await.unwrap();
     assert_eq!(streamed_text(&body), "pong");
-    let seen = &m.chats().await[0];
-    assert_eq!(seen["path"], "/v1/chat/completions");
+    let seen = &chats(&m)[0];
+    assert_eq!(seen.path, "/v1/chat/completions");
     assert_eq!(
-        seen["headers"]["authorization"],
+        seen.headers["authorization"],
         format!("Bearer {}", upstream_key("claude"))
     );
 }
@@ -185,12 +187,12 @@ async fn missing_or_wrong_client_keys_are_refused_in_openai_shape() {
         .await
         .unwrap();
     assert_eq!(models.status(), 401);
-    assert_eq!(m.count().await, 0);
+    assert_eq!(chats(&m).len(), 0);
 }
 
 #[tokio::test]
 async fn without_client_keys_the_gateway_says_how_to_configure_it() {
-    let m = Mock::start("openai", "ok").await;
+    let m = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}[gateway]\nclient_keys_env = [\"UNSET_GW_KEY\"]\n",
         provider("a", &m),
@@ -211,7 +213,7 @@ async fn without_client_keys_the_gateway_says_how_to_configure_it() {
 
 #[tokio::test]
 async fn open_on_localhost_needs_no_key_and_is_refused_elsewhere() {
-    let m = Mock::start("openai", "ok").await;
+    let m = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}[gateway]\nopen_on_localhost = true\n",
         provider("a", &m),
@@ -252,7 +254,7 @@ async fn open_on_localhost_needs_no_key_and_is_refused_elsewhere() {
 
 #[tokio::test]
 async fn the_open_gateway_refuses_what_a_web_page_can_send() {
-    let m = Mock::start("openai", "ok").await;
+    let m = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}[gateway]\nopen_on_localhost = true\n",
         provider("a", &m),
@@ -286,7 +288,7 @@ async fn the_open_gateway_refuses_what_a_web_page_can_send() {
         .unwrap();
     assert_eq!(rebound.status(), 403);
     // Nothing reached the provider; a local program still gets through.
-    assert_eq!(m.count().await, 0);
+    assert_eq!(chats(&m).len(), 0);
     let local = gw
         .client
         .post(&url)
@@ -300,7 +302,7 @@ async fn the_open_gateway_refuses_what_a_web_page_can_send() {
 
 #[tokio::test]
 async fn oversized_bodies_bad_json_and_missing_models_are_openai_shaped_errors() {
-    let m = Mock::start("openai", "ok").await;
+    let m = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{GATEWAY}max_request_bytes = 2000\n",
         provider("a", &m),
@@ -341,13 +343,13 @@ async fn oversized_bodies_bad_json_and_missing_models_are_openai_shaped_errors()
         .chat_with(ask(false), &[("x-isdown-timeout", "soon")])
         .await;
     assert_eq!(response.status(), 400);
-    assert_eq!(m.count().await, 0);
+    assert_eq!(chats(&m).len(), 0);
 }
 
 #[tokio::test]
 async fn routes_match_exact_names_and_globs_in_file_order() {
-    let a = Mock::start("openai", "ok").await;
-    let b = Mock::start("openai", "ok").await;
+    let a = mock_async("openai", "ok").await;
+    let b = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}[[routes]]\nmodel = \"kimi-k2\"\ntargets = [{{ provider = \"a\" }}]\n\
          [[routes]]\nmodel = \"kimi-*\"\ntargets = [{{ provider = \"b\" }}]\n{GATEWAY}",
@@ -361,7 +363,7 @@ async fn routes_match_exact_names_and_globs_in_file_order() {
     assert_eq!(header(&glob, "x-isdown-provider"), "b");
     // A target without `model` forwards the requested name.
     assert_eq!(header(&glob, "x-isdown-model"), "kimi-k2.6");
-    assert_eq!(b.chats().await[0]["body"]["model"], "kimi-k2.6");
+    assert_eq!(chats(&b)[0].body["model"], "kimi-k2.6");
 
     let models: Value = gw
         .client
@@ -385,7 +387,7 @@ async fn routes_match_exact_names_and_globs_in_file_order() {
 
 #[tokio::test]
 async fn without_routes_each_provider_with_a_key_is_reachable_as_provider_slash_model() {
-    let m = Mock::start("openai", "ok").await;
+    let m = mock_async("openai", "ok").await;
     let config = format!("{}{GATEWAY}", provider("a", &m));
     let gw = Gw::start(&config).await;
     let response = gw
@@ -393,7 +395,7 @@ async fn without_routes_each_provider_with_a_key_is_reachable_as_provider_slash_
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-isdown-model"), "some-model");
-    assert_eq!(m.chats().await[0]["body"]["model"], "some-model");
+    assert_eq!(chats(&m)[0].body["model"], "some-model");
     // Catalog providers without a key in the environment are not routes.
     let response = gw
         .chat(json!({"model": "kimi/kimi-k2.6", "messages": []}))
@@ -415,8 +417,8 @@ async fn without_routes_each_provider_with_a_key_is_reachable_as_provider_slash_
 
 #[tokio::test]
 async fn every_attempt_is_reported_to_passive_health_and_counted_in_metrics() {
-    let a = Mock::start("openai", "unavailable").await;
-    let b = Mock::start("openai", "ok").await;
+    let a = mock_async("openai", "unavailable").await;
+    let b = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{}{GATEWAY}",
         provider("a", &a),
@@ -444,8 +446,8 @@ async fn every_attempt_is_reported_to_passive_health_and_counted_in_metrics() {
 
 #[tokio::test]
 async fn upstream_keys_never_reach_the_client() {
-    let a = Mock::start("openai", "auth_failed").await;
-    let b = Mock::start("kimi", "auth_failed").await;
+    let a = mock_async("openai", "auth_failed").await;
+    let b = mock_async("kimi", "auth_failed").await;
     let config = format!(
         "{}{}{}{GATEWAY}",
         provider("a", &a),

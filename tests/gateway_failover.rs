@@ -2,16 +2,18 @@
 //! providers on 127.0.0.1, on paused tokio time so that Retry-After waits, backoff and timeouts
 //! pass instantly and can be measured exactly.
 
-mod gateway_support;
+mod support;
 
-use gateway_support::*;
+use isdown::mock::{MockServer, Scenario};
 use serde_json::Value;
+use support::gateway::*;
+use support::mock_async;
 use tokio::time::Instant;
 
 /// Two providers `a` (first) and `b` (fallback) behind the route `agent`.
-async fn pair(a: &str, b: &str, extra: &str) -> (Mock, Mock, Gw) {
-    let ma = Mock::start("openai", a).await;
-    let mb = Mock::start("openai", b).await;
+async fn pair(a: &str, b: &str, extra: &str) -> (MockServer, MockServer, Gw) {
+    let ma = mock_async("openai", a).await;
+    let mb = mock_async("openai", b).await;
     let config = format!(
         "{}{}{}{GATEWAY}{extra}",
         provider("a", &ma),
@@ -32,8 +34,8 @@ async fn rate_limit_with_short_retry_after_waits_on_same_provider_before_switchi
     // Two announced waits on `a` (2 s each), then `b`.
     assert!(started.elapsed() >= secs(4.0), "{:?}", started.elapsed());
     assert!(started.elapsed() < secs(5.0), "{:?}", started.elapsed());
-    assert_eq!(a.count().await, 3);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 3);
+    assert_eq!(chats(&b).len(), 1);
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(header(&response, "x-isdown-attempts"), "4");
 }
@@ -57,13 +59,13 @@ async fn rate_limit_with_short_retry_after_is_served_by_the_same_provider_once_i
     // The gateway is now inside its 2 s wait (virtual time only moves when every task idles);
     // `a` recovers after 1 s.
     tokio::time::sleep(secs(1.0)).await;
-    a.set("ok").await;
+    a.set_scenario(Scenario::Ok);
     let response = request.await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-isdown-provider"), "a");
     assert_eq!(header(&response, "x-isdown-attempts"), "2");
-    assert_eq!(a.count().await, 2);
-    assert_eq!(b.count().await, 0);
+    assert_eq!(chats(&a).len(), 2);
+    assert_eq!(chats(&b).len(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -74,18 +76,18 @@ async fn rate_limit_with_long_retry_after_switches_at_once_and_cools_the_target_
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert!(started.elapsed() < secs(0.5), "{:?}", started.elapsed());
-    assert_eq!(a.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
     // Cooling down: the next request does not touch `a` at all.
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(header(&response, "x-isdown-attempts"), "1");
-    assert_eq!(a.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
     // After the announced 2 s, `a` is tried again.
-    a.set("ok").await;
+    a.set_scenario(Scenario::Ok);
     tokio::time::advance(secs(2.0)).await;
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "a");
-    assert_eq!(b.count().await, 2);
+    assert_eq!(chats(&b).len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -94,8 +96,8 @@ async fn rate_limit_without_retry_after_backs_off_twice_then_switches() {
     let started = Instant::now();
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
-    assert_eq!(a.count().await, 3);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 3);
+    assert_eq!(chats(&b).len(), 1);
     // ≈0.5 s then ≈1 s, each jittered by at most ±20 %.
     let waited = started.elapsed();
     assert!(waited >= secs(1.2) && waited <= secs(1.9), "{waited:?}");
@@ -108,8 +110,8 @@ async fn server_error_gets_one_quick_retry_then_the_next_target() {
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(header(&response, "x-isdown-attempts"), "3");
-    assert_eq!(a.count().await, 2);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 2);
+    assert_eq!(chats(&b).len(), 1);
     let waited = started.elapsed();
     assert!(waited >= secs(0.2) && waited <= secs(0.3), "{waited:?}");
 }
@@ -122,8 +124,8 @@ async fn network_failure_before_any_byte_gets_one_quick_retry_then_the_next_targ
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(header(&response, "x-isdown-attempts"), "3");
-    assert_eq!(a.count().await, 2);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 2);
+    assert_eq!(chats(&b).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -141,8 +143,8 @@ async fn overloaded_unavailable_and_malformed_go_to_the_next_target_at_once() {
         assert_eq!(response.status(), 200, "{scenario}");
         assert_eq!(header(&response, "x-isdown-provider"), "b", "{scenario}");
         assert_eq!(header(&response, "x-isdown-attempts"), "2", "{scenario}");
-        assert_eq!(a.count().await, 1, "{scenario}");
-        assert_eq!(b.count().await, 1, "{scenario}");
+        assert_eq!(chats(&a).len(), 1, "{scenario}");
+        assert_eq!(chats(&b).len(), 1, "{scenario}");
         assert!(started.elapsed() < secs(0.1), "{scenario}: no wait");
     }
 }
@@ -154,8 +156,8 @@ async fn timeout_moves_to_the_next_target_and_never_retries_the_silent_one() {
     let response = gw.chat(ask(false)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(header(&response, "x-isdown-attempts"), "2");
-    assert_eq!(a.count().await, 1);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
+    assert_eq!(chats(&b).len(), 1);
     let waited = started.elapsed();
     assert!(waited >= secs(10.0) && waited < secs(10.5), "{waited:?}");
 }
@@ -174,15 +176,15 @@ async fn the_next_target_gets_the_rest_of_the_budget_and_the_client_header_short
     assert_eq!(header(&response, "x-isdown-attempts"), "2");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "timeout");
-    assert_eq!(a.count().await, 1);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
+    assert_eq!(chats(&b).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn context_too_long_skips_small_windows_and_goes_to_a_target_that_fits() {
-    let small = Mock::start("openai", "ok").await;
-    let refuses = Mock::start("openai", "context_too_long").await;
-    let large = Mock::start("openai", "ok").await;
+    let small = mock_async("openai", "ok").await;
+    let refuses = mock_async("openai", "context_too_long").await;
+    let large = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{}{}{GATEWAY}",
         provider_with("small", &small, "context_window = 1000"),
@@ -200,17 +202,17 @@ async fn context_too_long_skips_small_windows_and_goes_to_a_target_that_fits() {
     assert_eq!(header(&response, "x-isdown-provider"), "large");
     assert_eq!(header(&response, "x-isdown-attempts"), "2");
     assert_eq!(
-        small.count().await,
+        chats(&small).len(),
         0,
         "a window known to be too small is skipped"
     );
-    assert_eq!(refuses.count().await, 1);
-    assert_eq!(large.count().await, 1);
+    assert_eq!(chats(&refuses).len(), 1);
+    assert_eq!(chats(&large).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_prompt_no_target_can_hold_is_refused_without_sending_it() {
-    let small = Mock::start("openai", "ok").await;
+    let small = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{GATEWAY}",
         provider_with("small", &small, "context_window = 100"),
@@ -223,7 +225,7 @@ async fn a_prompt_no_target_can_hold_is_refused_without_sending_it() {
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "context_length_exceeded");
-    assert_eq!(small.count().await, 0);
+    assert_eq!(chats(&small).len(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -233,8 +235,8 @@ async fn auth_quota_and_model_not_found_go_to_the_next_target_and_account_proble
         let response = gw.chat(ask(false)).await;
         assert_eq!(response.status(), 200, "{scenario}");
         assert_eq!(header(&response, "x-isdown-provider"), "b", "{scenario}");
-        assert_eq!(a.count().await, 1, "{scenario}: no retry");
-        assert_eq!(b.count().await, 1, "{scenario}");
+        assert_eq!(chats(&a).len(), 1, "{scenario}: no retry");
+        assert_eq!(chats(&b).len(), 1, "{scenario}");
         // The setup problem is visible to the monitor through passive health.
         let reported = gw.reported();
         assert_eq!(reported[0], ("a".to_owned(), scenario.to_owned()));
@@ -242,11 +244,11 @@ async fn auth_quota_and_model_not_found_go_to_the_next_target_and_account_proble
         // a property of the request, so the next request tries again.
         gw.chat(ask(false)).await;
         let again = usize::from(scenario == "model_not_found");
-        assert_eq!(a.count().await, 1 + again, "{scenario}");
+        assert_eq!(chats(&a).len(), 1 + again, "{scenario}");
         tokio::time::advance(secs(60.0)).await;
         gw.chat(ask(false)).await;
         assert_eq!(
-            a.count().await,
+            chats(&a).len(),
             2 + again,
             "{scenario}: back after the cool-down"
         );
@@ -258,7 +260,7 @@ async fn bad_request_comes_back_unchanged_without_retry_or_fallback() {
     let (a, b, gw) = pair("bad_request", "ok", "").await;
     // What the provider answers when asked directly.
     let direct = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", a.url))
+        .post(format!("{}/v1/chat/completions", a.url()))
         .json(&ask(false))
         .send()
         .await
@@ -271,15 +273,15 @@ async fn bad_request_comes_back_unchanged_without_retry_or_fallback() {
     assert_eq!(header(&response, "x-isdown-provider"), "a");
     assert_eq!(header(&response, "x-isdown-attempts"), "1");
     assert_eq!(response.text().await.unwrap(), direct_body);
-    assert_eq!(a.count().await, 2, "one direct, one through the gateway");
-    assert_eq!(b.count().await, 0);
+    assert_eq!(chats(&a).len(), 2, "one direct, one through the gateway");
+    assert_eq!(chats(&b).len(), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn content_filtered_comes_back_unchanged_without_retry_or_fallback() {
     // Moonshot refuses with a 400 `content_filter` error.
-    let a = Mock::start("kimi", "content_filtered").await;
-    let b = Mock::start("openai", "ok").await;
+    let a = mock_async("kimi", "content_filtered").await;
+    let b = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{}{GATEWAY}",
         provider("a", &a),
@@ -292,8 +294,8 @@ async fn content_filtered_comes_back_unchanged_without_retry_or_fallback() {
     assert_eq!(header(&response, "x-isdown-provider"), "a");
     let body: Value = response.json().await.unwrap();
     assert!(body["error"].is_object(), "{body}");
-    assert_eq!(a.count().await, 1);
-    assert_eq!(b.count().await, 0);
+    assert_eq!(chats(&a).len(), 1);
+    assert_eq!(chats(&b).len(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -313,15 +315,15 @@ async fn when_every_target_fails_the_error_names_each_attempt_in_openai_shape() 
         "{message}"
     );
     assert!(!message.contains("sk-upstream"), "{message}");
-    assert_eq!(a.count().await, 1);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
+    assert_eq!(chats(&b).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn after_context_too_long_smaller_known_windows_are_skipped_and_unknown_ones_tried() {
-    let refuses = Mock::start("openai", "context_too_long").await;
-    let smaller = Mock::start("openai", "ok").await;
-    let unknown = Mock::start("openai", "ok").await;
+    let refuses = mock_async("openai", "context_too_long").await;
+    let smaller = mock_async("openai", "ok").await;
+    let unknown = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{}{}{GATEWAY}",
         provider_with("refuses", &refuses, "context_window = 500000"),
@@ -333,7 +335,7 @@ async fn after_context_too_long_smaller_known_windows_are_skipped_and_unknown_on
     let response = gw.chat(ask(false)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-isdown-provider"), "unknown");
-    assert_eq!(refuses.count().await, 1);
-    assert_eq!(smaller.count().await, 0);
-    assert_eq!(unknown.count().await, 1);
+    assert_eq!(chats(&refuses).len(), 1);
+    assert_eq!(chats(&smaller).len(), 0);
+    assert_eq!(chats(&unknown).len(), 1);
 }

@@ -4,20 +4,22 @@
 //! healthy; its recovery is tested off the request path; a single fast 5xx ejects nobody; with
 //! every target failing the least bad one is still tried; non-streaming requests may be hedged.
 
-mod gateway_support;
+mod support;
 
-use gateway_support::*;
 use isdown::gateway::breaker::BreakerPolicy;
 use isdown::incident::IncidentKind;
+use isdown::mock::{MockServer, Scenario};
 use isdown::monitor::health::{Health, MonitorHealth, PassiveReport};
 use isdown::monitor::machine::MonitorState;
 use isdown::verdict::Verdict;
+use support::gateway::*;
+use support::mock_async;
 use tokio::time::Instant;
 
 /// `a` (first) and `b` (fallback) behind the route `agent`, with `extra` config lines.
-async fn pair(a: &str, b: &str, extra: &str, health: Health) -> (Mock, Mock, Gw) {
-    let ma = Mock::start("openai", a).await;
-    let mb = Mock::start("openai", b).await;
+async fn pair(a: &str, b: &str, extra: &str, health: Health) -> (MockServer, MockServer, Gw) {
+    let ma = mock_async("openai", a).await;
+    let mb = mock_async("openai", b).await;
     let config = format!(
         "{}{}{}{GATEWAY}{extra}",
         provider("a", &ma),
@@ -54,11 +56,10 @@ fn tests_of(reports: &[PassiveReport], provider: &str) -> Vec<(bool, Verdict)> {
 
 /// Chat requests a mock received from clients (recovery tests carry the stream probe's
 /// `max_tokens`; the requests of these tests never do).
-async fn live_chats(mock: &Mock) -> usize {
-    mock.chats()
-        .await
+fn live_chats(mock: &MockServer) -> usize {
+    chats(mock)
         .iter()
-        .filter(|r| r["body"]["max_tokens"].is_null())
+        .filter(|r| r.body["max_tokens"].is_null())
         .count()
 }
 
@@ -83,11 +84,11 @@ async fn sequential_streams_against_a_hung_primary_pay_its_timeout_once() {
         assert!(*t < secs(1.0), "turn {turn}: {t:?}");
     }
     assert_eq!(
-        live_chats(&a).await,
+        live_chats(&a),
         1,
         "one client request reached the hung target"
     );
-    assert_eq!(b.count().await, 9);
+    assert_eq!(chats(&b).len(), 9);
     let reports = gw.reports();
     assert_eq!(attempts_on(&reports, "a"), [Verdict::Timeout]);
     // Recovery was tested in the background, and every test timed out.
@@ -104,7 +105,7 @@ async fn a_recovered_primary_is_seen_by_a_recovery_test_first_and_traffic_return
     let (a, _b, mut gw) = pair("hang", "ok", "", Health::default()).await;
     let response = gw.chat(ask(true)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
-    a.set("ok").await;
+    a.set_scenario(Scenario::Ok);
     tokio::time::sleep(secs(3.0)).await;
     // The first test is due 2 s after the timeout: this request starts it and is served by
     // `b` without waiting for it.
@@ -119,15 +120,15 @@ async fn a_recovered_primary_is_seen_by_a_recovery_test_first_and_traffic_return
         tokio::time::sleep(secs(3.0)).await;
     }
     // What `a` received after the hang: the recovery test first, then client requests.
-    let chats = a.chats().await;
+    let chats = chats(&a);
     assert_eq!(chats.len(), 5, "{chats:?}");
     assert!(
-        chats[0]["body"]["max_tokens"].is_null(),
+        chats[0].body["max_tokens"].is_null(),
         "the hung client request"
     );
-    assert_eq!(chats[1]["body"]["max_tokens"], 8, "the recovery test");
-    assert_eq!(chats[1]["body"]["stream"], true);
-    assert!(chats[2..].iter().all(|c| c["body"]["max_tokens"].is_null()));
+    assert_eq!(chats[1].body["max_tokens"], 8, "the recovery test");
+    assert_eq!(chats[1].body["stream"], true);
+    assert!(chats[2..].iter().all(|c| c.body["max_tokens"].is_null()));
     let reports = gw.reports();
     assert_eq!(tests_of(&reports, "a"), [(true, Verdict::Up)]);
     assert_eq!(
@@ -141,13 +142,13 @@ async fn a_single_fast_server_error_does_not_eject_a_target() {
     let (a, b, gw) = pair("unavailable", "ok", "", Health::default()).await;
     let response = gw.chat(ask(true)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
-    a.set("ok").await;
+    a.set_scenario(Scenario::Ok);
     tokio::time::sleep(secs(3.0)).await;
     let response = gw.chat(ask(true)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "a");
     assert_eq!(header(&response, "x-isdown-attempts"), "1");
-    assert_eq!(live_chats(&a).await, 2);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(live_chats(&a), 2);
+    assert_eq!(chats(&b).len(), 1);
 }
 
 /// A health view where the monitor of each listed provider has an open outage incident.
@@ -193,18 +194,18 @@ async fn with_every_target_failing_the_least_bad_is_still_tried_first() {
         tests_of(&gw.reports(), "b"),
         [(false, Verdict::Unavailable)]
     );
-    assert_eq!(live_chats(&b).await, 0);
+    assert_eq!(live_chats(&b), 0);
     // Now no target is healthy, and `b` answers again. The request still goes out, to the
     // least bad target first — `b`, failing fast, before `a`, known to hang — although `a`
     // comes first in the route.
-    b.set("ok").await;
+    b.set_scenario(Scenario::Ok);
     let started = Instant::now();
     let response = gw.chat(ask(true)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(header(&response, "x-isdown-attempts"), "1");
     assert!(started.elapsed() < secs(1.0));
-    assert_eq!(live_chats(&a).await, 1);
+    assert_eq!(live_chats(&a), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -214,8 +215,8 @@ async fn a_confirmed_hang_incident_keeps_live_requests_away_from_the_first_one_o
     let response = gw.chat(ask(true)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert!(started.elapsed() < secs(1.0));
-    assert_eq!(a.count().await, 0);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 0);
+    assert_eq!(chats(&b).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -232,7 +233,7 @@ async fn two_sequential_non_streaming_requests_against_a_hung_primary_lose_only_
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(header(&response, "x-isdown-attempts"), "1");
     assert!(started.elapsed() < secs(1.0), "{:?}", started.elapsed());
-    assert_eq!(live_chats(&a).await, 1);
+    assert_eq!(live_chats(&a), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -242,7 +243,7 @@ async fn a_timeout_the_client_asked_for_does_not_eject_the_target() {
     let (a, _b, gw) = pair("hang", "hang", "", Health::default()).await;
     let response = gw.chat_with(ask(true), &[("x-isdown-timeout", "2s")]).await;
     assert_eq!(response.status(), 504);
-    a.set("ok").await;
+    a.set_scenario(Scenario::Ok);
     let response = gw.chat(ask(true)).await;
     assert_eq!(header(&response, "x-isdown-provider"), "a");
 }
@@ -251,8 +252,8 @@ async fn a_timeout_the_client_asked_for_does_not_eject_the_target() {
 async fn a_hedged_route_sends_a_slow_request_to_the_next_target_after_its_p95_plus_margin() {
     let hedged = "[[routes]]\nmodel = \"hedged\"\ntargets = [{ provider = \"a\" }, \
                   { provider = \"b\" }]\nhedge_after = \"p95+2s\"\n";
-    let ma = Mock::start("openai", "ok").await;
-    let mb = Mock::start("openai", "ok").await;
+    let ma = mock_async("openai", "ok").await;
+    let mb = mock_async("openai", "ok").await;
     let config = format!(
         "{hedged}{}{}{GATEWAY}",
         provider("a", &ma),
@@ -266,7 +267,7 @@ async fn a_hedged_route_sends_a_slow_request_to_the_next_target_after_its_p95_pl
         let response = gw.chat(request.clone()).await;
         assert_eq!(header(&response, "x-isdown-provider"), "a");
     }
-    ma.set("hang").await;
+    ma.set_scenario(Scenario::Hang);
     let started = Instant::now();
     let response = gw.chat(request.clone()).await;
     let waited = started.elapsed();
@@ -274,7 +275,7 @@ async fn a_hedged_route_sends_a_slow_request_to_the_next_target_after_its_p95_pl
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     assert_eq!(header(&response, "x-isdown-attempts"), "2");
     assert!(waited >= secs(2.0) && waited < secs(2.5), "{waited:?}");
-    assert_eq!(mb.count().await, 1);
+    assert_eq!(chats(&mb).len(), 1);
     let metrics = gw.metrics.render();
     assert!(
         metrics.contains("isdown_gateway_hedges_total{provider=\"a\",model=\"*\"} 1"),
@@ -295,8 +296,8 @@ async fn without_a_p95_yet_a_hedged_route_does_not_hedge_but_a_fixed_delay_does(
             "[[routes]]\nmodel = \"agent\"\ntargets = [{{ provider = \"a\" }}, \
              {{ provider = \"b\" }}]\nhedge_after = \"{hedge_after}\"\n"
         );
-        let ma = Mock::start("openai", "hang").await;
-        let mb = Mock::start("openai", "ok").await;
+        let ma = mock_async("openai", "hang").await;
+        let mb = mock_async("openai", "ok").await;
         let config = format!(
             "{route}{}{}{GATEWAY}",
             provider("a", &ma),

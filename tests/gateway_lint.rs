@@ -3,12 +3,14 @@
 //! a provider's 500 to a request the lint flags is the request's fault — the error says so and
 //! the breaker does not count it against the provider. Paused tokio time.
 
-mod gateway_support;
+mod support;
 
-use gateway_support::*;
+use isdown::mock::MockServer;
 use isdown::monitor::health::PassiveReport;
 use isdown::verdict::Blame;
 use serde_json::{Value, json};
+use support::gateway::*;
+use support::mock_async;
 
 /// A route `agent` over `targets` with `lint = MODE`.
 fn linted_route(targets: &[&str], mode: &str) -> String {
@@ -36,7 +38,7 @@ async fn error_of(response: reqwest::Response) -> Value {
 
 #[tokio::test(start_paused = true)]
 async fn reject_answers_400_naming_the_findings_before_any_provider_is_paid() {
-    let a = Mock::start("openai", "ok").await;
+    let a = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{GATEWAY}",
         provider("a", &a),
@@ -67,12 +69,12 @@ async fn reject_answers_400_naming_the_findings_before_any_provider_is_paid() {
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("not sent"), "{message}");
     assert!(message.contains("read file"), "{message}");
-    assert_eq!(a.count().await, 0, "no provider was paid");
+    assert_eq!(chats(&a).len(), 0, "no provider was paid");
 }
 
 #[tokio::test(start_paused = true)]
 async fn reject_forwards_a_clean_request_unmarked() {
-    let a = Mock::start("openai", "ok").await;
+    let a = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{GATEWAY}",
         provider("a", &a),
@@ -82,12 +84,12 @@ async fn reject_forwards_a_clean_request_unmarked() {
     let response = gw.chat(ask(false)).await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("x-isdown-lint").is_none());
-    assert_eq!(a.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn warn_forwards_the_request_and_names_the_findings_in_a_header() {
-    let a = Mock::start("openai", "ok").await;
+    let a = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{GATEWAY}",
         provider("a", &a),
@@ -102,7 +104,7 @@ async fn warn_forwards_the_request_and_names_the_findings_in_a_header() {
     );
     assert_eq!(header(&response, "x-isdown-provider"), "a");
     // Forwarded as given: the lint changes nothing in the request.
-    let sent = &a.chats().await[0]["body"];
+    let sent = &chats(&a)[0].body;
     assert_eq!(sent["tools"][0]["function"]["name"], "read file");
 }
 
@@ -110,8 +112,8 @@ async fn warn_forwards_the_request_and_names_the_findings_in_a_header() {
 async fn a_finding_that_failing_over_avoids_is_not_the_requests() {
     // Target `a` sets temperature 0.3 for a Kimi model, which only `kimi` refuses; a request
     // clean elsewhere is not flagged for the whole route.
-    let kimi = Mock::start("kimi", "ok").await;
-    let b = Mock::start("openai", "ok").await;
+    let kimi = mock_async("kimi", "ok").await;
+    let b = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}[[routes]]\nmodel = \"agent\"\ntargets = [{{ provider = \"kimi\", model = \"kimi-k2.6\", params = {{ temperature = 0.3 }} }}, {{ provider = \"b\" }}]\nlint = \"reject\"\n{GATEWAY}",
         provider("kimi", &kimi),
@@ -123,9 +125,9 @@ async fn a_finding_that_failing_over_avoids_is_not_the_requests() {
 }
 
 /// Sends `n` flagged requests through a route `a` (answering 500 to them) then `b`.
-async fn flagged_500s(mode: Option<&str>, n: usize) -> (Mock, Mock, Gw) {
-    let a = Mock::start("openai", "tool_schema_500").await;
-    let b = Mock::start("openai", "ok").await;
+async fn flagged_500s(mode: Option<&str>, n: usize) -> (MockServer, MockServer, Gw) {
+    let a = mock_async("openai", "tool_schema_500").await;
+    let b = mock_async("openai", "ok").await;
     let routes = match mode {
         Some(mode) => linted_route(&["a", "b"], mode),
         None => route(&["a", "b"]),
@@ -147,7 +149,7 @@ async fn flagged_500s(mode: Option<&str>, n: usize) -> (Mock, Mock, Gw) {
 async fn a_provider_500_to_a_flagged_request_does_not_open_its_breaker() {
     // Without lint, five 500s (each retried once) open `a`'s breaker: it is passed over after.
     let (a, _b, _gw) = flagged_500s(None, 8).await;
-    let unlinted = a.count().await;
+    let unlinted = chats(&a).len();
     assert!(
         unlinted < 16,
         "the breaker opened without lint: {unlinted} attempts"
@@ -156,8 +158,8 @@ async fn a_provider_500_to_a_flagged_request_does_not_open_its_breaker() {
     // With lint = "warn" the same 500s are the request's: no retry on `a`, no breaker opening,
     // so every request still tries `a` once.
     let (a, b, mut gw) = flagged_500s(Some("warn"), 8).await;
-    assert_eq!(a.count().await, 8);
-    assert_eq!(b.count().await, 8);
+    assert_eq!(chats(&a).len(), 8);
+    assert_eq!(chats(&b).len(), 8);
     let blames: Vec<Option<Blame>> = gw
         .reports()
         .into_iter()
@@ -175,7 +177,7 @@ async fn a_provider_500_to_a_flagged_request_does_not_open_its_breaker() {
 
 #[tokio::test(start_paused = true)]
 async fn a_500_everywhere_to_a_flagged_request_says_the_request_is_the_likely_cause() {
-    let a = Mock::start("openai", "tool_schema_500").await;
+    let a = mock_async("openai", "tool_schema_500").await;
     let config = format!(
         "{}{}{GATEWAY}",
         provider("a", &a),
@@ -197,7 +199,7 @@ async fn a_500_everywhere_to_a_flagged_request_says_the_request_is_the_likely_ca
     );
     assert_eq!(error["findings"][0]["rule"], "tool_name_pattern");
     assert_eq!(
-        a.count().await,
+        chats(&a).len(),
         1,
         "a flagged 500 is not retried on the same target"
     );

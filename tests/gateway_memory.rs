@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{Mock, Serve};
+use support::{Serve, mock_async};
 
 const MIB: u64 = 1024 * 1024;
 /// The budget under test: small, so that the burst below offers it many times over.
@@ -31,7 +31,7 @@ fn status_bytes(pid: u32, field: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_large_bodies_stay_under_three_times_the_in_flight_budget() {
-    let mock = Mock::start("openai", "ok");
+    let mock = mock_async("openai", "ok").await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("isdown.toml");
     std::fs::write(

@@ -1,8 +1,9 @@
 //! The official `openai` SDKs — Python and Node — talk to the real `isdown serve` binary, in
-//! front of two real `isdown mock-provider` processes: plain, streaming and tool-call requests,
-//! failover on 503, Retry-After honoured on 429, a complete stream without `[DONE]` that is a
-//! complete answer with usage, and a cut stream that raises instead of returning truncated text
-//! (the cases live in `tests/python/gateway_sdk.py` and `tests/node/gateway_sdk.mjs`).
+//! front of two mock providers: plain, streaming and tool-call requests, failover on 503,
+//! Retry-After honoured on 429, a complete stream without `[DONE]` that is a complete answer
+//! with usage, and a cut stream that raises instead of returning truncated text (the cases live
+//! in `tests/python/gateway_sdk.py` and `tests/node/gateway_sdk.mjs`, which switch the mocks'
+//! scenarios over their `/_mock/scenario` endpoint).
 //!
 //! Python is `$ISDOWN_TEST_PYTHON`, or `.venv/bin/python` at the repository root (the one
 //! `.ci/run` installs `openai` into); Node is `node` on the PATH with the pinned `openai` in
@@ -11,24 +12,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use support::*;
 
 const INSTALL: &str = "python3 -m venv .venv && .venv/bin/pip install 'openai==3.51.0'";
 const NODE_INSTALL: &str = "npm ci --prefix tests/node";
 const CLIENT_KEY: &str = "gw-sdk-client-7Hq2";
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn python() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -39,16 +30,16 @@ fn python() -> PathBuf {
 
 /// Two mocks (`a` first) behind the route `agent` of a running `isdown serve`.
 struct Gateway {
-    a: Mock,
-    b: Mock,
+    a: MockServer,
+    b: MockServer,
     url: String,
     _serve: Serve,
     _config: ConfigFile,
 }
 
 fn gateway() -> Gateway {
-    let a = Mock::start("openai", "ok");
-    let b = Mock::start("openai", "ok");
+    let a = mock("openai", "ok");
+    let b = mock("openai", "ok");
     // Monitors probe only the mocks, and rarely: the SDK cases must see the gateway alone.
     let config = config(&format!(
         "{}{}[[monitors]]\nprovider = \"a\"\ninterval = \"1h\"\n\
@@ -57,30 +48,16 @@ fn gateway() -> Gateway {
         provider_toml("a", &a.v1(), "openai", "KEY_A"),
         provider_toml("b", &b.v1(), "openai", "KEY_B"),
     ));
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config.path)
-        .arg("--data")
-        .arg(config.dir.path().join("data"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("GW_KEY", CLIENT_KEY)
-        .env("KEY_A", "sk-upstream-a-Qw8ErTy2UiOp")
-        .env("KEY_B", "sk-upstream-b-Qw8ErTy2UiOp")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn isdown serve");
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut banner)
-        .expect("serve banner");
-    let serve = Serve(child);
-    let url = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in banner: {banner}"))
-        .to_owned();
+    let serve = Serve::start(
+        &config.path,
+        &config.dir.path().join("data"),
+        &[
+            ("GW_KEY", CLIENT_KEY),
+            ("KEY_A", "sk-upstream-a-Qw8ErTy2UiOp"),
+            ("KEY_B", "sk-upstream-b-Qw8ErTy2UiOp"),
+        ],
+    );
+    let url = serve.url.clone();
     Gateway {
         a,
         b,
@@ -96,8 +73,8 @@ impl Gateway {
         command
             .env("GATEWAY_URL", &self.url)
             .env("GATEWAY_KEY", CLIENT_KEY)
-            .env("MOCK_A", &self.a.url)
-            .env("MOCK_B", &self.b.url)
+            .env("MOCK_A", self.a.url())
+            .env("MOCK_B", self.b.url())
             .output()
             .expect("run the SDK suite")
     }

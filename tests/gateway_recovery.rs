@@ -4,18 +4,20 @@
 //! restart diverges; a refused prefill is not the caller's final error; tool-call streams are
 //! never spliced; with recovery off nothing changes. Paused tokio time.
 
-mod gateway_support;
+mod support;
 
-use gateway_support::*;
+use isdown::mock::MockServer;
 use serde_json::{Value, json};
+use support::gateway::*;
+use support::mock_async;
 
 const VERIFIED: &str = "stream_recovery = \"verified\"\n";
 /// Moonshot's partial mode, as the catalog declares it for `kimi`.
 const PARTIAL: &str = "prefill = { flag = \"partial\" }";
 
 /// One target `a` (scenario `scenario`, `extra` provider lines) behind `agent`.
-async fn single(scenario: &str, extra: &str, gateway_extra: &str) -> (Mock, Gw) {
-    let a = Mock::start("openai", scenario).await;
+async fn single(scenario: &str, extra: &str, gateway_extra: &str) -> (MockServer, Gw) {
+    let a = mock_async("openai", scenario).await;
     let config = format!(
         "{}{}{GATEWAY}{gateway_extra}",
         provider_with("a", &a, extra),
@@ -71,7 +73,7 @@ async fn with_recovery_off_a_cut_stream_ends_with_the_in_band_error_as_before() 
     );
     assert!(!body.contains("[DONE]"), "{body}");
     assert!(!body.contains("x-isdown-recovered"), "{body}");
-    assert_eq!(a.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -87,9 +89,9 @@ async fn a_cut_stream_is_completed_by_prefix_continuation_where_the_target_suppo
         "{body}"
     );
     // The continuation request carried the streamed text as Moonshot's partial prefill.
-    let chats = a.chats().await;
+    let chats = chats(&a);
     assert_eq!(chats.len(), 2);
-    let last = chats[1]["body"]["messages"]
+    let last = chats[1].body["messages"]
         .as_array()
         .unwrap()
         .last()
@@ -119,7 +121,7 @@ async fn a_stalled_stream_is_completed_too() {
     let body = gw.chat(ask(true)).await.text().await.unwrap();
     assert_eq!(streamed_text(&body), "pong", "{body}");
     assert_eq!(events(&body).last().unwrap(), "[DONE]");
-    assert_eq!(a.count().await, 2);
+    assert_eq!(chats(&a).len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -134,8 +136,8 @@ async fn a_cut_stream_is_completed_by_a_verified_restart_when_the_answer_begins_
         "{body}"
     );
     // The restart was the caller's request again, without a prefill.
-    let chats = a.chats().await;
-    assert_eq!(chats[1]["body"]["messages"], chats[0]["body"]["messages"]);
+    let chats = chats(&a);
+    assert_eq!(chats[1].body["messages"], chats[0].body["messages"]);
     assert_eq!(recoveries(&gw, "restart", "recovered"), 1);
 }
 
@@ -153,7 +155,7 @@ async fn a_restart_that_diverges_ends_with_the_clean_in_band_error() {
         "{message}"
     );
     assert!(!body.contains("[DONE]"), "{body}");
-    assert_eq!(a.count().await, 2);
+    assert_eq!(chats(&a).len(), 2);
     assert_eq!(recoveries(&gw, "restart", "diverged"), 1);
 }
 
@@ -166,7 +168,7 @@ async fn a_target_that_refuses_the_prefill_is_restarted_instead_of_failing_the_c
         body.contains(": x-isdown-recovered: restart on a"),
         "{body}"
     );
-    assert_eq!(a.count().await, 3, "cut, refused prefill, restart");
+    assert_eq!(chats(&a).len(), 3, "cut, refused prefill, restart");
     assert_eq!(recoveries(&gw, "prefix", "refused"), 1);
     assert_eq!(recoveries(&gw, "restart", "recovered"), 1);
 }
@@ -192,7 +194,7 @@ async fn a_refused_prefill_then_a_diverging_restart_end_with_the_original_failur
         "{message}"
     );
     assert!(!body.contains("[DONE]"), "{body}");
-    assert_eq!(a.count().await, 3, "cut, refused prefill, restart");
+    assert_eq!(chats(&a).len(), 3, "cut, refused prefill, restart");
 }
 
 #[tokio::test(start_paused = true)]
@@ -213,12 +215,12 @@ async fn a_stream_that_sent_a_tool_call_is_never_spliced() {
     assert!(message.contains("a tool call"), "{message}");
     assert!(!body.contains("[DONE]"), "{body}");
     // No continuation was even asked for.
-    assert_eq!(a.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_route_may_turn_recovery_on_for_itself() {
-    let a = Mock::start("openai", "cut_once").await;
+    let a = mock_async("openai", "cut_once").await;
     let config = format!(
         "{}[[routes]]\nmodel = \"agent\"\ntargets = [{{ provider = \"a\" }}]\n{VERIFIED}{GATEWAY}",
         provider("a", &a),
@@ -230,8 +232,8 @@ async fn a_route_may_turn_recovery_on_for_itself() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stall_ejects_its_target_so_the_next_healthy_one_continues_the_stream() {
-    let a = Mock::start("openai", "stall_once").await;
-    let b = Mock::start("openai", "ok").await;
+    let a = mock_async("openai", "stall_once").await;
+    let b = mock_async("openai", "ok").await;
     let config = format!(
         "{}{}{}{GATEWAY}{VERIFIED}",
         provider("a", &a),
@@ -246,6 +248,6 @@ async fn a_stall_ejects_its_target_so_the_next_healthy_one_continues_the_stream(
         "{body}"
     );
     // The hung target got no second request.
-    assert_eq!(a.count().await, 1);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
+    assert_eq!(chats(&b).len(), 1);
 }

@@ -4,13 +4,14 @@
 //! stays. The gateway runs in-process on paused time; the last test drives the library server's
 //! real reload channel against a config file.
 
-mod gateway_support;
+mod support;
 
 use std::time::Duration;
 
-use gateway_support::*;
 use isdown::config::Config;
 use isdown::server::Server;
+use support::gateway::*;
+use support::mock_async;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,18 +20,11 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 
 const SHORT_REQUESTS: &str = "[gateway.timeouts]\nrequest = \"10s\"\n";
 
-/// Waits until `mock` has received `n` chat requests (they are then in flight at the gateway).
-async fn received(mock: &Mock, n: usize) {
-    while mock.count().await < n {
-        tokio::task::yield_now().await;
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn new_requests_take_the_reloaded_route_while_one_in_flight_finishes_on_the_old_table() {
-    let kimi = Mock::start("openai", "hang_chat").await;
-    let deepseek = Mock::start("openai", "ok").await;
-    let glm = Mock::start("openai", "ok").await;
+    let kimi = mock_async("openai", "hang_chat").await;
+    let deepseek = mock_async("openai", "ok").await;
+    let glm = mock_async("openai", "ok").await;
     let before = format!(
         "{}{}{}{}{GATEWAY}{SHORT_REQUESTS}",
         provider("kimi", &kimi),
@@ -54,7 +48,7 @@ async fn new_requests_take_the_reloaded_route_while_one_in_flight_finishes_on_th
         })
     };
     // The request now waits on the hung first target.
-    received(&kimi, 1).await;
+    kimi.received(1).await;
 
     // `deepseek` is gone from the new file altogether; `agent` now goes to `glm`.
     let after = format!(
@@ -73,14 +67,14 @@ async fn new_requests_take_the_reloaded_route_while_one_in_flight_finishes_on_th
     // route, to the target the new table no longer has.
     let (status, provider) = in_flight.await.unwrap();
     assert_eq!((status, provider.as_str()), (200, "deepseek"));
-    assert_eq!(deepseek.count().await, 1);
-    assert_eq!(glm.count().await, 1);
+    assert_eq!(chats(&deepseek).len(), 1);
+    assert_eq!(chats(&glm).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_target_in_both_tables_keeps_its_breaker_across_a_reload() {
-    let kimi = Mock::start("openai", "hang_chat").await;
-    let deepseek = Mock::start("openai", "ok").await;
+    let kimi = mock_async("openai", "hang_chat").await;
+    let deepseek = mock_async("openai", "ok").await;
     let config_text = |extra: &str| {
         format!(
             "{}{}{}{GATEWAY}{SHORT_REQUESTS}{extra}",
@@ -108,7 +102,7 @@ async fn a_target_in_both_tables_keeps_its_breaker_across_a_reload() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reload_adds_a_client_key_and_drops_a_removed_one() {
-    let kimi = Mock::start("openai", "ok").await;
+    let kimi = mock_async("openai", "ok").await;
     let keys = |vars: &str| {
         format!(
             "{}{}[gateway]\nclient_keys_env = [{vars}]\n",
@@ -135,8 +129,8 @@ async fn a_reload_adds_a_client_key_and_drops_a_removed_one() {
 
 #[tokio::test]
 async fn the_server_reloads_routes_from_its_file_and_refuses_a_bad_one_keeping_the_old_table() {
-    let kimi = Mock::start("openai", "ok").await;
-    let deepseek = Mock::start("openai", "ok").await;
+    let kimi = mock_async("openai", "ok").await;
+    let deepseek = mock_async("openai", "ok").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("isdown.toml");
     let providers = format!(

@@ -3,15 +3,17 @@
 //! failure ends with an OpenAI-style in-band error event and no `[DONE]`. Paused tokio time, so
 //! first-token and idle deadlines pass instantly.
 
-mod gateway_support;
+mod support;
 
-use gateway_support::*;
+use isdown::mock::MockServer;
 use serde_json::{Value, json};
+use support::gateway::*;
+use support::mock_async;
 use tokio::time::Instant;
 
-async fn pair(style: &str, a: &str, b: &str) -> (Mock, Mock, Gw) {
-    let ma = Mock::start(style, a).await;
-    let mb = Mock::start("openai", b).await;
+async fn pair(style: &str, a: &str, b: &str) -> (MockServer, MockServer, Gw) {
+    let ma = mock_async(style, a).await;
+    let mb = mock_async("openai", b).await;
     let config = format!(
         "{}{}{}{GATEWAY}",
         provider("a", &ma),
@@ -44,8 +46,8 @@ async fn a_stream_is_held_until_first_content_and_fails_over_before_it() {
     assert!(!body.contains("keep-alive"), "{body}");
     assert_eq!(streamed_text(&body), "pong");
     assert_eq!(events(&body).last().unwrap(), "[DONE]");
-    assert_eq!(a.count().await, 1);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
+    assert_eq!(chats(&b).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -56,8 +58,8 @@ async fn a_stream_that_breaks_before_its_first_content_fails_over() {
     assert_eq!(header(&response, "x-isdown-provider"), "b");
     let body = response.text().await.unwrap();
     assert_eq!(streamed_text(&body), "pong");
-    assert_eq!(a.count().await, 1);
-    assert_eq!(b.count().await, 1);
+    assert_eq!(chats(&a).len(), 1);
+    assert_eq!(chats(&b).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -73,8 +75,8 @@ async fn a_stream_cut_mid_way_ends_with_an_in_band_error_and_no_done() {
     let error = last_error(&body).unwrap_or_else(|| panic!("no error event: {body}"));
     assert_eq!(error["error"]["code"], "stream_interrupted");
     assert_eq!(error["error"]["type"], "upstream_error");
-    assert_eq!(a.count().await, 1);
-    assert_eq!(b.count().await, 0);
+    assert_eq!(chats(&a).len(), 1);
+    assert_eq!(chats(&b).len(), 0);
     let reported = gw.reported();
     assert_eq!(reported.len(), 1, "{reported:?}");
     assert_eq!(reported[0].0, "a");
@@ -95,8 +97,8 @@ async fn a_stream_that_stalls_mid_way_ends_with_an_idle_timeout_error() {
     assert!(!body.contains("[DONE]"), "{body}");
     let error = last_error(&body).unwrap_or_else(|| panic!("no error event: {body}"));
     assert_eq!(error["error"]["code"], "stream_stalled");
-    assert_eq!(b.count().await, 0);
-    assert_eq!(a.count().await, 1);
+    assert_eq!(chats(&b).len(), 0);
+    assert_eq!(chats(&a).len(), 1);
     assert_eq!(gw.reported(), vec![("a".to_owned(), "timeout".to_owned())]);
 }
 
@@ -110,8 +112,8 @@ async fn the_providers_in_stream_error_is_forwarded_and_ends_the_stream() {
     assert!(!body.contains("[DONE]"), "{body}");
     let error = last_error(&body).unwrap_or_else(|| panic!("no error event: {body}"));
     assert_eq!(error["error"]["type"], "server_error");
-    assert_eq!(a.count().await, 1);
-    assert_eq!(b.count().await, 0);
+    assert_eq!(chats(&a).len(), 1);
+    assert_eq!(chats(&b).len(), 0);
     assert_eq!(
         gw.reported(),
         vec![("a".to_owned(), "server_error".to_owned())]
@@ -146,15 +148,12 @@ async fn usage_is_forwarded() {
     assert!(usage[0]["usage"]["prompt_tokens"].as_u64().is_some());
     assert!(usage[0]["usage"]["completion_tokens"].as_u64().is_some());
     // The parameter reached the provider.
-    assert_eq!(
-        a.chats().await[0]["body"]["stream_options"]["include_usage"],
-        true
-    );
+    assert_eq!(chats(&a)[0].body["stream_options"]["include_usage"], true);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_first_token_timeout_counts_keep_alives_as_silence_and_uses_the_config() {
-    let ma = Mock::start("openrouter", "keepalive_only").await;
+    let ma = mock_async("openrouter", "keepalive_only").await;
     let config = format!(
         "{}{}{GATEWAY}[gateway.timeouts]\nfirst_token = \"3s\"\n",
         provider("a", &ma),
@@ -181,7 +180,7 @@ async fn the_request_deadline_also_ends_a_running_stream_with_an_error() {
     assert!(!body.contains("[DONE]"), "{body}");
     let error = last_error(&body).unwrap_or_else(|| panic!("no error event: {body}"));
     assert_eq!(error["error"]["code"], "deadline_exceeded");
-    assert_eq!(b.count().await, 0);
+    assert_eq!(chats(&b).len(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -211,8 +210,8 @@ async fn a_complete_stream_without_done_is_forwarded_with_usage_and_the_done_it_
             [("a".to_owned(), "up".to_owned())],
             "{style}"
         );
-        assert_eq!(a.count().await, 1);
-        assert_eq!(b.count().await, 0);
+        assert_eq!(chats(&a).len(), 1);
+        assert_eq!(chats(&b).len(), 0);
     }
 }
 

@@ -65,8 +65,8 @@ fn open_incidents(serve: &Serve) -> Vec<Value> {
 fn serve_on_postgres_opens_and_closes_an_outage_and_answers_from_the_database() {
     let rt = runtime();
     let db = scratch(&rt);
-    let kimi = Mock::start("kimi", "ok");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
     let cfg = config(&format!(
         "{}{}[monitor]\nconfirm_after = \"300ms\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
          [[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
@@ -89,13 +89,13 @@ fn serve_on_postgres_opens_and_closes_an_outage_and_answers_from_the_database() 
         let status = serve.json("/api/v1/status");
         (status["status"] == "up").then_some(())
     });
-    kimi.set_scenario("unavailable");
+    kimi.set_scenario(Scenario::Unavailable);
     let incident = eventually(Duration::from_secs(15), "an outage to open", || {
         open_incidents(&serve).into_iter().next()
     });
     assert_eq!(incident["monitor"], "kimi-chat");
     assert_eq!(incident["kind"], "outage");
-    kimi.set_scenario("ok");
+    kimi.set_scenario(Scenario::Ok);
     eventually(Duration::from_secs(15), "the outage to close", || {
         open_incidents(&serve).is_empty().then_some(())
     });

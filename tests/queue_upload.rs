@@ -5,8 +5,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-
+use bytes::Bytes;
 use support::*;
 
 const KEY: &str = "gw-upload-key-3Rt6";
@@ -16,7 +15,7 @@ const LINES: usize = 3_200;
 
 #[test]
 fn a_chunked_upload_over_200_mb_is_refused_with_413_and_never_held_whole() {
-    let mock = Mock::start("openai", "ok");
+    let mock = mock("openai", "ok");
     let config = config(&format!(
         "{}[[monitors]]\nprovider = \"a\"\ninterval = \"1h\"\n\
          [gateway]\nclient_keys_env = [\"GW_KEY\"]\n",
@@ -27,41 +26,38 @@ fn a_chunked_upload_over_200_mb_is_refused_with_413_and_never_held_whole() {
         &config.dir.path().join("data"),
         &[("GW_KEY", KEY), ("KEY_A", "sk-upstream-a-Qw8ErTy2UiOp")],
     );
-    let host = serve.url.strip_prefix("http://").unwrap().to_owned();
-    let mut socket = std::net::TcpStream::connect(&host).unwrap();
+    // A stream of unknown length: reqwest sends it chunked, with no Content-Length to refuse
+    // it by before it arrives.
     let boundary = "isdownTestBoundary";
-    write!(
-        socket,
-        "POST /v1/files HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n\
-         Content-Type: multipart/form-data; boundary={boundary}\r\n\
-         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut chunk = |bytes: &[u8]| {
-        write!(socket, "{:x}\r\n", bytes.len()).unwrap();
-        socket.write_all(bytes).unwrap();
-        socket.write_all(b"\r\n").unwrap();
-    };
-    chunk(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n\
-             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jsonl\"\r\n\
-             Content-Type: application/jsonl\r\n\r\n"
-        )
-        .as_bytes(),
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jsonl\"\r\n\
+         Content-Type: application/jsonl\r\n\r\n"
     );
     let mut line = vec![b'x'; LINE_BYTES];
     line.push(b'\n');
-    for _ in 0..LINES {
-        chunk(&line);
-    }
-    chunk(format!("\r\n--{boundary}--\r\n").as_bytes());
-    socket.write_all(b"0\r\n\r\n").unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).unwrap_or("");
-    assert_eq!(status, "413", "{}", &response[..response.len().min(500)]);
-    assert!(response.contains("200 MB"), "{response}");
+    let line = Bytes::from(line);
+    let parts = std::iter::once(Bytes::from(head))
+        .chain(std::iter::repeat_n(line, LINES))
+        .chain(std::iter::once(Bytes::from(format!(
+            "\r\n--{boundary}--\r\n"
+        ))))
+        .map(Ok::<_, std::io::Error>);
+    let response = send(
+        client()
+            .post(format!("{}/v1/files", serve.url))
+            .bearer_auth(KEY)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                parts,
+            ))),
+    );
+    let text = response.text();
+    assert_eq!(response.status, 413, "{}", &text[..text.len().min(500)]);
+    assert!(text.contains("200 MB"), "{text}");
 
     let (status, files) = request(
         "GET",

@@ -1,5 +1,5 @@
 //! Secrets stay secret, end to end: providers that quote the key they received back in their
-//! error (`mock-provider --scenario echo_key`) with keys of several shapes — one a pattern would
+//! error (the mock's `echo_key` scenario) with keys of several shapes — one a pattern would
 //! catch, and several it would not (letters only, short, dotted) — and the real `isdown serve`
 //! probing them, alerting a webhook and serving the gateway. No key, client key, admin token or
 //! channel secret may appear in any page, JSON, feed, badge, metric, gateway answer, webhook
@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
@@ -44,11 +43,11 @@ fn assert_clean(place: &str, text: &str) {
 
 #[test]
 fn keys_echoed_by_providers_reach_no_output_and_no_table() {
-    let mocks: Vec<(&str, Mock)> = ["kimi", "deepseek", "glm"]
+    let mocks: Vec<(&str, MockServer)> = ["kimi", "deepseek", "glm"]
         .into_iter()
-        .map(|id| (id, Mock::start("kimi", "echo_key")))
+        .map(|id| (id, mock("kimi", "echo_key")))
         .collect();
-    let hook = Receiver::start(&[], Answer::Accept);
+    let hook = Receiver::start(Answer::Accept);
     let mut text = format!(
         "[serve]\nadmin_token_env = \"ADMIN_TOKEN\"\n\
          [monitor]\ninterval = \"1s\"\nconfirm_after = \"200ms\"\ntimeout = \"1s\"\n\
@@ -73,31 +72,13 @@ fn keys_echoed_by_providers_reach_no_output_and_no_table() {
     let cfg = config(&text);
     let data = tempfile::tempdir().unwrap();
     let log = data.path().join("serve.log");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&cfg.path)
-        .arg("--data")
-        .arg(data.path().join("db"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        // Everything isdown logs, at its most talkative.
-        .env("ISDOWN_LOG", "debug")
-        .envs(SECRETS)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut banner,
-    )
-    .unwrap();
-    let base = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
+    // Everything isdown logs, at its most talkative.
+    let env: Vec<(&str, &str)> = SECRETS
+        .into_iter()
+        .chain([("ISDOWN_LOG", "debug")])
+        .collect();
+    let serve = Serve::start_logged(&cfg.path, &data.path().join("db"), &env, &log);
+    let base = serve.url.clone();
 
     // Every provider rejects its key, quoting it: three setup-problem incidents and an alert.
     let incidents = eventually(Duration::from_secs(30), "three incidents", || {
@@ -161,14 +142,12 @@ fn keys_echoed_by_providers_reach_no_output_and_no_table() {
     for received in hook.log() {
         assert_clean(
             "a webhook",
-            &format!("{}\n{}", received.head, received.body),
+            &format!("{}\n{}", received.head(), received.body),
         );
     }
     assert_eq!(incidents.len(), 3);
 
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(serve.terminate().success());
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
         logged.contains("invalid_api_key") || logged.contains("401"),

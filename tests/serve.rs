@@ -1,4 +1,4 @@
-//! `isdown serve` end to end: the real binary monitors `isdown mock-provider`, opens an incident
+//! `isdown serve` end to end: the real binary monitors mock providers, opens an incident
 //! when the mock starts failing, keeps it across a crash (kill -9) and restart, closes it on
 //! recovery, and exposes it all through the JSON API and /metrics.
 
@@ -28,7 +28,7 @@ fn open_incidents(serve: &Serve) -> Vec<Value> {
         .clone()
 }
 
-fn setup(kimi: &Mock, deepseek: &Mock, extra: &str) -> ConfigFile {
+fn setup(kimi: &MockServer, deepseek: &MockServer, extra: &str) -> ConfigFile {
     config(&format!(
         "{}{}[monitor]\nconfirm_after = \"300ms\"\ninterval = \"2s\"\ntimeout = \"1500ms\"\n\
          [[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
@@ -40,8 +40,8 @@ fn setup(kimi: &Mock, deepseek: &Mock, extra: &str) -> ConfigFile {
 
 #[test]
 fn outage_opens_an_incident_survives_a_crash_and_closes_on_recovery() {
-    let kimi = Mock::start("kimi", "ok");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
     let cfg = setup(&kimi, &deepseek, "");
     let data = tempfile::tempdir().unwrap();
     let env = [("KIMI_KEY", KEY), ("DS_KEY", KEY)];
@@ -52,7 +52,7 @@ fn outage_opens_an_incident_survives_a_crash_and_closes_on_recovery() {
     });
     assert_eq!(serve.json("/api/v1/status")["status"], "up");
 
-    kimi.set_scenario("unavailable");
+    kimi.set_scenario(Scenario::Unavailable);
     // How soon it opens is the detection benchmark's to measure (bench/), and the monitor's
     // paused-time tests' to pin; here it only has to open.
     let incident = eventually(Duration::from_secs(15), "incident to open", || {
@@ -113,7 +113,7 @@ fn outage_opens_an_incident_survives_a_crash_and_closes_on_recovery() {
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0]["id"], incident["id"]);
 
-    kimi.set_scenario("ok");
+    kimi.set_scenario(Scenario::Ok);
     eventually(Duration::from_secs(15), "incident to close", || {
         open_incidents(&serve).is_empty().then_some(())
     });
@@ -135,8 +135,8 @@ fn outage_opens_an_incident_survives_a_crash_and_closes_on_recovery() {
 
 #[test]
 fn a_bad_key_is_a_setup_problem_not_an_outage() {
-    let kimi = Mock::start("kimi", "auth_failed");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "auth_failed");
+    let deepseek = mock("deepseek", "ok");
     let cfg = setup(&kimi, &deepseek, "");
     let data = tempfile::tempdir().unwrap();
     let serve = Serve::start(
@@ -159,8 +159,8 @@ fn a_bad_key_is_a_setup_problem_not_an_outage() {
 
 #[test]
 fn admin_reload_needs_the_token_and_applies_a_new_config() {
-    let kimi = Mock::start("kimi", "ok");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
     let cfg = setup(&kimi, &deepseek, "[serve]\nadmin_token_env = \"ADMIN\"\n");
     let data = tempfile::tempdir().unwrap();
     let env = [
@@ -215,8 +215,8 @@ fn admin_reload_needs_the_token_and_applies_a_new_config() {
 
 #[test]
 fn sighup_reloads_the_config_and_keeps_history() {
-    let kimi = Mock::start("kimi", "ok");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
     let cfg = setup(&kimi, &deepseek, "");
     let data = tempfile::tempdir().unwrap();
     let serve = Serve::start(
@@ -256,8 +256,8 @@ fn sighup_reloads_the_config_and_keeps_history() {
 
 #[test]
 fn a_corrupt_state_row_quarantines_one_monitor_and_the_others_keep_recording() {
-    let kimi = Mock::start("kimi", "ok");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
     let cfg = setup(&kimi, &deepseek, "");
     let data = tempfile::tempdir().unwrap();
     let env = [("KIMI_KEY", KEY), ("DS_KEY", KEY)];

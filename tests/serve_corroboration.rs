@@ -8,12 +8,12 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use support::sources::{self, Answer, Sources};
+use support::sources::{self, Answer, Receiver};
 use support::*;
 
 const KEY: &str = "sk-test-Vb72NmQa19XcLp4TzWe8";
 
-fn setup(kimi: &Mock, deepseek: &Mock, sources: &Sources) -> ConfigFile {
+fn setup(kimi: &MockServer, deepseek: &MockServer, sources: &Receiver) -> ConfigFile {
     config(&format!(
         "{}status_url = \"{}\"\nstatus_components = [\"Open API\"]\n\
          {}status_url = \"{}/status2\"\n\
@@ -24,7 +24,7 @@ fn setup(kimi: &Mock, deepseek: &Mock, sources: &Sources) -> ConfigFile {
         provider_toml("kimi", &kimi.v1(), "openai", "KIMI_KEY"),
         sources.status_root(),
         provider_toml("deepseek", &deepseek.v1(), "openai", "DS_KEY"),
-        sources.url,
+        sources.url(""),
     ))
 }
 
@@ -42,9 +42,9 @@ fn kimi_incident(serve: &Serve) -> Option<Value> {
 
 #[test]
 fn an_acknowledgement_that_arrives_later_gets_its_lead_time_everywhere() {
-    let kimi = Mock::start("kimi", "ok");
-    let deepseek = Mock::start("deepseek", "ok");
-    let sources = Sources::start();
+    let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
+    let sources = sources::start();
     sources.summary(Answer::Json(sources::summary(
         "none",
         "operational",
@@ -63,7 +63,7 @@ fn an_acknowledgement_that_arrives_later_gets_its_lead_time_everywhere() {
         &[("KIMI_KEY", KEY), ("DS_KEY", KEY)],
     );
 
-    kimi.set_scenario("unavailable");
+    kimi.set_scenario(Scenario::Unavailable);
     let incident = eventually(Duration::from_secs(20), "kimi's outage", || {
         kimi_incident(&serve)
     });
@@ -151,9 +151,9 @@ fn an_acknowledgement_that_arrives_later_gets_its_lead_time_everywhere() {
 
 #[test]
 fn an_official_incident_isdowns_probes_did_not_see_is_listed() {
-    let kimi = Mock::start("kimi", "ok");
-    let deepseek = Mock::start("deepseek", "ok");
-    let sources = Sources::start();
+    let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
+    let sources = sources::start();
     sources.summary(Answer::Json(sources::summary(
         "none",
         "operational",

@@ -2,22 +2,24 @@
 //! bound listener in, a shutdown future and a reload channel in, incidents and alerts out as
 //! events — no child process, no log scraping.
 
-mod gateway_support;
+mod support;
 
 use std::time::Duration;
 
-use gateway_support::{Mock, env};
 use isdown::alert::AlertEvent;
 use isdown::config::Config;
+use isdown::mock::{MockServer, Scenario};
 use isdown::monitor::service::MonitorEvent;
 use isdown::server::Server;
+use support::gateway::env;
+use support::mock_async;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// A safety net for a broken build, not a bound under test: every wait below ends on an event.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
-fn config_text(kimi: &Mock, deepseek: &Mock, channel: &str) -> String {
+fn config_text(kimi: &MockServer, deepseek: &MockServer, channel: &str) -> String {
     format!(
         "[monitor]\ninterval = \"1s\"\nconfirm_after = \"200ms\"\ntimeout = \"1s\"\n\
          [alerting]\ngroup_window = \"1s\"\n\
@@ -26,7 +28,8 @@ fn config_text(kimi: &Mock, deepseek: &Mock, channel: &str) -> String {
          [providers.deepseek]\nbase_url = \"{}/v1\"\napi_key_env = \"KEY_DEEPSEEK\"\n\
          [[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
          [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n",
-        kimi.url, deepseek.url
+        kimi.url(),
+        deepseek.url()
     )
 }
 
@@ -48,8 +51,8 @@ where
 
 #[tokio::test]
 async fn an_in_process_server_reports_incidents_and_alerts_reloads_and_stops_on_request() {
-    let kimi = Mock::start("kimi", "ok").await;
-    let deepseek = Mock::start("deepseek", "ok").await;
+    let kimi = mock_async("kimi", "ok").await;
+    let deepseek = mock_async("deepseek", "ok").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("isdown.toml");
     std::fs::write(&file, config_text(&kimi, &deepseek, "first")).unwrap();
@@ -74,7 +77,7 @@ async fn an_in_process_server_reports_incidents_and_alerts_reloads_and_stops_on_
         reloads,
     ));
 
-    kimi.set("unavailable").await;
+    kimi.set_scenario(Scenario::Unavailable);
     let opened = next(
         &mut incidents,
         |e| matches!(e, MonitorEvent::IncidentOpened { monitor, .. } if monitor == "kimi-chat"),
@@ -105,7 +108,7 @@ async fn an_in_process_server_reports_incidents_and_alerts_reloads_and_stops_on_
     let refused = outcome.await.unwrap().unwrap_err();
     assert!(refused.contains("isdown.toml:2"), "{refused}");
 
-    kimi.set("ok").await;
+    kimi.set_scenario(Scenario::Ok);
     next(
         &mut incidents,
         |e| matches!(e, MonitorEvent::IncidentClosed { id: closed, .. } if *closed == id),

@@ -1,5 +1,5 @@
-//! The status page end to end: the real `isdown serve` monitors `isdown mock-provider`, Kimi's
-//! mock fails, and a real headless Chromium (driven by `tests/status_page/browser.py` through
+//! The status page end to end: the real `isdown serve` monitors mock providers, Kimi's mock
+//! fails, and a real headless Chromium (driven by `tests/status_page/browser.py` through
 //! Playwright) must show the outage — banner, row, incident, the day's details read out by
 //! keyboard — then the recovery, live, without a reload. Screenshots (light and dark, desktop
 //! and phone width) land in `target/status-page/` for review; `docs/status-page.png` in the
@@ -15,13 +15,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::*;
+use tokio::io::AsyncReadExt;
 
 const KEY: &str = "sk-test-Zx9CvBn3MqWe5RtYu7Io";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -31,60 +32,14 @@ const INSTALL: &str = "bash .ci/run (or: apt-get install -y chromium; python3 -m
 /// (the script's own deadline is 60 s).
 const BROWSER_DEADLINE: Duration = Duration::from_secs(180);
 
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn start(config: &Path, data: &Path) -> Serve {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .arg("--data")
-            .arg(data)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("KIMI_KEY", KEY)
-            .env("DS_KEY", KEY)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("banner");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in banner: {line}"))
-            .to_owned();
-        Serve { child, url }
-    }
-
-    fn get(&self, path: &str) -> String {
-        let (status, body) = get(&format!("{}{path}", self.url));
-        assert_eq!(status, 200, "{path}: {body}");
-        body
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let body = self.get(path);
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `isdown serve` with the keys of [`setup`]'s providers.
+fn serve(config: &Path, data: &Path) -> Serve {
+    Serve::start(config, data, &[("KIMI_KEY", KEY), ("DS_KEY", KEY)])
 }
 
 /// Kimi (chat) and DeepSeek (reachability) on mocks, probed every 2 s, display names from the
 /// catalog (the entries only override URLs and keys), upstream URLs hidden.
-fn setup(kimi: &Mock, deepseek: &Mock) -> ConfigFile {
+fn setup(kimi: &MockServer, deepseek: &MockServer) -> ConfigFile {
     config(&format!(
         "[providers.kimi]\nbase_url = \"{}\"\napi_key_env = \"KIMI_KEY\"\n\
          probe_model = \"kimi-k2.6\"\n\
@@ -136,52 +91,52 @@ fn python() -> PathBuf {
 }
 
 /// Runs the browser script to its end (or kills it at the deadline) and returns its output.
-fn run_browser(python: &Path, serve: &Serve, mock: &Mock, out: &Path) -> (bool, String) {
+/// The script's exit is the event waited on, on the support runtime; the deadline only stops a
+/// wedged browser.
+fn run_browser(python: &Path, serve: &Serve, mock: &MockServer, out: &Path) -> (bool, String) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/status_page/browser.py");
-    let mut child = Command::new(python)
+    let mut command = tokio::process::Command::new(python);
+    command
         .arg(&script)
-        .args(["--url", &serve.url, "--mock", &mock.url, "--out"])
+        .args(["--url", &serve.url, "--mock", &mock.url(), "--out"])
         .arg(out)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the browser script");
-    // Pipes are drained on their own threads so a chatty browser never blocks on a full pipe.
-    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
+        .kill_on_drop(true);
+    background().block_on(async {
+        let mut child = command.spawn().expect("start the browser script");
+        // Pipes are drained on their own tasks so a chatty browser never blocks on a full pipe.
+        let drain = |pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| {
+            tokio::spawn(async move {
+                let mut text = String::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_string(&mut text).await;
+                }
+                text
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+        let status = match tokio::time::timeout(BROWSER_DEADLINE, child.wait()).await {
+            Ok(status) => Some(status.expect("wait for the browser script")),
+            Err(_) => {
+                let _ = child.kill().await;
+                None
             }
-            text
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let deadline = Instant::now() + BROWSER_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the browser script") {
-            break Some(status);
+        };
+        let output = format!(
+            "--- stdout\n{}--- stderr\n{}",
+            stdout.await.unwrap_or_default(),
+            stderr.await.unwrap_or_default()
+        );
+        match status {
+            Some(status) => (status.success(), output),
+            None => (
+                false,
+                format!("killed after {BROWSER_DEADLINE:?}\n{output}"),
+            ),
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let output = format!(
-        "--- stdout\n{}--- stderr\n{}",
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default()
-    );
-    match status {
-        Some(status) => (status.success(), output),
-        None => (
-            false,
-            format!("killed after {BROWSER_DEADLINE:?}\n{output}"),
-        ),
-    }
+    })
 }
 
 #[test]
@@ -191,11 +146,11 @@ fn status_page_shows_an_outage_and_its_recovery_live_in_chromium() {
         "{CHROMIUM} is missing: run {INSTALL}"
     );
     let python = python();
-    let kimi = Mock::start("kimi", "unavailable");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "unavailable");
+    let deepseek = mock("deepseek", "ok");
     let cfg = setup(&kimi, &deepseek);
     let data = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&cfg.path, data.path());
+    let serve = serve(&cfg.path, data.path());
     wait_for_open_outage(&serve);
     // The outage's state shows at once; today's stored counts within a render after the
     // monitor's writer has them. The browser reads both.
@@ -226,11 +181,11 @@ fn status_page_shows_an_outage_and_its_recovery_live_in_chromium() {
 
 #[test]
 fn public_views_show_the_outage_without_keys_or_upstream_urls() {
-    let kimi = Mock::start("kimi", "unavailable");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "unavailable");
+    let deepseek = mock("deepseek", "ok");
     let cfg = setup(&kimi, &deepseek);
     let data = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&cfg.path, data.path());
+    let serve = serve(&cfg.path, data.path());
     let incident = wait_for_open_outage(&serve);
 
     let views = [
@@ -247,7 +202,7 @@ fn public_views_show_the_outage_without_keys_or_upstream_urls() {
     // The mocks' addresses stand in for upstream URLs: with hide_urls they must not show.
     let upstream: Vec<String> = [&kimi, &deepseek]
         .iter()
-        .map(|m| m.url.trim_start_matches("http://").to_owned())
+        .map(|m| m.addr().to_string())
         .collect();
     for (path, expected) in views {
         let body = eventually(RENDER_WAIT, &format!("{path} to show {expected:?}"), || {
@@ -273,7 +228,7 @@ fn public_views_show_the_outage_without_keys_or_upstream_urls() {
 fn incident_and_monitor_json_hide_upstream_addresses() {
     // Kimi's endpoint refuses connections: the error text names its address, which `hide_urls`
     // must keep out of the JSON API as it does off the pages.
-    let deepseek = Mock::start("deepseek", "ok");
+    let deepseek = mock("deepseek", "ok");
     let cfg = config(&format!(
         "[providers.kimi]\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key_env = \"KIMI_KEY\"\n\
          probe_model = \"kimi-k2.6\"\n\
@@ -285,7 +240,7 @@ fn incident_and_monitor_json_hide_upstream_addresses() {
         deepseek.v1(),
     ));
     let data = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&cfg.path, data.path());
+    let serve = serve(&cfg.path, data.path());
     wait_for_open_outage(&serve);
     for path in [
         "/api/v1/incidents",
@@ -304,51 +259,20 @@ fn incident_and_monitor_json_hide_upstream_addresses() {
     }
 }
 
-/// One raw HTTP/1.1 GET: status, headers (names lower-cased) and the body's bytes as sent.
-fn fetch(
-    base: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let host = base.strip_prefix("http://").expect("http url");
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+/// One GET with `headers`, read whole: the body's bytes as sent (this client decodes nothing).
+fn fetch(base: &str, path: &str, headers: &[(&str, &str)]) -> Fetched {
+    let mut request = client().get(format!("{base}{path}"));
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        request = request.header(*name, *value);
     }
-    write!(stream, "{head}\r\n").expect("write");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("http response");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let body = raw[split + 4..].to_vec();
+    let fetched = send(request);
     assert!(
-        !headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")),
+        !fetched
+            .header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked")),
         "views are sent with a length, not chunked"
     );
-    (status, headers, body)
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    fetched
 }
 
 /// The ETag without its encoding suffix: which rendered version a response is.
@@ -375,11 +299,11 @@ fn decode(encoding: &str, bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn cached_views_revalidate_and_compress_to_the_same_bytes() {
-    let kimi = Mock::start("kimi", "unavailable");
-    let deepseek = Mock::start("deepseek", "ok");
+    let kimi = mock("kimi", "unavailable");
+    let deepseek = mock("deepseek", "ok");
     let cfg = setup(&kimi, &deepseek);
     let data = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&cfg.path, data.path());
+    let serve = serve(&cfg.path, data.path());
     wait_for_open_outage(&serve);
     for path in ["/", "/api/v1/status", "/api/v2/summary.json", "/feed.atom"] {
         // The three encodings of one rendered version (the views change every few seconds
@@ -392,44 +316,42 @@ fn cached_views_revalidate_and_compress_to_the_same_bytes() {
                 path,
                 &[("Accept-Encoding", "gzip, deflate, br")],
             );
-            let tag = |r: &(u16, Vec<(String, String)>, Vec<u8>)| {
-                version(header(&r.1, "etag").expect("an ETag"))
-            };
+            let tag = |r: &Fetched| version(r.header("etag").expect("an ETag"));
             (tag(&plain) == tag(&gzip) && tag(&gzip) == tag(&br)).then_some((plain, [gzip, br]))
         });
-        assert_eq!(plain.0, 200, "{path}");
-        assert_eq!(header(&plain.1, "content-encoding"), None, "{path}");
-        assert_eq!(header(&plain.1, "vary"), Some("accept-encoding"), "{path}");
-        let cache = header(&plain.1, "cache-control").unwrap_or_default();
+        assert_eq!(plain.status, 200, "{path}");
+        assert_eq!(plain.header("content-encoding"), None, "{path}");
+        assert_eq!(plain.header("vary"), Some("accept-encoding"), "{path}");
+        let cache = plain.header("cache-control").unwrap_or_default();
         assert!(
             cache.contains("public")
                 && cache.contains("max-age=")
                 && cache.contains("stale-while-revalidate="),
             "{path}: cache-control {cache}"
         );
-        assert!(header(&plain.1, "last-modified").is_some(), "{path}");
+        assert!(plain.header("last-modified").is_some(), "{path}");
         for (response, encoding) in packed.iter().zip(["gzip", "br"]) {
-            assert_eq!(response.0, 200, "{path} {encoding}");
+            assert_eq!(response.status, 200, "{path} {encoding}");
             assert_eq!(
-                header(&response.1, "content-encoding"),
+                response.header("content-encoding"),
                 Some(encoding),
                 "{path}"
             );
             assert!(
-                response.2.len() < plain.2.len(),
+                response.body.len() < plain.body.len(),
                 "{path}: {encoding} is not smaller"
             );
             assert_eq!(
-                decode(encoding, &response.2),
-                plain.2,
+                decode(encoding, &response.body),
+                plain.body,
                 "{path}: {encoding} decodes differently"
             );
         }
         // A client holding the current version gets a 304 without a body; one holding another
         // version gets the page.
-        let (status, headers, body) = eventually(RENDER_WAIT, &format!("a 304 for {path}"), || {
+        let again = eventually(RENDER_WAIT, &format!("a 304 for {path}"), || {
             let current = fetch(&serve.url, path, &[("Accept-Encoding", "gzip")]);
-            let etag = header(&current.1, "etag").expect("an ETag").to_owned();
+            let etag = current.header("etag").expect("an ETag").to_owned();
             let again = fetch(
                 &serve.url,
                 path,
@@ -438,27 +360,27 @@ fn cached_views_revalidate_and_compress_to_the_same_bytes() {
                     ("If-None-Match", etag.as_str()),
                 ],
             );
-            (again.0 == 304).then_some(again)
+            (again.status == 304).then_some(again)
         });
-        assert_eq!(status, 304);
-        assert!(body.is_empty(), "{path}: a 304 has no body");
-        assert!(header(&headers, "etag").is_some() && header(&headers, "vary").is_some());
-        let (status, _, body) = fetch(
+        assert_eq!(again.status, 304);
+        assert!(again.body.is_empty(), "{path}: a 304 has no body");
+        assert!(again.header("etag").is_some() && again.header("vary").is_some());
+        let other = fetch(
             &serve.url,
             path,
             &[("If-None-Match", "\"0000000000000000\"")],
         );
-        assert_eq!(status, 200, "{path}");
-        assert!(!body.is_empty());
+        assert_eq!(other.status, 200, "{path}");
+        assert!(!other.body.is_empty());
     }
     // Badges too, and a missing badge is a 404 that is never "not modified".
-    let (status, headers, _) = fetch(&serve.url, "/badge/kimi-chat/status.svg", &[]);
-    assert_eq!(status, 200);
-    assert!(header(&headers, "etag").is_some());
-    let (status, _, _) = fetch(
+    let badge = fetch(&serve.url, "/badge/kimi-chat/status.svg", &[]);
+    assert_eq!(badge.status, 200);
+    assert!(badge.header("etag").is_some());
+    let missing = fetch(
         &serve.url,
         "/badge/nobody/status.svg",
         &[("If-None-Match", "*")],
     );
-    assert_eq!(status, 404);
+    assert_eq!(missing.status, 404);
 }

@@ -26,7 +26,7 @@ use crate::alert::AlertEvent;
 use crate::alert::channel::console;
 use crate::alert::outbox::Delivered;
 use crate::config::Config;
-use crate::mock::{self, MockOptions, Scenario, Style};
+use crate::mock::{MockOptions, MockServer, Scenario, Style};
 use crate::monitor::service::MonitorEvent;
 use crate::server::Server;
 
@@ -63,8 +63,6 @@ pub enum DemoError {
     Timeout { what: String, secs: u64 },
     #[error("demo: the server stopped before the story ended")]
     Stopped,
-    #[error("demo: cannot switch the simulated provider: {0}")]
-    Mock(String),
     #[error("demo: cannot build the HTTP client: {0}")]
     Client(String),
     #[error("demo: the batch: {0}")]
@@ -101,26 +99,20 @@ pub async fn run(args: DemoArgs) -> Result<u8, CliError> {
         move |source| CliError::Io { context, source }
     };
     let dir = tempfile_dir().map_err(io("cannot create the demo's data directory"))?;
-    let (stop_mocks, mocks_stopped) = watch::channel(false);
-    let mut mock_urls = Vec::new();
+    // Stopped when dropped, on every way out of this function.
+    let mut mocks = Vec::new();
     for (_, _, style, _) in PROVIDERS {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(io("cannot start a simulated provider"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(io("cannot read its address"))?;
         let options = MockOptions {
             scenario: Scenario::Ok,
             style,
             ..MockOptions::default()
         };
-        let mut stopped = mocks_stopped.clone();
-        tokio::spawn(mock::run(listener, options, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }));
-        mock_urls.push(format!("http://{addr}"));
+        let mock = MockServer::start(options)
+            .await
+            .map_err(io("cannot start a simulated provider"))?;
+        mocks.push(mock);
     }
+    let mock_urls: Vec<String> = mocks.iter().map(MockServer::url).collect();
     let mut config = Config::from_toml(
         &demo_config(&mock_urls, args.listen),
         "<demo config>",
@@ -158,7 +150,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, CliError> {
         &format!("Gateway:     {base}/v1  (model \"kimi-k2\": Kimi, then DeepSeek, then GLM)"),
     );
 
-    let story = tell_the_story(&client, &base, &mock_urls, &dir, started, incidents, alerts).await;
+    let story = tell_the_story(&client, &base, &mocks, &dir, started, incidents, alerts).await;
     match story {
         Ok(tally) => {
             let failed = tally.failed;
@@ -177,14 +169,12 @@ pub async fn run(args: DemoArgs) -> Result<u8, CliError> {
             }
             let _ = stop_server.send(());
             let _ = serving.await;
-            let _ = stop_mocks.send(true);
             let _ = std::fs::remove_dir_all(&dir);
             Ok(u8::from(failed > 0))
         }
         Err(e) => {
             let _ = stop_server.send(());
             let _ = serving.await;
-            let _ = stop_mocks.send(true);
             let _ = std::fs::remove_dir_all(&dir);
             Err(e.into())
         }
@@ -194,7 +184,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, CliError> {
 async fn tell_the_story(
     client: &reqwest::Client,
     base: &str,
-    mocks: &[String],
+    mocks: &[MockServer],
     dir: &std::path::Path,
     started: Instant,
     mut incidents: broadcast::Receiver<MonitorEvent>,
@@ -226,7 +216,7 @@ async fn tell_the_story(
         started,
         "Taking Kimi down: it now answers every request with 503.",
     );
-    set_scenario(client, &mocks[0], "unavailable").await?;
+    mocks[0].set_scenario(Scenario::Unavailable);
     let down_at = Instant::now();
     let (id, monitor, kind) = next_event(
         started,
@@ -280,7 +270,7 @@ async fn tell_the_story(
     );
     tokio::time::sleep(PHASE).await;
     let waiting = batches.retrieve(&batch).await?;
-    let reached = batch_requests_received(client, &mocks[0]).await?;
+    let reached = batch_requests_received(&mocks[0]);
     say(
         started,
         &format!(
@@ -315,7 +305,7 @@ async fn tell_the_story(
     }
 
     say(started, "Bringing Kimi back.");
-    set_scenario(client, &mocks[0], "ok").await?;
+    mocks[0].set_scenario(Scenario::Ok);
     let up_at = Instant::now();
     next_event(
         started,
@@ -410,15 +400,11 @@ async fn submit_batch(
 }
 
 /// How many of the batch's requests a simulated provider received, from its request log.
-async fn batch_requests_received(client: &reqwest::Client, mock: &str) -> Result<usize, DemoError> {
-    let log = get_json(client, &format!("{mock}/_mock/requests"))
-        .await
-        .ok_or_else(|| DemoError::Mock("its request log did not answer".into()))?;
-    Ok(log["requests"].as_array().map_or(0, |r| {
-        r.iter()
-            .filter(|r| r.to_string().contains("Summarise document"))
-            .count()
-    }))
+fn batch_requests_received(mock: &MockServer) -> usize {
+    mock.requests()
+        .iter()
+        .filter(|r| r.body.to_string().contains("Summarise document"))
+        .count()
 }
 
 /// Who answered the batch's lines (providers with counts) and how many distinct custom_ids its
@@ -581,21 +567,6 @@ where
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
     client.get(url).send().await.ok()?.json().await.ok()
-}
-
-async fn set_scenario(
-    client: &reqwest::Client,
-    mock: &str,
-    scenario: &str,
-) -> Result<(), DemoError> {
-    client
-        .post(format!("{mock}/_mock/scenario"))
-        .json(&json!({ "scenario": scenario }))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map(|_| ())
-        .map_err(|e| DemoError::Mock(e.to_string()))
 }
 
 /// Waits for the first event `pick` accepts, for at most [`STEP_DEADLINE`].

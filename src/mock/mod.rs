@@ -84,8 +84,17 @@
 //! only sending reveals (`isdown check --request` narrows it down).
 //!
 //! All waiting uses `tokio::time`, so callers' tests may run on paused time.
+//!
+//! # Running one
+//! [`run`] serves the mock on a bound listener until a shutdown future completes (the
+//! `mock-provider` command). [`MockServer::start`] runs it in-process on a free loopback port
+//! and hands back the one handle tests and the demo use: its URLs, [`MockServer::set_scenario`],
+//! the received requests ([`MockServer::requests`], [`MockServer::received`] to wait for them)
+//! and a graceful stop, on drop or by [`MockServer::stop`].
 
 mod answer;
+mod handle;
+mod log;
 mod request;
 mod reset;
 mod routes;
@@ -98,6 +107,8 @@ mod tests;
 
 use std::time::Duration;
 
+pub use handle::MockServer;
+pub use log::RecordedRequest;
 pub use scenario::{Scenario, UnknownScenario, describe};
 pub use server::run;
 pub use styles::{Style, UnknownStyle};

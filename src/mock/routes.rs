@@ -1,11 +1,12 @@
-//! The mock's routes: the API endpoints (models, chat, messages), the admin endpoints, the
-//! request log and the scenario in force.
+//! The mock's routes: the API endpoints (models, chat, messages), the admin endpoints and the
+//! scenario in force. Every API request is recorded in the request log (`log`) before it is
+//! answered.
 //!
 //! Which answer a scenario gives comes from `scenario` (facts), `styles` (canned bodies) and
 //! `answer` (payloads); this module only wires them to requests. It never touches sockets: a
 //! handler that wants its connection reset asks through the [`ConnHandle`] in its extensions.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,11 +18,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::MockOptions;
 use super::answer::{self, Ctx, Ending, Parts, Reply};
+use super::log::{RecordedRequest, RequestLog};
 use super::request::{Endpoint, Generation, example_arguments};
 use super::reset::ConnHandle;
 use super::scenario::Scenario;
@@ -34,15 +36,11 @@ const KEEPALIVE_EVERY: Duration = Duration::from_millis(500);
 /// 32 MiB, Anthropic's request limit: context-window tests send big prompts on purpose.
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
-/// The request log keeps the newest this many requests (bodies included), so a long demo
-/// cannot grow it forever; tests look at a handful.
-const REQUEST_LOG_LIMIT: usize = 1_000;
-
 // === impl shared state ===
 
 /// The scenario in force; switched at run time by the admin endpoint.
 #[derive(Debug, Clone, Copy)]
-struct Live {
+pub(super) struct Live {
     scenario: Scenario,
     style: Style,
     delay: Duration,
@@ -50,20 +48,10 @@ struct Live {
     flaps: u64,
 }
 
-/// One API request as received, for `GET /_mock/requests`.
-#[derive(Debug, Clone, Serialize)]
-struct Recorded {
-    method: String,
-    path: String,
-    headers: BTreeMap<String, String>,
-    /// The JSON body, or the body as text when it is not JSON, or null when empty.
-    body: Value,
-}
-
 pub(super) struct Shared {
     table: &'static StyleTable,
     live: Mutex<Live>,
-    requests: Mutex<VecDeque<Recorded>>,
+    pub(super) requests: RequestLog,
     next_id: AtomicU64,
 }
 
@@ -85,7 +73,7 @@ impl Shared {
                 delay: options.delay,
                 flaps: 0,
             }),
-            requests: Mutex::new(VecDeque::new()),
+            requests: RequestLog::default(),
             next_id: AtomicU64::new(1),
         }
     }
@@ -128,12 +116,28 @@ impl Shared {
         (scenario, live.style, live.delay)
     }
 
-    fn record(&self, recorded: Recorded) {
-        let mut requests = lock(&self.requests);
-        if requests.len() == REQUEST_LOG_LIMIT {
-            requests.pop_front();
-        }
-        requests.push_back(recorded);
+    /// Puts `scenario` in force (and `delay`, `style` when given), as `POST /_mock/scenario`
+    /// does: `flapping` and the first-request scenarios start over.
+    pub(super) fn switch(
+        &self,
+        scenario: Scenario,
+        delay: Option<Duration>,
+        style: Option<Style>,
+    ) -> Live {
+        let live = {
+            let mut live = lock(&self.live);
+            live.scenario = scenario;
+            live.flaps = 0;
+            if let Some(delay) = delay {
+                live.delay = delay;
+            }
+            if let Some(style) = style {
+                live.style = style;
+            }
+            *live
+        };
+        tracing::info!(scenario = %live.scenario, style = %live.style, "mock: scenario switched");
+        live
     }
 
     fn next_id(&self) -> u64 {
@@ -206,29 +210,16 @@ async fn set_scenario(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
         Ok(style) => style,
         Err(err) => return admin_error(err.to_string()),
     };
-    let live = {
-        let mut live = lock(&shared.live);
-        live.scenario = scenario;
-        live.flaps = 0;
-        if let Some(ms) = switch.delay_ms {
-            live.delay = Duration::from_millis(ms);
-        }
-        if let Some(style) = style {
-            live.style = style;
-        }
-        *live
-    };
-    tracing::info!(scenario = %live.scenario, style = %live.style, "mock: scenario switched");
+    let live = shared.switch(scenario, switch.delay_ms.map(Duration::from_millis), style);
     Json(state_json(&live)).into_response()
 }
 
 async fn list_requests(State(shared): State<Arc<Shared>>) -> Response {
-    let requests: Vec<Recorded> = lock(&shared.requests).iter().cloned().collect();
-    Json(json!({ "requests": requests })).into_response()
+    Json(json!({ "requests": shared.requests.list() })).into_response()
 }
 
 async fn clear_requests(State(shared): State<Arc<Shared>>) -> Response {
-    lock(&shared.requests).clear();
+    shared.requests.clear();
     Json(json!({ "requests": [] })).into_response()
 }
 
@@ -262,7 +253,7 @@ fn record(shared: &Shared, incoming: &Incoming) {
         serde_json::from_slice(&incoming.body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&incoming.body).into_owned()))
     };
-    shared.record(Recorded {
+    shared.requests.record(RecordedRequest {
         method: incoming.method.to_string(),
         path: incoming.uri.path().to_owned(),
         headers,

@@ -41,9 +41,22 @@ pub async fn run(
     options: MockOptions,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    serve(listener, shared(options)?, shutdown).await
+}
+
+/// The state a mock server answers from: the embedded style table and `options`.
+pub(super) fn shared(options: MockOptions) -> io::Result<Arc<Shared>> {
     let table = StyleTable::embedded()
         .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.to_string()))?;
-    let shared = Arc::new(Shared::new(table, options));
+    Ok(Arc::new(Shared::new(table, options)))
+}
+
+/// As [`run`], answering from `shared`, which the caller may hold on to (`MockServer` does).
+pub(super) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let router = router(shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();

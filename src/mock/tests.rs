@@ -1,63 +1,67 @@
-//! Tests of the mock provider, against the real server on a loopback port.
+//! Tests of the mock provider, against the real server ([`MockServer`]) on a loopback port.
 //!
-//! Each test binds `127.0.0.1:0` before spawning `run`, so there is nothing to wait for at
-//! start-up; time limits below are deadlines on the client side, never sleeps.
+//! The server is listening when `MockServer::start` returns, so there is nothing to wait for at
+//! start-up. Every test runs on paused tokio time: the mock's delays and keep-alive ticks cost
+//! no wall time, and the time limits below are client-side deadlines that pass only once the
+//! runtime is idle — never sleeps, never bounds on the machine's speed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::request::{Generation, example_arguments};
 use super::styles::StyleTable;
-use super::{MockOptions, Scenario, Style, answer, describe, run};
+use super::{MockOptions, MockServer, Scenario, Style, answer, describe};
 use crate::sse::{SseItem, SseReader};
 
-/// The deadline for "nothing more comes": short, since the mock answers in microseconds.
+/// The deadline for "nothing more comes". The tests run on paused time, where it passes only
+/// once the runtime has nothing left to do: every byte the mock was going to send has arrived.
 const QUIET: Duration = Duration::from_millis(300);
 
-struct Mock {
+/// A client of one mock: its own connection pool (a test checks that a pooled connection is
+/// reset too) aimed at the mock's base URL.
+struct Client {
+    http: reqwest::Client,
     base: String,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
 }
 
-async fn start(style: Style, scenario: Scenario) -> Mock {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
+async fn start(style: Style, scenario: Scenario) -> (MockServer, Client) {
     let options = MockOptions {
         scenario,
         style,
         ..MockOptions::default()
     };
-    let task = tokio::spawn(run(listener, options, async {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::builder()
+    let mock = MockServer::start(options).await.unwrap();
+    let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    Mock {
-        base,
-        client,
-        stop: Some(stop),
-        task,
-    }
+    let client = Client {
+        http,
+        base: mock.url(),
+    };
+    (mock, client)
 }
 
-impl Mock {
+/// Stops the server and checks that it returns promptly and cleanly.
+async fn stop(mock: MockServer) {
+    tokio::time::timeout(Duration::from_secs(5), mock.stop())
+        .await
+        .expect("the server stops soon after it is asked to")
+        .unwrap();
+}
+
+impl Client {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     async fn switch(&self, body: Value) -> reqwest::Response {
-        self.client
+        self.http
             .post(self.url("/_mock/scenario"))
             .json(&body)
             .send()
@@ -71,7 +75,7 @@ impl Mock {
     }
 
     async fn chat(&self, body: Value) -> reqwest::Result<reqwest::Response> {
-        self.client
+        self.http
             .post(self.url("/v1/chat/completions"))
             .bearer_auth("sk-test-key")
             .json(&body)
@@ -80,7 +84,7 @@ impl Mock {
     }
 
     async fn messages(&self, body: Value) -> reqwest::Result<reqwest::Response> {
-        self.client
+        self.http
             .post(self.url("/v1/messages"))
             .header("x-api-key", "sk-ant-test")
             .header("anthropic-version", "2023-06-01")
@@ -89,9 +93,10 @@ impl Mock {
             .await
     }
 
+    /// The request log as `GET /_mock/requests` lists it.
     async fn requests(&self) -> Vec<Value> {
         let log: Value = self
-            .client
+            .http
             .get(self.url("/_mock/requests"))
             .send()
             .await
@@ -100,18 +105,6 @@ impl Mock {
             .await
             .unwrap();
         log["requests"].as_array().unwrap().clone()
-    }
-
-    /// Shuts the server down and checks that `run` returns promptly and cleanly.
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            stop.send(()).unwrap();
-        }
-        let result = tokio::time::timeout(Duration::from_secs(5), &mut self.task)
-            .await
-            .expect("run returns soon after shutdown")
-            .unwrap();
-        result.unwrap();
     }
 }
 
@@ -323,10 +316,10 @@ fn generation_parse_reads_both_tool_formats() {
 
 // === healthy answers ===
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn healthy_chat_echoes_the_model_and_answers_pong() {
-    let mock = start(Style::Openai, Scenario::Ok).await;
-    let response = mock.chat(chat_body(false)).await.unwrap();
+    let (mock, client) = start(Style::Openai, Scenario::Ok).await;
+    let response = client.chat(chat_body(false)).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "499");
     let body: Value = response.json().await.unwrap();
@@ -335,15 +328,15 @@ async fn healthy_chat_echoes_the_model_and_answers_pong() {
     assert_eq!(body["choices"][0]["message"]["content"], "pong");
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     assert!(body["usage"]["total_tokens"].as_u64().unwrap() > 0);
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn healthy_stream_ends_with_done_after_a_usage_chunk() {
-    let mock = start(Style::Openai, Scenario::Ok).await;
+    let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     let mut body = chat_body(true);
     body["stream_options"] = json!({"include_usage": true});
-    let response = mock.chat(body).await.unwrap();
+    let response = client.chat(body).await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -360,14 +353,14 @@ async fn healthy_stream_ends_with_done_after_a_usage_chunk() {
     assert_eq!(finish["choices"][0]["finish_reason"], "stop");
     assert_eq!(finish["usage"], Value::Null);
     assert_eq!(streamed_content(&datas), "pong");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stream_without_include_usage_has_no_usage_chunk() {
-    let mock = start(Style::Deepseek, Scenario::Ok).await;
+    let (mock, client) = start(Style::Deepseek, Scenario::Ok).await;
     let datas = data_of(
-        &mock
+        &client
             .chat(chat_body(true))
             .await
             .unwrap()
@@ -381,14 +374,14 @@ async fn stream_without_include_usage_has_no_usage_chunk() {
         assert_eq!(chunk["choices"].as_array().unwrap().len(), 1);
         assert!(chunk.get("usage").is_none());
     }
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn kimi_stream_puts_usage_inside_the_last_choice() {
-    let mock = start(Style::Kimi, Scenario::Ok).await;
+    let (mock, client) = start(Style::Kimi, Scenario::Ok).await;
     let datas = data_of(
-        &mock
+        &client
             .chat(chat_body(true))
             .await
             .unwrap()
@@ -403,15 +396,15 @@ async fn kimi_stream_puts_usage_inside_the_last_choice() {
             .as_u64()
             .is_some()
     );
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn tool_request_gets_a_call_of_the_first_tool_with_object_arguments() {
-    let mock = start(Style::Openai, Scenario::Ok).await;
+    let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     let mut body = chat_body(false);
     body["tools"] = tools();
-    let answer: Value = mock.chat(body).await.unwrap().json().await.unwrap();
+    let answer: Value = client.chat(body).await.unwrap().json().await.unwrap();
     let choice = &answer["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     let call = &choice["message"]["tool_calls"][0];
@@ -421,15 +414,15 @@ async fn tool_request_gets_a_call_of_the_first_tool_with_object_arguments() {
         serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(arguments["city"], "mock");
     assert!(arguments.is_object());
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn streamed_tool_arguments_span_several_deltas_and_reassemble() {
-    let mock = start(Style::Openai, Scenario::Ok).await;
+    let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     let mut body = chat_body(true);
     body["tools"] = tools();
-    let datas = data_of(&mock.chat(body).await.unwrap().text().await.unwrap());
+    let datas = data_of(&client.chat(body).await.unwrap().text().await.unwrap());
     assert_eq!(datas.last().unwrap(), "[DONE]");
     let chunks: Vec<Value> = datas[..datas.len() - 1]
         .iter()
@@ -450,13 +443,13 @@ async fn streamed_tool_arguments_span_several_deltas_and_reassemble() {
     assert!(arguments.is_object());
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "tool_calls");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn anthropic_messages_answer_whole() {
-    let mock = start(Style::Anthropic, Scenario::Ok).await;
-    let response = mock.messages(messages_body(false)).await.unwrap();
+    let (mock, client) = start(Style::Anthropic, Scenario::Ok).await;
+    let response = client.messages(messages_body(false)).await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers().contains_key("request-id"));
     let message: Value = response.json().await.unwrap();
@@ -470,13 +463,13 @@ async fn anthropic_messages_answer_whole() {
     assert_eq!(message["stop_reason"], "end_turn");
     assert!(message["usage"]["input_tokens"].as_u64().is_some());
     assert!(message["usage"]["output_tokens"].as_u64().is_some());
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn anthropic_stream_sends_the_documented_event_sequence() {
-    let mock = start(Style::Anthropic, Scenario::Ok).await;
-    let text = mock
+    let (mock, client) = start(Style::Anthropic, Scenario::Ok).await;
+    let text = client
         .messages(messages_body(true))
         .await
         .unwrap()
@@ -508,15 +501,15 @@ async fn anthropic_stream_sends_the_documented_event_sequence() {
         .collect();
     assert_eq!(text, "pong");
     assert_eq!(events[7].1["delta"]["stop_reason"], "end_turn");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn anthropic_tool_use_streams_input_json_deltas() {
-    let mock = start(Style::Anthropic, Scenario::Ok).await;
+    let (mock, client) = start(Style::Anthropic, Scenario::Ok).await;
     let mut body = messages_body(true);
     body["tools"] = anthropic_tools();
-    let text = mock.messages(body).await.unwrap().text().await.unwrap();
+    let text = client.messages(body).await.unwrap().text().await.unwrap();
     let events = events_of(&text);
     let start = &events[1].1["content_block"];
     assert_eq!(start["type"], "tool_use");
@@ -538,20 +531,20 @@ async fn anthropic_tool_use_streams_input_json_deltas() {
 
     let mut body = messages_body(false);
     body["tools"] = anthropic_tools();
-    let message: Value = mock.messages(body).await.unwrap().json().await.unwrap();
+    let message: Value = client.messages(body).await.unwrap().json().await.unwrap();
     assert_eq!(message["content"][0]["type"], "tool_use");
     assert_eq!(message["content"][0]["input"], json!({"city": "mock"}));
     assert_eq!(message["stop_reason"], "tool_use");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn model_lists_take_each_style_shape() {
-    let mock = start(Style::Openai, Scenario::Ok).await;
+    let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     for path in ["/v1/models", "/models"] {
-        let list: Value = mock
-            .client
-            .get(mock.url(path))
+        let list: Value = client
+            .http
+            .get(client.url(path))
             .send()
             .await
             .unwrap()
@@ -562,12 +555,12 @@ async fn model_lists_take_each_style_shape() {
         assert_eq!(list["data"][0]["object"], "model");
         assert_eq!(list["data"][0]["id"], "gpt-4o");
     }
-    mock.shutdown().await;
+    stop(mock).await;
 
-    let mock = start(Style::Anthropic, Scenario::Ok).await;
-    let list: Value = mock
-        .client
-        .get(mock.url("/v1/models"))
+    let (mock, client) = start(Style::Anthropic, Scenario::Ok).await;
+    let list: Value = client
+        .http
+        .get(client.url("/v1/models"))
         .send()
         .await
         .unwrap()
@@ -582,15 +575,15 @@ async fn model_lists_take_each_style_shape() {
             .starts_with("claude-")
     );
     assert_eq!(list["has_more"], false);
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn echo_key_quotes_the_key_it_received() {
-    let mock = start(Style::Kimi, Scenario::EchoKey).await;
-    let response = mock
-        .client
-        .post(mock.url("/v1/chat/completions"))
+    let (mock, client) = start(Style::Kimi, Scenario::EchoKey).await;
+    let response = client
+        .http
+        .post(client.url("/v1/chat/completions"))
         .bearer_auth("plainproxykey")
         .json(&chat_body(false))
         .send()
@@ -600,7 +593,7 @@ async fn echo_key_quotes_the_key_it_received() {
     let body: Value = response.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("plainproxykey"), "{message}");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
 // === every scenario × style ===
@@ -646,7 +639,7 @@ const STATUSES: [(&str, [u16; 7]); 33] = [
     ("tool_schema_500", [200; 7]),
 ];
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_scenario_answers_with_the_documented_status_in_every_style() {
     let table: Vec<&str> = STATUSES.iter().map(|(name, _)| *name).collect();
     for scenario in Scenario::all() {
@@ -658,13 +651,15 @@ async fn every_scenario_answers_with_the_documented_status_in_every_style() {
         assert!(listed != special, "{scenario} is covered exactly once");
     }
     for (index, style) in Style::ALL.iter().enumerate() {
-        let mock = start(*style, Scenario::Ok).await;
+        let (mock, client) = start(*style, Scenario::Ok).await;
         for (name, statuses) in STATUSES {
-            mock.switch(json!({"scenario": name, "delay_ms": 20})).await;
+            client
+                .switch(json!({"scenario": name, "delay_ms": 20}))
+                .await;
             let response = if *style == Style::Anthropic {
-                mock.messages(messages_body(false)).await
+                client.messages(messages_body(false)).await
             } else {
-                mock.chat(chat_body(false)).await
+                client.chat(chat_body(false)).await
             }
             .unwrap();
             assert_eq!(response.status(), statuses[index], "{style} × {name}");
@@ -699,25 +694,25 @@ async fn every_scenario_answers_with_the_documented_status_in_every_style() {
                 assert_eq!(parses, name != "malformed", "{style} × {name}: {text}");
             }
         }
-        mock.shutdown().await;
+        stop(mock).await;
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn openai_rate_limit_carries_its_headers_and_wait() {
-    let mock = start(Style::Openai, Scenario::RateLimited).await;
-    let response = mock.chat(chat_body(false)).await.unwrap();
+    let (mock, client) = start(Style::Openai, Scenario::RateLimited).await;
+    let response = client.chat(chat_body(false)).await.unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "2");
     assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "0");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn kimi_error_bodies_branch_on_type() {
-    let mock = start(Style::Kimi, Scenario::RateLimited).await;
+    let (mock, client) = start(Style::Kimi, Scenario::RateLimited).await;
     let cases = [
         (
             "rate_limited",
@@ -738,8 +733,8 @@ async fn kimi_error_bodies_branch_on_type() {
         ),
     ];
     for (scenario, kind, text) in cases {
-        mock.set(scenario).await;
-        let body: Value = mock
+        client.set(scenario).await;
+        let body: Value = client
             .chat(chat_body(false))
             .await
             .unwrap()
@@ -756,19 +751,19 @@ async fn kimi_error_bodies_branch_on_type() {
             "Moonshot sends no code"
         );
     }
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn anthropic_overload_is_529_and_credit_exhaustion_is_400() {
-    let mock = start(Style::Anthropic, Scenario::Overloaded).await;
-    let response = mock.messages(messages_body(false)).await.unwrap();
+    let (mock, client) = start(Style::Anthropic, Scenario::Overloaded).await;
+    let response = client.messages(messages_body(false)).await.unwrap();
     assert_eq!(response.status(), 529);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "overloaded_error");
-    mock.set("quota_exhausted").await;
-    let body: Value = mock
+    client.set("quota_exhausted").await;
+    let body: Value = client
         .messages(messages_body(false))
         .await
         .unwrap()
@@ -781,25 +776,25 @@ async fn anthropic_overload_is_529_and_credit_exhaustion_is_400() {
             .unwrap()
             .contains("credit balance is too low")
     );
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dashscope_moderation_is_an_sse_framed_400() {
-    let mock = start(Style::Dashscope, Scenario::ContentFiltered).await;
-    let response = mock.chat(chat_body(false)).await.unwrap();
+    let (mock, client) = start(Style::Dashscope, Scenario::ContentFiltered).await;
+    let response = client.chat(chat_body(false)).await.unwrap();
     assert_eq!(response.status(), 400);
     let text = response.text().await.unwrap();
     assert!(text.starts_with("data: "), "{text}");
     let error: Value = serde_json::from_str(&data_of(&text)[0]).unwrap();
     assert_eq!(error["error"]["code"], "data_inspection_failed");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn content_filter_without_an_error_status_ends_with_the_filter_reason() {
-    let mock = start(Style::Openai, Scenario::ContentFiltered).await;
-    let body: Value = mock
+    let (mock, client) = start(Style::Openai, Scenario::ContentFiltered).await;
+    let body: Value = client
         .chat(chat_body(false))
         .await
         .unwrap()
@@ -808,7 +803,7 @@ async fn content_filter_without_an_error_status_ends_with_the_filter_reason() {
         .unwrap();
     assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
     let datas = data_of(
-        &mock
+        &client
             .chat(chat_body(true))
             .await
             .unwrap()
@@ -820,7 +815,7 @@ async fn content_filter_without_an_error_status_ends_with_the_filter_reason() {
     let last: Value = serde_json::from_str(&datas[datas.len() - 2]).unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "content_filter");
     // The same style on the Anthropic wire answers with Anthropic's refusal.
-    let message: Value = mock
+    let message: Value = client
         .messages(messages_body(false))
         .await
         .unwrap()
@@ -828,12 +823,12 @@ async fn content_filter_without_an_error_status_ends_with_the_filter_reason() {
         .await
         .unwrap();
     assert_eq!(message["stop_reason"], "refusal");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn models_follow_outages_but_not_request_specific_errors() {
-    let mock = start(Style::Openai, Scenario::Ok).await;
+    let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     let cases = [
         ("auth_failed", 401),
         ("unavailable", 503),
@@ -849,10 +844,10 @@ async fn models_follow_outages_but_not_request_specific_errors() {
         ("empty_choices", 200),
     ];
     for (scenario, status) in cases {
-        mock.set(scenario).await;
-        let response = mock
-            .client
-            .get(mock.url("/v1/models"))
+        client.set(scenario).await;
+        let response = client
+            .http
+            .get(client.url("/v1/models"))
             .send()
             .await
             .unwrap();
@@ -862,30 +857,30 @@ async fn models_follow_outages_but_not_request_specific_errors() {
             assert_eq!(list["object"], "list", "{scenario}");
         }
     }
-    mock.set("reset").await;
-    let err = mock
-        .client
-        .get(mock.url("/models"))
+    client.set("reset").await;
+    let err = client
+        .http
+        .get(client.url("/models"))
         .send()
         .await
         .unwrap_err();
     assert!(!err.is_timeout(), "{err:?}");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
 // === shapes of the broken answers ===
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn malformed_is_a_200_whose_json_stops_halfway() {
-    let mock = start(Style::Openai, Scenario::Malformed).await;
-    let response = mock.chat(chat_body(false)).await.unwrap();
+    let (mock, client) = start(Style::Openai, Scenario::Malformed).await;
+    let response = client.chat(chat_body(false)).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let text = response.text().await.unwrap();
     assert!(text.starts_with('{'));
     assert!(serde_json::from_str::<Value>(&text).is_err());
     let datas = data_of(
-        &mock
+        &client
             .chat(chat_body(true))
             .await
             .unwrap()
@@ -898,13 +893,13 @@ async fn malformed_is_a_200_whose_json_stops_halfway() {
             .iter()
             .any(|data| data != "[DONE]" && serde_json::from_str::<Value>(data).is_err())
     );
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn empty_choices_are_empty_in_both_wires() {
-    let mock = start(Style::Openai, Scenario::EmptyChoices).await;
-    let body: Value = mock
+    let (mock, client) = start(Style::Openai, Scenario::EmptyChoices).await;
+    let body: Value = client
         .chat(chat_body(false))
         .await
         .unwrap()
@@ -912,7 +907,7 @@ async fn empty_choices_are_empty_in_both_wires() {
         .await
         .unwrap();
     assert_eq!(body["choices"], json!([]));
-    let message: Value = mock
+    let message: Value = client
         .messages(messages_body(false))
         .await
         .unwrap()
@@ -921,7 +916,7 @@ async fn empty_choices_are_empty_in_both_wires() {
         .unwrap();
     assert_eq!(message["content"], json!([]));
     let datas = data_of(
-        &mock
+        &client
             .chat(chat_body(true))
             .await
             .unwrap()
@@ -930,39 +925,45 @@ async fn empty_choices_are_empty_in_both_wires() {
             .unwrap(),
     );
     assert_eq!(streamed_content(&datas), "");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn openrouter_error_in_200_relays_the_upstream_failure() {
-    let mock = start(Style::Openrouter, Scenario::ErrorIn200).await;
-    let response = mock.chat(chat_body(false)).await.unwrap();
+    let (mock, client) = start(Style::Openrouter, Scenario::ErrorIn200).await;
+    let response = client.chat(chat_body(false)).await.unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], 502);
     assert!(body["error"]["metadata"]["provider_name"].is_string());
     assert!(body["error"]["metadata"]["raw"].is_string());
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn no_tool_call_answers_text_although_tools_were_given() {
-    let mock = start(Style::Openai, Scenario::NoToolCall).await;
+    let (mock, client) = start(Style::Openai, Scenario::NoToolCall).await;
     let mut body = chat_body(false);
     body["tools"] = tools();
-    let answer: Value = mock.chat(body).await.unwrap().json().await.unwrap();
+    let answer: Value = client.chat(body).await.unwrap().json().await.unwrap();
     assert_eq!(answer["choices"][0]["finish_reason"], "stop");
     assert_eq!(answer["choices"][0]["message"]["content"], "pong");
     assert!(answer["choices"][0]["message"].get("tool_calls").is_none());
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bad_tool_args_are_not_json() {
-    let mock = start(Style::Openai, Scenario::BadToolArgs).await;
+    let (mock, client) = start(Style::Openai, Scenario::BadToolArgs).await;
     let mut body = chat_body(false);
     body["tools"] = tools();
-    let answer: Value = mock.chat(body.clone()).await.unwrap().json().await.unwrap();
+    let answer: Value = client
+        .chat(body.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let arguments = answer["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
         .as_str()
         .unwrap()
@@ -972,7 +973,7 @@ async fn bad_tool_args_are_not_json() {
         "{arguments}"
     );
     // Without tools there is nothing to break.
-    let plain: Value = mock
+    let plain: Value = client
         .chat(chat_body(false))
         .await
         .unwrap()
@@ -980,50 +981,59 @@ async fn bad_tool_args_are_not_json() {
         .await
         .unwrap();
     assert_eq!(plain["choices"][0]["message"]["content"], "pong");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn slow_holds_the_headers_for_the_delay() {
-    let mock = start(Style::Openai, Scenario::Ok).await;
-    mock.switch(json!({"scenario": "slow", "delay_ms": 150}))
+    let (mock, client) = start(Style::Openai, Scenario::Ok).await;
+    client
+        .switch(json!({"scenario": "slow", "delay_ms": 150}))
         .await;
     let started = Instant::now();
-    let response = mock.chat(chat_body(false)).await.unwrap();
+    let response = client.chat(chat_body(false)).await.unwrap();
+    // Paused time: the wait is exactly the switched delay, not the 2 s default.
     assert!(started.elapsed() >= Duration::from_millis(150));
+    assert!(started.elapsed() < super::DEFAULT_DELAY);
     assert_eq!(response.status(), 200);
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn flapping_alternates_ok_and_unavailable() {
-    let mock = start(Style::Kimi, Scenario::Flapping).await;
+    let (mock, client) = start(Style::Kimi, Scenario::Flapping).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        statuses.push(mock.chat(chat_body(false)).await.unwrap().status().as_u16());
+        statuses.push(
+            client
+                .chat(chat_body(false))
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
     }
     assert_eq!(statuses, [200, 503, 200, 503]);
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
 // === connection-level faults ===
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reset_breaks_the_connection_before_any_status() {
-    let mock = start(Style::Kimi, Scenario::Ok).await;
+    let (mock, client) = start(Style::Kimi, Scenario::Ok).await;
     // A pooled keep-alive connection is reset too, not just a fresh one.
-    assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 200);
-    mock.set("reset").await;
-    let err = mock.chat(chat_body(false)).await.unwrap_err();
+    assert_eq!(client.chat(chat_body(false)).await.unwrap().status(), 200);
+    client.set("reset").await;
+    let err = client.chat(chat_body(false)).await.unwrap_err();
     assert!(!err.is_timeout() && !err.is_status(), "{err:?}");
-    mock.set("ok").await;
-    assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 200);
+    client.set("ok").await;
+    assert_eq!(client.chat(chat_body(false)).await.unwrap().status(), 200);
 
-    // On a raw socket: the request is read, then RST — not an orderly FIN.
-    mock.set("reset").await;
-    let mut socket = TcpStream::connect(mock.base.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    // On a raw socket, which tells the two apart: the request is read, then RST — not an
+    // orderly FIN.
+    client.set("reset").await;
+    let mut socket = TcpStream::connect(mock.addr()).await.unwrap();
     let request = "GET /v1/models HTTP/1.1\r\nhost: mock\r\n\r\n";
     socket.write_all(request.as_bytes()).await.unwrap();
     let mut buf = [0u8; 64];
@@ -1032,16 +1042,16 @@ async fn reset_breaks_the_connection_before_any_status() {
         .unwrap();
     let err = read.expect_err("a reset, not a response or a clean EOF");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn hang_never_answers() {
-    let mock = start(Style::Openai, Scenario::Hang).await;
+    let (mock, client) = start(Style::Openai, Scenario::Hang).await;
     let started = Instant::now();
-    let err = mock
-        .client
-        .post(mock.url("/v1/chat/completions"))
+    let err = client
+        .http
+        .post(client.url("/v1/chat/completions"))
         .json(&chat_body(false))
         .timeout(QUIET)
         .send()
@@ -1049,35 +1059,35 @@ async fn hang_never_answers() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     assert!(started.elapsed() >= QUIET);
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn hang_chat_never_answers_a_generation_but_lists_its_models() {
-    let mock = start(Style::Openai, Scenario::HangChat).await;
-    let err = mock
-        .client
-        .post(mock.url("/v1/chat/completions"))
+    let (mock, client) = start(Style::Openai, Scenario::HangChat).await;
+    let err = client
+        .http
+        .post(client.url("/v1/chat/completions"))
         .json(&chat_body(true))
         .timeout(QUIET)
         .send()
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
-    let models = mock
-        .client
-        .get(mock.url("/v1/models"))
+    let models = client
+        .http
+        .get(client.url("/v1/models"))
         .send()
         .await
         .unwrap();
     assert_eq!(models.status(), 200);
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stream_stall_sends_content_then_silence() {
-    let mock = start(Style::Openai, Scenario::StreamStall).await;
-    let mut response = mock.chat(chat_body(true)).await.unwrap();
+    let (mock, client) = start(Style::Openai, Scenario::StreamStall).await;
+    let mut response = client.chat(chat_body(true)).await.unwrap();
     assert_eq!(response.status(), 200);
     let (text, outcome) = read_until_quiet(&mut response).await;
     assert_eq!(outcome, Outcome::Quiet);
@@ -1087,21 +1097,21 @@ async fn stream_stall_sends_content_then_silence() {
     drop(response);
 
     // Non-streaming: headers, then nothing.
-    let mut response = mock.chat(chat_body(false)).await.unwrap();
+    let mut response = client.chat(chat_body(false)).await.unwrap();
     assert_eq!(response.status(), 200);
     let (text, outcome) = read_until_quiet(&mut response).await;
     assert_eq!((text.as_str(), outcome), ("", Outcome::Quiet));
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn keepalive_only_sends_comments_and_never_content() {
     for (style, comment) in [
         (Style::Deepseek, "keep-alive"),
         (Style::Openrouter, "OPENROUTER PROCESSING"),
     ] {
-        let mock = start(style, Scenario::KeepaliveOnly).await;
-        let mut response = mock.chat(chat_body(true)).await.unwrap();
+        let (mock, client) = start(style, Scenario::KeepaliveOnly).await;
+        let mut response = client.chat(chat_body(true)).await.unwrap();
         assert_eq!(response.status(), 200);
         let (text, outcome) = read_until_quiet(&mut response).await;
         assert_eq!(outcome, Outcome::Quiet);
@@ -1112,7 +1122,7 @@ async fn keepalive_only_sends_comments_and_never_content() {
         }
         drop(response);
 
-        let mut response = mock.chat(chat_body(false)).await.unwrap();
+        let mut response = client.chat(chat_body(false)).await.unwrap();
         let (text, outcome) = read_until_quiet(&mut response).await;
         assert_eq!(outcome, Outcome::Quiet);
         assert!(
@@ -1120,34 +1130,34 @@ async fn keepalive_only_sends_comments_and_never_content() {
             "{text:?}"
         );
         drop(response);
-        mock.shutdown().await;
+        stop(mock).await;
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn keepalives_repeat_every_half_second() {
-    let mock = start(Style::Deepseek, Scenario::KeepaliveOnly).await;
-    let mut response = mock.chat(chat_body(true)).await.unwrap();
+    let (mock, client) = start(Style::Deepseek, Scenario::KeepaliveOnly).await;
+    let mut response = client.chat(chat_body(true)).await.unwrap();
     let mut count = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(1_250);
+    let deadline = Instant::now() + Duration::from_millis(1_250);
     while let Ok(Ok(Some(_))) = tokio::time::timeout_at(deadline, response.chunk()).await {
         count += 1;
     }
-    // At once, after 500 ms and after 1000 ms (the last one may miss the deadline on a busy
-    // machine; what matters is repetition, not a flood).
-    assert!((2..=3).contains(&count), "{count} keep-alives");
+    // At once, after 500 ms and after 1000 ms: repetition, not a flood (on paused time the
+    // count is exact).
+    assert_eq!(count, 3, "{count} keep-alives");
     drop(response);
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stream_cut_delivers_content_then_a_body_error() {
     for style in [Style::Openai, Style::Anthropic] {
-        let mock = start(style, Scenario::StreamCut).await;
+        let (mock, client) = start(style, Scenario::StreamCut).await;
         let mut response = if style == Style::Anthropic {
-            mock.messages(messages_body(true)).await
+            client.messages(messages_body(true)).await
         } else {
-            mock.chat(chat_body(true)).await
+            client.chat(chat_body(true)).await
         }
         .unwrap();
         assert_eq!(response.status(), 200);
@@ -1160,28 +1170,28 @@ async fn stream_cut_delivers_content_then_a_body_error() {
         assert!(!text.contains("[DONE]") && !text.contains("message_stop"));
 
         let response = if style == Style::Anthropic {
-            mock.messages(messages_body(false)).await
+            client.messages(messages_body(false)).await
         } else {
-            mock.chat(chat_body(false)).await
+            client.chat(chat_body(false)).await
         }
         .unwrap();
         assert_eq!(response.status(), 200);
         let err = response.text().await.unwrap_err();
         assert!(err.is_body() || err.is_decode(), "{err:?}");
-        mock.shutdown().await;
+        stop(mock).await;
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn complete_without_done_streams_everything_but_the_end_marker_and_ends_cleanly() {
     for style in [Style::Openai, Style::Anthropic] {
-        let mock = start(style, Scenario::CompleteWithoutDone).await;
+        let (mock, client) = start(style, Scenario::CompleteWithoutDone).await;
         let mut response = if style == Style::Anthropic {
-            mock.messages(messages_body(true)).await
+            client.messages(messages_body(true)).await
         } else {
             let mut body = chat_body(true);
             body["stream_options"] = json!({"include_usage": true});
-            mock.chat(body).await
+            client.chat(body).await
         }
         .unwrap();
         assert_eq!(response.status(), 200);
@@ -1197,26 +1207,26 @@ async fn complete_without_done_streams_everything_but_the_end_marker_and_ends_cl
             assert!(text.contains("\"finish_reason\":\"stop\""), "{text}");
             assert!(text.contains("\"usage\""), "{text}");
         }
-        mock.shutdown().await;
+        stop(mock).await;
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stream_error_sends_the_style_in_stream_error() {
     // OpenAI: content, then an error object, then EOF without [DONE].
-    let mock = start(Style::Openai, Scenario::StreamError).await;
-    let mut response = mock.chat(chat_body(true)).await.unwrap();
+    let (mock, client) = start(Style::Openai, Scenario::StreamError).await;
+    let mut response = client.chat(chat_body(true)).await.unwrap();
     let (text, outcome) = read_until_quiet(&mut response).await;
     assert_eq!(outcome, Outcome::End);
     let datas = data_of(&text);
     assert_eq!(streamed_content(&datas[..datas.len() - 1]), "p");
     let error: Value = serde_json::from_str(datas.last().unwrap()).unwrap();
     assert_eq!(error["error"]["type"], "server_error");
-    mock.shutdown().await;
+    stop(mock).await;
 
     // Anthropic: an `event: error` with overloaded_error and no message_stop.
-    let mock = start(Style::Anthropic, Scenario::StreamError).await;
-    let text = mock
+    let (mock, client) = start(Style::Anthropic, Scenario::StreamError).await;
+    let text = client
         .messages(messages_body(true))
         .await
         .unwrap()
@@ -1228,12 +1238,12 @@ async fn stream_error_sends_the_style_in_stream_error() {
     assert_eq!(name, "error");
     assert_eq!(data["error"]["type"], "overloaded_error");
     assert!(!events.iter().any(|(name, _)| name == "message_stop"));
-    mock.shutdown().await;
+    stop(mock).await;
 
     // Zhipu: a failure finish_reason, then [DONE] all the same.
-    let mock = start(Style::Zhipu, Scenario::StreamError).await;
+    let (mock, client) = start(Style::Zhipu, Scenario::StreamError).await;
     let datas = data_of(
-        &mock
+        &client
             .chat(chat_body(true))
             .await
             .unwrap()
@@ -1244,12 +1254,12 @@ async fn stream_error_sends_the_style_in_stream_error() {
     assert_eq!(datas.last().unwrap(), "[DONE]");
     let failure: Value = serde_json::from_str(&datas[datas.len() - 2]).unwrap();
     assert_eq!(failure["choices"][0]["finish_reason"], "network_error");
-    mock.shutdown().await;
+    stop(mock).await;
 
     // OpenRouter: the unified error chunk, model echoed, then the stream ends.
-    let mock = start(Style::Openrouter, Scenario::StreamError).await;
+    let (mock, client) = start(Style::Openrouter, Scenario::StreamError).await;
     let datas = data_of(
-        &mock
+        &client
             .chat(chat_body(true))
             .await
             .unwrap()
@@ -1262,14 +1272,14 @@ async fn stream_error_sends_the_style_in_stream_error() {
     assert_eq!(last["model"], "kimi-k2.6");
     assert!(last["error"]["message"].is_string());
     // Non-streaming: an ordinary server error.
-    let response = mock.chat(chat_body(false)).await.unwrap();
+    let response = client.chat(chat_body(false)).await.unwrap();
     assert_eq!(response.status(), 500);
-    mock.shutdown().await;
+    stop(mock).await;
 
     // DashScope: the moderation error object, no [DONE].
-    let mock = start(Style::Dashscope, Scenario::StreamError).await;
+    let (mock, client) = start(Style::Dashscope, Scenario::StreamError).await;
     let datas = data_of(
-        &mock
+        &client
             .chat(chat_body(true))
             .await
             .unwrap()
@@ -1279,17 +1289,17 @@ async fn stream_error_sends_the_style_in_stream_error() {
     );
     let last: Value = serde_json::from_str(datas.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "data_inspection_failed");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
 // === admin ===
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn admin_switches_the_scenario_at_run_time() {
-    let mock = start(Style::Kimi, Scenario::Ok).await;
-    let state: Value = mock
-        .client
-        .get(mock.url("/_mock/scenario"))
+    let (mock, client) = start(Style::Kimi, Scenario::Ok).await;
+    let state: Value = client
+        .http
+        .get(client.url("/_mock/scenario"))
         .send()
         .await
         .unwrap()
@@ -1300,42 +1310,42 @@ async fn admin_switches_the_scenario_at_run_time() {
     assert_eq!(state["style"], "kimi");
     assert_eq!(state["delay_ms"], 2000);
 
-    let response = mock
+    let response = client
         .switch(json!({"scenario": "overloaded", "delay_ms": 50}))
         .await;
     assert_eq!(response.status(), 200);
     let state: Value = response.json().await.unwrap();
     assert_eq!(state["scenario"], "overloaded");
     assert_eq!(state["delay_ms"], 50);
-    let response = mock.chat(chat_body(false)).await.unwrap();
+    let response = client.chat(chat_body(false)).await.unwrap();
     assert_eq!(response.status(), 429);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["type"], "engine_overloaded_error");
 
     // The style can be switched too.
-    let state: Value = mock
+    let state: Value = client
         .switch(json!({"scenario": "overloaded", "style": "anthropic"}))
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(state["style"], "anthropic");
-    assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 529);
+    assert_eq!(client.chat(chat_body(false)).await.unwrap().status(), 529);
 
-    mock.set("ok").await;
-    assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 200);
-    mock.shutdown().await;
+    client.set("ok").await;
+    assert_eq!(client.chat(chat_body(false)).await.unwrap().status(), 200);
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unknown_scenario_is_a_400_listing_the_valid_names() {
-    let mock = start(Style::Openai, Scenario::Ok).await;
+    let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     for body in [
         json!({"scenario": "meltdown"}),
         json!({"scenario": "ok", "style": "mistral"}),
         json!({"scenaro": "ok"}),
     ] {
-        let response = mock.switch(body.clone()).await;
+        let response = client.switch(body.clone()).await;
         assert_eq!(response.status(), 400, "{body}");
         let error: Value = response.json().await.unwrap();
         let valid = error["error"]["valid_scenarios"].as_array().unwrap();
@@ -1344,25 +1354,26 @@ async fn unknown_scenario_is_a_400_listing_the_valid_names() {
         assert!(error["error"]["message"].is_string());
     }
     // The scenario in force is unchanged.
-    assert_eq!(mock.chat(chat_body(false)).await.unwrap().status(), 200);
-    mock.shutdown().await;
+    assert_eq!(client.chat(chat_body(false)).await.unwrap().status(), 200);
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn request_log_records_api_requests_with_headers_and_body() {
-    let mock = start(Style::Openai, Scenario::Ok).await;
-    mock.chat(chat_body(false)).await.unwrap();
-    mock.messages(messages_body(false)).await.unwrap();
-    mock.client.get(mock.url("/models")).send().await.unwrap();
-    mock.client
-        .post(mock.url("/v1/chat/completions"))
+    let (mock, client) = start(Style::Openai, Scenario::Ok).await;
+    client.chat(chat_body(false)).await.unwrap();
+    client.messages(messages_body(false)).await.unwrap();
+    client.http.get(client.url("/models")).send().await.unwrap();
+    client
+        .http
+        .post(client.url("/v1/chat/completions"))
         .body("not json")
         .send()
         .await
         .unwrap();
-    mock.set("auth_failed").await;
+    client.set("auth_failed").await;
 
-    let requests = mock.requests().await;
+    let requests = client.requests().await;
     assert_eq!(requests.len(), 4, "admin requests are not recorded");
     assert_eq!(requests[0]["method"], "POST");
     assert_eq!(requests[0]["path"], "/v1/chat/completions");
@@ -1377,24 +1388,78 @@ async fn request_log_records_api_requests_with_headers_and_body() {
     assert_eq!(requests[2]["method"], "GET");
     assert_eq!(requests[2]["body"], Value::Null);
     assert_eq!(requests[3]["body"], "not json");
+    // The handle holds the same log.
+    assert_eq!(json!(mock.requests()), Value::Array(requests));
 
-    let response = mock
-        .client
-        .delete(mock.url("/_mock/requests"))
+    let response = client
+        .http
+        .delete(client.url("/_mock/requests"))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(mock.requests().await.is_empty());
-    mock.shutdown().await;
+    assert!(client.requests().await.is_empty());
+    assert!(mock.requests().is_empty());
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
+async fn the_handle_switches_scenarios_and_tells_when_requests_arrived() {
+    let (mock, client) = start(Style::Kimi, Scenario::Ok).await;
+    assert_eq!(mock.url(), client.base);
+    assert_eq!(mock.v1(), format!("{}/v1", client.base));
+    mock.received(0).await;
+
+    mock.set_scenario(Scenario::Flapping);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            client
+                .chat(chat_body(false))
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    // Setting a scenario starts `flapping` over, as the admin endpoint does.
+    mock.set_scenario(Scenario::Flapping);
+    statuses.push(
+        client
+            .chat(chat_body(false))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+    );
+    assert_eq!(statuses, [200, 503, 200, 200]);
+
+    // A hung request counts as it arrives: `received` is the event to wait on.
+    mock.set_scenario(Scenario::Hang);
+    let hung = tokio::spawn({
+        let http = client.http.clone();
+        let url = client.url("/v1/chat/completions");
+        async move { http.post(url).json(&chat_body(false)).send().await }
+    });
+    mock.received(5).await;
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 5);
+    assert_eq!(requests[4].path, "/v1/chat/completions");
+    assert_eq!(requests[4].headers["content-type"], "application/json");
+    assert_eq!(requests[4].body, chat_body(false));
+    stop(mock).await;
+    assert!(
+        hung.await.unwrap().is_err(),
+        "the hung request ends with the server"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn non_json_body_is_the_styles_bad_request() {
-    let mock = start(Style::Zhipu, Scenario::Ok).await;
-    let response = mock
-        .client
-        .post(mock.url("/chat/completions"))
+    let (mock, client) = start(Style::Zhipu, Scenario::Ok).await;
+    let response = client
+        .http
+        .post(client.url("/chat/completions"))
         .body("{oops")
         .send()
         .await
@@ -1402,15 +1467,15 @@ async fn non_json_body_is_the_styles_bad_request() {
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "1210");
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unknown_path_is_a_404_and_is_recorded() {
-    let mock = start(Style::Openai, Scenario::Ok).await;
-    let response = mock
-        .client
-        .post(mock.url("/v1/completions"))
+    let (mock, client) = start(Style::Openai, Scenario::Ok).await;
+    let response = client
+        .http
+        .post(client.url("/v1/completions"))
         .json(&json!({}))
         .send()
         .await
@@ -1418,18 +1483,17 @@ async fn unknown_path_is_a_404_and_is_recorded() {
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unknown_url");
-    assert_eq!(mock.requests().await[0]["path"], "/v1/completions");
-    mock.shutdown().await;
+    assert_eq!(client.requests().await[0]["path"], "/v1/completions");
+    stop(mock).await;
 }
 
 // === shutdown ===
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_returns_with_a_hung_connection_open() {
-    let mock = start(Style::Openai, Scenario::Hang).await;
-    let mut socket = TcpStream::connect(mock.base.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let (mock, client) = start(Style::Openai, Scenario::Hang).await;
+    // A raw socket, to see the connection itself: nothing arrives, then the close.
+    let mut socket = TcpStream::connect(mock.addr()).await.unwrap();
     let body = chat_body(false).to_string();
     let request = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: mock\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
@@ -1444,12 +1508,13 @@ async fn shutdown_returns_with_a_hung_connection_open() {
         "hang sends nothing"
     );
     // An in-flight stream that never ends must not hold shutdown either.
-    mock.set("keepalive_only").await;
-    let mut stream = mock.chat(chat_body(true)).await.unwrap();
+    client.set("keepalive_only").await;
+    let mut stream = client.chat(chat_body(true)).await.unwrap();
     assert!(stream.chunk().await.unwrap().is_some());
 
+    // Tokio time: the grace for in-flight answers, not a wait for the hung ones to end.
     let started = Instant::now();
-    mock.shutdown().await;
+    stop(mock).await;
     assert!(started.elapsed() < Duration::from_secs(2));
     // The hung connection was closed by the shutdown.
     let read = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut buf))
@@ -1462,12 +1527,12 @@ async fn shutdown_returns_with_a_hung_connection_open() {
 async fn slow_waits_on_tokio_time() {
     // On paused time the 2 s default delay passes instantly once the runtime is idle: the mock
     // sleeps with tokio::time, never with the thread.
-    let mock = start(Style::Openai, Scenario::Slow).await;
-    let started = tokio::time::Instant::now();
-    let response = mock.chat(chat_body(false)).await.unwrap();
+    let (mock, client) = start(Style::Openai, Scenario::Slow).await;
+    let started = Instant::now();
+    let response = client.chat(chat_body(false)).await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(started.elapsed() >= super::DEFAULT_DELAY);
-    mock.shutdown().await;
+    stop(mock).await;
 }
 
 // === tool-schema scenarios ===
@@ -1481,7 +1546,7 @@ fn chat_with_tool(tool: Value) -> Value {
     body
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn tool_schema_scenarios_refuse_only_requests_with_a_refused_tool() {
     let union = json!({"type": "function", "function": {"name": "lookup", "parameters": {
         "type": "object", "properties": {"id": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}}}});
@@ -1490,15 +1555,16 @@ async fn tool_schema_scenarios_refuse_only_requests_with_a_refused_tool() {
     let fine = json!({"type": "function", "function": {"name": "read_file", "parameters": {
         "type": "object", "properties": {"path": {"type": "string"}}}}});
     for (scenario, refused_status) in [("tool_schema_rejected", 400), ("tool_schema_500", 500)] {
-        let mock = start(Style::Kimi, Scenario::Ok).await;
-        mock.switch(json!({"scenario": scenario})).await;
+        let (mock, client) = start(Style::Kimi, Scenario::Ok).await;
+        client.switch(json!({"scenario": scenario})).await;
         assert_eq!(
-            mock.chat(chat_body(false)).await.unwrap().status(),
+            client.chat(chat_body(false)).await.unwrap().status(),
             200,
             "{scenario}: ping"
         );
         assert_eq!(
-            mock.chat(chat_with_tool(fine.clone()))
+            client
+                .chat(chat_with_tool(fine.clone()))
                 .await
                 .unwrap()
                 .status(),
@@ -1506,17 +1572,17 @@ async fn tool_schema_scenarios_refuse_only_requests_with_a_refused_tool() {
             "{scenario}"
         );
         for tool in [&union, &bad_name] {
-            let response = mock.chat(chat_with_tool(tool.clone())).await.unwrap();
+            let response = client.chat(chat_with_tool(tool.clone())).await.unwrap();
             assert_eq!(response.status(), refused_status, "{scenario}: {tool}");
         }
         // The model list is untouched: the provider is up.
-        let models = mock
-            .client
-            .get(mock.url("/v1/models"))
+        let models = client
+            .http
+            .get(client.url("/v1/models"))
             .send()
             .await
             .unwrap();
         assert_eq!(models.status(), 200);
-        mock.shutdown().await;
+        stop(mock).await;
     }
 }

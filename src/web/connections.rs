@@ -451,6 +451,10 @@ mod tests {
         }
     }
 
+    // The clients below are raw sockets on purpose: these tests need connections no HTTP client
+    // makes (silent, half-sent, idle between requests) and to see exactly when the server closes
+    // them.
+
     /// Sends a GET on a new connection and returns the whole answer (the server closes).
     async fn get_once(addr: std::net::SocketAddr, path: &str) -> String {
         let mut stream = TcpStream::connect(addr).await.unwrap();

@@ -19,7 +19,10 @@ printed as one JSON line:
 --auth U:P      offer AUTH PLAIN/LOGIN and accept only that login (never over plain text).
 --reject A      answer RCPT TO:<A> with 550; --defer A  answer it with 451.
 
-The server stops when its stdin closes, so a test process that dies takes its server along.
+Each line written to its stdin is answered with {"sync": true} on stdout, after every message
+accepted before it (a message is printed before its 250 reply): a test that reads up to that line
+knows whether anything arrived, without waiting to see. The server stops when its stdin closes,
+so a test process that dies takes its server along.
 Needs: aiosmtpd, cryptography (pip install aiosmtpd cryptography).
 """
 
@@ -207,11 +210,16 @@ async def main():
     )
     print(server.sockets[0].getsockname()[1], flush=True)
 
-    # Serve until stdin closes.
+    # Answer every stdin line with the sync marker (on the loop, so after every message already
+    # handled); serve until stdin closes.
     stdin_closed = loop.create_future()
 
+    def sync():
+        print(json.dumps({"sync": True}), flush=True)
+
     def watch_stdin():
-        sys.stdin.buffer.read()
+        for _ in sys.stdin.buffer:
+            loop.call_soon_threadsafe(sync)
         loop.call_soon_threadsafe(stdin_closed.set_result, None)
 
     loop.run_in_executor(None, watch_stdin)

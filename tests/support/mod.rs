@@ -1,127 +1,175 @@
-//! Shared by the integration tests: start the real `isdown mock-provider` on a free loopback
-//! port, switch its scenario, write configs, and run the real `isdown` binary.
+//! Shared by the integration tests: mock providers (the library's [`MockServer`], in-process on
+//! a free loopback port), the one HTTP client (reqwest), scripted receivers and status sources
+//! ([`receiver`], [`sources`]), the real `isdown serve` as a process ([`serve`]), the gateway
+//! in-process ([`gateway`]), configs, and the real `isdown` binary.
+//!
+//! Two kinds of test use it. Async tests (`#[tokio::test]`, mostly on paused time) start their
+//! mocks with [`mock_async`], on their own runtime, so the mocks run on the test's clock. Plain
+//! `#[test]`s block their thread on child processes; their stand-ins (mocks, receivers) and
+//! HTTP calls run on one [`background`] runtime per test binary: [`mock`], [`get`], [`request`],
+//! [`send`].
+//!
+//! Nothing here sleeps to synchronise: servers listen before their handles are returned, and
+//! a test waits for a mock ([`wait_received`]) or a receiver (`Receiver::wait_for`) on their own
+//! signals. [`eventually`] polls, and only where the thing observed is another process (the
+//! state `isdown serve` reports over HTTP), which offers no event to wait on.
 #![allow(dead_code)]
 
+pub mod gateway;
 pub mod receiver;
 pub mod serve;
 pub mod sources;
 #[allow(unused_imports)]
+pub use isdown::mock::{MockServer, Scenario};
+#[allow(unused_imports)]
 pub use serve::Serve;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use isdown::mock::{MockOptions, Style};
+use reqwest::header::HeaderMap;
+use tokio::runtime::Runtime;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_isdown");
 
-/// A running `isdown mock-provider`, killed on drop.
-pub struct Mock {
-    child: Child,
-    pub url: String,
+/// A safety net for a broken build on every blocking HTTP call, not a bound under test.
+const HTTP_GUARD: Duration = Duration::from_secs(60);
+
+/// The runtime of the plain tests' stand-ins and HTTP calls: two workers serve every test of
+/// the binary, while the tests' own threads block on processes.
+pub fn background() -> &'static Runtime {
+    static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("test-stand-ins")
+            .enable_all()
+            .build()
+            .expect("a test runtime builds")
+    });
+    &RUNTIME
 }
 
-impl Mock {
-    pub fn start(style: &str, scenario: &str) -> Mock {
-        Mock::start_with(style, scenario, &[])
-    }
+// === mock providers ===
 
-    pub fn start_with(style: &str, scenario: &str, extra: &[&str]) -> Mock {
-        let mut child = Command::new(BIN)
-            .args(["mock-provider", "--listen", "127.0.0.1:0", "--style", style])
-            .args(["--scenario", scenario])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn mock-provider");
-        // The first stdout line announces the bound address: the server is listening by then.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read mock-provider banner");
-        let url = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .expect("banner ends with the URL")
-            .to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "banner: {line}");
-        Mock { child, url }
-    }
-
-    /// Base URL for OpenAI-style providers.
-    pub fn v1(&self) -> String {
-        format!("{}/v1", self.url)
-    }
-
-    pub fn set_scenario(&self, scenario: &str) {
-        let body = format!("{{\"scenario\":\"{scenario}\"}}");
-        let (status, out) = request("POST", &format!("{}/_mock/scenario", self.url), &body, &[]);
-        assert!(
-            status == 200 && out.contains(scenario),
-            "switch failed: {out}"
-        );
-    }
-
-    pub fn requests(&self) -> serde_json::Value {
-        serde_json::from_str(&get(&format!("{}/_mock/requests", self.url)).1)
-            .expect("requests JSON")
+/// Options of a mock in `style` with `scenario` (names as `isdown mock-provider` takes them).
+pub fn options(style: &str, scenario: &str) -> MockOptions {
+    MockOptions {
+        scenario: scenario.parse::<Scenario>().expect("a known scenario"),
+        style: style.parse::<Style>().expect("a known style"),
+        ..MockOptions::default()
     }
 }
 
-impl Drop for Mock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A mock provider on the [`background`] runtime, for plain `#[test]`s.
+pub fn mock(style: &str, scenario: &str) -> MockServer {
+    mock_with(options(style, scenario))
+}
+
+/// As [`mock`], with every option.
+pub fn mock_with(options: MockOptions) -> MockServer {
+    background()
+        .block_on(MockServer::start(options))
+        .expect("a mock provider starts")
+}
+
+/// A mock provider on the calling test's runtime (and clock: paused time reaches it).
+pub async fn mock_async(style: &str, scenario: &str) -> MockServer {
+    MockServer::start(options(style, scenario))
+        .await
+        .expect("a mock provider starts")
+}
+
+/// Blocks until `mock` has received `count` requests; panics after `within`.
+pub fn wait_received(mock: &MockServer, count: usize, within: Duration) {
+    background()
+        .block_on(async { tokio::time::timeout(within, mock.received(count)).await })
+        .unwrap_or_else(|_| {
+            panic!(
+                "{count} requests did not reach the mock in {within:?}; it got {:#?}",
+                mock.requests()
+            )
+        });
+}
+
+// === HTTP ===
+
+/// The client of every blocking call: one connection per request (as a user's `curl` would;
+/// a pooled connection could meet a server that has since been restarted or idled it out),
+/// and never a proxy from the environment.
+pub fn client() -> &'static reqwest::Client {
+    static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .timeout(HTTP_GUARD)
+            .build()
+            .expect("a plain client builds")
+    });
+    &CLIENT
+}
+
+/// A response read whole: status, headers and the body's bytes as sent.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Fetched {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends `request` (built on [`client`]) and reads the whole response, blocking the thread.
+pub fn send(request: reqwest::RequestBuilder) -> Fetched {
+    background().block_on(async {
+        let response = request.send().await.expect("an HTTP response");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("the whole body").to_vec();
+        Fetched {
+            status,
+            headers,
+            body,
+        }
+    })
 }
 
 /// GET `url`, returning (status, body).
 pub fn get(url: &str) -> (u16, String) {
-    request("GET", url, "", &[])
+    let fetched = send(client().get(url));
+    (fetched.status, fetched.text())
 }
 
-/// A minimal HTTP/1.1 client over a raw loopback socket (no extra test dependencies).
+/// `method` `url` with a JSON `body` (none when empty) and extra `headers`: (status, body).
 pub fn request(method: &str, url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    let mut head = format!(
-        "{method} /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    write!(stream, "{head}\r\n{body}").expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("http response");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut request = client().request(method, url).body(body.to_owned());
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
     {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (status, body)
+        request = request.header("content-type", "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let fetched = send(request);
+    (fetched.status, fetched.text())
 }
 
-/// Polls `check` every 50 ms until it returns `Some`, or panics after `within`. Used only to
-/// observe another process, which offers no event to wait on.
-pub fn eventually<T>(
-    within: std::time::Duration,
-    what: &str,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `within`. Only for
+/// another process's state (what `isdown serve` reports over HTTP), which offers no event.
+pub fn eventually<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + within;
     loop {
         if let Some(value) = check() {
@@ -131,22 +179,11 @@ pub fn eventually<T>(
             std::time::Instant::now() < deadline,
             "timed out waiting for {what}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = &rest[size + 2..];
-    }
-    out
-}
+// === configs and the binary ===
 
 /// A temporary directory holding an isdown.toml.
 pub struct ConfigFile {

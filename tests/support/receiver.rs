@@ -1,88 +1,192 @@
-//! A scripted HTTP receiver on 127.0.0.1 standing in for Slack, PagerDuty or a webhook
-//! endpoint: it records every request and answers each as told (fail, accept, or hold it
-//! without answering, the way a wedged receiver does).
+//! A scripted HTTP server on 127.0.0.1, standing in for whatever isdown calls that is not a
+//! provider: Slack, PagerDuty or a webhook endpoint, a Statuspage, OpenRouter's endpoint data,
+//! a community feed ([`super::sources`] names their paths and documents). It records every
+//! request and answers each as told — accept, a status, a document, garbage, a redirect, or
+//! nothing at all, the way a wedged server does.
+//!
+//! axum on the [`background`] runtime, so plain `#[test]`s can use it while they block on child
+//! processes; [`Receiver::wait_for`] waits on the receiver's own signal, never a sleep.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Condvar, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::Value;
+use tokio::sync::{Notify, oneshot};
+
+use super::background;
+
+/// What a request is answered.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    /// 200 OK.
+    /// 200 with `{}`.
     Accept,
-    /// This status (e.g. 503), and nothing is accepted.
-    Fail(u16),
-    /// Read the request, never answer (until the mode changes, then close).
+    /// This status (e.g. 503) with an empty body; nothing is accepted.
+    Status(u16),
+    /// 200 with this JSON document.
+    Json(Value),
+    /// 200 with this RSS feed.
+    Rss(String),
+    /// 200 with a bot-challenge HTML page, where JSON was expected.
+    Html,
+    /// 200 with bytes that are no text at all.
+    Garbage,
+    /// A temporary redirect to this location.
+    Redirect(String),
+    /// Read the request and answer nothing while its path's answer (set or default) is `Hold`;
+    /// once that changes, answer the new one (a 503 if the receiver is dropped first).
     Hold,
 }
 
+/// One request as the receiver saw it, with the answer it got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: Method,
     pub path: String,
-    pub head: String,
+    pub headers: HeaderMap,
     pub body: String,
     pub answer: Answer,
 }
 
 impl Received {
-    pub fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The header's value, empty when it is missing.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The request line and headers as text (names lower-cased), for "does it leak" checks.
+    pub fn head(&self) -> String {
+        let mut head = format!("{} {}\n", self.method, self.path);
+        for (name, value) in &self.headers {
+            head.push_str(&format!(
+                "{name}: {}\n",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+        }
+        head
     }
 }
 
-#[derive(Default)]
-struct State {
-    /// Answers for the next requests, in order; `mode` after they run out.
-    script: Vec<Answer>,
-    mode: Option<Answer>,
+struct Script {
+    /// Answers for the next requests, whatever their path, in order.
+    next: VecDeque<Answer>,
+    /// Answers by exact path.
+    paths: HashMap<String, Answer>,
+    /// The answer to every other request.
+    default: Answer,
     log: Vec<Received>,
+    /// Set when the receiver is dropped: held requests stop waiting.
+    closed: bool,
+}
+
+struct Shared {
+    script: Mutex<Script>,
+    /// Signalled on every request received, for the blocking [`Receiver::wait_for`].
+    arrived: Condvar,
+    /// Signalled when held requests may go (the default changed, or the receiver is dropped).
+    released: Notify,
+}
+
+impl Shared {
+    fn script(&self) -> MutexGuard<'_, Script> {
+        self.script
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Script {
+    /// The answer set for `path`, or the default.
+    fn for_path(&self, path: &str) -> Answer {
+        self.paths.get(path).unwrap_or(&self.default).clone()
+    }
 }
 
 pub struct Receiver {
-    pub addr: std::net::SocketAddr,
-    state: Arc<(Mutex<State>, Condvar)>,
+    base: String,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Receiver {
-    /// Answers `mode` to every request after the `script`ed ones.
-    pub fn start(script: &[Answer], mode: Answer) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new((
-            Mutex::new(State {
-                script: script.iter().rev().copied().collect(),
-                mode: Some(mode),
+    /// Answers `default` to every request not otherwise scripted.
+    pub fn start(default: Answer) -> Receiver {
+        let shared = Arc::new(Shared {
+            script: Mutex::new(Script {
+                next: VecDeque::new(),
+                paths: HashMap::new(),
+                default,
                 log: Vec::new(),
+                closed: false,
             }),
-            Condvar::new(),
-        ));
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let shared = shared.clone();
-                std::thread::spawn(move || serve_connection(stream, &shared));
-            }
+            arrived: Condvar::new(),
+            released: Notify::new(),
         });
-        Receiver { addr, state }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = Router::new()
+            .fallback(answer)
+            .with_state(Arc::clone(&shared));
+        let base = background().block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind a receiver");
+            let base = format!("http://{}", listener.local_addr().expect("its address"));
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .expect("the receiver serves");
+            });
+            base
+        });
+        Receiver {
+            base,
+            shared,
+            stop: Some(stop),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.base)
     }
 
-    pub fn set_mode(&self, mode: Answer) {
-        let (lock, cvar) = &*self.state;
-        lock.lock().unwrap().mode = Some(mode);
-        cvar.notify_all();
+    /// The next requests, whatever their path, get these answers in order (then the usual).
+    pub fn script(&self, answers: &[Answer]) {
+        self.shared.script().next.extend(answers.iter().cloned());
+    }
+
+    /// Requests for `path` get `answer` from now on; held ones go if it is not `Hold`.
+    pub fn set(&self, path: &str, answer: Answer) {
+        self.shared.script().paths.insert(path.to_owned(), answer);
+        self.shared.released.notify_waiters();
+    }
+
+    /// Every request not otherwise scripted gets `answer` from now on; held ones go if it is
+    /// not `Hold`.
+    pub fn set_default(&self, answer: Answer) {
+        self.shared.script().default = answer;
+        self.shared.released.notify_waiters();
     }
 
     pub fn log(&self) -> Vec<Received> {
-        self.state.0.lock().unwrap().log.clone()
+        self.shared.script().log.clone()
     }
 
-    /// Requests that were accepted (answered 2xx).
+    /// Requests that were accepted.
     pub fn accepted(&self) -> Vec<Received> {
         self.log()
             .into_iter()
@@ -90,7 +194,8 @@ impl Receiver {
             .collect()
     }
 
-    /// Waits (on the receiver's own signal, not a sleep) until `done` holds for the log.
+    /// Waits (on the receiver's own signal, not a sleep) until `done` holds for the log; panics
+    /// after `timeout`.
     pub fn wait_for<T>(
         &self,
         timeout: Duration,
@@ -98,85 +203,99 @@ impl Receiver {
         mut done: impl FnMut(&[Received]) -> Option<T>,
     ) -> T {
         let deadline = Instant::now() + timeout;
-        let (lock, cvar) = &*self.state;
-        let mut state = lock.lock().unwrap();
+        let mut script = self.shared.script();
         loop {
-            if let Some(v) = done(&state.log) {
-                return v;
+            if let Some(value) = done(&script.log) {
+                return value;
             }
             let left = deadline
                 .checked_duration_since(Instant::now())
-                .unwrap_or_else(|| panic!("timed out waiting for {what}; got {:#?}", state.log));
-            state = cvar.wait_timeout(state, left).unwrap().0;
+                .unwrap_or_else(|| panic!("timed out waiting for {what}; got {:#?}", script.log));
+            script = self
+                .shared
+                .arrived
+                .wait_timeout(script, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
         }
     }
 }
 
-fn serve_connection(stream: TcpStream, shared: &Arc<(Mutex<State>, Condvar)>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut stream = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.shared.script().closed = true;
+        self.shared.released.notify_waiters();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("")
-            .to_owned();
-        let mut head = String::new();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let (lock, cvar) = &**shared;
-        let mut state = lock.lock().unwrap();
-        let answer = state.script.pop().or(state.mode).unwrap_or(Answer::Accept);
-        state.log.push(Received {
-            path,
-            head,
+    }
+}
+
+async fn answer(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut answer = {
+        let mut script = shared.script();
+        let answer = match script.next.pop_front() {
+            Some(answer) => answer,
+            None => script.for_path(uri.path()),
+        };
+        script.log.push(Received {
+            method,
+            path: uri.path().to_owned(),
+            headers,
             body: String::from_utf8_lossy(&body).into_owned(),
-            answer,
+            answer: answer.clone(),
         });
-        cvar.notify_all();
-        match answer {
-            Answer::Accept | Answer::Fail(_) => {
-                drop(state);
-                let status = match answer {
-                    Answer::Fail(s) => s,
-                    _ => 200,
-                };
-                let ok = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
-                     content-length: 2\r\n\r\n{{}}"
-                );
-                if ok.is_err() {
-                    return;
-                }
+        shared.arrived.notify_all();
+        answer
+    };
+    while answer == Answer::Hold {
+        // Registered before the check, so a release between the two is not missed.
+        let released = shared.released.notified();
+        {
+            let script = shared.script();
+            if script.closed {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
             }
-            Answer::Hold => {
-                // Hold until the mode changes, then drop the connection unanswered.
-                while state.mode == Some(Answer::Hold) {
-                    state = cvar.wait(state).unwrap();
-                }
-                return;
-            }
+            answer = script.for_path(uri.path());
         }
+        if answer == Answer::Hold {
+            released.await;
+        }
+    }
+    respond(answer)
+}
+
+fn respond(answer: Answer) -> Response {
+    match answer {
+        Answer::Accept => (
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}".to_owned(),
+        )
+            .into_response(),
+        Answer::Status(code) => StatusCode::from_u16(code)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response(),
+        Answer::Json(value) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            value.to_string(),
+        )
+            .into_response(),
+        Answer::Rss(text) => {
+            ([(header::CONTENT_TYPE, "application/rss+xml")], text).into_response()
+        }
+        Answer::Html => (
+            [(header::CONTENT_TYPE, "text/html")],
+            "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body></body></html>",
+        )
+            .into_response(),
+        Answer::Garbage => vec![0u8, 159, 146, 150, 7, 255, 12, 33].into_response(),
+        Answer::Redirect(to) => Redirect::temporary(&to).into_response(),
+        Answer::Hold => unreachable!("a held request is answered once released"),
     }
 }

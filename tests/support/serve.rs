@@ -57,9 +57,16 @@ impl Serve {
         Serve { child, url }
     }
 
-    pub fn json(&self, path: &str) -> Value {
+    /// The body of `GET path`, which must answer 200.
+    pub fn get(&self, path: &str) -> String {
         let (status, body) = get(&format!("{}{path}", self.url));
         assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// As [`Serve::get`], parsed as JSON.
+    pub fn json(&self, path: &str) -> Value {
+        let body = self.get(path);
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
     }
 

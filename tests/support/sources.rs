@@ -1,76 +1,28 @@
-//! A local stand-in for the sources beside the probes: a provider's Statuspage v2 page,
-//! OpenRouter's endpoint data and a community feed, on 127.0.0.1, each path answering what the
-//! test sets — good documents, or any of the bad answers a real source gives (down, slow, a
-//! redirect loop, HTML, garbage).
+//! The sources beside the probes, on a [`Receiver`]: a provider's Statuspage v2 page,
+//! OpenRouter's endpoint data and a community feed — the paths isdown reads, and the documents
+//! they answer. Each path answers what the test sets: good documents, or any of the bad answers a
+//! real source gives (down, slow, a redirect loop, HTML, garbage); every other path is a 404.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
-use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
-/// What one path answers.
-#[derive(Debug, Clone)]
-pub enum Answer {
-    Json(Value),
-    Rss(String),
-    Status(u16),
-    Html,
-    Garbage,
-    /// Nothing for a minute.
-    Slow,
-    Redirect(String),
+pub use super::receiver::{Answer, Receiver};
+
+/// A receiver with nothing set yet: every path is a 404.
+pub fn start() -> Receiver {
+    Receiver::start(Answer::Status(404))
 }
 
-type Table = Arc<Mutex<HashMap<String, Answer>>>;
-
-/// The server, on its own thread and runtime (tests that use it are plain `#[test]`s).
-pub struct Sources {
-    pub url: String,
-    table: Table,
-}
-
-impl Sources {
-    pub fn start() -> Sources {
-        let table: Table = Arc::default();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind sources");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = table.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = Router::new().fallback(answer).with_state(state);
-                axum::serve(listener, app).await.expect("serve sources");
-            });
-        });
-        Sources { url, table }
-    }
-
-    /// Makes `path` answer `answer` from now on.
-    pub fn set(&self, path: &str, answer: Answer) {
-        self.table
-            .lock()
-            .expect("table")
-            .insert(path.to_owned(), answer);
-    }
-
+impl Receiver {
     /// The Statuspage root to configure as `status_url`.
     pub fn status_root(&self) -> String {
-        format!("{}/status", self.url)
+        self.url("/status")
     }
 
     /// The aggregator root to configure as `[corroboration] aggregator_url`.
     pub fn aggregator_root(&self) -> String {
-        format!("{}/or/api/v1", self.url)
+        self.url("/or/api/v1")
     }
 
     pub fn summary(&self, answer: Answer) {
@@ -83,35 +35,6 @@ impl Sources {
 
     pub fn endpoints(&self, model: &str, answer: Answer) {
         self.set(&format!("/or/api/v1/models/{model}/endpoints"), answer);
-    }
-}
-
-async fn answer(State(table): State<Table>, uri: Uri) -> Response {
-    let found = table.lock().expect("table").get(uri.path()).cloned();
-    match found {
-        None => StatusCode::NOT_FOUND.into_response(),
-        Some(Answer::Json(value)) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            value.to_string(),
-        )
-            .into_response(),
-        Some(Answer::Rss(text)) => {
-            ([(header::CONTENT_TYPE, "application/rss+xml")], text).into_response()
-        }
-        Some(Answer::Status(code)) => StatusCode::from_u16(code)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            .into_response(),
-        Some(Answer::Html) => (
-            [(header::CONTENT_TYPE, "text/html")],
-            "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body></body></html>",
-        )
-            .into_response(),
-        Some(Answer::Garbage) => vec![0u8, 159, 146, 150, 7, 255, 12, 33].into_response(),
-        Some(Answer::Slow) => {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            StatusCode::OK.into_response()
-        }
-        Some(Answer::Redirect(to)) => Redirect::temporary(&to).into_response(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Reading sources over real HTTP from servers on 127.0.0.1: conditional GETs, redirects
 //! followed within bounds, and every way a source can misbehave becoming a reason. Then the
 //! one-shot gathering of `check` and the poller of `serve` end to end against such a server.
+//! The tests that meet a source which never answers run on paused time: the deadline passes in
+//! tokio time, once nothing else can happen, not in the machine's.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -138,7 +140,7 @@ async fn a_redirect_is_followed_by_hand_within_bounds() {
     assert_eq!(get("/ftp").await, Err(FetchError::BadRedirect));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_bad_source_is_an_error_with_a_reason() {
     let base = serve(misbehaving()).await;
     let fetcher = Fetcher::new().unwrap();
@@ -272,7 +274,7 @@ fn rss(titles_and_times: &[(&str, crate::time::Millis)]) -> String {
     format!("<rss version=\"2.0\"><channel><title>t</title>{items}</channel></rss>")
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_check_gathers_every_source_and_names_the_unavailable_ones() {
     let now = crate::time::Clock::system().now();
     let pages = Pages {

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// Generous: the first start imports `cryptography`, and CI machines are slow.
@@ -96,8 +96,8 @@ pub struct SmtpServer {
     /// The throwaway CA that signed the server certificate (TLS modes only).
     pub ca_pem: Option<Vec<u8>>,
     lines: Lines<BufReader<ChildStdout>>,
-    // Held for their drop: closing stdin stops the server, kill_on_drop makes sure.
-    _stdin: ChildStdin,
+    /// Sync requests go here; closing it (on drop) stops the server, kill_on_drop makes sure.
+    stdin: ChildStdin,
     _child: Child,
     _dir: tempfile::TempDir,
 }
@@ -178,7 +178,7 @@ impl SmtpServer {
             port,
             ca_pem,
             lines,
-            _stdin: stdin,
+            stdin,
             _child: child,
             _dir: dir,
         }
@@ -186,18 +186,39 @@ impl SmtpServer {
 
     /// The next message the server accepted; panics if none comes.
     pub async fn next_mail(&mut self) -> Received {
-        self.mail_within(MAIL_TIMEOUT)
-            .await
-            .expect("the server received a message")
+        let line = self.next_line().await;
+        serde_json::from_value(line).expect("the server prints one JSON object per message")
     }
 
-    /// The next message, if one arrives within `wait`.
-    pub async fn mail_within(&mut self, wait: Duration) -> Option<Received> {
-        let line = tokio::time::timeout(wait, self.lines.next_line())
+    /// The messages the server accepted that no test has read yet. Asked of the server, not
+    /// waited for: it answers a sync request after every message accepted before it, and a
+    /// message is accepted before the client hears its 250.
+    pub async fn unread_mail(&mut self) -> Vec<Received> {
+        self.stdin
+            .write_all(b"sync\n")
             .await
-            .ok()?
+            .expect("the server reads its stdin");
+        self.stdin
+            .flush()
+            .await
+            .expect("the server reads its stdin");
+        let mut unread = Vec::new();
+        loop {
+            let line = self.next_line().await;
+            if line == serde_json::json!({"sync": true}) {
+                return unread;
+            }
+            unread.push(serde_json::from_value(line).expect("a message"));
+        }
+    }
+
+    /// The next line the server prints, as JSON; panics if none comes in [`MAIL_TIMEOUT`].
+    async fn next_line(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(MAIL_TIMEOUT, self.lines.next_line())
+            .await
+            .expect("the server printed a line")
             .expect("reading the server's stdout")
             .expect("the server is still running");
-        Some(serde_json::from_str(&line).expect("the server prints one JSON object per message"))
+        serde_json::from_str(&line).expect("the server prints one JSON object per line")
     }
 }

@@ -1,8 +1,8 @@
-//! Shared by the gateway tests: in-process mock providers and an in-process gateway (the real
-//! `gateway::Gateway` router on `web::run`), both on free ports of 127.0.0.1, so that tests can
-//! run on paused tokio time. Nothing here sleeps: shutdown is a oneshot, start-up is a bound
-//! listener.
-#![allow(dead_code)]
+//! The gateway in-process: the real `gateway::Gateway` router on `web::run`, on a free port of
+//! 127.0.0.1, in front of mocks started with [`super::mock_async`] — all on the test's runtime,
+//! so that gateway tests run on paused tokio time — and what those tests build and read: keys,
+//! provider and route TOML, chat requests, reports, SSE bodies. Nothing here sleeps: shutdown is
+//! a oneshot, start-up is a bound listener.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use isdown::config::Config;
 use isdown::gateway::breaker::BreakerPolicy;
 use isdown::gateway::{Gateway, GatewayDeps};
 use isdown::metrics::Metrics;
-use isdown::mock::{MockOptions, Scenario, Style};
+use isdown::mock::{MockServer, RecordedRequest};
 use isdown::monitor::health::{Health, PassiveReport, PassiveReporter};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -49,91 +49,25 @@ pub fn env(name: &str) -> Option<String> {
     }
 }
 
-/// An in-process mock provider.
-pub struct Mock {
-    pub url: String,
-    stop: Option<oneshot::Sender<()>>,
-    client: reqwest::Client,
-}
-
-impl Mock {
-    pub async fn start(style: &str, scenario: &str) -> Mock {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let options = MockOptions {
-            scenario: scenario.parse::<Scenario>().unwrap(),
-            style: style.parse::<Style>().unwrap(),
-            ..MockOptions::default()
-        };
-        tokio::spawn(async move {
-            let _ = isdown::mock::run(listener, options, async {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-        Mock {
-            url,
-            stop: Some(stop),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    pub async fn set(&self, scenario: &str) {
-        let response = self
-            .client
-            .post(format!("{}/_mock/scenario", self.url))
-            .json(&json!({ "scenario": scenario }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-    }
-
-    /// Chat requests received, oldest first.
-    pub async fn chats(&self) -> Vec<Value> {
-        let all: Value = self
-            .client
-            .get(format!("{}/_mock/requests", self.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        all["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["path"].as_str().unwrap().ends_with("chat/completions"))
-            .cloned()
-            .collect()
-    }
-
-    pub async fn count(&self) -> usize {
-        self.chats().await.len()
-    }
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+/// The chat requests `mock` received, oldest first (what the gateway forwarded).
+pub fn chats(mock: &MockServer) -> Vec<RecordedRequest> {
+    mock.requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("chat/completions"))
+        .collect()
 }
 
 /// `[providers.ID]` pointing at a mock (OpenAI style, key in `KEY_<ID>`).
-pub fn provider(id: &str, mock: &Mock) -> String {
+pub fn provider(id: &str, mock: &MockServer) -> String {
     provider_with(id, mock, "")
 }
 
 /// As [`provider`], with extra lines (e.g. `context_window = 1000`).
-pub fn provider_with(id: &str, mock: &Mock, extra: &str) -> String {
+pub fn provider_with(id: &str, mock: &MockServer, extra: &str) -> String {
     format!(
-        "[providers.{id}]\nname = \"{id}\"\nbase_url = \"{}/v1\"\nstyle = \"openai\"\n\
+        "[providers.{id}]\nname = \"{id}\"\nbase_url = \"{}\"\nstyle = \"openai\"\n\
          api_key_env = \"KEY_{}\"\nprobe_model = \"m\"\n{extra}\n",
-        mock.url,
+        mock.v1(),
         id.to_uppercase()
     )
 }
