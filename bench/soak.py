@@ -187,8 +187,8 @@ def main():
           f"({100 * (med(last, 1) / med(middle, 1) - 1):+.1f} %)")
     if all(s[3] is not None for s in samples):
         rest = [(s[0], s[1] - s[3]) for s in samples]
-        print(f"SQLite heap start/end    {samples[0][3] / 1024:.1f} / {samples[-1][3] / 1024:.1f} MiB "
-              f"(bounded by the connections' page caches)")
+        print(f"SQLite heap start/peak/end {samples[0][3] / 1024:.1f} / "
+              f"{max(s[3] for s in samples) / 1024:.1f} / {samples[-1][3] / 1024:.1f} MiB")
         print(f"RSS-SQLite median middle {statistics.median(r[1] for r in rest[third:2 * third]) / 1024:.1f}"
               f" MiB, last third {statistics.median(r[1] for r in rest[2 * third:]) / 1024:.1f} MiB")
     print(f"fds  start/peak/end      {samples[0][2]} / {max(s[2] for s in samples)} / {samples[-1][2]}")

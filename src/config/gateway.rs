@@ -19,6 +19,7 @@ use crate::gateway::settings::{
     GatewaySettings, HedgeAfter, LintMode, RouteSpec, StreamRecovery, TargetSpec,
 };
 use crate::provider::Provider;
+use crate::time::MAX_DURATION;
 
 /// Parameters a target may not override: they belong to the caller's request.
 const CALLER_OWNED: [&str; 3] = ["model", "messages", "stream"];
@@ -59,9 +60,15 @@ fn stream_recovery(text: &str) -> Result<StreamRecovery, String> {
 fn hedge_after(text: &str) -> Result<HedgeAfter, String> {
     let expected = "expected \"p95+DURATION\" (e.g. \"p95+2s\") or a duration (e.g. \"20s\")";
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let duration = |part: &str| {
-        humantime::parse_duration(part)
-            .map_err(|e| format!("hedge_after = \"{text}\": {e}; {expected}"))
+    // Bounded like every other duration of the file (`time::MAX_DURATION`): a delay of
+    // billions of years parses, and would overflow the instant it is added to.
+    let duration = |part: &str| match humantime::parse_duration(part) {
+        Err(e) => Err(format!("hedge_after = \"{text}\": {e}; {expected}")),
+        Ok(delay) if delay > MAX_DURATION => Err(format!(
+            "hedge_after = \"{text}\": longer than {}; {expected}",
+            humantime::format_duration(MAX_DURATION)
+        )),
+        Ok(delay) => Ok(delay),
     };
     match compact.strip_prefix("p95") {
         Some("") => Ok(HedgeAfter::P95Plus(Duration::ZERO)),
@@ -305,6 +312,8 @@ mod tests {
             ("p95-2s", Err("p95+DURATION")),
             ("0s", Err("every request twice")),
             ("soon", Err("soon")),
+            ("500000000000y", Err("longer than")),
+            ("p95+500000000000y", Err("longer than")),
         ];
         for (text, want) in rows {
             match (hedge_after(text), want) {

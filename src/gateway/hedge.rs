@@ -51,9 +51,12 @@ impl Inner {
         let targets = &run.route.targets;
         let delay = match run.route.hedge_after? {
             HedgeAfter::Fixed(delay) => delay,
-            HedgeAfter::P95Plus(margin) => targets[position].state.answers.p95()? + margin,
+            HedgeAfter::P95Plus(margin) => {
+                targets[position].state.answers.p95()?.checked_add(margin)?
+            }
         };
-        if now + delay >= run.deadline {
+        // Checked: a delay past any representable instant is no hedge, never a panic.
+        if now.checked_add(delay)? >= run.deadline {
             return None;
         }
         let partner = (position + 1..targets.len().min(64)).find(|&i| {
