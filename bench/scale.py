@@ -7,7 +7,9 @@ day), and scheduling lateness (p50/p99 from isdown's own `isdown_schedule_latene
 histogram). Everything runs on 127.0.0.1; the run is bounded by --duration.
 
 Usage: python3 bench/scale.py [--monitors 10000] [--duration 300] [--warmup 60] [--mocks 4]
-(builds target/release/isdown first; see BENCHMARKS.md for results).
+                              [--bin PATH] [--trace]
+(builds target/release/isdown first unless --bin names another binary; --trace prints the
+resident memory every 5 s; see BENCHMARKS.md for results).
 """
 import argparse
 import os
@@ -84,9 +86,14 @@ def main():
     ap.add_argument("--mocks", type=int, default=4)
     ap.add_argument("--probe", default="chat")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--bin", help="the isdown binary to measure (default: a fresh release build)")
+    ap.add_argument("--trace", action="store_true", help="print VmRSS every 5 s")
     a = ap.parse_args()
 
-    if not a.no_build:
+    global BIN
+    if a.bin:
+        BIN = os.path.abspath(a.bin)
+    elif not a.no_build:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="isdown-bench-")
     data = os.path.join(work, "data")
@@ -108,10 +115,25 @@ def main():
     serve, url = start(
         [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data", data], env=env
     )
+    started = time.monotonic()
+
+    def wait(seconds):
+        """Sleeps, printing the resident memory every 5 s when tracing."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(5, left))
+            if a.trace:
+                print(
+                    f"t={time.monotonic() - started:5.0f} s  "
+                    f"VmRSS {status_kb(serve.pid, 'VmRSS') / 1024:7.1f} MiB  "
+                    f"VmHWM {status_kb(serve.pid, 'VmHWM') / 1024:7.1f} MiB",
+                    flush=True,
+                )
+
     try:
-        time.sleep(a.warmup)
+        wait(a.warmup)
         cpu0, t0, db0 = cpu_seconds(serve.pid), time.monotonic(), db_bytes(data)
-        time.sleep(a.duration)
+        wait(a.duration)
         cpu1, t1, db1 = cpu_seconds(serve.pid), time.monotonic(), db_bytes(data)
         peak_kb = status_kb(serve.pid, "VmHWM")
         rss_kb = status_kb(serve.pid, "VmRSS")
