@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::health::{Health, LiveVerdict, MonitorHealth, PassiveReport, Quarantine};
 use super::machine::{Effect, Machine, Observation};
 use super::passive::{self, Reaction};
-use super::schedule::{self, Nudges, Outcome, ProbeAs, ProbeRunner};
+use super::schedule::{self, Outcome, ProbeRunner, Schedule};
 use super::{MonitorSettings, MonitorSpec};
 use crate::incident::IncidentKind;
 use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
@@ -111,8 +111,7 @@ struct Core {
     pending: Vec<Option<Pending>>,
     /// How many entries of `pending` are `Some` (most of the time none: skip the scans).
     pending_count: usize,
-    nudges: Vec<Nudges>,
-    probe_as: Vec<ProbeAs>,
+    schedule: Schedule,
     /// Monitors probing with [`passive::HANG_PROBE`] because live traffic timed out.
     hang_watch: Vec<bool>,
     /// When each monitor's latest probe started: its confirmation counts from then.
@@ -165,7 +164,7 @@ impl MonitorService {
 
         let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(1_024);
         let mut tasks = JoinSet::new();
-        let (nudges, probe_as) = schedule::spawn(
+        let schedule = schedule::spawn(
             self.specs.clone(),
             self.runner.clone(),
             self.settings.concurrency,
@@ -193,8 +192,7 @@ impl MonitorService {
             pending: (0..count).map(|_| None).collect(),
             probe_started: vec![Instant::now(); count],
             pending_count: 0,
-            nudges,
-            probe_as,
+            schedule,
             hang_watch: vec![false; count],
             network_incident,
             providers,
@@ -493,9 +491,9 @@ impl Core {
     /// Asks one monitor of each of up to two other providers to probe now.
     fn nudge_witnesses(&self, provider: &str) {
         let mut asked = HashSet::new();
-        for (spec, nudge) in self.svc.specs.iter().zip(&self.nudges) {
+        for (index, spec) in self.svc.specs.iter().enumerate() {
             if spec.provider.id != provider && asked.insert(spec.provider.id.as_str()) {
-                let _ = nudge.try_send(Instant::now());
+                self.schedule.nudge(index, Instant::now());
                 if asked.len() == 2 {
                     break;
                 }
@@ -585,7 +583,7 @@ impl Core {
                     // slowly (a timeout) already spanned it, so its confirmation runs at once.
                     let at =
                         (self.probe_started[index] + thresholds.confirm_after).max(Instant::now());
-                    let _ = self.nudges[index].try_send(at);
+                    self.schedule.nudge(index, at);
                 }
             }
         }
@@ -643,9 +641,9 @@ impl Core {
 
     /// Every monitor of `provider` probes now (its configured probe).
     fn probe_provider_now(&self, provider: &str) {
-        for (spec, nudge) in self.svc.specs.iter().zip(&self.nudges) {
+        for (index, spec) in self.svc.specs.iter().enumerate() {
             if spec.provider.id == provider {
-                let _ = nudge.try_send(Instant::now());
+                self.schedule.nudge(index, Instant::now());
             }
         }
     }
@@ -659,7 +657,7 @@ impl Core {
             return;
         };
         if already {
-            let _ = self.nudges[index].try_send(Instant::now());
+            self.schedule.nudge(index, Instant::now());
         } else if !self.hang_watch[index] {
             self.hang_watch[index] = true;
             tracing::info!(
@@ -667,7 +665,7 @@ impl Core {
                 "live traffic timed out: probing with a streaming chat probe until one passes"
             );
             // The switch itself starts a probe at once.
-            let _ = self.probe_as[index].send(Some(passive::HANG_PROBE));
+            self.schedule.probe_as(index, Some(passive::HANG_PROBE));
         }
     }
 
@@ -680,7 +678,7 @@ impl Core {
             && self.machines[index].open_incident().is_none()
         {
             self.hang_watch[index] = false;
-            let _ = self.probe_as[index].send(None);
+            self.schedule.probe_as(index, None);
         }
     }
 
