@@ -7,9 +7,11 @@ day), and scheduling lateness (p50/p99 from isdown's own `isdown_schedule_latene
 histogram). Everything runs on 127.0.0.1; the run is bounded by --duration.
 
 Usage: python3 bench/scale.py [--monitors 10000] [--duration 300] [--warmup 60] [--mocks 4]
-                              [--bin PATH] [--trace]
+                              [--bin PATH] [--trace] [--database-url postgres://…]
 (builds target/release/isdown first unless --bin names another binary; --trace prints the
-resident memory every 5 s; see BENCHMARKS.md for results).
+resident memory every 5 s; --database-url runs on that store through `ISDOWN_DATABASE_URL`
+instead of the SQLite file under the data directory, and then no database growth is reported
+(it would be PostgreSQL's files, not this process's); see BENCHMARKS.md for results).
 """
 import argparse
 import os
@@ -88,6 +90,7 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--bin", help="the isdown binary to measure (default: a fresh release build)")
     ap.add_argument("--trace", action="store_true", help="print VmRSS every 5 s")
+    ap.add_argument("--database-url", help="the store to use (ISDOWN_DATABASE_URL); default SQLite")
     a = ap.parse_args()
 
     global BIN
@@ -112,6 +115,10 @@ def main():
                 f'[[monitors]]\nprovider = "p{i}"\nprobes = ["{a.probe}"]\n'
             )
     env = dict(os.environ, BENCH_KEY="sk-bench-not-a-real-key-000000")
+    env.pop("ISDOWN_DATABASE_URL", None)
+    if a.database_url:
+        env["ISDOWN_DATABASE_URL"] = a.database_url
+    sqlite = not a.database_url
     serve, url = start(
         [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data", data], env=env
     )
@@ -132,9 +139,9 @@ def main():
 
     try:
         wait(a.warmup)
-        cpu0, t0, db0 = cpu_seconds(serve.pid), time.monotonic(), db_bytes(data)
+        cpu0, t0, db0 = cpu_seconds(serve.pid), time.monotonic(), sqlite and db_bytes(data)
         wait(a.duration)
-        cpu1, t1, db1 = cpu_seconds(serve.pid), time.monotonic(), db_bytes(data)
+        cpu1, t1, db1 = cpu_seconds(serve.pid), time.monotonic(), sqlite and db_bytes(data)
         peak_kb = status_kb(serve.pid, "VmHWM")
         rss_kb = status_kb(serve.pid, "VmRSS")
         metrics = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
@@ -151,8 +158,11 @@ def main():
     print(f"measured                 {wall:.0f} s after {a.warmup} s warm-up; {probes} probes in total")
     print(f"cpu                      {100 * (cpu1 - cpu0) / wall:.1f} % of one core")
     print(f"peak memory (VmHWM)      {peak_kb / 1024:.1f} MiB (RSS at end {rss_kb / 1024:.1f} MiB)")
-    print(f"database                 {db1 / 1e6:.1f} MB at end; grew {growth / 1e6:.2f} MB in {wall:.0f} s")
-    print(f"db growth per monitor    {growth / a.monitors * 86400 / wall / 1024:.1f} KiB/day")
+    if sqlite:
+        print(f"database                 {db1 / 1e6:.1f} MB at end; grew {growth / 1e6:.2f} MB in {wall:.0f} s")
+        print(f"db growth per monitor    {growth / a.monitors * 86400 / wall / 1024:.1f} KiB/day")
+    else:
+        print("database                 PostgreSQL (growth not measured here)")
     p50, p99 = quantile(lateness, 0.5), quantile(lateness, 0.99)
     print(f"scheduling lateness      p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms (histogram interpolation)")
     shutil.rmtree(work, ignore_errors=True)

@@ -375,42 +375,4 @@ fn timed_out(spec: &MonitorSpec) -> ProbeResult {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn phases_spread_monitors_across_the_interval() {
-        let interval = Duration::from_secs(30);
-        let mut buckets = [0u32; 10];
-        for i in 0..10_000 {
-            let p = phase(&format!("provider{i}-chat"), interval);
-            assert!(p < interval);
-            buckets[(p.as_secs_f64() / 3.0) as usize] += 1;
-        }
-        // Every 3-second slice holds close to a tenth of the monitors.
-        for count in buckets {
-            assert!((800..1200).contains(&count), "{buckets:?}");
-        }
-    }
-
-    #[test]
-    fn phase_is_stable_for_an_id() {
-        let interval = Duration::from_secs(30);
-        assert_eq!(phase("kimi-chat", interval), phase("kimi-chat", interval));
-        assert_ne!(phase("kimi-chat", interval), phase("kimi-stream", interval));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn next_tick_stays_on_the_schedule_grid() {
-        let origin = Instant::now();
-        let interval = Duration::from_secs(30);
-        assert_eq!(next_tick(origin, interval, origin), origin);
-        let late = origin + Duration::from_secs(31);
-        assert_eq!(
-            next_tick(origin, interval, late),
-            origin + Duration::from_secs(60)
-        );
-        let exact = origin + Duration::from_secs(60);
-        assert_eq!(next_tick(origin, interval, exact), exact);
-    }
-}
+mod tests;

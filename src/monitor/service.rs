@@ -105,8 +105,38 @@ struct Pending {
     since: Instant,
 }
 
+/// One monitor's label values for the metrics, made once: a series holds these, not copies.
+struct Labels {
+    monitor: Arc<str>,
+    provider: Arc<str>,
+    model: Arc<str>,
+}
+
+/// The label values of every monitor, indexed like `specs`; monitors of one provider (or model)
+/// share its string.
+fn metric_labels(specs: &[MonitorSpec]) -> Vec<Labels> {
+    let mut interned: HashSet<Arc<str>> = HashSet::new();
+    let mut intern = |text: &str| -> Arc<str> {
+        if let Some(shared) = interned.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        interned.insert(shared.clone());
+        shared
+    };
+    specs
+        .iter()
+        .map(|spec| Labels {
+            monitor: Arc::from(spec.id.as_str()),
+            provider: intern(&spec.provider.id),
+            model: intern(spec.model().unwrap_or_default()),
+        })
+        .collect()
+}
+
 struct Core {
     svc: MonitorService,
+    labels: Vec<Labels>,
     machines: Vec<Machine>,
     pending: Vec<Option<Pending>>,
     /// How many entries of `pending` are `Some` (most of the time none: skip the scans).
@@ -187,6 +217,7 @@ impl MonitorService {
             .unwrap_or_default();
         let count = self.specs.len();
         let mut core = Core {
+            labels: metric_labels(&self.specs),
             svc: self,
             machines,
             pending: (0..count).map(|_| None).collect(),
@@ -626,10 +657,10 @@ impl Core {
             .metrics
             .live_requests
             .get_or_create(&ProbeLabels {
-                provider: live.provider.clone(),
-                model: String::new(),
-                probe: "live".into(),
-                verdict: live.verdict.as_str().into(),
+                provider: Arc::from(live.provider.as_str()),
+                model: Arc::from(""),
+                probe: "live",
+                verdict: live.verdict.as_str(),
             })
             .inc();
         match passive::reaction(&live) {
@@ -705,16 +736,15 @@ impl Core {
     }
 
     fn count(&self, index: usize, result: &ProbeResult) {
-        let spec = &self.svc.specs[index];
-        let model = spec.model().unwrap_or_default().to_owned();
+        let labels = &self.labels[index];
         self.svc
             .metrics
             .probes
             .get_or_create(&ProbeLabels {
-                provider: spec.provider.id.clone(),
-                model: model.clone(),
-                probe: result.kind.as_str().into(),
-                verdict: result.diagnosis.verdict.as_str().into(),
+                provider: labels.provider.clone(),
+                model: labels.model.clone(),
+                probe: result.kind.as_str(),
+                verdict: result.diagnosis.verdict.as_str(),
             })
             .inc();
         if let (true, Some(latency)) = (result.diagnosis.verdict.is_healthy(), result.latency) {
@@ -722,19 +752,20 @@ impl Core {
                 .metrics
                 .probe_latency
                 .get_or_create(&TargetLabels {
-                    provider: spec.provider.id.clone(),
-                    model,
-                    probe: result.kind.as_str().into(),
+                    provider: labels.provider.clone(),
+                    model: labels.model.clone(),
+                    probe: result.kind.as_str(),
                 })
                 .observe(latency.as_secs_f64());
         }
     }
 
     /// Copies a machine's state into the health view, and into the state gauge when it changed
-    /// (or when `force`d at start): most results change nothing, and the gauge's labels cost
-    /// allocations.
+    /// (or when `force`d at start): most results change nothing, and each gauge update hashes
+    /// five label sets.
     fn publish(&self, index: usize, force: bool) {
         let spec = &self.svc.specs[index];
+        let labels = &self.labels[index];
         let machine = &self.machines[index];
         let state = machine.state();
         let changed = self.svc.health.update(|view| {
@@ -759,11 +790,11 @@ impl Core {
                 .metrics
                 .monitor_state
                 .get_or_create(&StateLabels {
-                    monitor: spec.id.clone(),
-                    provider: spec.provider.id.clone(),
-                    model: spec.model().unwrap_or_default().to_owned(),
-                    probe: spec.probe.as_str().into(),
-                    state: candidate.as_str().into(),
+                    monitor: labels.monitor.clone(),
+                    provider: labels.provider.clone(),
+                    model: labels.model.clone(),
+                    probe: spec.probe.as_str(),
+                    state: candidate.as_str(),
                 })
                 .set(i64::from(candidate == state));
         }
