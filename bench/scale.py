@@ -165,6 +165,9 @@ def main():
         print("database                 PostgreSQL (growth not measured here)")
     p50, p99 = quantile(lateness, 0.5), quantile(lateness, 0.99)
     print(f"scheduling lateness      p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms (histogram interpolation)")
+    total = lateness[-1][1] if lateness else 0
+    over = [(le, total - n) for le, n in lateness if le in (0.1, 1.0, 5.0)]
+    print("late probes              " + ", ".join(f"> {le:g} s: {n}" for le, n in over) + f" of {total}")
     shutil.rmtree(work, ignore_errors=True)
 
 

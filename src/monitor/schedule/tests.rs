@@ -3,7 +3,9 @@
 //! probe per monitor at a time, the global limit, and hung probes that delay nobody else.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::task::JoinSet;
 
 use super::*;
 use crate::provider::Provider;
