@@ -7,7 +7,11 @@ day), and scheduling lateness (p50/p99 from isdown's own `isdown_schedule_latene
 histogram). Everything runs on 127.0.0.1; the run is bounded by --duration.
 
 Usage: python3 bench/scale.py [--monitors 10000] [--duration 300] [--warmup 60] [--mocks 4]
-(builds target/release/isdown first; see BENCHMARKS.md for results).
+                              [--bin PATH] [--trace] [--database-url postgres://…]
+(builds target/release/isdown first unless --bin names another binary; --trace prints the
+resident memory every 5 s; --database-url runs on that store through `ISDOWN_DATABASE_URL`
+instead of the SQLite file under the data directory, and then no database growth is reported
+(it would be PostgreSQL's files, not this process's); see BENCHMARKS.md for results).
 """
 import argparse
 import os
@@ -84,9 +88,15 @@ def main():
     ap.add_argument("--mocks", type=int, default=4)
     ap.add_argument("--probe", default="chat")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--bin", help="the isdown binary to measure (default: a fresh release build)")
+    ap.add_argument("--trace", action="store_true", help="print VmRSS every 5 s")
+    ap.add_argument("--database-url", help="the store to use (ISDOWN_DATABASE_URL); default SQLite")
     a = ap.parse_args()
 
-    if not a.no_build:
+    global BIN
+    if a.bin:
+        BIN = os.path.abspath(a.bin)
+    elif not a.no_build:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="isdown-bench-")
     data = os.path.join(work, "data")
@@ -105,14 +115,33 @@ def main():
                 f'[[monitors]]\nprovider = "p{i}"\nprobes = ["{a.probe}"]\n'
             )
     env = dict(os.environ, BENCH_KEY="sk-bench-not-a-real-key-000000")
+    env.pop("ISDOWN_DATABASE_URL", None)
+    if a.database_url:
+        env["ISDOWN_DATABASE_URL"] = a.database_url
+    sqlite = not a.database_url
     serve, url = start(
         [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data", data], env=env
     )
+    started = time.monotonic()
+
+    def wait(seconds):
+        """Sleeps, printing the resident memory every 5 s when tracing."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(5, left))
+            if a.trace:
+                print(
+                    f"t={time.monotonic() - started:5.0f} s  "
+                    f"VmRSS {status_kb(serve.pid, 'VmRSS') / 1024:7.1f} MiB  "
+                    f"VmHWM {status_kb(serve.pid, 'VmHWM') / 1024:7.1f} MiB",
+                    flush=True,
+                )
+
     try:
-        time.sleep(a.warmup)
-        cpu0, t0, db0 = cpu_seconds(serve.pid), time.monotonic(), db_bytes(data)
-        time.sleep(a.duration)
-        cpu1, t1, db1 = cpu_seconds(serve.pid), time.monotonic(), db_bytes(data)
+        wait(a.warmup)
+        cpu0, t0, db0 = cpu_seconds(serve.pid), time.monotonic(), sqlite and db_bytes(data)
+        wait(a.duration)
+        cpu1, t1, db1 = cpu_seconds(serve.pid), time.monotonic(), sqlite and db_bytes(data)
         peak_kb = status_kb(serve.pid, "VmHWM")
         rss_kb = status_kb(serve.pid, "VmRSS")
         metrics = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
@@ -129,10 +158,16 @@ def main():
     print(f"measured                 {wall:.0f} s after {a.warmup} s warm-up; {probes} probes in total")
     print(f"cpu                      {100 * (cpu1 - cpu0) / wall:.1f} % of one core")
     print(f"peak memory (VmHWM)      {peak_kb / 1024:.1f} MiB (RSS at end {rss_kb / 1024:.1f} MiB)")
-    print(f"database                 {db1 / 1e6:.1f} MB at end; grew {growth / 1e6:.2f} MB in {wall:.0f} s")
-    print(f"db growth per monitor    {growth / a.monitors * 86400 / wall / 1024:.1f} KiB/day")
+    if sqlite:
+        print(f"database                 {db1 / 1e6:.1f} MB at end; grew {growth / 1e6:.2f} MB in {wall:.0f} s")
+        print(f"db growth per monitor    {growth / a.monitors * 86400 / wall / 1024:.1f} KiB/day")
+    else:
+        print("database                 PostgreSQL (growth not measured here)")
     p50, p99 = quantile(lateness, 0.5), quantile(lateness, 0.99)
     print(f"scheduling lateness      p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms (histogram interpolation)")
+    total = lateness[-1][1] if lateness else 0
+    over = [(le, total - n) for le, n in lateness if le in (0.1, 1.0, 5.0)]
+    print("late probes              " + ", ".join(f"> {le:g} s: {n}" for le, n in over) + f" of {total}")
     shutil.rmtree(work, ignore_errors=True)
 
 

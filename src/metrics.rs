@@ -14,28 +14,33 @@ use prometheus_client::registry::Registry;
 
 use crate::store::LATENCY_BUCKETS_MS;
 
+// Label values that repeat per monitor (its id, provider and model) are `Arc<str>` shared with
+// the monitor core, and the ones from a fixed list (probe kind, verdict, state) are `&'static
+// str`: a series then costs its map entry, not four or five string copies (BENCHMARKS.md
+// "Memory per monitor").
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProbeLabels {
-    pub provider: String,
-    pub model: String,
-    pub probe: String,
-    pub verdict: String,
+    pub provider: Arc<str>,
+    pub model: Arc<str>,
+    pub probe: &'static str,
+    pub verdict: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TargetLabels {
-    pub provider: String,
-    pub model: String,
-    pub probe: String,
+    pub provider: Arc<str>,
+    pub model: Arc<str>,
+    pub probe: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
-    pub monitor: String,
-    pub provider: String,
-    pub model: String,
-    pub probe: String,
-    pub state: String,
+    pub monitor: Arc<str>,
+    pub provider: Arc<str>,
+    pub model: Arc<str>,
+    pub probe: &'static str,
+    pub state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -71,13 +71,35 @@ fn next_tick(origin: Instant, interval: Duration, now: Instant) -> Instant {
 }
 
 /// Extra probe requests for one monitor (the instant to probe at).
-pub type Nudges = mpsc::Sender<Instant>;
+type Nudges = mpsc::Sender<Instant>;
 
 /// How one monitor probes for now: `None` as configured, `Some(kind)` as `kind`.
-pub type ProbeAs = watch::Sender<Option<ProbeKind>>;
+type ProbeAs = watch::Sender<Option<ProbeKind>>;
 
-/// Spawns one task per monitor. Returns the nudge senders and probe switches, indexed like
-/// `specs`.
+/// The core's handle on the schedule: extra probes and probe switches, indexed like the specs.
+/// Nothing here waits.
+#[derive(Clone)]
+pub struct Schedule {
+    nudges: Arc<[Nudges]>,
+    switches: Arc<[ProbeAs]>,
+}
+
+impl Schedule {
+    /// An extra probe of monitor `index` at `at` (or at once, if it is past). It does not move
+    /// the regular ticks; while a probe of the monitor runs, it waits until that one is done.
+    pub fn nudge(&self, index: usize, at: Instant) {
+        // Small queue: nudges are hints, a full one means an earlier one is already pending.
+        let _ = self.nudges[index].try_send(at);
+    }
+
+    /// Monitor `index` probes as `probe` from now on (`None`: as configured); switching to a
+    /// probe starts one at once.
+    pub fn probe_as(&self, index: usize, probe: Option<ProbeKind>) {
+        let _ = self.switches[index].send(probe);
+    }
+}
+
+/// Spawns one task per monitor. Returns the handle for extra probes and probe switches.
 pub fn spawn(
     specs: Arc<Vec<MonitorSpec>>,
     runner: Arc<dyn ProbeRunner>,
@@ -86,7 +108,7 @@ pub fn spawn(
     out: mpsc::Sender<Outcome>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<()>,
-) -> (Vec<Nudges>, Vec<ProbeAs>) {
+) -> Schedule {
     let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut nudges = Vec::with_capacity(specs.len());
     let mut switches = Vec::with_capacity(specs.len());
@@ -109,7 +131,10 @@ pub fn spawn(
         };
         tasks.spawn(task.run(start));
     }
-    (nudges, switches)
+    Schedule {
+        nudges: nudges.into(),
+        switches: switches.into(),
+    }
 }
 
 struct MonitorTask {
@@ -212,42 +237,4 @@ fn timed_out(spec: &MonitorSpec) -> ProbeResult {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn phases_spread_monitors_across_the_interval() {
-        let interval = Duration::from_secs(30);
-        let mut buckets = [0u32; 10];
-        for i in 0..10_000 {
-            let p = phase(&format!("provider{i}-chat"), interval);
-            assert!(p < interval);
-            buckets[(p.as_secs_f64() / 3.0) as usize] += 1;
-        }
-        // Every 3-second slice holds close to a tenth of the monitors.
-        for count in buckets {
-            assert!((800..1200).contains(&count), "{buckets:?}");
-        }
-    }
-
-    #[test]
-    fn phase_is_stable_for_an_id() {
-        let interval = Duration::from_secs(30);
-        assert_eq!(phase("kimi-chat", interval), phase("kimi-chat", interval));
-        assert_ne!(phase("kimi-chat", interval), phase("kimi-stream", interval));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn next_tick_stays_on_the_schedule_grid() {
-        let origin = Instant::now();
-        let interval = Duration::from_secs(30);
-        assert_eq!(next_tick(origin, interval, origin), origin);
-        let late = origin + Duration::from_secs(31);
-        assert_eq!(
-            next_tick(origin, interval, late),
-            origin + Duration::from_secs(60)
-        );
-        let exact = origin + Duration::from_secs(60);
-        assert_eq!(next_tick(origin, interval, exact), exact);
-    }
-}
+mod tests;

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::health::{Health, LiveVerdict, MonitorHealth, PassiveReport, Quarantine};
 use super::machine::{Effect, Machine, Observation};
 use super::passive::{self, Reaction};
-use super::schedule::{self, Nudges, Outcome, ProbeAs, ProbeRunner};
+use super::schedule::{self, Outcome, ProbeRunner, Schedule};
 use super::{MonitorSettings, MonitorSpec};
 use crate::incident::IncidentKind;
 use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
@@ -105,14 +105,43 @@ struct Pending {
     since: Instant,
 }
 
+/// One monitor's label values for the metrics, made once: a series holds these, not copies.
+struct Labels {
+    monitor: Arc<str>,
+    provider: Arc<str>,
+    model: Arc<str>,
+}
+
+/// The label values of every monitor, indexed like `specs`; monitors of one provider (or model)
+/// share its string.
+fn metric_labels(specs: &[MonitorSpec]) -> Vec<Labels> {
+    let mut interned: HashSet<Arc<str>> = HashSet::new();
+    let mut intern = |text: &str| -> Arc<str> {
+        if let Some(shared) = interned.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        interned.insert(shared.clone());
+        shared
+    };
+    specs
+        .iter()
+        .map(|spec| Labels {
+            monitor: Arc::from(spec.id.as_str()),
+            provider: intern(&spec.provider.id),
+            model: intern(spec.model().unwrap_or_default()),
+        })
+        .collect()
+}
+
 struct Core {
     svc: MonitorService,
+    labels: Vec<Labels>,
     machines: Vec<Machine>,
     pending: Vec<Option<Pending>>,
     /// How many entries of `pending` are `Some` (most of the time none: skip the scans).
     pending_count: usize,
-    nudges: Vec<Nudges>,
-    probe_as: Vec<ProbeAs>,
+    schedule: Schedule,
     /// Monitors probing with [`passive::HANG_PROBE`] because live traffic timed out.
     hang_watch: Vec<bool>,
     /// When each monitor's latest probe started: its confirmation counts from then.
@@ -165,7 +194,7 @@ impl MonitorService {
 
         let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(1_024);
         let mut tasks = JoinSet::new();
-        let (nudges, probe_as) = schedule::spawn(
+        let schedule = schedule::spawn(
             self.specs.clone(),
             self.runner.clone(),
             self.settings.concurrency,
@@ -188,13 +217,13 @@ impl MonitorService {
             .unwrap_or_default();
         let count = self.specs.len();
         let mut core = Core {
+            labels: metric_labels(&self.specs),
             svc: self,
             machines,
             pending: (0..count).map(|_| None).collect(),
             probe_started: vec![Instant::now(); count],
             pending_count: 0,
-            nudges,
-            probe_as,
+            schedule,
             hang_watch: vec![false; count],
             network_incident,
             providers,
@@ -493,9 +522,9 @@ impl Core {
     /// Asks one monitor of each of up to two other providers to probe now.
     fn nudge_witnesses(&self, provider: &str) {
         let mut asked = HashSet::new();
-        for (spec, nudge) in self.svc.specs.iter().zip(&self.nudges) {
+        for (index, spec) in self.svc.specs.iter().enumerate() {
             if spec.provider.id != provider && asked.insert(spec.provider.id.as_str()) {
-                let _ = nudge.try_send(Instant::now());
+                self.schedule.nudge(index, Instant::now());
                 if asked.len() == 2 {
                     break;
                 }
@@ -585,7 +614,7 @@ impl Core {
                     // slowly (a timeout) already spanned it, so its confirmation runs at once.
                     let at =
                         (self.probe_started[index] + thresholds.confirm_after).max(Instant::now());
-                    let _ = self.nudges[index].try_send(at);
+                    self.schedule.nudge(index, at);
                 }
             }
         }
@@ -628,10 +657,10 @@ impl Core {
             .metrics
             .live_requests
             .get_or_create(&ProbeLabels {
-                provider: live.provider.clone(),
-                model: String::new(),
-                probe: "live".into(),
-                verdict: live.verdict.as_str().into(),
+                provider: Arc::from(live.provider.as_str()),
+                model: Arc::from(""),
+                probe: "live",
+                verdict: live.verdict.as_str(),
             })
             .inc();
         match passive::reaction(&live) {
@@ -643,9 +672,9 @@ impl Core {
 
     /// Every monitor of `provider` probes now (its configured probe).
     fn probe_provider_now(&self, provider: &str) {
-        for (spec, nudge) in self.svc.specs.iter().zip(&self.nudges) {
+        for (index, spec) in self.svc.specs.iter().enumerate() {
             if spec.provider.id == provider {
-                let _ = nudge.try_send(Instant::now());
+                self.schedule.nudge(index, Instant::now());
             }
         }
     }
@@ -659,7 +688,7 @@ impl Core {
             return;
         };
         if already {
-            let _ = self.nudges[index].try_send(Instant::now());
+            self.schedule.nudge(index, Instant::now());
         } else if !self.hang_watch[index] {
             self.hang_watch[index] = true;
             tracing::info!(
@@ -667,7 +696,7 @@ impl Core {
                 "live traffic timed out: probing with a streaming chat probe until one passes"
             );
             // The switch itself starts a probe at once.
-            let _ = self.probe_as[index].send(Some(passive::HANG_PROBE));
+            self.schedule.probe_as(index, Some(passive::HANG_PROBE));
         }
     }
 
@@ -680,7 +709,7 @@ impl Core {
             && self.machines[index].open_incident().is_none()
         {
             self.hang_watch[index] = false;
-            let _ = self.probe_as[index].send(None);
+            self.schedule.probe_as(index, None);
         }
     }
 
@@ -707,16 +736,15 @@ impl Core {
     }
 
     fn count(&self, index: usize, result: &ProbeResult) {
-        let spec = &self.svc.specs[index];
-        let model = spec.model().unwrap_or_default().to_owned();
+        let labels = &self.labels[index];
         self.svc
             .metrics
             .probes
             .get_or_create(&ProbeLabels {
-                provider: spec.provider.id.clone(),
-                model: model.clone(),
-                probe: result.kind.as_str().into(),
-                verdict: result.diagnosis.verdict.as_str().into(),
+                provider: labels.provider.clone(),
+                model: labels.model.clone(),
+                probe: result.kind.as_str(),
+                verdict: result.diagnosis.verdict.as_str(),
             })
             .inc();
         if let (true, Some(latency)) = (result.diagnosis.verdict.is_healthy(), result.latency) {
@@ -724,19 +752,20 @@ impl Core {
                 .metrics
                 .probe_latency
                 .get_or_create(&TargetLabels {
-                    provider: spec.provider.id.clone(),
-                    model,
-                    probe: result.kind.as_str().into(),
+                    provider: labels.provider.clone(),
+                    model: labels.model.clone(),
+                    probe: result.kind.as_str(),
                 })
                 .observe(latency.as_secs_f64());
         }
     }
 
     /// Copies a machine's state into the health view, and into the state gauge when it changed
-    /// (or when `force`d at start): most results change nothing, and the gauge's labels cost
-    /// allocations.
+    /// (or when `force`d at start): most results change nothing, and each gauge update hashes
+    /// five label sets.
     fn publish(&self, index: usize, force: bool) {
         let spec = &self.svc.specs[index];
+        let labels = &self.labels[index];
         let machine = &self.machines[index];
         let state = machine.state();
         let changed = self.svc.health.update(|view| {
@@ -761,11 +790,11 @@ impl Core {
                 .metrics
                 .monitor_state
                 .get_or_create(&StateLabels {
-                    monitor: spec.id.clone(),
-                    provider: spec.provider.id.clone(),
-                    model: spec.model().unwrap_or_default().to_owned(),
-                    probe: spec.probe.as_str().into(),
-                    state: candidate.as_str().into(),
+                    monitor: labels.monitor.clone(),
+                    provider: labels.provider.clone(),
+                    model: labels.model.clone(),
+                    probe: spec.probe.as_str(),
+                    state: candidate.as_str(),
                 })
                 .set(i64::from(candidate == state));
         }

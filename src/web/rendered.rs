@@ -1,6 +1,7 @@
 //! One rendered view as it is served: its bytes in every encoding a client may ask for
-//! (identity, gzip, brotli), compressed once when the view is rendered, with the validators that
-//! let browsers, proxies and CDNs skip the body (a strong `ETag`, `Last-Modified`).
+//! (identity, gzip, brotli — badges identity only, see [`SVG`]), compressed once when the view
+//! is rendered, with the validators that let browsers, proxies and CDNs skip the body (a strong
+//! `ETag`, `Last-Modified`).
 //!
 //! Every public view's bytes — cached ([`Rendered::publish`]) or drawn for one request
 //! ([`once`]) — pass through one function, `outgoing`, before they are compressed or sent:
@@ -24,6 +25,8 @@ use crate::time::Millis;
 pub struct Kind {
     pub content_type: &'static str,
     pub cache_control: &'static str,
+    /// Whether gzip and brotli versions are kept beside the identity bytes.
+    pub compress: bool,
 }
 
 /// 5 s fresh, then up to 30 s served stale while a proxy or CDN fetches the new version: the
@@ -34,37 +37,49 @@ const VIEW_CACHE: &str = "public, max-age=5, stale-while-revalidate=30";
 pub const HTML: Kind = Kind {
     content_type: "text/html; charset=utf-8",
     cache_control: VIEW_CACHE,
+    compress: true,
 };
 pub const JSON: Kind = Kind {
     content_type: "application/json",
     cache_control: VIEW_CACHE,
+    compress: true,
 };
 pub const ATOM: Kind = Kind {
     content_type: "application/atom+xml; charset=utf-8",
     cache_control: VIEW_CACHE,
+    compress: true,
 };
+/// Badges are kept uncompressed: one is ~1.4 KB, of which compression saves ~0.8 KB on the wire,
+/// while two compressed copies of two badges of every monitor cost more memory than the rest of
+/// the monitor, and four compressions per monitor per render (BENCHMARKS.md "Memory per
+/// monitor").
 pub const SVG: Kind = Kind {
     content_type: "image/svg+xml; charset=utf-8",
     cache_control: VIEW_CACHE,
+    compress: false,
 };
 /// The page's script changes only with the binary: five minutes, then a cheap revalidation.
 pub const SCRIPT: Kind = Kind {
     content_type: "text/javascript; charset=utf-8",
     cache_control: "public, max-age=300",
+    compress: true,
 };
 /// Views drawn per request from the store (a monitor's page, older incident pages, the JSON API
 /// beyond `/api/v1/status`): never kept by others, since nothing tells when they change.
 pub const HTML_ONCE: Kind = Kind {
     content_type: "text/html; charset=utf-8",
     cache_control: "no-cache",
+    compress: true,
 };
 pub const JSON_ONCE: Kind = Kind {
     content_type: "application/json",
     cache_control: "no-cache",
+    compress: true,
 };
 pub const METRICS_ONCE: Kind = Kind {
     content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
     cache_control: "no-cache",
+    compress: true,
 };
 
 /// The one place every public view's bytes pass before they are compressed or sent: the last
@@ -244,8 +259,11 @@ impl Rendered {
         let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         let smaller =
             |packed: Vec<u8>| (packed.len() < identity.len()).then(|| Bytes::from(packed));
-        let gzip = smaller(gzip(&identity));
-        let brotli = smaller(brotli(&identity));
+        let (gzip, brotli) = if kind.compress {
+            (smaller(gzip(&identity)), smaller(brotli(&identity)))
+        } else {
+            (None, None)
+        };
         let modified_s = u64::try_from(at.max(0) / 1000).unwrap_or(0);
         let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(modified_s));
         Rendered {
