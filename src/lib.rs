@@ -25,6 +25,7 @@
 //! State:
 //! - `store`: the `Store` trait, SQLite and PostgreSQL.
 //! - `metrics`: the Prometheus registry.
+//! - `peers`: several instances on one database: identity, region, leases.
 //!
 //! Engines, each owning its settings types (in this order: a later one may use an earlier one):
 //! - `monitor`: scheduler, state machines, incidents, health view.
@@ -55,6 +56,7 @@ pub mod lint;
 pub mod metrics;
 pub mod mock;
 pub mod monitor;
+pub mod peers;
 pub mod probe;
 pub mod provider;
 pub mod queue;

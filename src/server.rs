@@ -36,6 +36,7 @@ use crate::gateway::{Gateway, GatewayDeps};
 use crate::metrics::Metrics;
 use crate::monitor::health::PassiveReporter;
 use crate::monitor::service::{MonitorEvent, MonitorService, initial_health};
+use crate::peers::{PeerSettings, Peers};
 use crate::probe::{ProbeError, Prober};
 use crate::queue::{Queue, QueueError, RunDeps};
 use crate::store::{Store, StoreError};
@@ -152,6 +153,22 @@ impl Server {
         let prober = Arc::new(Prober::new()?);
         let metrics = Metrics::new();
         let clock = Clock::system();
+        // Alone on a SQLite file it holds everything; on a shared PostgreSQL it takes its share
+        // of the monitors, and maybe the alerts, by lease (`peers`).
+        let (stop_peers, peers_stopped) = watch::channel(false);
+        let peer_settings = PeerSettings::new(
+            &config.serve.region,
+            config.serve.instance.clone(),
+            config.serve.lease,
+        );
+        let (peers, lease_round) = Peers::start(&peer_settings, store.clone(), peers_stopped);
+        peers.register(&metrics);
+        tracing::info!(
+            instance = %peers.me().instance,
+            region = %peers.me().region,
+            shared = lease_round.is_some(),
+            "instance"
+        );
         let health = initial_health(&config.monitors);
         let (admin_reload, mut admin_requests) = mpsc::channel::<ReloadRequest>(4);
         let (reporter, mut passive) = PassiveReporter::channel(PASSIVE_BUFFER);
@@ -163,6 +180,7 @@ impl Server {
             alert_health: alert_health.clone(),
             metrics: AlertMetrics::register(&metrics),
             delivered: delivered.clone(),
+            held: peers.held(),
         };
         // The public views (status page, feed, badges, status JSON) are rendered on change by
         // their own task and served from memory.
@@ -192,6 +210,7 @@ impl Server {
             alerts: alert_health,
             site: site.clone(),
             views,
+            peers: peers.clone(),
         };
         let gateway = Gateway::new(
             &config.gateway,
@@ -262,6 +281,7 @@ impl Server {
                 metrics: metrics.clone(),
                 clock,
                 events: events.clone(),
+                peers: peers.clone(),
             };
             let monitored: Vec<&str> = config
                 .monitors
@@ -331,6 +351,13 @@ impl Server {
                     config = *new;
                 }
             }
+        }
+        // Leases are given up at once, so peers take over without waiting for them to expire.
+        let _ = stop_peers.send(true);
+        if let Some(round) = lease_round
+            && let Err(join) = round.await
+        {
+            tracing::error!(error = %join, "the lease round stopped abnormally");
         }
         let _ = stop_queue.send(true);
         if let Err(join) = queue_task.await {

@@ -15,6 +15,7 @@ use isdown::monitor::MonitorSpec;
 use isdown::monitor::health::{Health, LiveVerdict, PassiveReporter};
 use isdown::monitor::schedule::ProbeRunner;
 use isdown::monitor::service::{MonitorEvent, MonitorService, initial_health};
+use isdown::peers::{PeerSettings, Peers};
 use isdown::probe::{ProbeResult, Timings};
 use isdown::store::sqlite::SqliteStore;
 use isdown::store::{
@@ -355,6 +356,7 @@ async fn start(dir: &std::path::Path, providers: &[&str], script: Scripted) -> H
         metrics: Metrics::new(),
         clock,
         events: events_tx,
+        peers: Peers::solo(PeerSettings::default().me),
     };
     let (reporter, mut passive) = PassiveReporter::channel(16);
     let task = tokio::spawn(async move {
@@ -785,6 +787,7 @@ fn alerts(h: &Harness, providers: &[&str], failures: u32) -> Alerts {
         metrics: AlertMetrics::register(&Metrics::new()),
         wake: wake.clone(),
         delivered: tokio::sync::broadcast::channel(4).0,
+        held: Peers::solo(PeerSettings::default().me).held(),
     };
     let monitors = config(providers).monitors;
     let dispatcher = Dispatcher {
@@ -808,6 +811,7 @@ fn alerts(h: &Harness, providers: &[&str], failures: u32) -> Alerts {
         clock: h.clock,
         public_url: None,
         wake: vec![wake],
+        held: Peers::solo(PeerSettings::default().me).held(),
     };
     let tasks = vec![
         tokio::spawn(delivery.run(stopped.clone())),

@@ -19,6 +19,7 @@ use isdown::monitor::MonitorSpec;
 use isdown::monitor::health::{Health, PassiveReporter, STALL_AFTER_MS};
 use isdown::monitor::schedule::ProbeRunner;
 use isdown::monitor::service::{MonitorEvent, MonitorService, initial_health};
+use isdown::peers::{PeerSettings, Peers};
 use isdown::probe::{ProbeResult, Timings};
 use isdown::store::sqlite::SqliteStore;
 use isdown::store::{
@@ -304,6 +305,7 @@ async fn start(dir: &std::path::Path) -> Harness {
         metrics: metrics.clone(),
         clock,
         events: events_tx,
+        peers: Peers::solo(PeerSettings::default().me),
     };
     let (_reporter, mut passive) = PassiveReporter::channel(16);
     let monitor = tokio::spawn(async move {
@@ -333,6 +335,7 @@ async fn start(dir: &std::path::Path) -> Harness {
         alerts: AlertHealth::default(),
         site,
         views: views.clone(),
+        peers: Peers::solo(PeerSettings::default().me),
     });
     Harness {
         script,

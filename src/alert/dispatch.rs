@@ -22,6 +22,7 @@ use super::spec::ChannelSpec;
 use crate::monitor::MonitorSpec;
 use crate::monitor::health::Health;
 use crate::monitor::service::MonitorEvent;
+use crate::peers::{self, Held};
 use crate::store::{IncidentFilter, IncidentState, Store, StoreError};
 use crate::time::{Clock, Millis};
 
@@ -46,12 +47,14 @@ pub struct Dispatcher {
     pub public_url: Option<String>,
     /// Woken after each commit that queued messages.
     pub wake: Vec<Arc<Notify>>,
+    /// Rules run only while this instance holds the alerts lease (always, alone on its store).
+    pub held: watch::Receiver<Held>,
 }
 
 impl Dispatcher {
     /// Runs passes until `shutdown` turns true.
     pub async fn run(
-        self,
+        mut self,
         mut events: broadcast::Receiver<MonitorEvent>,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -60,6 +63,14 @@ impl Dispatcher {
         loop {
             if *shutdown.borrow() {
                 return;
+            }
+            if !self.held.borrow().alerts() {
+                // Another instance sends the alerts; this one waits to take over.
+                tokio::select! {
+                    _ = peers::alerts_held(&mut self.held) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
             }
             let now = self.clock.now();
             if pruned_at.is_none_or(|at| now - at >= crate::time::HOUR_MS) {
@@ -159,6 +170,8 @@ pub struct AlertContext {
     pub metrics: AlertMetrics,
     /// Where delivered alerts are announced.
     pub delivered: broadcast::Sender<Delivered>,
+    /// Whether this instance sends alerts (the alerts lease).
+    pub held: watch::Receiver<Held>,
 }
 
 /// Builds the channels of `specs` (checked, secrets resolved, when the config loaded) and spawns
@@ -200,6 +213,7 @@ pub fn start(
             metrics: context.metrics.clone(),
             wake,
             delivered: context.delivered.clone(),
+            held: context.held.clone(),
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
@@ -212,6 +226,7 @@ pub fn start(
         clock: context.clock,
         public_url,
         wake: wakes,
+        held: context.held.clone(),
     };
     tasks.spawn(dispatcher.run(events, shutdown));
 }

@@ -24,6 +24,7 @@ use super::policy::AlertPolicy;
 use super::{AlertMessage, DeliveryError};
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
+use crate::peers::{self, Held};
 use crate::store::{AttemptFailure, OutboxEntry, Store, StoreError};
 use crate::time::{Clock, Millis};
 
@@ -156,6 +157,8 @@ pub struct Delivery {
     pub wake: Arc<Notify>,
     /// Told of every message a receiver accepted (the demo narrates them; nobody has to listen).
     pub delivered: broadcast::Sender<Delivered>,
+    /// Deliveries run only while this instance holds the alerts lease.
+    pub held: watch::Receiver<Held>,
 }
 
 /// A message its channel's receiver accepted.
@@ -177,9 +180,18 @@ impl Delivery {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let name = self.channel.name().to_owned();
         let backoff = retry_backoff(self.policy.retry_initial, self.policy.retry_max);
+        let mut held = self.held.clone();
         loop {
             if *shutdown.borrow() {
                 return;
+            }
+            if !held.borrow().alerts() {
+                // Another instance delivers; this one waits to take over.
+                tokio::select! {
+                    _ = peers::alerts_held(&mut held) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
             }
             let wait = match self.round(&backoff, &mut shutdown).await {
                 Ok(wait) => wait,

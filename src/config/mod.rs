@@ -111,6 +111,12 @@ pub struct ServeSettings {
     pub admin_token: Option<SecretString>,
     /// `None`: fitted to the process's open-file limit at start.
     pub max_connections: Option<usize>,
+    /// `[serve] region` or `ISDOWN_REGION`; `default` when neither says.
+    pub region: String,
+    /// `[serve] instance` or `ISDOWN_INSTANCE`; `None`: made up at start (host, pid, random).
+    pub instance: Option<String>,
+    /// `[serve] lease`: how long a lease lasts unless renewed (peers' takeover time).
+    pub lease: Duration,
 }
 
 impl Default for ServeSettings {
@@ -120,6 +126,9 @@ impl Default for ServeSettings {
             data: PathBuf::from(DEFAULT_DATA_DIR),
             admin_token: None,
             max_connections: None,
+            region: crate::peers::DEFAULT_REGION.to_owned(),
+            instance: None,
+            lease: crate::peers::DEFAULT_LEASE,
         }
     }
 }
@@ -130,6 +139,15 @@ pub const DEFAULT_DATA_DIR: &str = "isdown-data";
 /// Selects the store; wins over `[store] url` (the usual order: environment over file, and a
 /// password kept out of the file).
 pub const DATABASE_URL_VAR: &str = "ISDOWN_DATABASE_URL";
+
+/// Names the instance's region; wins over `[serve] region`.
+pub const REGION_VAR: &str = "ISDOWN_REGION";
+
+/// Names the instance among the instances of one database; wins over `[serve] instance`.
+pub const INSTANCE_VAR: &str = "ISDOWN_INSTANCE";
+
+/// The shortest lease: its round runs every third of it, and a round is a few statements.
+const MIN_LEASE: Duration = Duration::from_secs(1);
 
 /// `[store]`, with `ISDOWN_DATABASE_URL` applied.
 #[derive(Debug, Clone, Default)]
@@ -375,12 +393,65 @@ fn serve_settings(
         serve.data = PathBuf::from(data);
     }
     serve.max_connections = raw.max_connections.map(|c| c.0 as usize);
+    serve.region = name_setting(env, REGION_VAR, raw.region, text, file)?
+        .unwrap_or_else(|| crate::peers::DEFAULT_REGION.to_owned());
+    serve.instance = name_setting(env, INSTANCE_VAR, raw.instance, text, file)?;
+    if let Some(lease) = raw.lease {
+        let at = lease.span().start;
+        serve.lease = lease.into_inner().0;
+        if serve.lease < MIN_LEASE {
+            return Err(invalid_at(
+                text,
+                file,
+                at,
+                "a lease must last at least 1s".into(),
+            ));
+        }
+    }
     if let Some(name) = raw.admin_token_env {
         let at = name.span().start;
         serve.admin_token =
             secret_from_env(env, &name.get_ref().0).map_err(|m| invalid_at(text, file, at, m))?;
     }
     Ok(serve)
+}
+
+/// A region or instance name: from `var` when set and not empty, else from the file. Names go
+/// into lease names, metric labels and URLs, so they are kept to letters, digits, `.`, `_` and
+/// `-`, at most 64.
+fn name_setting(
+    env: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    raw: Option<toml::Spanned<String>>,
+    text: &str,
+    file: &str,
+) -> Result<Option<String>, ConfigError> {
+    let valid = |name: &str| {
+        (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    const RULE: &str = "must be 1 to 64 letters, digits, '.', '_' or '-'";
+    if let Some(value) = env(var).filter(|v| !v.trim().is_empty()) {
+        let value = value.trim().to_owned();
+        return match valid(&value) {
+            true => Ok(Some(value)),
+            false => Err(ConfigError::Env {
+                var,
+                message: format!("the name {RULE}"),
+            }),
+        };
+    }
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let at = raw.span().start;
+    let value = raw.into_inner();
+    match valid(&value) {
+        true => Ok(Some(value)),
+        false => Err(invalid_at(text, file, at, format!("the name {RULE}"))),
+    }
 }
 
 /// `[store]`; `ISDOWN_DATABASE_URL`, when set and not empty, wins over its `url`. Either URL's

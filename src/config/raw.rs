@@ -230,6 +230,12 @@ pub struct RawServe {
     pub admin_token_env: Option<Spanned<EnvVarName>>,
     /// Connections the listener holds at once (default: fitted to the open-file limit).
     pub max_connections: Option<Count>,
+    /// The instance's region (`ISDOWN_REGION` wins).
+    pub region: Option<Spanned<String>>,
+    /// The instance's id among the instances of one database (`ISDOWN_INSTANCE` wins).
+    pub instance: Option<Spanned<String>>,
+    /// How long a lease on a monitor or on alerting lasts unless renewed.
+    pub lease: Option<Spanned<DurationValue>>,
 }
 
 /// `[monitor]`: defaults for every monitor.

@@ -9,8 +9,12 @@
 //! probe), which does not move the regular ticks, and can have a monitor probe another way than
 //! configured for a while (a streaming chat probe while it watches for a hang, see `passive`):
 //! switching starts with a probe at once. A global semaphore bounds probes in flight.
+//!
+//! With several instances on one database, a monitor whose lease another instance holds keeps
+//! its task and its ticks but skips them ([`Owned`]): taking it over costs a flag, not a task.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -70,6 +74,9 @@ fn next_tick(origin: Instant, interval: Duration, now: Instant) -> Instant {
     origin + Duration::from_nanos(u64::try_from(periods * step).unwrap_or(u64::MAX))
 }
 
+/// Per monitor, indexed like the specs: whether this instance probes it (it holds its lease).
+pub type Owned = Arc<[AtomicBool]>;
+
 /// Extra probe requests for one monitor (the instant to probe at).
 type Nudges = mpsc::Sender<Instant>;
 
@@ -99,16 +106,32 @@ impl Schedule {
     }
 }
 
+/// What the schedule runs: the monitors, how they are probed, and from when.
+pub struct Plan {
+    pub specs: Arc<Vec<MonitorSpec>>,
+    pub runner: Arc<dyn ProbeRunner>,
+    /// Probes in flight at most, all monitors together.
+    pub concurrency: usize,
+    /// The instant the phases count from.
+    pub start: Instant,
+    /// Which monitors this instance probes.
+    pub owned: Owned,
+}
+
 /// Spawns one task per monitor. Returns the handle for extra probes and probe switches.
 pub fn spawn(
-    specs: Arc<Vec<MonitorSpec>>,
-    runner: Arc<dyn ProbeRunner>,
-    concurrency: usize,
-    start: Instant,
+    plan: Plan,
     out: mpsc::Sender<Outcome>,
     shutdown: watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Schedule {
+    let Plan {
+        specs,
+        runner,
+        concurrency,
+        start,
+        owned,
+    } = plan;
     let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut nudges = Vec::with_capacity(specs.len());
     let mut switches = Vec::with_capacity(specs.len());
@@ -124,6 +147,7 @@ pub fn spawn(
             specs: specs.clone(),
             runner: runner.clone(),
             semaphore: semaphore.clone(),
+            owned: owned.clone(),
             out: out.clone(),
             nudges: rx,
             probe_as: probe_as_rx,
@@ -142,6 +166,7 @@ struct MonitorTask {
     specs: Arc<Vec<MonitorSpec>>,
     runner: Arc<dyn ProbeRunner>,
     semaphore: Arc<Semaphore>,
+    owned: Owned,
     out: mpsc::Sender<Outcome>,
     nudges: mpsc::Receiver<Instant>,
     probe_as: watch::Receiver<Option<ProbeKind>>,
@@ -177,6 +202,10 @@ impl MonitorTask {
             }
             if regular <= wake {
                 regular = next_tick(origin, spec.interval, wake + Duration::from_nanos(1));
+            }
+            if !self.owned[self.index].load(Ordering::Relaxed) {
+                // Another instance holds this monitor's lease: it probes, this one skips.
+                continue;
             }
             let Ok(permit) = self.semaphore.acquire().await else {
                 return;

@@ -10,9 +10,18 @@
 //! has answered after it (→ the provider is to blame) or other providers failed at the network
 //! level too (→ isdown's network is down: one `network` incident, not N outages). Pending
 //! results nudge probes of other providers so the answer comes within seconds.
+//!
+//! Several instances on one database ([`Peers`]): the core drives only the machines of the
+//! monitors whose lease this instance holds. When it takes one over, it reloads that machine
+//! from the store (the previous holder saved it with every incident change); the others'
+//! machines it follows from the store — open incidents every [`FOLLOW_EVERY`], whole states
+//! every [`FOLLOW_STATES_EVERY`] — so its health view, status page and gateway breakers show
+//! what the holders see, and it announces their incidents to its own subscribers (the alert
+//! dispatcher among them).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
@@ -22,14 +31,15 @@ use tokio::time::Instant;
 use super::health::{Health, LiveVerdict, MonitorHealth, PassiveReport, Quarantine};
 use super::machine::{Effect, Machine, Observation};
 use super::passive::{self, Reaction};
-use super::schedule::{self, Outcome, ProbeRunner, Schedule};
+use super::schedule::{self, Outcome, Owned, ProbeRunner, Schedule};
 use super::{MonitorSettings, MonitorSpec};
 use crate::incident::IncidentKind;
 use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
+use crate::peers::{Held, Peers};
 use crate::probe::ProbeResult;
 use crate::store::{
-    IncidentFilter, IncidentState, MonitorRecord, NewIncident, ResultRecord, Retention, SavedState,
-    Store, StoreError,
+    IncidentFilter, MonitorRecord, NewIncident, ResultRecord, Retention, SavedState, Store,
+    StoreError,
 };
 use crate::time::{Clock, Millis};
 use crate::verdict::{Blame, Cause};
@@ -42,6 +52,12 @@ const BATCH_MAX: usize = 1_000;
 const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 /// The snapshot key of the network incident's state.
 const NETWORK_KEY: &str = "*";
+/// How often an instance that shares the work reads which incidents the others have open: the
+/// lag of its breakers and pages behind another instance's incident.
+const FOLLOW_EVERY: Duration = Duration::from_secs(2);
+/// How often it reads the others' whole machine states (up, degraded, unknown): one row per
+/// monitor, so less often.
+const FOLLOW_STATES_EVERY: Duration = Duration::from_secs(30);
 
 /// What the monitor announces (alerts and live pages subscribe). Sent after the store has the
 /// change, so a subscriber can always read it back.
@@ -73,6 +89,8 @@ pub struct MonitorService {
     pub metrics: Metrics,
     pub clock: Clock,
     pub events: broadcast::Sender<MonitorEvent>,
+    /// Which monitors this instance probes ([`Peers::solo`]: all).
+    pub peers: Peers,
 }
 
 /// The health view's initial rows for `specs`.
@@ -142,6 +160,12 @@ struct Core {
     /// How many entries of `pending` are `Some` (most of the time none: skip the scans).
     pending_count: usize,
     schedule: Schedule,
+    /// Which monitors this instance drives (shared with the scheduler, which skips the others).
+    owned: Owned,
+    /// Other instances drive the monitors this one does not hold.
+    shared: bool,
+    /// When the others' whole states were last read.
+    followed_states: Instant,
     /// Monitors probing with [`passive::HANG_PROBE`] because live traffic timed out.
     hang_watch: Vec<bool>,
     /// When each monitor's latest probe started: its confirmation counts from then.
@@ -183,6 +207,15 @@ impl MonitorService {
             })
             .collect();
         self.store.register_monitors(&records).await?;
+        self.peers
+            .set_monitors(self.specs.iter().map(|s| s.id.clone()).collect());
+        let mut held_rx = self.peers.held();
+        let held = held_rx.borrow_and_update().clone();
+        let owned: Owned = self
+            .specs
+            .iter()
+            .map(|s| AtomicBool::new(held.monitor(&s.id)))
+            .collect();
         let (machines, network_incident) = self.restore().await?;
 
         let (writer_tx, writer_rx) = mpsc::channel::<WriteBatch>(64);
@@ -195,10 +228,13 @@ impl MonitorService {
         let (out_tx, mut out_rx) = mpsc::channel::<Outcome>(1_024);
         let mut tasks = JoinSet::new();
         let schedule = schedule::spawn(
-            self.specs.clone(),
-            self.runner.clone(),
-            self.settings.concurrency,
-            Instant::now(),
+            schedule::Plan {
+                specs: self.specs.clone(),
+                runner: self.runner.clone(),
+                concurrency: self.settings.concurrency,
+                start: Instant::now(),
+                owned: owned.clone(),
+            },
             out_tx,
             shutdown.clone(),
             &mut tasks,
@@ -224,6 +260,9 @@ impl MonitorService {
             probe_started: vec![Instant::now(); count],
             pending_count: 0,
             schedule,
+            owned,
+            shared: held.shared(),
+            followed_states: Instant::now(),
             hang_watch: vec![false; count],
             network_incident,
             providers,
@@ -238,10 +277,17 @@ impl MonitorService {
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut prune = tokio::time::interval(PRUNE_EVERY);
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut follow = tokio::time::interval(FOLLOW_EVERY);
+        follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(outcome) = out_rx.recv() => core.on_outcome(outcome).await?,
                 Some(report) = passive.recv() => core.on_report(report),
+                Ok(()) = held_rx.changed() => {
+                    let held = held_rx.borrow_and_update().clone();
+                    core.hold(&held).await?;
+                }
+                _ = follow.tick(), if core.shared => core.follow_others().await?,
                 _ = flush.tick() => {
                     core.svc.health.beat(core.svc.clock.now());
                     core.resolve_stale().await?;
@@ -302,15 +348,7 @@ impl MonitorService {
     /// view — and that monitor alone starts afresh.
     async fn restore(&self) -> Result<(Vec<Machine>, Option<i64>), StoreError> {
         let saved = self.store.load_monitor_states().await?;
-        let open = self
-            .store
-            .incidents(&IncidentFilter {
-                state: Some(IncidentState::Open),
-                monitor: None,
-                limit: u32::MAX,
-                offset: 0,
-            })
-            .await?;
+        let open = self.store.incidents(&IncidentFilter::all_open()).await?;
         let mut machines = Vec::with_capacity(self.specs.len());
         for spec in self.specs.iter() {
             let restored = match saved.iter().find(|(id, _)| *id == spec.id) {
@@ -838,14 +876,136 @@ impl Core {
         }
     }
 
+    /// The machines this instance drives (the others' are their holders' to save).
     fn save_all_snapshots(&mut self) {
         self.snapshots = self
             .svc
             .specs
             .iter()
             .zip(&self.machines)
-            .map(|(s, m)| (s.id.clone(), m.snapshot()))
+            .enumerate()
+            .filter(|(index, _)| self.owned[*index].load(Ordering::Relaxed))
+            .map(|(_, (s, m))| (s.id.clone(), m.snapshot()))
             .collect();
+    }
+
+    /// The leases changed: monitors taken over continue from the machine their previous holder
+    /// saved; monitors given up forget what this instance was waiting to decide about them.
+    async fn hold(&mut self, held: &Held) -> Result<(), StoreError> {
+        self.shared = held.shared();
+        let mut gained = Vec::new();
+        for (index, spec) in self.svc.specs.iter().enumerate() {
+            let now = held.monitor(&spec.id);
+            let was = self.owned[index].load(Ordering::Relaxed);
+            if now && !was {
+                gained.push(index);
+            } else if was && !now {
+                self.owned[index].store(false, Ordering::Relaxed);
+                self.hang_watch[index] = false;
+                if self.pending[index].take().is_some() {
+                    self.pending_count -= 1;
+                }
+            }
+        }
+        if !gained.is_empty() {
+            tracing::info!(monitors = gained.len(), "took over monitors");
+            self.reload(&gained, false).await?;
+            // Probing starts after the machine is the stored one: its first result lands on it.
+            for index in gained {
+                self.owned[index].store(true, Ordering::Relaxed);
+                self.schedule.nudge(index, Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what the holders of the other monitors decided: their open incidents every call,
+    /// their whole states every [`FOLLOW_STATES_EVERY`]; announces the incidents they opened or
+    /// closed since the last call.
+    async fn follow_others(&mut self) -> Result<(), StoreError> {
+        let others: Vec<usize> = (0..self.machines.len())
+            .filter(|index| !self.owned[*index].load(Ordering::Relaxed))
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let whole = self.followed_states.elapsed() >= FOLLOW_STATES_EVERY;
+        if whole {
+            self.followed_states = Instant::now();
+        }
+        self.reload(&others, !whole).await
+    }
+
+    /// Sets the machines of `indices` to what the store holds: the saved state (unless
+    /// `incidents_only`) reconciled with the monitor's open incident. Announces incidents that
+    /// appeared or ended, as the monitor that holds them did.
+    async fn reload(&mut self, indices: &[usize], incidents_only: bool) -> Result<(), StoreError> {
+        let open = self
+            .svc
+            .store
+            .incidents(&IncidentFilter::all_open())
+            .await?;
+        let open: HashMap<&str, (IncidentKind, i64, Millis)> = open
+            .iter()
+            .map(|i| (i.monitor.as_str(), (i.kind, i.id, i.started_at)))
+            .collect();
+        let saved: HashMap<String, SavedState> = match incidents_only {
+            true => HashMap::new(),
+            false => self
+                .svc
+                .store
+                .load_monitor_states()
+                .await?
+                .into_iter()
+                .collect(),
+        };
+        let now = self.svc.clock.now();
+        let mut announce = Vec::new();
+        for &index in indices {
+            let spec = &self.svc.specs[index];
+            let before = self.machines[index].open_incident();
+            let stored = open.get(spec.id.as_str()).copied();
+            let before_id = before.and_then(|(_, id)| id);
+            if incidents_only && before_id == stored.map(|(_, id, _)| id) {
+                continue;
+            }
+            let mut machine = match saved.get(&spec.id) {
+                Some(SavedState::Snapshot(text)) => Machine::restore(text).unwrap_or_default(),
+                _ if incidents_only => self.machines[index].clone(),
+                _ => Machine::default(),
+            };
+            machine.reconcile(stored);
+            if let Some((kind, Some(id))) = before
+                && stored.map(|(_, open, _)| open) != Some(id)
+            {
+                announce.push(MonitorEvent::IncidentClosed {
+                    id,
+                    monitor: spec.id.clone(),
+                    kind,
+                    at: now,
+                });
+            }
+            if let Some((kind, id, at)) = stored
+                && before_id != Some(id)
+            {
+                announce.push(MonitorEvent::IncidentOpened {
+                    id,
+                    monitor: spec.id.clone(),
+                    kind,
+                    reopened: false,
+                    at,
+                });
+            }
+            self.machines[index] = machine;
+            self.publish(index, false);
+        }
+        if !announce.is_empty() {
+            self.publish_incident_counts();
+        }
+        for event in announce {
+            let _ = self.svc.events.send(event);
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) {

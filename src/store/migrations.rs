@@ -14,7 +14,7 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// A dialect's migrations, in order: (version, description, SQL).
-type Migrations = [(i64, &'static str, &'static str); 6];
+type Migrations = [(i64, &'static str, &'static str); 7];
 
 /// The migrations of the dialect whose directory under `migrations/` is `$dir`.
 macro_rules! list {
@@ -26,6 +26,7 @@ macro_rules! list {
             (4, "state quarantine", list!(@file $dir, "0004_state_quarantine.sql")),
             (5, "official", list!(@file $dir, "0005_official.sql")),
             (6, "queue", list!(@file $dir, "0006_queue.sql")),
+            (7, "peers", list!(@file $dir, "0007_peers.sql")),
         ]
     };
     (@file $dir:literal, $file:literal) => {
@@ -111,12 +112,13 @@ mod tests {
 
     /// Per version: the first 8 bytes of the SHA-384 in `_sqlx_migrations.checksum`, in a SQLite
     /// file and in a PostgreSQL database.
-    const RELEASED: [(&str, &str); 6] = [
+    const RELEASED: [(&str, &str); 7] = [
         ("5772c42ede405f1b", "b010de84bb5ca0a6"),
         ("bdf91058b601568f", "e7f391cb6970af72"),
         ("cace58989796039d", "4e4892acbe2d8921"),
         ("bd86e79c5bdffea6", "92d7198517963e32"),
         ("5b8f75f11761bad1", "7104c19f3a733346"),
         ("77d25cf087d822a5", "b2c6f43beb3c5566"),
+        ("d46ab2069f61828f", "58de3a807b82b716"),
     ];
 }

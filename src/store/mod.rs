@@ -36,6 +36,7 @@
 //! that rustfmt does not format and compilers report inside the macro), and SQL constants shared
 //! alone (the Rust around each statement would still be written twice).
 
+pub mod cluster;
 mod codes;
 pub mod copy;
 mod keys;
@@ -92,6 +93,7 @@ fn read_error(error: sqlx::Error) -> StoreError {
 fn dynamic_sql(text: String) -> sqlx::SqlStr {
     sqlx::AssertSqlSafe(Arc::<str>::from(text)).into_sql_str()
 }
+pub use cluster::{Cluster, Member};
 pub use queue::QueueStore;
 
 #[derive(Debug, Error)]
@@ -236,6 +238,18 @@ pub struct IncidentFilter {
     /// Newest first; `limit` rows after skipping `offset`.
     pub limit: u32,
     pub offset: u32,
+}
+
+impl IncidentFilter {
+    /// Every incident open now, of every monitor.
+    pub fn all_open() -> IncidentFilter {
+        IncidentFilter {
+            state: Some(IncidentState::Open),
+            monitor: None,
+            limit: u32::MAX,
+            offset: 0,
+        }
+    }
 }
 
 /// Uptime fractions (0.0–1.0) over trailing windows; `None` when nothing was measured. Only
@@ -548,6 +562,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The durable queue's part of the store (files, batches, lines).
     fn queue(&self) -> &dyn QueueStore;
+
+    // === several instances ===
+
+    /// Members and leases of the instances sharing this database; `None` when the store serves
+    /// one instance (SQLite), which then holds every lease itself.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
 }
 
 /// Latency histogram bucket upper bounds in milliseconds, shared by rollups and `/metrics`.

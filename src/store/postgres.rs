@@ -16,6 +16,7 @@
 //! stale (`store::keys`). Like the SQLite store it decides nothing about monitors or incidents,
 //! and it trusts no row it reads: anything that does not decode is [`StoreError::Corrupt`].
 
+mod cluster;
 pub mod import;
 mod queue;
 mod results;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
 use sqlx::{Executor, SqlStr, Transaction};
 
+use super::cluster::Cluster;
 use super::keys::MonitorKeys;
 use super::migrations::{POSTGRES as POSTGRES_MIGRATIONS, migrator};
 use super::rollup::Resolution;
@@ -59,6 +61,7 @@ const OPEN_ATTEMPTS: usize = 3;
 pub struct PostgresStore {
     pool: PgPool,
     keys: MonitorKeys,
+    cluster: cluster::PgCluster,
 }
 
 impl PostgresStore {
@@ -87,7 +90,12 @@ impl PostgresStore {
             .map_err(open_error)?;
         migrator(&POSTGRES_MIGRATIONS).run(&pool).await?;
         let keys = load_keys(&pool).await?;
-        Ok(PostgresStore { pool, keys })
+        let cluster = cluster::PgCluster { pool: pool.clone() };
+        Ok(PostgresStore {
+            pool,
+            keys,
+            cluster,
+        })
     }
 
     /// Closes every connection, waiting for those in use.
@@ -131,6 +139,10 @@ impl Backend for PostgresStore {
 
     fn keys(&self) -> &MonitorKeys {
         &self.keys
+    }
+
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        Some(&self.cluster)
     }
 
     /// Leans on the partial unique index rather than on a lock of its own, so it holds however

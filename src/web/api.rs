@@ -35,6 +35,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/api/v1/monitors/{id}", get(monitor))
         .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/peers", get(peers))
         .route("/api/v1/admin/reload", post(reload))
 }
 
@@ -58,6 +59,36 @@ fn store_error(e: StoreError) -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "the database is unavailable",
+    )
+}
+
+/// This instance (`instance`, `region`), the members seen alive at the last lease round, and
+/// what this instance does alone: the monitors it probes for its region and whether it sends
+/// alerts. Alone on its store (SQLite), it is the only member and holds everything.
+async fn peers(State(app): State<AppState>) -> Response {
+    let view = app.health.snapshot();
+    let me = app.peers.me();
+    let held = app
+        .peers
+        .held_monitors(view.monitors.iter().map(|m| m.id.as_str()));
+    let members: Vec<Value> = app
+        .peers
+        .members()
+        .iter()
+        .map(|m| json!({ "instance": m.instance, "region": m.region }))
+        .collect();
+    json_once(
+        StatusCode::OK,
+        &json!({
+            "instance": me.instance,
+            "region": me.region,
+            "shared": app.peers.held().borrow().shared(),
+            "members": members,
+            "held": {
+                "monitors": held,
+                "alerts": app.peers.held().borrow().alerts(),
+            },
+        }),
     )
 }
 

@@ -27,6 +27,7 @@ mod tests;
 mod text;
 pub mod views;
 
+use crate::peers::Peers;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -63,6 +64,8 @@ pub struct AppState {
     pub site: Site,
     /// The views rendered on change ([`renderer::start`]).
     pub views: PublicViews,
+    /// This instance and its peers on a shared database (`/api/v1/peers`).
+    pub peers: Peers,
 }
 
 pub fn router(state: AppState) -> Router {

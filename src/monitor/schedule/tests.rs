@@ -119,6 +119,7 @@ fn spec(provider: &str, probe: ProbeKind) -> MonitorSpec {
 
 struct Harness {
     schedule: Schedule,
+    owned: Owned,
     origins: Vec<Instant>,
     outcomes: Arc<Mutex<Vec<Outcome>>>,
     _stop: watch::Sender<bool>,
@@ -134,11 +135,15 @@ fn start(specs: Vec<MonitorSpec>, runner: &Scripted, concurrency: usize) -> Harn
     let (out, mut rx) = mpsc::channel(16);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let owned: Owned = specs.iter().map(|_| AtomicBool::new(true)).collect();
     let schedule = spawn(
-        Arc::new(specs),
-        Arc::new(runner.clone()),
-        concurrency,
-        now,
+        Plan {
+            specs: Arc::new(specs),
+            runner: Arc::new(runner.clone()),
+            concurrency,
+            start: now,
+            owned: owned.clone(),
+        },
         out,
         stopped,
         &mut tasks,
@@ -152,6 +157,7 @@ fn start(specs: Vec<MonitorSpec>, runner: &Scripted, concurrency: usize) -> Harn
     });
     Harness {
         schedule,
+        owned,
         origins,
         outcomes,
         _stop: stop,
@@ -193,6 +199,27 @@ async fn regular_probes_sit_on_the_phase_grid_without_drift() {
             .iter()
             .all(|o| o.started - o.scheduled <= RESOLUTION)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_monitor_another_instance_holds_skips_its_ticks_and_resumes_on_the_grid() {
+    let runner = Scripted::default();
+    runner.takes("a-chat", &[Takes::For(Duration::from_millis(100))]);
+    let h = start(vec![spec("a", ProbeKind::Chat)], &runner, 4);
+    let origin = h.origins[0];
+    // Held here for ticks 0 and 1, elsewhere for ticks 2 to 4 (extra probes asked for meanwhile
+    // are skipped too), then here again.
+    tokio::time::sleep_until(origin + INTERVAL + Duration::from_secs(1)).await;
+    h.owned[0].store(false, Ordering::Relaxed);
+    h.schedule.nudge(0, Instant::now());
+    tokio::time::sleep_until(origin + INTERVAL * 4 + Duration::from_secs(1)).await;
+    h.owned[0].store(true, Ordering::Relaxed);
+    tokio::time::sleep_until(origin + INTERVAL * 6 + Duration::from_secs(1)).await;
+    let expected: Vec<Instant> = [0, 1, 5, 6]
+        .iter()
+        .map(|k| origin + INTERVAL * *k)
+        .collect();
+    assert_at(&runner.starts("a-chat"), &expected);
 }
 
 #[tokio::test(start_paused = true)]

@@ -34,6 +34,7 @@ use sqlx::query::Query;
 use sqlx::{Database, Encode, Executor, IntoArguments, SqlStr, Transaction, Type};
 
 use super::StoreError;
+use super::cluster::Cluster;
 use super::keys::MonitorKeys;
 use super::rows::StoredRow;
 use super::{NewIncident, Pruned, Retention};
@@ -193,6 +194,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Monitor id → key, for every key this store has seen committed.
     fn keys(&self) -> &MonitorKeys;
+
+    /// What instances sharing this database know of each other; `None` for a store that serves
+    /// one instance.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
 
     /// Opens an incident unless its monitor has one open, and answers with the id of the one
     /// that is open afterwards: the back end's, because how the rule holds against concurrent

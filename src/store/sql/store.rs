@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use super::queue::QueueLines;
 use super::results::{self, Results};
 use super::{Backend, incidents, official, outbox};
+use crate::store::cluster::Cluster;
 use crate::store::{
     AlertCommit, AlertGroup, AttemptFailure, DailyLatency, DayCounts, Incident, IncidentFilter,
     LatencyPoint, MonitorRecord, NewIncident, OfficialIncident, OutboxBacklog, OutboxEntry, Pruned,
@@ -208,5 +209,9 @@ impl<B: Results + QueueLines> Store for B {
 
     fn queue(&self) -> &dyn QueueStore {
         self
+    }
+
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        Backend::cluster(self)
     }
 }

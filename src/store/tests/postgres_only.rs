@@ -5,7 +5,9 @@
 use super::harness::{Harness, ScratchPostgres, close_raw, integers};
 use super::suite::{T0, all_incidents, new_incident, result};
 use crate::store::postgres::PostgresStore;
-use crate::store::{DatabaseUrl, PoolSettings, Store};
+use std::time::Duration;
+
+use crate::store::{DatabaseUrl, Member, PoolSettings, Store};
 use crate::verdict::Verdict;
 
 // === several stores on one database (as several isdown instances would be) ===
@@ -29,7 +31,7 @@ async fn stores_opening_together_migrate_once() {
     let applied = integers::<sqlx::Postgres>(&mut conn, "SELECT COUNT(*) FROM _sqlx_migrations");
     assert_eq!(
         applied.await,
-        [[6]],
+        [[7]],
         "four stores opened at once migrated once"
     );
     close_raw::<sqlx::Postgres>(conn).await;
@@ -74,6 +76,106 @@ async fn stores_writing_the_same_buckets_at_once_add_up() {
         assert_eq!(counts.len(), 1);
         assert_eq!(counts[0].total, 40, "{monitor}");
     }
+    close_all(stores).await;
+    db.remove().await;
+}
+
+// === members and leases (several instances) ===
+
+fn member(instance: &str, region: &str) -> Member {
+    Member {
+        instance: instance.into(),
+        region: region.into(),
+    }
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|n| (*n).to_owned()).collect()
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn heartbeats_list_the_live_members_and_leaving_removes_one() {
+    let db = ScratchPostgres::create().await;
+    let stores = four_stores(&db).await;
+    let (a, b) = (stores[0].cluster().unwrap(), stores[1].cluster().unwrap());
+    a.heartbeat(&member("a", "eu"), LEASE).await.unwrap();
+    let seen = b.heartbeat(&member("b", "us"), LEASE).await.unwrap();
+    assert_eq!(seen, vec![member("a", "eu"), member("b", "us")]);
+    // A member not seen within the lease time is not alive.
+    let mut conn = db.raw().await;
+    sqlx::query("UPDATE peers SET seen_at = seen_at - 120000 WHERE instance = 'a'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let seen = b.heartbeat(&member("b", "us"), LEASE).await.unwrap();
+    assert_eq!(seen, vec![member("b", "us")]);
+    b.leave("b").await.unwrap();
+    let seen = a.heartbeat(&member("a", "eu"), LEASE).await.unwrap();
+    assert_eq!(seen, vec![member("a", "eu")]);
+    close_raw::<sqlx::Postgres>(conn).await;
+    close_all(stores).await;
+    db.remove().await;
+}
+
+#[tokio::test]
+async fn a_lease_is_held_by_one_member_until_it_expires_or_is_given_up() {
+    let db = ScratchPostgres::create().await;
+    let stores = four_stores(&db).await;
+    let (a, b) = (stores[0].cluster().unwrap(), stores[1].cluster().unwrap());
+    let wanted = names(&["monitor/eu/kimi-chat", "alerts"]);
+    assert_eq!(a.hold("a", &wanted, LEASE).await.unwrap(), wanted);
+    // Renewing keeps them; another member asking for them gets none.
+    assert_eq!(a.hold("a", &wanted, LEASE).await.unwrap(), wanted);
+    assert!(b.hold("b", &wanted, LEASE).await.unwrap().is_empty());
+    // No longer wanted is given up in the same call, and another member may take it.
+    let kept = names(&["alerts"]);
+    assert_eq!(a.hold("a", &kept, LEASE).await.unwrap(), kept);
+    assert_eq!(
+        b.hold("b", &wanted, LEASE).await.unwrap(),
+        names(&["monitor/eu/kimi-chat"])
+    );
+    // An expired lease (its holder died) goes to the next member that asks.
+    let mut conn = db.raw().await;
+    sqlx::query("UPDATE leases SET expires_at = expires_at - 120000 WHERE holder = 'a'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(b.hold("b", &wanted, LEASE).await.unwrap(), wanted);
+    assert!(a.hold("a", &kept, LEASE).await.unwrap().is_empty());
+    // Leaving gives every lease up at once.
+    b.leave("b").await.unwrap();
+    assert_eq!(a.hold("a", &wanted, LEASE).await.unwrap(), wanted);
+    close_raw::<sqlx::Postgres>(conn).await;
+    close_all(stores).await;
+    db.remove().await;
+}
+
+#[tokio::test]
+async fn members_claiming_the_same_leases_at_once_never_share_one() {
+    let db = ScratchPostgres::create().await;
+    let stores = four_stores(&db).await;
+    let wanted: Vec<String> = (0..200).map(|i| format!("monitor/eu/m{i}")).collect();
+    let claims = stores.iter().enumerate().map(|(i, store)| {
+        let wanted = &wanted;
+        async move {
+            let holder = format!("i{i}");
+            store
+                .cluster()
+                .unwrap()
+                .hold(&holder, wanted, LEASE)
+                .await
+                .unwrap()
+        }
+    });
+    let held = futures_util::future::join_all(claims).await;
+    let mut all: Vec<&String> = held.iter().flatten().collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), total, "a lease held twice");
+    assert_eq!(total, 200, "every lease held by someone");
     close_all(stores).await;
     db.remove().await;
 }

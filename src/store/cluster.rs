@@ -1,0 +1,43 @@
+//! What several isdown instances on one database know of each other: who is alive, in which
+//! region (the members), and who holds which lease.
+//!
+//! The store keeps the rows and lets the database's clock judge expiry, so hosts whose clocks
+//! disagree still agree on who holds what. Which leases an instance should want, and what it
+//! may do while it holds one, is `peers`' decision, never the store's. Only a store that
+//! several instances can share has a cluster (PostgreSQL); a SQLite file serves one instance,
+//! which holds everything itself.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::StoreError;
+
+/// One running instance: its id (unique among the instances of one database) and its region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Member {
+    pub instance: String,
+    pub region: String,
+}
+
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// Records that `me` is alive now; answers every member seen within `ttl` (`me` included),
+    /// ordered by region, then instance.
+    async fn heartbeat(&self, me: &Member, ttl: Duration) -> Result<Vec<Member>, StoreError>;
+
+    /// Takes or renews, for `ttl`, the lease on each of `names` that is free, expired or
+    /// already `holder`'s, and gives up every other lease `holder` has: one transaction.
+    /// Answers the names `holder` holds afterwards (a lease another member holds and renews
+    /// stays with it).
+    async fn hold(
+        &self,
+        holder: &str,
+        names: &[String],
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Gives up every lease of `instance` and removes it from the members (a clean stop: its
+    /// peers take over at once instead of after the lease time).
+    async fn leave(&self, instance: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,127 @@
+//! The PostgreSQL [`Cluster`]: members in `peers`, leases in `leases` (migration 7), times from
+//! the database's own clock.
+//!
+//! A round's leases are one transaction of two statements however many they are: the names go
+//! as one array (`UNNEST`), and an upsert takes a lease only where it is free, expired or
+//! already the holder's, so two instances claiming the same name at once cannot both get it
+//! (the row's lock orders them; the second sees the first's unexpired lease).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgPool;
+
+use crate::store::StoreError;
+use crate::store::cluster::{Cluster, Member};
+
+/// The database's clock in Unix milliseconds.
+macro_rules! now_ms {
+    () => {
+        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
+    };
+}
+
+const HEARTBEAT: &str = concat!(
+    "INSERT INTO peers (instance, region, started_at, seen_at) VALUES ($1, $2, ",
+    now_ms!(),
+    ", ",
+    now_ms!(),
+    ") ON CONFLICT (instance) DO UPDATE SET region = excluded.region, seen_at = excluded.seen_at"
+);
+
+const MEMBERS: &str = concat!(
+    "SELECT instance, region FROM peers WHERE seen_at > ",
+    now_ms!(),
+    " - $1 ORDER BY region, instance"
+);
+
+/// Members not seen for a day are forgotten (their rows would only grow the table).
+const FORGET: &str = concat!(
+    "DELETE FROM peers WHERE seen_at < ",
+    now_ms!(),
+    " - 86400000"
+);
+
+const RELEASE_OTHERS: &str = "DELETE FROM leases WHERE holder = $1 AND NOT (name = ANY($2))";
+
+const TAKE: &str = concat!(
+    "INSERT INTO leases (name, holder, expires_at)
+     SELECT name, $1, ",
+    now_ms!(),
+    " + $3 FROM UNNEST($2::TEXT[]) AS wanted(name)
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+      WHERE leases.holder = excluded.holder OR leases.expires_at < ",
+    now_ms!(),
+    " RETURNING name"
+);
+
+/// The cluster of the PostgreSQL store.
+#[derive(Debug)]
+pub struct PgCluster {
+    pub(super) pool: PgPool,
+}
+
+fn millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Cluster for PgCluster {
+    async fn heartbeat(&self, me: &Member, ttl: Duration) -> Result<Vec<Member>, StoreError> {
+        sqlx::query(HEARTBEAT)
+            .bind(&me.instance)
+            .bind(&me.region)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(FORGET).execute(&self.pool).await?;
+        let rows = sqlx::query(MEMBERS)
+            .bind(millis(ttl))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Member {
+                    instance: row.try_get(0)?,
+                    region: row.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn hold(
+        &self,
+        holder: &str,
+        names: &[String],
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(RELEASE_OTHERS)
+            .bind(holder)
+            .bind(names)
+            .execute(&mut *tx)
+            .await?;
+        let held: Vec<String> = sqlx::query_scalar(TAKE)
+            .bind(holder)
+            .bind(names)
+            .bind(millis(ttl))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    async fn leave(&self, instance: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM leases WHERE holder = $1")
+            .bind(instance)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM peers WHERE instance = $1")
+            .bind(instance)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

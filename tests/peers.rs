@@ -1,0 +1,297 @@
+//! Several `isdown serve` instances on one PostgreSQL, with the real binary: they split the
+//! monitors by lease so each is probed once per interval (counted at the mock providers), one
+//! of them sends the alerts, and when the instance probing a failing provider is killed with
+//! SIGKILL in the middle of its outage, a survivor takes the monitor over and continues the
+//! same incident — one incident, one "opened" and one "resolved" alert at the webhook.
+//!
+//! A test that needs PostgreSQL creates its own scratch database on the server
+//! `ISDOWN_TEST_POSTGRES` names and fails saying what to set when it is unset; its name contains
+//! `postgres`, so `cargo test -- --skip postgres` leaves it out.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use isdown::config::Config;
+use isdown::store::postgres::scratch::ScratchDatabase;
+use serde_json::Value;
+use support::receiver::{Answer, Receiver};
+use support::*;
+
+const KEY: &str = "sk-test-Qw8ErTy2UiOp4AsDf6Gh";
+const WAIT: Duration = Duration::from_secs(30);
+/// Probes every second; leases of two seconds, so a dead instance's monitors move within
+/// about three.
+const SETTINGS: &str = "[serve]\nlease = \"2s\"\n\
+    [monitor]\nconfirm_after = \"300ms\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
+    [alerting]\ngroup_window = \"1s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n\
+    [alerts.hook]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n";
+/// kimi-chat, deepseek-chat, deepseek-reachability, glm-chat, glm-reachability.
+const MONITORS: usize = 5;
+
+struct Providers {
+    kimi: MockServer,
+    deepseek: MockServer,
+    glm: MockServer,
+}
+
+impl Providers {
+    fn start() -> Providers {
+        Providers {
+            kimi: mock("kimi", "ok"),
+            deepseek: mock("deepseek", "ok"),
+            glm: mock("openai", "ok"),
+        }
+    }
+
+    fn config(&self) -> ConfigFile {
+        config(&format!(
+            "{SETTINGS}{}{}{}\
+             [[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
+             [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\", \"reachability\"]\n\
+             [[monitors]]\nprovider = \"glm\"\nprobes = [\"chat\", \"reachability\"]\n",
+            provider_toml("kimi", &self.kimi.v1(), "openai", "KIMI_KEY"),
+            provider_toml("deepseek", &self.deepseek.v1(), "openai", "DS_KEY"),
+            provider_toml("glm", &self.glm.v1(), "openai", "GLM_KEY"),
+        ))
+    }
+
+    /// Requests the three providers have received so far.
+    fn requests(&self) -> usize {
+        [&self.kimi, &self.deepseek, &self.glm]
+            .iter()
+            .map(|m| m.requests().len())
+            .sum()
+    }
+}
+
+struct Instance {
+    name: &'static str,
+    serve: Serve,
+    _data: tempfile::TempDir,
+}
+
+fn start(name: &'static str, cfg: &ConfigFile, db: &ScratchDatabase, hook: &str) -> Instance {
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        &cfg.path,
+        data.path(),
+        &[
+            ("KIMI_KEY", KEY),
+            ("DS_KEY", KEY),
+            ("GLM_KEY", KEY),
+            ("HOOK_URL", hook),
+            ("ISDOWN_DATABASE_URL", db.url().expose()),
+            ("ISDOWN_INSTANCE", name),
+        ],
+    );
+    Instance {
+        name,
+        serve,
+        _data: data,
+    }
+}
+
+fn peers(instance: &Instance) -> Value {
+    instance.serve.json("/api/v1/peers")
+}
+
+fn held_monitors(view: &Value) -> Vec<String> {
+    view["held"]["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// When every instance sees all of them as members, the monitors are held once each between
+/// them, and one of them sends the alerts: the instance holding each monitor, by name.
+fn settled(instances: &[&Instance]) -> Option<Vec<(String, &'static str)>> {
+    let mut holders = Vec::new();
+    let mut alert_holders = 0;
+    for instance in instances {
+        let view = peers(instance);
+        assert_eq!(view["instance"], instance.name);
+        assert_eq!(view["region"], "default");
+        assert_eq!(view["shared"], true);
+        if view["members"].as_array().unwrap().len() != instances.len() {
+            return None;
+        }
+        alert_holders += usize::from(view["held"]["alerts"] == true);
+        holders.extend(
+            held_monitors(&view)
+                .into_iter()
+                .map(|id| (id, instance.name)),
+        );
+    }
+    let distinct: BTreeSet<&String> = holders.iter().map(|(id, _)| id).collect();
+    (holders.len() == MONITORS && distinct.len() == MONITORS && alert_holders == 1)
+        .then_some(holders)
+}
+
+fn open_incidents(instance: &Instance) -> Vec<Value> {
+    instance.serve.json("/api/v1/incidents?state=open")["incidents"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn state_of(instance: &Instance, monitor: &str) -> String {
+    let status = instance.serve.json("/api/v1/status");
+    status["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == monitor)
+        .map(|m| m["state"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn three_instances_on_postgres_probe_once_and_a_survivor_carries_a_killed_ones_outage() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt
+        .block_on(ScratchDatabase::create())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let providers = Providers::start();
+    let receiver = Receiver::start(Answer::Accept);
+    let hook = receiver.url("/isdown");
+    let cfg = providers.config();
+    let mut instances = vec![
+        start("a", &cfg, &db, &hook),
+        start("b", &cfg, &db, &hook),
+        start("c", &cfg, &db, &hook),
+    ];
+    let all: Vec<&Instance> = instances.iter().collect();
+    let holders = eventually(WAIT, "the monitors split between three instances", || {
+        settled(&all)
+    });
+
+    // Each monitor once per interval: a window of wall time to count probes in, not a wait for
+    // something to happen. One instance per monitor makes about one probe per monitor-second
+    // (fewer when probes start late); every instance probing every monitor would make three.
+    let window = Duration::from_secs(5);
+    let before = providers.requests();
+    std::thread::sleep(window);
+    let probes = providers.requests() - before;
+    let once = MONITORS * window.as_secs() as usize;
+    assert!(
+        probes <= once + MONITORS,
+        "{probes} probes in {window:?}: more than one instance probes a monitor"
+    );
+    assert!(
+        probes >= once / 3,
+        "{probes} probes in {window:?}: probing stalled"
+    );
+
+    // An outage of kimi: one incident, seen alike from every instance (the others follow the
+    // holder's machine from the database).
+    providers.kimi.set_scenario(Scenario::Unavailable);
+    let incident = eventually(WAIT, "kimi's outage to open", || {
+        open_incidents(&instances[0]).into_iter().next()
+    });
+    assert_eq!(incident["monitor"], "kimi-chat");
+    for instance in &instances {
+        eventually(WAIT, "every instance to show kimi down", || {
+            (state_of(instance, "kimi-chat") == "down").then_some(())
+        });
+    }
+    receiver.wait_for(WAIT, "the outage's alert", |log| {
+        log.iter()
+            .any(|r| r.answer == Answer::Accept && r.json()["event"] == "opened")
+            .then_some(())
+    });
+
+    // The instance probing kimi dies mid-outage; the two others take its monitors over.
+    let holder = holders
+        .iter()
+        .find(|(id, _)| id == "kimi-chat")
+        .map(|(_, name)| *name)
+        .unwrap();
+    let position = instances.iter().position(|i| i.name == holder).unwrap();
+    instances.remove(position).serve.crash();
+    let survivors: Vec<&Instance> = instances.iter().collect();
+    eventually(WAIT, "the survivors to hold every monitor", || {
+        settled(&survivors)
+    });
+
+    providers.kimi.set_scenario(Scenario::Ok);
+    eventually(WAIT, "kimi's outage to close", || {
+        open_incidents(&instances[0]).is_empty().then_some(())
+    });
+    receiver.wait_for(WAIT, "the recovery's alert", |log| {
+        log.iter()
+            .any(|r| r.answer == Answer::Accept && r.json()["event"] == "resolved")
+            .then_some(())
+    });
+    let every = instances[0].serve.json("/api/v1/incidents")["incidents"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(every.len(), 1, "one incident for one outage: {every:?}");
+    assert_eq!(every[0]["id"], incident["id"]);
+    // Every alert the outbox holds is delivered by now; none was sent twice.
+    for instance in &instances {
+        eventually(WAIT, "the outbox drained", || {
+            let hook = &instance.serve.json("/healthz")["alerts"]["hook"];
+            (hook["pending"] == 0).then_some(())
+        });
+    }
+    let events: Vec<String> = receiver
+        .accepted()
+        .iter()
+        .map(|r| r.json()["event"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    assert_eq!(events, vec!["opened", "resolved"]);
+    drop(instances);
+    rt.block_on(db.drop_now());
+}
+
+#[test]
+fn region_instance_and_lease_come_from_the_environment_or_the_file_and_are_checked() {
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            vars.iter()
+                .find(|(var, _)| *var == name)
+                .map(|(_, value)| (*value).to_owned())
+        }
+    };
+    let file = "[serve]\nregion = \"eu-west\"\ninstance = \"eu-1\"\nlease = \"10s\"\n";
+    let config = Config::from_toml(file, "isdown.toml", &env(&[])).unwrap();
+    assert_eq!(config.serve.region, "eu-west");
+    assert_eq!(config.serve.instance.as_deref(), Some("eu-1"));
+    assert_eq!(config.serve.lease, Duration::from_secs(10));
+
+    let config = Config::from_toml(
+        file,
+        "isdown.toml",
+        &env(&[("ISDOWN_REGION", "ap-east"), ("ISDOWN_INSTANCE", "ap-2")]),
+    )
+    .unwrap();
+    assert_eq!(config.serve.region, "ap-east");
+    assert_eq!(config.serve.instance.as_deref(), Some("ap-2"));
+
+    let defaults = Config::from_toml("", "isdown.toml", &env(&[])).unwrap();
+    assert_eq!(defaults.serve.region, "default");
+    assert_eq!(defaults.serve.instance, None);
+    assert_eq!(defaults.serve.lease, Duration::from_secs(15));
+
+    let bad = Config::from_toml("[serve]\nregion = \"eu west\"\n", "isdown.toml", &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(bad.contains("isdown.toml:2:"), "{bad}");
+    assert!(bad.contains("letters, digits"), "{bad}");
+    let bad = Config::from_toml("", "isdown.toml", &env(&[("ISDOWN_REGION", "eu/west")]))
+        .unwrap_err()
+        .to_string();
+    assert!(bad.contains("ISDOWN_REGION"), "{bad}");
+    let short = Config::from_toml("[serve]\nlease = \"200ms\"\n", "isdown.toml", &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(short.contains("at least 1s"), "{short}");
+}
