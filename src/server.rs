@@ -233,6 +233,7 @@ impl Server {
             metrics: metrics.clone(),
             health: health.clone(),
             events: events.subscribe(),
+            held: peers.held(),
         });
         let queue_task = tokio::spawn(dispatcher.run(wait_true(queue_stopped)));
         let (stop_web, web_stopped) = watch::channel(false);

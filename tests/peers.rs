@@ -295,3 +295,119 @@ fn region_instance_and_lease_come_from_the_environment_or_the_file_and_are_check
         .to_string();
     assert!(short.contains("at least 1s"), "{short}");
 }
+
+/// `n` batch lines for the gateway route `agent`, each with its own `custom_id`.
+fn batch_lines(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{\"custom_id\":\"row-{i}\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\
+                 \"body\":{{\"model\":\"agent\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}}}\n"
+            )
+        })
+        .collect()
+}
+
+const GATEWAY_KEY: &str = "gw-peers-key-7Hj2";
+
+fn batch(instance: &Instance, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["batch", "--url", instance.serve.url.as_str()];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = isdown(&all, &[("ISDOWN_GATEWAY_KEY", GATEWAY_KEY)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    json(&out)
+}
+
+#[test]
+fn a_batch_on_postgres_finishes_each_line_once_when_the_instance_running_it_is_killed() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt
+        .block_on(ScratchDatabase::create())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Each answer takes 200 ms, so the batch is still running when its instance dies.
+    let upstream = mock_with(isdown::mock::MockOptions {
+        delay: Duration::from_millis(200),
+        ..options("openai", "slow")
+    });
+    let cfg = config(&format!(
+        "[serve]\nlease = \"2s\"\n{}[[monitors]]\nprovider = \"a\"\ninterval = \"1h\"\n\
+         [[routes]]\nmodel = \"agent\"\ntargets = [{{ provider = \"a\" }}]\n\
+         [gateway]\nclient_keys_env = [\"GW_KEY\"]\n",
+        provider_toml("a", &upstream.v1(), "openai", "KEY_A"),
+    ));
+    let start = |name: &'static str| {
+        let data = tempfile::tempdir().unwrap();
+        let serve = Serve::start(
+            &cfg.path,
+            data.path(),
+            &[
+                ("GW_KEY", GATEWAY_KEY),
+                ("KEY_A", KEY),
+                ("ISDOWN_DATABASE_URL", db.url().expose()),
+                ("ISDOWN_INSTANCE", name),
+            ],
+        );
+        Instance {
+            name,
+            serve,
+            _data: data,
+        }
+    };
+    let mut instances = vec![start("a"), start("b")];
+    let runner = eventually(WAIT, "one instance to run the queue", || {
+        let running: Vec<usize> = (0..instances.len())
+            .filter(|i| peers(&instances[*i])["held"]["queue"] == true)
+            .collect();
+        let members = peers(&instances[0])["members"].as_array().unwrap().len();
+        (running.len() == 1 && members == 2).then(|| running[0])
+    });
+
+    // Submitted through the instance that does not run the queue: any instance takes batches.
+    let file = cfg.dir.path().join("requests.jsonl");
+    const LINES: usize = 60;
+    std::fs::write(&file, batch_lines(LINES)).unwrap();
+    let other = 1 - runner;
+    let submitted = batch(&instances[other], &["submit", file.to_str().unwrap()]);
+    let id = submitted["id"].as_str().unwrap().to_owned();
+    eventually(WAIT, "some lines done", || {
+        let status = batch(&instances[other], &["status", &id]);
+        (status["request_counts"]["completed"].as_u64().unwrap_or(0) >= 5).then_some(())
+    });
+    instances.remove(runner).serve.crash();
+
+    let done = eventually(Duration::from_secs(90), "the batch to complete", || {
+        let status = batch(&instances[0], &["status", &id]);
+        (status["status"] == "completed").then_some(status)
+    });
+    assert_eq!(done["request_counts"]["completed"], LINES as u64);
+    assert_eq!(done["request_counts"]["failed"], 0);
+    let results = cfg.dir.path().join("results.jsonl");
+    let out = isdown(
+        &[
+            "batch",
+            "--url",
+            instances[0].serve.url.as_str(),
+            "results",
+            &id,
+            "--output",
+            results.to_str().unwrap(),
+        ],
+        &[("ISDOWN_GATEWAY_KEY", GATEWAY_KEY)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut ids: Vec<String> = std::fs::read_to_string(&results)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["custom_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), LINES, "one result per line, none twice");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), LINES, "every line has its own result");
+    drop(instances);
+    rt.block_on(db.drop_now());
+}

@@ -22,7 +22,7 @@ use super::spec::ChannelSpec;
 use crate::monitor::MonitorSpec;
 use crate::monitor::health::Health;
 use crate::monitor::service::MonitorEvent;
-use crate::peers::{self, Held};
+use crate::peers::{self, Duty, Held};
 use crate::store::{IncidentFilter, IncidentState, Store, StoreError};
 use crate::time::{Clock, Millis};
 
@@ -64,10 +64,10 @@ impl Dispatcher {
             if *shutdown.borrow() {
                 return;
             }
-            if !self.held.borrow().alerts() {
+            if !self.held.borrow().does(Duty::Alerts) {
                 // Another instance sends the alerts; this one waits to take over.
                 tokio::select! {
-                    _ = peers::alerts_held(&mut self.held) => {}
+                    _ = peers::until_doing(&mut self.held, Duty::Alerts) => {}
                     _ = shutdown.changed() => {}
                 }
                 continue;

@@ -24,7 +24,7 @@ use super::policy::AlertPolicy;
 use super::{AlertMessage, DeliveryError};
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
-use crate::peers::{self, Held};
+use crate::peers::{self, Duty, Held};
 use crate::store::{AttemptFailure, OutboxEntry, Store, StoreError};
 use crate::time::{Clock, Millis};
 
@@ -185,10 +185,10 @@ impl Delivery {
             if *shutdown.borrow() {
                 return;
             }
-            if !held.borrow().alerts() {
+            if !held.borrow().does(Duty::Alerts) {
                 // Another instance delivers; this one waits to take over.
                 tokio::select! {
-                    _ = peers::alerts_held(&mut held) => {}
+                    _ = peers::until_doing(&mut held, Duty::Alerts) => {}
                     _ = shutdown.changed() => {}
                 }
                 continue;

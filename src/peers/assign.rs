@@ -5,9 +5,26 @@
 
 use crate::store::Member;
 
-/// The lease of sending alerts (the dispatcher and every channel's deliveries): one holder
-/// among all members, whatever their region.
-pub const ALERTS: &str = "alerts";
+/// A duty one member of the whole installation does, whatever its region: its lease's name is
+/// [`Duty::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Duty {
+    /// Sending alerts: the rules and every channel's deliveries.
+    Alerts,
+    /// Running the durable queue: validating batches, claiming and sending their lines.
+    Queue,
+}
+
+impl Duty {
+    pub const ALL: [Duty; 2] = [Duty::Alerts, Duty::Queue];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Duty::Alerts => "alerts",
+            Duty::Queue => "queue",
+        }
+    }
+}
 
 /// The lease of probing monitor `id` from `region`: one holder per region.
 pub fn monitor_lease(region: &str, id: &str) -> String {
@@ -47,12 +64,18 @@ pub fn winner<'m>(name: &str, members: &'m [Member]) -> Option<&'m Member> {
 }
 
 /// The leases `me` should want: each monitor of `monitors` whose lease in `me`'s region it wins
-/// among that region's members, and [`ALERTS`] if it wins it among all members. `me` counts as
-/// a member even when `members` misses it (its first heartbeat is not yet visible).
+/// among that region's members, and each [`Duty`] it wins among all members or already does
+/// (`doing`). `me` counts as a member even when `members` misses it (its first heartbeat is not
+/// yet visible).
+///
+/// Monitors move to the winner when a member joins, which spreads the probes; duties stay with
+/// their holder while it lives, since moving one costs work in flight (a batch line sent
+/// twice, an alert delivered twice) and gains nothing.
 pub fn wanted<'a>(
     me: &Member,
     members: &[Member],
     monitors: impl IntoIterator<Item = &'a str>,
+    doing: &[Duty],
 ) -> Vec<String> {
     let mut everyone: Vec<Member> = members.to_vec();
     if !everyone.contains(me) {
@@ -68,8 +91,10 @@ pub fn wanted<'a>(
         .map(|id| monitor_lease(&me.region, id))
         .filter(|name| winner(name, &region) == Some(me))
         .collect();
-    if winner(ALERTS, &everyone) == Some(me) {
-        names.push(ALERTS.to_owned());
+    for duty in Duty::ALL {
+        if doing.contains(&duty) || winner(duty.name(), &everyone) == Some(me) {
+            names.push(duty.name().to_owned());
+        }
     }
     names
 }
@@ -94,9 +119,9 @@ mod tests {
         members
             .iter()
             .map(|me| {
-                wanted(me, members, monitors.iter().map(String::as_str))
+                wanted(me, members, monitors.iter().map(String::as_str), &[])
                     .into_iter()
-                    .filter(|name| name != ALERTS)
+                    .filter(|name| name.starts_with("monitor/"))
                     .collect()
             })
             .collect()
@@ -148,23 +173,33 @@ mod tests {
     }
 
     #[test]
-    fn exactly_one_member_wants_the_alerts_lease() {
+    fn exactly_one_member_wants_each_duty() {
         let members = [member("a", "eu"), member("b", "us"), member("c", "ap")];
-        let holders = members
-            .iter()
-            .filter(|me| wanted(me, &members, []).contains(&ALERTS.to_owned()))
-            .count();
-        assert_eq!(holders, 1);
+        for duty in Duty::ALL {
+            let holders = members
+                .iter()
+                .filter(|me| wanted(me, &members, [], &[]).contains(&duty.name().to_owned()))
+                .count();
+            assert_eq!(holders, 1, "{duty:?}");
+        }
+    }
+
+    #[test]
+    fn a_duty_stays_with_the_member_doing_it_when_others_join() {
+        let one = [member("a", "eu")];
+        assert!(wanted(&one[0], &one, [], &[]).contains(&"alerts".to_owned()));
+        // However the hash falls among many newcomers, the member doing it keeps wanting it.
+        let many: Vec<Member> = (0..20).map(|i| member(&format!("n{i}"), "eu")).collect();
+        let all: Vec<Member> = one.iter().chain(&many).cloned().collect();
+        let names = wanted(&one[0], &all, [], &[Duty::Alerts]);
+        assert!(names.contains(&"alerts".to_owned()), "{names:?}");
     }
 
     #[test]
     fn a_member_not_yet_listed_still_counts_itself() {
         let me = member("new", "eu");
-        let names = wanted(&me, &[], ["kimi-chat"]);
-        assert_eq!(
-            names,
-            vec!["monitor/eu/kimi-chat".to_owned(), ALERTS.to_owned()]
-        );
+        let names = wanted(&me, &[], ["kimi-chat"], &[]);
+        assert_eq!(names, ["monitor/eu/kimi-chat", "alerts", "queue"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Several `isdown serve` instances on one database, each a full peer: who this instance is
-//! (its id and region), and what it holds alone — probing a monitor from its region, sending
-//! alerts — decided by leases in the database.
+//! (its id and region), and what it holds alone — probing a monitor from its region, and the
+//! duties one instance does for all ([`Duty`]: sending alerts, running the durable queue) —
+//! decided by leases in the database.
 //!
 //! Every lease round (a third of the lease time) the instance records itself as alive, reads
 //! the members seen within the lease time, works out which leases it should want
@@ -15,10 +16,13 @@
 //! keeps probing and alerting from memory; the store's own rules — one open incident per
 //! monitor — still hold when writes return) and logs each failed round.
 //!
-//! Owns: the identity and the lease round. Must not: decide anything about monitors or alerts
-//! (the monitor and the alert dispatcher ask [`Held`] before they act).
+//! Owns: the identity and the lease round. Must not: decide anything about monitors, alerts or
+//! batches (the monitor, the alert dispatcher and the queue's dispatcher ask [`Held`] before
+//! they act).
 
 pub mod assign;
+
+pub use assign::Duty;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -85,10 +89,10 @@ fn default_instance() -> String {
 pub enum Held {
     /// Everything: the only instance of its store.
     All,
-    /// The monitors (by id) it probes in its region, and whether it sends alerts.
+    /// The monitors (by id) it probes in its region, and the duties it does.
     Leases {
         monitors: Arc<HashSet<String>>,
-        alerts: bool,
+        duties: Vec<Duty>,
     },
 }
 
@@ -100,11 +104,16 @@ impl Held {
         }
     }
 
-    pub fn alerts(&self) -> bool {
+    pub fn does(&self, duty: Duty) -> bool {
         match self {
             Held::All => true,
-            Held::Leases { alerts, .. } => *alerts,
+            Held::Leases { duties, .. } => duties.contains(&duty),
         }
+    }
+
+    /// The duties it does.
+    fn duties(&self) -> Vec<Duty> {
+        Duty::ALL.into_iter().filter(|d| self.does(*d)).collect()
     }
 
     /// True when other instances share the work (the monitors it does not hold are theirs).
@@ -121,7 +130,10 @@ impl Held {
                     .filter_map(|name| name.strip_prefix(&prefix).map(str::to_owned))
                     .collect(),
             ),
-            alerts: names.iter().any(|name| name == assign::ALERTS),
+            duties: Duty::ALL
+                .into_iter()
+                .filter(|duty| names.iter().any(|name| name == duty.name()))
+                .collect(),
         }
     }
 }
@@ -155,7 +167,7 @@ struct LeaseLabels {
 }
 
 /// `isdown_instance_info{instance, region}` (always 1) and `isdown_leases_held{lease}`: which
-/// instance this is, and how many monitors it probes and whether it sends alerts.
+/// instance this is, how many monitors it probes, and 1 for each duty it does.
 #[derive(Default)]
 struct Gauges {
     info: Family<InstanceLabels, Gauge>,
@@ -177,19 +189,21 @@ impl Gauges {
         );
         metrics.register(
             "leases_held",
-            "What this instance does alone: monitors it probes for its region, 1 if it sends alerts",
+            "What this instance does alone: monitors it probes for its region, 1 per duty (alerts, queue)",
             self.held.clone(),
         );
     }
 
-    fn show(&self, monitors: usize, alerts: bool) {
+    fn show(&self, monitors: usize, held: &Held) {
         let set = |lease, n: usize| {
             self.held
                 .get_or_create(&LeaseLabels { lease })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         };
         set("monitors", monitors);
-        set("alerts", usize::from(alerts));
+        for duty in Duty::ALL {
+            set(duty.name(), usize::from(held.does(duty)));
+        }
     }
 }
 
@@ -260,7 +274,7 @@ impl Peers {
     /// The monitors this instance's config has: the lease round wants leases for these.
     pub fn set_monitors(&self, ids: Vec<String>) {
         if *self.shared.held.borrow() == Held::All {
-            self.shared.gauges.show(ids.len(), true);
+            self.shared.gauges.show(ids.len(), &Held::All);
         }
         self.shared.monitors.send_replace(Arc::from(ids));
     }
@@ -272,11 +286,11 @@ impl Peers {
     }
 }
 
-/// Returns once `held` says this instance sends alerts (at once when it already does). Never
+/// Returns once `held` says this instance does `duty` (at once when it already does). Never
 /// returns when every handle is gone without it: the caller selects it against its own
 /// shutdown.
-pub async fn alerts_held(held: &mut watch::Receiver<Held>) {
-    if held.wait_for(Held::alerts).await.is_err() {
+pub async fn until_doing(held: &mut watch::Receiver<Held>, duty: Duty) {
+    if held.wait_for(|h| h.does(duty)).await.is_err() {
         std::future::pending::<()>().await;
     }
 }
@@ -318,13 +332,14 @@ impl Round {
         let me = &self.settings.me;
         let members = cluster.heartbeat(me, self.settings.lease).await?;
         let monitors = self.monitors.borrow_and_update().clone();
-        let names = assign::wanted(me, &members, monitors.iter().map(String::as_str));
+        let doing = self.shared.held.borrow().duties();
+        let names = assign::wanted(me, &members, monitors.iter().map(String::as_str), &doing);
         let held = cluster
             .hold(&me.instance, &names, self.settings.lease)
             .await?;
         let held = Held::from_names(&me.region, &held);
-        if let Held::Leases { monitors, alerts } = &held {
-            self.shared.gauges.show(monitors.len(), *alerts);
+        if let Held::Leases { monitors, .. } = &held {
+            self.shared.gauges.show(monitors.len(), &held);
         }
         self.shared.held.send_if_modified(|now| {
             let changed = *now != held;

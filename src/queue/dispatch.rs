@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::{AbortHandle, Id, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -38,6 +38,7 @@ use super::validate::Validator;
 use crate::metrics::Metrics;
 use crate::monitor::health::Health;
 use crate::monitor::service::MonitorEvent;
+use crate::peers::{self, Duty, Held};
 use crate::store::StoreError;
 use crate::store::queue::{
     BatchEnd, BatchRecord, BatchStatus, ClaimedLine, LineError, LineOutcome, LineResponse,
@@ -67,6 +68,9 @@ pub struct RunDeps {
     pub health: Health,
     /// The monitor's incidents: a closed one may make lines ready.
     pub events: broadcast::Receiver<MonitorEvent>,
+    /// Lines are claimed only while this instance holds the queue's lease (always, alone on
+    /// its store).
+    pub held: watch::Receiver<Held>,
 }
 
 /// A line on its way through the gateway.
@@ -92,6 +96,7 @@ pub struct Dispatcher {
     pacing: Pacing,
     telemetry: Telemetry,
     events: broadcast::Receiver<MonitorEvent>,
+    held: watch::Receiver<Held>,
     /// Pending lines per route model: counted in the store each review, kept in step with
     /// claims and releases in between.
     pending: BTreeMap<String, u64>,
@@ -119,6 +124,7 @@ impl Dispatcher {
             pacing: Pacing::new(shared.settings.clone()),
             telemetry: Telemetry::register(&deps.metrics, deps.health),
             events: deps.events,
+            held: deps.held,
             shared,
             pending: BTreeMap::new(),
             flights: JoinSet::new(),
@@ -136,8 +142,50 @@ impl Dispatcher {
     }
 
     /// Runs until `shutdown` resolves.
+    ///
+    /// It dispatches only while this instance holds the queue's lease. On taking it, every line
+    /// left in flight (by this process before a restart, or by the instance that held the lease
+    /// and died) goes back to pending and is sent again; on losing it (the database was
+    /// unreachable past the lease time and another instance took over), it lands what is in
+    /// flight, writes what it has, and waits to hold it again.
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = peers::until_doing(&mut self.held, Duty::Queue) => {}
+                _ = &mut shutdown => return,
+            }
+            match self.shared.store.queue().queue_recover_lines().await {
+                Ok(0) => {}
+                Ok(lines) => tracing::info!(
+                    lines,
+                    "queue: lines that were in flight when their sender stopped will be sent again"
+                ),
+                Err(e) => {
+                    // Not taken on yet: the lines stay in flight until a recovery succeeds.
+                    self.store_failed("taking the queue on", &e);
+                    tokio::select! {
+                        _ = tokio::time::sleep(TICK) => continue,
+                        _ = &mut shutdown => return,
+                    }
+                }
+            }
+            let stopped = self.dispatch_while_held(&mut shutdown).await;
+            self.drain().await;
+            if stopped {
+                return;
+            }
+            tracing::warn!("queue: another instance runs the queue now; this one stops sending");
+            self.pending.clear();
+            self.started.clear();
+        }
+    }
+
+    /// The dispatch loop; true when `shutdown` resolved, false when the lease was lost.
+    async fn dispatch_while_held(
+        &mut self,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> bool {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -145,7 +193,12 @@ impl Dispatcher {
             let flush = self.flush_due;
             let mut review = false;
             tokio::select! {
-                _ = &mut shutdown => break,
+                _ = &mut *shutdown => return true,
+                Ok(()) = self.held.changed() => {
+                    if !self.held.borrow_and_update().does(Duty::Queue) {
+                        return false;
+                    }
+                }
                 Some(landed) = self.flights.join_next_with_id(), if !self.flights.is_empty() => {
                     match landed {
                         Ok((id, landed)) => self.land(id, landed),
@@ -192,7 +245,6 @@ impl Dispatcher {
             }
             self.dispatch().await;
         }
-        self.drain().await;
     }
 
     // === landing ===
@@ -562,7 +614,7 @@ impl Dispatcher {
 
     /// Gives lines in flight [`DRAIN`] to be answered, writes what came back, and sends the
     /// rest back to pending.
-    async fn drain(mut self) {
+    async fn drain(&mut self) {
         let deadline = Instant::now() + DRAIN;
         while !self.flights.is_empty() {
             match tokio::time::timeout_at(deadline, self.flights.join_next_with_id()).await {

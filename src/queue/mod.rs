@@ -14,7 +14,9 @@
 //! Everything durable lives in the store (`store::queue`): a line is pending, in flight, then
 //! done or failed, and its result is written by the one update that ends its flight. A kill at
 //! any moment therefore leaves each line either ended (with exactly one result) or pending/in
-//! flight; at start every line in flight goes back to pending and is sent again. The promise is
+//! flight; when an instance takes the queue on (at start, alone on its store; with several
+//! instances, when it takes over the queue's lease) every line in flight goes back to pending
+//! and is sent again. The promise is
 //! exactly once in the result files and at least once towards the provider (a line whose answer
 //! arrived but was not yet written when the process died is sent twice).
 //!
@@ -49,6 +51,10 @@ use owner::Owners;
 use settings::QueueSettings;
 
 pub use dispatch::{Dispatcher, RunDeps};
+
+/// With several instances on one store, an upload unfinished for this long is a dead
+/// instance's: no upload within the size limit takes an hour.
+pub const UNFINISHED_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// Why the queue could not start.
 #[derive(Debug, Error)]
@@ -88,9 +94,11 @@ impl Shared {
 }
 
 impl Queue {
-    /// Opens the queue on `store`: its owner secret (created on first use) and, since no line
-    /// can be in flight before the dispatcher runs, every line a previous process left in
-    /// flight back to pending.
+    /// Opens the queue on `store`: its owner secret (created on first use), and uploads a dead
+    /// process left unfinished removed — every one, alone on the store; with other instances
+    /// on it, those begun more than [`UNFINISHED_UPLOAD_AGE`] ago (another instance may be
+    /// receiving one now). Lines left in flight go back to pending when the dispatcher takes
+    /// the queue on.
     pub async fn open(
         store: Arc<dyn Store>,
         gateway: Gateway,
@@ -99,13 +107,11 @@ impl Queue {
     ) -> Result<Queue, QueueError> {
         let fresh = owner::fresh_secret().map_err(QueueError::Random)?;
         let secret = store.queue().queue_secret(&fresh).await?;
-        let recovered = store.queue().queue_recover().await?;
-        if recovered > 0 {
-            tracing::info!(
-                lines = recovered,
-                "queue: lines that were in flight when isdown stopped will be sent again"
-            );
-        }
+        let before = match store.cluster() {
+            None => Millis::MAX,
+            Some(_) => clock.now() - millis_of(UNFINISHED_UPLOAD_AGE),
+        };
+        store.queue().queue_drop_unfinished_uploads(before).await?;
         Ok(Queue {
             shared: Arc::new(Shared {
                 store,

@@ -486,9 +486,14 @@ pub trait QueueStore: Send + Sync {
     /// Lines in flight go back to pending (a wait, a pause), to be claimed again.
     async fn queue_release(&self, lines: &[(i64, u32)]) -> Result<(), StoreError>;
 
-    /// At start: every line left in flight by a previous process goes back to pending and
-    /// uploads it did not complete are removed. Returns the lines sent back.
-    async fn queue_recover(&self) -> Result<u64, StoreError>;
+    /// When a dispatcher takes the queue on: every line left in flight (by this process before
+    /// a restart, or by the instance that ran the queue and died) goes back to pending.
+    /// Returns the lines sent back.
+    async fn queue_recover_lines(&self) -> Result<u64, StoreError>;
+
+    /// Removes the uploads begun before `before` that were never completed (their process
+    /// died mid-upload), with their lines. Returns the uploads removed.
+    async fn queue_drop_unfinished_uploads(&self, before: Millis) -> Result<u64, StoreError>;
 
     /// Pending lines per route model, for lines of every batch.
     async fn queue_pending(&self) -> Result<Vec<PendingLines>, StoreError>;

@@ -22,6 +22,7 @@ use super::page::MonitorHistory;
 use super::rendered;
 use super::site::SiteInfo;
 use crate::monitor::health::{HealthSnapshot, Liveness};
+use crate::peers::Duty;
 use crate::store::{Incident, IncidentFilter, IncidentState, ResultRecord, StoreError};
 use crate::time::{Millis, rfc3339};
 
@@ -86,7 +87,8 @@ async fn peers(State(app): State<AppState>) -> Response {
             "members": members,
             "held": {
                 "monitors": held,
-                "alerts": app.peers.held().borrow().alerts(),
+                "alerts": app.peers.held().borrow().does(Duty::Alerts),
+                "queue": app.peers.held().borrow().does(Duty::Queue),
             },
         }),
     )

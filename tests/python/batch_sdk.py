@@ -31,6 +31,11 @@ ENDED = ("completed", "failed", "expired", "cancelled")
 # === processes ===
 
 
+# Every process a case started, killed when the case ends however it ends: a failed case must
+# not leave `serve` or a mock holding the pipe the Rust test reads to its end.
+STARTED = []
+
+
 def start(args, env=None):
     """Starts an isdown subcommand and returns (process, URL from its first stdout line)."""
     proc = subprocess.Popen(
@@ -40,6 +45,7 @@ def start(args, env=None):
         env=env or {"PATH": os.environ.get("PATH", "")},
         text=True,
     )
+    STARTED.append(proc)
     banner = proc.stdout.readline()
     url = next(w for w in banner.split() if w.startswith("http://"))
     return proc, url
@@ -563,5 +569,11 @@ CASES = {name[len("case_"):]: f for name, f in globals().items() if name.startsw
 
 if __name__ == "__main__":
     name = sys.argv[1]
-    CASES[name]()
+    try:
+        CASES[name]()
+    finally:
+        for proc in STARTED:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     print(f"ok {name}")

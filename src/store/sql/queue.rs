@@ -268,9 +268,10 @@ const NEW_RESULT_FILE: &str = "INSERT INTO queue_files (id, owner, filename, pur
 const RECOVER_LINES: &str = "UPDATE queue_lines SET state = 0 WHERE state = 1";
 
 const DROP_UNFINISHED_UPLOADS_LINES: &str = "DELETE FROM queue_file_lines
-      WHERE file_key IN (SELECT key FROM queue_files WHERE NOT complete)";
+      WHERE file_key IN (SELECT key FROM queue_files WHERE NOT complete AND created_at < $1)";
 
-const DROP_UNFINISHED_UPLOADS: &str = "DELETE FROM queue_files WHERE NOT complete";
+const DROP_UNFINISHED_UPLOADS: &str =
+    "DELETE FROM queue_files WHERE NOT complete AND created_at < $1";
 
 const PENDING_BY_MODEL: &str = "SELECT model, COUNT(*) AS pending FROM queue_lines
       WHERE state = 0
@@ -669,17 +670,23 @@ impl<B: QueueLines> QueueStore for B {
     /// Every line in flight goes back to pending: right while one process serves the queue (it
     /// runs at that process's start). Several processes on one database would need in-flight
     /// lines to name their claimer first, so that only a dead claimer's lines go back.
-    async fn queue_recover(&self) -> Result<u64, StoreError> {
+    async fn queue_recover_lines(&self) -> Result<u64, StoreError> {
+        write(self, sqlx::query(RECOVER_LINES)).await
+    }
+
+    async fn queue_drop_unfinished_uploads(&self, before: Millis) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
-        let back = sqlx::query(RECOVER_LINES)
+        sqlx::query(DROP_UNFINISHED_UPLOADS_LINES)
+            .arg(before)
+            .execute(on(&mut tx))
+            .await?;
+        let dropped = sqlx::query(DROP_UNFINISHED_UPLOADS)
+            .arg(before)
             .execute(on(&mut tx))
             .await?
             .rows_affected();
-        for statement in [DROP_UNFINISHED_UPLOADS_LINES, DROP_UNFINISHED_UPLOADS] {
-            sqlx::query(statement).execute(on(&mut tx)).await?;
-        }
         tx.commit().await?;
-        Ok(back)
+        Ok(dropped)
     }
 
     async fn queue_pending(&self) -> Result<Vec<PendingLines>, StoreError> {

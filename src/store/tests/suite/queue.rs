@@ -128,13 +128,19 @@ pub async fn queue_uploads_are_invisible_until_complete_and_owned(store: &dyn St
     assert_eq!(lines, vec![line(1), line(3)]);
     assert_eq!(q.queue_file_lines(key, 1, 10).await.unwrap(), vec![line(3)]);
 
-    // An upload that never completes goes at the next recovery, lines and all.
+    // An upload that never completes goes when the queue next opens, lines and all.
     let broken = q
         .queue_file_begin(&new_file("file-b", OWNER, T0))
         .await
         .unwrap();
     q.queue_file_append(broken, &[line(1)]).await.unwrap();
-    q.queue_recover().await.unwrap();
+    // Not when it began after the cut (another instance may still be receiving it).
+    assert_eq!(q.queue_drop_unfinished_uploads(T0).await.unwrap(), 0);
+    assert_eq!(
+        q.queue_file_lines(broken, 0, 10).await.unwrap(),
+        vec![line(1)]
+    );
+    assert_eq!(q.queue_drop_unfinished_uploads(T0 + 1).await.unwrap(), 1);
     assert!(q.queue_file_lines(broken, 0, 10).await.unwrap().is_empty());
     // One discarded on purpose goes at once.
     let dropped = q
@@ -351,7 +357,7 @@ pub async fn queue_released_and_recovered_lines_are_claimed_again(store: &dyn St
             .collect::<Vec<_>>(),
         [(1, 2)]
     );
-    assert_eq!(q.queue_recover().await.unwrap(), 3);
+    assert_eq!(q.queue_recover_lines().await.unwrap(), 3);
     let after_restart = q.queue_claim("m", 3).await.unwrap();
     assert_eq!(
         after_restart
