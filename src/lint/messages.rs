@@ -42,13 +42,7 @@ pub(super) fn check(
                 Some(Value::Array(_)) => "`messages` is empty",
                 Some(_) => "`messages` is not an array",
             };
-            out.push(Finding::new(
-                Rule::MessagesMissing,
-                &path,
-                None,
-                None,
-                Some(detail),
-            ));
+            out.push(Finding::with_detail(Rule::MessagesMissing, &path, detail));
             return;
         }
     };
@@ -178,12 +172,10 @@ impl Turn<'_> {
             Some("assistant") => {
                 let no_content = message.get("content").is_none_or(Value::is_null);
                 if no_content && calls.is_none() && message.get("function_call").is_none() {
-                    self.out.push(Finding::new(
+                    self.out.push(Finding::with_detail(
                         Rule::MessageContentMissing,
                         &here.key("content"),
-                        None,
-                        None,
-                        Some("an assistant message needs content or tool calls"),
+                        "an assistant message needs content or tool calls",
                     ));
                 }
             }
@@ -289,13 +281,7 @@ fn required_id<'v>(
 ) -> Option<&'v str> {
     let id = id.and_then(Value::as_str).filter(|id| !id.is_empty());
     if id.is_none() {
-        out.push(Finding::new(
-            Rule::ToolCallIdMissing,
-            path,
-            None,
-            None,
-            Some(why),
-        ));
+        out.push(Finding::with_detail(Rule::ToolCallIdMissing, path, why));
     }
     id
 }
@@ -307,12 +293,10 @@ fn content_required(
     out: &mut Vec<Finding>,
 ) {
     if message.get("content").is_none_or(Value::is_null) {
-        out.push(Finding::new(
+        out.push(Finding::with_detail(
             Rule::MessageContentMissing,
             &here.key("content"),
-            None,
-            None,
-            Some(why),
+            why,
         ));
     }
 }
