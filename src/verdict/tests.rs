@@ -13,7 +13,7 @@ use super::{
     TimeoutPhase, TransportFailure, Verdict as V, chunk_has_content, classify_http,
     classify_stream, classify_transport, degraded_if_slow,
 };
-use crate::sse::{SseItem, parse_all};
+use crate::sse::{SseItem, event, parse_all};
 
 // === helpers ===
 
@@ -2635,13 +2635,6 @@ fn a_stream_body_given_to_classify_http_is_judged_as_a_stream() {
 }
 
 // === chunk_has_content ===
-
-fn event(data: &str) -> SseItem {
-    SseItem::Event {
-        event: None,
-        data: data.into(),
-    }
-}
 
 #[test]
 fn chunk_has_content_counts_text_reasoning_and_tool_deltas_only() {
