@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::alert::channel::Deliver;
-use crate::alert::channel::http::{JsonPost, Payload, UrlEnvConfig};
+use crate::alert::channel::http::{JsonPost, Payload, Region, UrlEnvConfig};
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError};
 use crate::incident::IncidentKind;
 use crate::time::Millis;
@@ -199,6 +199,14 @@ pub(crate) fn url_env_post(var: &str, url: &str, payload: Payload) -> JsonPost {
         client(),
         payload,
     )
+}
+
+/// A paging channel's endpoint per region: the US one without a region and with `us`, the EU
+/// one with `eu`.
+pub(crate) fn assert_regions(url_for: impl Fn(Option<Region>) -> String, us: &str, eu: &str) {
+    assert_eq!(url_for(None), us, "no region");
+    assert_eq!(url_for(Some(Region::Us)), us, "region us");
+    assert_eq!(url_for(Some(Region::Eu)), eu, "region eu");
 }
 
 /// The keys of a JSON object body, in order.
