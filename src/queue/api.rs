@@ -16,7 +16,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -79,6 +80,22 @@ fn owner(shared: &Shared, headers: &HeaderMap, body: auth::Body) -> Result<Strin
     Ok(shared.owners.of(presented_key(headers)))
 }
 
+/// The owner of a request without a JSON body that the gateway's client auth let through:
+/// every handler's but batch creation's (its body is JSON). Handlers take it after their path,
+/// so a bad path is still answered before the key is checked.
+struct Owner(String);
+
+impl FromRequestParts<Arc<Shared>> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        owner(shared, &parts.headers, auth::Body::None).map(Owner)
+    }
+}
+
 type Params = Result<Query<BTreeMap<String, String>>, QueryRejection>;
 
 fn params(query: Params) -> Result<BTreeMap<String, String>, ApiError> {
@@ -115,9 +132,9 @@ async fn owned_file(shared: &Shared, owner: &str, id: &str) -> Result<FileRecord
 async fn upload_file(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    Owner(owner): Owner,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Answer {
-    let owner = owner(&shared, &headers, auth::Body::None)?;
     let multipart = multipart.map_err(|e| {
         object::invalid("file", format!("send the file as multipart/form-data: {e}"))
     })?;
@@ -127,10 +144,9 @@ async fn upload_file(
 
 async fn list_files(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     query: Params,
+    Owner(owner): Owner,
 ) -> Answer {
-    let owner = owner(&shared, &headers, auth::Body::None)?;
     let params = params(query)?;
     let limit = limit(&params, 10_000, 10_000)?;
     let newest_first = match params.get("order").map(String::as_str) {
@@ -163,20 +179,18 @@ async fn list_files(
 
 async fn retrieve_file(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    Owner(owner): Owner,
 ) -> Answer {
-    let owner = owner(&shared, &headers, auth::Body::None)?;
     let file = owned_file(&shared, &owner, &id).await?;
     json(object::file(&file, shared.retention_ms()))
 }
 
 async fn delete_file(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    Owner(owner): Owner,
 ) -> Answer {
-    let owner = owner(&shared, &headers, auth::Body::None)?;
     match shared
         .store
         .queue()
@@ -192,10 +206,9 @@ async fn delete_file(
 
 async fn file_content(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    Owner(owner): Owner,
 ) -> Answer {
-    let owner = owner(&shared, &headers, auth::Body::None)?;
     let file = owned_file(&shared, &owner, &id).await?;
     let store = shared.store.clone();
     let body = match file.result_of {
@@ -326,10 +339,9 @@ fn metadata(pairs: &Map<String, Value>) -> Result<String, ApiError> {
 
 async fn retrieve_batch(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    Owner(owner): Owner,
 ) -> Answer {
-    let owner = owner(&shared, &headers, auth::Body::None)?;
     let batch = shared
         .store
         .queue()
@@ -342,10 +354,9 @@ async fn retrieve_batch(
 
 async fn list_batches(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     query: Params,
+    Owner(owner): Owner,
 ) -> Answer {
-    let owner = owner(&shared, &headers, auth::Body::None)?;
     let params = params(query)?;
     let limit = limit(&params, 20, 100)?;
     let batches = shared
@@ -360,11 +371,10 @@ async fn list_batches(
 
 async fn cancel_batch(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
+    Owner(owner): Owner,
 ) -> Answer {
     // No body to check: the SDK sends none.
-    let owner = owner(&shared, &headers, auth::Body::None)?;
     let batch = shared
         .store
         .queue()
