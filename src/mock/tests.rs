@@ -61,8 +61,7 @@ impl Client {
     }
 
     async fn switch(&self, body: Value) -> reqwest::Response {
-        self.http
-            .post(self.url("/_mock/scenario"))
+        self.post("/_mock/scenario")
             .json(&body)
             .send()
             .await
@@ -75,8 +74,7 @@ impl Client {
     }
 
     async fn chat(&self, body: Value) -> reqwest::Result<reqwest::Response> {
-        self.http
-            .post(self.url("/v1/chat/completions"))
+        self.post("/v1/chat/completions")
             .bearer_auth("sk-test-key")
             .json(&body)
             .send()
@@ -84,13 +82,21 @@ impl Client {
     }
 
     async fn messages(&self, body: Value) -> reqwest::Result<reqwest::Response> {
-        self.http
-            .post(self.url("/v1/messages"))
+        self.post("/v1/messages")
             .header("x-api-key", "sk-ant-test")
             .header("anthropic-version", "2023-06-01")
             .json(&body)
             .send()
             .await
+    }
+
+    /// A request to `path` without the API's headers, for the tests that send their own.
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path))
+    }
+
+    fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.delete(self.url(path))
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
@@ -575,8 +581,7 @@ async fn model_lists_take_each_style_shape() {
 async fn echo_key_quotes_the_key_it_received() {
     let (mock, client) = start(Style::Kimi, Scenario::EchoKey).await;
     let response = client
-        .http
-        .post(client.url("/v1/chat/completions"))
+        .post("/v1/chat/completions")
         .bearer_auth("plainproxykey")
         .json(&chat_body(false))
         .send()
@@ -954,8 +959,7 @@ async fn hang_never_answers() {
     let (mock, client) = start(Style::Openai, Scenario::Hang).await;
     let started = Instant::now();
     let err = client
-        .http
-        .post(client.url("/v1/chat/completions"))
+        .post("/v1/chat/completions")
         .json(&chat_body(false))
         .timeout(QUIET)
         .send()
@@ -970,8 +974,7 @@ async fn hang_never_answers() {
 async fn hang_chat_never_answers_a_generation_but_lists_its_models() {
     let (mock, client) = start(Style::Openai, Scenario::HangChat).await;
     let err = client
-        .http
-        .post(client.url("/v1/chat/completions"))
+        .post("/v1/chat/completions")
         .json(&chat_body(true))
         .timeout(QUIET)
         .send()
@@ -1216,8 +1219,7 @@ async fn request_log_records_api_requests_with_headers_and_body() {
     client.messages(messages_body(false)).await.unwrap();
     client.get("/models").await;
     client
-        .http
-        .post(client.url("/v1/chat/completions"))
+        .post("/v1/chat/completions")
         .body("not json")
         .send()
         .await
@@ -1242,12 +1244,7 @@ async fn request_log_records_api_requests_with_headers_and_body() {
     // The handle holds the same log.
     assert_eq!(json!(mock.requests()), Value::Array(requests));
 
-    let response = client
-        .http
-        .delete(client.url("/_mock/requests"))
-        .send()
-        .await
-        .unwrap();
+    let response = client.delete("/_mock/requests").send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(client.requests().await.is_empty());
     assert!(mock.requests().is_empty());
@@ -1295,8 +1292,7 @@ async fn the_handle_switches_scenarios_and_tells_when_requests_arrived() {
 async fn non_json_body_is_the_styles_bad_request() {
     let (mock, client) = start(Style::Zhipu, Scenario::Ok).await;
     let response = client
-        .http
-        .post(client.url("/chat/completions"))
+        .post("/chat/completions")
         .body("{oops")
         .send()
         .await
@@ -1311,8 +1307,7 @@ async fn non_json_body_is_the_styles_bad_request() {
 async fn unknown_path_is_a_404_and_is_recorded() {
     let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     let response = client
-        .http
-        .post(client.url("/v1/completions"))
+        .post("/v1/completions")
         .json(&json!({}))
         .send()
         .await
