@@ -160,16 +160,18 @@ pub fn looks_like_sse(body: &[u8]) -> bool {
     trimmed.starts_with(b"data:") || trimmed.starts_with(b"event:") || trimmed.starts_with(b":")
 }
 
+/// An unnamed event carrying `data`, as OpenAI-style streams send them: what tests build.
+#[cfg(test)]
+pub(crate) fn event(data: &str) -> SseItem {
+    SseItem::Event {
+        event: None,
+        data: data.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn event(data: &str) -> SseItem {
-        SseItem::Event {
-            event: None,
-            data: data.into(),
-        }
-    }
 
     #[test]
     fn openai_stream_yields_events_and_done() {

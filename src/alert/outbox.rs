@@ -322,18 +322,8 @@ impl Delivery {
                     retry_in = %humantime::format_duration(round_ms(delay)),
                     "alert not delivered: {error}"
                 );
-                self.store
-                    .alert_attempt_failed(
-                        entry.id,
-                        &AttemptFailure {
-                            at: now,
-                            error: error.clone(),
-                            next_attempt_at: now + delay.as_millis() as Millis,
-                            give_up: false,
-                        },
-                    )
-                    .await?;
-                self.failed(name, error, false);
+                let next = now + delay.as_millis() as Millis;
+                self.failed(entry, error, now, Some(next)).await?;
             }
             Attempt::GiveUp(error) => {
                 tracing::error!(
@@ -342,24 +332,30 @@ impl Delivery {
                     attempts = entry.attempts + 1,
                     "alert given up: {error}"
                 );
-                self.store
-                    .alert_attempt_failed(
-                        entry.id,
-                        &AttemptFailure {
-                            at: now,
-                            error: error.clone(),
-                            next_attempt_at: now,
-                            give_up: true,
-                        },
-                    )
-                    .await?;
-                self.failed(name, error, true);
+                self.failed(entry, error, now, None).await?;
             }
         }
         Ok(())
     }
 
-    fn failed(&self, name: &str, error: String, given_up: bool) {
+    /// Records a failed attempt: in the store (to try again at `next`, or given up without
+    /// one), then in the channel's health and metrics.
+    async fn failed(
+        &self,
+        entry: &OutboxEntry,
+        error: String,
+        now: Millis,
+        next: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        let given_up = next.is_none();
+        let failure = AttemptFailure {
+            at: now,
+            error: error.clone(),
+            next_attempt_at: next.unwrap_or(now),
+            give_up: given_up,
+        };
+        self.store.alert_attempt_failed(entry.id, &failure).await?;
+        let name = self.channel.name();
         let mut failing = false;
         self.health.update(name, |s| {
             s.consecutive_failures += 1;
@@ -379,6 +375,7 @@ impl Delivery {
                 channel: name.to_owned(),
             })
             .set(i64::from(failing));
+        Ok(())
     }
 
     async fn report_pending(&self, name: &str) {

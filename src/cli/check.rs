@@ -109,23 +109,14 @@ fn adhoc(args: &CheckArgs) -> Result<Option<Provider>, CliError> {
         Some(port) => format!("{}:{port}", base.0.host_str().unwrap_or_default()),
         None => base.0.host_str().unwrap_or_default().to_owned(),
     };
+    let style = match args.style {
+        StyleArg::Openai => WireStyle::Openai,
+        StyleArg::Anthropic => WireStyle::Anthropic,
+    };
     Ok(Some(Provider {
-        id: host.clone(),
-        name: host,
-        base_url: base.0,
-        style: match args.style {
-            StyleArg::Openai => WireStyle::Openai,
-            StyleArg::Anthropic => WireStyle::Anthropic,
-        },
         api_key_env: key_env.map(|v| v.0),
         api_key,
-        probe_model: model.clone(),
-        context_window: None,
-        degraded_after: Duration::from_secs(8),
-        status_page: None,
-        headers: Vec::new(),
-        prefill: None,
-        builtin: false,
+        ..Provider::new(&host, base.0, style, model.clone())
     }))
 }
 

@@ -679,7 +679,7 @@ fn build_provider(
         degraded_after: raw
             .degraded_after
             .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(8)),
+            .unwrap_or(crate::provider::DEFAULT_DEGRADED_AFTER),
         status_page: raw.status_page,
         headers,
         prefill: raw.prefill.map(|p| crate::provider::Prefill {

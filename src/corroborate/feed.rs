@@ -38,6 +38,15 @@ pub struct FeedItem {
     pub at: Option<Millis>,
 }
 
+/// [`FeedItem::key`], the same for every format: the id, else the link, else the title.
+fn item_key(id: &str, link: Option<&str>, title: &str) -> String {
+    [id, link.unwrap_or_default(), title]
+        .into_iter()
+        .find(|k| !k.is_empty())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Reads any of the supported formats, recognised by its first bytes.
 pub fn parse_feed(bytes: &[u8]) -> Result<Vec<FeedItem>, ParseError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -125,13 +134,8 @@ impl Draft {
     fn finish(self) -> FeedItem {
         let link = Some(self.link.trim().to_owned()).filter(|l| !l.is_empty());
         let title = self.title.trim().to_owned();
-        let key = [self.id.trim(), link.as_deref().unwrap_or(""), &title]
-            .into_iter()
-            .find(|k| !k.is_empty())
-            .unwrap_or_default()
-            .to_owned();
         FeedItem {
-            key,
+            key: item_key(self.id.trim(), link.as_deref(), &title),
             title,
             text: self.text.trim().to_owned(),
             link,
@@ -338,13 +342,8 @@ fn parse_json_feed(bytes: &[u8]) -> Result<Vec<FeedItem>, ParseError> {
             };
             let title = bounded(i.title);
             let link = i.url.filter(|u| !u.trim().is_empty());
-            let key = [id.as_str(), link.as_deref().unwrap_or(""), &title]
-                .into_iter()
-                .find(|k| !k.is_empty())
-                .unwrap_or_default()
-                .to_owned();
             FeedItem {
-                key,
+                key: item_key(&id, link.as_deref(), &title),
                 title,
                 text: bounded(i.content_text.or(i.summary).or(i.content_html)),
                 link,

@@ -85,6 +85,15 @@ enum Cause {
 }
 
 /// Where forwarding a batch of items left the stream.
+/// What one read from the provider gives the client.
+enum Step {
+    Send(Bytes),
+    /// Nothing to send yet: read again.
+    Again,
+    /// The stream broke after `out` (see [`Relay::broke`]).
+    Broke(BytesMut, Cause),
+}
+
 enum Forwarded {
     More,
     Done(Bytes),
@@ -134,89 +143,88 @@ impl Relay {
     async fn next(&mut self) -> Option<Bytes> {
         self.finish.as_ref()?;
         loop {
-            let until = self.deadline.min(Instant::now() + self.idle);
-            let live = self.live.as_mut()?;
-            let mut out = BytesMut::new();
-            let chunk = match timeout_at(until, live.chunk()).await {
-                Err(_) => {
-                    let budget_cut = Instant::now() >= self.deadline;
-                    let (code, message) = if budget_cut {
-                        (
-                            "deadline_exceeded",
-                            "the request's deadline passed mid-stream",
-                        )
-                    } else {
-                        ("stream_stalled", "the provider went silent mid-stream")
-                    };
-                    let cause = Cause::End {
-                        end: StreamEnd::IdleTimeout,
-                        code,
-                        message,
-                        budget_cut,
-                    };
-                    match self.broke(out, cause).await {
-                        Some(bytes) => return Some(bytes),
-                        None => continue,
+            match self.read().await? {
+                Step::Send(bytes) => return Some(bytes),
+                Step::Again => {}
+                // `None`: continued on a recovery; read on.
+                Step::Broke(out, cause) => {
+                    if let Some(bytes) = self.broke(out, cause).await {
+                        return Some(bytes);
                     }
-                }
-                Ok(Err(e)) => {
-                    let end = StreamEnd::Transport(crate::transport::failure(
-                        &e,
-                        crate::verdict::TimeoutPhase::Idle,
-                    ));
-                    match self.broke(out, cut(end)).await {
-                        Some(bytes) => return Some(bytes),
-                        None => continue,
-                    }
-                }
-                Ok(Ok(None)) => {
-                    let mut items = std::mem::take(&mut self.items);
-                    if self.reader.finish(&mut items).is_err() {
-                        items.clear();
-                    }
-                    match self.forward(items, &mut out) {
-                        Forwarded::Done(bytes) => return Some(bytes),
-                        Forwarded::Broke(cause) => match self.broke(out, cause).await {
-                            Some(bytes) => return Some(bytes),
-                            None => continue,
-                        },
-                        Forwarded::More => {}
-                    }
-                    if self.finished {
-                        // Complete, but the provider sent no `[DONE]`: the client still expects
-                        // one (SDKs stop on it).
-                        self.end_comment(&mut out);
-                        out.put_slice(DONE);
-                        self.report(Verdict::Up, None, false);
-                        self.live = None;
-                        return Some(out.freeze());
-                    }
-                    match self.broke(out, cut(StreamEnd::Eof)).await {
-                        Some(bytes) => return Some(bytes),
-                        None => continue,
-                    }
-                }
-                Ok(Ok(Some(chunk))) => chunk,
-            };
-            let mut items = std::mem::take(&mut self.items);
-            if let Err(e) = self.reader.push(&chunk, &mut items) {
-                let end = StreamEnd::Transport(TransportFailure::Other(e.to_string()));
-                match self.broke(out, cut(end)).await {
-                    Some(bytes) => return Some(bytes),
-                    None => continue,
                 }
             }
-            match self.forward(items, &mut out) {
-                Forwarded::Done(bytes) => return Some(bytes),
-                Forwarded::Broke(cause) => match self.broke(out, cause).await {
-                    Some(bytes) => return Some(bytes),
-                    None => continue,
-                },
-                Forwarded::More => {}
+        }
+    }
+
+    /// One read from the provider and what it means for the client; `None` once the stream
+    /// has ended.
+    async fn read(&mut self) -> Option<Step> {
+        let until = self.deadline.min(Instant::now() + self.idle);
+        let live = self.live.as_mut()?;
+        let mut out = BytesMut::new();
+        let chunk = match timeout_at(until, live.chunk()).await {
+            Err(_) => {
+                let budget_cut = Instant::now() >= self.deadline;
+                let (code, message) = if budget_cut {
+                    (
+                        "deadline_exceeded",
+                        "the request's deadline passed mid-stream",
+                    )
+                } else {
+                    ("stream_stalled", "the provider went silent mid-stream")
+                };
+                let cause = Cause::End {
+                    end: StreamEnd::IdleTimeout,
+                    code,
+                    message,
+                    budget_cut,
+                };
+                return Some(Step::Broke(out, cause));
             }
-            if !out.is_empty() {
-                return Some(out.freeze());
+            Ok(Err(e)) => {
+                let end = StreamEnd::Transport(crate::transport::failure(
+                    &e,
+                    crate::verdict::TimeoutPhase::Idle,
+                ));
+                return Some(Step::Broke(out, cut(end)));
             }
+            Ok(Ok(None)) => {
+                let mut items = std::mem::take(&mut self.items);
+                if self.reader.finish(&mut items).is_err() {
+                    items.clear();
+                }
+                match self.forward(items, &mut out) {
+                    Forwarded::Done(bytes) => return Some(Step::Send(bytes)),
+                    Forwarded::Broke(cause) => return Some(Step::Broke(out, cause)),
+                    Forwarded::More => {}
+                }
+                if self.finished {
+                    // Complete, but the provider sent no `[DONE]`: the client still expects
+                    // one (SDKs stop on it).
+                    self.end_comment(&mut out);
+                    out.put_slice(DONE);
+                    self.report(Verdict::Up, None, false);
+                    self.live = None;
+                    return Some(Step::Send(out.freeze()));
+                }
+                return Some(Step::Broke(out, cut(StreamEnd::Eof)));
+            }
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        let mut items = std::mem::take(&mut self.items);
+        if let Err(e) = self.reader.push(&chunk, &mut items) {
+            let end = StreamEnd::Transport(TransportFailure::Other(e.to_string()));
+            return Some(Step::Broke(out, cut(end)));
+        }
+        match self.forward(items, &mut out) {
+            Forwarded::Done(bytes) => return Some(Step::Send(bytes)),
+            Forwarded::Broke(cause) => return Some(Step::Broke(out, cause)),
+            Forwarded::More => {}
+        }
+        if out.is_empty() {
+            Some(Step::Again)
+        } else {
+            Some(Step::Send(out.freeze()))
         }
     }
 

@@ -30,6 +30,7 @@ use super::Inner;
 use super::breaker::Admission;
 use super::budget::Reservation;
 use super::request::ChatRequest;
+use super::stream;
 use super::upstream::{Attempt, RESPONSE_LIMIT, ServedBody, Upstream};
 use crate::sse::{SseItem, SseReader};
 
@@ -449,21 +450,13 @@ fn role_only(item: &SseItem) -> bool {
     if !data.contains("\"role\"") {
         return false;
     }
-    let Ok(value) = serde_json::from_str::<Value>(data) else {
-        return false;
-    };
-    value
-        .get("choices")
-        .and_then(Value::as_array)
-        .is_some_and(|choices| {
-            !choices.is_empty()
-                && choices.iter().all(|c| {
-                    c.get("finish_reason").is_none_or(Value::is_null)
-                        && c.get("delta").and_then(Value::as_object).is_some_and(|d| {
-                            d.iter().all(|(k, v)| {
-                                k == "role" || v.is_null() || v == "" || v == &json!([])
-                            })
-                        })
+    let choices = stream::choices(data);
+    !choices.is_empty()
+        && choices.iter().all(|c| {
+            c.get("finish_reason").is_none_or(Value::is_null)
+                && c.get("delta").and_then(Value::as_object).is_some_and(|d| {
+                    d.iter()
+                        .all(|(k, v)| k == "role" || v.is_null() || v == "" || v == &json!([]))
                 })
         })
 }
@@ -539,13 +532,13 @@ fn common_prefix(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sse::event;
 
     fn chunk(delta: Value, finish: Value) -> SseItem {
-        SseItem::Event {
-            event: None,
-            data: json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        event(
+            &json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
                 .to_string(),
-        }
+        )
     }
 
     fn text_of(items: &[SseItem]) -> String {

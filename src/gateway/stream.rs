@@ -59,17 +59,20 @@ pub fn finishes(item: &SseItem) -> bool {
     if after.starts_with("null") {
         return false;
     }
-    let Ok(value) = serde_json::from_str::<Value>(data) else {
-        return false;
-    };
-    value
-        .get("choices")
-        .and_then(Value::as_array)
-        .is_some_and(|choices| {
-            choices
-                .iter()
-                .any(|c| c.get("finish_reason").is_some_and(Value::is_string))
-        })
+    choices(data)
+        .iter()
+        .any(|c| c.get("finish_reason").is_some_and(Value::is_string))
+}
+
+/// The `choices` of a chunk's JSON; none when the data is not a JSON object that has them.
+pub fn choices(data: &str) -> Vec<Value> {
+    match serde_json::from_str::<Value>(data) {
+        Ok(Value::Object(mut chunk)) => match chunk.remove("choices") {
+            Some(Value::Array(choices)) => choices,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
 }
 
 /// `data: [DONE]`.
@@ -142,12 +145,7 @@ pub fn serialize(items: &[SseItem]) -> Bytes {
 mod tests {
     use super::*;
 
-    fn event(data: &str) -> SseItem {
-        SseItem::Event {
-            event: None,
-            data: data.into(),
-        }
-    }
+    use crate::sse::event;
 
     #[test]
     fn failures_in_stream_items_table() {

@@ -89,6 +89,33 @@ struct Answer {
     body: Bytes,
 }
 
+const EVENT_STREAM: &str = "text/event-stream";
+
+impl Answer {
+    /// A whole answer, judged: served as it came when healthy (with `default_type` when it named
+    /// none), otherwise kept as the failure's answer — nothing of it has reached the client.
+    fn judged(self, diagnosis: Diagnosis, default_type: &'static str) -> Attempt {
+        if !diagnosis.verdict.is_healthy() {
+            return Attempt::Failed(Failure {
+                diagnosis,
+                before_any_byte: false,
+                budget_cut: false,
+                answer: Some(self),
+            });
+        }
+        let mut answer = Response::new(Body::from(self.body));
+        *answer.status_mut() = self.status;
+        let content_type = self
+            .content_type
+            .unwrap_or_else(|| HeaderValue::from_static(default_type));
+        answer.headers_mut().insert(CONTENT_TYPE, content_type);
+        Attempt::Served(Served {
+            diagnosis,
+            body: ServedBody::Whole(answer),
+        })
+    }
+}
+
 impl Upstream {
     pub fn new(provider: &Provider, fixes: Vec<Fix>, stats: TargetStats) -> Upstream {
         let url = chat_completions_url(provider);
@@ -279,29 +306,12 @@ impl Upstream {
             },
             Expect::Chat,
         );
-        let content_type = headers.get(CONTENT_TYPE).cloned();
-        if diagnosis.verdict.is_healthy() {
-            let mut answer = Response::new(Body::from(body));
-            *answer.status_mut() = status;
-            answer.headers_mut().insert(
-                CONTENT_TYPE,
-                content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
-            );
-            return Attempt::Served(Served {
-                diagnosis,
-                body: ServedBody::Whole(answer),
-            });
-        }
-        Attempt::Failed(Failure {
-            diagnosis,
-            before_any_byte: false,
-            budget_cut: false,
-            answer: Some(Answer {
-                status,
-                content_type,
-                body,
-            }),
-        })
+        let answer = Answer {
+            status,
+            content_type: headers.get(CONTENT_TYPE).cloned(),
+            body,
+        };
+        answer.judged(diagnosis, "application/json")
     }
 }
 
@@ -465,29 +475,15 @@ async fn first_content(
         },
         Expect::Chat,
     );
-    let body = stream::serialize(&held);
-    if diagnosis.verdict.is_healthy() {
-        if held.last().is_some_and(stream::is_done) {
-            stream::drain(response);
-        }
-        // A complete answer (with its end marker) before or with its first content chunk.
-        let mut answer = Response::new(Body::from(body));
-        answer
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        return Attempt::Served(Served {
-            diagnosis,
-            body: ServedBody::Whole(answer),
-        });
+    // A complete answer (with its end marker) before or with its first content chunk is served
+    // whole.
+    if diagnosis.verdict.is_healthy() && held.last().is_some_and(stream::is_done) {
+        stream::drain(response);
     }
-    Attempt::Failed(Failure {
-        diagnosis,
-        before_any_byte: false,
-        budget_cut: false,
-        answer: Some(Answer {
-            status: StatusCode::OK,
-            content_type: Some(HeaderValue::from_static("text/event-stream")),
-            body,
-        }),
-    })
+    let answer = Answer {
+        status: StatusCode::OK,
+        content_type: Some(HeaderValue::from_static(EVENT_STREAM)),
+        body: stream::serialize(&held),
+    };
+    answer.judged(diagnosis, EVENT_STREAM)
 }

@@ -42,13 +42,7 @@ pub(super) fn check(
                 Some(Value::Array(_)) => "`messages` is empty",
                 Some(_) => "`messages` is not an array",
             };
-            out.push(Finding::new(
-                Rule::MessagesMissing,
-                &path,
-                None,
-                None,
-                Some(detail),
-            ));
+            out.push(Finding::with_detail(Rule::MessagesMissing, &path, detail));
             return;
         }
     };
@@ -119,6 +113,17 @@ impl Turn<'_> {
         self.open = false;
     }
 
+    /// A call found at `path`: pending until a result answers it, a finding (`why`) when it
+    /// has no id.
+    fn call(&mut self, id: Option<&Value>, path: JsonPath, why: &str) {
+        if let Some(id) = required_id(id, &path.key("id"), why, self.out) {
+            self.pending.push(Pending {
+                id: id.to_owned(),
+                path,
+            });
+        }
+    }
+
     /// A result for `id`, found at `path`.
     fn answer(&mut self, id: &str, path: &JsonPath) {
         if let Some(at) = self.pending.iter().position(|p| p.id == id) {
@@ -150,15 +155,10 @@ impl Turn<'_> {
     ) {
         if role == Some("tool") {
             content_required(here, message, "a tool result needs its output", self.out);
-            match message.get("tool_call_id").and_then(Value::as_str) {
-                Some(id) if !id.is_empty() => self.answer(id, &here.key("tool_call_id")),
-                _ => self.out.push(Finding::new(
-                    Rule::ToolCallIdMissing,
-                    &here.key("tool_call_id"),
-                    None,
-                    None,
-                    Some("the tool message has no `tool_call_id`"),
-                )),
+            let at = here.key("tool_call_id");
+            let why = "the tool message has no `tool_call_id`";
+            if let Some(id) = required_id(message.get("tool_call_id"), &at, why, self.out) {
+                self.answer(id, &at);
             }
             return;
         }
@@ -172,12 +172,10 @@ impl Turn<'_> {
             Some("assistant") => {
                 let no_content = message.get("content").is_none_or(Value::is_null);
                 if no_content && calls.is_none() && message.get("function_call").is_none() {
-                    self.out.push(Finding::new(
+                    self.out.push(Finding::with_detail(
                         Rule::MessageContentMissing,
                         &here.key("content"),
-                        None,
-                        None,
-                        Some("an assistant message needs content or tool calls"),
+                        "an assistant message needs content or tool calls",
                     ));
                 }
             }
@@ -216,19 +214,11 @@ impl Turn<'_> {
                     None,
                 ));
             }
-            match call.get("id").and_then(Value::as_str) {
-                Some(id) if !id.is_empty() => self.pending.push(Pending {
-                    id: id.to_owned(),
-                    path: call_path,
-                }),
-                _ => self.out.push(Finding::new(
-                    Rule::ToolCallIdMissing,
-                    &call_path.key("id"),
-                    None,
-                    None,
-                    Some("the replayed tool call has no `id`"),
-                )),
-            }
+            self.call(
+                call.get("id"),
+                call_path,
+                "the replayed tool call has no `id`",
+            );
         }
         self.open = true;
     }
@@ -253,17 +243,10 @@ impl Turn<'_> {
             if block.get("type").and_then(Value::as_str) != Some("tool_result") {
                 continue;
             }
-            match block.get("tool_use_id").and_then(Value::as_str) {
-                Some(id) if !id.is_empty() => {
-                    self.answer(id, &content.index(j).key("tool_use_id"));
-                }
-                _ => self.out.push(Finding::new(
-                    Rule::ToolCallIdMissing,
-                    &content.index(j).key("tool_use_id"),
-                    None,
-                    None,
-                    Some("the tool_result block has no `tool_use_id`"),
-                )),
+            let at = content.index(j).key("tool_use_id");
+            let why = "the tool_result block has no `tool_use_id`";
+            if let Some(id) = required_id(block.get("tool_use_id"), &at, why, self.out) {
+                self.answer(id, &at);
             }
         }
         let why = format!("messages[{i}] comes next without its result");
@@ -279,22 +262,28 @@ impl Turn<'_> {
             if let Some(name) = block.get("name").and_then(Value::as_str) {
                 check_name(name, &block_path.key("name"), scope, self.out);
             }
-            match block.get("id").and_then(Value::as_str) {
-                Some(id) if !id.is_empty() => self.pending.push(Pending {
-                    id: id.to_owned(),
-                    path: block_path,
-                }),
-                _ => self.out.push(Finding::new(
-                    Rule::ToolCallIdMissing,
-                    &block_path.key("id"),
-                    None,
-                    None,
-                    Some("the tool_use block has no `id`"),
-                )),
-            }
+            self.call(
+                block.get("id"),
+                block_path,
+                "the tool_use block has no `id`",
+            );
         }
         self.open = !self.pending.is_empty();
     }
+}
+
+/// The non-empty id a call or result carries; without one, a finding at `path` saying `why`.
+fn required_id<'v>(
+    id: Option<&'v Value>,
+    path: &JsonPath,
+    why: &str,
+    out: &mut Vec<Finding>,
+) -> Option<&'v str> {
+    let id = id.and_then(Value::as_str).filter(|id| !id.is_empty());
+    if id.is_none() {
+        out.push(Finding::with_detail(Rule::ToolCallIdMissing, path, why));
+    }
+    id
 }
 
 fn content_required(
@@ -304,12 +293,10 @@ fn content_required(
     out: &mut Vec<Finding>,
 ) {
     if message.get("content").is_none_or(Value::is_null) {
-        out.push(Finding::new(
+        out.push(Finding::with_detail(
             Rule::MessageContentMissing,
             &here.key("content"),
-            None,
-            None,
-            Some(why),
+            why,
         ));
     }
 }

@@ -210,6 +210,11 @@ impl Finding {
             fix,
         }
     }
+
+    /// A finding whose only slot is the detail: what exactly is wrong at `path`.
+    pub fn with_detail(rule: Rule, path: &JsonPath, detail: &str) -> Finding {
+        Finding::new(rule, path, None, None, Some(detail))
+    }
 }
 
 /// Findings as one line for error messages and logs: the first few, then a count.

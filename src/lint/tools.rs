@@ -154,12 +154,10 @@ pub(super) fn check(
         }
         match definition.schema {
             Some(schema) => parameters(schema, &definition.schema_path, &rules, out),
-            None if wire == Wire::Messages => out.push(Finding::new(
+            None if wire == Wire::Messages => out.push(Finding::with_detail(
                 Rule::ToolParametersNotObject,
                 &definition.schema_path,
-                None,
-                None,
-                Some("`input_schema` is missing"),
+                "`input_schema` is missing",
             )),
             None => {}
         }
@@ -268,12 +266,10 @@ fn definition<'v>(
 fn parameters(schema: &Value, path: &JsonPath, rules: &SchemaRules<'_>, out: &mut Vec<Finding>) {
     let Some(node) = schema.as_object() else {
         let detail = format!("they are {}", shown(schema));
-        out.push(Finding::new(
+        out.push(Finding::with_detail(
             Rule::ToolParametersNotObject,
             path,
-            None,
-            None,
-            Some(&detail),
+            &detail,
         ));
         return;
     };
@@ -281,21 +277,17 @@ fn parameters(schema: &Value, path: &JsonPath, rules: &SchemaRules<'_>, out: &mu
         Some(Value::String(kind)) if kind == "object" => {}
         Some(other) => {
             let detail = format!("`type` is {}", shown(other));
-            out.push(Finding::new(
+            out.push(Finding::with_detail(
                 Rule::ToolParametersNotObject,
                 path,
-                None,
-                None,
-                Some(&detail),
+                &detail,
             ));
         }
         // `{}` is accepted everywhere as "no arguments"; anything more needs the type.
-        None if !node.is_empty() => out.push(Finding::new(
+        None if !node.is_empty() => out.push(Finding::with_detail(
             Rule::ToolParametersNotObject,
             path,
-            None,
-            None,
-            Some("`type` is missing"),
+            "`type` is missing",
         )),
         None => {}
     }
@@ -386,12 +378,10 @@ fn walk(
     match node.get("items") {
         Some(Value::Array(items)) => {
             if let Some(source) = rules.tuple_items {
-                out.push(Finding::new(
+                out.push(Finding::with_detail(
                     Rule::SchemaTupleItems,
                     &path.key("items"),
-                    None,
-                    None,
-                    Some(source),
+                    source,
                 ));
             }
             for (k, item) in items.iter().enumerate() {
@@ -405,12 +395,10 @@ fn walk(
                 && !node.contains_key("prefixItems")
                 && let Some(source) = rules.array_items
             {
-                out.push(Finding::new(
+                out.push(Finding::with_detail(
                     Rule::SchemaArrayItemsMissing,
                     path,
-                    None,
-                    None,
-                    Some(source),
+                    source,
                 ));
             }
         }

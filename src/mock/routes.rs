@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -233,6 +234,24 @@ struct Incoming {
     body: Bytes,
 }
 
+/// Every API handler takes the whole request as one [`Incoming`]; the body is read as axum's
+/// `Bytes` reads it, so the router's [`DefaultBodyLimit`] applies.
+impl<S: Send + Sync> FromRequest<S> for Incoming {
+    type Rejection = BytesRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let mut rest = Request::new(body);
+        *rest.extensions_mut() = parts.extensions;
+        Ok(Incoming {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body: Bytes::from_request(rest, state).await?,
+        })
+    }
+}
+
 fn record(shared: &Shared, incoming: &Incoming) {
     let headers = incoming.headers.iter().fold(
         BTreeMap::new(),
@@ -264,68 +283,29 @@ fn record(shared: &Shared, incoming: &Incoming) {
 async fn models(
     State(shared): State<Arc<Shared>>,
     Extension(conn): Extension<ConnHandle>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    incoming: Incoming,
 ) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
     api(&shared, &conn, Endpoint::Models, incoming).await
 }
 
 async fn chat(
     State(shared): State<Arc<Shared>>,
     Extension(conn): Extension<ConnHandle>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    incoming: Incoming,
 ) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
     api(&shared, &conn, Endpoint::Chat, incoming).await
 }
 
 async fn messages(
     State(shared): State<Arc<Shared>>,
     Extension(conn): Extension<ConnHandle>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    incoming: Incoming,
 ) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
     api(&shared, &conn, Endpoint::Messages, incoming).await
 }
 
 /// Unknown paths are logged (a wrong base URL is worth seeing) and answered like OpenAI does.
-async fn unknown_path(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
+async fn unknown_path(State(shared): State<Arc<Shared>>, incoming: Incoming) -> Response {
     record(&shared, &incoming);
     let message = format!(
         "Unknown request URL: {} {}. Please check the URL for typos.",

@@ -61,8 +61,7 @@ impl Client {
     }
 
     async fn switch(&self, body: Value) -> reqwest::Response {
-        self.http
-            .post(self.url("/_mock/scenario"))
+        self.post("/_mock/scenario")
             .json(&body)
             .send()
             .await
@@ -75,8 +74,7 @@ impl Client {
     }
 
     async fn chat(&self, body: Value) -> reqwest::Result<reqwest::Response> {
-        self.http
-            .post(self.url("/v1/chat/completions"))
+        self.post("/v1/chat/completions")
             .bearer_auth("sk-test-key")
             .json(&body)
             .send()
@@ -84,8 +82,7 @@ impl Client {
     }
 
     async fn messages(&self, body: Value) -> reqwest::Result<reqwest::Response> {
-        self.http
-            .post(self.url("/v1/messages"))
+        self.post("/v1/messages")
             .header("x-api-key", "sk-ant-test")
             .header("anthropic-version", "2023-06-01")
             .json(&body)
@@ -93,17 +90,57 @@ impl Client {
             .await
     }
 
+    /// A request to `path` without the API's headers, for the tests that send their own.
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path))
+    }
+
+    fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.delete(self.url(path))
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
+    /// A generation request on the style's own wire: `/v1/messages` for Anthropic, chat
+    /// completions for every other style.
+    async fn generate(&self, style: Style, stream: bool) -> reqwest::Result<reqwest::Response> {
+        if style == Style::Anthropic {
+            self.messages(messages_body(stream)).await
+        } else {
+            self.chat(chat_body(stream)).await
+        }
+    }
+
+    async fn chat_json(&self, body: Value) -> Value {
+        self.chat(body).await.unwrap().json().await.unwrap()
+    }
+
+    async fn chat_status(&self, body: Value) -> u16 {
+        self.chat(body).await.unwrap().status().as_u16()
+    }
+
+    /// The `data:` payloads of a streamed chat answer, read to its end.
+    async fn chat_data(&self, body: Value) -> Vec<String> {
+        data_of(&self.chat(body).await.unwrap().text().await.unwrap())
+    }
+
+    async fn messages_json(&self, body: Value) -> Value {
+        self.messages(body).await.unwrap().json().await.unwrap()
+    }
+
+    async fn messages_text(&self, body: Value) -> String {
+        self.messages(body).await.unwrap().text().await.unwrap()
+    }
+
     /// The request log as `GET /_mock/requests` lists it.
     async fn requests(&self) -> Vec<Value> {
-        let log: Value = self
-            .http
-            .get(self.url("/_mock/requests"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log = self.get_json("/_mock/requests").await;
         log["requests"].as_array().unwrap().clone()
     }
 }
@@ -359,15 +396,7 @@ async fn healthy_stream_ends_with_done_after_a_usage_chunk() {
 #[tokio::test(start_paused = true)]
 async fn stream_without_include_usage_has_no_usage_chunk() {
     let (mock, client) = start(Style::Deepseek, Scenario::Ok).await;
-    let datas = data_of(
-        &client
-            .chat(chat_body(true))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let datas = client.chat_data(chat_body(true)).await;
     assert_eq!(datas.last().unwrap(), "[DONE]");
     for data in &datas[..datas.len() - 1] {
         let chunk: Value = serde_json::from_str(data).unwrap();
@@ -380,15 +409,7 @@ async fn stream_without_include_usage_has_no_usage_chunk() {
 #[tokio::test(start_paused = true)]
 async fn kimi_stream_puts_usage_inside_the_last_choice() {
     let (mock, client) = start(Style::Kimi, Scenario::Ok).await;
-    let datas = data_of(
-        &client
-            .chat(chat_body(true))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let datas = client.chat_data(chat_body(true)).await;
     let last: Value = serde_json::from_str(&datas[datas.len() - 2]).unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
     assert!(
@@ -404,7 +425,7 @@ async fn tool_request_gets_a_call_of_the_first_tool_with_object_arguments() {
     let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     let mut body = chat_body(false);
     body["tools"] = tools();
-    let answer: Value = client.chat(body).await.unwrap().json().await.unwrap();
+    let answer: Value = client.chat_json(body).await;
     let choice = &answer["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     let call = &choice["message"]["tool_calls"][0];
@@ -422,7 +443,7 @@ async fn streamed_tool_arguments_span_several_deltas_and_reassemble() {
     let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     let mut body = chat_body(true);
     body["tools"] = tools();
-    let datas = data_of(&client.chat(body).await.unwrap().text().await.unwrap());
+    let datas = client.chat_data(body).await;
     assert_eq!(datas.last().unwrap(), "[DONE]");
     let chunks: Vec<Value> = datas[..datas.len() - 1]
         .iter()
@@ -469,13 +490,7 @@ async fn anthropic_messages_answer_whole() {
 #[tokio::test(start_paused = true)]
 async fn anthropic_stream_sends_the_documented_event_sequence() {
     let (mock, client) = start(Style::Anthropic, Scenario::Ok).await;
-    let text = client
-        .messages(messages_body(true))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = client.messages_text(messages_body(true)).await;
     let events = events_of(&text);
     let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(
@@ -509,7 +524,7 @@ async fn anthropic_tool_use_streams_input_json_deltas() {
     let (mock, client) = start(Style::Anthropic, Scenario::Ok).await;
     let mut body = messages_body(true);
     body["tools"] = anthropic_tools();
-    let text = client.messages(body).await.unwrap().text().await.unwrap();
+    let text = client.messages_text(body).await;
     let events = events_of(&text);
     let start = &events[1].1["content_block"];
     assert_eq!(start["type"], "tool_use");
@@ -531,7 +546,7 @@ async fn anthropic_tool_use_streams_input_json_deltas() {
 
     let mut body = messages_body(false);
     body["tools"] = anthropic_tools();
-    let message: Value = client.messages(body).await.unwrap().json().await.unwrap();
+    let message: Value = client.messages_json(body).await;
     assert_eq!(message["content"][0]["type"], "tool_use");
     assert_eq!(message["content"][0]["input"], json!({"city": "mock"}));
     assert_eq!(message["stop_reason"], "tool_use");
@@ -542,15 +557,7 @@ async fn anthropic_tool_use_streams_input_json_deltas() {
 async fn model_lists_take_each_style_shape() {
     let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     for path in ["/v1/models", "/models"] {
-        let list: Value = client
-            .http
-            .get(client.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value = client.get_json(path).await;
         assert_eq!(list["object"], "list");
         assert_eq!(list["data"][0]["object"], "model");
         assert_eq!(list["data"][0]["id"], "gpt-4o");
@@ -558,15 +565,7 @@ async fn model_lists_take_each_style_shape() {
     stop(mock).await;
 
     let (mock, client) = start(Style::Anthropic, Scenario::Ok).await;
-    let list: Value = client
-        .http
-        .get(client.url("/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = client.get_json("/v1/models").await;
     assert_eq!(list["data"][0]["type"], "model");
     assert!(
         list["data"][0]["id"]
@@ -582,8 +581,7 @@ async fn model_lists_take_each_style_shape() {
 async fn echo_key_quotes_the_key_it_received() {
     let (mock, client) = start(Style::Kimi, Scenario::EchoKey).await;
     let response = client
-        .http
-        .post(client.url("/v1/chat/completions"))
+        .post("/v1/chat/completions")
         .bearer_auth("plainproxykey")
         .json(&chat_body(false))
         .send()
@@ -656,12 +654,7 @@ async fn every_scenario_answers_with_the_documented_status_in_every_style() {
             client
                 .switch(json!({"scenario": name, "delay_ms": 20}))
                 .await;
-            let response = if *style == Style::Anthropic {
-                client.messages(messages_body(false)).await
-            } else {
-                client.chat(chat_body(false)).await
-            }
-            .unwrap();
+            let response = client.generate(*style, false).await.unwrap();
             assert_eq!(response.status(), statuses[index], "{style} × {name}");
             let content_type = response.headers()["content-type"]
                 .to_str()
@@ -734,13 +727,7 @@ async fn kimi_error_bodies_branch_on_type() {
     ];
     for (scenario, kind, text) in cases {
         client.set(scenario).await;
-        let body: Value = client
-            .chat(chat_body(false))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body: Value = client.chat_json(chat_body(false)).await;
         assert_eq!(body["error"]["type"], kind, "{scenario}");
         assert!(
             body["error"]["message"].as_str().unwrap().contains(text),
@@ -763,13 +750,7 @@ async fn anthropic_overload_is_529_and_credit_exhaustion_is_400() {
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "overloaded_error");
     client.set("quota_exhausted").await;
-    let body: Value = client
-        .messages(messages_body(false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = client.messages_json(messages_body(false)).await;
     assert!(
         body["error"]["message"]
             .as_str()
@@ -794,34 +775,14 @@ async fn dashscope_moderation_is_an_sse_framed_400() {
 #[tokio::test(start_paused = true)]
 async fn content_filter_without_an_error_status_ends_with_the_filter_reason() {
     let (mock, client) = start(Style::Openai, Scenario::ContentFiltered).await;
-    let body: Value = client
-        .chat(chat_body(false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = client.chat_json(chat_body(false)).await;
     assert_eq!(body["choices"][0]["finish_reason"], "content_filter");
-    let datas = data_of(
-        &client
-            .chat(chat_body(true))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let datas = client.chat_data(chat_body(true)).await;
     assert_eq!(datas.last().unwrap(), "[DONE]");
     let last: Value = serde_json::from_str(&datas[datas.len() - 2]).unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "content_filter");
     // The same style on the Anthropic wire answers with Anthropic's refusal.
-    let message: Value = client
-        .messages(messages_body(false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let message: Value = client.messages_json(messages_body(false)).await;
     assert_eq!(message["stop_reason"], "refusal");
     stop(mock).await;
 }
@@ -845,12 +806,7 @@ async fn models_follow_outages_but_not_request_specific_errors() {
     ];
     for (scenario, status) in cases {
         client.set(scenario).await;
-        let response = client
-            .http
-            .get(client.url("/v1/models"))
-            .send()
-            .await
-            .unwrap();
+        let response = client.get("/v1/models").await;
         assert_eq!(response.status(), status, "{scenario}");
         if status == 200 {
             let list: Value = response.json().await.unwrap();
@@ -879,15 +835,7 @@ async fn malformed_is_a_200_whose_json_stops_halfway() {
     let text = response.text().await.unwrap();
     assert!(text.starts_with('{'));
     assert!(serde_json::from_str::<Value>(&text).is_err());
-    let datas = data_of(
-        &client
-            .chat(chat_body(true))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let datas = client.chat_data(chat_body(true)).await;
     assert!(
         datas
             .iter()
@@ -899,31 +847,11 @@ async fn malformed_is_a_200_whose_json_stops_halfway() {
 #[tokio::test(start_paused = true)]
 async fn empty_choices_are_empty_in_both_wires() {
     let (mock, client) = start(Style::Openai, Scenario::EmptyChoices).await;
-    let body: Value = client
-        .chat(chat_body(false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = client.chat_json(chat_body(false)).await;
     assert_eq!(body["choices"], json!([]));
-    let message: Value = client
-        .messages(messages_body(false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let message: Value = client.messages_json(messages_body(false)).await;
     assert_eq!(message["content"], json!([]));
-    let datas = data_of(
-        &client
-            .chat(chat_body(true))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let datas = client.chat_data(chat_body(true)).await;
     assert_eq!(streamed_content(&datas), "");
     stop(mock).await;
 }
@@ -945,7 +873,7 @@ async fn no_tool_call_answers_text_although_tools_were_given() {
     let (mock, client) = start(Style::Openai, Scenario::NoToolCall).await;
     let mut body = chat_body(false);
     body["tools"] = tools();
-    let answer: Value = client.chat(body).await.unwrap().json().await.unwrap();
+    let answer: Value = client.chat_json(body).await;
     assert_eq!(answer["choices"][0]["finish_reason"], "stop");
     assert_eq!(answer["choices"][0]["message"]["content"], "pong");
     assert!(answer["choices"][0]["message"].get("tool_calls").is_none());
@@ -957,13 +885,7 @@ async fn bad_tool_args_are_not_json() {
     let (mock, client) = start(Style::Openai, Scenario::BadToolArgs).await;
     let mut body = chat_body(false);
     body["tools"] = tools();
-    let answer: Value = client
-        .chat(body.clone())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = client.chat_json(body.clone()).await;
     let arguments = answer["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
         .as_str()
         .unwrap()
@@ -973,13 +895,7 @@ async fn bad_tool_args_are_not_json() {
         "{arguments}"
     );
     // Without tools there is nothing to break.
-    let plain: Value = client
-        .chat(chat_body(false))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plain: Value = client.chat_json(chat_body(false)).await;
     assert_eq!(plain["choices"][0]["message"]["content"], "pong");
     stop(mock).await;
 }
@@ -1004,14 +920,7 @@ async fn flapping_alternates_ok_and_unavailable() {
     let (mock, client) = start(Style::Kimi, Scenario::Flapping).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        statuses.push(
-            client
-                .chat(chat_body(false))
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-        );
+        statuses.push(client.chat_status(chat_body(false)).await);
     }
     assert_eq!(statuses, [200, 503, 200, 503]);
     stop(mock).await;
@@ -1050,8 +959,7 @@ async fn hang_never_answers() {
     let (mock, client) = start(Style::Openai, Scenario::Hang).await;
     let started = Instant::now();
     let err = client
-        .http
-        .post(client.url("/v1/chat/completions"))
+        .post("/v1/chat/completions")
         .json(&chat_body(false))
         .timeout(QUIET)
         .send()
@@ -1066,20 +974,14 @@ async fn hang_never_answers() {
 async fn hang_chat_never_answers_a_generation_but_lists_its_models() {
     let (mock, client) = start(Style::Openai, Scenario::HangChat).await;
     let err = client
-        .http
-        .post(client.url("/v1/chat/completions"))
+        .post("/v1/chat/completions")
         .json(&chat_body(true))
         .timeout(QUIET)
         .send()
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
-    let models = client
-        .http
-        .get(client.url("/v1/models"))
-        .send()
-        .await
-        .unwrap();
+    let models = client.get("/v1/models").await;
     assert_eq!(models.status(), 200);
     stop(mock).await;
 }
@@ -1154,12 +1056,7 @@ async fn keepalives_repeat_every_half_second() {
 async fn stream_cut_delivers_content_then_a_body_error() {
     for style in [Style::Openai, Style::Anthropic] {
         let (mock, client) = start(style, Scenario::StreamCut).await;
-        let mut response = if style == Style::Anthropic {
-            client.messages(messages_body(true)).await
-        } else {
-            client.chat(chat_body(true)).await
-        }
-        .unwrap();
+        let mut response = client.generate(style, true).await.unwrap();
         assert_eq!(response.status(), 200);
         let (text, outcome) = read_until_quiet(&mut response).await;
         assert_eq!(outcome, Outcome::Error, "{style}: {text}");
@@ -1169,12 +1066,7 @@ async fn stream_cut_delivers_content_then_a_body_error() {
         );
         assert!(!text.contains("[DONE]") && !text.contains("message_stop"));
 
-        let response = if style == Style::Anthropic {
-            client.messages(messages_body(false)).await
-        } else {
-            client.chat(chat_body(false)).await
-        }
-        .unwrap();
+        let response = client.generate(style, false).await.unwrap();
         assert_eq!(response.status(), 200);
         let err = response.text().await.unwrap_err();
         assert!(err.is_body() || err.is_decode(), "{err:?}");
@@ -1226,13 +1118,7 @@ async fn stream_error_sends_the_style_in_stream_error() {
 
     // Anthropic: an `event: error` with overloaded_error and no message_stop.
     let (mock, client) = start(Style::Anthropic, Scenario::StreamError).await;
-    let text = client
-        .messages(messages_body(true))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = client.messages_text(messages_body(true)).await;
     let events = events_of(&text);
     let (name, data) = events.last().unwrap();
     assert_eq!(name, "error");
@@ -1242,15 +1128,7 @@ async fn stream_error_sends_the_style_in_stream_error() {
 
     // Zhipu: a failure finish_reason, then [DONE] all the same.
     let (mock, client) = start(Style::Zhipu, Scenario::StreamError).await;
-    let datas = data_of(
-        &client
-            .chat(chat_body(true))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let datas = client.chat_data(chat_body(true)).await;
     assert_eq!(datas.last().unwrap(), "[DONE]");
     let failure: Value = serde_json::from_str(&datas[datas.len() - 2]).unwrap();
     assert_eq!(failure["choices"][0]["finish_reason"], "network_error");
@@ -1258,15 +1136,7 @@ async fn stream_error_sends_the_style_in_stream_error() {
 
     // OpenRouter: the unified error chunk, model echoed, then the stream ends.
     let (mock, client) = start(Style::Openrouter, Scenario::StreamError).await;
-    let datas = data_of(
-        &client
-            .chat(chat_body(true))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let datas = client.chat_data(chat_body(true)).await;
     let last: Value = serde_json::from_str(datas.last().unwrap()).unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "error");
     assert_eq!(last["model"], "kimi-k2.6");
@@ -1278,15 +1148,7 @@ async fn stream_error_sends_the_style_in_stream_error() {
 
     // DashScope: the moderation error object, no [DONE].
     let (mock, client) = start(Style::Dashscope, Scenario::StreamError).await;
-    let datas = data_of(
-        &client
-            .chat(chat_body(true))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let datas = client.chat_data(chat_body(true)).await;
     let last: Value = serde_json::from_str(datas.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "data_inspection_failed");
     stop(mock).await;
@@ -1297,15 +1159,7 @@ async fn stream_error_sends_the_style_in_stream_error() {
 #[tokio::test(start_paused = true)]
 async fn admin_switches_the_scenario_at_run_time() {
     let (mock, client) = start(Style::Kimi, Scenario::Ok).await;
-    let state: Value = client
-        .http
-        .get(client.url("/_mock/scenario"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = client.get_json("/_mock/scenario").await;
     assert_eq!(state["scenario"], "ok");
     assert_eq!(state["style"], "kimi");
     assert_eq!(state["delay_ms"], 2000);
@@ -1363,10 +1217,9 @@ async fn request_log_records_api_requests_with_headers_and_body() {
     let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     client.chat(chat_body(false)).await.unwrap();
     client.messages(messages_body(false)).await.unwrap();
-    client.http.get(client.url("/models")).send().await.unwrap();
+    client.get("/models").await;
     client
-        .http
-        .post(client.url("/v1/chat/completions"))
+        .post("/v1/chat/completions")
         .body("not json")
         .send()
         .await
@@ -1391,12 +1244,7 @@ async fn request_log_records_api_requests_with_headers_and_body() {
     // The handle holds the same log.
     assert_eq!(json!(mock.requests()), Value::Array(requests));
 
-    let response = client
-        .http
-        .delete(client.url("/_mock/requests"))
-        .send()
-        .await
-        .unwrap();
+    let response = client.delete("/_mock/requests").send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(client.requests().await.is_empty());
     assert!(mock.requests().is_empty());
@@ -1413,25 +1261,11 @@ async fn the_handle_switches_scenarios_and_tells_when_requests_arrived() {
     mock.set_scenario(Scenario::Flapping);
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        statuses.push(
-            client
-                .chat(chat_body(false))
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-        );
+        statuses.push(client.chat_status(chat_body(false)).await);
     }
     // Setting a scenario starts `flapping` over, as the admin endpoint does.
     mock.set_scenario(Scenario::Flapping);
-    statuses.push(
-        client
-            .chat(chat_body(false))
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-    );
+    statuses.push(client.chat_status(chat_body(false)).await);
     assert_eq!(statuses, [200, 503, 200, 200]);
 
     // A hung request counts as it arrives: `received` is the event to wait on.
@@ -1458,8 +1292,7 @@ async fn the_handle_switches_scenarios_and_tells_when_requests_arrived() {
 async fn non_json_body_is_the_styles_bad_request() {
     let (mock, client) = start(Style::Zhipu, Scenario::Ok).await;
     let response = client
-        .http
-        .post(client.url("/chat/completions"))
+        .post("/chat/completions")
         .body("{oops")
         .send()
         .await
@@ -1474,8 +1307,7 @@ async fn non_json_body_is_the_styles_bad_request() {
 async fn unknown_path_is_a_404_and_is_recorded() {
     let (mock, client) = start(Style::Openai, Scenario::Ok).await;
     let response = client
-        .http
-        .post(client.url("/v1/completions"))
+        .post("/v1/completions")
         .json(&json!({}))
         .send()
         .await
@@ -1576,12 +1408,7 @@ async fn tool_schema_scenarios_refuse_only_requests_with_a_refused_tool() {
             assert_eq!(response.status(), refused_status, "{scenario}: {tool}");
         }
         // The model list is untouched: the provider is up.
-        let models = client
-            .http
-            .get(client.url("/v1/models"))
-            .send()
-            .await
-            .unwrap();
+        let models = client.get("/v1/models").await;
         assert_eq!(models.status(), 200);
         stop(mock).await;
     }

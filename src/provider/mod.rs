@@ -59,7 +59,31 @@ pub struct Prefill {
     pub base_url: Option<Url>,
 }
 
+/// A healthy answer slower than this is `degraded` unless the provider's config says otherwise
+/// (README: `degraded_after`).
+pub const DEFAULT_DEGRADED_AFTER: Duration = Duration::from_secs(8);
+
 impl Provider {
+    /// A provider named by its id, without a key and with every optional setting at its
+    /// default; callers set what they know on top.
+    pub fn new(id: &str, base_url: Url, style: WireStyle, probe_model: String) -> Provider {
+        Provider {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            base_url,
+            style,
+            api_key_env: None,
+            api_key: None,
+            probe_model,
+            context_window: None,
+            degraded_after: DEFAULT_DEGRADED_AFTER,
+            status_page: None,
+            headers: Vec::new(),
+            prefill: None,
+            builtin: false,
+        }
+    }
+
     /// `api.moonshot.ai` — what people recognise in a summary line.
     pub fn host(&self) -> &str {
         self.base_url.host_str().unwrap_or("?")
@@ -75,20 +99,11 @@ impl Provider {
     /// A provider `id` of the OpenAI style at a closed loopback port (`127.0.0.1:9`), with a
     /// key, for unit tests that need providers but no config (the config is above them).
     pub(crate) fn for_test(id: &str) -> Provider {
+        let base_url = Url::parse("http://127.0.0.1:9/v1").expect("a valid URL");
         Provider {
-            id: id.to_owned(),
-            name: id.to_owned(),
-            base_url: Url::parse("http://127.0.0.1:9/v1").expect("a valid URL"),
-            style: WireStyle::Openai,
             api_key_env: Some("KEY".to_owned()),
             api_key: Some(SecretString::from("sk-test-key-123")),
-            probe_model: "m".to_owned(),
-            context_window: None,
-            degraded_after: Duration::from_secs(8),
-            status_page: None,
-            headers: Vec::new(),
-            prefill: None,
-            builtin: false,
+            ..Provider::new(id, base_url, WireStyle::Openai, "m".to_owned())
         }
     }
 }

@@ -16,7 +16,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,7 +30,7 @@ use super::results;
 use crate::gateway::auth::{self, presented_key};
 use crate::gateway::error::ApiError;
 use crate::store::StoreError;
-use crate::store::queue::{BatchStatus, FileDeletion, FilePurpose, ListPage, NewBatch};
+use crate::store::queue::{BatchStatus, FileDeletion, FilePurpose, FileRecord, ListPage, NewBatch};
 use crate::time::{millis_of, parse_duration};
 
 /// OpenAI's bounds on metadata: 16 pairs, keys up to 64 characters, values up to 512.
@@ -45,6 +46,7 @@ const MAX_CREATE_BYTES: usize = 64 * 1024;
 const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
+/// What a handler answers: the response, or the OpenAI-shaped error axum turns into one.
 type Answer = Result<Response, ApiError>;
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -64,11 +66,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Replies with the answer or the OpenAI-shaped error.
-fn reply(answer: Answer) -> Response {
-    answer.unwrap_or_else(IntoResponse::into_response)
-}
-
 fn json(value: Value) -> Answer {
     Ok(axum::Json(value).into_response())
 }
@@ -81,6 +78,22 @@ fn storage(error: StoreError) -> ApiError {
 fn owner(shared: &Shared, headers: &HeaderMap, body: auth::Body) -> Result<String, ApiError> {
     shared.gateway.check_client(headers, body)?;
     Ok(shared.owners.of(presented_key(headers)))
+}
+
+/// The owner of a request without a JSON body that the gateway's client auth let through:
+/// every handler's but batch creation's (its body is JSON). Handlers take it after their path,
+/// so a bad path is still answered before the key is checked.
+struct Owner(String);
+
+impl FromRequestParts<Arc<Shared>> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        owner(shared, &parts.headers, auth::Body::None).map(Owner)
+    }
 }
 
 type Params = Result<Query<BTreeMap<String, String>>, QueryRejection>;
@@ -105,180 +118,139 @@ fn limit(params: &BTreeMap<String, String>, default: u32, max: u32) -> Result<u3
 
 // === files ===
 
+/// The owner's file `id`; another owner's file is as unknown as one that does not exist.
+async fn owned_file(shared: &Shared, owner: &str, id: &str) -> Result<FileRecord, ApiError> {
+    shared
+        .store
+        .queue()
+        .queue_file(owner, id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| object::no_such_file(id))
+}
+
 async fn upload_file(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    Owner(owner): Owner,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Response {
-    reply(
-        async {
-            let owner = owner(&shared, &headers, auth::Body::None)?;
-            let multipart = multipart.map_err(|e| {
-                object::invalid("file", format!("send the file as multipart/form-data: {e}"))
-            })?;
-            let file = super::upload::upload(&shared, &owner, &headers, multipart).await?;
-            json(object::file(&file, shared.retention_ms()))
-        }
-        .await,
-    )
+) -> Answer {
+    let multipart = multipart.map_err(|e| {
+        object::invalid("file", format!("send the file as multipart/form-data: {e}"))
+    })?;
+    let file = super::upload::upload(&shared, &owner, &headers, multipart).await?;
+    json(object::file(&file, shared.retention_ms()))
 }
 
 async fn list_files(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     query: Params,
-) -> Response {
-    reply(
-        async {
-            let owner = owner(&shared, &headers, auth::Body::None)?;
-            let params = params(query)?;
-            let limit = limit(&params, 10_000, 10_000)?;
-            let newest_first = match params.get("order").map(String::as_str) {
-                None | Some("desc") => true,
-                Some("asc") => false,
-                Some(_) => return Err(object::invalid("order", "order must be 'asc' or 'desc'")),
-            };
-            let purpose = match params.get("purpose") {
-                None => None,
-                Some(p) => Some(FilePurpose::parse(p).ok_or_else(|| {
-                    object::invalid("purpose", "isdown stores 'batch' and 'batch_output' files")
-                })?),
-            };
-            let page = ListPage {
-                after: params.get("after").cloned(),
-                limit: limit + 1,
-                newest_first,
-                purpose,
-            };
-            let files = shared
-                .store
-                .queue()
-                .queue_files(&owner, &page)
-                .await
-                .map_err(storage)?;
-            let retention = shared.retention_ms();
-            let data = files.iter().map(|f| object::file(f, retention)).collect();
-            json(object::list(data, limit as usize))
-        }
-        .await,
-    )
+    Owner(owner): Owner,
+) -> Answer {
+    let params = params(query)?;
+    let limit = limit(&params, 10_000, 10_000)?;
+    let newest_first = match params.get("order").map(String::as_str) {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => return Err(object::invalid("order", "order must be 'asc' or 'desc'")),
+    };
+    let purpose = match params.get("purpose") {
+        None => None,
+        Some(p) => Some(FilePurpose::parse(p).ok_or_else(|| {
+            object::invalid("purpose", "isdown stores 'batch' and 'batch_output' files")
+        })?),
+    };
+    let page = ListPage {
+        after: params.get("after").cloned(),
+        limit: limit + 1,
+        newest_first,
+        purpose,
+    };
+    let files = shared
+        .store
+        .queue()
+        .queue_files(&owner, &page)
+        .await
+        .map_err(storage)?;
+    let retention = shared.retention_ms();
+    let data = files.iter().map(|f| object::file(f, retention)).collect();
+    json(object::list(data, limit as usize))
 }
 
 async fn retrieve_file(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    reply(
-        async {
-            let owner = owner(&shared, &headers, auth::Body::None)?;
-            let file = shared
-                .store
-                .queue()
-                .queue_file(&owner, &id)
-                .await
-                .map_err(storage)?
-                .ok_or_else(|| object::no_such_file(&id))?;
-            json(object::file(&file, shared.retention_ms()))
-        }
-        .await,
-    )
+    Owner(owner): Owner,
+) -> Answer {
+    let file = owned_file(&shared, &owner, &id).await?;
+    json(object::file(&file, shared.retention_ms()))
 }
 
 async fn delete_file(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    reply(
-        async {
-            let owner = owner(&shared, &headers, auth::Body::None)?;
-            match shared
-                .store
-                .queue()
-                .queue_file_delete(&owner, &id)
-                .await
-                .map_err(storage)?
-            {
-                FileDeletion::Deleted => json(object::deleted(&id)),
-                FileDeletion::NotFound => Err(object::no_such_file(&id)),
-                FileDeletion::InUse { batch } => Err(object::file_in_use(&id, &batch)),
-            }
-        }
-        .await,
-    )
+    Owner(owner): Owner,
+) -> Answer {
+    match shared
+        .store
+        .queue()
+        .queue_file_delete(&owner, &id)
+        .await
+        .map_err(storage)?
+    {
+        FileDeletion::Deleted => json(object::deleted(&id)),
+        FileDeletion::NotFound => Err(object::no_such_file(&id)),
+        FileDeletion::InUse { batch } => Err(object::file_in_use(&id, &batch)),
+    }
 }
 
 async fn file_content(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    reply(
-        async {
-            let owner = owner(&shared, &headers, auth::Body::None)?;
-            let file = shared
-                .store
-                .queue()
-                .queue_file(&owner, &id)
-                .await
-                .map_err(storage)?
-                .ok_or_else(|| object::no_such_file(&id))?;
-            let store = shared.store.clone();
-            let body = match file.result_of {
-                Some(of) => {
-                    Body::from_stream(results::stream(store, of.batch_key, of.batch_id, of.kind))
-                }
-                None => Body::from_stream(results::input_stream(store, file.key)),
-            };
-            let mut response = body.into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/jsonl"),
-            );
-            Ok(response)
-        }
-        .await,
-    )
+    Owner(owner): Owner,
+) -> Answer {
+    let file = owned_file(&shared, &owner, &id).await?;
+    let store = shared.store.clone();
+    let body = match file.result_of {
+        Some(of) => Body::from_stream(results::stream(store, of.batch_key, of.batch_id, of.kind)),
+        None => Body::from_stream(results::input_stream(store, file.key)),
+    };
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jsonl"),
+    );
+    Ok(response)
 }
 
 // === batches ===
 
-async fn create_batch(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    reply(
-        async {
-            let owner = owner(&shared, &headers, auth::Body::Json)?;
-            let bytes = axum::body::to_bytes(body, MAX_CREATE_BYTES)
-                .await
-                .map_err(|_| {
-                    object::invalid(
-                        "body",
-                        format!("send at most {MAX_CREATE_BYTES} bytes of JSON"),
-                    )
-                })?;
-            let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&bytes) else {
-                return Err(object::invalid(
-                    "body",
-                    "the request body is not a JSON object",
-                ));
-            };
-            let new = new_batch(&shared, &owner, &request).await?;
-            let queue = shared.store.queue();
-            queue.queue_batch_create(&new).await.map_err(storage)?;
-            let created = queue
-                .queue_batch(Some(&owner), &new.id)
-                .await
-                .map_err(storage)?
-                .ok_or_else(|| object::no_such_batch(&new.id))?;
-            shared.wake.notify_one();
-            json(object::batch(&created))
-        }
-        .await,
-    )
+async fn create_batch(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Answer {
+    let owner = owner(&shared, &headers, auth::Body::Json)?;
+    let bytes = axum::body::to_bytes(body, MAX_CREATE_BYTES)
+        .await
+        .map_err(|_| {
+            object::invalid(
+                "body",
+                format!("send at most {MAX_CREATE_BYTES} bytes of JSON"),
+            )
+        })?;
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&bytes) else {
+        return Err(object::invalid(
+            "body",
+            "the request body is not a JSON object",
+        ));
+    };
+    let new = new_batch(&shared, &owner, &request).await?;
+    let queue = shared.store.queue();
+    queue.queue_batch_create(&new).await.map_err(storage)?;
+    let created = queue
+        .queue_batch(Some(&owner), &new.id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| object::no_such_batch(&new.id))?;
+    shared.wake.notify_one();
+    json(object::batch(&created))
 }
 
 /// The batch a creation request asks for, checked field by field.
@@ -367,73 +339,55 @@ fn metadata(pairs: &Map<String, Value>) -> Result<String, ApiError> {
 
 async fn retrieve_batch(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    reply(
-        async {
-            let owner = owner(&shared, &headers, auth::Body::None)?;
-            let batch = shared
-                .store
-                .queue()
-                .queue_batch(Some(&owner), &id)
-                .await
-                .map_err(storage)?
-                .ok_or_else(|| object::no_such_batch(&id))?;
-            json(object::batch(&batch))
-        }
-        .await,
-    )
+    Owner(owner): Owner,
+) -> Answer {
+    let batch = shared
+        .store
+        .queue()
+        .queue_batch(Some(&owner), &id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| object::no_such_batch(&id))?;
+    json(object::batch(&batch))
 }
 
 async fn list_batches(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     query: Params,
-) -> Response {
-    reply(
-        async {
-            let owner = owner(&shared, &headers, auth::Body::None)?;
-            let params = params(query)?;
-            let limit = limit(&params, 20, 100)?;
-            let batches = shared
-                .store
-                .queue()
-                .queue_batches(&owner, params.get("after").map(String::as_str), limit + 1)
-                .await
-                .map_err(storage)?;
-            let data = batches.iter().map(object::batch).collect();
-            json(object::list(data, limit as usize))
-        }
-        .await,
-    )
+    Owner(owner): Owner,
+) -> Answer {
+    let params = params(query)?;
+    let limit = limit(&params, 20, 100)?;
+    let batches = shared
+        .store
+        .queue()
+        .queue_batches(&owner, params.get("after").map(String::as_str), limit + 1)
+        .await
+        .map_err(storage)?;
+    let data = batches.iter().map(object::batch).collect();
+    json(object::list(data, limit as usize))
 }
 
 async fn cancel_batch(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    reply(
-        async {
-            // No body to check: the SDK sends none.
-            let owner = owner(&shared, &headers, auth::Body::None)?;
-            let batch = shared
-                .store
-                .queue()
-                .queue_batch_cancel(&owner, &id, shared.now())
-                .await
-                .map_err(storage)?
-                .ok_or_else(|| object::no_such_batch(&id))?;
-            if matches!(
-                batch.status,
-                BatchStatus::Completed | BatchStatus::Failed | BatchStatus::Expired
-            ) {
-                return Err(object::not_cancellable(&id, batch.status));
-            }
-            shared.wake.notify_one();
-            json(object::batch(&batch))
-        }
-        .await,
-    )
+    Owner(owner): Owner,
+) -> Answer {
+    // No body to check: the SDK sends none.
+    let batch = shared
+        .store
+        .queue()
+        .queue_batch_cancel(&owner, &id, shared.now())
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| object::no_such_batch(&id))?;
+    if matches!(
+        batch.status,
+        BatchStatus::Completed | BatchStatus::Failed | BatchStatus::Expired
+    ) {
+        return Err(object::not_cancellable(&id, batch.status));
+    }
+    shared.wake.notify_one();
+    json(object::batch(&batch))
 }

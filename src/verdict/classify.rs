@@ -162,9 +162,7 @@ pub fn classify_transport(failure: &TransportFailure) -> Diagnosis {
             Cause::Timeout(*phase),
         ),
     };
-    let mut finding = Finding::case(case);
-    finding.detail = Some(sanitize(detail));
-    let mut diagnosis = conclude(finding, None, None);
+    let mut diagnosis = conclude(Finding::detailed(case, sanitize(detail)), None, None);
     diagnosis.cause = Some(cause);
     if cause == Cause::LocalResources {
         // Decided here, not by correlation: it is this machine, whatever other providers do.
@@ -196,13 +194,16 @@ pub fn degraded_if_slow(diagnosis: Diagnosis, latency: Duration, threshold: Dura
     if diagnosis.verdict != Verdict::Up || latency <= threshold {
         return diagnosis;
     }
-    let mut finding = Finding::case(Case::Degraded);
-    finding.detail = Some(format!(
+    let detail = format!(
         "{} ms, above the {} ms threshold",
         latency.as_millis(),
         threshold.as_millis()
-    ));
-    conclude(finding, diagnosis.status, None)
+    );
+    conclude(
+        Finding::detailed(Case::Degraded, detail),
+        diagnosis.status,
+        None,
+    )
 }
 
 // === body kinds ===
@@ -454,6 +455,14 @@ impl Finding {
         Finding::new(TABLE.case(case))
     }
 
+    /// The case with its `{detail}` filled in.
+    fn detailed(case: Case, detail: String) -> Finding {
+        Finding {
+            detail: Some(detail),
+            ..Finding::case(case)
+        }
+    }
+
     fn about(outcome: Outcome<'static>, error: &ErrorObject) -> Finding {
         Finding {
             message: error.message.clone(),
@@ -622,9 +631,7 @@ fn finish_finding(reason: &str) -> Option<Finding> {
 }
 
 fn not_a_reply(detail: &str) -> Finding {
-    let mut finding = Finding::case(Case::NotAReply);
-    finding.detail = Some(detail.to_owned());
-    finding
+    Finding::detailed(Case::NotAReply, detail.to_owned())
 }
 
 /// Shape of a chat reply: OpenAI `choices[0].message` or Anthropic `content[]`.
@@ -815,29 +822,23 @@ fn evaluate_stream(summary: &StreamSummary<'_>, expect: Expect) -> Diagnosis {
     }
     let finding = match summary.end {
         StreamEnd::FirstTokenTimeout if state.keepalives > 0 => {
-            let mut finding = Finding::case(Case::StreamFirstTokenQueued);
-            finding.detail = Some(state.keepalives.to_string());
-            finding
+            Finding::detailed(Case::StreamFirstTokenQueued, state.keepalives.to_string())
         }
         StreamEnd::FirstTokenTimeout => Finding::case(Case::StreamFirstToken),
-        StreamEnd::IdleTimeout => {
-            let mut finding = Finding::case(Case::StreamIdle);
-            finding.detail = Some(state.chunks.to_string());
-            finding
-        }
-        // A connection dropped after the 200 is a stream cut before its end marker: the
-        // provider broke the answer (DESIGN: `malformed`), whatever the socket error says.
-        StreamEnd::Transport(TransportFailure::Reset(_) | TransportFailure::Other(_))
+        StreamEnd::IdleTimeout => Finding::detailed(Case::StreamIdle, state.chunks.to_string()),
+        // A stream that ends before its end marker was cut: the provider broke the answer
+        // (DESIGN: `malformed`). So is a connection dropped after the 200, whatever the socket
+        // error says.
+        StreamEnd::Eof
+        | StreamEnd::Transport(TransportFailure::Reset(_) | TransportFailure::Other(_))
             if !state.done =>
         {
-            let mut finding = Finding::case(Case::StreamCut);
             let marker = if state.anthropic {
                 "`event: message_stop`"
             } else {
                 "`data: [DONE]`"
             };
-            finding.detail = Some(marker.to_owned());
-            finding
+            Finding::detailed(Case::StreamCut, marker.to_owned())
         }
         StreamEnd::Transport(transport) => {
             let mut diagnosis = classify_transport(transport);
@@ -847,16 +848,6 @@ fn evaluate_stream(summary: &StreamSummary<'_>, expect: Expect) -> Diagnosis {
             );
             diagnosis.status = Some(status);
             return diagnosis;
-        }
-        StreamEnd::Eof if !state.done => {
-            let mut finding = Finding::case(Case::StreamCut);
-            let marker = if state.anthropic {
-                "`event: message_stop`"
-            } else {
-                "`data: [DONE]`"
-            };
-            finding.detail = Some(marker.to_owned());
-            finding
         }
         StreamEnd::Eof => match expect {
             Expect::Reachable { .. } => Finding::case(Case::UpChat),

@@ -13,7 +13,7 @@ use super::{
     TimeoutPhase, TransportFailure, Verdict as V, chunk_has_content, classify_http,
     classify_stream, classify_transport, degraded_if_slow,
 };
-use crate::sse::{SseItem, parse_all};
+use crate::sse::{SseItem, event, parse_all};
 
 // === helpers ===
 
@@ -50,6 +50,11 @@ fn http(status: u16, body: &str) -> Diagnosis {
 fn stream(status: u16, text: &str, end: StreamEnd, expect: Expect) -> Diagnosis {
     let items = parse_all(text.as_bytes()).unwrap();
     stream_items(status, &HeaderMap::new(), &items, end, expect)
+}
+
+/// A whole 200 stream that ended in EOF, on a chat probe.
+fn chat_stream(text: &str) -> Diagnosis {
+    stream(200, text, StreamEnd::Eof, Expect::Chat)
 }
 
 fn stream_items(
@@ -106,10 +111,11 @@ fn assert_well_formed(d: &Diagnosis, context: &str) {
     }
 }
 
-fn run_rows(rows: &[Row]) {
+/// Classifies every row with `classify` and reports all the rows that came out wrong at once.
+fn run_rows(rows: &[Row], classify: impl Fn(u16, &str) -> Diagnosis) {
     let mut failures = Vec::new();
     for (name, status, body, want) in rows {
-        let d = http(*status, body);
+        let d = classify(*status, body);
         assert_well_formed(&d, name);
         assert_eq!(d.status, Some(*status), "{name}: status");
         if d.verdict != *want {
@@ -1228,37 +1234,37 @@ const OPENROUTER: &[Row] = &[
 
 #[test]
 fn moonshot_and_kimi_code_documented_errors_classify_as_the_reference_says() {
-    run_rows(MOONSHOT);
+    run_rows(MOONSHOT, http);
 }
 
 #[test]
 fn deepseek_documented_errors_classify_as_the_reference_says() {
-    run_rows(DEEPSEEK);
+    run_rows(DEEPSEEK, http);
 }
 
 #[test]
 fn zhipu_business_codes_beat_the_http_status() {
-    run_rows(ZHIPU);
+    run_rows(ZHIPU, http);
 }
 
 #[test]
 fn dashscope_documented_errors_classify_as_the_reference_says() {
-    run_rows(DASHSCOPE);
+    run_rows(DASHSCOPE, http);
 }
 
 #[test]
 fn openai_documented_errors_classify_as_the_reference_says() {
-    run_rows(OPENAI);
+    run_rows(OPENAI, http);
 }
 
 #[test]
 fn anthropic_documented_errors_classify_as_the_reference_says() {
-    run_rows(ANTHROPIC);
+    run_rows(ANTHROPIC, http);
 }
 
 #[test]
 fn openrouter_documented_errors_classify_as_the_reference_says() {
-    run_rows(OPENROUTER);
+    run_rows(OPENROUTER, http);
 }
 
 // === OpenRouter 200-with-error and wrapping (§9.1, traps 6 and 17) ===
@@ -1310,7 +1316,7 @@ const SUCCESS_WITH_ERROR: &[Row] = &[
 
 #[test]
 fn success_status_with_an_error_body_is_classified_by_the_error_never_up() {
-    run_rows(SUCCESS_WITH_ERROR);
+    run_rows(SUCCESS_WITH_ERROR, http);
 }
 
 #[test]
@@ -1664,7 +1670,7 @@ const TRAPS: &[Row] = &[
 
 #[test]
 fn every_trap_of_the_reference_comes_out_right() {
-    run_rows(TRAPS);
+    run_rows(TRAPS, http);
 }
 
 // === breadth: errors reported publicly by users of agent tools (issue 18 audit) ===
@@ -1836,7 +1842,7 @@ const BREADTH: &[Row] = &[
 
 #[test]
 fn publicly_reported_errors_classify_by_what_they_mean() {
-    run_rows(BREADTH);
+    run_rows(BREADTH, http);
 }
 
 #[test]
@@ -1851,46 +1857,6 @@ fn the_403_waf_page_is_described_as_a_page_in_front_of_the_api_and_never_shown()
         d.explanation
     );
     assert!(!d.explanation.contains("Cloudflare"), "{}", d.explanation);
-}
-
-#[test]
-fn vllm_error_object_inside_a_200_stream_is_classified_by_its_message() {
-    let d = stream(
-        200,
-        "data: {\"object\":\"error\",\"message\":\"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::ContextTooLong, "{}", d.explanation);
-    let d = stream(
-        200,
-        "data: {\"object\":\"error\",\"message\":\"something odd\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::BadRequest, "{}", d.explanation);
-}
-
-#[test]
-fn a_relayed_200_stream_with_an_overload_error_is_overloaded() {
-    let d = stream(
-        200,
-        "data: {\"error\":{\"message\":\"Our servers are currently overloaded. Please try again later.\",\"type\":\"server_error\",\"code\":\"server_is_overloaded\"}}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::Overloaded, "{}", d.explanation);
-}
-
-#[test]
-fn trap05_openrouter_in_stream_error_with_200_is_never_up() {
-    let d = stream(
-        200,
-        "data: {\"id\":\"cmpl-abc123\",\"object\":\"chat.completion.chunk\",\"created\":1234567890,\"model\":\"gpt-3.5-turbo\",\"provider\":\"openai\",\"error\":{\"code\":\"server_error\",\"message\":\"Provider disconnected unexpectedly\"},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":\"error\"}]}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::ServerError, "{}", d.explanation);
 }
 
 #[test]
@@ -1931,23 +1897,9 @@ fn trap18_rate_limit_headers_on_success_are_not_a_rate_limit() {
 }
 
 #[test]
-fn trap19_done_after_failure_finish_reason_is_still_a_failure() {
-    let d = stream(
-        200,
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"network_error\"}]}\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::ServerError);
-}
-
-#[test]
 fn trap19_moonshot_stream_without_done_is_malformed_even_after_final_chunk() {
-    let d = stream(
-        200,
+    let d = chat_stream(
         "data: {\"id\":\"cmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}\n\ndata: {\"id\":\"cmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\",\"usage\":{\"prompt_tokens\":19,\"completion_tokens\":13,\"total_tokens\":32}}]}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
     );
     assert_eq!(d.verdict, V::Malformed);
     assert!(d.explanation.contains("[DONE]"), "{}", d.explanation);
@@ -2409,128 +2361,146 @@ const MOONSHOT_STREAM: &str = "data: {\"id\":\"cmpl-1305b94c570f447fbde318056073
 const ANTHROPIC_STREAM: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[]}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\nevent: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":5}}\n\n";
 
 #[test]
-fn openai_mid_stream_error_fixture_is_server_error() {
-    let d = stream(200, OPENAI_MID_STREAM_ERROR, StreamEnd::Eof, Expect::Chat);
-    assert_eq!(d.verdict, V::ServerError, "{}", d.explanation);
-    assert_eq!(d.status, Some(200));
-}
-
-#[test]
-fn openrouter_unified_stream_error_is_classified_by_its_code() {
-    let d = stream(
-        200,
-        ": OPENROUTER PROCESSING\n\ndata: {\"id\":\"cmpl-abc123\",\"object\":\"chat.completion.chunk\",\"created\":1234567890,\"model\":\"gpt-3.5-turbo\",\"provider\":\"openai\",\"error\":{\"code\":\"server_error\",\"message\":\"Provider disconnected unexpectedly\"},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":\"error\"}]}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::ServerError);
-}
-
-#[test]
 fn openrouter_stream_error_with_rate_limit_message_reports_its_wait() {
-    let d = stream(
-        200,
+    let d = chat_stream(
         "data: {\"error\":{\"code\":429,\"message\":\"Rate limit exceeded, please try again in 4s\"},\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"error\"}]}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
     );
     assert_eq!((d.verdict, d.retry_after_s), (V::RateLimited, Some(4.0)));
-}
-
-#[test]
-fn anthropic_event_error_after_200_fixture_is_overloaded() {
-    let d = stream(
-        200,
-        "event: ping\ndata: {\"type\": \"ping\"}\n\nevent: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"api_error\", \"message\": \"Overloaded\"}}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::Overloaded, "{}", d.explanation);
-}
-
-#[test]
-fn anthropic_event_error_doc_variant_overloaded_error() {
-    let d = stream(
-        200,
-        "event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::Overloaded);
-}
-
-#[test]
-fn zhipu_network_error_then_done_is_server_error() {
-    let d = stream(
-        200,
-        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"network_error\"}]}\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::ServerError);
-}
-
-#[test]
-fn zhipu_sensitive_finish_reason_is_content_filtered() {
-    let d = stream(
-        200,
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"sensitive\"}]}\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::ContentFiltered);
-}
-
-#[test]
-fn openai_content_filter_finish_reason_in_stream_is_content_filtered() {
-    let d = stream(
-        200,
-        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::ContentFiltered);
-}
-
-#[test]
-fn deepseek_insufficient_system_resource_is_overloaded() {
-    let d = stream(
-        200,
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"par\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"insufficient_system_resource\"}]}\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::Overloaded);
 }
 
 #[test]
 fn anthropic_refusal_stop_reason_in_stream_is_content_filtered() {
     let text = ANTHROPIC_STREAM.replace("end_turn", "refusal")
         + "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
-    let d = stream(200, &text, StreamEnd::Eof, Expect::Chat);
+    let d = chat_stream(&text);
     assert_eq!(d.verdict, V::ContentFiltered);
 }
 
-#[test]
-fn dashscope_mid_stream_moderation_fixture_is_content_filtered() {
-    let d = stream(
+/// Whole streams that end in EOF on a chat probe: (row name, HTTP status, SSE text, verdict).
+const STREAMS: &[Row] = &[
+    (
+        "openai mid-stream error fixture",
+        200,
+        OPENAI_MID_STREAM_ERROR,
+        V::ServerError,
+    ),
+    (
+        "openrouter unified stream error, by its code",
+        200,
+        ": OPENROUTER PROCESSING\n\ndata: {\"id\":\"cmpl-abc123\",\"object\":\"chat.completion.chunk\",\"created\":1234567890,\"model\":\"gpt-3.5-turbo\",\"provider\":\"openai\",\"error\":{\"code\":\"server_error\",\"message\":\"Provider disconnected unexpectedly\"},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":\"error\"}]}\n\n",
+        V::ServerError,
+    ),
+    (
+        "anthropic event: error after 200 (fixture)",
+        200,
+        "event: ping\ndata: {\"type\": \"ping\"}\n\nevent: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"api_error\", \"message\": \"Overloaded\"}}\n\n",
+        V::Overloaded,
+    ),
+    (
+        "anthropic event: error, documented overloaded_error",
+        200,
+        "event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n",
+        V::Overloaded,
+    ),
+    (
+        "zhipu network_error then [DONE]",
+        200,
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"network_error\"}]}\n\ndata: [DONE]\n\n",
+        V::ServerError,
+    ),
+    (
+        "zhipu sensitive finish_reason",
+        200,
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"sensitive\"}]}\n\ndata: [DONE]\n\n",
+        V::ContentFiltered,
+    ),
+    (
+        "openai content_filter finish_reason",
+        200,
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\ndata: [DONE]\n\n",
+        V::ContentFiltered,
+    ),
+    (
+        "deepseek insufficient_system_resource",
+        200,
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"par\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"insufficient_system_resource\"}]}\n\ndata: [DONE]\n\n",
+        V::Overloaded,
+    ),
+    (
+        "dashscope mid-stream moderation (fixture)",
         200,
         "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: {\"error\":{\"message\":\"Output data may contain inappropriate content.\",\"type\":\"data_inspection_failed\",\"param\":null,\"code\":\"data_inspection_failed\"}}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::ContentFiltered);
-}
-
-#[test]
-fn dashscope_sse_framed_400_is_classified_in_a_stream_too() {
-    let d = stream(
+        V::ContentFiltered,
+    ),
+    (
+        "dashscope SSE-framed 400",
         400,
         "data: {\"error\":{\"message\":\"Input data may contain inappropriate content.\",\"type\":\"data_inspection_failed\",\"param\":null,\"code\":\"data_inspection_failed\"}}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!((d.verdict, d.status), (V::ContentFiltered, Some(400)));
+        V::ContentFiltered,
+    ),
+    ("moonshot complete stream", 200, MOONSHOT_STREAM, V::Up),
+    ("empty stream", 200, "", V::Malformed),
+    (
+        "[DONE] but no content",
+        200,
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\ndata: [DONE]\n\n",
+        V::Malformed,
+    ),
+    (
+        "deepseek reasoning first, then content",
+        200,
+        ": keep-alive\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Let me think\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"pong\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+        V::Up,
+    ),
+    (
+        "error event after content",
+        200,
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"rate limit\",\"type\":\"rate_limit_error\"}}\n\ndata: [DONE]\n\n",
+        V::RateLimited,
+    ),
+    (
+        "unrecognised stream error",
+        200,
+        "data: {\"error\":{\"message\":\"mystery\"}}\n\n",
+        V::Malformed,
+    ),
+    (
+        "relayed 200 stream with an overload error",
+        200,
+        "data: {\"error\":{\"message\":\"Our servers are currently overloaded. Please try again later.\",\"type\":\"server_error\",\"code\":\"server_is_overloaded\"}}\n\n",
+        V::Overloaded,
+    ),
+    (
+        "trap05 openrouter in-stream error with 200",
+        200,
+        "data: {\"id\":\"cmpl-abc123\",\"object\":\"chat.completion.chunk\",\"created\":1234567890,\"model\":\"gpt-3.5-turbo\",\"provider\":\"openai\",\"error\":{\"code\":\"server_error\",\"message\":\"Provider disconnected unexpectedly\"},\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":\"error\"}]}\n\n",
+        V::ServerError,
+    ),
+    (
+        "trap19 [DONE] after a failure finish_reason",
+        200,
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"network_error\"}]}\n\ndata: [DONE]\n\n",
+        V::ServerError,
+    ),
+    (
+        "vllm error object in a 200 stream, by its message (context)",
+        200,
+        "data: {\"object\":\"error\",\"message\":\"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}\n\ndata: [DONE]\n\n",
+        V::ContextTooLong,
+    ),
+    (
+        "vllm error object in a 200 stream, unknown message",
+        200,
+        "data: {\"object\":\"error\",\"message\":\"something odd\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}\n\ndata: [DONE]\n\n",
+        V::BadRequest,
+    ),
+];
+
+#[test]
+fn streams_classify_by_their_errors_finish_reasons_and_end_markers() {
+    run_rows(STREAMS, |status, text| {
+        stream(status, text, StreamEnd::Eof, Expect::Chat)
+    });
 }
 
 #[test]
@@ -2541,30 +2511,19 @@ fn stream_with_error_status_and_no_items_falls_back_to_the_status_with_its_wait(
 }
 
 #[test]
-fn moonshot_complete_stream_is_up() {
-    let d = stream(200, MOONSHOT_STREAM, StreamEnd::Eof, Expect::Chat);
-    assert_eq!(d.verdict, V::Up, "{}", d.explanation);
-}
-
-#[test]
 fn anthropic_complete_stream_is_up_and_without_message_stop_is_cut() {
     let complete =
         format!("{ANTHROPIC_STREAM}event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n");
-    let d = stream(200, &complete, StreamEnd::Eof, Expect::Chat);
+    let d = chat_stream(&complete);
     assert_eq!(d.verdict, V::Up, "{}", d.explanation);
-    let d = stream(200, ANTHROPIC_STREAM, StreamEnd::Eof, Expect::Chat);
+    let d = chat_stream(ANTHROPIC_STREAM);
     assert_eq!(d.verdict, V::Malformed);
     assert!(d.explanation.contains("message_stop"), "{}", d.explanation);
 }
 
 #[test]
 fn stream_cut_before_done_is_malformed() {
-    let d = stream(
-        200,
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
+    let d = chat_stream("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n");
     assert_eq!(d.verdict, V::Malformed);
     assert!(
         d.explanation.contains("stream cut before"),
@@ -2574,43 +2533,12 @@ fn stream_cut_before_done_is_malformed() {
 }
 
 #[test]
-fn empty_stream_is_cut() {
-    let d = stream(200, "", StreamEnd::Eof, Expect::Chat);
-    assert_eq!(d.verdict, V::Malformed);
-}
-
-#[test]
 fn stream_with_a_non_json_data_line_is_malformed() {
-    let d = stream(
-        200,
+    let d = chat_stream(
         "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: this is not json\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
     );
     assert_eq!(d.verdict, V::Malformed);
     assert!(d.explanation.contains("not JSON"), "{}", d.explanation);
-}
-
-#[test]
-fn stream_with_done_but_no_content_is_malformed() {
-    let d = stream(
-        200,
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::Malformed);
-}
-
-#[test]
-fn deepseek_reasoning_first_stream_is_up() {
-    let d = stream(
-        200,
-        ": keep-alive\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Let me think\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"pong\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::Up);
 }
 
 #[test]
@@ -2664,28 +2592,6 @@ fn timeout_mid_stream_stays_a_timeout() {
     assert!(d.explanation.contains("mid-stream"), "{}", d.explanation);
 }
 
-#[test]
-fn error_event_after_content_still_fails_the_stream() {
-    let d = stream(
-        200,
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"rate limit\",\"type\":\"rate_limit_error\"}}\n\ndata: [DONE]\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::RateLimited);
-}
-
-#[test]
-fn unrecognised_stream_error_is_malformed() {
-    let d = stream(
-        200,
-        "data: {\"error\":{\"message\":\"mystery\"}}\n\n",
-        StreamEnd::Eof,
-        Expect::Chat,
-    );
-    assert_eq!(d.verdict, V::Malformed);
-}
-
 const TOOL_STREAM: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"arguments\":\"\"}}]}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"tz\\\":\"}}]}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"UTC\\\"}\"}}]}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
 
 #[test]
@@ -2729,13 +2635,6 @@ fn a_stream_body_given_to_classify_http_is_judged_as_a_stream() {
 }
 
 // === chunk_has_content ===
-
-fn event(data: &str) -> SseItem {
-    SseItem::Event {
-        event: None,
-        data: data.into(),
-    }
-}
 
 #[test]
 fn chunk_has_content_counts_text_reasoning_and_tool_deltas_only() {

@@ -21,7 +21,7 @@ use super::freshness::Freshness;
 use super::page::MonitorHistory;
 use super::rendered;
 use super::site::SiteInfo;
-use crate::monitor::health::{HealthSnapshot, Liveness};
+use crate::monitor::health::{HealthSnapshot, Liveness, MonitorHealth};
 use crate::peers::Duty;
 use crate::store::{Incident, IncidentFilter, IncidentState, ResultRecord, StoreError};
 use crate::time::{Millis, rfc3339};
@@ -209,18 +209,7 @@ pub fn status_json(
         .monitors
         .iter()
         .zip(histories)
-        .map(|(m, history)| {
-            json!({
-                "id": m.id,
-                "provider": m.provider,
-                "model": m.model,
-                "probe": m.probe,
-                "state": m.state,
-                "verdict": m.verdict,
-                "since": m.since.map(rfc3339),
-                "uptime": history.uptime,
-            })
-        })
+        .map(|(m, history)| monitor_json(m, json!({ "uptime": history.uptime })))
         .collect();
     json!({
         "status": health.overall(),
@@ -283,7 +272,26 @@ async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Respons
         .collect();
     json_once(
         StatusCode::OK,
-        &json!({
+        &monitor_json(
+            m,
+            json!({
+            "explanation": m.explanation.as_deref().map(|e| site.public_text(e)),
+            "advice": m.advice.as_deref().map(|a| site.public_text(a)),
+            "uptime": uptime,
+            "latency_daily": latency,
+            "recent_results": recent.iter().map(|r| result_json(&site, r)).collect::<Vec<_>>(),
+            "incidents": incidents.iter().map(|i| incident_json(&site, i, now)).collect::<Vec<_>>(),
+            "live": view.passive.get(&m.provider),
+            "quarantined": view.quarantined.get(&m.id).map(quarantine_json),
+            }),
+        ),
+    )
+}
+
+/// What names a monitor and where it stands, the same in the list and on its own page, with
+/// the `more` fields of each.
+fn monitor_json(m: &MonitorHealth, more: Value) -> Value {
+    let mut all = json!({
         "id": m.id,
         "provider": m.provider,
         "model": m.model,
@@ -291,16 +299,11 @@ async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Respons
         "state": m.state,
         "verdict": m.verdict,
         "since": m.since.map(rfc3339),
-        "explanation": m.explanation.as_deref().map(|e| site.public_text(e)),
-        "advice": m.advice.as_deref().map(|a| site.public_text(a)),
-        "uptime": uptime,
-        "latency_daily": latency,
-        "recent_results": recent.iter().map(|r| result_json(&site, r)).collect::<Vec<_>>(),
-        "incidents": incidents.iter().map(|i| incident_json(&site, i, now)).collect::<Vec<_>>(),
-        "live": view.passive.get(&m.provider),
-        "quarantined": view.quarantined.get(&m.id).map(quarantine_json),
-        }),
-    )
+    });
+    if let (Value::Object(all), Value::Object(more)) = (&mut all, more) {
+        all.extend(more);
+    }
+    all
 }
 
 /// A state set aside at start: when and why (never its content).

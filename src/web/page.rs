@@ -183,6 +183,23 @@ fn incident_row(site: &SiteInfo, incident: &Incident, now: Millis) -> IncidentRo
 }
 
 /// "99.91% uptime" under a bar, or that there is nothing to count yet.
+/// Up and unknown are the states with nothing to explain.
+fn is_failing(state: MonitorState) -> bool {
+    !matches!(state, MonitorState::Up | MonitorState::Unknown)
+}
+
+/// How long the monitor has been in its state; nothing while the state is unknown.
+fn since_words(m: &MonitorHealth, now: Millis) -> Option<String> {
+    m.since
+        .filter(|_| m.state != MonitorState::Unknown)
+        .map(|since| text::duration(now - since))
+}
+
+/// A monitor's explanation or advice, shown only while it fails and in the site's public words.
+fn while_failing(site: &SiteInfo, words: Option<&str>, failing: bool) -> Option<String> {
+    words.filter(|_| failing).map(|w| site.public_text(w))
+}
+
 fn uptime_words(uptime: Option<f64>) -> String {
     match uptime {
         Some(_) => format!("{} uptime", text::percent(uptime)),
@@ -490,7 +507,7 @@ fn row(site: &SiteInfo, m: &MonitorHealth, history: &MonitorHistory, input: &Ove
         text::percent(history.uptime.d90)
     );
     let hour_now = now.div_euclid(HOUR_MS) * HOUR_MS;
-    let failing = !matches!(m.state, MonitorState::Up | MonitorState::Unknown);
+    let failing = is_failing(m.state);
     Row {
         id: m.id.clone(),
         name: site.name(&m.provider).to_owned(),
@@ -498,15 +515,8 @@ fn row(site: &SiteInfo, m: &MonitorHealth, history: &MonitorHistory, input: &Ove
         model: m.model.clone(),
         state_class: text::state_class(m.state),
         state_label: text::state_label(m.state),
-        since: m
-            .since
-            .filter(|_| m.state != MonitorState::Unknown)
-            .map(|since| text::duration(now - since)),
-        explanation: m
-            .explanation
-            .as_deref()
-            .filter(|_| failing)
-            .map(|e| site.public_text(e)),
+        since: since_words(m, now),
+        explanation: while_failing(site, m.explanation.as_deref(), failing),
         queued: input
             .health
             .queue_waiting
@@ -655,7 +665,7 @@ pub fn monitor_page(input: &MonitorInput) -> MonitorPage {
             site.name(&m.provider)
         ),
     };
-    let failing = !matches!(m.state, MonitorState::Up | MonitorState::Unknown);
+    let failing = is_failing(m.state);
     let name = site.name(&m.provider).to_owned();
     let segments = day_segments(&m.id, &input.days, &input.window, now);
     let bar_label = format!(
@@ -688,21 +698,10 @@ pub fn monitor_page(input: &MonitorInput) -> MonitorPage {
         model: m.model.clone(),
         state_class: text::state_class(m.state),
         state_label: text::state_label(m.state),
-        since: m
-            .since
-            .filter(|_| m.state != MonitorState::Unknown)
-            .map(|since| text::duration(now - since)),
+        since: since_words(m, now),
         verdict: m.verdict.map(text::verdict_words),
-        explanation: m
-            .explanation
-            .as_deref()
-            .filter(|_| failing)
-            .map(|e| site.public_text(e)),
-        advice: m
-            .advice
-            .as_deref()
-            .filter(|_| failing)
-            .map(|a| site.public_text(a)),
+        explanation: while_failing(site, m.explanation.as_deref(), failing),
+        advice: while_failing(site, m.advice.as_deref(), failing),
         uptime: vec![
             ("24 h", text::percent(input.uptime.h24)),
             ("7 d", text::percent(input.uptime.d7)),

@@ -34,29 +34,36 @@ pub struct Kind {
 /// few seconds old is still within one probe of the truth. Browsers revalidate with the ETag.
 const VIEW_CACHE: &str = "public, max-age=5, stale-while-revalidate=30";
 
-pub const HTML: Kind = Kind {
-    content_type: "text/html; charset=utf-8",
-    cache_control: VIEW_CACHE,
-    compress: true,
-};
-pub const JSON: Kind = Kind {
-    content_type: "application/json",
-    cache_control: VIEW_CACHE,
-    compress: true,
-};
-pub const ATOM: Kind = Kind {
-    content_type: "application/atom+xml; charset=utf-8",
-    cache_control: VIEW_CACHE,
-    compress: true,
-};
+impl Kind {
+    /// A view rendered on change and kept: cached by others for [`VIEW_CACHE`], compressed.
+    const fn view(content_type: &'static str) -> Kind {
+        Kind {
+            content_type,
+            cache_control: VIEW_CACHE,
+            compress: true,
+        }
+    }
+
+    /// A view drawn per request: never kept by others, compressed.
+    const fn once(content_type: &'static str) -> Kind {
+        Kind {
+            content_type,
+            cache_control: "no-cache",
+            compress: true,
+        }
+    }
+}
+
+pub const HTML: Kind = Kind::view("text/html; charset=utf-8");
+pub const JSON: Kind = Kind::view("application/json");
+pub const ATOM: Kind = Kind::view("application/atom+xml; charset=utf-8");
 /// Badges are kept uncompressed: one is ~1.4 KB, of which compression saves ~0.8 KB on the wire,
 /// while two compressed copies of two badges of every monitor cost more memory than the rest of
 /// the monitor, and four compressions per monitor per render (BENCHMARKS.md "Memory per
 /// monitor").
 pub const SVG: Kind = Kind {
-    content_type: "image/svg+xml; charset=utf-8",
-    cache_control: VIEW_CACHE,
     compress: false,
+    ..Kind::view("image/svg+xml; charset=utf-8")
 };
 /// The page's script changes only with the binary: five minutes, then a cheap revalidation.
 pub const SCRIPT: Kind = Kind {
@@ -66,21 +73,10 @@ pub const SCRIPT: Kind = Kind {
 };
 /// Views drawn per request from the store (a monitor's page, older incident pages, the JSON API
 /// beyond `/api/v1/status`): never kept by others, since nothing tells when they change.
-pub const HTML_ONCE: Kind = Kind {
-    content_type: "text/html; charset=utf-8",
-    cache_control: "no-cache",
-    compress: true,
-};
-pub const JSON_ONCE: Kind = Kind {
-    content_type: "application/json",
-    cache_control: "no-cache",
-    compress: true,
-};
-pub const METRICS_ONCE: Kind = Kind {
-    content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
-    cache_control: "no-cache",
-    compress: true,
-};
+pub const HTML_ONCE: Kind = Kind::once("text/html; charset=utf-8");
+pub const JSON_ONCE: Kind = Kind::once("application/json");
+pub const METRICS_ONCE: Kind =
+    Kind::once("application/openmetrics-text; version=1.0.0; charset=utf-8");
 
 /// The one place every public view's bytes pass before they are compressed or sent: the last
 /// check that no configured secret leaves (the text was scrubbed on its way into the store and

@@ -158,8 +158,13 @@ fn health() -> HealthSnapshot {
     openai.since = Some(NOW - 3 * DAY_MS);
     openai.verdict = Some(Verdict::Up);
     openai.last_latency_ms = Some(312.0);
+    healthy_snapshot(vec![kimi, deepseek, openai])
+}
+
+/// A snapshot of `monitors` with a fresh heartbeat and nothing else going on.
+fn healthy_snapshot(monitors: Vec<MonitorHealth>) -> HealthSnapshot {
     HealthSnapshot {
-        monitors: vec![kimi, deepseek, openai],
+        monitors,
         network_incident: None,
         passive: BTreeMap::new(),
         quarantined: BTreeMap::new(),
@@ -982,15 +987,7 @@ fn large_inputs(n: usize) -> super::views::Inputs {
     let latest = window.iter().take(51).cloned().collect();
     super::views::Inputs {
         site: Arc::new(SiteInfo::new(WebSettings::default(), providers)),
-        health: HealthSnapshot {
-            monitors,
-            network_incident: None,
-            passive: BTreeMap::new(),
-            quarantined: BTreeMap::new(),
-            heartbeat_at: Some(NOW - 500),
-            stored_through: Some(NOW - 1_000),
-            queue_waiting: BTreeMap::new(),
-        },
+        health: healthy_snapshot(monitors),
         now: NOW,
         freshness: FRESH,
         histories,

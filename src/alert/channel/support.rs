@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::alert::channel::Deliver;
+use crate::alert::channel::http::{JsonPost, Payload, Region, UrlEnvConfig};
 use crate::alert::{AlertEvent, AlertItem, AlertMessage, DeliveryError};
 use crate::incident::IncidentKind;
 use crate::time::Millis;
@@ -185,6 +186,36 @@ pub(crate) fn client() -> reqwest::Client {
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .unwrap()
+}
+
+/// A Slack- or Teams-style channel: one JSON POST of `payload` to the URL its `url_env`
+/// variable `var` holds, here `url`.
+pub(crate) fn url_env_post(var: &str, url: &str, payload: Payload) -> JsonPost {
+    let config = UrlEnvConfig {
+        url_env: var.to_owned(),
+    };
+    JsonPost::new(
+        config.resolve(&env(&[(var, url)])).unwrap(),
+        client(),
+        payload,
+    )
+}
+
+/// A paging channel's endpoint per region: the US one without a region and with `us`, the EU
+/// one with `eu`.
+pub(crate) fn assert_regions(url_for: impl Fn(Option<Region>) -> String, us: &str, eu: &str) {
+    assert_eq!(url_for(None), us, "no region");
+    assert_eq!(url_for(Some(Region::Us)), us, "region us");
+    assert_eq!(url_for(Some(Region::Eu)), eu, "region eu");
+}
+
+/// The keys of a JSON object body, in order.
+pub(crate) fn keys(body: &Value) -> Vec<&str> {
+    body.as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect()
 }
 
 /// An environment holding exactly `vars`.

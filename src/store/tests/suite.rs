@@ -43,9 +43,12 @@ fn blamed(mut result: ResultRecord, blame: Blame) -> ResultRecord {
     result
 }
 
-fn with_latency(mut result: ResultRecord, latency_ms: f64) -> ResultRecord {
-    result.latency_ms = Some(latency_ms);
-    result
+/// A result of `monitor` that took `latency_ms`.
+fn timed(monitor: &str, at: Millis, verdict: Verdict, latency_ms: f64) -> ResultRecord {
+    ResultRecord {
+        latency_ms: Some(latency_ms),
+        ..result(monitor, at, verdict)
+    }
 }
 
 pub fn new_incident(monitor: &str, started_at: Millis) -> NewIncident {
@@ -285,22 +288,23 @@ pub async fn daily_latency_interpolates_percentiles_per_day(store: &dyn Store) {
     let mut batch = Vec::new();
     // Day A: 100 samples, all in (200, 300] ms.
     for i in 0..100 {
-        batch.push(with_latency(
-            result("m", day_a + i * MINUTE_MS, Verdict::Up),
+        batch.push(timed(
+            "m",
+            day_a + i * MINUTE_MS,
+            Verdict::Up,
             200.5 + i as f64,
         ));
     }
     // Day B: 90 fast samples in (0, 50], 10 slow ones in (1000, 1500], plus failures and a
     // healthy result without a latency, neither of which is a sample.
     for i in 0..90 {
-        batch.push(with_latency(
-            result("m", day_b + i * MINUTE_MS, Verdict::Up),
-            30.0,
-        ));
+        batch.push(timed("m", day_b + i * MINUTE_MS, Verdict::Up, 30.0));
     }
     for i in 90..100 {
-        batch.push(with_latency(
-            result("m", day_b + i * MINUTE_MS, Verdict::Degraded),
+        batch.push(timed(
+            "m",
+            day_b + i * MINUTE_MS,
+            Verdict::Degraded,
             1_200.0,
         ));
     }
@@ -311,10 +315,7 @@ pub async fn daily_latency_interpolates_percentiles_per_day(store: &dyn Store) {
     // Day C: failures only, so no latency to report.
     batch.push(result("m", day_c, Verdict::Timeout));
     // Day D: one answer slower than the top bound.
-    batch.push(with_latency(
-        result("m", day_d, Verdict::Degraded),
-        90_000.0,
-    ));
+    batch.push(timed("m", day_d, Verdict::Degraded, 90_000.0));
     store.record_results(&batch).await.unwrap();
 
     let now = day_d + 6 * HOUR_MS;
@@ -843,16 +844,15 @@ pub async fn latency_series_reads_hour_and_day_percentiles(store: &dyn Store) {
     let mut batch = Vec::new();
     // Hour 0: 100 samples in (200, 300] ms.
     for i in 0..100 {
-        batch.push(with_latency(
-            result("m", T0 + i * 30_000, Verdict::Up),
-            200.5 + i as f64,
-        ));
+        batch.push(timed("m", T0 + i * 30_000, Verdict::Up, 200.5 + i as f64));
     }
     // Hour 1: failures only, no latency. Hour 2: ten samples in (100, 200].
     batch.push(result("m", T0 + HOUR_MS, Verdict::Unavailable));
     for i in 0..10 {
-        batch.push(with_latency(
-            result("m", T0 + 2 * HOUR_MS + i * MINUTE_MS, Verdict::Up),
+        batch.push(timed(
+            "m",
+            T0 + 2 * HOUR_MS + i * MINUTE_MS,
+            Verdict::Up,
             150.0,
         ));
     }

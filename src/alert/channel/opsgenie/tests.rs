@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::*;
 use crate::alert::channel::support::{
-    Received, assert_failures_hide, client, message, paging_resolved as resolved, receiver,
+    Received, assert_failures_hide, assert_regions, client, message, paging_resolved as resolved,
+    receiver,
 };
 use crate::incident::IncidentKind;
 
@@ -203,14 +204,10 @@ fn region_picks_the_documented_api_host() {
         };
         config.resolve(&env).unwrap().alerts_url().to_string()
     };
-    assert_eq!(build(None), "https://api.opsgenie.com/v2/alerts");
-    assert_eq!(
-        build(Some(Region::Us)),
-        "https://api.opsgenie.com/v2/alerts"
-    );
-    assert_eq!(
-        build(Some(Region::Eu)),
-        "https://api.eu.opsgenie.com/v2/alerts"
+    assert_regions(
+        build,
+        "https://api.opsgenie.com/v2/alerts",
+        "https://api.eu.opsgenie.com/v2/alerts",
     );
 }
 

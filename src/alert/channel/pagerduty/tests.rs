@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::alert::channel::support::{
-    PAGING_STARTED as STARTED, Received, assert_failures_hide, client, message,
+    PAGING_STARTED as STARTED, Received, assert_failures_hide, assert_regions, client, message,
     paging_resolved as resolved, receiver,
 };
 use crate::incident::IncidentKind;
@@ -232,14 +232,10 @@ fn region_picks_the_documented_endpoint() {
         };
         config.resolve(&env).unwrap().enqueue_url().to_string()
     };
-    assert_eq!(build(None), "https://events.pagerduty.com/v2/enqueue");
-    assert_eq!(
-        build(Some(Region::Us)),
-        "https://events.pagerduty.com/v2/enqueue"
-    );
-    assert_eq!(
-        build(Some(Region::Eu)),
-        "https://events.eu.pagerduty.com/v2/enqueue"
+    assert_regions(
+        build,
+        "https://events.pagerduty.com/v2/enqueue",
+        "https://events.eu.pagerduty.com/v2/enqueue",
     );
 }
 

@@ -6,8 +6,8 @@ use crate::alert::channel::Deliver;
 use crate::alert::channel::http::JsonPost;
 use crate::alert::channel::http::UrlEnvConfig as Config;
 use crate::alert::channel::support::{
-    Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env, opened,
-    oversized, resolved,
+    Receiver, assert_refused_hides, assert_status_mapping, closed_base, env, keys, opened,
+    oversized, resolved, url_env_post,
 };
 use crate::alert::render::{escape_markup, truncate};
 use crate::alert::{AlertMessage, DeliveryError};
@@ -15,14 +15,7 @@ use crate::alert::{AlertMessage, DeliveryError};
 const HOOK_PATH: &str = "/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX";
 
 fn channel(url: &str) -> JsonPost {
-    let config = Config {
-        url_env: "SLACK_URL".to_owned(),
-    };
-    JsonPost::new(
-        config.resolve(&env(&[("SLACK_URL", url)])).unwrap(),
-        client(),
-        super::payload,
-    )
+    url_env_post("SLACK_URL", url, super::payload)
 }
 
 async fn delivered(message: &AlertMessage) -> Value {
@@ -55,12 +48,7 @@ fn chars(value: &Value) -> usize {
 #[tokio::test]
 async fn opened_message_posts_block_kit_with_fallback_text() {
     let body = delivered(&opened()).await;
-    let keys: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = keys(&body);
     assert_eq!(keys, ["blocks", "text"], "no channel/username overrides");
     let text = body["text"].as_str().unwrap();
     assert!(

@@ -8,22 +8,15 @@ use crate::alert::channel::Deliver;
 use crate::alert::channel::http::JsonPost;
 use crate::alert::channel::http::UrlEnvConfig as Config;
 use crate::alert::channel::support::{
-    Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env, opened,
-    oversized, resolved,
+    Receiver, assert_refused_hides, assert_status_mapping, closed_base, env, opened, oversized,
+    resolved, url_env_post,
 };
 
 const FLOW_PATH: &str = "/workflows/abc/triggers/manual/paths/invoke";
 const FLOW_QUERY: &str = "api-version=1&sig=SIGSECRET123";
 
 fn channel(url: &str) -> JsonPost {
-    let config = Config {
-        url_env: "TEAMS_URL".to_owned(),
-    };
-    JsonPost::new(
-        config.resolve(&env(&[("TEAMS_URL", url)])).unwrap(),
-        client(),
-        super::payload,
-    )
+    url_env_post("TEAMS_URL", url, super::payload)
 }
 
 /// Sends `message` to a flow answering `status` (Workflows answer 202 Accepted).

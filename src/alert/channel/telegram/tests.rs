@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::{ChatId, Config, TelegramChannel};
 use crate::alert::channel::Deliver;
 use crate::alert::channel::support::{
-    Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env, opened,
+    Receiver, assert_refused_hides, assert_status_mapping, client, closed_base, env, keys, opened,
     oversized, resolved,
 };
 use crate::alert::{AlertMessage, DeliveryError};
@@ -47,12 +47,7 @@ fn text(body: &Value) -> &str {
 #[tokio::test]
 async fn opened_message_is_one_html_send_message() {
     let body = delivered(&opened()).await;
-    let keys: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys = keys(&body);
     assert_eq!(
         keys,
         ["chat_id", "disable_web_page_preview", "parse_mode", "text"]

@@ -3,9 +3,9 @@
 use super::T0;
 use crate::store::Store;
 use crate::store::queue::{
-    BatchEnd, BatchStatus, FileDeletion, FileLine, FilePurpose, LineError, LineOutcome,
-    LineResponse, LineResult, ListPage, NewBatch, NewFile, NewLine, PendingLines, QueueStore,
-    ResultFile, ResultKind,
+    BatchEnd, BatchRecord, BatchStatus, ClaimedLine, FileDeletion, FileLine, FilePurpose,
+    LineError, LineOutcome, LineResponse, LineResult, ListPage, NewBatch, NewFile, NewLine,
+    PendingLines, QueueStore, ResultFile, ResultKind,
 };
 use crate::time::{DAY_MS, SECOND_MS};
 
@@ -72,6 +72,16 @@ async fn running_batch(
     q.queue_lines_add(key, &new).await.unwrap();
     assert!(q.queue_batch_start(key, T0 + SECOND_MS).await.unwrap());
     key
+}
+
+/// The owner's batch `id`, which the test has created.
+async fn batch_of(q: &dyn QueueStore, id: &str) -> BatchRecord {
+    q.queue_batch(Some(OWNER), id).await.unwrap().unwrap()
+}
+
+/// Each claimed line with how many times it has been dispatched.
+fn dispatches(claimed: &[ClaimedLine]) -> Vec<(u32, u32)> {
+    claimed.iter().map(|c| (c.line, c.dispatches)).collect()
 }
 
 fn answered(batch_key: i64, line: u32, outcome: LineOutcome, body: &str) -> LineResult {
@@ -209,9 +219,8 @@ pub async fn queue_listings_page_newest_first_after_a_cursor(store: &dyn Store) 
     for n in 1..=3 {
         running_batch(q, &format!("batch_{n}"), (file, "file-in"), 1, "m").await;
     }
-    let batch_ids = |batches: Vec<crate::store::queue::BatchRecord>| -> Vec<String> {
-        batches.into_iter().map(|b| b.id).collect()
-    };
+    let batch_ids =
+        |batches: Vec<BatchRecord>| -> Vec<String> { batches.into_iter().map(|b| b.id).collect() };
     assert_eq!(
         batch_ids(q.queue_batches(OWNER, None, 2).await.unwrap()),
         ["batch_3", "batch_2"]
@@ -227,23 +236,13 @@ pub async fn queue_a_line_ends_once_whatever_is_replayed(store: &dyn Store) {
     let q = store.queue();
     let file = upload(q, "file-in", OWNER, 3).await;
     let batch = running_batch(q, "batch_a", (file, "file-in"), 3, "kimi-k2").await;
-    let record = q
-        .queue_batch(Some(OWNER), "batch_a")
-        .await
-        .unwrap()
-        .unwrap();
+    let record = batch_of(q, "batch_a").await;
     assert_eq!(record.status, BatchStatus::InProgress);
     assert_eq!(record.counts.total, 3);
     assert_eq!(record.times.in_progress_at, Some(T0 + SECOND_MS));
 
     let claimed = q.queue_claim("kimi-k2", 2).await.unwrap();
-    assert_eq!(
-        claimed
-            .iter()
-            .map(|c| (c.line, c.dispatches))
-            .collect::<Vec<_>>(),
-        [(1, 1), (2, 1)]
-    );
+    assert_eq!(dispatches(&claimed), [(1, 1), (2, 1)]);
     assert_eq!(
         claimed[0].request,
         line(1).content,
@@ -350,22 +349,10 @@ pub async fn queue_released_and_recovered_lines_are_claimed_again(store: &dyn St
     // A wait sends line 1 back; a crash leaves 2 and 3 in flight until the next start.
     q.queue_release(&[(batch, 1)]).await.unwrap();
     let again = q.queue_claim("m", 3).await.unwrap();
-    assert_eq!(
-        again
-            .iter()
-            .map(|c| (c.line, c.dispatches))
-            .collect::<Vec<_>>(),
-        [(1, 2)]
-    );
+    assert_eq!(dispatches(&again), [(1, 2)]);
     assert_eq!(q.queue_recover_lines().await.unwrap(), 3);
     let after_restart = q.queue_claim("m", 3).await.unwrap();
-    assert_eq!(
-        after_restart
-            .iter()
-            .map(|c| (c.line, c.dispatches))
-            .collect::<Vec<_>>(),
-        [(1, 3), (2, 2), (3, 2)]
-    );
+    assert_eq!(dispatches(&after_restart), [(1, 3), (2, 2), (3, 2)]);
     // A released line that had already ended stays ended.
     q.queue_record(&[answered(batch, 1, LineOutcome::Done, "{}")])
         .await
@@ -430,11 +417,7 @@ pub async fn queue_a_rejected_batch_keeps_its_errors_and_no_lines(store: &dyn St
         })
         .await
         .unwrap();
-    let validating = q
-        .queue_batch(Some(OWNER), "batch_bad")
-        .await
-        .unwrap()
-        .unwrap();
+    let validating = batch_of(q, "batch_bad").await;
     assert_eq!(validating.status, BatchStatus::Validating);
     q.queue_lines_add(
         key,
@@ -448,11 +431,7 @@ pub async fn queue_a_rejected_batch_keeps_its_errors_and_no_lines(store: &dyn St
     .unwrap();
     let errors = r#"[{"code":"invalid_json_line","message":"bad","param":null,"line":2}]"#;
     q.queue_batch_reject(key, errors, T0 + 7).await.unwrap();
-    let failed = q
-        .queue_batch(Some(OWNER), "batch_bad")
-        .await
-        .unwrap()
-        .unwrap();
+    let failed = batch_of(q, "batch_bad").await;
     assert_eq!(failed.status, BatchStatus::Failed);
     assert_eq!(failed.times.failed_at, Some(T0 + 7));
     let stored: serde_json::Value =
@@ -522,11 +501,7 @@ pub async fn queue_an_ended_batch_has_its_result_files_and_frees_its_input(store
             .unwrap(),
         "an ended batch stays as it ended"
     );
-    let ended = q
-        .queue_batch(Some(OWNER), "batch_a")
-        .await
-        .unwrap()
-        .unwrap();
+    let ended = batch_of(q, "batch_a").await;
     assert_eq!(ended.status, BatchStatus::Cancelled);
     assert_eq!(
         (ended.times.finalizing_at, ended.times.cancelled_at),
