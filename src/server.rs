@@ -156,11 +156,14 @@ impl Server {
         // Alone on a SQLite file it holds everything; on a shared PostgreSQL it takes its share
         // of the monitors, and maybe the alerts, by lease (`peers`).
         let (stop_peers, peers_stopped) = watch::channel(false);
-        let peer_settings = PeerSettings::new(
-            &config.serve.region,
-            config.serve.instance.clone(),
-            config.serve.lease,
-        );
+        let peer_settings = PeerSettings {
+            quorum: config.serve.region_quorum,
+            ..PeerSettings::new(
+                &config.serve.region,
+                config.serve.instance.clone(),
+                config.serve.lease,
+            )
+        };
         let (peers, lease_round) = Peers::start(&peer_settings, store.clone(), peers_stopped);
         peers.register(&metrics);
         tracing::info!(

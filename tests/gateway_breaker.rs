@@ -44,6 +44,7 @@ fn outage(providers: &[&str]) -> Health {
                 explanation: None,
                 advice: None,
                 open_incident: Some((IncidentKind::Outage, Some(i as i64 + 1))),
+                regions: Default::default(),
             })
             .collect(),
     )

@@ -170,6 +170,7 @@ fn outage(providers: &[(&str, Verdict)]) -> Health {
                 explanation: None,
                 advice: None,
                 open_incident: Some((IncidentKind::Outage, Some(i as i64 + 1))),
+                regions: Default::default(),
             })
             .collect(),
     )

@@ -411,3 +411,132 @@ fn a_batch_on_postgres_finishes_each_line_once_when_the_instance_running_it_is_k
     drop(instances);
     rt.block_on(db.drop_now());
 }
+
+fn monitor_status(instance: &Instance, id: &str) -> Value {
+    let status = instance.serve.json("/api/v1/status");
+    status["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_outage() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt
+        .block_on(ScratchDatabase::create())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Each region reaches Kimi by its own path (its own base URL); DeepSeek is one for both.
+    let kimi_eu = mock("kimi", "ok");
+    let kimi_us = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
+    let region_config = |kimi: &MockServer| {
+        config(&format!(
+            "[serve]\nlease = \"2s\"\n\
+             [monitor]\nconfirm_after = \"300ms\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
+             {}{}[[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
+             [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n",
+            provider_toml("kimi", &kimi.v1(), "openai", "KIMI_KEY"),
+            provider_toml("deepseek", &deepseek.v1(), "openai", "DS_KEY"),
+        ))
+    };
+    let (eu_config, us_config) = (region_config(&kimi_eu), region_config(&kimi_us));
+    let start = |name: &'static str, region: &str, cfg: &ConfigFile| {
+        let data = tempfile::tempdir().unwrap();
+        let serve = Serve::start(
+            &cfg.path,
+            data.path(),
+            &[
+                ("KIMI_KEY", KEY),
+                ("DS_KEY", KEY),
+                ("ISDOWN_DATABASE_URL", db.url().expose()),
+                ("ISDOWN_INSTANCE", name),
+                ("ISDOWN_REGION", region),
+            ],
+        );
+        Instance {
+            name,
+            serve,
+            _data: data,
+        }
+    };
+    let instances = [
+        start("eu-1", "eu", &eu_config),
+        start("us-1", "us", &us_config),
+    ];
+    // One instance per region: each probes every monitor for its region.
+    eventually(WAIT, "both regions probing every monitor", || {
+        instances
+            .iter()
+            .all(|i| {
+                let view = peers(i);
+                view["members"].as_array().unwrap().len() == 2 && held_monitors(&view).len() == 2
+            })
+            .then_some(())
+    });
+    eventually(WAIT, "kimi up from both regions", || {
+        instances
+            .iter()
+            .all(|i| monitor_status(i, "kimi-chat")["state"] == "up")
+            .then_some(())
+    });
+
+    // Kimi fails from eu only: regional, seen alike from both instances, and no incident.
+    kimi_eu.set_scenario(Scenario::Unavailable);
+    for instance in &instances {
+        let kimi = eventually(WAIT, "kimi regional", || {
+            let kimi = monitor_status(instance, "kimi-chat");
+            (kimi["state"] == "regional").then_some(kimi)
+        });
+        assert_eq!(kimi["regions"]["eu"]["state"], "down", "{kimi}");
+        assert_eq!(kimi["regions"]["eu"]["verdict"], "unavailable", "{kimi}");
+        assert_eq!(kimi["regions"]["us"]["state"], "up", "{kimi}");
+        assert_eq!(monitor_status(instance, "deepseek-chat")["state"], "up");
+    }
+    // Three more failing probes from eu later, still no incident.
+    let seen = kimi_eu.requests().len();
+    wait_received(&kimi_eu, seen + 3, WAIT);
+    assert!(open_incidents(&instances[0]).is_empty());
+    assert_eq!(
+        instances[1].serve.json("/api/v1/status")["status"],
+        "degraded"
+    );
+
+    // Both regions fail: one outage incident.
+    kimi_us.set_scenario(Scenario::Unavailable);
+    let incident = eventually(WAIT, "kimi's outage to open", || {
+        open_incidents(&instances[1]).into_iter().next()
+    });
+    assert_eq!(incident["monitor"], "kimi-chat");
+    assert_eq!(incident["kind"], "outage");
+    for instance in &instances {
+        eventually(WAIT, "kimi down everywhere", || {
+            (monitor_status(instance, "kimi-chat")["state"] == "down").then_some(())
+        });
+    }
+
+    // Both recover: the outage closes, and it was the only incident.
+    kimi_eu.set_scenario(Scenario::Ok);
+    kimi_us.set_scenario(Scenario::Ok);
+    eventually(WAIT, "the outage to close", || {
+        open_incidents(&instances[0]).is_empty().then_some(())
+    });
+    for instance in &instances {
+        eventually(WAIT, "kimi up again", || {
+            (monitor_status(instance, "kimi-chat")["state"] == "up").then_some(())
+        });
+    }
+    let every = instances[0].serve.json("/api/v1/incidents")["incidents"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(every.len(), 1, "one incident for one outage: {every:?}");
+    drop(instances);
+    rt.block_on(db.drop_now());
+}

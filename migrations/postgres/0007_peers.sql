@@ -21,3 +21,18 @@ CREATE TABLE leases (
 );
 
 CREATE INDEX leases_holder ON leases (holder);
+
+-- What each region's instance sees of each monitor, written when its state changes there:
+-- an outage incident opens only when a quorum of regions sees one; fewer make the monitor
+-- "regional". `changed_at` lets the other instances read only what changed.
+CREATE TABLE region_states (
+    monitor    TEXT NOT NULL,
+    region     TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    verdict    TEXT,
+    since      BIGINT,
+    changed_at BIGINT NOT NULL,
+    PRIMARY KEY (monitor, region)
+);
+
+CREATE INDEX region_states_changed ON region_states (changed_at);

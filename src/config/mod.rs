@@ -117,6 +117,8 @@ pub struct ServeSettings {
     pub instance: Option<String>,
     /// `[serve] lease`: how long a lease lasts unless renewed (peers' takeover time).
     pub lease: Duration,
+    /// `[serve] region_quorum`; `None`: a majority of the regions reporting.
+    pub region_quorum: Option<u32>,
 }
 
 impl Default for ServeSettings {
@@ -129,6 +131,7 @@ impl Default for ServeSettings {
             region: crate::peers::DEFAULT_REGION.to_owned(),
             instance: None,
             lease: crate::peers::DEFAULT_LEASE,
+            region_quorum: None,
         }
     }
 }
@@ -396,6 +399,7 @@ fn serve_settings(
     serve.region = name_setting(env, REGION_VAR, raw.region, text, file)?
         .unwrap_or_else(|| crate::peers::DEFAULT_REGION.to_owned());
     serve.instance = name_setting(env, INSTANCE_VAR, raw.instance, text, file)?;
+    serve.region_quorum = raw.region_quorum.map(|q| q.0);
     if let Some(lease) = raw.lease {
         let at = lease.span().start;
         serve.lease = lease.into_inner().0;

@@ -236,6 +236,8 @@ pub struct RawServe {
     pub instance: Option<Spanned<String>>,
     /// How long a lease on a monitor or on alerting lasts unless renewed.
     pub lease: Option<Spanned<DurationValue>>,
+    /// Regions that must see an outage for it to open (default: a majority of those reporting).
+    pub region_quorum: Option<Count>,
 }
 
 /// `[monitor]`: defaults for every monitor.

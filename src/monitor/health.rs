@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::machine::MonitorState;
+use super::regions::RegionView;
 use crate::incident::IncidentKind;
 use crate::time::Millis;
 use crate::verdict::{Blame, Verdict};
@@ -46,6 +47,8 @@ pub struct MonitorHealth {
     pub explanation: Option<String>,
     pub advice: Option<String>,
     pub open_incident: Option<(IncidentKind, Option<i64>)>,
+    /// Each region's view, with instances in several regions (else empty).
+    pub regions: BTreeMap<String, RegionView>,
 }
 
 /// What live traffic through the gateway says about a provider.
@@ -107,6 +110,24 @@ pub struct HealthSnapshot {
     /// are absent): pending lines of routes with no target ready, counted against the route's
     /// first target. Published by `queue`.
     pub queue_waiting: BTreeMap<String, u64>,
+    /// This instance's region (set by the monitor at start; empty before).
+    pub region: String,
+}
+
+impl HealthSnapshot {
+    /// Each region's view of `m`: what the regions reported (several regions), or this
+    /// instance's own view as its region's.
+    pub fn regions_of(&self, m: &MonitorHealth) -> BTreeMap<String, RegionView> {
+        if !m.regions.is_empty() {
+            return m.regions.clone();
+        }
+        let own = RegionView {
+            state: m.state.as_str().to_owned(),
+            verdict: m.verdict.map(|v| v.as_str().to_owned()),
+            since: m.since,
+        };
+        BTreeMap::from([(self.region.clone(), own)])
+    }
 }
 
 /// A monitor state set aside at start.
@@ -152,7 +173,7 @@ impl HealthSnapshot {
             "down"
         } else if self.network_incident.is_some() || any(MonitorState::SetupProblem) {
             "setup_problem"
-        } else if any(MonitorState::Degraded) {
+        } else if any(MonitorState::Degraded) || any(MonitorState::Regional) {
             "degraded"
         } else {
             "up"

@@ -66,9 +66,21 @@ pub enum MonitorState {
     Degraded,
     Down,
     SetupProblem,
+    /// Down from some regions but fewer than the quorum: no outage incident (several instances
+    /// in several regions; never a machine's own state, see `monitor::regions`).
+    Regional,
 }
 
 impl MonitorState {
+    pub const ALL: [MonitorState; 6] = [
+        MonitorState::Unknown,
+        MonitorState::Up,
+        MonitorState::Degraded,
+        MonitorState::Down,
+        MonitorState::SetupProblem,
+        MonitorState::Regional,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MonitorState::Unknown => "unknown",
@@ -76,6 +88,7 @@ impl MonitorState {
             MonitorState::Degraded => "degraded",
             MonitorState::Down => "down",
             MonitorState::SetupProblem => "setup_problem",
+            MonitorState::Regional => "regional",
         }
     }
 }
@@ -202,6 +215,14 @@ impl Machine {
     pub fn set_incident_id(&mut self, id: i64) {
         if let Some(open) = self.open.as_mut() {
             open.id = Some(id);
+        }
+    }
+
+    /// The store's incident this machine belonged to was closed by someone else (the other
+    /// regions recovered): the machine keeps its state and its own failure, without an id.
+    pub fn forget_incident_id(&mut self) {
+        if let Some(open) = self.open.as_mut() {
+            open.id = None;
         }
     }
 

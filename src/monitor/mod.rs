@@ -5,11 +5,13 @@
 //! no drift, confirmations, bounded concurrency), `service` (the core that owns the machines,
 //! decides network-vs-provider blame, writes the store), `health` (the shared read view and the
 //! passive-health hook for live traffic), `passive` (how the core reacts to live traffic: an
-//! immediate probe, or a hang watch with a streaming chat probe).
+//! immediate probe, or a hang watch with a streaming chat probe), `regions` (an outage or a
+//! regional failure, from several regions' views).
 
 pub mod health;
 pub mod machine;
 pub mod passive;
+pub mod regions;
 pub mod schedule;
 pub mod service;
 

@@ -19,7 +19,7 @@
 //! what the holders see, and it announces their incidents to its own subscribers (the alert
 //! dispatcher among them).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use super::health::{Health, LiveVerdict, MonitorHealth, PassiveReport, Quarantine};
 use super::machine::{Effect, Machine, Observation};
 use super::passive::{self, Reaction};
+use super::regions::{self, Judgement, RegionView};
 use super::schedule::{self, Outcome, Owned, ProbeRunner, Schedule};
 use super::{MonitorSettings, MonitorSpec};
 use crate::incident::IncidentKind;
@@ -38,8 +39,8 @@ use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels
 use crate::peers::{Held, Peers};
 use crate::probe::ProbeResult;
 use crate::store::{
-    IncidentFilter, MonitorRecord, NewIncident, ResultRecord, Retention, SavedState, Store,
-    StoreError,
+    IncidentFilter, MonitorRecord, NewIncident, RegionReport, ResultRecord, Retention, SavedState,
+    Store, StoreError,
 };
 use crate::time::{Clock, Millis};
 use crate::verdict::{Blame, Cause};
@@ -111,6 +112,7 @@ pub fn initial_health(specs: &[MonitorSpec]) -> Health {
                 explanation: None,
                 advice: None,
                 open_incident: None,
+                regions: Default::default(),
             })
             .collect(),
     )
@@ -166,6 +168,10 @@ struct Core {
     shared: bool,
     /// When the others' whole states were last read.
     followed_states: Instant,
+    /// Per monitor, each region's view (instances in several regions; else empty).
+    regions: Vec<BTreeMap<String, RegionView>>,
+    /// The `changed_at` of the newest region report read.
+    regions_read: Millis,
     /// Monitors probing with [`passive::HANG_PROBE`] because live traffic timed out.
     hang_watch: Vec<bool>,
     /// When each monitor's latest probe started: its confirmation counts from then.
@@ -217,6 +223,8 @@ impl MonitorService {
             .map(|s| AtomicBool::new(held.monitor(&s.id)))
             .collect();
         let (machines, network_incident) = self.restore().await?;
+        let region = self.peers.me().region.clone();
+        self.health.update(|view| view.region = region);
 
         let (writer_tx, writer_rx) = mpsc::channel::<WriteBatch>(64);
         let writer = tokio::spawn(write_batches(
@@ -263,6 +271,8 @@ impl MonitorService {
             owned,
             shared: held.shared(),
             followed_states: Instant::now(),
+            regions: vec![BTreeMap::new(); count],
+            regions_read: 0,
             hang_watch: vec![false; count],
             network_incident,
             providers,
@@ -573,7 +583,10 @@ impl Core {
     /// Feeds the machine and carries out its effects.
     async fn apply(&mut self, index: usize, obs: Observation) -> Result<(), StoreError> {
         let thresholds = self.svc.settings.thresholds;
-        let effects = self.machines[index].observe(&obs, &thresholds);
+        let mut effects = self.machines[index].observe(&obs, &thresholds);
+        if self.svc.peers.live_regions().len() > 1 {
+            effects = self.across_regions(index, effects, obs.at).await?;
+        }
         let spec = &self.svc.specs[index];
         let store = self.svc.store.clone();
         // Announced after the health view is updated, so a subscriber sees a consistent view.
@@ -805,25 +818,23 @@ impl Core {
         let spec = &self.svc.specs[index];
         let labels = &self.labels[index];
         let machine = &self.machines[index];
-        let state = machine.state();
+        let regions = &self.regions[index];
+        let state = self.effective_state(index);
         let changed = self.svc.health.update(|view| {
             let row = &mut view.monitors[index];
-            let changed = row.state != state;
+            let changed = row.state != state || row.regions != *regions;
             row.state = state;
             row.since = machine.since();
             row.open_incident = machine.open_incident();
+            if row.regions != *regions {
+                row.regions = regions.clone();
+            }
             changed
         });
         if !(changed || force) {
             return;
         }
-        for candidate in [
-            super::machine::MonitorState::Unknown,
-            super::machine::MonitorState::Up,
-            super::machine::MonitorState::Degraded,
-            super::machine::MonitorState::Down,
-            super::machine::MonitorState::SetupProblem,
-        ] {
+        for candidate in super::machine::MonitorState::ALL {
             self.svc
                 .metrics
                 .monitor_state
@@ -835,6 +846,36 @@ impl Core {
                     state: candidate.as_str(),
                 })
                 .set(i64::from(candidate == state));
+        }
+    }
+
+    /// The machine's state, except that a monitor down from some live regions without an
+    /// outage incident is [`MonitorState::Regional`](super::machine::MonitorState::Regional).
+    fn effective_state(&self, index: usize) -> super::machine::MonitorState {
+        use super::machine::MonitorState;
+        let machine = &self.machines[index];
+        let state = machine.state();
+        if self.regions[index].is_empty()
+            || matches!(
+                machine.open_incident(),
+                Some((IncidentKind::Outage, Some(_)))
+            )
+        {
+            return state;
+        }
+        let live = self.svc.peers.live_regions();
+        let down = self.regions[index].iter().any(|(region, view)| {
+            live.contains(region) && view.state == MonitorState::Down.as_str()
+        });
+        match (down, state) {
+            (
+                true,
+                MonitorState::Down
+                | MonitorState::Up
+                | MonitorState::Degraded
+                | MonitorState::Unknown,
+            ) => MonitorState::Regional,
+            _ => state,
         }
     }
 
@@ -889,6 +930,116 @@ impl Core {
             .collect();
     }
 
+    /// With instances in several regions, this region's machine speaks for this region only:
+    /// its state goes to the store as this region's view, and its outage effects become what
+    /// the regions say together (`regions::judge`): the outage incident opens when the quorum
+    /// sees it (once, whoever gets there first: the store keeps one open incident per monitor),
+    /// closes when fewer do, and a failure below the quorum is *regional* and opens nothing.
+    /// Setup problems are this instance's own (its key) and pass through.
+    async fn across_regions(
+        &mut self,
+        index: usize,
+        effects: Vec<Effect>,
+        at: Millis,
+    ) -> Result<Vec<Effect>, StoreError> {
+        let Some(cluster) = self.svc.store.cluster() else {
+            return Ok(effects);
+        };
+        let spec = &self.svc.specs[index];
+        let region = self.svc.peers.me().region.clone();
+        let machine = &self.machines[index];
+        let own = RegionView {
+            state: machine.state().as_str().to_owned(),
+            verdict: machine.last_verdict().map(|v| v.as_str().to_owned()),
+            since: machine.since(),
+        };
+        if self.regions[index].get(&region).map(|v| &v.state) != Some(&own.state) {
+            cluster
+                .report_region(&RegionReport {
+                    monitor: spec.id.clone(),
+                    region: region.clone(),
+                    state: own.state.clone(),
+                    verdict: own.verdict.clone(),
+                    since: own.since,
+                    changed_at: at,
+                })
+                .await?;
+            self.regions[index].insert(region, own);
+        }
+        let outage_effect = |e: &Effect| match e {
+            Effect::Open { kind, .. } | Effect::Close { kind, .. } => *kind == IncidentKind::Outage,
+            Effect::Note { incident, .. } => incident.is_some(),
+            Effect::Confirm => false,
+        };
+        if !effects.iter().any(outage_effect) {
+            return Ok(effects);
+        }
+        for report in cluster.regions_of(&spec.id).await? {
+            self.regions[index].insert(report.region.clone(), RegionView::of(&report));
+        }
+        let judgement = regions::judge(
+            &self.regions[index],
+            &self.svc.peers.live_regions(),
+            self.svc.peers.quorum(),
+        );
+        let open = self
+            .svc
+            .store
+            .incidents(&IncidentFilter {
+                monitor: Some(spec.id.clone()),
+                limit: 1,
+                ..IncidentFilter::all_open()
+            })
+            .await?
+            .into_iter()
+            .find(|i| i.kind == IncidentKind::Outage)
+            .map(|i| i.id);
+        if let Judgement::Regional(failing) = &judgement {
+            tracing::warn!(monitor = %spec.id, regions = ?failing, "failing from some regions only: no outage incident");
+        }
+        let outage = judgement == Judgement::Outage;
+        let mut kept = Vec::with_capacity(effects.len());
+        for effect in effects {
+            match effect {
+                Effect::Open {
+                    kind,
+                    verdict,
+                    failed_probes,
+                    started_at,
+                    first_error,
+                    ..
+                } if kind == IncidentKind::Outage => match (outage, open) {
+                    // Reopening is this machine's memory of an incident other regions may
+                    // have moved on from: a new outage is a new incident here.
+                    (true, None) => kept.push(Effect::Open {
+                        kind,
+                        verdict,
+                        failed_probes,
+                        started_at,
+                        first_error,
+                        reopen: None,
+                    }),
+                    // Another region opened it first: this region's machine joins it.
+                    (true, Some(id)) => self.machines[index].set_incident_id(id),
+                    (false, _) => {}
+                },
+                Effect::Close { kind, ended_at, .. } if kind == IncidentKind::Outage => {
+                    if let (false, Some(id)) = (outage, open) {
+                        kept.push(Effect::Close {
+                            incident: Some(id),
+                            kind,
+                            ended_at,
+                        });
+                    }
+                }
+                // A failure noted on the outage only while it is the one open.
+                Effect::Note { incident, .. } if incident.is_some() && incident != open => {}
+                other => kept.push(other),
+            }
+        }
+        Ok(kept)
+    }
+
     /// The leases changed: monitors taken over continue from the machine their previous holder
     /// saved; monitors given up forget what this instance was waiting to decide about them.
     async fn hold(&mut self, held: &Held) -> Result<(), StoreError> {
@@ -923,6 +1074,7 @@ impl Core {
     /// their whole states every [`FOLLOW_STATES_EVERY`]; announces the incidents they opened or
     /// closed since the last call.
     async fn follow_others(&mut self) -> Result<(), StoreError> {
+        self.follow_regions().await?;
         let others: Vec<usize> = (0..self.machines.len())
             .filter(|index| !self.owned[*index].load(Ordering::Relaxed))
             .collect();
@@ -934,6 +1086,67 @@ impl Core {
             self.followed_states = Instant::now();
         }
         self.reload(&others, !whole).await
+    }
+
+    /// Reads the region views that changed since the last call, and keeps the machines this
+    /// instance drives in step with the outage the regions share: a machine down here joins
+    /// the outage incident another region opened, and forgets one another region closed (its
+    /// own region may still see it down: then it is regional).
+    async fn follow_regions(&mut self) -> Result<(), StoreError> {
+        let Some(cluster) = self.svc.store.cluster() else {
+            return Ok(());
+        };
+        let changed = cluster.regions_changed(self.regions_read).await?;
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut touched = BTreeSet::new();
+        for report in &changed {
+            self.regions_read = self.regions_read.max(report.changed_at);
+            if let Some(index) = self.svc.specs.iter().position(|s| s.id == report.monitor) {
+                self.regions[index].insert(report.region.clone(), RegionView::of(report));
+                touched.insert(index);
+            }
+        }
+        let down_here: Vec<usize> = touched
+            .iter()
+            .copied()
+            .filter(|i| self.owned[*i].load(Ordering::Relaxed))
+            .filter(|i| {
+                matches!(
+                    self.machines[*i].open_incident(),
+                    Some((IncidentKind::Outage, _))
+                )
+            })
+            .collect();
+        if !down_here.is_empty() {
+            let open: HashMap<String, i64> = self
+                .svc
+                .store
+                .incidents(&IncidentFilter::all_open())
+                .await?
+                .into_iter()
+                .filter(|i| i.kind == IncidentKind::Outage)
+                .map(|i| (i.monitor, i.id))
+                .collect();
+            for index in down_here {
+                let shared = open.get(&self.svc.specs[index].id).copied();
+                match (self.machines[index].open_incident(), shared) {
+                    (Some((_, None)), Some(id)) => self.machines[index].set_incident_id(id),
+                    (Some((_, Some(mine))), shared) if shared != Some(mine) => {
+                        self.machines[index].forget_incident_id();
+                        if let Some(id) = shared {
+                            self.machines[index].set_incident_id(id);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for index in touched {
+            self.publish(index, false);
+        }
+        Ok(())
     }
 
     /// Sets the machines of `indices` to what the store holds: the saved state (unless

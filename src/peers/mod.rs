@@ -24,7 +24,7 @@ pub mod assign;
 
 pub use assign::Duty;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,11 +45,14 @@ pub const DEFAULT_REGION: &str = "default";
 /// interval; shorter costs more database writes per second.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
-/// Who this instance is and how long its leases last.
+/// Who this instance is, how long its leases last, and how many regions make an outage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerSettings {
     pub me: Member,
     pub lease: Duration,
+    /// Regions that must see an outage for its incident to open; `None`: a majority of the
+    /// regions that have a live instance.
+    pub quorum: Option<u32>,
 }
 
 impl PeerSettings {
@@ -64,6 +67,7 @@ impl PeerSettings {
                 region: region.to_owned(),
             },
             lease,
+            quorum: None,
         }
     }
 }
@@ -142,6 +146,7 @@ impl Held {
 #[derive(Clone)]
 pub struct Peers {
     me: Arc<Member>,
+    quorum: Option<u32>,
     shared: Arc<Shared>,
 }
 
@@ -210,13 +215,14 @@ impl Gauges {
 impl Peers {
     /// The only instance of its store: holds everything, always.
     pub fn solo(me: Member) -> Peers {
-        Peers::with(me, Held::All)
+        Peers::with(me, None, Held::All)
     }
 
-    fn with(me: Member, held: Held) -> Peers {
+    fn with(me: Member, quorum: Option<u32>, held: Held) -> Peers {
         let members = vec![me.clone()];
         Peers {
             me: Arc::new(me),
+            quorum,
             shared: Arc::new(Shared {
                 held: watch::channel(held).0,
                 members: watch::channel(members).0,
@@ -245,6 +251,7 @@ impl Peers {
         // must not both probe everything meanwhile.
         let peers = Peers::with(
             settings.me.clone(),
+            settings.quorum,
             Held::from_names(&settings.me.region, &[]),
         );
         let round = Round {
@@ -269,6 +276,24 @@ impl Peers {
     /// The members seen alive at the last round (this instance alone when solo).
     pub fn members(&self) -> Vec<Member> {
         self.shared.members.borrow().clone()
+    }
+
+    /// The regions that have a live instance (this instance's always).
+    pub fn live_regions(&self) -> BTreeSet<String> {
+        let mut regions: BTreeSet<String> = self
+            .shared
+            .members
+            .borrow()
+            .iter()
+            .map(|m| m.region.clone())
+            .collect();
+        regions.insert(self.me.region.clone());
+        regions
+    }
+
+    /// Regions that must see an outage for it to open (`None`: a majority).
+    pub fn quorum(&self) -> Option<u32> {
+        self.quorum
     }
 
     /// The monitors this instance's config has: the lease round wants leases for these.

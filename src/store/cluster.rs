@@ -12,6 +12,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::StoreError;
+use crate::time::Millis;
+
+/// One monitor's state as one region's instance sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionReport {
+    pub monitor: String,
+    pub region: String,
+    /// A monitor state's name (`up`, `down`, …).
+    pub state: String,
+    /// The verdict's name, when one explains the state.
+    pub verdict: Option<String>,
+    pub since: Option<Millis>,
+    /// When the database took the report (its clock), for readers of what changed.
+    pub changed_at: Millis,
+}
 
 /// One running instance: its id (unique among the instances of one database) and its region.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,4 +55,14 @@ pub trait Cluster: Send + Sync {
     /// Gives up every lease of `instance` and removes it from the members (a clean stop: its
     /// peers take over at once instead of after the lease time).
     async fn leave(&self, instance: &str) -> Result<(), StoreError>;
+
+    /// Records one region's view of one monitor (`changed_at` is set by the database).
+    async fn report_region(&self, report: &RegionReport) -> Result<(), StoreError>;
+
+    /// Every region's view of `monitor`.
+    async fn regions_of(&self, monitor: &str) -> Result<Vec<RegionReport>, StoreError>;
+
+    /// Every report that changed after `after` (the `changed_at` of the last one read),
+    /// oldest first.
+    async fn regions_changed(&self, after: Millis) -> Result<Vec<RegionReport>, StoreError>;
 }

@@ -93,7 +93,7 @@ fn read_error(error: sqlx::Error) -> StoreError {
 fn dynamic_sql(text: String) -> sqlx::SqlStr {
     sqlx::AssertSqlSafe(Arc::<str>::from(text)).into_sql_str()
 }
-pub use cluster::{Cluster, Member};
+pub use cluster::{Cluster, Member, RegionReport};
 pub use queue::QueueStore;
 
 #[derive(Debug, Error)]

@@ -209,7 +209,12 @@ pub fn status_json(
         .monitors
         .iter()
         .zip(histories)
-        .map(|(m, history)| monitor_json(m, json!({ "uptime": history.uptime })))
+        .map(|(m, history)| {
+            monitor_json(
+                m,
+                json!({ "uptime": history.uptime, "regions": regions_json(health, m) }),
+            )
+        })
         .collect();
     json!({
         "status": health.overall(),
@@ -283,6 +288,7 @@ async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Respons
             "incidents": incidents.iter().map(|i| incident_json(&site, i, now)).collect::<Vec<_>>(),
             "live": view.passive.get(&m.provider),
             "quarantined": view.quarantined.get(&m.id).map(quarantine_json),
+            "regions": regions_json(&view, m),
             }),
         ),
     )
@@ -304,6 +310,22 @@ fn monitor_json(m: &MonitorHealth, more: Value) -> Value {
         all.extend(more);
     }
     all
+}
+
+/// `{"REGION": {"state", "verdict", "since"}}`: each region's view of the monitor.
+fn regions_json(health: &HealthSnapshot, m: &MonitorHealth) -> Value {
+    let regions: serde_json::Map<String, Value> = health
+        .regions_of(m)
+        .into_iter()
+        .map(|(region, view)| {
+            let since = view.since.map(rfc3339);
+            (
+                region,
+                json!({ "state": view.state, "verdict": view.verdict, "since": since }),
+            )
+        })
+        .collect();
+    Value::Object(regions)
 }
 
 /// A state set aside at start: when and why (never its content).

@@ -71,6 +71,7 @@ pub fn status_badge(name: &str, state: MonitorState, stale: bool) -> String {
         MonitorState::Degraded => ("degraded", YELLOW),
         MonitorState::Down => ("down", RED),
         MonitorState::SetupProblem => ("setup problem", PURPLE),
+        MonitorState::Regional => ("regional", YELLOW),
     };
     badge(name, message, colour)
 }

@@ -58,6 +58,7 @@ pub fn indicator(health: &HealthSnapshot) -> Value {
 fn component_status(state: MonitorState) -> &'static str {
     match state {
         MonitorState::Degraded => "degraded_performance",
+        MonitorState::Regional => "partial_outage",
         MonitorState::Down => "major_outage",
         MonitorState::Unknown | MonitorState::Up | MonitorState::SetupProblem => "operational",
     }

@@ -139,6 +139,7 @@ fn monitor(provider: &str, state: MonitorState) -> MonitorHealth {
         explanation: None,
         advice: None,
         open_incident: None,
+        regions: Default::default(),
     }
 }
 
@@ -171,6 +172,7 @@ fn healthy_snapshot(monitors: Vec<MonitorHealth>) -> HealthSnapshot {
         heartbeat_at: Some(NOW - 500),
         stored_through: Some(NOW - 1_000),
         queue_waiting: BTreeMap::new(),
+        region: "default".into(),
     }
 }
 

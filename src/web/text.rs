@@ -80,6 +80,7 @@ pub fn state_class(state: MonitorState) -> &'static str {
         MonitorState::Degraded => "state-degraded",
         MonitorState::Down => "state-down",
         MonitorState::SetupProblem => "state-setup",
+        MonitorState::Regional => "state-degraded",
     }
 }
 
@@ -90,6 +91,7 @@ pub fn state_label(state: MonitorState) -> &'static str {
         MonitorState::Degraded => "Degraded performance",
         MonitorState::Down => "Major outage",
         MonitorState::SetupProblem => "Setup problem",
+        MonitorState::Regional => "Failing in some regions",
     }
 }
 

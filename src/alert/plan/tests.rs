@@ -56,6 +56,7 @@ fn health(states: &[(&str, MonitorState)]) -> HealthSnapshot {
                 explanation: None,
                 advice: None,
                 open_incident: None,
+                regions: Default::default(),
             })
             .collect(),
         ..HealthSnapshot::default()

@@ -13,7 +13,8 @@ use sqlx::Row;
 use sqlx::postgres::PgPool;
 
 use crate::store::StoreError;
-use crate::store::cluster::{Cluster, Member};
+use crate::store::cluster::{Cluster, Member, RegionReport};
+use crate::time::Millis;
 
 /// The database's clock in Unix milliseconds.
 macro_rules! now_ms {
@@ -56,6 +57,27 @@ const TAKE: &str = concat!(
     " RETURNING name"
 );
 
+const REPORT: &str = concat!(
+    "INSERT INTO region_states (monitor, region, state, verdict, since, changed_at)
+     VALUES ($1, $2, $3, $4, $5, ",
+    now_ms!(),
+    ") ON CONFLICT (monitor, region) DO UPDATE SET state = excluded.state,
+       verdict = excluded.verdict, since = excluded.since, changed_at = excluded.changed_at"
+);
+
+/// `SELECT` of region reports, then `$rest`.
+macro_rules! reports {
+    ($rest:literal) => {
+        concat!(
+            "SELECT monitor, region, state, verdict, since, changed_at FROM region_states ",
+            $rest
+        )
+    };
+}
+
+const REPORTS_OF: &str = reports!("WHERE monitor = $1 ORDER BY region");
+const REPORTS_AFTER: &str = reports!("WHERE changed_at > $1 ORDER BY changed_at");
+
 /// The cluster of the PostgreSQL store.
 #[derive(Debug)]
 pub struct PgCluster {
@@ -64,6 +86,17 @@ pub struct PgCluster {
 
 fn millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn report(row: &sqlx::postgres::PgRow) -> Result<RegionReport, StoreError> {
+    Ok(RegionReport {
+        monitor: row.try_get(0)?,
+        region: row.try_get(1)?,
+        state: row.try_get(2)?,
+        verdict: row.try_get(3)?,
+        since: row.try_get(4)?,
+        changed_at: row.try_get(5)?,
+    })
 }
 
 #[async_trait]
@@ -123,5 +156,33 @@ impl Cluster for PgCluster {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn report_region(&self, report: &RegionReport) -> Result<(), StoreError> {
+        sqlx::query(REPORT)
+            .bind(&report.monitor)
+            .bind(&report.region)
+            .bind(&report.state)
+            .bind(&report.verdict)
+            .bind(report.since)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn regions_of(&self, monitor: &str) -> Result<Vec<RegionReport>, StoreError> {
+        let rows = sqlx::query(REPORTS_OF)
+            .bind(monitor)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(report).collect()
+    }
+
+    async fn regions_changed(&self, after: Millis) -> Result<Vec<RegionReport>, StoreError> {
+        let rows = sqlx::query(REPORTS_AFTER)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(report).collect()
     }
 }
