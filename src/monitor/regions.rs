@@ -29,6 +29,14 @@ impl RegionView {
         }
     }
 
+    /// The state this view names (`Unknown` for a name this version does not know).
+    pub fn monitor_state(&self) -> MonitorState {
+        MonitorState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == self.state)
+            .unwrap_or(MonitorState::Unknown)
+    }
+
     fn down(&self) -> bool {
         self.state == MonitorState::Down.as_str()
     }

@@ -609,6 +609,15 @@ pub struct ResultRow {
     pub explanation: String,
 }
 
+/// One region's view on the monitor page (instances in several regions).
+pub struct RegionRow {
+    pub name: String,
+    pub class: &'static str,
+    pub label: &'static str,
+    pub verdict: Option<String>,
+    pub since: Option<String>,
+}
+
 /// One day of the monitor page's day-by-day table.
 pub struct DayRow {
     pub date: String,
@@ -647,6 +656,35 @@ pub struct MonitorPage {
     pub points: Vec<(String, String, String, u64)>,
     pub results: Vec<ResultRow>,
     pub incidents: Vec<IncidentRow>,
+    /// Each region's view, when instances in several regions probe it (else empty).
+    pub regions: Vec<RegionRow>,
+}
+
+/// The monitor page's region rows: none unless several regions report.
+fn region_rows(m: &MonitorHealth, now: Millis) -> Vec<RegionRow> {
+    if m.regions.len() < 2 {
+        return Vec::new();
+    }
+    m.regions
+        .iter()
+        .map(|(name, view)| {
+            let state = view.monitor_state();
+            RegionRow {
+                name: name.clone(),
+                class: text::state_class(state),
+                label: text::state_label(state),
+                verdict: view
+                    .verdict
+                    .as_ref()
+                    .filter(|_| is_failing(state))
+                    .map(|v| text::verdict_name_words(v)),
+                since: view
+                    .since
+                    .filter(|_| state != MonitorState::Unknown)
+                    .map(|since| text::duration(now - since)),
+            }
+        })
+        .collect()
 }
 
 pub fn monitor_page(input: &MonitorInput) -> MonitorPage {
@@ -699,6 +737,7 @@ pub fn monitor_page(input: &MonitorInput) -> MonitorPage {
         state_class: text::state_class(m.state),
         state_label: text::state_label(m.state),
         since: since_words(m, now),
+        regions: region_rows(m, now),
         verdict: m.verdict.map(text::verdict_words),
         explanation: while_failing(site, m.explanation.as_deref(), failing),
         advice: while_failing(site, m.advice.as_deref(), failing),

@@ -24,6 +24,7 @@ use super::statuspage;
 use crate::incident::IncidentKind;
 use crate::monitor::health::{HealthSnapshot, MonitorHealth};
 use crate::monitor::machine::MonitorState;
+use crate::monitor::regions::RegionView;
 use crate::store::{DayCounts, Incident, LatencyPoint, ResultRecord, Uptime};
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::verdict::{Blame, Verdict};
@@ -456,6 +457,53 @@ fn monitor_page_snapshots_for_each_range() {
             );
         }
     }
+}
+
+#[test]
+fn a_monitor_failing_from_one_region_shows_each_regions_view_on_its_page() {
+    let site = site(false);
+    let mut health = health();
+    let view = |state: MonitorState, verdict: Option<&str>, since: Millis| RegionView {
+        state: state.as_str().to_owned(),
+        verdict: verdict.map(str::to_owned),
+        since: Some(since),
+    };
+    health.monitors[0].state = MonitorState::Regional;
+    health.monitors[0].regions = BTreeMap::from([
+        (
+            "eu-west".to_owned(),
+            view(MonitorState::Down, Some("unavailable"), NOW - 120_000),
+        ),
+        (
+            "us-east".to_owned(),
+            view(MonitorState::Up, None, NOW - 3_600_000),
+        ),
+    ]);
+    let html = page::monitor_page(&monitor_input(&site, &health, 0))
+        .render()
+        .unwrap();
+    assert!(html.contains("Failing in some regions"), "{html}");
+    let rows = html
+        .split("<caption>From each region</caption>")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .expect("a table of regions");
+    assert!(
+        rows.contains(
+            "<th scope=\"row\">eu-west</th><td><span class=\"state state-down\"><span class=\"dot\" aria-hidden=\"true\"></span>Major outage — <span class=\"verdict\">unavailable</span></span></td><td>2 min</td>"
+        ),
+        "{rows}"
+    );
+    assert!(
+        rows.contains("<th scope=\"row\">us-east</th><td><span class=\"state state-up\">"),
+        "{rows}"
+    );
+    // One region alone shows no table: its view is the page's.
+    health.monitors[0].regions.remove("us-east");
+    let html = page::monitor_page(&monitor_input(&site, &health, 0))
+        .render()
+        .unwrap();
+    assert!(!html.contains("From each region"));
 }
 
 #[test]

@@ -97,7 +97,12 @@ pub fn state_label(state: MonitorState) -> &'static str {
 
 /// "rate limited": the contract name with spaces, so people and scripts see the same word.
 pub fn verdict_words(verdict: Verdict) -> String {
-    verdict.as_str().replace('_', " ")
+    verdict_name_words(verdict.as_str())
+}
+
+/// [`verdict_words`] of a verdict known by its contract name (as stored for another region).
+pub fn verdict_name_words(name: &str) -> String {
+    name.replace('_', " ")
 }
 
 pub fn kind_label(kind: IncidentKind) -> &'static str {
