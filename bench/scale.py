@@ -7,11 +7,13 @@ day), and scheduling lateness (p50/p99 from isdown's own `isdown_schedule_latene
 histogram). Everything runs on 127.0.0.1; the run is bounded by --duration.
 
 Usage: python3 bench/scale.py [--monitors 10000] [--duration 300] [--warmup 60] [--mocks 4]
-                              [--bin PATH] [--trace] [--database-url postgres://…]
+                              [--bin PATH] [--trace] [--database-url postgres://… [--instances 2]]
 (builds target/release/isdown first unless --bin names another binary; --trace prints the
 resident memory every 5 s; --database-url runs on that store through `ISDOWN_DATABASE_URL`
-instead of the SQLite file under the data directory, and then no database growth is reported
-(it would be PostgreSQL's files, not this process's); see BENCHMARKS.md for results).
+instead of the SQLite file under the data directory: database growth is then
+`pg_database_size` (read with psql), and the CPU of the PostgreSQL server's processes is
+measured too; --instances N starts N `serve` on that one database, which share the monitors by
+lease, and reports each; see BENCHMARKS.md for results).
 """
 import argparse
 import os
@@ -56,6 +58,31 @@ def db_bytes(data):
     )
 
 
+def postgres_cpu_seconds():
+    """utime+stime of every process named postgres (the server and its backends)."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            continue
+        name = stat[stat.find("(") + 1 : stat.rfind(")")]
+        if name.startswith("postgres"):
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
+def pg_size(url):
+    out = subprocess.run(
+        ["psql", url, "-Atc", "SELECT pg_database_size(current_database())"],
+        capture_output=True, text=True, check=True,
+    )
+    return int(out.stdout.strip())
+
+
 def histogram(metrics, name):
     """(upper bound, cumulative count) pairs of a Prometheus histogram."""
     rows = []
@@ -91,7 +118,10 @@ def main():
     ap.add_argument("--bin", help="the isdown binary to measure (default: a fresh release build)")
     ap.add_argument("--trace", action="store_true", help="print VmRSS every 5 s")
     ap.add_argument("--database-url", help="the store to use (ISDOWN_DATABASE_URL); default SQLite")
+    ap.add_argument("--instances", type=int, default=1, help="serve processes on --database-url")
     a = ap.parse_args()
+    if a.instances > 1 and not a.database_url:
+        ap.error("--instances needs --database-url (several instances share a PostgreSQL)")
 
     global BIN
     if a.bin:
@@ -119,9 +149,15 @@ def main():
     if a.database_url:
         env["ISDOWN_DATABASE_URL"] = a.database_url
     sqlite = not a.database_url
-    serve, url = start(
-        [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data", data], env=env
-    )
+    servers = []
+    for i in range(a.instances):
+        env_i = dict(env, ISDOWN_INSTANCE=f"bench-{i}")
+        servers.append(start(
+            [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data", f"{data}-{i}"],
+            env=env_i,
+        ))
+    serve, url = servers[0]
+    data = f"{data}-0"
     started = time.monotonic()
 
     def wait(seconds):
@@ -137,19 +173,29 @@ def main():
                     flush=True,
                 )
 
+    size = (lambda: db_bytes(data)) if sqlite else (lambda: pg_size(a.database_url))
     try:
         wait(a.warmup)
-        cpu0, t0, db0 = cpu_seconds(serve.pid), time.monotonic(), sqlite and db_bytes(data)
+        cpus0 = [cpu_seconds(p.pid) for p, _ in servers]
+        pg0 = postgres_cpu_seconds()
+        t0, db0 = time.monotonic(), size()
         wait(a.duration)
-        cpu1, t1, db1 = cpu_seconds(serve.pid), time.monotonic(), sqlite and db_bytes(data)
-        peak_kb = status_kb(serve.pid, "VmHWM")
-        rss_kb = status_kb(serve.pid, "VmRSS")
-        metrics = urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()
+        cpus1 = [cpu_seconds(p.pid) for p, _ in servers]
+        pg1 = postgres_cpu_seconds()
+        t1, db1 = time.monotonic(), size()
+        peaks = [status_kb(p.pid, "VmHWM") for p, _ in servers]
+        rsss = [status_kb(p.pid, "VmRSS") for p, _ in servers]
+        all_metrics = [
+            urllib.request.urlopen(u + "/metrics", timeout=30).read().decode() for _, u in servers
+        ]
     finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=60)
+        for proc, _ in servers:
+            proc.send_signal(signal.SIGTERM)
+        for proc, _ in servers:
+            proc.wait(timeout=60)
         for proc, _ in mocks:
             proc.kill()
+    cpu0, cpu1, peak_kb, rss_kb, metrics = cpus0[0], cpus1[0], peaks[0], rsss[0], all_metrics[0]
     lateness = histogram(metrics, "isdown_schedule_lateness_seconds")
     probes = sum(int(n) for n in re.findall(r"^isdown_probes_total\{[^}]*\} (\d+)", metrics, re.M))
     wall = t1 - t0
@@ -158,11 +204,30 @@ def main():
     print(f"measured                 {wall:.0f} s after {a.warmup} s warm-up; {probes} probes in total")
     print(f"cpu                      {100 * (cpu1 - cpu0) / wall:.1f} % of one core")
     print(f"peak memory (VmHWM)      {peak_kb / 1024:.1f} MiB (RSS at end {rss_kb / 1024:.1f} MiB)")
-    if sqlite:
-        print(f"database                 {db1 / 1e6:.1f} MB at end; grew {growth / 1e6:.2f} MB in {wall:.0f} s")
-        print(f"db growth per monitor    {growth / a.monitors * 86400 / wall / 1024:.1f} KiB/day")
-    else:
-        print("database                 PostgreSQL (growth not measured here)")
+    if a.instances > 1:
+        for i in range(a.instances):
+            late = histogram(all_metrics[i], "isdown_schedule_lateness_seconds")
+            held = re.search(r'isdown_leases_held\{lease="monitors"\} (\d+)', all_metrics[i])
+            mine = sum(
+                int(n) for n in re.findall(r"^isdown_probes_total\{[^}]*\} (\d+)", all_metrics[i], re.M)
+            )
+            p99 = quantile(late, 0.99)
+            print(
+                f"instance {i}               cpu {100 * (cpus1[i] - cpus0[i]) / wall:.1f} % of one core, "
+                f"peak {peaks[i] / 1024:.1f} MiB, monitors held {held.group(1) if held else '?'}, "
+                f"probes {mine}, lateness p99 {p99 * 1000 if p99 is not None else float('nan'):.2f} ms"
+            )
+        probes = sum(
+            int(n)
+            for m in all_metrics
+            for n in re.findall(r"^isdown_probes_total\{[^}]*\} (\d+)", m, re.M)
+        )
+        print(f"all instances            {probes} probes in total")
+    if not sqlite:
+        print(f"postgresql cpu           {100 * (pg1 - pg0) / wall:.1f} % of one core")
+    label = "SQLite file" if sqlite else "pg_database_size"
+    print(f"database                 {db1 / 1e6:.1f} MB at end ({label}); grew {growth / 1e6:.2f} MB in {wall:.0f} s")
+    print(f"db growth per monitor    {growth / a.monitors * 86400 / wall / 1024:.1f} KiB/day")
     p50, p99 = quantile(lateness, 0.5), quantile(lateness, 0.99)
     print(f"scheduling lateness      p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms (histogram interpolation)")
     total = lateness[-1][1] if lateness else 0

@@ -966,9 +966,14 @@ impl Core {
                 .await?;
             self.regions[index].insert(region, own);
         }
+        // A note belongs to the machine's open incident, whose kind the note does not repeat.
+        let noting_outage = matches!(
+            self.machines[index].open_incident(),
+            Some((IncidentKind::Outage, _))
+        );
         let outage_effect = |e: &Effect| match e {
             Effect::Open { kind, .. } | Effect::Close { kind, .. } => *kind == IncidentKind::Outage,
-            Effect::Note { incident, .. } => incident.is_some(),
+            Effect::Note { incident, .. } => noting_outage && incident.is_some(),
             Effect::Confirm => false,
         };
         if !effects.iter().any(outage_effect) {
@@ -1033,7 +1038,8 @@ impl Core {
                     }
                 }
                 // A failure noted on the outage only while it is the one open.
-                Effect::Note { incident, .. } if incident.is_some() && incident != open => {}
+                Effect::Note { incident, .. }
+                    if noting_outage && incident.is_some() && incident != open => {}
                 other => kept.push(other),
             }
         }
@@ -1100,10 +1106,19 @@ impl Core {
         if changed.is_empty() {
             return Ok(());
         }
+        // Built per call with changes (rare), so a mass outage's thousands of reports cost one
+        // pass over the monitors, not one each.
+        let index_of: HashMap<&str, usize> = self
+            .svc
+            .specs
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| (spec.id.as_str(), index))
+            .collect();
         let mut touched = BTreeSet::new();
         for report in &changed {
             self.regions_read = self.regions_read.max(report.changed_at);
-            if let Some(index) = self.svc.specs.iter().position(|s| s.id == report.monitor) {
+            if let Some(&index) = index_of.get(report.monitor.as_str()) {
                 self.regions[index].insert(report.region.clone(), RegionView::of(report));
                 touched.insert(index);
             }
