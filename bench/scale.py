@@ -189,10 +189,18 @@ def main():
             urllib.request.urlopen(u + "/metrics", timeout=30).read().decode() for _, u in servers
         ]
     finally:
+        stopping = time.monotonic()
         for proc, _ in servers:
             proc.send_signal(signal.SIGTERM)
+        stops = []
         for proc, _ in servers:
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=max(1, 180 - (time.monotonic() - stopping)))
+                stops.append(f"{time.monotonic() - stopping:.0f} s")
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                stops.append("killed after 180 s")
         for proc, _ in mocks:
             proc.kill()
     cpu0, cpu1, peak_kb, rss_kb, metrics = cpus0[0], cpus1[0], peaks[0], rsss[0], all_metrics[0]
@@ -204,6 +212,7 @@ def main():
     print(f"measured                 {wall:.0f} s after {a.warmup} s warm-up; {probes} probes in total")
     print(f"cpu                      {100 * (cpu1 - cpu0) / wall:.1f} % of one core")
     print(f"peak memory (VmHWM)      {peak_kb / 1024:.1f} MiB (RSS at end {rss_kb / 1024:.1f} MiB)")
+    print(f"graceful stop (SIGTERM)  {', '.join(stops)}")
     if a.instances > 1:
         for i in range(a.instances):
             late = histogram(all_metrics[i], "isdown_schedule_lateness_seconds")
