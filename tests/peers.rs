@@ -72,25 +72,35 @@ struct Instance {
     _data: tempfile::TempDir,
 }
 
-fn start(name: &'static str, cfg: &ConfigFile, db: &ScratchDatabase, hook: &str) -> Instance {
+/// `serve` named `name` on `db` with `cfg`, its own data directory, and `env` besides.
+fn instance(
+    name: &'static str,
+    cfg: &ConfigFile,
+    db: &ScratchDatabase,
+    env: &[(&str, &str)],
+) -> Instance {
     let data = tempfile::tempdir().unwrap();
-    let serve = Serve::start(
-        &cfg.path,
-        data.path(),
-        &[
-            ("KIMI_KEY", KEY),
-            ("DS_KEY", KEY),
-            ("GLM_KEY", KEY),
-            ("HOOK_URL", hook),
-            ("ISDOWN_DATABASE_URL", db.url().expose()),
-            ("ISDOWN_INSTANCE", name),
-        ],
-    );
+    let mut all = vec![
+        ("ISDOWN_DATABASE_URL", db.url().expose()),
+        ("ISDOWN_INSTANCE", name),
+    ];
+    all.extend_from_slice(env);
+    let serve = Serve::start(&cfg.path, data.path(), &all);
     Instance {
         name,
         serve,
         _data: data,
     }
+}
+
+fn start(name: &'static str, cfg: &ConfigFile, db: &ScratchDatabase, hook: &str) -> Instance {
+    let keys = [("KIMI_KEY", KEY), ("DS_KEY", KEY), ("GLM_KEY", KEY)];
+    instance(
+        name,
+        cfg,
+        db,
+        &[keys.as_slice(), &[("HOOK_URL", hook)]].concat(),
+    )
 }
 
 fn peers(instance: &Instance) -> Value {
@@ -339,24 +349,7 @@ fn a_batch_on_postgres_finishes_each_line_once_when_the_instance_running_it_is_k
          [gateway]\nclient_keys_env = [\"GW_KEY\"]\n",
         provider_toml("a", &upstream.v1(), "openai", "KEY_A"),
     ));
-    let start = |name: &'static str| {
-        let data = tempfile::tempdir().unwrap();
-        let serve = Serve::start(
-            &cfg.path,
-            data.path(),
-            &[
-                ("GW_KEY", GATEWAY_KEY),
-                ("KEY_A", KEY),
-                ("ISDOWN_DATABASE_URL", db.url().expose()),
-                ("ISDOWN_INSTANCE", name),
-            ],
-        );
-        Instance {
-            name,
-            serve,
-            _data: data,
-        }
-    };
+    let start = |name| instance(name, &cfg, &db, &[("GW_KEY", GATEWAY_KEY), ("KEY_A", KEY)]);
     let mut instances = vec![start("a"), start("b")];
     let runner = eventually(WAIT, "one instance to run the queue", || {
         let running: Vec<usize> = (0..instances.len())
@@ -447,24 +440,13 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
         ))
     };
     let (eu_config, us_config) = (region_config(&kimi_eu), region_config(&kimi_us));
-    let start = |name: &'static str, region: &str, cfg: &ConfigFile| {
-        let data = tempfile::tempdir().unwrap();
-        let serve = Serve::start(
-            &cfg.path,
-            data.path(),
-            &[
-                ("KIMI_KEY", KEY),
-                ("DS_KEY", KEY),
-                ("ISDOWN_DATABASE_URL", db.url().expose()),
-                ("ISDOWN_INSTANCE", name),
-                ("ISDOWN_REGION", region),
-            ],
-        );
-        Instance {
-            name,
-            serve,
-            _data: data,
-        }
+    let start = |name, region, cfg| {
+        let env = [
+            ("KIMI_KEY", KEY),
+            ("DS_KEY", KEY),
+            ("ISDOWN_REGION", region),
+        ];
+        instance(name, cfg, &db, &env)
     };
     let instances = [
         start("eu-1", "eu", &eu_config),

@@ -13,8 +13,8 @@
 //!
 //! A store that only one instance uses (SQLite) has no cluster: the instance holds everything
 //! ([`Peers::solo`]). When the database does not answer, the instance keeps what it held (it
-//! keeps probing and alerting from memory; the store's own rules — one open incident per
-//! monitor — still hold when writes return) and logs each failed round.
+//! cannot learn otherwise; the store's own rules — one open incident per monitor — still hold
+//! when writes return) and logs each failed round.
 //!
 //! Owns: the identity and the lease round. Must not: decide anything about monitors, alerts or
 //! batches (the monitor, the alert dispatcher and the queue's dispatcher ask [`Held`] before
