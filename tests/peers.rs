@@ -103,6 +103,13 @@ fn start(name: &'static str, cfg: &ConfigFile, db: &ScratchDatabase, hook: &str)
     )
 }
 
+/// A scratch database of the test's own (dropped at the test's end).
+fn scratch() -> ScratchDatabase {
+    background()
+        .block_on(ScratchDatabase::create())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn peers(instance: &Instance) -> Value {
     instance.serve.json("/api/v1/peers")
 }
@@ -161,13 +168,7 @@ fn state_of(instance: &Instance, monitor: &str) -> String {
 
 #[test]
 fn three_instances_on_postgres_probe_once_and_a_survivor_carries_a_killed_ones_outage() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let db = rt
-        .block_on(ScratchDatabase::create())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let db = scratch();
     let providers = Providers::start();
     let receiver = Receiver::start(Answer::Accept);
     let hook = receiver.url("/isdown");
@@ -259,7 +260,7 @@ fn three_instances_on_postgres_probe_once_and_a_survivor_carries_a_killed_ones_o
         .collect();
     assert_eq!(events, vec!["opened", "resolved"]);
     drop(instances);
-    rt.block_on(db.drop_now());
+    background().block_on(db.drop_now());
 }
 
 #[test]
@@ -331,13 +332,7 @@ fn batch(instance: &Instance, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn a_batch_on_postgres_finishes_each_line_once_when_the_instance_running_it_is_killed() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let db = rt
-        .block_on(ScratchDatabase::create())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let db = scratch();
     // Each answer takes 200 ms, so the batch is still running when its instance dies.
     let upstream = mock_with(isdown::mock::MockOptions {
         delay: Duration::from_millis(200),
@@ -402,7 +397,7 @@ fn a_batch_on_postgres_finishes_each_line_once_when_the_instance_running_it_is_k
     ids.dedup();
     assert_eq!(ids.len(), LINES, "every line has its own result");
     drop(instances);
-    rt.block_on(db.drop_now());
+    background().block_on(db.drop_now());
 }
 
 fn monitor_status(instance: &Instance, id: &str) -> Value {
@@ -418,13 +413,7 @@ fn monitor_status(instance: &Instance, id: &str) -> Value {
 
 #[test]
 fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_outage() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let db = rt
-        .block_on(ScratchDatabase::create())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let db = scratch();
     // Each region reaches Kimi by its own path (its own base URL); DeepSeek is one for both.
     let kimi_eu = mock("kimi", "ok");
     let kimi_us = mock("kimi", "ok");
@@ -520,5 +509,5 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
         .clone();
     assert_eq!(every.len(), 1, "one incident for one outage: {every:?}");
     drop(instances);
-    rt.block_on(db.drop_now());
+    background().block_on(db.drop_now());
 }

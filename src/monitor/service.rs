@@ -584,7 +584,7 @@ impl Core {
     async fn apply(&mut self, index: usize, obs: Observation) -> Result<(), StoreError> {
         let thresholds = self.svc.settings.thresholds;
         let mut effects = self.machines[index].observe(&obs, &thresholds);
-        if self.svc.peers.live_regions().len() > 1 {
+        if self.svc.peers.several_regions() {
             effects = self.across_regions(index, effects, obs.at).await?;
         }
         let spec = &self.svc.specs[index];

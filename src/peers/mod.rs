@@ -291,6 +291,17 @@ impl Peers {
         regions
     }
 
+    /// True when live members span more than this instance's region. Asked for every probe
+    /// result, so it reads the members in place instead of collecting them.
+    pub fn several_regions(&self) -> bool {
+        let region = &self.me.region;
+        self.shared
+            .members
+            .borrow()
+            .iter()
+            .any(|m| m.region != *region)
+    }
+
     /// Regions that must see an outage for it to open (`None`: a majority).
     pub fn quorum(&self) -> Option<u32> {
         self.quorum
