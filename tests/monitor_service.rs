@@ -199,6 +199,9 @@ impl Store for Frozen {
     async fn save_monitor_state(&self, m: &str, s: &str) -> Result<(), StoreError> {
         frozen(self.0.save_monitor_state(m, s)).await
     }
+    async fn save_monitor_states(&self, s: &[(String, String)]) -> Result<(), StoreError> {
+        frozen(self.0.save_monitor_states(s)).await
+    }
     async fn load_monitor_states(&self) -> Result<Vec<(String, SavedState)>, StoreError> {
         frozen(self.0.load_monitor_states()).await
     }

@@ -145,6 +145,9 @@ impl Store for Wedgeable {
     async fn save_monitor_state(&self, m: &str, s: &str) -> Result<(), StoreError> {
         self.call(self.inner.save_monitor_state(m, s)).await
     }
+    async fn save_monitor_states(&self, s: &[(String, String)]) -> Result<(), StoreError> {
+        self.call(self.inner.save_monitor_states(s)).await
+    }
     async fn load_monitor_states(&self) -> Result<Vec<(String, SavedState)>, StoreError> {
         self.call(self.inner.load_monitor_states()).await
     }

@@ -333,9 +333,7 @@ async fn write_batches(
         for attempt in 0..2 {
             let written = async {
                 store.record_results(&batch.results).await?;
-                for (monitor, snapshot) in &batch.snapshots {
-                    store.save_monitor_state(monitor, snapshot).await?;
-                }
+                store.save_monitor_states(&batch.snapshots).await?;
                 Ok::<(), StoreError>(())
             }
             .await;

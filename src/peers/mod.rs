@@ -5,10 +5,11 @@
 //!
 //! Every lease round (a third of the lease time) the instance records itself as alive, reads
 //! the members seen within the lease time, works out which leases it should want
-//! ([`assign::wanted`]: rendezvous hashing, so all members agree without talking) and takes or
-//! renews them ([`Cluster::hold`]). A lease another member still renews is never taken; one
-//! whose holder died (kill -9) expires after the lease time and goes to the member the hash
-//! picks among the survivors. So a monitor is probed once per interval per region, and a dead
+//! ([`assign::wanted`]: rendezvous hashing, so all members agree without talking) and takes
+//! those it does not hold yet ([`Cluster::hold`]). The heartbeat itself renews every lease the
+//! instance holds, so a round writes one row plus whatever changes hands. A lease of a live
+//! member is never taken; one whose holder died (kill -9) lapses after the lease time and
+//! goes to the member the hash picks among the survivors. So a monitor is probed once per interval per region, and a dead
 //! instance's monitors resume within the lease time plus a round plus one interval.
 //!
 //! A store that only one instance uses (SQLite) has no cluster: the instance holds everything

@@ -41,10 +41,14 @@ pub trait Cluster: Send + Sync {
     /// ordered by region, then instance.
     async fn heartbeat(&self, me: &Member, ttl: Duration) -> Result<Vec<Member>, StoreError>;
 
-    /// Takes or renews, for `ttl`, the lease on each of `names` that is free, expired or
-    /// already `holder`'s, and gives up every other lease `holder` has: one transaction.
-    /// Answers the names `holder` holds afterwards (a lease another member holds and renews
-    /// stays with it).
+    /// Takes the lease on each of `names` that is free or lapsed, keeps those already
+    /// `holder`'s, and gives up every other lease `holder` has: one transaction. A lease
+    /// lapses `ttl` after it was taken unless its holder is a live member ([`heartbeat`]
+    /// within `ttl`): the heartbeat renews every lease of its member at once. Answers the
+    /// names of `names` that `holder` holds afterwards, in their order (a lease another live
+    /// member holds stays with it).
+    ///
+    /// [`heartbeat`]: Cluster::heartbeat
     async fn hold(
         &self,
         holder: &str,

@@ -438,6 +438,11 @@ pub trait Store: Send + Sync + 'static {
     /// Saves a monitor's state-machine snapshot (opaque JSON) so a restart continues it.
     async fn save_monitor_state(&self, monitor: &str, snapshot: &str) -> Result<(), StoreError>;
 
+    /// Saves many monitors' snapshots (`(monitor, snapshot)`) in few transactions: a stop
+    /// saves every machine an instance drives, and one commit each cost PostgreSQL a WAL flush
+    /// per monitor (minutes at 25,000 monitors).
+    async fn save_monitor_states(&self, states: &[(String, String)]) -> Result<(), StoreError>;
+
     async fn load_monitor_states(&self) -> Result<Vec<(String, SavedState)>, StoreError>;
 
     /// Moves a monitor's snapshot aside (kept as found, with `reason`), so the monitor starts

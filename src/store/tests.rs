@@ -41,6 +41,7 @@ macro_rules! suite_tests {
             incidents_filter_and_page_newest_first,
             monitor_state_snapshots_overwrite_and_load,
             a_snapshot_that_is_not_json_is_refused,
+            snapshots_saved_together_land_each_and_one_bad_refuses_all,
             a_quarantined_state_is_set_aside_and_the_monitor_starts_afresh,
             texts_are_scrubbed_and_nul_free_on_their_way_in,
             prune_removes_exactly_what_retention_allows,

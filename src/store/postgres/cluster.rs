@@ -1,10 +1,17 @@
 //! The PostgreSQL [`Cluster`]: members in `peers`, leases in `leases` (migration 7), times from
 //! the database's own clock.
 //!
-//! A round's leases are one transaction of two statements however many they are: the names go
-//! as one array (`UNNEST`), and an upsert takes a lease only where it is free, expired or
-//! already the holder's, so two instances claiming the same name at once cannot both get it
-//! (the row's lock orders them; the second sees the first's unexpired lease).
+//! A lease is valid while its holder is a live member (its heartbeat, one row, is fresher than
+//! the lease time) or, for its first lease time, by its own `expires_at`. Renewing is therefore
+//! the heartbeat alone: a round writes only the leases that change hands. Before, every round
+//! rewrote every lease an instance held, and at 25,000 monitors an instance's round was one
+//! statement of 25,000 row updates every 5 s that PostgreSQL logged at 1–3 s (BENCHMARKS.md).
+//!
+//! A round's leases are one transaction of three statements however many they are: the names
+//! go as one array (`UNNEST`, joined rather than compared with `= ANY`, which a generic plan
+//! would scan once per row), and an upsert takes a lease only where it is not the holder's yet
+//! and is free or lapsed, so two instances claiming the same name at once cannot both get it
+//! (the row's lock orders them; the second sees the first's fresh lease).
 
 use std::time::Duration;
 
@@ -44,18 +51,30 @@ const FORGET: &str = concat!(
     " - 86400000"
 );
 
-const RELEASE_OTHERS: &str = "DELETE FROM leases WHERE holder = $1 AND NOT (name = ANY($2))";
+const RELEASE_OTHERS: &str = "DELETE FROM leases WHERE holder = $1
+     AND NOT EXISTS (SELECT 1 FROM UNNEST($2::TEXT[]) AS wanted(name)
+                     WHERE wanted.name = leases.name)";
 
+/// Names the holder does not hold yet are inserted, or taken over where the lease has lapsed:
+/// past its `expires_at` and its holder not a live member. Leases already the holder's are
+/// not touched (not even locked).
 const TAKE: &str = concat!(
     "INSERT INTO leases (name, holder, expires_at)
-     SELECT name, $1, ",
+     SELECT wanted.name, $1, ",
     now_ms!(),
     " + $3 FROM UNNEST($2::TEXT[]) AS wanted(name)
+     WHERE NOT EXISTS (SELECT 1 FROM leases mine WHERE mine.name = wanted.name AND mine.holder = $1)
      ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-      WHERE leases.holder = excluded.holder OR leases.expires_at < ",
+      WHERE leases.expires_at < ",
     now_ms!(),
-    " RETURNING name"
+    " AND NOT EXISTS (SELECT 1 FROM peers WHERE peers.instance = leases.holder AND peers.seen_at > ",
+    now_ms!(),
+    " - $3)"
 );
+
+/// The wanted names the holder holds, in the order asked.
+const HELD: &str = "SELECT wanted.name FROM UNNEST($2::TEXT[]) WITH ORDINALITY AS wanted(name, n)
+     JOIN leases ON leases.name = wanted.name AND leases.holder = $1 ORDER BY wanted.n";
 
 const REPORT: &str = concat!(
     "INSERT INTO region_states (monitor, region, state, verdict, since, changed_at)
@@ -134,10 +153,15 @@ impl Cluster for PgCluster {
             .bind(names)
             .execute(&mut *tx)
             .await?;
-        let held: Vec<String> = sqlx::query_scalar(TAKE)
+        sqlx::query(TAKE)
             .bind(holder)
             .bind(names)
             .bind(millis(ttl))
+            .execute(&mut *tx)
+            .await?;
+        let held: Vec<String> = sqlx::query_scalar(HELD)
+            .bind(holder)
+            .bind(names)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -5,6 +5,8 @@
 //! because how that rule holds against concurrent openers differs. When incidents open, flap
 //! or close is the monitor's decision.
 
+use std::borrow::Cow;
+
 use sqlx::Database;
 use sqlx::query::Query;
 
@@ -187,6 +189,33 @@ pub async fn save_state<B: Backend>(
 ) -> Result<(), StoreError> {
     check_snapshot(monitor, snapshot)?;
     write(store, sqlx::query(PUT_STATE).arg(monitor).arg(snapshot)).await?;
+    Ok(())
+}
+
+/// Snapshots saved together go [`STATES_PER_COMMIT`] to a transaction: one commit (one WAL
+/// flush) per chunk instead of per monitor, and no transaction long enough to hold up the
+/// writes of the probes still landing.
+const STATES_PER_COMMIT: usize = 1_000;
+
+/// Every snapshot is checked before any is written: one that is not JSON refuses the call.
+pub async fn save_states<B: Backend>(
+    store: &B,
+    states: &[(&str, Cow<'_, str>)],
+) -> Result<(), StoreError> {
+    for (monitor, snapshot) in states {
+        check_snapshot(monitor, snapshot)?;
+    }
+    for chunk in states.chunks(STATES_PER_COMMIT) {
+        let mut tx = store.begin_write().await?;
+        for (monitor, snapshot) in chunk {
+            sqlx::query(PUT_STATE)
+                .arg(*monitor)
+                .arg(snapshot.as_ref())
+                .execute(on(&mut tx))
+                .await?;
+        }
+        tx.commit().await?;
+    }
     Ok(())
 }
 

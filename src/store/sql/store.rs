@@ -73,6 +73,14 @@ impl<B: Results + QueueLines> Store for B {
         incidents::save_state(self, monitor, &scrub::snapshot(snapshot)).await
     }
 
+    async fn save_monitor_states(&self, states: &[(String, String)]) -> Result<(), StoreError> {
+        let scrubbed: Vec<_> = states
+            .iter()
+            .map(|(monitor, snapshot)| (monitor.as_str(), scrub::snapshot(snapshot)))
+            .collect();
+        incidents::save_states(self, &scrubbed).await
+    }
+
     async fn load_monitor_states(&self) -> Result<Vec<(String, SavedState)>, StoreError> {
         incidents::load_states(self).await
     }

@@ -136,17 +136,61 @@ async fn a_lease_is_held_by_one_member_until_it_expires_or_is_given_up() {
         b.hold("b", &wanted, LEASE).await.unwrap(),
         names(&["monitor/eu/kimi-chat"])
     );
-    // An expired lease (its holder died) goes to the next member that asks.
+    // An expired lease of a member that is not alive (it died) goes to the next member that
+    // asks.
     let mut conn = db.raw().await;
-    sqlx::query("UPDATE leases SET expires_at = expires_at - 120000 WHERE holder = 'a'")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    expire_leases_of("a", &mut conn).await;
     assert_eq!(b.hold("b", &wanted, LEASE).await.unwrap(), wanted);
     assert!(a.hold("a", &kept, LEASE).await.unwrap().is_empty());
     // Leaving gives every lease up at once.
     b.leave("b").await.unwrap();
     assert_eq!(a.hold("a", &wanted, LEASE).await.unwrap(), wanted);
+    close_raw::<sqlx::Postgres>(conn).await;
+    close_all(stores).await;
+    db.remove().await;
+}
+
+/// Moves every lease of `holder` past its own expiry, as if taken long ago.
+async fn expire_leases_of(holder: &str, conn: &mut sqlx::PgConnection) {
+    sqlx::query("UPDATE leases SET expires_at = expires_at - 120000 WHERE holder = $1")
+        .bind(holder)
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+/// Each lease row's `xmin` (the transaction that last wrote it), by name.
+async fn lease_versions(conn: &mut sqlx::PgConnection) -> Vec<String> {
+    sqlx::query_scalar("SELECT xmin::TEXT FROM leases ORDER BY name")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_live_member_keeps_its_leases_by_its_heartbeat_alone() {
+    let db = ScratchPostgres::create().await;
+    let stores = four_stores(&db).await;
+    let (a, b) = (stores[0].cluster().unwrap(), stores[1].cluster().unwrap());
+    let wanted = names(&["monitor/eu/kimi-chat", "monitor/eu/glm-chat", "alerts"]);
+    a.heartbeat(&member("a", "eu"), LEASE).await.unwrap();
+    b.heartbeat(&member("b", "eu"), LEASE).await.unwrap();
+    assert_eq!(a.hold("a", &wanted, LEASE).await.unwrap(), wanted);
+    let mut conn = db.raw().await;
+    // Long after the leases were taken, a member that beats still holds them: holding them
+    // again rewrites no row (`xmin`, the writing transaction, stays), and nobody may take them.
+    expire_leases_of("a", &mut conn).await;
+    let before = lease_versions(&mut conn).await;
+    a.heartbeat(&member("a", "eu"), LEASE).await.unwrap();
+    assert_eq!(a.hold("a", &wanted, LEASE).await.unwrap(), wanted);
+    assert_eq!(lease_versions(&mut conn).await, before);
+    assert!(b.hold("b", &wanted, LEASE).await.unwrap().is_empty());
+    // Once its heartbeat is older than the lease time, they lapse and go to who asks.
+    sqlx::query("UPDATE peers SET seen_at = seen_at - 120000 WHERE instance = 'a'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(b.hold("b", &wanted, LEASE).await.unwrap(), wanted);
     close_raw::<sqlx::Postgres>(conn).await;
     close_all(stores).await;
     db.remove().await;

@@ -550,6 +550,33 @@ pub async fn a_snapshot_that_is_not_json_is_refused(store: &dyn Store) {
     );
 }
 
+pub async fn snapshots_saved_together_land_each_and_one_bad_refuses_all(store: &dyn Store) {
+    // More than one transaction's worth, one of them saved before (overwritten).
+    store.save_monitor_state("m0000", "[0]").await.unwrap();
+    let states: Vec<(String, String)> = (0..2_500)
+        .map(|i| (format!("m{i:04}"), format!("{{\"n\":{i}}}")))
+        .collect();
+    store.save_monitor_states(&states).await.unwrap();
+    let loaded = store.load_monitor_states().await.unwrap();
+    let expected: Vec<(String, SavedState)> = states
+        .iter()
+        .map(|(m, s)| (m.clone(), SavedState::Snapshot(s.clone())))
+        .collect();
+    assert_eq!(loaded, expected);
+    // One snapshot that is not JSON refuses the call before anything is written.
+    let mixed = vec![
+        ("m0001".to_owned(), "[1]".to_owned()),
+        ("m0002".to_owned(), "{not json".to_owned()),
+    ];
+    let refused = store.save_monitor_states(&mixed).await;
+    assert!(
+        matches!(refused, Err(StoreError::Corrupt(_))),
+        "{refused:?}"
+    );
+    let loaded = store.load_monitor_states().await.unwrap();
+    assert_eq!(loaded[1], expected[1]);
+}
+
 pub async fn a_quarantined_state_is_set_aside_and_the_monitor_starts_afresh(store: &dyn Store) {
     store.save_monitor_state("a", "{}").await.unwrap();
     store.save_monitor_state("b", r#"{"x":1}"#).await.unwrap();
