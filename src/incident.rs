@@ -14,13 +14,17 @@ pub enum IncidentKind {
     SetupProblem,
     /// isdown's own network is down: every monitor failed at the network level at once.
     Network,
+    /// With instances in several regions: the provider fails from some of them, fewer than
+    /// the quorum that makes an outage ("Kimi fails from eu-west only").
+    Regional,
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 3] = [
+    pub const ALL: [IncidentKind; 4] = [
         IncidentKind::Outage,
         IncidentKind::SetupProblem,
         IncidentKind::Network,
+        IncidentKind::Regional,
     ];
 
     /// The name in JSON, config and the database (a contract).
@@ -29,6 +33,7 @@ impl IncidentKind {
             IncidentKind::Outage => "outage",
             IncidentKind::SetupProblem => "setup_problem",
             IncidentKind::Network => "network",
+            IncidentKind::Regional => "regional",
         }
     }
 

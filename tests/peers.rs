@@ -16,7 +16,7 @@ use std::time::Duration;
 use isdown::config::Config;
 use isdown::store::postgres::scratch::ScratchDatabase;
 use serde_json::Value;
-use support::receiver::{Answer, Receiver};
+use support::receiver::{Answer, Received, Receiver};
 use support::*;
 
 const KEY: &str = "sk-test-Qw8ErTy2UiOp4AsDf6Gh";
@@ -411,6 +411,21 @@ fn monitor_status(instance: &Instance, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The kinds and events a receiver's log accepted, in order ("regional opened", …).
+fn alerts_in(log: &[Received]) -> Vec<String> {
+    log.iter()
+        .filter(|r| r.answer == Answer::Accept)
+        .map(|r| {
+            let alert = r.json();
+            format!(
+                "{} {}",
+                alert["kind"].as_str().unwrap_or("?"),
+                alert["event"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_outage() {
     let db = scratch();
@@ -418,10 +433,17 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
     let kimi_eu = mock("kimi", "ok");
     let kimi_us = mock("kimi", "ok");
     let deepseek = mock("deepseek", "ok");
+    // Two channels: `every` takes every kind (the default, regional included), `outages`
+    // only outages.
+    let every = Receiver::start(Answer::Accept);
+    let outages = Receiver::start(Answer::Accept);
     let region_config = |kimi: &MockServer| {
         config(&format!(
             "[serve]\nlease = \"2s\"\n\
              [monitor]\nconfirm_after = \"300ms\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
+             [alerting]\ngroup_window = \"1s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n\
+             [alerts.every]\nkind = \"webhook\"\nurl_env = \"EVERY_URL\"\n\
+             [alerts.outages]\nkind = \"webhook\"\nurl_env = \"OUTAGES_URL\"\non = [\"outage\"]\n\
              {}{}[[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
              [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n",
             provider_toml("kimi", &kimi.v1(), "openai", "KIMI_KEY"),
@@ -429,11 +451,14 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
         ))
     };
     let (eu_config, us_config) = (region_config(&kimi_eu), region_config(&kimi_us));
+    let (every_url, outages_url) = (every.url("/isdown"), outages.url("/isdown"));
     let start = |name, region, cfg| {
         let env = [
             ("KIMI_KEY", KEY),
             ("DS_KEY", KEY),
             ("ISDOWN_REGION", region),
+            ("EVERY_URL", every_url.as_str()),
+            ("OUTAGES_URL", outages_url.as_str()),
         ];
         instance(name, cfg, &db, &env)
     };
@@ -458,7 +483,8 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
             .then_some(())
     });
 
-    // Kimi fails from eu only: regional, seen alike from both instances, and no incident.
+    // Kimi fails from eu only: regional, seen alike from both instances, and a regional
+    // incident, not an outage.
     kimi_eu.set_scenario(Scenario::Unavailable);
     for instance in &instances {
         let kimi = eventually(WAIT, "kimi regional", || {
@@ -470,29 +496,55 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
         assert_eq!(kimi["regions"]["us"]["state"], "up", "{kimi}");
         assert_eq!(monitor_status(instance, "deepseek-chat")["state"], "up");
     }
-    // Three more failing probes from eu later, still no incident.
+    let regional = eventually(WAIT, "kimi's regional incident to open", || {
+        open_incidents(&instances[1]).into_iter().next()
+    });
+    assert_eq!(regional["monitor"], "kimi-chat");
+    assert_eq!(regional["kind"], "regional");
+    let opened = every.wait_for(WAIT, "the regional alert", |log| {
+        log.iter()
+            .find(|r| r.answer == Answer::Accept && r.json()["event"] == "opened")
+            .map(|r| r.json())
+    });
+    assert_eq!(opened["kind"], "regional", "{opened}");
+    let title = opened["title"].as_str().unwrap();
+    assert!(title.contains("down from eu only"), "{title}");
+    // Three more failing probes from eu later: still the one regional incident.
     let seen = kimi_eu.requests().len();
     wait_received(&kimi_eu, seen + 3, WAIT);
-    assert!(open_incidents(&instances[0]).is_empty());
+    let open = open_incidents(&instances[0]);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["id"], regional["id"]);
     assert_eq!(
         instances[1].serve.json("/api/v1/status")["status"],
         "degraded"
     );
 
-    // Both regions fail: one outage incident.
+    // Both regions fail: the regional incident gives way to one outage.
     kimi_us.set_scenario(Scenario::Unavailable);
     let incident = eventually(WAIT, "kimi's outage to open", || {
-        open_incidents(&instances[1]).into_iter().next()
+        open_incidents(&instances[1])
+            .into_iter()
+            .find(|i| i["kind"] == "outage")
     });
     assert_eq!(incident["monitor"], "kimi-chat");
-    assert_eq!(incident["kind"], "outage");
     for instance in &instances {
         eventually(WAIT, "kimi down everywhere", || {
             (monitor_status(instance, "kimi-chat")["state"] == "down").then_some(())
         });
     }
+    assert_eq!(open_incidents(&instances[0]).len(), 1);
+    // Announced on both channels before it ends (an incident that ends before the instance
+    // sending alerts has seen it open pages nobody).
+    for receiver in [&every, &outages] {
+        receiver.wait_for(WAIT, "the outage's alert", |log| {
+            log.iter()
+                .any(|r| r.json()["kind"] == "outage" && r.json()["event"] == "opened")
+                .then_some(())
+        });
+    }
 
-    // Both recover: the outage closes, and it was the only incident.
+    // Both recover: the outage closes.
     kimi_eu.set_scenario(Scenario::Ok);
     kimi_us.set_scenario(Scenario::Ok);
     eventually(WAIT, "the outage to close", || {
@@ -503,11 +555,37 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
             (monitor_status(instance, "kimi-chat")["state"] == "up").then_some(())
         });
     }
-    let every = instances[0].serve.json("/api/v1/incidents")["incidents"]
+    let all = instances[0].serve.json("/api/v1/incidents")["incidents"]
         .as_array()
         .unwrap()
         .clone();
-    assert_eq!(every.len(), 1, "one incident for one outage: {every:?}");
+    // Newest first: the outage, which stayed open until both regions recovered (no regional
+    // tail when one recovers a probe before the other), and the regional incident before it.
+    let kinds: Vec<&str> = all.iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["outage", "regional"], "{all:#?}");
+    // Every alert delivered: the channel taking every kind saw both incidents open and
+    // resolve, the outage channel the outage only.
+    let to_every = every.wait_for(WAIT, "every incident's alerts", |log| {
+        let alerts = alerts_in(log);
+        (alerts.len() >= 4).then_some(alerts)
+    });
+    assert_eq!(to_every[0], "regional opened", "{to_every:?}");
+    let mut sorted = to_every.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "outage opened",
+            "outage resolved",
+            "regional opened",
+            "regional resolved"
+        ]
+    );
+    let to_outages = outages.wait_for(WAIT, "the outage's resolution", |log| {
+        let alerts = alerts_in(log);
+        (alerts.len() == 2).then_some(alerts)
+    });
+    assert_eq!(to_outages, ["outage opened", "outage resolved"]);
     drop(instances);
     background().block_on(db.drop_now());
 }

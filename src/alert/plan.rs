@@ -23,7 +23,7 @@
 //! - Monitors in a maintenance window are not announced while it lasts; if their incident is
 //!   still open when it ends, it is announced then.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::policy::{AlertPolicy, ChannelRoute};
 use super::render::{duration, official_sentence, utc_time};
@@ -313,7 +313,7 @@ fn item(input: &PlanInput<'_>, incident: &Incident) -> AlertItem {
         .iter()
         .find(|m| m.id == incident.monitor);
     let blame = match incident.kind {
-        IncidentKind::Outage => Some(Blame::Provider),
+        IncidentKind::Outage | IncidentKind::Regional => Some(Blame::Provider),
         IncidentKind::Network => Some(Blame::Network),
         IncidentKind::SetupProblem => incident.verdict.default_blame(),
     };
@@ -423,6 +423,34 @@ fn fallback(input: &PlanInput<'_>, failing: &[AlertItem]) -> Option<String> {
     )
 }
 
+/// The regions that see the items' monitors down and those that do not, as the health view has
+/// them ("eu-west", "eu-west, us-east"), named as [`names`] names providers; "some regions"
+/// when it has none.
+fn regions_of(health: &HealthSnapshot, items: &[AlertItem]) -> (String, String) {
+    let mut failing = BTreeSet::new();
+    let mut fine = BTreeSet::new();
+    for monitor in health
+        .monitors
+        .iter()
+        .filter(|m| items.iter().any(|i| i.monitor == m.id))
+    {
+        for (region, view) in &monitor.regions {
+            if view.monitor_state() == MonitorState::Down {
+                failing.insert(region.as_str());
+            } else {
+                fine.insert(region.as_str());
+            }
+        }
+    }
+    fine.retain(|r| !failing.contains(r));
+    let listed = |set: BTreeSet<&str>| set.into_iter().collect::<Vec<_>>().join(", ");
+    let failing = match listed(failing) {
+        none if none.is_empty() => "some regions".to_owned(),
+        some => some,
+    };
+    (failing, listed(fine))
+}
+
 fn compose(
     input: &PlanInput<'_>,
     event: AlertEvent,
@@ -520,6 +548,26 @@ fn compose(
                 }),
             };
             (title, summary, advice.trim().to_owned())
+        }
+        (_, IncidentKind::Regional) => {
+            let (failing, fine) = regions_of(input.health, &items);
+            let title = format!("{who} {is} down from {failing} only ({verdicts})");
+            let elsewhere = if fine.is_empty() {
+                String::new()
+            } else {
+                format!(" and answering from {fine}")
+            };
+            (
+                title,
+                format!(
+                    "{who} {is} failing ({verdicts}) from {failing} since {since}{elsewhere}: \
+                     fewer regions than an outage needs, so the provider is up and the path \
+                     from {failing} to it is not."
+                ),
+                "Send the work of the failing regions through another region or provider; \
+                 where your agents run only there, treat it as an outage."
+                    .to_owned(),
+            )
         }
         (_, IncidentKind::SetupProblem) => (
             format!("Setup problem: {who} ({verdicts})"),

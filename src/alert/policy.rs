@@ -81,7 +81,8 @@ impl Maintenance {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelRoute {
     pub channel: String,
-    /// Incident kinds (`on = [...]`); all by default.
+    /// Incident kinds (`on = [...]`); all by default, `regional` included: a provider that
+    /// fails from one region is down for the agents that run there.
     pub kinds: Vec<IncidentKind>,
     /// Monitors (`monitors = [...]`); all by default. A `network` incident concerns every
     /// monitor, so it reaches every channel that takes the `network` kind.
@@ -97,21 +98,18 @@ impl ChannelRoute {
         monitors: Option<Vec<String>>,
     ) -> Result<ChannelRoute, (&'static str, String)> {
         let kinds = match on {
-            None => vec![
-                IncidentKind::Outage,
-                IncidentKind::SetupProblem,
-                IncidentKind::Network,
-            ],
+            None => IncidentKind::ALL.to_vec(),
             Some(names) => names
                 .iter()
                 .map(|k| {
                     IncidentKind::parse(k).ok_or_else(|| {
+                        let known: Vec<String> = IncidentKind::ALL
+                            .iter()
+                            .map(|k| format!("{:?}", k.as_str()))
+                            .collect();
                         (
                             "on",
-                            format!(
-                                "unknown incident kind {k:?}; one of \"outage\", \
-                                 \"setup_problem\", \"network\""
-                            ),
+                            format!("unknown incident kind {k:?}; one of {}", known.join(", ")),
                         )
                     })
                 })

@@ -9,8 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::machine::MonitorState;
+use crate::incident::IncidentKind;
 use crate::store::RegionReport;
 use crate::time::Millis;
+use crate::verdict::Verdict;
+
+/// The incident kinds the regions decide together (the others are each instance's own).
+pub const DECIDED: [IncidentKind; 2] = [IncidentKind::Outage, IncidentKind::Regional];
 
 /// One region's view of a monitor, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,6 +87,33 @@ pub fn judge(
     }
 }
 
+/// The incident the regions' judgement calls for, given the one open (`current`): an outage
+/// at the quorum, a regional one below it, none when no region sees the monitor down.
+///
+/// An open outage stays open until no region sees it down, even once fewer than the quorum
+/// do: regions recover at their own probe times, and closing the outage at the quorum would
+/// end every outage with a regional incident lasting a probe interval (one more page, and
+/// its resolution, for a recovery). The monitor's state says `regional` meanwhile.
+pub fn incident_for(judgement: &Judgement, current: Option<IncidentKind>) -> Option<IncidentKind> {
+    match (judgement, current) {
+        (Judgement::Outage, _) => Some(IncidentKind::Outage),
+        (Judgement::Regional(_), Some(IncidentKind::Outage)) => Some(IncidentKind::Outage),
+        (Judgement::Regional(_), _) => Some(IncidentKind::Regional),
+        (Judgement::Clear, _) => None,
+    }
+}
+
+/// What the regions that see the monitor down say: the verdict of the first of them (by name)
+/// that names one this version knows, and when the earliest went down.
+pub fn failing_since(views: &BTreeMap<String, RegionView>) -> (Option<Verdict>, Option<Millis>) {
+    let down: Vec<&RegionView> = views.values().filter(|v| v.down()).collect();
+    let verdict = down
+        .iter()
+        .find_map(|v| v.verdict.as_deref().and_then(Verdict::parse));
+    let since = down.iter().filter_map(|v| v.since).min();
+    (verdict, since)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +182,47 @@ mod tests {
         );
         // The only region left decides alone.
         assert_eq!(judge(&states, &live(&["eu"]), None), Judgement::Outage);
+    }
+
+    #[test]
+    fn each_judgement_calls_for_its_incident_and_failing_regions_lend_their_details() {
+        use IncidentKind::{Outage, Regional};
+        let regional = Judgement::Regional(vec!["eu".into()]);
+        let cases = [
+            (Judgement::Outage, None, Some(Outage)),
+            (Judgement::Outage, Some(Regional), Some(Outage)),
+            (regional.clone(), None, Some(Regional)),
+            (regional.clone(), Some(Regional), Some(Regional)),
+            // An outage ends only when every region is clear.
+            (regional, Some(Outage), Some(Outage)),
+            (Judgement::Clear, Some(Outage), None),
+            (Judgement::Clear, Some(Regional), None),
+            (Judgement::Clear, None, None),
+        ];
+        for (judgement, current, wanted) in cases {
+            assert_eq!(
+                incident_for(&judgement, current),
+                wanted,
+                "{judgement:?} with {current:?} open"
+            );
+        }
+        let mut states = views(&[
+            ("ap", MonitorState::Down),
+            ("eu", MonitorState::Down),
+            ("us", MonitorState::Up),
+        ]);
+        states.get_mut("ap").unwrap().since = Some(2_000);
+        states.get_mut("eu").unwrap().since = Some(1_000);
+        states.get_mut("eu").unwrap().verdict = Some("unavailable".into());
+        states.get_mut("us").unwrap().verdict = Some("timeout".into());
+        assert_eq!(
+            failing_since(&states),
+            (Some(Verdict::Unavailable), Some(1_000))
+        );
+        assert_eq!(
+            failing_since(&views(&[("us", MonitorState::Up)])),
+            (None, None)
+        );
     }
 
     #[test]

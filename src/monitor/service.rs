@@ -43,7 +43,7 @@ use crate::store::{
     Store, StoreError,
 };
 use crate::time::{Clock, Millis};
-use crate::verdict::{Blame, Cause};
+use crate::verdict::{Blame, Cause, Verdict};
 
 /// Results are written at least this often (or when [`BATCH_MAX`] accumulate): one transaction
 /// per second keeps SQLite far below its limits even at 10,000 monitors.
@@ -177,6 +177,11 @@ struct Core {
     /// When each monitor's latest probe started: its confirmation counts from then.
     probe_started: Vec<Instant>,
     network_incident: Option<i64>,
+    /// The regions with a live instance when the incidents were last judged against them.
+    live_regions: BTreeSet<String>,
+    /// The outage or regional incident this instance knows open, per monitor: what it
+    /// opened itself or announced after another region's instance did.
+    decided: Vec<Option<(IncidentKind, i64)>>,
     providers: usize,
     batch: Vec<ResultRecord>,
     snapshots: Vec<(String, String)>,
@@ -273,6 +278,8 @@ impl MonitorService {
             followed_states: Instant::now(),
             regions: vec![BTreeMap::new(); count],
             regions_read: 0,
+            live_regions: BTreeSet::new(),
+            decided: vec![None; count],
             hang_watch: vec![false; count],
             network_incident,
             providers,
@@ -583,13 +590,25 @@ impl Core {
         let thresholds = self.svc.settings.thresholds;
         let mut effects = self.machines[index].observe(&obs, &thresholds);
         if self.svc.peers.several_regions() {
-            effects = self.across_regions(index, effects, obs.at).await?;
+            effects = self.across_regions(index, effects, obs.at, false).await?;
         }
+        self.carry_out(index, &effects, obs.sample.as_deref()).await
+    }
+
+    /// Carries out a machine's effects (`sample`: the observation's error text, noted on a
+    /// reopened incident).
+    async fn carry_out(
+        &mut self,
+        index: usize,
+        effects: &[Effect],
+        sample: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let thresholds = self.svc.settings.thresholds;
         let spec = &self.svc.specs[index];
         let store = self.svc.store.clone();
         // Announced after the health view is updated, so a subscriber sees a consistent view.
         let mut announce = Vec::new();
-        for effect in &effects {
+        for effect in effects {
             match effect {
                 Effect::Open {
                     kind,
@@ -602,9 +621,7 @@ impl Core {
                     let id = match reopen {
                         Some(id) => {
                             store.reopen_incident(*id).await?;
-                            store
-                                .note_incident_failure(*id, *verdict, obs.sample.as_deref())
-                                .await?;
+                            store.note_incident_failure(*id, *verdict, sample).await?;
                             *id
                         }
                         None => {
@@ -622,6 +639,9 @@ impl Core {
                         }
                     };
                     self.machines[index].set_incident_id(id);
+                    if regions::DECIDED.contains(kind) {
+                        self.decided[index] = Some((*kind, id));
+                    }
                     tracing::warn!(monitor = %spec.id, kind = kind.as_str(), verdict = %verdict, "incident opened");
                     announce.push(MonitorEvent::IncidentOpened {
                         id,
@@ -649,6 +669,9 @@ impl Core {
                 } => {
                     if let Some(id) = incident {
                         store.close_incident(*id, *ended_at).await?;
+                        if self.decided[index].is_some_and(|(_, known)| known == *id) {
+                            self.decided[index] = None;
+                        }
                         announce.push(MonitorEvent::IncidentClosed {
                             id: *id,
                             monitor: spec.id.clone(),
@@ -931,14 +954,21 @@ impl Core {
     /// With instances in several regions, this region's machine speaks for this region only:
     /// its state goes to the store as this region's view, and its outage effects become what
     /// the regions say together (`regions::judge`): the outage incident opens when the quorum
-    /// sees it (once, whoever gets there first: the store keeps one open incident per monitor),
-    /// closes when fewer do, and a failure below the quorum is *regional* and opens nothing.
+    /// sees it (once, whoever gets there first: the store keeps one open incident per monitor)
+    /// and closes when no region sees it down (`regions::incident_for`); a failure that stays
+    /// below the quorum opens a *regional* incident instead, so alerts can route it
+    /// (`on = ["regional"]`). A regional incident that reaches the quorum closes and the
+    /// outage opens.
     /// Setup problems are this instance's own (its key) and pass through.
+    ///
+    /// `rejudge`: judge even without an outage effect of this machine (the live regions
+    /// changed, so an open incident may no longer be what they say).
     async fn across_regions(
         &mut self,
         index: usize,
         effects: Vec<Effect>,
         at: Millis,
+        rejudge: bool,
     ) -> Result<Vec<Effect>, StoreError> {
         let Some(cluster) = self.svc.store.cluster() else {
             return Ok(effects);
@@ -974,7 +1004,7 @@ impl Core {
             Effect::Note { incident, .. } => noting_outage && incident.is_some(),
             Effect::Confirm => false,
         };
-        if !effects.iter().any(outage_effect) {
+        if !rejudge && !effects.iter().any(outage_effect) {
             return Ok(effects);
         }
         for report in cluster.regions_of(&spec.id).await? {
@@ -985,7 +1015,9 @@ impl Core {
             &self.svc.peers.live_regions(),
             self.svc.peers.quorum(),
         );
-        let open = self
+        // The one incident the store has open for the monitor, when it is one the regions
+        // decide about (a setup problem is this instance's own).
+        let current = self
             .svc
             .store
             .incidents(&IncidentFilter {
@@ -995,50 +1027,77 @@ impl Core {
             })
             .await?
             .into_iter()
-            .find(|i| i.kind == IncidentKind::Outage)
-            .map(|i| i.id);
+            .find(|i| regions::DECIDED.contains(&i.kind))
+            .map(|i| (i.kind, i.id));
         if let Judgement::Regional(failing) = &judgement {
-            tracing::warn!(monitor = %spec.id, regions = ?failing, "failing from some regions only: no outage incident");
+            tracing::debug!(monitor = %spec.id, regions = ?failing, "failing from some regions only");
         }
-        let outage = judgement == Judgement::Outage;
-        let mut kept = Vec::with_capacity(effects.len());
+        let wanted = regions::incident_for(&judgement, current.map(|(kind, _)| kind));
+        // The machine's own outage effects give way to what the regions call for; an opening
+        // lends its details (verdict, first error) to whichever incident opens.
+        let mut opening = None;
+        let mut closing_at = at;
+        let mut kept = Vec::with_capacity(effects.len() + 2);
         for effect in effects {
             match effect {
                 Effect::Open {
-                    kind,
+                    kind: IncidentKind::Outage,
                     verdict,
                     failed_probes,
                     started_at,
                     first_error,
                     ..
-                } if kind == IncidentKind::Outage => match (outage, open) {
-                    // Reopening is this machine's memory of an incident other regions may
-                    // have moved on from: a new outage is a new incident here.
-                    (true, None) => kept.push(Effect::Open {
+                } => opening = Some((verdict, failed_probes, started_at, first_error)),
+                Effect::Close {
+                    kind: IncidentKind::Outage,
+                    ended_at,
+                    ..
+                } => closing_at = ended_at,
+                // A failure is noted on the open incident only.
+                Effect::Note { incident, .. }
+                    if noting_outage
+                        && incident.is_some()
+                        && incident != current.map(|(_, id)| id) => {}
+                other => kept.push(other),
+            }
+        }
+        match current {
+            // Already what the regions say: a machine that just failed joins it.
+            Some((kind, id)) if Some(kind) == wanted => {
+                if opening.is_some() {
+                    self.machines[index].set_incident_id(id);
+                }
+            }
+            _ => {
+                if let Some((kind, id)) = current {
+                    kept.push(Effect::Close {
+                        incident: Some(id),
+                        kind,
+                        ended_at: closing_at,
+                    });
+                }
+                if let Some(kind) = wanted {
+                    // From this machine's failure, or else from the failing regions' views
+                    // (this region recovered while others still fail).
+                    let (verdict, failed_probes, started_at, first_error) = match opening {
+                        Some(details) => details,
+                        None => {
+                            let (verdict, since) = regions::failing_since(&self.regions[index]);
+                            let verdict = verdict
+                                .or_else(|| self.machines[index].last_verdict())
+                                .unwrap_or(Verdict::Unavailable);
+                            (verdict, 0, since.unwrap_or(at), None)
+                        }
+                    };
+                    kept.push(Effect::Open {
                         kind,
                         verdict,
                         failed_probes,
                         started_at,
                         first_error,
                         reopen: None,
-                    }),
-                    // Another region opened it first: this region's machine joins it.
-                    (true, Some(id)) => self.machines[index].set_incident_id(id),
-                    (false, _) => {}
-                },
-                Effect::Close { kind, ended_at, .. } if kind == IncidentKind::Outage => {
-                    if let (false, Some(id)) = (outage, open) {
-                        kept.push(Effect::Close {
-                            incident: Some(id),
-                            kind,
-                            ended_at,
-                        });
-                    }
+                    });
                 }
-                // A failure noted on the outage only while it is the one open.
-                Effect::Note { incident, .. }
-                    if noting_outage && incident.is_some() && incident != open => {}
-                other => kept.push(other),
             }
         }
         Ok(kept)
@@ -1079,6 +1138,8 @@ impl Core {
     /// closed since the last call.
     async fn follow_others(&mut self) -> Result<(), StoreError> {
         self.follow_regions().await?;
+        self.rejudge_on_new_regions().await?;
+        self.follow_decided().await?;
         let others: Vec<usize> = (0..self.machines.len())
             .filter(|index| !self.owned[*index].load(Ordering::Relaxed))
             .collect();
@@ -1090,6 +1151,90 @@ impl Core {
             self.followed_states = Instant::now();
         }
         self.reload(&others, !whole).await
+    }
+
+    /// Announces the incidents the regions decide together that another region's instance
+    /// opened or closed on a monitor this instance drives too: that instance announced them
+    /// only to itself, and this one may be the one sending alerts or the one a client's
+    /// gateway asks. Its own openings and closings were announced when it made them.
+    async fn follow_decided(&mut self) -> Result<(), StoreError> {
+        if !self.svc.peers.several_regions() && self.decided.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let open: HashMap<String, (IncidentKind, i64, Millis)> = self
+            .svc
+            .store
+            .incidents(&IncidentFilter::all_open())
+            .await?
+            .into_iter()
+            .filter(|i| regions::DECIDED.contains(&i.kind))
+            .map(|i| (i.monitor, (i.kind, i.id, i.started_at)))
+            .collect();
+        let now = self.svc.clock.now();
+        let mut announce = Vec::new();
+        for index in 0..self.machines.len() {
+            if !self.owned[index].load(Ordering::Relaxed) {
+                continue;
+            }
+            let monitor = &self.svc.specs[index].id;
+            let stored = open.get(monitor).copied();
+            let known = self.decided[index];
+            if known.map(|(_, id)| id) == stored.map(|(_, id, _)| id) {
+                continue;
+            }
+            if let Some((kind, id)) = known {
+                announce.push(MonitorEvent::IncidentClosed {
+                    id,
+                    monitor: monitor.clone(),
+                    kind,
+                    at: now,
+                });
+            }
+            if let Some((kind, id, at)) = stored {
+                announce.push(MonitorEvent::IncidentOpened {
+                    id,
+                    monitor: monitor.clone(),
+                    kind,
+                    reopened: false,
+                    at,
+                });
+            }
+            self.decided[index] = stored.map(|(kind, id, _)| (kind, id));
+        }
+        for event in announce {
+            let _ = self.svc.events.send(event);
+        }
+        Ok(())
+    }
+
+    /// When a region gains its first live instance or loses its last, the incidents the regions
+    /// decide may no longer be what they say (a regional incident of a region that is gone
+    /// would stay open with nobody left to close it): each monitor this instance drives that
+    /// has one open is judged again.
+    async fn rejudge_on_new_regions(&mut self) -> Result<(), StoreError> {
+        let live = self.svc.peers.live_regions();
+        if live == self.live_regions {
+            return Ok(());
+        }
+        self.live_regions = live;
+        let open: HashSet<String> = self
+            .svc
+            .store
+            .incidents(&IncidentFilter::all_open())
+            .await?
+            .into_iter()
+            .filter(|i| regions::DECIDED.contains(&i.kind))
+            .map(|i| i.monitor)
+            .collect();
+        let now = self.svc.clock.now();
+        for index in 0..self.machines.len() {
+            if self.owned[index].load(Ordering::Relaxed) && open.contains(&self.svc.specs[index].id)
+            {
+                let effects = self.across_regions(index, Vec::new(), now, true).await?;
+                self.carry_out(index, &effects, None).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads the region views that changed since the last call, and keeps the machines this

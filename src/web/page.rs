@@ -481,6 +481,7 @@ pub fn day_segments(
                 .iter()
                 .map(|i| match i.kind {
                     IncidentKind::Outage => DayMark::Down,
+                    IncidentKind::Regional => DayMark::Degraded,
                     IncidentKind::SetupProblem => DayMark::SetupProblem,
                     // Not the provider's doing: the bar is about the provider.
                     IncidentKind::Network => DayMark::NoData,

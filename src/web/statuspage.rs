@@ -114,7 +114,7 @@ pub fn components_of(site: &SiteInfo, health: &HealthSnapshot, now: Millis) -> V
 fn impact(kind: IncidentKind) -> &'static str {
     match kind {
         IncidentKind::Outage => "major",
-        IncidentKind::Network => "minor",
+        IncidentKind::Network | IncidentKind::Regional => "minor",
         IncidentKind::SetupProblem => "none",
     }
 }
@@ -123,6 +123,7 @@ fn impact(kind: IncidentKind) -> &'static str {
 fn status_during(kind: IncidentKind) -> &'static str {
     match kind {
         IncidentKind::Outage => "major_outage",
+        IncidentKind::Regional => "partial_outage",
         IncidentKind::Network | IncidentKind::SetupProblem => "operational",
     }
 }

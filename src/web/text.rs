@@ -110,6 +110,7 @@ pub fn kind_label(kind: IncidentKind) -> &'static str {
         IncidentKind::Outage => "Outage",
         IncidentKind::SetupProblem => "Setup problem",
         IncidentKind::Network => "Network",
+        IncidentKind::Regional => "Regional outage",
     }
 }
 
@@ -130,6 +131,7 @@ pub fn incident_title(kind: IncidentKind, verdict: Verdict) -> String {
 pub fn incident_side(kind: IncidentKind, verdict: Verdict) -> &'static str {
     match kind {
         IncidentKind::Outage => "provider",
+        IncidentKind::Regional => "provider, from some regions",
         IncidentKind::Network => "isdown's network",
         IncidentKind::SetupProblem => match verdict.default_blame() {
             Some(Blame::Request) => "request (config)",

@@ -515,6 +515,9 @@ pub(in crate::alert) fn subject(prefix: &str, message: &AlertMessage) -> String 
         (AlertEvent::Reminder, IncidentKind::SetupProblem) => "STILL A SETUP PROBLEM",
         (AlertEvent::Opened, IncidentKind::Network) => "NETWORK DOWN",
         (AlertEvent::Reminder, IncidentKind::Network) => "NETWORK STILL DOWN",
+        (AlertEvent::Opened, IncidentKind::Regional) => "DOWN FROM SOME REGIONS",
+        (AlertEvent::Update, IncidentKind::Regional) => "MORE DOWN FROM SOME REGIONS",
+        (AlertEvent::Reminder, IncidentKind::Regional) => "STILL DOWN FROM SOME REGIONS",
     };
     let since = utc_time(message.started_at);
     let detail = if message.event == AlertEvent::Test || message.items.is_empty() {

@@ -4,6 +4,7 @@ use std::time::Duration;
 use super::*;
 use crate::alert::policy::{Maintenance, MonitorSet};
 use crate::monitor::health::MonitorHealth;
+use crate::monitor::regions::RegionView;
 use crate::time::{MINUTE_MS, SECOND_MS};
 
 const T0: Millis = 1_767_225_600_000;
@@ -606,4 +607,59 @@ pub(crate) fn lifecycle() -> Vec<AlertMessage> {
         ]
     );
     messages
+}
+
+#[test]
+fn a_regional_incident_names_the_failing_regions_and_routes_by_its_kind() {
+    let mut w = World::new();
+    w.incidents.push(incident(
+        4,
+        "kimi-chat",
+        IncidentKind::Regional,
+        Verdict::Unavailable,
+        T0,
+    ));
+    w.routes = vec![
+        route("log", ""),
+        route("outages-only", "on = [\"outage\"]"),
+        route("regional", "on = [\"regional\"]"),
+    ];
+    let mut row = health(&[("kimi-chat", MonitorState::Regional)])
+        .monitors
+        .remove(0);
+    for (region, state) in [
+        ("eu-west", MonitorState::Down),
+        ("us-east", MonitorState::Up),
+        ("ap-south", MonitorState::Down),
+    ] {
+        row.regions.insert(
+            region.to_owned(),
+            RegionView {
+                state: state.as_str().to_owned(),
+                verdict: None,
+                since: None,
+            },
+        );
+    }
+    w.health.monitors.push(row);
+    let plan = w.pass(T0);
+    // Every kind by default, regional included; a channel limited to outages does not get it.
+    assert_eq!(
+        events(&plan),
+        vec![
+            ("log", AlertEvent::Opened, 1),
+            ("regional", AlertEvent::Opened, 1)
+        ]
+    );
+    let message = &plan.messages[0].1;
+    assert_eq!(
+        message.title,
+        "Kimi is down from ap-south, eu-west only (unavailable)"
+    );
+    assert!(
+        message.summary.contains("answering from us-east"),
+        "{}",
+        message.summary
+    );
+    assert_eq!(message.items[0].blame, Some(Blame::Provider));
 }
