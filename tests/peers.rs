@@ -462,7 +462,7 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
         ];
         instance(name, cfg, &db, &env)
     };
-    let instances = [
+    let mut instances = vec![
         start("eu-1", "eu", &eu_config),
         start("us-1", "us", &us_config),
     ];
@@ -586,6 +586,26 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
         (alerts.len() == 2).then_some(alerts)
     });
     assert_eq!(to_outages, ["outage opened", "outage resolved"]);
+
+    // Kimi fails from eu again, and then eu's only instance dies: its regional incident has
+    // nobody left in eu to close it, so us judges it again once eu is no longer live.
+    kimi_eu.set_scenario(Scenario::Unavailable);
+    let again = eventually(WAIT, "a second regional incident", || {
+        open_incidents(&instances[1])
+            .into_iter()
+            .find(|i| i["kind"] == "regional")
+    });
+    instances.remove(0).serve.crash();
+    eventually(
+        WAIT,
+        "the regional incident of a region gone to close",
+        || open_incidents(&instances[0]).is_empty().then_some(()),
+    );
+    let closed = instances[0].serve.json("/api/v1/incidents?state=closed")["incidents"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(closed.iter().any(|i| i["id"] == again["id"]), "{closed:?}");
     drop(instances);
     background().block_on(db.drop_now());
 }
