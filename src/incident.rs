@@ -1,7 +1,8 @@
 //! The incident vocabulary every part shares: what kind of trouble an incident is.
 //!
 //! A leaf module: the monitor opens incidents of these kinds, the store keeps them, alerts route
-//! by them and the pages and API print them. It imports nothing of isdown's.
+//! by them and the pages and API print them — and what a `network` incident is filed under. It
+//! imports nothing of isdown's.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,5 +40,38 @@ impl IncidentKind {
 
     pub fn parse(text: &str) -> Option<IncidentKind> {
         IncidentKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// What an instance files its `network` incident under: `"*"` (it concerns every monitor)
+/// without a region, `"*/REGION"` in a named one, so that with several regions each region's
+/// own network has its own incident and a broken uplink in one region is not another's.
+pub fn network_key(region: Option<&str>) -> String {
+    match region {
+        None => NETWORK_ALL.to_owned(),
+        Some(region) => format!("{NETWORK_ALL}/{region}"),
+    }
+}
+
+/// The region a `network` incident's key names (`None` for `"*"`).
+pub fn network_region(key: &str) -> Option<&str> {
+    key.strip_prefix(NETWORK_ALL)?.strip_prefix('/')
+}
+
+/// The key of the network incident of an instance without a region, and the prefix of every
+/// region's.
+const NETWORK_ALL: &str = "*";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_region_files_its_network_incident_under_its_own_key() {
+        assert_eq!(network_key(None), "*");
+        assert_eq!(network_key(Some("eu-west")), "*/eu-west");
+        assert_eq!(network_region("*/eu-west"), Some("eu-west"));
+        assert_eq!(network_region("*"), None);
+        assert_eq!(network_region("kimi-chat"), None);
     }
 }

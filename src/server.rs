@@ -173,6 +173,9 @@ impl Server {
             "instance"
         );
         let health = initial_health(&config.monitors);
+        // Before the first probe too: the API's `regions` name this instance's region.
+        let region = peers.me().region.clone();
+        health.update(|view| view.region = region);
         let (admin_reload, mut admin_requests) = mpsc::channel::<ReloadRequest>(4);
         let (reporter, mut passive) = PassiveReporter::channel(PASSIVE_BUFFER);
         let alert_health = AlertHealth::default();

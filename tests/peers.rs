@@ -609,3 +609,72 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
     drop(instances);
     background().block_on(db.drop_now());
 }
+
+#[test]
+fn on_postgres_a_region_whose_own_network_is_down_is_marked_so_and_blames_no_provider() {
+    let db = scratch();
+    let (kimi, deepseek) = (mock("kimi", "ok"), mock("deepseek", "ok"));
+    let hook = Receiver::start(Answer::Accept);
+    // eu reaches no provider at all (nothing listens on port 1: every connection is refused);
+    // us reaches both.
+    let region_config = |kimi_url: &str, deepseek_url: &str| {
+        config(&format!(
+            "{SETTINGS}{}{}[[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
+             [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n",
+            provider_toml("kimi", kimi_url, "openai", "KIMI_KEY"),
+            provider_toml("deepseek", deepseek_url, "openai", "DS_KEY"),
+        ))
+    };
+    let unreachable = "http://127.0.0.1:1/v1";
+    let eu_config = region_config(unreachable, unreachable);
+    let us_config = region_config(&kimi.v1(), &deepseek.v1());
+    let hook_url = hook.url("/isdown");
+    let start = |name, region, cfg| {
+        let env = [
+            ("KIMI_KEY", KEY),
+            ("DS_KEY", KEY),
+            ("ISDOWN_REGION", region),
+            ("HOOK_URL", hook_url.as_str()),
+        ];
+        instance(name, cfg, &db, &env)
+    };
+    let instances = [
+        start("eu-1", "eu", &eu_config),
+        start("us-1", "us", &us_config),
+    ];
+    let network = eventually(WAIT, "eu's network incident", || {
+        open_incidents(&instances[1])
+            .into_iter()
+            .find(|i| i["kind"] == "network")
+    });
+    assert_eq!(network["monitor"], "*/eu", "{network}");
+    eventually(WAIT, "eu to show its network down", || {
+        (instances[0].serve.json("/api/v1/status")["network_down"] == true).then_some(())
+    });
+    let us = instances[1].serve.json("/api/v1/status");
+    assert_eq!(us["network_down"], false, "{us}");
+    let opened = hook.wait_for(WAIT, "the network alert", |log| {
+        log.iter()
+            .find(|r| r.answer == Answer::Accept && r.json()["kind"] == "network")
+            .map(|r| r.json())
+    });
+    let title = opened["title"].as_str().unwrap();
+    assert!(title.contains("in region eu"), "{title}");
+    // Probes from eu go on failing; still no provider is blamed for them, from any region.
+    let mut seen = instances[0].serve.json("/api/v1/status")["updated_at"].clone();
+    for _ in 0..3 {
+        seen = eventually(WAIT, "another probe from eu", || {
+            let now = instances[0].serve.json("/api/v1/status")["updated_at"].clone();
+            (now != seen).then_some(now)
+        });
+    }
+    let open = open_incidents(&instances[0]);
+    assert_eq!(open.len(), 1, "only the network incident: {open:?}");
+    for monitor in ["kimi-chat", "deepseek-chat"] {
+        let row = monitor_status(&instances[1], monitor);
+        assert_ne!(row["state"], "down", "{row}");
+        assert_ne!(row["state"], "regional", "{row}");
+    }
+    drop(instances);
+    background().block_on(db.drop_now());
+}

@@ -324,7 +324,10 @@ fn item(input: &PlanInput<'_>, incident: &Incident) -> AlertItem {
         .or_else(|| health.and_then(|h| h.explanation.clone()))
         .unwrap_or_else(|| format!("{} (no sample kept)", incident.verdict));
     let (provider, provider_name) = match (incident.kind, info) {
-        (IncidentKind::Network, _) => ("*".to_owned(), "every provider".to_owned()),
+        (IncidentKind::Network, _) => match crate::incident::network_region(&incident.monitor) {
+            None => ("*".to_owned(), "every provider".to_owned()),
+            Some(region) => ("*".to_owned(), format!("every provider from {region}")),
+        },
         (_, Some(info)) => (info.provider.clone(), info.provider_name.clone()),
         (_, None) => (incident.provider.clone(), incident.provider.clone()),
     };
@@ -517,17 +520,36 @@ fn compose(
             );
             (title, summary, "No action needed.".to_owned())
         }
-        (_, IncidentKind::Network) => (
-            "isdown's own network is down: no provider is reachable".to_owned(),
-            format!(
-                "Every provider failed at the network level at the same time ({verdicts}), so \
-                 the problem is between isdown and the internet, not at the providers. Down \
-                 since {since}."
-            ),
-            "Check this host's network: DNS, proxy, firewall and uplink. The providers \
-             themselves are probably fine."
-                .to_owned(),
-        ),
+        (_, IncidentKind::Network) => {
+            // With several regions, each region's network is its own incident.
+            let region = members
+                .iter()
+                .find_map(|i| crate::incident::network_region(&i.monitor));
+            let (title, whose) = match region {
+                None => (
+                    "isdown's own network is down: no provider is reachable".to_owned(),
+                    "isdown".to_owned(),
+                ),
+                Some(region) => (
+                    format!(
+                        "isdown's own network is down in region {region}: no provider is \
+                         reachable from there"
+                    ),
+                    format!("isdown's instances in {region}"),
+                ),
+            };
+            (
+                title,
+                format!(
+                    "Every provider failed at the network level at the same time ({verdicts}), \
+                     so the problem is between {whose} and the internet, not at the \
+                     providers. Down since {since}."
+                ),
+                "Check this host's network: DNS, proxy, firewall and uplink. The providers \
+                 themselves are probably fine."
+                    .to_owned(),
+            )
+        }
         (_, IncidentKind::Outage) => {
             let title = if n == 1 {
                 format!("{who} is DOWN ({verdicts})")

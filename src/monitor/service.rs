@@ -51,8 +51,6 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const BATCH_MAX: usize = 1_000;
 /// Retention runs hourly: rows expire by the day, so an hour late costs nothing.
 const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
-/// The snapshot key of the network incident's state.
-const NETWORK_KEY: &str = "*";
 /// How often an instance that shares the work reads which incidents the others have open: the
 /// lag of its breakers and pages behind another instance's incident.
 const FOLLOW_EVERY: Duration = Duration::from_secs(2);
@@ -177,6 +175,8 @@ struct Core {
     /// When each monitor's latest probe started: its confirmation counts from then.
     probe_started: Vec<Instant>,
     network_incident: Option<i64>,
+    /// What [`Core::network_incident`] is filed under (`MonitorService::network_key`).
+    network_key: String,
     /// The regions with a live instance when the incidents were last judged against them.
     live_regions: BTreeSet<String>,
     /// The outage or regional incident this instance knows open, per monitor: what it
@@ -265,6 +265,7 @@ impl MonitorService {
             .max()
             .unwrap_or_default();
         let count = self.specs.len();
+        let network_key = self.network_key();
         let mut core = Core {
             labels: metric_labels(&self.specs),
             svc: self,
@@ -282,6 +283,7 @@ impl MonitorService {
             decided: vec![None; count],
             hang_watch: vec![false; count],
             network_incident,
+            network_key,
             providers,
             batch: Vec::new(),
             snapshots: Vec::new(),
@@ -383,11 +385,21 @@ impl MonitorService {
             machine.reconcile(incident.map(|i| (i.kind, i.id, i.started_at)));
             machines.push(machine);
         }
+        let key = self.network_key();
         let network = open
             .iter()
-            .find(|i| i.kind == IncidentKind::Network)
+            .find(|i| i.kind == IncidentKind::Network && i.monitor == key)
             .map(|i| i.id);
         Ok((machines, network))
+    }
+
+    /// What this instance's `network` incident is filed under: its region's own key when it
+    /// names a region, so regions' networks fail apart (`incident::network_key`).
+    fn network_key(&self) -> String {
+        let region = &self.peers.me().region;
+        crate::incident::network_key(
+            Some(region.as_str()).filter(|r| *r != crate::peers::DEFAULT_REGION),
+        )
     }
 
     async fn quarantine(&self, monitor: &str, reason: String) -> Result<(), StoreError> {
@@ -437,7 +449,7 @@ impl Core {
             self.publish_network();
             let _ = self.svc.events.send(MonitorEvent::IncidentClosed {
                 id,
-                monitor: NETWORK_KEY.into(),
+                monitor: self.network_key.clone(),
                 kind: IncidentKind::Network,
                 at,
             });
@@ -533,8 +545,8 @@ impl Core {
                 .svc
                 .store
                 .open_incident(&NewIncident {
-                    monitor: NETWORK_KEY.into(),
-                    provider: NETWORK_KEY.into(),
+                    monitor: self.network_key.clone(),
+                    provider: self.network_key.clone(),
                     kind: IncidentKind::Network,
                     verdict: obs.verdict,
                     started_at: obs.at,
@@ -546,7 +558,7 @@ impl Core {
             tracing::warn!("isdown's own network looks down: no provider is reachable");
             let _ = self.svc.events.send(MonitorEvent::IncidentOpened {
                 id,
-                monitor: NETWORK_KEY.into(),
+                monitor: self.network_key.clone(),
                 kind: IncidentKind::Network,
                 reopened: false,
                 at: obs.at,

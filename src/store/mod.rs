@@ -138,7 +138,8 @@ pub struct ResultRecord {
 /// What opening an incident needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewIncident {
-    /// Monitor id; for a `network` incident, `"*"` (it concerns every monitor).
+    /// Monitor id; for a `network` incident, `"*"` (it concerns every monitor), or `"*/REGION"`
+    /// for an instance in a named region (`incident::network_key`).
     pub monitor: String,
     pub provider: String,
     pub kind: IncidentKind,
