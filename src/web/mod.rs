@@ -25,6 +25,7 @@ pub mod rendered;
 pub mod renderer;
 pub mod site;
 mod statuspage;
+mod summary;
 #[cfg(test)]
 mod tests;
 mod text;

@@ -1363,3 +1363,44 @@ fn the_overview_shows_what_others_see_with_the_median_lead_and_unseen_incidents(
     // Without sources, no section.
     assert!(!overview_html(&site, &health, FRESH).contains("What others see"));
 }
+
+#[test]
+fn above_the_threshold_the_overview_counts_and_lists_only_failing_monitors() {
+    let n = super::summary::OVERVIEW_ROWS_MAX + 1;
+    let views = super::views::Views::build(&large_inputs(n), None);
+    let html = std::str::from_utf8(views.get("/").unwrap().identity()).unwrap();
+    // One monitor in ten is down (p000, p010, …, p500): 51 down, 450 up.
+    assert!(html.contains(&format!("<h1 id=\"summary-title\">{n} monitors</h1>")));
+    assert!(html.contains("</span>51 Major outage</li>"), "{html}");
+    assert!(html.contains("</span>450 Operational</li>"));
+    assert_eq!(html.matches("<li class=\"row\"").count(), 51);
+    for down in ["p000", "p010", "p500"] {
+        assert!(
+            html.contains(&format!("id=\"monitor-{down}-chat\"")),
+            "{down}"
+        );
+        assert!(
+            html.contains(&format!("href=\"/monitors/{down}-chat\"")),
+            "{down}"
+        );
+    }
+    for up in ["p001", "p499"] {
+        assert!(
+            !html.contains(&format!("monitor-{up}-chat")),
+            "{up} is up but listed"
+        );
+    }
+    // A provider per monitor, more than fit: only the providers in trouble get a line.
+    assert!(html.contains("<td data-label=\"Provider\">Provider 010</td>"));
+    assert!(!html.contains("<td data-label=\"Provider\">Provider 011</td>"));
+    assert!(html.contains("… and 450 more providers (450 monitors) with none failing."));
+}
+
+#[test]
+fn at_the_threshold_the_overview_still_has_every_monitor_s_row() {
+    let n = super::summary::OVERVIEW_ROWS_MAX;
+    let views = super::views::Views::build(&large_inputs(n), None);
+    let html = std::str::from_utf8(views.get("/").unwrap().identity()).unwrap();
+    assert_eq!(html.matches("<li class=\"row\"").count(), n);
+    assert!(!html.contains("summary-title"));
+}

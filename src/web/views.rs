@@ -28,6 +28,7 @@ use super::freshness::Freshness;
 use super::page::{self, HISTORY, MonitorHistory, OverviewInput};
 use super::rendered::{self, Kind, Rendered};
 use super::site::SiteInfo;
+use super::summary::{self, OVERVIEW_ROWS_MAX};
 use super::{api, feed, statuspage};
 use crate::corroborate::view::SourcesView;
 use crate::monitor::health::HealthSnapshot;
@@ -140,8 +141,9 @@ pub const VIEWS: [View; 9] = [
     },
 ];
 
+/// The full overview, or above [`OVERVIEW_ROWS_MAX`] monitors its summary (`summary.rs`).
 fn draw_overview(i: &Inputs) -> Result<String, askama::Error> {
-    page::overview_page(&OverviewInput {
+    let input = OverviewInput {
         site: &i.site,
         health: &i.health,
         now: i.now,
@@ -149,8 +151,12 @@ fn draw_overview(i: &Inputs) -> Result<String, askama::Error> {
         histories: &i.histories,
         incidents: &i.window,
         others: &i.others,
-    })
-    .render()
+    };
+    if i.health.monitors.len() > OVERVIEW_ROWS_MAX {
+        summary::summary_page(&input).render()
+    } else {
+        page::overview_page(&input).render()
+    }
 }
 
 fn draw_history(i: &Inputs) -> Result<String, askama::Error> {
