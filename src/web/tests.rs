@@ -30,7 +30,7 @@ use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::verdict::{Blame, Verdict};
 
 /// 2026-11-25T14:03:00Z.
-const NOW: Millis = 1_795_615_380_000;
+pub(super) const NOW: Millis = 1_795_615_380_000;
 
 /// The monitor's newest result was 10 s ago and its loop is running.
 const FRESH: Freshness = Freshness {
@@ -126,7 +126,7 @@ fn site(hide_urls: bool) -> SiteInfo {
     )
 }
 
-fn monitor(provider: &str, state: MonitorState) -> MonitorHealth {
+pub(super) fn monitor(provider: &str, state: MonitorState) -> MonitorHealth {
     MonitorHealth {
         id: format!("{provider}-chat"),
         provider: provider.to_owned(),
@@ -164,7 +164,7 @@ fn health() -> HealthSnapshot {
 }
 
 /// A snapshot of `monitors` with a fresh heartbeat and nothing else going on.
-fn healthy_snapshot(monitors: Vec<MonitorHealth>) -> HealthSnapshot {
+pub(super) fn healthy_snapshot(monitors: Vec<MonitorHealth>) -> HealthSnapshot {
     HealthSnapshot {
         monitors,
         network_incident: None,
