@@ -8,12 +8,15 @@ histogram). Everything runs on 127.0.0.1; the run is bounded by --duration.
 
 Usage: python3 bench/scale.py [--monitors 10000] [--duration 300] [--warmup 60] [--mocks 4]
                               [--bin PATH] [--trace] [--database-url postgres://… [--instances 2]]
+                              [--heaptrack FILE]
 (builds target/release/isdown first unless --bin names another binary; --trace prints the
 resident memory every 5 s; --database-url runs on that store through `ISDOWN_DATABASE_URL`
 instead of the SQLite file under the data directory: database growth is then
 `pg_database_size` (read with psql), and the CPU of the PostgreSQL server's processes is
 measured too; --instances N starts N `serve` on that one database, which share the monitors by
-lease, and reports each; see BENCHMARKS.md for results).
+lease, and reports each; --heaptrack runs the (first) serve process under heaptrack, writing
+its profile to FILE.zst for heaptrack_print — build without the jemalloc global allocator, or
+heaptrack sees none of Rust's allocations; see BENCHMARKS.md for results).
 """
 import argparse
 import os
@@ -33,9 +36,35 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def start(args, **kw):
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, **kw)
-    banner = proc.stdout.readline()
-    url = next(w for w in banner.split() if w.startswith("http://"))
-    return proc, url
+    # The banner is the first line with the URL (heaptrack writes its own lines before it).
+    while True:
+        banner = proc.stdout.readline()
+        if not banner:
+            sys.exit(f"{args[0]} exited before printing its URL")
+        url = next((w for w in banner.split() if w.startswith("http://")), None)
+        if url:
+            return proc, url
+
+
+class Traced:
+    """The isdown process that heaptrack's script runs as its child: what is measured and
+    stopped (a SIGTERM to the script would leave isdown running and the profile unfinished)."""
+
+    def __init__(self, script):
+        self.script = script
+        children = open(f"/proc/{script.pid}/task/{script.pid}/children").read().split()
+        self.pid = next(
+            int(c) for c in children if os.path.realpath(f"/proc/{c}/exe") == os.path.realpath(BIN)
+        )
+
+    def send_signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout=None):
+        return self.script.wait(timeout=timeout)
+
+    def kill(self):
+        os.kill(self.pid, signal.SIGKILL)
 
 
 def cpu_seconds(pid):
@@ -119,6 +148,7 @@ def main():
     ap.add_argument("--trace", action="store_true", help="print VmRSS every 5 s")
     ap.add_argument("--database-url", help="the store to use (ISDOWN_DATABASE_URL); default SQLite")
     ap.add_argument("--instances", type=int, default=1, help="serve processes on --database-url")
+    ap.add_argument("--heaptrack", metavar="FILE", help="profile the serve process's heap into FILE.zst")
     a = ap.parse_args()
     if a.instances > 1 and not a.database_url:
         ap.error("--instances needs --database-url (several instances share a PostgreSQL)")
@@ -152,10 +182,12 @@ def main():
     servers = []
     for i in range(a.instances):
         env_i = dict(env, ISDOWN_INSTANCE=f"bench-{i}")
-        servers.append(start(
-            [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data", f"{data}-{i}"],
-            env=env_i,
-        ))
+        command = [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data", f"{data}-{i}"]
+        if a.heaptrack and i == 0:
+            script, url = start(["heaptrack", "-o", a.heaptrack] + command, env=env_i)
+            servers.append((Traced(script), url))
+        else:
+            servers.append(start(command, env=env_i))
     serve, url = servers[0]
     data = f"{data}-0"
     started = time.monotonic()

@@ -7,9 +7,12 @@
 //! over a channel. Like every server here, [`run`] takes a bound listener and a shutdown future.
 //!
 //! The public views that everyone opens at once — the overview, `/api/v1/status`, `/api/v2/*`,
-//! the feed, the badges — are not rendered per request: the renderer (`renderer.rs`, started by
+//! the feed — are not rendered per request: the renderer (`renderer.rs`, started by
 //! [`renderer::start`]) draws them when what they show changes, at most about once a second,
 //! and handlers serve the bytes, already compressed, from memory (`views.rs`, `rendered.rs`).
+//! Badges are drawn per request from what each render keeps about every monitor
+//! (`badge/table.rs`): a badge takes microseconds to draw, and two per monitor kept drawn cost
+//! more memory than the rest of the monitor.
 
 mod api;
 mod badge;
@@ -22,6 +25,7 @@ pub mod rendered;
 pub mod renderer;
 pub mod site;
 mod statuspage;
+mod summary;
 #[cfg(test)]
 mod tests;
 mod text;

@@ -184,7 +184,7 @@ fn incident_row(site: &SiteInfo, incident: &Incident, now: Millis) -> IncidentRo
 
 /// "99.91% uptime" under a bar, or that there is nothing to count yet.
 /// Up and unknown are the states with nothing to explain.
-fn is_failing(state: MonitorState) -> bool {
+pub(super) fn is_failing(state: MonitorState) -> bool {
     !matches!(state, MonitorState::Up | MonitorState::Unknown)
 }
 
@@ -498,7 +498,12 @@ pub fn day_segments(
         .collect()
 }
 
-fn row(site: &SiteInfo, m: &MonitorHealth, history: &MonitorHistory, input: &OverviewInput) -> Row {
+pub(super) fn row(
+    site: &SiteInfo,
+    m: &MonitorHealth,
+    history: &MonitorHistory,
+    input: &OverviewInput,
+) -> Row {
     let now = input.now;
     let segments = day_segments(&m.id, &history.days, input.incidents, now);
     let bad_days = segments.iter().filter(|s| s.incidents > 0).count();
@@ -545,24 +550,51 @@ pub fn overview_page(input: &OverviewInput) -> OverviewPage {
         .zip(input.histories)
         .map(|(m, history)| row(site, m, history, input))
         .collect();
+    let frame = overview_frame(input, usize::MAX);
+    OverviewPage {
+        chrome: frame.chrome,
+        banner: frame.banner,
+        day_words: chart::day_legend(),
+        rows,
+        incidents: frame.incidents,
+        others: frame.others,
+    }
+}
+
+/// What the overview shows around its monitors' rows (`summary.rs` shows the same).
+pub(super) struct OverviewFrame {
+    pub chrome: Chrome,
+    pub banner: Banner,
+    /// The incidents of the last 7 days, newest first, at most the number asked for.
+    pub incidents: Vec<IncidentRow>,
+    /// How many more there are.
+    pub incidents_more: usize,
+    pub others: Vec<OthersRow>,
+}
+
+pub(super) fn overview_frame(input: &OverviewInput, incidents_max: usize) -> OverviewFrame {
+    let site = input.site;
     let recent_from = input.now - RECENT_INCIDENT_DAYS;
-    let incidents = input
+    let recent = input
         .incidents
         .iter()
-        .filter(|i| i.ended_at.is_none_or(|e| e >= recent_from))
+        .filter(|i| i.ended_at.is_none_or(|e| e >= recent_from));
+    let incidents = recent
+        .clone()
+        .take(incidents_max)
         .map(|i| incident_row(site, i, input.now))
-        .collect();
+        .collect::<Vec<_>>();
+    let incidents_more = recent.count() - incidents.len();
     let mut banner = banner(site, input.health, input.now);
     if input.freshness.stale {
         banner = stale_banner(banner, input.freshness);
     }
     let title = format!("{} — isdown status", banner.lines[0]);
-    OverviewPage {
+    OverviewFrame {
         chrome: Chrome::new(title, "overview", input.freshness),
         banner,
-        day_words: chart::day_legend(),
-        rows,
         incidents,
+        incidents_more,
         others: input
             .others
             .providers

@@ -57,10 +57,9 @@ impl Kind {
 pub const HTML: Kind = Kind::view("text/html; charset=utf-8");
 pub const JSON: Kind = Kind::view("application/json");
 pub const ATOM: Kind = Kind::view("application/atom+xml; charset=utf-8");
-/// Badges are kept uncompressed: one is ~1.4 KB, of which compression saves ~0.8 KB on the wire,
-/// while two compressed copies of two badges of every monitor cost more memory than the rest of
-/// the monitor, and four compressions per monitor per render (BENCHMARKS.md "Memory per
-/// monitor").
+/// Badges are sent uncompressed: one is ~1 KB, of which compression saves ~0.8 KB on the wire,
+/// and a badge is drawn per request (`badge/table.rs`), where compressing it would cost more
+/// than drawing it (BENCHMARKS.md "Memory per monitor").
 pub const SVG: Kind = Kind {
     compress: false,
     ..Kind::view("image/svg+xml; charset=utf-8")

@@ -8,7 +8,8 @@
 //! render is expensive, so it never takes more than about a fifth of a core. Inputs come from the
 //! health view (memory) and the store, read incrementally: a monitor's history (uptime, 90 days,
 //! 24 hours of latency) is read again only once its newer results are stored, and all of them
-//! at the top of each hour, when the windows move. Drawing and compressing run on the blocking
+//! at the top of each hour, when the windows move. Above the overview's threshold only failing
+//! monitors' days and latency are read and kept; of the others, only the uptime (`Extent`). Drawing and compressing run on the blocking
 //! pool, off the threads that run probes.
 //!
 //! When the store does not answer in [`GATHER_LIMIT`], the views are rendered from what was read
@@ -23,11 +24,12 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::freshness::Freshness;
-use super::page::{BAR_DAYS, MonitorHistory};
+use super::page::{BAR_DAYS, MonitorHistory, is_failing};
 use super::site::{Site, SiteInfo};
+use super::summary::OVERVIEW_ROWS_MAX;
 use super::views::{Inputs, LATEST, PublicViews, Views};
 use crate::corroborate::view::SourcesView;
-use crate::monitor::health::{Health, HealthSnapshot};
+use crate::monitor::health::{Health, HealthSnapshot, MonitorHealth};
 use crate::store::{Incident, IncidentFilter, SeriesStep, Store, StoreError};
 use crate::time::Clock;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
@@ -185,6 +187,30 @@ struct Known {
     /// The `last_at` whose result the history includes; `None` while that result was not
     /// stored yet when it was read (so it is read again once it is).
     includes: Option<Option<Millis>>,
+    /// Whether its days and latency were read, or only its uptime ([`Extent`]).
+    extent: Extent,
+}
+
+/// How much of a monitor's history the views draw. Above
+/// [`OVERVIEW_ROWS_MAX`](super::summary::OVERVIEW_ROWS_MAX) monitors the overview draws a row
+/// (90-day bar, latency sparkline) only for failing monitors; everything else the views show of
+/// a monitor's history is its uptime (`/api/v1/status`, the uptime badge). Keeping 90 days and
+/// 24 hours for every monitor would be ~5 KB per monitor once the store holds three months
+/// (90 day rollups of 48 bytes, 24 latency points of 32), kept between renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extent {
+    Uptime,
+    Full,
+}
+
+impl Extent {
+    fn of(m: &MonitorHealth, monitors: usize) -> Extent {
+        if monitors <= OVERVIEW_ROWS_MAX || is_failing(m.state) {
+            Extent::Full
+        } else {
+            Extent::Uptime
+        }
+    }
 }
 
 /// The store's part of the inputs, kept between renders.
@@ -213,29 +239,42 @@ impl History {
         for m in &health.monitors {
             // The writer's watermark moves (and wakes the renderer) once the result is stored.
             let stored = m.last_at <= health.stored_through;
+            let extent = Extent::of(m, health.monitors.len());
             let known = self.monitors.get(&m.id);
             let due = match known {
                 None => true,
                 Some(_) if all => true,
+                // A monitor that starts failing is drawn in full from this render on.
+                Some(k) if k.extent != extent => true,
                 Some(k) => stored && k.includes != Some(m.last_at),
             };
             if !due {
                 continue;
             }
-            let (uptime, days, latency_24h) = tokio::try_join!(
-                store.uptime(&m.id, now),
-                store.daily_counts(&m.id, now, BAR_DAYS),
-                store.latency_series(&m.id, SeriesStep::Hour, now, 24),
-            )?;
-            self.monitors.insert(
-                m.id.clone(),
-                Known {
-                    history: Arc::new(MonitorHistory {
+            let history = match extent {
+                Extent::Full => {
+                    let (uptime, days, latency_24h) = tokio::try_join!(
+                        store.uptime(&m.id, now),
+                        store.daily_counts(&m.id, now, BAR_DAYS),
+                        store.latency_series(&m.id, SeriesStep::Hour, now, 24),
+                    )?;
+                    MonitorHistory {
                         uptime,
                         days,
                         latency_24h,
-                    }),
+                    }
+                }
+                Extent::Uptime => MonitorHistory {
+                    uptime: store.uptime(&m.id, now).await?,
+                    ..MonitorHistory::default()
+                },
+            };
+            self.monitors.insert(
+                m.id.clone(),
+                Known {
+                    history: Arc::new(history),
                     includes: stored.then_some(m.last_at),
+                    extent,
                 },
             );
         }
@@ -284,5 +323,81 @@ impl History {
             latest: self.latest.clone(),
             others,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::machine::MonitorState;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{MonitorRecord, ResultRecord};
+    use crate::verdict::Verdict;
+    use crate::web::tests::{NOW, healthy_snapshot, monitor};
+
+    fn result(m: &MonitorHealth, verdict: Verdict) -> ResultRecord {
+        ResultRecord {
+            monitor_id: m.id.clone(),
+            at: m.last_at.expect("the test's monitors have a result"),
+            verdict,
+            blame: verdict.default_blame(),
+            status: Some(if verdict.is_healthy() { 200 } else { 503 }),
+            latency_ms: Some(250.0),
+            ttft_ms: None,
+            explanation: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn above_the_threshold_only_failing_monitors_keep_their_days_and_latency() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("isdown.db"))
+            .await
+            .unwrap();
+        let mut monitors: Vec<MonitorHealth> = (0..=OVERVIEW_ROWS_MAX)
+            .map(|n| monitor(&format!("p{n:03}"), MonitorState::Up))
+            .collect();
+        monitors[7].state = MonitorState::Down;
+        let records: Vec<MonitorRecord> = monitors
+            .iter()
+            .map(|m| MonitorRecord {
+                id: m.id.clone(),
+                provider: m.provider.clone(),
+                model: m.model.clone(),
+                probe: m.probe.clone(),
+            })
+            .collect();
+        store.register_monitors(&records).await.unwrap();
+        let results: Vec<ResultRecord> = monitors
+            .iter()
+            .map(|m| match m.state {
+                MonitorState::Down => result(m, Verdict::Unavailable),
+                _ => result(m, Verdict::Up),
+            })
+            .collect();
+        store.record_results(&results).await.unwrap();
+        let mut health = healthy_snapshot(monitors);
+        let mut history = History::default();
+        history.read(&store, &health, NOW).await.unwrap();
+        let kept = |history: &History, id: &str| history.monitors[id].history.clone();
+
+        assert_eq!(kept(&history, "p007-chat").days.len(), 1);
+        let up = kept(&history, "p008-chat");
+        assert!(up.days.is_empty() && up.latency_24h.is_empty());
+        // What the JSON and the uptime badge show is kept for every monitor.
+        assert_eq!(up.uptime, store.uptime("p008-chat", NOW).await.unwrap());
+        assert!(up.uptime.d30.is_some());
+
+        // A monitor that starts failing is read in full at the next render, without a new result.
+        health.monitors[8].state = MonitorState::Down;
+        history.read(&store, &health, NOW).await.unwrap();
+        let now_failing = kept(&history, "p008-chat");
+        assert_eq!(now_failing.days.len(), 1);
+        assert_eq!(now_failing.latency_24h.len(), 1);
+
+        // At the threshold (one monitor fewer), every monitor is drawn in full.
+        health.monitors.pop();
+        history.read(&store, &health, NOW).await.unwrap();
+        assert_eq!(kept(&history, "p009-chat").days.len(), 1);
     }
 }

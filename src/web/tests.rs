@@ -30,7 +30,7 @@ use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::verdict::{Blame, Verdict};
 
 /// 2026-11-25T14:03:00Z.
-const NOW: Millis = 1_795_615_380_000;
+pub(super) const NOW: Millis = 1_795_615_380_000;
 
 /// The monitor's newest result was 10 s ago and its loop is running.
 const FRESH: Freshness = Freshness {
@@ -126,7 +126,7 @@ fn site(hide_urls: bool) -> SiteInfo {
     )
 }
 
-fn monitor(provider: &str, state: MonitorState) -> MonitorHealth {
+pub(super) fn monitor(provider: &str, state: MonitorState) -> MonitorHealth {
     MonitorHealth {
         id: format!("{provider}-chat"),
         provider: provider.to_owned(),
@@ -164,7 +164,7 @@ fn health() -> HealthSnapshot {
 }
 
 /// A snapshot of `monitors` with a fresh heartbeat and nothing else going on.
-fn healthy_snapshot(monitors: Vec<MonitorHealth>) -> HealthSnapshot {
+pub(super) fn healthy_snapshot(monitors: Vec<MonitorHealth>) -> HealthSnapshot {
     HealthSnapshot {
         monitors,
         network_incident: None,
@@ -534,14 +534,17 @@ fn feed_snapshot() {
 fn badge_snapshots() {
     assert_snapshot(
         "badge-status-down.svg",
-        &badge::status_badge("Kimi", MonitorState::Down, false),
+        &badge::status_face("Kimi", MonitorState::Down, false).draw(),
     );
     assert_snapshot(
         "badge-status-setup.svg",
-        &badge::status_badge("DeepSeek", MonitorState::SetupProblem, false),
+        &badge::status_face("DeepSeek", MonitorState::SetupProblem, false).draw(),
     );
-    assert_snapshot("badge-uptime-30d.svg", &badge::uptime_badge(Some(0.9975)));
-    assert_snapshot("badge-uptime-none.svg", &badge::uptime_badge(None));
+    assert_snapshot(
+        "badge-uptime-30d.svg",
+        &badge::uptime_face(Some(0.9975)).draw(),
+    );
+    assert_snapshot("badge-uptime-none.svg", &badge::uptime_face(None).draw());
 }
 
 #[test]
@@ -1090,20 +1093,16 @@ fn unchanged_views_keep_their_version_and_a_change_moves_only_what_shows_it() {
         next.get("/api/v1/status").unwrap().etag(),
         again.get("/api/v1/status").unwrap().etag()
     );
-    let status = |v: &super::views::Views, key: &str| v.badge(key, 0).unwrap().clone();
-    assert!(!Arc::ptr_eq(
-        &status(&next, "p003-chat"),
-        &status(&again, "p003-chat")
-    ));
-    assert!(Arc::ptr_eq(
-        &status(&next, "p004-chat"),
-        &status(&again, "p004-chat")
-    ));
+    // A badge is drawn per request; its version is what its validators say.
+    use axum::http::{HeaderMap, header};
+    let status = |v: &super::views::Views, key: &str| {
+        let response = v.badge(key, 0).unwrap().respond(&HeaderMap::new());
+        [header::ETAG, header::LAST_MODIFIED].map(|h| response.headers()[h].clone())
+    };
+    assert_ne!(status(&next, "p003-chat"), status(&again, "p003-chat"));
+    assert_eq!(status(&next, "p004-chat"), status(&again, "p004-chat"));
     // A provider id names its first monitor's badge.
-    assert!(Arc::ptr_eq(
-        &status(&next, "p003"),
-        &status(&next, "p003-chat")
-    ));
+    assert_eq!(status(&next, "p003"), status(&next, "p003-chat"));
     assert!(next.badge("nobody", 0).is_none());
 }
 
@@ -1194,7 +1193,11 @@ fn status_json_carries_when_the_data_was_updated_and_whether_it_is_stale() {
     // Statuspage's page time is the data's time, not the time of writing.
     let summary = statuspage::summary_json(&site(false), &health, &[], NOW - 10_000);
     assert_eq!(summary["page"]["updated_at"], "2026-11-25T14:02:50Z");
-    assert!(badge::status_badge("Kimi", MonitorState::Up, true).contains("Kimi: stale"));
+    assert!(
+        badge::status_face("Kimi", MonitorState::Up, true)
+            .draw()
+            .contains("Kimi: stale")
+    );
 }
 
 #[test]
@@ -1359,4 +1362,45 @@ fn the_overview_shows_what_others_see_with_the_median_lead_and_unseen_incidents(
     }
     // Without sources, no section.
     assert!(!overview_html(&site, &health, FRESH).contains("What others see"));
+}
+
+#[test]
+fn above_the_threshold_the_overview_counts_and_lists_only_failing_monitors() {
+    let n = super::summary::OVERVIEW_ROWS_MAX + 1;
+    let views = super::views::Views::build(&large_inputs(n), None);
+    let html = std::str::from_utf8(views.get("/").unwrap().identity()).unwrap();
+    // One monitor in ten is down (p000, p010, …, p500): 51 down, 450 up.
+    assert!(html.contains(&format!("<h1 id=\"summary-title\">{n} monitors</h1>")));
+    assert!(html.contains("</span>51 Major outage</li>"), "{html}");
+    assert!(html.contains("</span>450 Operational</li>"));
+    assert_eq!(html.matches("<li class=\"row\"").count(), 51);
+    for down in ["p000", "p010", "p500"] {
+        assert!(
+            html.contains(&format!("id=\"monitor-{down}-chat\"")),
+            "{down}"
+        );
+        assert!(
+            html.contains(&format!("href=\"/monitors/{down}-chat\"")),
+            "{down}"
+        );
+    }
+    for up in ["p001", "p499"] {
+        assert!(
+            !html.contains(&format!("monitor-{up}-chat")),
+            "{up} is up but listed"
+        );
+    }
+    // A provider per monitor, more than fit: only the providers in trouble get a line.
+    assert!(html.contains("<td data-label=\"Provider\">Provider 010</td>"));
+    assert!(!html.contains("<td data-label=\"Provider\">Provider 011</td>"));
+    assert!(html.contains("… and 450 more providers (450 monitors) with none failing."));
+}
+
+#[test]
+fn at_the_threshold_the_overview_still_has_every_monitor_s_row() {
+    let n = super::summary::OVERVIEW_ROWS_MAX;
+    let views = super::views::Views::build(&large_inputs(n), None);
+    let html = std::str::from_utf8(views.get("/").unwrap().identity()).unwrap();
+    assert_eq!(html.matches("<li class=\"row\"").count(), n);
+    assert!(!html.contains("summary-title"));
 }

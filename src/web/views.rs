@@ -3,13 +3,15 @@
 //! (`/api/v2/*`) and every badge.
 //!
 //! A [`Views`] is one consistent version of all of them, drawn by the pure functions of `page`,
-//! `feed`, `api`, `statuspage` and `badge` from one [`Inputs`]. Building it does no I/O (the
+//! `feed`, `api`, `statuspage` and `badge` from one [`Inputs`]. Badges are the exception to
+//! "drawn once per render": a render keeps what each monitor's badges say (`badge/table.rs`) and
+//! a badge is drawn when it is requested, since two SVGs per monitor per render cost more memory
+//! than the rest of the monitor (BENCHMARKS.md "Memory per monitor"). Building it does no I/O (the
 //! renderer gathers the inputs, `renderer.rs`), and every view's bytes go through
 //! [`Rendered::publish`]. Handlers only follow a pointer to the current version
 //! ([`PublicViews`]): a request never touches the database. Which views exist is the table
-//! [`VIEWS`]; which badges, the table [`BADGES`].
+//! [`VIEWS`]; which badges, the table `badge::table::BADGES`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +23,13 @@ use axum::routing::get;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::AppState;
+use super::badge::{self, table::BADGES, table::BadgeTable};
 use super::freshness::Freshness;
 use super::page::{self, HISTORY, MonitorHistory, OverviewInput};
 use super::rendered::{self, Kind, Rendered};
 use super::site::SiteInfo;
-use super::{api, badge, feed, statuspage};
+use super::summary::{self, OVERVIEW_ROWS_MAX};
+use super::{api, feed, statuspage};
 use crate::corroborate::view::SourcesView;
 use crate::monitor::health::HealthSnapshot;
 use crate::store::Incident;
@@ -137,8 +141,9 @@ pub const VIEWS: [View; 9] = [
     },
 ];
 
+/// The full overview, or above [`OVERVIEW_ROWS_MAX`] monitors its summary (`summary.rs`).
 fn draw_overview(i: &Inputs) -> Result<String, askama::Error> {
-    page::overview_page(&OverviewInput {
+    let input = OverviewInput {
         site: &i.site,
         health: &i.health,
         now: i.now,
@@ -146,8 +151,12 @@ fn draw_overview(i: &Inputs) -> Result<String, askama::Error> {
         histories: &i.histories,
         incidents: &i.window,
         others: &i.others,
-    })
-    .render()
+    };
+    if i.health.monitors.len() > OVERVIEW_ROWS_MAX {
+        summary::summary_page(&input).render()
+    } else {
+        page::overview_page(&input).render()
+    }
 }
 
 fn draw_history(i: &Inputs) -> Result<String, askama::Error> {
@@ -189,29 +198,12 @@ fn draw_sp_unresolved(i: &Inputs) -> Result<String, askama::Error> {
     Ok(statuspage::incidents_json(&i.site, &i.health, &open, i.updated_at()).to_string())
 }
 
-/// The badges of one monitor, in [`BADGES`] order.
-type BadgeSet = [Arc<Rendered>; 2];
-
-/// Draws one badge of the monitor at an index of `health.monitors`.
-type DrawBadge = fn(&Inputs, usize) -> String;
-
-/// Every badge a monitor has: its route and how it is drawn from the monitor's row and history.
-pub const BADGES: [(&str, DrawBadge); 2] = [
-    ("/badge/{monitor}/status.svg", |i, n| {
-        let m = &i.health.monitors[n];
-        badge::status_badge(i.site.name(&m.provider), m.state, i.freshness.stale)
-    }),
-    ("/badge/{monitor}/uptime-30d.svg", |i, n| {
-        badge::uptime_badge(i.histories[n].uptime.d30)
-    }),
-];
-
 /// One consistent version of every cached view.
 pub struct Views {
     /// In [`VIEWS`] order; `None` where drawing failed and no earlier version exists.
     pages: Vec<Option<Arc<Rendered>>>,
-    /// By monitor id, and by provider id for that provider's first monitor.
-    badges: HashMap<String, BadgeSet>,
+    /// What every monitor's badges say; each is drawn when it is requested.
+    badges: BadgeTable,
     missing_badge: Arc<Rendered>,
     pub freshness: Freshness,
     /// The time the inputs were taken.
@@ -239,22 +231,14 @@ impl Views {
                 }
             })
             .collect();
-        let mut badges: HashMap<String, BadgeSet> = HashMap::new();
-        for (n, m) in inputs.health.monitors.iter().enumerate() {
-            let before = previous.and_then(|p| p.badges.get(&m.id));
-            let set: BadgeSet = std::array::from_fn(|b| {
-                let body = (BADGES[b].1)(inputs, n);
-                Rendered::publish(before.map(|s| &s[b]), rendered::SVG, body, at)
-            });
-            badges.insert(m.id.clone(), set);
-        }
-        // A provider id names its first monitor, unless a monitor has that id.
-        for m in &inputs.health.monitors {
-            if !badges.contains_key(&m.provider) {
-                let set = badges[&m.id].clone();
-                badges.insert(m.provider.clone(), set);
-            }
-        }
+        let badges = BadgeTable::build(
+            inputs.site.clone(),
+            inputs.freshness.stale,
+            &inputs.health.monitors,
+            &inputs.histories,
+            at,
+            previous.map(|p| &p.badges),
+        );
         let missing_badge = Rendered::publish(
             previous.map(|p| &p.missing_badge),
             rendered::SVG,
@@ -276,9 +260,9 @@ impl Views {
         self.pages[n].as_ref()
     }
 
-    /// Badge `which` (index into [`BADGES`]) of a monitor id or provider id.
-    pub fn badge(&self, key: &str, which: usize) -> Option<&Arc<Rendered>> {
-        self.badges.get(key).map(|set| &set[which])
+    /// Badge `which` (index into [`BADGES`]) of a monitor id or provider id, drawn now.
+    pub fn badge(&self, key: &str, which: usize) -> Option<Arc<Rendered>> {
+        self.badges.draw(key, which)
     }
 }
 

@@ -3,7 +3,13 @@
 //!
 //! `{monitor}` is a monitor id (`kimi-chat`) or a provider id (`kimi`, its first monitor). The
 //! drawing is pure (shields.io's flat style, text widths estimated from a small table, so no
-//! font file is needed); `views.rs` renders every monitor's badges on change and serves them.
+//! font file is needed) and takes microseconds, so a badge is drawn when it is asked for: each
+//! render keeps only what every monitor's badges say (`table.rs`, a [`Face`] is worked out from a
+//! few bytes per monitor), never the SVG itself.
+
+pub mod table;
+
+use std::borrow::Cow;
 
 use super::chart::escape;
 use super::text;
@@ -28,6 +34,21 @@ fn text_width(text: &str) -> u32 {
             _ => 7,
         })
         .sum()
+}
+
+/// What a badge says, which decides every byte of it: two badges with equal faces are drawn the
+/// same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Face<'a> {
+    pub label: Cow<'a, str>,
+    pub message: Cow<'a, str>,
+    pub colour: &'static str,
+}
+
+impl Face<'_> {
+    pub fn draw(&self) -> String {
+        badge(&self.label, &self.message, self.colour)
+    }
 }
 
 /// A flat badge: grey `label` on the left, `message` on a `colour` background on the right.
@@ -59,25 +80,30 @@ pub fn badge(label: &str, message: &str, colour: &str) -> String {
     )
 }
 
-/// The state badge: `Kimi | up`; `Kimi | stale` (grey) while the monitor loop has stalled,
-/// since the last state it knew may no longer hold.
-pub fn status_badge(name: &str, state: MonitorState, stale: bool) -> String {
-    if stale {
-        return badge(name, "stale", GREY);
-    }
-    let (message, colour) = match state {
-        MonitorState::Unknown => ("unknown", GREY),
-        MonitorState::Up => ("up", GREEN),
-        MonitorState::Degraded => ("degraded", YELLOW),
-        MonitorState::Down => ("down", RED),
-        MonitorState::SetupProblem => ("setup problem", PURPLE),
-        MonitorState::Regional => ("regional", YELLOW),
+/// What the state badge says: `Kimi | up`; `Kimi | stale` (grey) while the monitor loop has
+/// stalled, since the last state it knew may no longer hold.
+pub fn status_face(name: &str, state: MonitorState, stale: bool) -> Face<'_> {
+    let (message, colour) = if stale {
+        ("stale", GREY)
+    } else {
+        match state {
+            MonitorState::Unknown => ("unknown", GREY),
+            MonitorState::Up => ("up", GREEN),
+            MonitorState::Degraded => ("degraded", YELLOW),
+            MonitorState::Down => ("down", RED),
+            MonitorState::SetupProblem => ("setup problem", PURPLE),
+            MonitorState::Regional => ("regional", YELLOW),
+        }
     };
-    badge(name, message, colour)
+    Face {
+        label: Cow::Borrowed(name),
+        message: Cow::Borrowed(message),
+        colour,
+    }
 }
 
-/// The uptime badge: `uptime 30d | 99.95%`, coloured by how good that is.
-pub fn uptime_badge(uptime: Option<f64>) -> String {
+/// What the uptime badge says: `uptime 30d | 99.95%`, coloured by how good that is.
+pub fn uptime_face(uptime: Option<f64>) -> Face<'static> {
     let colour = match uptime {
         None => GREY,
         Some(u) if u >= 0.999 => GREEN,
@@ -85,7 +111,11 @@ pub fn uptime_badge(uptime: Option<f64>) -> String {
         Some(u) if u >= 0.95 => YELLOW,
         Some(_) => RED,
     };
-    badge("uptime 30d", &text::percent(uptime), colour)
+    Face {
+        label: Cow::Borrowed("uptime 30d"),
+        message: Cow::Owned(text::percent(uptime)),
+        colour,
+    }
 }
 
 /// The badge for a monitor that does not exist.
