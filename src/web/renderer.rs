@@ -9,8 +9,8 @@
 //! health view (memory) and the store, read incrementally: a monitor's history (uptime, 90 days,
 //! 24 hours of latency) is read again only once its newer results are stored, and all of them
 //! at the top of each hour, when the windows move. Above the overview's threshold only failing
-//! monitors' days and latency are read and kept; of the others, only the uptime (`Extent`). Drawing and compressing run on the blocking
-//! pool, off the threads that run probes.
+//! monitors' days and latency are read and kept; of the others, only the uptime (`Extent`).
+//! Drawing and compressing run on the blocking pool, off the threads that run probes.
 //!
 //! When the store does not answer in [`GATHER_LIMIT`], the views are rendered from what was read
 //! before: the page then still says when the monitor stalled, instead of hanging on a wedged
