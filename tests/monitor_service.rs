@@ -697,6 +697,8 @@ async fn live_failures_reach_the_health_view_and_trigger_an_immediate_probe() {
 struct Recorder {
     clock: Clock,
     failures: Arc<Mutex<u32>>,
+    /// Attempts after the first never answer (a receiver that hangs).
+    hangs: bool,
     attempts: Arc<Mutex<Vec<(Millis, isdown::alert::AlertMessage, bool)>>>,
     arrived: Arc<tokio::sync::Notify>,
 }
@@ -718,6 +720,9 @@ impl isdown::alert::channel::Deliver for Recorder {
             .unwrap()
             .push((self.clock.now(), message.clone(), !fail));
         self.arrived.notify_one();
+        if self.hangs {
+            std::future::pending::<()>().await;
+        }
         if fail {
             Err(isdown::alert::DeliveryError::Retryable("HTTP 503".into()))
         } else {
@@ -764,6 +769,11 @@ struct Alerts {
 }
 
 fn alerts(h: &Harness, providers: &[&str], failures: u32) -> Alerts {
+    alerts_to(h, providers, failures, false)
+}
+
+/// [`alerts`], with a receiver that never answers when `hangs`.
+fn alerts_to(h: &Harness, providers: &[&str], failures: u32, hangs: bool) -> Alerts {
     use isdown::alert::dispatch::Dispatcher;
     use isdown::alert::outbox::{AlertHealth, AlertMetrics, Delivery};
     use isdown::alert::policy::{AlertPolicy, ChannelRoute};
@@ -771,6 +781,7 @@ fn alerts(h: &Harness, providers: &[&str], failures: u32) -> Alerts {
     let recorder = Recorder {
         clock: h.clock,
         failures: Arc::new(Mutex::new(failures)),
+        hangs,
         attempts: Arc::default(),
         arrived: Arc::default(),
     };
@@ -834,6 +845,33 @@ impl Alerts {
             task.await.unwrap();
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_while_a_receiver_hangs_ends_the_alert_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Scripted::default();
+    let mut h = start(dir.path(), &["kimi", "deepseek"], script.clone()).await;
+    let rig = alerts_to(&h, &["kimi", "deepseek"], 0, true);
+    let recorder = rig.recorder.clone();
+    h.script
+        .set("kimi", Answer::Fail(Verdict::Unavailable, Some(503)));
+    h.next(Duration::from_secs(60), opened(IncidentKind::Outage))
+        .await;
+    // The attempt is under way and its receiver will never answer.
+    loop {
+        let arrived = recorder.arrived.notified();
+        if !recorder.attempts.lock().unwrap().is_empty() {
+            break;
+        }
+        arrived.await;
+    }
+    // Stopping then ends the worker (its entry stays queued for the next start). Before, the
+    // worker saw the stop inside the attempt and then waited for another stop that never came.
+    tokio::time::timeout(Duration::from_secs(3_600), rig.stop())
+        .await
+        .expect("the alert tasks ended on the stop");
+    h.stop().await;
 }
 
 #[tokio::test(start_paused = true)]

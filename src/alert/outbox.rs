@@ -200,6 +200,11 @@ impl Delivery {
                     Some(self.clock.now() + STORE_RETRY.as_millis() as Millis)
                 }
             };
+            // A stop during an attempt ends the round having seen the change: waiting below for
+            // another change would wait for ever.
+            if *shutdown.borrow() {
+                return;
+            }
             let wake = self.wake.notified();
             tokio::pin!(wake);
             // Register interest before checking for work again, or a wake in between is lost.
