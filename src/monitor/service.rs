@@ -39,8 +39,8 @@ use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels
 use crate::peers::{Held, Peers};
 use crate::probe::ProbeResult;
 use crate::store::{
-    IncidentFilter, MonitorRecord, NewIncident, RegionReport, ResultRecord, Retention, SavedState,
-    Store, StoreError,
+    Incident, IncidentFilter, MonitorRecord, NewIncident, RegionReport, ResultRecord, Retention,
+    SavedState, Store, StoreError,
 };
 use crate::time::{Clock, Millis};
 use crate::verdict::{Blame, Cause, Verdict};
@@ -1135,7 +1135,12 @@ impl Core {
         }
         if !gained.is_empty() {
             tracing::info!(monitors = gained.len(), "took over monitors");
-            self.reload(&gained, false).await?;
+            let open = self
+                .svc
+                .store
+                .incidents(&IncidentFilter::all_open())
+                .await?;
+            self.reload(&gained, false, &open).await?;
             // Probing starts after the machine is the stored one: its first result lands on it.
             for index in gained {
                 self.owned[index].store(true, Ordering::Relaxed);
@@ -1147,14 +1152,26 @@ impl Core {
 
     /// Reads what the holders of the other monitors decided: their open incidents every call,
     /// their whole states every [`FOLLOW_STATES_EVERY`]; announces the incidents they opened or
-    /// closed since the last call.
+    /// closed since the last call. The open incidents are read once per call, after this
+    /// instance's own re-judging, for both the monitors it follows and those it drives.
     async fn follow_others(&mut self) -> Result<(), StoreError> {
         self.follow_regions().await?;
         self.rejudge_on_new_regions().await?;
-        self.follow_decided().await?;
+        let several_regions = self.svc.peers.several_regions();
         let others: Vec<usize> = (0..self.machines.len())
             .filter(|index| !self.owned[*index].load(Ordering::Relaxed))
             .collect();
+        if others.is_empty() && !several_regions {
+            return Ok(());
+        }
+        let open = self
+            .svc
+            .store
+            .incidents(&IncidentFilter::all_open())
+            .await?;
+        if several_regions {
+            self.follow_decided(&open);
+        }
         if others.is_empty() {
             return Ok(());
         }
@@ -1162,25 +1179,19 @@ impl Core {
         if whole {
             self.followed_states = Instant::now();
         }
-        self.reload(&others, !whole).await
+        self.reload(&others, !whole, &open).await
     }
 
     /// Announces the incidents the regions decide together that another region's instance
     /// opened or closed on a monitor this instance drives too: that instance announced them
     /// only to itself, and this one may be the one sending alerts or the one a client's
     /// gateway asks. Its own openings and closings were announced when it made them.
-    async fn follow_decided(&mut self) -> Result<(), StoreError> {
-        if !self.svc.peers.several_regions() && self.decided.iter().all(Option::is_none) {
-            return Ok(());
-        }
-        let open: HashMap<String, (IncidentKind, i64, Millis)> = self
-            .svc
-            .store
-            .incidents(&IncidentFilter::all_open())
-            .await?
-            .into_iter()
+    /// With one region, a monitor has one holder, which announced its incidents itself.
+    fn follow_decided(&mut self, open: &[Incident]) {
+        let open: HashMap<&str, (IncidentKind, i64, Millis)> = open
+            .iter()
             .filter(|i| regions::DECIDED.contains(&i.kind))
-            .map(|i| (i.monitor, (i.kind, i.id, i.started_at)))
+            .map(|i| (i.monitor.as_str(), (i.kind, i.id, i.started_at)))
             .collect();
         let now = self.svc.clock.now();
         let mut announce = Vec::new();
@@ -1189,7 +1200,7 @@ impl Core {
                 continue;
             }
             let monitor = &self.svc.specs[index].id;
-            let stored = open.get(monitor).copied();
+            let stored = open.get(monitor.as_str()).copied();
             let known = self.decided[index];
             if known.map(|(_, id)| id) == stored.map(|(_, id, _)| id) {
                 continue;
@@ -1216,7 +1227,6 @@ impl Core {
         for event in announce {
             let _ = self.svc.events.send(event);
         }
-        Ok(())
     }
 
     /// When a region gains its first live instance or loses its last, the incidents the regions
@@ -1321,13 +1331,13 @@ impl Core {
 
     /// Sets the machines of `indices` to what the store holds: the saved state (unless
     /// `incidents_only`) reconciled with the monitor's open incident. Announces incidents that
-    /// appeared or ended, as the monitor that holds them did.
-    async fn reload(&mut self, indices: &[usize], incidents_only: bool) -> Result<(), StoreError> {
-        let open = self
-            .svc
-            .store
-            .incidents(&IncidentFilter::all_open())
-            .await?;
+    /// appeared or ended, as the monitor that holds them did. `open`: every incident open now.
+    async fn reload(
+        &mut self,
+        indices: &[usize],
+        incidents_only: bool,
+        open: &[Incident],
+    ) -> Result<(), StoreError> {
         let open: HashMap<&str, (IncidentKind, i64, Millis)> = open
             .iter()
             .map(|i| (i.monitor.as_str(), (i.kind, i.id, i.started_at)))
