@@ -112,6 +112,21 @@ pub struct HealthSnapshot {
     pub queue_waiting: BTreeMap<String, u64>,
     /// This instance's region (set by the monitor at start; empty before).
     pub region: String,
+    /// What waits for the database (set by the monitor's journal and writer).
+    pub store: StoreBacklog,
+}
+
+/// What waits for the database while it is away (all zero and `None` while it answers).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StoreBacklog {
+    /// When the monitor found the database away; `None` while it answers.
+    pub away_since: Option<Millis>,
+    pub waiting_incident_writes: usize,
+    /// Failed-probe notes dropped beyond the journal's bound (this run).
+    pub dropped_notes: u64,
+    pub waiting_results: usize,
+    /// Results dropped beyond the writer's bound (this run).
+    pub dropped_results: u64,
 }
 
 impl HealthSnapshot {

@@ -6,14 +6,19 @@
 //! decides network-vs-provider blame, writes the store), `health` (the shared read view and the
 //! passive-health hook for live traffic), `passive` (how the core reacts to live traffic: an
 //! immediate probe, or a hang watch with a streaming chat probe), `regions` (an outage or a
-//! regional failure, from several regions' views).
+//! regional failure, from several regions' views), `journal` (incident writes in order, also
+//! while the database is away), `event` (what the core announces), `writer` (probe results and
+//! snapshots on their way to the store, bounded while it is away).
 
+pub mod event;
 pub mod health;
+pub mod journal;
 pub mod machine;
 pub mod passive;
 pub mod regions;
 pub mod schedule;
 pub mod service;
+pub mod writer;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::machine::MonitorState;
+use super::machine::{Effect, MonitorState};
 use crate::incident::IncidentKind;
 use crate::store::RegionReport;
 use crate::time::Millis;
@@ -114,9 +114,63 @@ pub fn failing_since(views: &BTreeMap<String, RegionView>) -> (Option<Verdict>, 
     (verdict, since)
 }
 
+/// A machine's effects without those the regions decide together (opening, closing or noting
+/// an outage), for an instance that cannot read the other regions' views now; answers whether
+/// any was left out, so the monitor is judged with the regions later. `noting_outage`: the
+/// machine's open incident is an outage (a note does not repeat its kind).
+pub fn deferred(effects: Vec<Effect>, noting_outage: bool) -> (Vec<Effect>, bool) {
+    let (decided, kept): (Vec<Effect>, Vec<Effect>) =
+        effects.into_iter().partition(|effect| match effect {
+            Effect::Open { kind, .. } | Effect::Close { kind, .. } => DECIDED.contains(kind),
+            Effect::Note { .. } => noting_outage,
+            Effect::Confirm => false,
+        });
+    (kept, !decided.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deferred_leaves_out_what_the_regions_decide_and_keeps_the_rest() {
+        let open = |kind| Effect::Open {
+            kind,
+            verdict: Verdict::Unavailable,
+            failed_probes: 2,
+            started_at: 1,
+            first_error: None,
+            reopen: None,
+        };
+        let note = Effect::Note {
+            incident: Some(7),
+            verdict: Verdict::Unavailable,
+            sample: None,
+        };
+        let close = |kind| Effect::Close {
+            incident: Some(7),
+            kind,
+            ended_at: 2,
+        };
+        let (kept, any) = deferred(
+            vec![open(IncidentKind::Outage), Effect::Confirm, note.clone()],
+            true,
+        );
+        assert_eq!(kept, vec![Effect::Confirm]);
+        assert!(any);
+        let (kept, any) = deferred(vec![close(IncidentKind::Outage)], false);
+        assert!(kept.is_empty());
+        assert!(any);
+        // A setup problem is this instance's own: it is written while the database is away too.
+        let setup = vec![
+            open(IncidentKind::SetupProblem),
+            note,
+            close(IncidentKind::SetupProblem),
+        ];
+        let (kept, any) = deferred(setup.clone(), false);
+        assert_eq!(kept, setup);
+        assert!(!any);
+    }
 
     fn views(states: &[(&str, MonitorState)]) -> BTreeMap<String, RegionView> {
         states

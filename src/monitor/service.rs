@@ -29,10 +29,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::health::{Health, LiveVerdict, MonitorHealth, PassiveReport, Quarantine};
+use super::journal::{Journal, Landed, Write};
 use super::machine::{Effect, Machine, Observation};
 use super::passive::{self, Reaction};
 use super::regions::{self, Judgement, RegionView};
 use super::schedule::{self, Outcome, Owned, ProbeRunner, Schedule};
+use super::writer::{self, WriteBatch};
 use super::{MonitorSettings, MonitorSpec};
 use crate::incident::IncidentKind;
 use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
@@ -57,25 +59,11 @@ const FOLLOW_EVERY: Duration = Duration::from_secs(2);
 /// How often it reads the others' whole machine states (up, degraded, unknown): one row per
 /// monitor, so less often.
 const FOLLOW_STATES_EVERY: Duration = Duration::from_secs(30);
+/// How long a read of the others' decisions (a lease change, a follow round) may take before
+/// the database counts as away: generous, as a round at 50,000 monitors reads them all.
+const READ_LIMIT: Duration = Duration::from_secs(10);
 
-/// What the monitor announces (alerts and live pages subscribe). Sent after the store has the
-/// change, so a subscriber can always read it back.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MonitorEvent {
-    IncidentOpened {
-        id: i64,
-        monitor: String,
-        kind: IncidentKind,
-        reopened: bool,
-        at: Millis,
-    },
-    IncidentClosed {
-        id: i64,
-        monitor: String,
-        kind: IncidentKind,
-        at: Millis,
-    },
-}
+pub use super::event::MonitorEvent;
 
 /// Everything the monitor needs.
 pub struct MonitorService {
@@ -183,18 +171,18 @@ struct Core {
     /// opened itself or announced after another region's instance did.
     decided: Vec<Option<(IncidentKind, i64)>>,
     providers: usize,
+    /// Incident writes, in order; they wait there while the database is away.
+    journal: Journal,
+    /// Outage decisions waited while the database was away (several regions): judge again
+    /// when it is back.
+    rejudge_when_back: bool,
+    /// A lease change that could not be followed while the database was away.
+    held_later: Option<Held>,
     batch: Vec<ResultRecord>,
     snapshots: Vec<(String, String)>,
     writer: mpsc::Sender<WriteBatch>,
     /// Pending results older than this are blamed on the provider for lack of evidence.
     pending_limit: Duration,
-}
-
-struct WriteBatch {
-    results: Vec<ResultRecord>,
-    snapshots: Vec<(String, String)>,
-    /// When the batch was cut: every result recorded before it is in this or an earlier batch.
-    through: Millis,
 }
 
 impl MonitorService {
@@ -232,7 +220,7 @@ impl MonitorService {
         self.health.update(|view| view.region = region);
 
         let (writer_tx, writer_rx) = mpsc::channel::<WriteBatch>(64);
-        let writer = tokio::spawn(write_batches(
+        let writer = tokio::spawn(writer::run(
             self.store.clone(),
             self.health.clone(),
             writer_rx,
@@ -285,6 +273,9 @@ impl MonitorService {
             network_incident,
             network_key,
             providers,
+            journal: Journal::new(),
+            rejudge_when_back: false,
+            held_later: None,
             batch: Vec::new(),
             snapshots: Vec::new(),
             writer: writer_tx,
@@ -298,21 +289,29 @@ impl MonitorService {
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut follow = tokio::time::interval(FOLLOW_EVERY);
         follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // From here on the database may come and go: nothing below ends the loop on a store
+        // error. Writes wait (journal, writer) and reads are skipped while it is away.
         loop {
             tokio::select! {
-                Some(outcome) = out_rx.recv() => core.on_outcome(outcome).await?,
+                Some(outcome) = out_rx.recv() => core.on_outcome(outcome).await,
                 Some(report) = passive.recv() => core.on_report(report),
                 Ok(()) = held_rx.changed() => {
                     let held = held_rx.borrow_and_update().clone();
-                    core.hold(&held).await?;
+                    core.hold_or_later(held).await;
                 }
-                _ = follow.tick(), if core.shared => core.follow_others().await?,
+                _ = follow.tick(), if core.shared && core.journal.away_since().is_none() => {
+                    let followed = tokio::time::timeout(READ_LIMIT, core.follow_others()).await;
+                    core.read_failed(followed);
+                }
                 _ = flush.tick() => {
                     core.svc.health.beat(core.svc.clock.now());
-                    core.resolve_stale().await?;
+                    if core.land(true).await {
+                        core.back().await;
+                    }
+                    core.resolve_stale().await;
                     core.flush().await;
                 }
-                _ = prune.tick() => {
+                _ = prune.tick(), if core.journal.away_since().is_none() => {
                     let now = core.svc.clock.now();
                     if let Err(e) = core.svc.store.prune(now, &core.svc.retention).await {
                         tracing::warn!(error = %e, "pruning old rows failed; will retry");
@@ -324,38 +323,19 @@ impl MonitorService {
         tasks.shutdown().await;
         core.save_all_snapshots();
         core.flush().await;
-        drop(core);
-        writer.await.expect("the writer task does not panic")
-    }
-}
-
-/// Writes batches in order; a failed write is retried once, then logged (results are
-/// history, not state: incidents and snapshots that matter are written by the core directly).
-/// After each batch the health view's `stored_through` moves to the batch's cut, so readers of
-/// stored history know which results they can already read.
-async fn write_batches(
-    store: Arc<dyn Store>,
-    health: Health,
-    mut rx: mpsc::Receiver<WriteBatch>,
-) -> Result<(), StoreError> {
-    while let Some(batch) = rx.recv().await {
-        for attempt in 0..2 {
-            let written = async {
-                store.record_results(&batch.results).await?;
-                store.save_monitor_states(&batch.snapshots).await?;
-                Ok::<(), StoreError>(())
-            }
-            .await;
-            match written {
-                Ok(()) => break,
-                Err(e) if attempt == 0 => tracing::warn!(error = %e, "write failed, retrying"),
-                Err(e) => tracing::error!(error = %e, "dropping a batch of results"),
-            }
+        // One last try for incident writes still waiting; what the database does not take
+        // now is reported, not waited for.
+        core.land(true).await;
+        if core.journal.waiting() > 0 {
+            tracing::error!(
+                waiting = core.journal.waiting(),
+                "stopping with the database away: incident writes not made"
+            );
         }
-        // Also after a dropped batch: nothing more of it will arrive to wait for.
-        health.update(|view| view.stored_through = Some(batch.through));
+        drop(core);
+        writer.await.expect("the writer task does not panic");
+        Ok(())
     }
-    Ok(())
 }
 
 impl MonitorService {
@@ -422,7 +402,7 @@ impl MonitorService {
 }
 
 impl Core {
-    async fn on_outcome(&mut self, outcome: Outcome) -> Result<(), StoreError> {
+    async fn on_outcome(&mut self, outcome: Outcome) {
         let at = self.svc.clock.at(outcome.finished);
         let lateness = outcome.started.saturating_duration_since(outcome.scheduled);
         self.svc
@@ -441,22 +421,23 @@ impl Core {
         let local = result.diagnosis.cause == Some(Cause::LocalResources);
         // Evidence for other monitors' pending results.
         if !local {
-            self.weigh_evidence(&provider, answered, &result, at)
-                .await?;
+            self.weigh_evidence(&provider, answered, &result, at).await;
         }
         if answered && let Some(id) = self.network_incident.take() {
-            self.svc.store.close_incident(id, at).await?;
-            self.publish_network();
-            let _ = self.svc.events.send(MonitorEvent::IncidentClosed {
+            let announce = MonitorEvent::IncidentClosed {
                 id,
                 monitor: self.network_key.clone(),
                 kind: IncidentKind::Network,
                 at,
-            });
+            };
+            self.journal
+                .push(Write::Close { id, ended_at: at }, Some(announce));
+            self.publish_network();
+            self.land(false).await;
         }
         // A monitor's own newer result settles its older pending one first.
         if self.pending[index].is_some() {
-            self.settle(index, None).await?;
+            self.settle(index, None).await;
         }
 
         let obs = Observation {
@@ -469,14 +450,14 @@ impl Core {
         self.record(index, &result, &obs);
         if local {
             // Blamed on this side already: changes no provider's state and opens nothing.
-            self.apply(index, obs).await?;
+            self.apply(index, obs).await;
         } else if result.diagnosis.verdict.is_transport_level() {
             if self.network_incident.is_some() {
                 let mut obs = obs;
                 obs.blame = Some(Blame::Network);
-                self.apply(index, obs).await?;
+                self.apply(index, obs).await;
             } else if self.providers <= 1 {
-                self.apply(index, obs).await?;
+                self.apply(index, obs).await;
             } else {
                 self.pending[index] = Some(Pending {
                     obs,
@@ -487,13 +468,12 @@ impl Core {
                 self.nudge_witnesses(&provider);
             }
         } else {
-            self.apply(index, obs).await?;
+            self.apply(index, obs).await;
         }
         self.end_hang_watch_if_passed(index, &result);
         if self.batch.len() >= BATCH_MAX {
             self.flush().await;
         }
-        Ok(())
     }
 
     /// Uses a result of `provider` as evidence for the pending results of other providers.
@@ -503,9 +483,9 @@ impl Core {
         answered: bool,
         result: &ProbeResult,
         at: Millis,
-    ) -> Result<(), StoreError> {
+    ) {
         if self.pending_count == 0 {
-            return Ok(());
+            return;
         }
         let needed = (self.providers - 1).min(2);
         for index in 0..self.pending.len() {
@@ -516,21 +496,20 @@ impl Core {
                 continue;
             }
             if answered {
-                self.settle(index, Some(Blame::Provider)).await?;
+                self.settle(index, Some(Blame::Provider)).await;
             } else if result.diagnosis.verdict.is_transport_level() {
                 pending.failing.insert(provider.to_owned());
                 if pending.failing.len() >= needed {
-                    self.settle(index, Some(Blame::Network)).await?;
+                    self.settle(index, Some(Blame::Network)).await;
                 }
             }
         }
-        Ok(())
     }
 
     /// Decides a pending result: with `None`, from the evidence gathered so far.
-    async fn settle(&mut self, index: usize, blame: Option<Blame>) -> Result<(), StoreError> {
+    async fn settle(&mut self, index: usize, blame: Option<Blame>) {
         let Some(pending) = self.pending[index].take() else {
-            return Ok(());
+            return;
         };
         self.pending_count -= 1;
         let blame = blame.unwrap_or(if pending.failing.is_empty() {
@@ -541,10 +520,15 @@ impl Core {
         let mut obs = pending.obs;
         obs.blame = Some(blame);
         if blame == Blame::Network && self.network_incident.is_none() {
-            let id = self
-                .svc
-                .store
-                .open_incident(&NewIncident {
+            let announce = MonitorEvent::IncidentOpened {
+                id: 0,
+                monitor: self.network_key.clone(),
+                kind: IncidentKind::Network,
+                reopened: false,
+                at: obs.at,
+            };
+            let id = self.journal.open(
+                NewIncident {
                     monitor: self.network_key.clone(),
                     provider: self.network_key.clone(),
                     kind: IncidentKind::Network,
@@ -552,36 +536,30 @@ impl Core {
                     started_at: obs.at,
                     failed_probes: u32::try_from(pending.failing.len() + 1).unwrap_or(u32::MAX),
                     first_error: obs.sample.clone(),
-                })
-                .await?;
+                },
+                Some(announce),
+            );
             self.network_incident = Some(id);
             tracing::warn!("isdown's own network looks down: no provider is reachable");
-            let _ = self.svc.events.send(MonitorEvent::IncidentOpened {
-                id,
-                monitor: self.network_key.clone(),
-                kind: IncidentKind::Network,
-                reopened: false,
-                at: obs.at,
-            });
             self.publish_network();
+            self.land(false).await;
         }
         self.apply(index, obs).await
     }
 
     /// Pending results that found no evidence within two intervals are the provider's.
-    async fn resolve_stale(&mut self) -> Result<(), StoreError> {
+    async fn resolve_stale(&mut self) {
         if self.pending_count == 0 {
-            return Ok(());
+            return;
         }
         for index in 0..self.pending.len() {
             let stale = self.pending[index]
                 .as_ref()
                 .is_some_and(|p| p.since.elapsed() >= self.pending_limit);
             if stale {
-                self.settle(index, None).await?;
+                self.settle(index, None).await;
             }
         }
-        Ok(())
     }
 
     /// Asks one monitor of each of up to two other providers to probe now.
@@ -598,28 +576,47 @@ impl Core {
     }
 
     /// Feeds the machine and carries out its effects.
-    async fn apply(&mut self, index: usize, obs: Observation) -> Result<(), StoreError> {
+    async fn apply(&mut self, index: usize, obs: Observation) {
         let thresholds = self.svc.settings.thresholds;
         let mut effects = self.machines[index].observe(&obs, &thresholds);
         if self.svc.peers.several_regions() {
-            effects = self.across_regions(index, effects, obs.at, false).await?;
+            effects = self.judged_with_regions(index, effects, obs.at).await;
         }
         self.carry_out(index, &effects, obs.sample.as_deref()).await
     }
 
-    /// Carries out a machine's effects (`sample`: the observation's error text, noted on a
-    /// reopened incident).
-    async fn carry_out(
+    /// With several regions, the machine's outage effects give way to what the regions call
+    /// for ([`Core::across_regions`]). While the database is away, this instance cannot read
+    /// the other regions' views: those effects wait (`regions::deferred`) and every monitor
+    /// with an outage in play is judged again once it is back ([`Core::back`]).
+    async fn judged_with_regions(
         &mut self,
         index: usize,
-        effects: &[Effect],
-        sample: Option<&str>,
-    ) -> Result<(), StoreError> {
+        effects: Vec<Effect>,
+        at: Millis,
+    ) -> Vec<Effect> {
+        if self.journal.away_since().is_none() {
+            match self.across_regions(index, effects.clone(), at, false).await {
+                Ok(kept) => return kept,
+                Err(e) => self.journal.mark_away(&e, Instant::now(), at),
+            }
+            self.publish_store_backlog();
+        }
+        let noting_outage = matches!(
+            self.machines[index].open_incident(),
+            Some((IncidentKind::Outage, _))
+        );
+        let (kept, deferred) = regions::deferred(effects, noting_outage);
+        self.rejudge_when_back |= deferred;
+        kept
+    }
+
+    /// Carries out a machine's effects (`sample`: the observation's error text, noted on a
+    /// reopened incident). The incident writes go through the journal: written at once while
+    /// the database answers, queued while it does not; either way the machine goes on.
+    async fn carry_out(&mut self, index: usize, effects: &[Effect], sample: Option<&str>) {
         let thresholds = self.svc.settings.thresholds;
         let spec = &self.svc.specs[index];
-        let store = self.svc.store.clone();
-        // Announced after the health view is updated, so a subscriber sees a consistent view.
-        let mut announce = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Open {
@@ -630,38 +627,44 @@ impl Core {
                     first_error,
                     reopen,
                 } => {
+                    let announce = MonitorEvent::IncidentOpened {
+                        id: reopen.unwrap_or_default(),
+                        monitor: spec.id.clone(),
+                        kind: *kind,
+                        reopened: reopen.is_some(),
+                        at: *started_at,
+                    };
                     let id = match reopen {
                         Some(id) => {
-                            store.reopen_incident(*id).await?;
-                            store.note_incident_failure(*id, *verdict, sample).await?;
+                            self.journal.push(Write::Reopen { id: *id }, Some(announce));
+                            self.journal.push(
+                                Write::Note {
+                                    id: *id,
+                                    verdict: *verdict,
+                                    sample: sample.map(str::to_owned),
+                                },
+                                None,
+                            );
                             *id
                         }
-                        None => {
-                            store
-                                .open_incident(&NewIncident {
-                                    monitor: spec.id.clone(),
-                                    provider: spec.provider.id.clone(),
-                                    kind: *kind,
-                                    verdict: *verdict,
-                                    started_at: *started_at,
-                                    failed_probes: *failed_probes,
-                                    first_error: first_error.clone(),
-                                })
-                                .await?
-                        }
+                        None => self.journal.open(
+                            NewIncident {
+                                monitor: spec.id.clone(),
+                                provider: spec.provider.id.clone(),
+                                kind: *kind,
+                                verdict: *verdict,
+                                started_at: *started_at,
+                                failed_probes: *failed_probes,
+                                first_error: first_error.clone(),
+                            },
+                            Some(announce),
+                        ),
                     };
                     self.machines[index].set_incident_id(id);
                     if regions::DECIDED.contains(kind) {
                         self.decided[index] = Some((*kind, id));
                     }
                     tracing::warn!(monitor = %spec.id, kind = kind.as_str(), verdict = %verdict, "incident opened");
-                    announce.push(MonitorEvent::IncidentOpened {
-                        id,
-                        monitor: spec.id.clone(),
-                        kind: *kind,
-                        reopened: reopen.is_some(),
-                        at: *started_at,
-                    });
                 }
                 Effect::Note {
                     incident,
@@ -669,9 +672,14 @@ impl Core {
                     sample,
                 } => {
                     if let Some(id) = incident {
-                        store
-                            .note_incident_failure(*id, *verdict, sample.as_deref())
-                            .await?;
+                        self.journal.push(
+                            Write::Note {
+                                id: *id,
+                                verdict: *verdict,
+                                sample: sample.clone(),
+                            },
+                            None,
+                        );
                     }
                 }
                 Effect::Close {
@@ -680,16 +688,22 @@ impl Core {
                     kind,
                 } => {
                     if let Some(id) = incident {
-                        store.close_incident(*id, *ended_at).await?;
-                        if self.decided[index].is_some_and(|(_, known)| known == *id) {
-                            self.decided[index] = None;
-                        }
-                        announce.push(MonitorEvent::IncidentClosed {
+                        let announce = MonitorEvent::IncidentClosed {
                             id: *id,
                             monitor: spec.id.clone(),
                             kind: *kind,
                             at: *ended_at,
-                        });
+                        };
+                        self.journal.push(
+                            Write::Close {
+                                id: *id,
+                                ended_at: *ended_at,
+                            },
+                            Some(announce),
+                        );
+                        if self.decided[index].is_some_and(|(_, known)| known == *id) {
+                            self.decided[index] = None;
+                        }
                     }
                     tracing::warn!(monitor = %spec.id, "incident closed");
                 }
@@ -703,22 +717,121 @@ impl Core {
             }
         }
         let changed_incident = effects.iter().any(|e| !matches!(e, Effect::Confirm));
-        let snapshot = (spec.id.clone(), self.machines[index].snapshot());
-        if changed_incident {
-            // Incident changes are saved with their machine at once, not with the next batch.
-            store.save_monitor_state(&snapshot.0, &snapshot.1).await?;
-        } else {
-            self.snapshots.retain(|(id, _)| *id != snapshot.0);
-            self.snapshots.push(snapshot);
-        }
+        // The health view first, so a subscriber of the announcements sees a consistent view.
         self.publish(index, false);
         if changed_incident {
             self.publish_incident_counts();
+            self.land(false).await;
         }
-        for event in announce {
+        self.keep_snapshot(index);
+        if changed_incident {
+            // Incident changes are saved with their machine now, not with the next batch.
+            self.flush().await;
+        }
+    }
+
+    /// Queues the machine's snapshot for the next batch, unless it names an incident whose
+    /// opening has not landed: the store must never hold a provisional id (it is queued
+    /// again when the opening lands, see [`Core::landed`]).
+    fn keep_snapshot(&mut self, index: usize) {
+        let machine = &self.machines[index];
+        if let Some((_, Some(id))) = machine.open_incident()
+            && Journal::is_provisional(id)
+        {
+            return;
+        }
+        let id = &self.svc.specs[index].id;
+        self.snapshots.retain(|(kept, _)| kept != id);
+        self.snapshots.push((id.clone(), machine.snapshot()));
+    }
+
+    /// Lands the waiting incident writes (`retry`: also while the database is away, when its
+    /// retry is due) and carries out what landing them means. Answers whether the database
+    /// is back after being away (only ever with `retry`): the caller then runs [`Core::back`].
+    async fn land(&mut self, retry: bool) -> bool {
+        let now = Instant::now();
+        let at = self.svc.clock.now();
+        let landing = self
+            .journal
+            .land(self.svc.store.as_ref(), now, at, retry)
+            .await;
+        let opened = landing.landed.iter().any(|l| l.opened.is_some());
+        for landed in landing.landed {
+            self.landed(landed);
+        }
+        if opened {
+            self.publish_incident_counts();
+        }
+        self.publish_store_backlog();
+        landing.back
+    }
+
+    /// One write reached the store: provisional ids give way to the store's, and its event is
+    /// announced.
+    fn landed(&mut self, landed: Landed) {
+        if let Some((provisional, id)) = landed.opened {
+            if self.network_incident == Some(provisional) {
+                self.network_incident = Some(id);
+                self.publish_network();
+            }
+            for index in 0..self.machines.len() {
+                if let Some((_, Some(held))) = self.machines[index].open_incident()
+                    && held == provisional
+                {
+                    self.machines[index].set_incident_id(id);
+                    self.keep_snapshot(index);
+                    self.publish(index, false);
+                }
+                if let Some((kind, held)) = self.decided[index]
+                    && held == provisional
+                {
+                    self.decided[index] = Some((kind, id));
+                }
+            }
+        }
+        if let Some(event) = landed.event {
             let _ = self.svc.events.send(event);
         }
-        Ok(())
+    }
+
+    /// The database answers again: what waited for it is done now — lease changes it could not
+    /// read, the regions' judgement of outages this instance could not share, and every
+    /// machine's snapshot (the store's are from before it went away).
+    async fn back(&mut self) {
+        if let Some(held) = self.held_later.take() {
+            self.hold_or_later(held).await;
+        }
+        if std::mem::take(&mut self.rejudge_when_back) {
+            let now = self.svc.clock.now();
+            for index in 0..self.machines.len() {
+                let failing =
+                    self.machines[index].open_incident().is_some() || self.decided[index].is_some();
+                if !self.owned[index].load(Ordering::Relaxed) || !failing {
+                    continue;
+                }
+                match self.across_regions(index, Vec::new(), now, true).await {
+                    Ok(effects) => self.carry_out(index, &effects, None).await,
+                    Err(e) => {
+                        self.journal.mark_away(&e, Instant::now(), now);
+                        self.rejudge_when_back = true;
+                        return;
+                    }
+                }
+            }
+        }
+        self.save_all_snapshots();
+    }
+
+    /// Publishes how much waits for the database (health view and metrics).
+    fn publish_store_backlog(&self) {
+        let away = self.journal.away_since();
+        let waiting = self.journal.waiting();
+        let dropped = self.journal.dropped_notes();
+        self.svc.health.update(|view| {
+            view.store.away_since = away;
+            view.store.waiting_incident_writes = waiting;
+            view.store.dropped_notes = dropped;
+        });
     }
 
     fn on_report(&mut self, report: PassiveReport) {
@@ -1117,6 +1230,35 @@ impl Core {
 
     /// The leases changed: monitors taken over continue from the machine their previous holder
     /// saved; monitors given up forget what this instance was waiting to decide about them.
+    /// Follows a lease change now, or once the database is back when it cannot be read.
+    async fn hold_or_later(&mut self, held: Held) {
+        if self.journal.away_since().is_none() {
+            let followed = tokio::time::timeout(READ_LIMIT, self.hold(&held)).await;
+            if self.read_failed(followed) {
+                self.held_later = Some(held);
+            }
+        } else {
+            self.held_later = Some(held);
+        }
+    }
+
+    /// Takes the outcome of a read of the others' decisions: a failure (or no answer within
+    /// [`READ_LIMIT`]) means the database is away. Answers whether it failed.
+    fn read_failed(
+        &mut self,
+        read: Result<Result<(), StoreError>, tokio::time::error::Elapsed>,
+    ) -> bool {
+        let error = match read {
+            Ok(Ok(())) => return false,
+            Ok(Err(e)) => e,
+            Err(_) => StoreError::NoAnswer(READ_LIMIT),
+        };
+        self.journal
+            .mark_away(&error, Instant::now(), self.svc.clock.now());
+        self.publish_store_backlog();
+        true
+    }
+
     async fn hold(&mut self, held: &Held) -> Result<(), StoreError> {
         self.shared = held.shared();
         let mut gained = Vec::new();
@@ -1253,7 +1395,7 @@ impl Core {
             if self.owned[index].load(Ordering::Relaxed) && open.contains(&self.svc.specs[index].id)
             {
                 let effects = self.across_regions(index, Vec::new(), now, true).await?;
-                self.carry_out(index, &effects, None).await?;
+                self.carry_out(index, &effects, None).await;
             }
         }
         Ok(())

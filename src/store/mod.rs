@@ -110,6 +110,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A caller's own bound on a call ran out (the store may still be working on it).
+    #[error("the database did not answer within {0:?}")]
+    NoAnswer(std::time::Duration),
 }
 
 /// A monitor as stored: one provider probed one way.

@@ -21,7 +21,7 @@ use super::freshness::Freshness;
 use super::page::MonitorHistory;
 use super::rendered;
 use super::site::SiteInfo;
-use crate::monitor::health::{HealthSnapshot, Liveness, MonitorHealth};
+use crate::monitor::health::{HealthSnapshot, Liveness, MonitorHealth, StoreBacklog};
 use crate::peers::Duty;
 use crate::store::{Incident, IncidentFilter, IncidentState, ResultRecord, StoreError};
 use crate::time::{Millis, rfc3339};
@@ -131,6 +131,7 @@ async fn healthz(State(app): State<AppState>) -> Response {
                 "status": "error",
                 "reason": reasons.join("; "),
                 "monitor_loop": monitor_loop,
+                "database": backlog_json(&view.store),
             }),
         );
     };
@@ -173,11 +174,24 @@ async fn healthz(State(app): State<AppState>) -> Response {
         "failing_alert_channels": failing,
         "alerts": alerts,
         "quarantined_states": quarantined,
+        "database": backlog_json(&view.store),
     });
     if stalled {
         body["reason"] = json!("monitor loop stalled");
     }
     json_once(code, &body)
+}
+
+/// What waits for the database: `{"away_since","waiting_incident_writes","dropped_notes",
+/// "waiting_results","dropped_results"}` (`away_since` null while it answers).
+fn backlog_json(backlog: &StoreBacklog) -> Value {
+    json!({
+        "away_since": backlog.away_since.map(rfc3339),
+        "waiting_incident_writes": backlog.waiting_incident_writes,
+        "dropped_notes": backlog.dropped_notes,
+        "waiting_results": backlog.waiting_results,
+        "dropped_results": backlog.dropped_results,
+    })
 }
 
 /// `{"state":"running","heartbeat_at":"…","seconds_since_heartbeat":0}`.

@@ -174,6 +174,7 @@ pub(super) fn healthy_snapshot(monitors: Vec<MonitorHealth>) -> HealthSnapshot {
         stored_through: Some(NOW - 1_000),
         queue_waiting: BTreeMap::new(),
         region: "default".into(),
+        store: Default::default(),
     }
 }
 

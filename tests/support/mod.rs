@@ -17,6 +17,7 @@
 
 pub mod gateway;
 pub mod receiver;
+pub mod relay;
 pub mod serve;
 pub mod sources;
 #[allow(unused_imports)]
