@@ -19,7 +19,7 @@ use isdown::store::queue::{FilePurpose, NewFile};
 use isdown::store::sqlite::SqliteStore;
 use isdown::store::{
     AlertCommit, AttemptFailure, IncidentFilter, MonitorRecord, NewAlertGroup, NewIncident,
-    NewOutboxEntry, OfficialIncident, PoolSettings, ResultRecord, SeriesStep, Store,
+    NewOutboxEntry, OfficialIncident, Origin, PoolSettings, ResultRecord, SeriesStep, Store,
 };
 use isdown::verdict::{Blame, Verdict};
 use serde_json::Value;
@@ -193,6 +193,11 @@ fn incident(monitor: &str, kind: IncidentKind, started_at: i64) -> NewIncident {
         started_at,
         failed_probes: 2,
         first_error: Some("503 from the mock".to_owned()),
+        // Who opened it goes along in a copy, as everything else does.
+        opened_by: Some(Origin {
+            instance: "solo-1".to_owned(),
+            region: "default".to_owned(),
+        }),
     }
 }
 

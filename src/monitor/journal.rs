@@ -216,6 +216,12 @@ impl Journal {
                     });
                     landing.landed.push(Landed { opened, event });
                 }
+                Ok(Err(e)) if moot(&front.write, &e) => {
+                    // The incident is gone or already closed (another instance's doing, or a
+                    // retried write that had landed): this write has nothing left to change.
+                    tracing::warn!(write = ?front.write, error = %e, "incident write skipped: it no longer applies");
+                    self.waiting.pop_front();
+                }
                 Ok(Err(e)) => {
                     self.failed(&e, now, at);
                     return landing;
@@ -273,6 +279,14 @@ fn rename(write: &mut Write, landed: &HashMap<i64, i64>) {
     }
 }
 
+/// Whether a write's error says retrying cannot help: a note, close or reopening of an incident
+/// the store does not have open (or at all) — `RowNotFound`, by the store's contract. An
+/// opening is never moot.
+fn moot(write: &Write, error: &StoreError) -> bool {
+    !matches!(write, Write::Open { .. })
+        && matches!(error, StoreError::Db(sqlx::Error::RowNotFound))
+}
+
 /// Carries out one write; answers the incident's store id.
 async fn write(store: &dyn Store, write: &Write) -> Result<i64, StoreError> {
     match write {
@@ -287,5 +301,169 @@ async fn write(store: &dyn Store, write: &Write) -> Result<i64, StoreError> {
             .await
             .map(|()| *id),
         Write::Close { id, ended_at } => store.close_incident(*id, *ended_at).await.map(|()| *id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::IncidentKind;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{IncidentFilter, MonitorRecord};
+
+    const MONITOR: &str = "kimi-chat";
+
+    fn incident(started_at: Millis) -> NewIncident {
+        NewIncident {
+            monitor: MONITOR.into(),
+            provider: "kimi".into(),
+            kind: IncidentKind::Outage,
+            verdict: Verdict::Unavailable,
+            started_at,
+            failed_probes: 2,
+            first_error: Some("503".into()),
+            opened_by: None,
+        }
+    }
+
+    fn opened(at: Millis) -> MonitorEvent {
+        MonitorEvent::IncidentOpened {
+            id: 0,
+            monitor: MONITOR.into(),
+            kind: IncidentKind::Outage,
+            reopened: false,
+            at,
+        }
+    }
+
+    fn note(id: i64) -> Write {
+        Write::Note {
+            id,
+            verdict: Verdict::Unavailable,
+            sample: None,
+        }
+    }
+
+    async fn store(path: &std::path::Path) -> SqliteStore {
+        let store = SqliteStore::open(path).await.unwrap();
+        store
+            .register_monitors(&[MonitorRecord {
+                id: MONITOR.into(),
+                provider: "kimi".into(),
+                model: None,
+                probe: "chat".into(),
+            }])
+            .await
+            .unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn writes_wait_in_order_while_the_database_is_away_and_land_with_the_stores_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("isdown.db");
+        let away = store(&path).await;
+        away.close().await;
+        let mut journal = Journal::new();
+        let now = Instant::now();
+        let id = journal.open(incident(1_000), Some(opened(1_000)));
+        assert!(Journal::is_provisional(id));
+        journal.push(note(id), None);
+        let closed = MonitorEvent::IncidentClosed {
+            id,
+            monitor: MONITOR.into(),
+            kind: IncidentKind::Outage,
+            at: 3_000,
+        };
+        journal.push(
+            Write::Close {
+                id,
+                ended_at: 3_000,
+            },
+            Some(closed),
+        );
+
+        let landing = journal.land(&away, now, 2_000, false).await;
+        assert!(landing.landed.is_empty() && !landing.back);
+        assert_eq!(journal.away_since(), Some(2_000));
+        assert_eq!(journal.waiting(), 3);
+
+        // Back, but not tried before the retry is due, nor without `retry`.
+        let back = store(&path).await;
+        let early = journal
+            .land(&back, now + RETRY_EVERY / 2, 2_500, true)
+            .await;
+        assert!(early.landed.is_empty());
+        let unasked = journal.land(&back, now + RETRY_EVERY, 2_500, false).await;
+        assert!(unasked.landed.is_empty());
+        assert_eq!(journal.waiting(), 3);
+
+        let landing = journal.land(&back, now + RETRY_EVERY, 8_000, true).await;
+        assert!(landing.back);
+        assert_eq!(landing.landed.len(), 3);
+        let (provisional, real) = landing.landed[0].opened.unwrap();
+        assert_eq!(provisional, id);
+        assert!(real > 0);
+        let announced: Vec<i64> = landing
+            .landed
+            .iter()
+            .filter_map(|l| l.event.as_ref().map(MonitorEvent::id))
+            .collect();
+        assert_eq!(announced, [real, real], "both events carry the store's id");
+        assert_eq!(journal.away_since(), None);
+        assert_eq!(journal.waiting(), 0);
+
+        let stored = back
+            .incidents(&IncidentFilter {
+                state: None,
+                ..IncidentFilter::all_open()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].id, real);
+        assert_eq!(
+            stored[0].started_at, 1_000,
+            "when it happened, not when it landed"
+        );
+        assert_eq!(stored[0].ended_at, Some(3_000));
+        assert_eq!(stored[0].failed_probes, 3);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_no_longer_applies_is_skipped_and_the_rest_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir.path().join("isdown.db")).await;
+        let gone = store.open_incident(&incident(1_000)).await.unwrap();
+        store.close_incident(gone, 2_000).await.unwrap();
+        let mut journal = Journal::new();
+        journal.push(note(gone), None);
+        journal.push(
+            Write::Close {
+                id: gone + 100,
+                ended_at: 2_500,
+            },
+            None,
+        );
+        let id = journal.open(incident(3_000), Some(opened(3_000)));
+        let landing = journal.land(&store, Instant::now(), 3_000, false).await;
+        assert_eq!(journal.waiting(), 0);
+        assert_eq!(journal.away_since(), None);
+        assert_eq!(landing.landed.len(), 1);
+        assert_eq!(landing.landed[0].opened.map(|(p, _)| p), Some(id));
+    }
+
+    #[test]
+    fn notes_beyond_the_bound_are_dropped_while_openings_and_closings_still_wait() {
+        let mut journal = Journal::new();
+        for _ in 0..WAITING_MAX {
+            journal.push(note(1), None);
+        }
+        journal.push(note(1), None);
+        assert_eq!(journal.dropped_notes(), 1);
+        assert_eq!(journal.waiting(), WAITING_MAX);
+        journal.push(Write::Close { id: 1, ended_at: 5 }, None);
+        journal.open(incident(6), None);
+        assert_eq!(journal.waiting(), WAITING_MAX + 2);
     }
 }

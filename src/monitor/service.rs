@@ -41,8 +41,8 @@ use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels
 use crate::peers::{Held, Peers};
 use crate::probe::ProbeResult;
 use crate::store::{
-    Incident, IncidentFilter, MonitorRecord, NewIncident, RegionReport, ResultRecord, Retention,
-    SavedState, Store, StoreError,
+    Incident, IncidentFilter, MonitorRecord, NewIncident, Origin, RegionReport, ResultRecord,
+    Retention, SavedState, Store, StoreError,
 };
 use crate::time::{Clock, Millis};
 use crate::verdict::{Blame, Cause, Verdict};
@@ -285,8 +285,14 @@ impl MonitorService {
 
         let mut flush = tokio::time::interval(FLUSH_EVERY);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut prune = tokio::time::interval(PRUNE_EVERY);
-        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Pruning is the store's alone (no state of the core): its own task, so a long prune or
+        // a database that hangs in one never holds up the loop.
+        let pruner = tokio::spawn(prune(
+            core.svc.store.clone(),
+            core.svc.clock,
+            core.svc.retention,
+            shutdown.clone(),
+        ));
         let mut follow = tokio::time::interval(FOLLOW_EVERY);
         follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // From here on the database may come and go: nothing below ends the loop on a store
@@ -311,12 +317,6 @@ impl MonitorService {
                     core.resolve_stale().await;
                     core.flush().await;
                 }
-                _ = prune.tick(), if core.journal.away_since().is_none() => {
-                    let now = core.svc.clock.now();
-                    if let Err(e) = core.svc.store.prune(now, &core.svc.retention).await {
-                        tracing::warn!(error = %e, "pruning old rows failed; will retry");
-                    }
-                }
                 _ = shutdown.changed() => break,
             }
         }
@@ -334,7 +334,36 @@ impl MonitorService {
         }
         drop(core);
         writer.await.expect("the writer task does not panic");
+        pruner.await.expect("the pruner does not panic");
         Ok(())
+    }
+}
+
+/// Deletes what the retention no longer keeps, every [`PRUNE_EVERY`] (first at once), until
+/// `shutdown` turns true. A failure is retried at the next round.
+async fn prune(
+    store: Arc<dyn Store>,
+    clock: Clock,
+    retention: Retention,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        // A stop does not wait for a prune (each of its transactions is short and a dropped one
+        // rolls back), nor for a database that hangs in one.
+        tokio::select! {
+            pruned = store.prune(clock.now(), &retention) => {
+                if let Err(e) = pruned {
+                    tracing::warn!(error = %e, "pruning old rows failed; will retry");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
     }
 }
 
@@ -536,6 +565,7 @@ impl Core {
                     started_at: obs.at,
                     failed_probes: u32::try_from(pending.failing.len() + 1).unwrap_or(u32::MAX),
                     first_error: obs.sample.clone(),
+                    opened_by: Some(self.origin()),
                 },
                 Some(announce),
             );
@@ -616,6 +646,7 @@ impl Core {
     /// the database answers, queued while it does not; either way the machine goes on.
     async fn carry_out(&mut self, index: usize, effects: &[Effect], sample: Option<&str>) {
         let thresholds = self.svc.settings.thresholds;
+        let origin = self.origin();
         let spec = &self.svc.specs[index];
         for effect in effects {
             match effect {
@@ -656,6 +687,7 @@ impl Core {
                                 started_at: *started_at,
                                 failed_probes: *failed_probes,
                                 first_error: first_error.clone(),
+                                opened_by: Some(origin.clone()),
                             },
                             Some(announce),
                         ),
@@ -727,6 +759,15 @@ impl Core {
         if changed_incident {
             // Incident changes are saved with their machine now, not with the next batch.
             self.flush().await;
+        }
+    }
+
+    /// This instance and its region, as the incidents it opens record them.
+    fn origin(&self) -> Origin {
+        let me = self.svc.peers.me();
+        Origin {
+            instance: me.instance.clone(),
+            region: me.region.clone(),
         }
     }
 

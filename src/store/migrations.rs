@@ -14,7 +14,7 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// A dialect's migrations, in order: (version, description, SQL).
-type Migrations = [(i64, &'static str, &'static str); 7];
+type Migrations = [(i64, &'static str, &'static str); 8];
 
 /// The migrations of the dialect whose directory under `migrations/` is `$dir`.
 macro_rules! list {
@@ -27,6 +27,7 @@ macro_rules! list {
             (5, "official", list!(@file $dir, "0005_official.sql")),
             (6, "queue", list!(@file $dir, "0006_queue.sql")),
             (7, "peers", list!(@file $dir, "0007_peers.sql")),
+            (8, "origin", list!(@file $dir, "0008_origin.sql")),
         ]
     };
     (@file $dir:literal, $file:literal) => {

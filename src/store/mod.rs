@@ -138,6 +138,13 @@ pub struct ResultRecord {
     pub explanation: Option<String>,
 }
 
+/// Which instance, in which region, did something (opened an incident).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub instance: String,
+    pub region: String,
+}
+
 /// What opening an incident needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewIncident {
@@ -152,6 +159,8 @@ pub struct NewIncident {
     pub failed_probes: u32,
     /// First error sample, redacted.
     pub first_error: Option<String>,
+    /// The instance opening it (`None` only in tests and for incidents stored before version 8).
+    pub opened_by: Option<Origin>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +175,9 @@ pub struct Incident {
     pub failed_probes: u32,
     pub first_error: Option<String>,
     pub last_error: Option<String>,
+    /// The instance that opened it; `None` for incidents stored before version 8.
+    #[serde(default)]
+    pub opened_by: Option<Origin>,
     /// The provider's official acknowledgement, once its status page published a matching
     /// incident; `None` until then.
     #[serde(default)]

@@ -16,8 +16,8 @@ use super::queue::{
 };
 use super::rollup::HISTOGRAM_SLOTS;
 use super::{
-    AlertGroup, Incident, OfficialAck, OfficialIncident, OutboxEntry, ResultRecord, SavedState,
-    StoreError, StoredOfficialIncident, codes, read_error,
+    AlertGroup, Incident, OfficialAck, OfficialIncident, Origin, OutboxEntry, ResultRecord,
+    SavedState, StoreError, StoredOfficialIncident, codes, read_error,
 };
 use crate::incident::IncidentKind;
 use crate::time::Millis;
@@ -169,6 +169,13 @@ pub fn incident<R: StoredRow>(row: &R) -> Result<Incident, StoreError> {
             .map_err(|_| corrupt(format!("failed_probes {failed_probes}")))?,
         first_error: row.text_or_null("first_error")?,
         last_error: row.text_or_null("last_error")?,
+        opened_by: match (
+            row.text_or_null("opened_by")?,
+            row.text_or_null("opened_in")?,
+        ) {
+            (Some(instance), Some(region)) => Some(Origin { instance, region }),
+            _ => None,
+        },
         official: official_ack(row)?,
     })
 }

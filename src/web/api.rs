@@ -361,6 +361,7 @@ pub fn incident_json(site: &SiteInfo, i: &Incident, now: Millis) -> Value {
         "failed_probes": i.failed_probes,
         "first_error": i.first_error.as_deref().map(|e| site.public_text(e)),
         "last_error": i.last_error.as_deref().map(|e| site.public_text(e)),
+        "opened_by": i.opened_by,
         "official": official_json(i),
     })
 }

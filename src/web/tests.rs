@@ -204,6 +204,7 @@ fn incident(
         )),
         last_error: None,
         official: None,
+        opened_by: None,
     }
 }
 

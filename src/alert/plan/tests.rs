@@ -23,6 +23,7 @@ fn incident(id: i64, monitor: &str, kind: IncidentKind, verdict: Verdict, at: Mi
         first_error: Some(format!("{verdict} from {monitor}")),
         last_error: None,
         official: None,
+        opened_by: None,
     }
 }
 

@@ -375,6 +375,7 @@ async fn the_poller_records_an_acknowledgement_that_arrives_later_with_its_lead(
             started_at: T0 - 15 * MINUTE_MS,
             failed_probes: 3,
             first_error: None,
+            opened_by: None,
         })
         .await
         .unwrap();

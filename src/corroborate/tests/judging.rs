@@ -140,6 +140,7 @@ fn ours(
         first_error: None,
         last_error: None,
         official: None,
+        opened_by: None,
     }
 }
 

@@ -79,9 +79,9 @@ const UPSERT_OFFICIAL: &str = "INSERT INTO official_incidents
 
 const UPSERT_INCIDENT: &str = "INSERT INTO incidents
      (id, monitor, provider, kind, verdict, started_at, ended_at, failed_probes, first_error,
-      last_error, official_id)
+      last_error, official_id, opened_by, opened_in)
      OVERRIDING SYSTEM VALUE
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
      ON CONFLICT (id) DO UPDATE SET
          verdict = excluded.verdict, ended_at = excluded.ended_at,
          failed_probes = excluded.failed_probes, first_error = excluded.first_error,
@@ -251,6 +251,8 @@ impl PostgresStore {
                 .bind(&incident.first_error)
                 .bind(&incident.last_error)
                 .bind(incident.official.as_ref().map(|o| o.official_id))
+                .bind(incident.opened_by.as_ref().map(|o| &o.instance))
+                .bind(incident.opened_by.as_ref().map(|o| &o.region))
         })
         .await?;
         tx.commit().await?;

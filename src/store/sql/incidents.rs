@@ -24,7 +24,8 @@ macro_rules! select_incidents {
     ($rest:literal) => {
         concat!(
             "SELECT i.id, i.monitor, i.provider, i.kind, i.verdict, i.started_at, i.ended_at,
-                    i.failed_probes, i.first_error, i.last_error, i.official_id,
+                    i.failed_probes, i.first_error, i.last_error, i.opened_by, i.opened_in,
+                    i.official_id,
                     o.title AS official_title, o.url AS official_url,
                     o.acknowledged_at AS official_acknowledged_at,
                     o.resolved_at AS official_resolved_at
@@ -62,8 +63,9 @@ macro_rules! insert_incident_sql {
     ($tail:literal) => {
         concat!(
             "INSERT INTO incidents
-             (monitor, provider, kind, verdict, started_at, failed_probes, first_error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ",
+             (monitor, provider, kind, verdict, started_at, failed_probes, first_error,
+              opened_by, opened_in)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ",
             $tail
         )
     };
@@ -103,6 +105,8 @@ pub fn insert_incident<'a, DB: Dialect>(
         .arg(incident.started_at)
         .arg(i64::from(incident.failed_probes))
         .arg(incident.first_error.as_deref())
+        .arg(incident.opened_by.as_ref().map(|o| o.instance.as_str()))
+        .arg(incident.opened_by.as_ref().map(|o| o.region.as_str()))
 }
 
 /// Only an open incident takes failures: an unknown or closed id is

@@ -6,8 +6,8 @@
 
 use crate::incident::IncidentKind;
 use crate::store::{
-    IncidentFilter, IncidentState, MonitorRecord, NewIncident, Pruned, ResultRecord, Retention,
-    SavedState, SeriesStep, Store, StoreError,
+    IncidentFilter, IncidentState, MonitorRecord, NewIncident, Origin, Pruned, ResultRecord,
+    Retention, SavedState, SeriesStep, Store, StoreError,
 };
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS, Millis};
 use crate::verdict::{Blame, Verdict};
@@ -60,6 +60,7 @@ pub fn new_incident(monitor: &str, started_at: Millis) -> NewIncident {
         started_at,
         failed_probes: 3,
         first_error: Some("503 from api.moonshot.ai".to_owned()),
+        opened_by: None,
     }
 }
 
@@ -345,12 +346,20 @@ pub async fn daily_latency_interpolates_percentiles_per_day(store: &dyn Store) {
 // === incidents ===
 
 pub async fn one_incident_is_open_per_monitor(store: &dyn Store) {
-    let id = store
-        .open_incident(&new_incident("kimi-chat", T0))
-        .await
-        .unwrap();
+    let origin = |instance: &str, region: &str| {
+        Some(Origin {
+            instance: instance.to_owned(),
+            region: region.to_owned(),
+        })
+    };
+    let first = NewIncident {
+        opened_by: origin("eu-1", "eu-west"),
+        ..new_incident("kimi-chat", T0)
+    };
+    let id = store.open_incident(&first).await.unwrap();
     let mut second = new_incident("kimi-chat", T0 + MINUTE_MS);
     second.verdict = Verdict::ServerError;
+    second.opened_by = origin("us-1", "us-east");
     assert_eq!(store.open_incident(&second).await.unwrap(), id);
     let other = store
         .open_incident(&new_incident("deepseek-chat", T0))
@@ -376,6 +385,12 @@ pub async fn one_incident_is_open_per_monitor(store: &dyn Store) {
         Some("503 from api.moonshot.ai")
     );
     assert_eq!(stored.last_error, None);
+    // Who opened it: the first opener, kept by the second open.
+    assert_eq!(stored.opened_by, origin("eu-1", "eu-west"));
+    assert_eq!(
+        store.incident(other).await.unwrap().unwrap().opened_by,
+        None
+    );
     assert_eq!(
         store.incident(network_id).await.unwrap().unwrap().kind,
         IncidentKind::Network
