@@ -13,7 +13,6 @@
 
 mod support;
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use isdown::store::postgres::scratch::ScratchDatabase;
@@ -40,24 +39,6 @@ fn ms(text: &Value) -> i64 {
     text.as_str()
         .and_then(isdown::time::parse_rfc3339)
         .unwrap_or_else(|| panic!("not a time: {text}"))
-}
-
-/// The scratch database's URL with its host and port replaced by the relay's, and the
-/// database server's address.
-fn through_relay(db: &ScratchDatabase) -> (String, SocketAddr, impl FnOnce(&Relay) -> String) {
-    let url = reqwest::Url::parse(db.url().expose()).unwrap();
-    let server = (url.host_str().unwrap(), url.port().unwrap_or(5432))
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap();
-    let direct = db.url().expose().to_owned();
-    (direct, server, move |relay: &Relay| {
-        let mut url = url;
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(relay.addr.port())).unwrap();
-        url.to_string()
-    })
 }
 
 fn state_of(serve: &Serve, monitor: &str) -> String {
@@ -100,9 +81,7 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
     let db = background()
         .block_on(ScratchDatabase::create())
         .unwrap_or_else(|e| panic!("{e}"));
-    let (_direct, server, relayed) = through_relay(&db);
-    let relay = Relay::start(server);
-    let url = relayed(&relay);
+    let (relay, url) = Relay::in_front_of(db.url().expose());
     let kimi = mock("kimi", "ok");
     let receiver = Receiver::start(Answer::Accept);
     let hook = receiver.url("/isdown");

@@ -17,6 +17,7 @@ use isdown::config::Config;
 use isdown::store::postgres::scratch::ScratchDatabase;
 use serde_json::Value;
 use support::receiver::{Answer, Received, Receiver};
+use support::relay::Relay;
 use support::*;
 
 const KEY: &str = "sk-test-Qw8ErTy2UiOp4AsDf6Gh";
@@ -607,6 +608,132 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
         .clone();
     assert!(closed.iter().any(|i| i["id"] == again["id"]), "{closed:?}");
     drop(instances);
+    background().block_on(db.drop_now());
+}
+
+/// Milliseconds since the epoch, floored to the whole second (the API's precision).
+fn now_s() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(now.as_secs()).unwrap() * 1000
+}
+
+fn ms(text: &Value) -> i64 {
+    text.as_str()
+        .and_then(isdown::time::parse_rfc3339)
+        .unwrap_or_else(|| panic!("not a time: {text}"))
+}
+
+#[test]
+fn on_postgres_a_region_that_lost_the_database_judges_with_the_others_once_it_is_back() {
+    let db = scratch();
+    // eu reaches the database through a relay the test cuts; us directly.
+    let (relay, eu_url) = Relay::in_front_of(db.url().expose());
+    let kimi_eu = mock("kimi", "ok");
+    let kimi_us = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
+    let every = Receiver::start(Answer::Accept);
+    let region_config = |kimi: &MockServer| {
+        config(&format!(
+            "[serve]\nlease = \"2s\"\n\
+             [monitor]\nconfirm_after = \"300ms\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
+             [alerting]\ngroup_window = \"1s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n\
+             [alerts.every]\nkind = \"webhook\"\nurl_env = \"EVERY_URL\"\n\
+             {}{}[[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
+             [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n",
+            provider_toml("kimi", &kimi.v1(), "openai", "KIMI_KEY"),
+            provider_toml("deepseek", &deepseek.v1(), "openai", "DS_KEY"),
+        ))
+    };
+    let (eu_config, us_config) = (region_config(&kimi_eu), region_config(&kimi_us));
+    let every_url = every.url("/isdown");
+    let start = |name, region, cfg: &ConfigFile, url: &str| {
+        let data = tempfile::tempdir().unwrap();
+        let env = [
+            ("ISDOWN_DATABASE_URL", url),
+            ("ISDOWN_INSTANCE", name),
+            ("ISDOWN_REGION", region),
+            ("KIMI_KEY", KEY),
+            ("DS_KEY", KEY),
+            ("EVERY_URL", every_url.as_str()),
+        ];
+        Instance {
+            name,
+            serve: Serve::start(&cfg.path, data.path(), &env),
+            _data: data,
+        }
+    };
+    let eu = start("eu-1", "eu", &eu_config, &eu_url);
+    let us = start("us-1", "us", &us_config, db.url().expose());
+    eventually(WAIT, "kimi up from both regions", || {
+        [&eu, &us]
+            .iter()
+            .all(|i| {
+                let kimi = monitor_status(i, "kimi-chat");
+                kimi["regions"]["eu"]["state"] == "up" && kimi["regions"]["us"]["state"] == "up"
+            })
+            .then_some(())
+    });
+
+    // eu loses the database, then sees Kimi fail: it cannot read what us sees, so it decides
+    // nothing yet and keeps its own view in memory.
+    relay.cut();
+    let cut_at = now_s();
+    kimi_eu.set_scenario(Scenario::Unavailable);
+    eventually(
+        WAIT,
+        "eu to see kimi down while the database is away",
+        || {
+            let kimi = monitor_status(&eu, "kimi-chat");
+            (kimi["regions"]["eu"]["state"] == "down").then_some(())
+        },
+    );
+    let seen = kimi_eu.requests().len();
+    wait_received(&kimi_eu, seen + 3, WAIT);
+    assert!(
+        open_incidents(&us).is_empty(),
+        "nobody has decided anything: {:?}",
+        open_incidents(&us)
+    );
+
+    // Back: eu's view lands and the regions judge together — Kimi fails from eu only, a
+    // regional incident that began when eu saw it fail, opened by eu.
+    let mended_at = now_s() + 1000;
+    relay.mend();
+    let regional = eventually(WAIT, "kimi's regional incident once eu is back", || {
+        open_incidents(&us)
+            .into_iter()
+            .find(|i| i["monitor"] == "kimi-chat")
+    });
+    assert_eq!(regional["kind"], "regional", "{regional}");
+    assert_eq!(regional["opened_by"]["region"], "eu", "{regional}");
+    let started = ms(&regional["started_at"]);
+    assert!(cut_at <= started && started <= mended_at, "{regional}");
+    let opened = every.wait_for(WAIT, "the regional alert", |log| {
+        log.iter()
+            .find(|r| r.answer == Answer::Accept && r.json()["event"] == "opened")
+            .map(|r| r.json())
+    });
+    assert_eq!(opened["kind"], "regional", "{opened}");
+
+    // eu recovers: the regional incident closes, and there never was an outage.
+    kimi_eu.set_scenario(Scenario::Ok);
+    eventually(WAIT, "the regional incident to close", || {
+        open_incidents(&us).is_empty().then_some(())
+    });
+    let all = us.serve.json("/api/v1/incidents")["incidents"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["id"], regional["id"]);
+    let alerts = every.wait_for(WAIT, "the regional incident's two alerts", |log| {
+        let alerts = alerts_in(log);
+        (alerts.len() >= 2).then_some(alerts)
+    });
+    assert_eq!(alerts, ["regional opened", "regional resolved"]);
+    drop((eu, us));
     background().block_on(db.drop_now());
 }
 

@@ -160,6 +160,13 @@ impl Journal {
         self.dropped_notes
     }
 
+    /// Makes the next [`Journal::land`] with `retry` try at once (the last try, at a stop).
+    pub fn retry_now(&mut self, now: Instant) {
+        if let Some(away) = self.away.as_mut() {
+            away.retry_at = now;
+        }
+    }
+
     /// Another part of the core found the database away (a read failed).
     pub fn mark_away(&mut self, error: &StoreError, now: Instant, at: Millis) {
         self.failed(error, now, at);

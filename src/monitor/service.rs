@@ -173,6 +173,9 @@ struct Core {
     providers: usize,
     /// Incident writes, in order; they wait there while the database is away.
     journal: Journal,
+    /// Whose incident each opening that has not landed is (by provisional id): the machine to
+    /// give the store's id when it does.
+    provisional: HashMap<i64, usize>,
     /// Outage decisions waited while the database was away (several regions): judge again
     /// when it is back.
     rejudge_when_back: bool,
@@ -274,6 +277,7 @@ impl MonitorService {
             network_key,
             providers,
             journal: Journal::new(),
+            provisional: HashMap::new(),
             rejudge_when_back: false,
             held_later: None,
             batch: Vec::new(),
@@ -321,11 +325,12 @@ impl MonitorService {
             }
         }
         tasks.shutdown().await;
+        // One last try for incident writes still waiting (what the database does not take now
+        // is reported, not waited for); then every machine's snapshot, with the ids that landed.
+        core.journal.retry_now(Instant::now());
+        core.land(true).await;
         core.save_all_snapshots();
         core.flush().await;
-        // One last try for incident writes still waiting; what the database does not take
-        // now is reported, not waited for.
-        core.land(true).await;
         if core.journal.waiting() > 0 {
             tracing::error!(
                 waiting = core.journal.waiting(),
@@ -638,7 +643,21 @@ impl Core {
         );
         let (kept, deferred) = regions::deferred(effects, noting_outage);
         self.rejudge_when_back |= deferred;
+        // This region's view as this instance sees it, for its own pages and API meanwhile.
+        let region = self.svc.peers.me().region.clone();
+        let own = self.own_view(index);
+        self.regions[index].insert(region, own);
         kept
+    }
+
+    /// This region's view of a monitor: its machine here.
+    fn own_view(&self, index: usize) -> RegionView {
+        let machine = &self.machines[index];
+        RegionView {
+            state: machine.state().as_str().to_owned(),
+            verdict: machine.last_verdict().map(|v| v.as_str().to_owned()),
+            since: machine.since(),
+        }
     }
 
     /// Carries out a machine's effects (`sample`: the observation's error text, noted on a
@@ -693,6 +712,9 @@ impl Core {
                         ),
                     };
                     self.machines[index].set_incident_id(id);
+                    if Journal::is_provisional(id) {
+                        self.provisional.insert(id, index);
+                    }
                     if regions::DECIDED.contains(kind) {
                         self.decided[index] = Some((*kind, id));
                     }
@@ -815,7 +837,7 @@ impl Core {
                 self.network_incident = Some(id);
                 self.publish_network();
             }
-            for index in 0..self.machines.len() {
+            if let Some(index) = self.provisional.remove(&provisional) {
                 if let Some((_, Some(held))) = self.machines[index].open_incident()
                     && held == provisional
                 {
@@ -865,14 +887,25 @@ impl Core {
 
     /// Publishes how much waits for the database (health view and metrics).
     fn publish_store_backlog(&self) {
-        let away = self.journal.away_since();
-        let waiting = self.journal.waiting();
-        let dropped = self.journal.dropped_notes();
-        self.svc.health.update(|view| {
-            view.store.away_since = away;
-            view.store.waiting_incident_writes = waiting;
-            view.store.dropped_notes = dropped;
+        let now = (
+            self.journal.away_since(),
+            self.journal.waiting(),
+            self.journal.dropped_notes(),
+        );
+        // Only a change moves the health view's version (and wakes the status page's renderer).
+        let shown = self.svc.health.read(|view| {
+            let s = &view.store;
+            (s.away_since, s.waiting_incident_writes, s.dropped_notes)
         });
+        if shown != now {
+            self.svc.health.update(|view| {
+                (
+                    view.store.away_since,
+                    view.store.waiting_incident_writes,
+                    view.store.dropped_notes,
+                ) = now;
+            });
+        }
     }
 
     fn on_report(&mut self, report: PassiveReport) {
@@ -1113,6 +1146,10 @@ impl Core {
             .zip(&self.machines)
             .enumerate()
             .filter(|(index, _)| self.owned[*index].load(Ordering::Relaxed))
+            // The store never holds a provisional id: those are saved when they land.
+            .filter(|(_, (_, m))| {
+                !matches!(m.open_incident(), Some((_, Some(id))) if Journal::is_provisional(id))
+            })
             .map(|(_, (s, m))| (s.id.clone(), m.snapshot()))
             .collect();
     }
@@ -1141,13 +1178,10 @@ impl Core {
         };
         let spec = &self.svc.specs[index];
         let region = self.svc.peers.me().region.clone();
-        let machine = &self.machines[index];
-        let own = RegionView {
-            state: machine.state().as_str().to_owned(),
-            verdict: machine.last_verdict().map(|v| v.as_str().to_owned()),
-            since: machine.since(),
-        };
-        if self.regions[index].get(&region).map(|v| &v.state) != Some(&own.state) {
+        let own = self.own_view(index);
+        // Judging again reports too: the view kept in memory while the database was away
+        // (`judged_with_regions`) never reached it.
+        if rejudge || self.regions[index].get(&region).map(|v| &v.state) != Some(&own.state) {
             cluster
                 .report_region(&RegionReport {
                     monitor: spec.id.clone(),

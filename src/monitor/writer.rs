@@ -129,11 +129,11 @@ async fn take_in(
                 waiting = queued,
                 "results waiting for the database are at their bound; the oldest were dropped"
             );
+            health.update(|view| {
+                view.store.waiting_results = queued;
+                view.store.dropped_results = total;
+            });
         }
-        health.update(|view| {
-            view.store.waiting_results = queued;
-            view.store.dropped_results = total;
-        });
         arrived.notify_one();
     }
     waiting
@@ -196,10 +196,12 @@ async fn write_out(
                     tracing::error!(error = %e, "writing results failed; they wait and are retried");
                 }
                 failing = true;
-                waiting
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .put_back(next);
+                let queued = {
+                    let mut waiting = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+                    waiting.put_back(next);
+                    waiting.results
+                };
+                health.update(|view| view.store.waiting_results = queued);
                 // Woken early by the stop, which makes the next attempt the last.
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY_EVERY) => {}

@@ -388,7 +388,7 @@ mod tests {
                 .fetch_all(&store.reader)
                 .await
                 .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
         let secret = crate::store::QueueStore::queue_secret(&store, b"fresh")
             .await
             .unwrap();

@@ -171,7 +171,7 @@ async fn reopening_does_not_rerun_migrations<H: Harness>() {
     let applied = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
     assert_eq!(
         integers::<H::Db>(&mut conn, applied).await,
-        (1..=7).map(|v| vec![v]).collect::<Vec<_>>()
+        (1..=8).map(|v| vec![v]).collect::<Vec<_>>()
     );
     let count = |table| format!("SELECT COUNT(*) FROM {table}");
     assert_eq!(integers::<H::Db>(&mut conn, &count("results")).await, [[3]]);

@@ -3,7 +3,7 @@
 //! behind it, the database has gone away — and mended, it relays again. The real database
 //! and the real program on both sides; only the path between them breaks.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +20,25 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// A relay in front of the server a `postgres://` (or any) URL names, and the same URL
+    /// pointing at the relay instead.
+    pub fn in_front_of(url: &str) -> (Relay, String) {
+        let mut url = reqwest::Url::parse(url).expect("a URL");
+        let server = (
+            url.host_str().expect("a host"),
+            // PostgreSQL's own port when the URL names none.
+            url.port().unwrap_or(5432),
+        )
+            .to_socket_addrs()
+            .expect("a resolvable host")
+            .next()
+            .expect("an address");
+        let relay = Relay::start(server);
+        url.set_host(Some("127.0.0.1")).expect("a host");
+        url.set_port(Some(relay.addr.port())).expect("a port");
+        (relay, url.to_string())
+    }
+
     /// Relays a free loopback port to `target`.
     pub fn start(target: SocketAddr) -> Relay {
         let cut = Arc::new(AtomicBool::new(false));

@@ -31,7 +31,7 @@ async fn stores_opening_together_migrate_once() {
     let applied = integers::<sqlx::Postgres>(&mut conn, "SELECT COUNT(*) FROM _sqlx_migrations");
     assert_eq!(
         applied.await,
-        [[7]],
+        [[8]],
         "four stores opened at once migrated once"
     );
     close_raw::<sqlx::Postgres>(conn).await;
