@@ -2,7 +2,8 @@
 //! real binary: the path to the database runs through a relay on 127.0.0.1 that the test cuts
 //! and mends (the database itself keeps running for the other tests).
 //!
-//! While it is away the instance keeps probing and following the provider from memory; the
+//! While it is away the instance keeps probing and following the provider from memory (its
+//! gateway routes around the provider it sees down); the
 //! outage's incident and its probe results wait, and once the database is back they land with
 //! the times things happened. An outage still going on then is alerted; one that began and
 //! ended while the database was away is stored but not paged. Nothing lost, nothing doubled.
@@ -23,6 +24,7 @@ use support::*;
 
 const KEY: &str = "sk-test-Qw8ErTy2UiOp4AsDf6Gh";
 const WAIT: Duration = Duration::from_secs(30);
+const GW_KEY: &str = "gw-client-key-1";
 
 fn now_ms() -> i64 {
     i64::try_from(
@@ -83,14 +85,19 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
         .unwrap_or_else(|e| panic!("{e}"));
     let (relay, url) = Relay::in_front_of(db.url().expose());
     let kimi = mock("kimi", "ok");
+    let deepseek = mock("deepseek", "ok");
     let receiver = Receiver::start(Answer::Accept);
     let hook = receiver.url("/isdown");
     let cfg = config(&format!(
         "[monitor]\nconfirm_after = \"300ms\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
          [alerting]\ngroup_window = \"1s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n\
          [alerts.hook]\nkind = \"webhook\"\nurl_env = \"HOOK_URL\"\n\
-         {}[[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n",
+         [gateway]\nclient_keys_env = [\"GW_KEY\"]\n\
+         [[routes]]\nmodel = \"agent\"\n\
+         targets = [{{ provider = \"kimi\" }}, {{ provider = \"deepseek\" }}]\n\
+         {}{}[[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n",
         provider_toml("kimi", &kimi.v1(), "openai", "KIMI_KEY"),
+        provider_toml("deepseek", &deepseek.v1(), "openai", "DS_KEY"),
     ));
     let data = tempfile::tempdir().unwrap();
     let serve = Serve::start(
@@ -99,6 +106,8 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
         &[
             ("ISDOWN_DATABASE_URL", url.as_str()),
             ("KIMI_KEY", KEY),
+            ("DS_KEY", KEY),
+            ("GW_KEY", GW_KEY),
             ("HOOK_URL", hook.as_str()),
         ],
     );
@@ -121,6 +130,17 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
             .then(|| database.clone())
     });
     assert!(ms(&away["away_since"]) >= cut_at, "{away}");
+    // The gateway routes from memory: Kimi is known down, so the agent's request goes to
+    // DeepSeek at once.
+    let answered = send(
+        client()
+            .post(format!("{}/v1/chat/completions", serve.url))
+            .bearer_auth(GW_KEY)
+            .header("content-type", "application/json")
+            .body(r#"{"model":"agent","messages":[{"role":"user","content":"hi"}]}"#),
+    );
+    assert_eq!(answered.status, 200, "{}", answered.text());
+    assert_eq!(answered.header("x-isdown-provider"), Some("deepseek"));
     assert!(
         receiver.accepted().is_empty(),
         "no alert before its incident is stored: {:?}",
