@@ -47,8 +47,8 @@ use crate::web::{self, AppState};
 
 pub use crate::web::ReloadRequest;
 
-/// 5 s: a database error that stopped the monitor (a full disk, another process holding the
-/// lock) gets a moment to clear before the monitor starts again.
+/// 5 s: a monitor that could not start (the database did not answer its first reads) gets a
+/// moment before it tries again.
 const STORE_RESTART: Duration = Duration::from_secs(5);
 
 /// Incident events buffered per subscriber; a slower subscriber sees `Lagged`, never blocks the
@@ -315,14 +315,14 @@ impl Server {
                         finished = true;
                         match result {
                             Ok(()) => break Next::Quit,
-                            // The database refused a write (disk full, locked by another
-                            // process). The monitor restarts from what is stored, after a pause;
-                            // the web side and the alert outbox keep running, so nothing already
-                            // recorded is lost.
+                            // The monitor could not start: the database did not answer its
+                            // first reads (once running, it probes on through a database
+                            // outage; see `monitor::journal`). It tries again after a pause;
+                            // the web side and the alert outbox keep running meanwhile.
                             Err(e) => {
                                 tracing::error!(
                                     error = %e,
-                                    "monitor stopped on a database error; restarting in {} s",
+                                    "monitor could not start on a database error; retrying in {} s",
                                     STORE_RESTART.as_secs()
                                 );
                                 tokio::select! {
@@ -344,7 +344,7 @@ impl Server {
             };
             let _ = stop.send(true);
             if !finished && let Err(e) = running.await {
-                tracing::error!(error = %e, "monitor stopped on a database error");
+                tracing::error!(error = %e, "monitor could not start on a database error");
             }
             while alerts.join_next().await.is_some() {}
             // It ends on the stop signal; a panic inside it is logged, never the server's end.
