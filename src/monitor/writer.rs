@@ -257,6 +257,11 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_result_is_the_size_the_bound_is_reckoned_with() {
+        assert_eq!(std::mem::size_of::<ResultRecord>(), 96);
+    }
+
+    #[test]
     fn one_batch_above_the_bound_alone_is_kept_whole() {
         let mut waiting = Waiting::default();
         assert_eq!(waiting.admit(batch(RESULTS_WAITING_MAX + 5, 1)), 0);
