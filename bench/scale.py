@@ -245,6 +245,7 @@ def main():
     print(f"cpu                      {100 * (cpu1 - cpu0) / wall:.1f} % of one core")
     print(f"peak memory (VmHWM)      {peak_kb / 1024:.1f} MiB (RSS at end {rss_kb / 1024:.1f} MiB)")
     print(f"graceful stop (SIGTERM)  {', '.join(stops)}")
+    print(f"/metrics text            {len(metrics.encode()) / 1e6:.1f} MB ({len(metrics.encode()) / a.monitors:.0f} B per monitor)")
     if a.instances > 1:
         for i in range(a.instances):
             late = histogram(all_metrics[i], "isdown_schedule_lateness_seconds")

@@ -513,6 +513,25 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
     // Three more failing probes from eu later: still the one regional incident.
     let seen = kimi_eu.requests().len();
     wait_received(&kimi_eu, seen + 3, WAIT);
+    // The stored results say which region probed: eu's fail, us's answer.
+    let recent = instances[1].serve.json("/api/v1/monitors/kimi-chat")["recent_results"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for (region, verdict) in [("eu", "unavailable"), ("us", "up")] {
+        assert!(
+            recent
+                .iter()
+                .any(|r| r["region"] == region && r["verdict"] == verdict),
+            "no {verdict} result from {region}: {recent:#?}"
+        );
+    }
+    assert!(
+        !recent
+            .iter()
+            .any(|r| r["region"] == "us" && r["verdict"] != "up"),
+        "{recent:#?}"
+    );
     let open = open_incidents(&instances[0]);
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0]["id"], regional["id"]);

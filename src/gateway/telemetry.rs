@@ -2,12 +2,17 @@
 //! (registered in the process registry), the passive-health report through
 //! [`PassiveReporter`], and one log line.
 //!
-//! Metric handles are created once per target at start-up, so recording an attempt is a few
-//! atomic increments — no label strings are built on the request path. Labels are the provider
+//! Metric handles are created once per target, so recording an attempt is a few atomic
+//! increments — no label strings are built on the request path after a target's first attempt
+//! with a given verdict. A target's attempt series are created at that first attempt, not at
+//! start-up: with thousands of configured providers, most never routed to, one counter per
+//! verdict and a histogram each was ~3.7 KB of memory and ~3.3 KB of `/metrics` text per
+//! provider for series that stay zero (BENCHMARKS.md, "Memory per monitor"). Labels are the provider
 //! id, the verdict and a target's model *from the config* (`*` for targets that forward the
 //! requested name): model names sent by clients would make the label set unbounded.
 
 use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -184,25 +189,14 @@ impl GatewayMetrics {
         }
     }
 
-    /// Handles for one target provider, created once.
+    /// Handles for one target provider; its series appear at its first attempt.
     pub fn target(&self, provider: &str) -> TargetStats {
-        let by_verdict = Verdict::ALL.map(|verdict| {
-            self.attempts
-                .get_or_create(&AttemptLabels {
-                    provider: provider.to_owned(),
-                    verdict: verdict.as_str().to_owned(),
-                })
-                .clone()
-        });
-        let latency = self
-            .latency
-            .get_or_create(&ProviderLabels {
-                provider: provider.to_owned(),
-            })
-            .clone();
         TargetStats {
-            by_verdict,
-            latency,
+            provider: provider.to_owned(),
+            attempts: self.attempts.clone(),
+            latencies: self.latency.clone(),
+            by_verdict: Default::default(),
+            latency: OnceLock::new(),
         }
     }
 
@@ -228,20 +222,40 @@ impl GatewayMetrics {
     }
 }
 
-/// Per-target handles.
+/// Per-target handles, each taken from its family on first use.
 #[derive(Debug, Clone)]
 pub struct TargetStats {
-    by_verdict: [Counter; Verdict::ALL.len()],
-    latency: Histogram,
+    provider: String,
+    attempts: Family<AttemptLabels, Counter>,
+    latencies: Family<ProviderLabels, Histogram, fn() -> Histogram>,
+    by_verdict: [OnceLock<Counter>; Verdict::ALL.len()],
+    latency: OnceLock<Histogram>,
 }
 
 impl TargetStats {
     pub fn record(&self, verdict: Verdict, latency_s: f64) {
         if let Some(i) = Verdict::ALL.iter().position(|v| *v == verdict) {
-            self.by_verdict[i].inc();
+            self.by_verdict[i]
+                .get_or_init(|| {
+                    self.attempts
+                        .get_or_create(&AttemptLabels {
+                            provider: self.provider.clone(),
+                            verdict: verdict.as_str().to_owned(),
+                        })
+                        .clone()
+                })
+                .inc();
         }
         if verdict.is_healthy() {
-            self.latency.observe(latency_s);
+            self.latency
+                .get_or_init(|| {
+                    self.latencies
+                        .get_or_create(&ProviderLabels {
+                            provider: self.provider.clone(),
+                        })
+                        .clone()
+                })
+                .observe(latency_s);
         }
     }
 }

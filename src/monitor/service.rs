@@ -171,6 +171,8 @@ struct Core {
     /// opened itself or announced after another region's instance did.
     decided: Vec<Option<(IncidentKind, i64)>>,
     providers: usize,
+    /// What this instance's results record as their region (`None` for the default one).
+    result_region: Option<Arc<str>>,
     /// Incident writes, in order; they wait there while the database is away.
     journal: Journal,
     /// Whose incident each opening that has not landed is (by provisional id): the machine to
@@ -220,6 +222,8 @@ impl MonitorService {
             .collect();
         let (machines, network_incident) = self.restore().await?;
         let region = self.peers.me().region.clone();
+        let result_region =
+            (region != crate::peers::DEFAULT_REGION).then(|| Arc::<str>::from(region.as_str()));
         self.health.update(|view| view.region = region);
 
         let (writer_tx, writer_rx) = mpsc::channel::<WriteBatch>(64);
@@ -276,6 +280,7 @@ impl MonitorService {
             network_incident,
             network_key,
             providers,
+            result_region,
             journal: Journal::new(),
             provisional: HashMap::new(),
             rejudge_when_back: false,
@@ -995,6 +1000,7 @@ impl Core {
             latency_ms: result.latency.map(|l| l.as_secs_f64() * 1000.0),
             ttft_ms: result.ttft.map(|l| l.as_secs_f64() * 1000.0),
             explanation: obs.sample.clone(),
+            region: self.result_region.clone(),
         });
         self.svc.health.update(|view| {
             let row = &mut view.monitors[index];

@@ -25,8 +25,8 @@ use crate::time::Millis;
 /// How long after a failed write the oldest waiting batch is tried again.
 pub const RETRY_EVERY: Duration = Duration::from_secs(5);
 /// Results that may wait for the store: 8 hours of 100 monitors at 30 s (50 minutes of 1,000;
-/// one minute of 50,000). A result is 96 bytes plus its monitor id and, when it failed, its
-/// error text: 12–35 MB in all.
+/// one minute of 50,000). A result is 112 bytes plus its monitor id and, when it failed, its
+/// error text: 14–35 MB in all.
 pub const RESULTS_WAITING_MAX: usize = 100_000;
 /// At the stop, how long a last write may take before what waits is given up.
 const LAST_WRITE_LIMIT: Duration = Duration::from_secs(5);
@@ -234,6 +234,7 @@ mod tests {
                     latency_ms: None,
                     ttft_ms: None,
                     explanation: None,
+                    region: None,
                 })
                 .collect(),
             snapshots: vec![(format!("m{through}"), format!("s{through}"))],
@@ -258,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_waiting_result_is_the_size_the_bound_is_reckoned_with() {
-        assert_eq!(std::mem::size_of::<ResultRecord>(), 96);
+        assert_eq!(std::mem::size_of::<ResultRecord>(), 112);
     }
 
     #[test]

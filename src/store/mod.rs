@@ -136,6 +136,10 @@ pub struct ResultRecord {
     pub ttft_ms: Option<f64>,
     /// Kept for failures only (a healthy result needs no words), already redacted.
     pub explanation: Option<String>,
+    /// The region it was probed from; `None` for the `default` region (and for results stored
+    /// before version 8). Shared by every result of an instance.
+    #[serde(default)]
+    pub region: Option<Arc<str>>,
 }
 
 /// Which instance, in which region, did something (opened an incident).

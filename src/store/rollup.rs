@@ -209,6 +209,7 @@ mod tests {
             latency_ms,
             ttft_ms: None,
             explanation: None,
+            region: None,
         }
     }
 

@@ -6,6 +6,8 @@
 //! written against it. Nothing is trusted: a value that does not decode or means nothing (an
 //! unknown verdict, a negative count) is [`StoreError::Corrupt`], never a panic. No I/O.
 
+use std::sync::Arc;
+
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, TypeInfo, ValueRef};
@@ -117,7 +119,8 @@ stored_row!(PgRow, |row: &PgRow, at: At| {
     }
 });
 
-/// A result; columns 0–6: at, verdict, blame, status, latency_us, ttft_us, explanation.
+/// A result; columns 0–6: at, verdict, blame, status, latency_us, ttft_us, explanation; and
+/// one named `region`.
 pub fn result<R: StoredRow>(monitor: &str, row: &R) -> Result<ResultRecord, StoreError> {
     let at: Millis = row.int(0)?;
     let verdict_code = row.int(1)?;
@@ -145,6 +148,7 @@ pub fn result<R: StoredRow>(monitor: &str, row: &R) -> Result<ResultRecord, Stor
         latency_ms: codes::us_to_ms(row.int_or_null(4)?),
         ttft_ms: codes::us_to_ms(row.int_or_null(5)?),
         explanation: row.text_or_null(6)?,
+        region: row.text_or_null("region")?.map(Arc::from),
     })
 }
 

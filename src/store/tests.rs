@@ -27,6 +27,7 @@ macro_rules! suite_tests {
         suite_tests!(
             $harness;
             recent_results_come_newest_first_up_to_the_limit,
+            a_result_keeps_the_region_it_was_probed_from,
             healthy_results_keep_no_explanation,
             a_replayed_batch_is_not_counted_twice,
             an_empty_batch_is_fine,

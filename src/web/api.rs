@@ -248,6 +248,7 @@ pub fn result_json(site: &SiteInfo, r: &ResultRecord) -> Value {
         "latency_ms": r.latency_ms,
         "ttft_ms": r.ttft_ms,
         "explanation": r.explanation.as_deref().map(|e| site.public_text(e)),
+        "region": r.region,
     })
 }
 

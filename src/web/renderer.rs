@@ -345,6 +345,7 @@ mod tests {
             latency_ms: Some(250.0),
             ttft_ms: None,
             explanation: None,
+            region: None,
         }
     }
 

@@ -363,6 +363,7 @@ fn results() -> Vec<ResultRecord> {
         latency_ms: Some(41.0),
         ttft_ms: None,
         explanation: Some("503 from api.moonshot.ai".to_owned()),
+        region: None,
     };
     vec![
         failure(NOW - 20_000),
@@ -376,6 +377,7 @@ fn results() -> Vec<ResultRecord> {
             latency_ms: Some(1_480.0),
             ttft_ms: None,
             explanation: None,
+            region: None,
         },
     ]
 }

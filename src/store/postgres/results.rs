@@ -28,9 +28,9 @@ const KEYS_OF: &str = "SELECT id, key FROM monitors WHERE id = ANY($1)";
 
 /// Answers with the rows it really inserted, so duplicates are left out of the rollups.
 const INSERT_RESULTS: &str = "INSERT INTO results
-     (monitor_key, at, verdict, blame, status, latency_us, ttft_us, explanation)
+     (monitor_key, at, verdict, blame, status, latency_us, ttft_us, explanation, region)
      SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::smallint[], $4::smallint[],
-                          $5::integer[], $6::bigint[], $7::bigint[], $8::text[])
+                          $5::integer[], $6::bigint[], $7::bigint[], $8::text[], $9::text[])
      ON CONFLICT DO NOTHING
      RETURNING monitor_key, at";
 
@@ -107,6 +107,7 @@ struct ResultColumns<'a> {
     latencies: Vec<Option<i64>>,
     ttfts: Vec<Option<i64>>,
     explanations: Vec<Option<&'a str>>,
+    regions: Vec<Option<&'a str>>,
 }
 
 impl<'a> ResultColumns<'a> {
@@ -125,6 +126,7 @@ impl<'a> ResultColumns<'a> {
         self.latencies.push(codes::ms_to_us(result.latency_ms));
         self.ttfts.push(codes::ms_to_us(result.ttft_ms));
         self.explanations.push(explanation);
+        self.regions.push(result.region.as_deref());
     }
 
     /// Inserts the rows; answers with the (key, at) of those that were not already stored.
@@ -138,6 +140,7 @@ impl<'a> ResultColumns<'a> {
             .bind(self.latencies)
             .bind(self.ttfts)
             .bind(self.explanations)
+            .bind(self.regions)
             .fetch_all(conn)
             .await?)
     }

@@ -85,7 +85,8 @@ const ALL_KEYS: &str = "SELECT id, key FROM monitors";
 
 const KEYS_IN_ORDER: &str = "SELECT key FROM monitors ORDER BY key";
 
-const RECENT_RESULTS: &str = "SELECT at, verdict, blame, status, latency_us, ttft_us, explanation
+const RECENT_RESULTS: &str = "SELECT at, verdict, blame, status, latency_us, ttft_us, explanation,
+            region
      FROM results
      WHERE monitor_key = $1
      ORDER BY at DESC

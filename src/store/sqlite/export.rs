@@ -23,7 +23,7 @@ use crate::store::{
 /// Results after (monitor key ?1, time ?2) in key order; columns 0–6 as `decode_result` reads
 /// them, then the monitor id and key.
 const RESULTS_AFTER: &str = "SELECT r.at, r.verdict, r.blame, r.status, r.latency_us, r.ttft_us,
-            r.explanation, m.id, r.monitor_key
+            r.explanation, m.id, r.monitor_key, r.region
        FROM results r JOIN monitors m ON m.key = r.monitor_key
       WHERE (r.monitor_key, r.at) > (?1, ?2)
       ORDER BY r.monitor_key, r.at

@@ -26,8 +26,8 @@ const INTERN_MONITOR: &str = "INSERT INTO monitors (id) VALUES ($1)
 static INSERT_RESULTS: LazyLock<MultiRow> = LazyLock::new(|| {
     MultiRow::new(
         "INSERT INTO results
-         (monitor_key, at, verdict, blame, status, latency_us, ttft_us, explanation)",
-        8,
+         (monitor_key, at, verdict, blame, status, latency_us, ttft_us, explanation, region)",
+        9,
         "ON CONFLICT DO NOTHING RETURNING monitor_key, at",
     )
 });
@@ -120,7 +120,8 @@ impl Results for SqliteStore {
                     .bind(result.status)
                     .bind(codes::ms_to_us(result.latency_ms))
                     .bind(codes::ms_to_us(result.ttft_ms))
-                    .bind(explanation);
+                    .bind(explanation)
+                    .bind(result.region.as_deref());
             }
             inserted.clear();
             inserted.extend(insert.fetch_all(&mut *tx).await?);

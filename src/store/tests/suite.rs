@@ -35,6 +35,7 @@ pub fn result(monitor: &str, at: Millis, verdict: Verdict) -> ResultRecord {
         latency_ms: healthy.then_some(250.0),
         ttft_ms: None,
         explanation: (!healthy).then(|| format!("{verdict} sample")),
+        region: None,
     }
 }
 
@@ -118,6 +119,18 @@ pub async fn recent_results_come_newest_first_up_to_the_limit(store: &dyn Store)
             .unwrap()
             .is_empty()
     );
+}
+
+pub async fn a_result_keeps_the_region_it_was_probed_from(store: &dyn Store) {
+    let eu = ResultRecord {
+        region: Some("eu-west".into()),
+        ..result("kimi-chat", T0 + 1_000, Verdict::Unavailable)
+    };
+    let default = result("kimi-chat", T0, Verdict::Up);
+    store.record_results(&[default, eu]).await.unwrap();
+    let recent = store.recent_results("kimi-chat", 10).await.unwrap();
+    let regions: Vec<Option<&str>> = recent.iter().map(|r| r.region.as_deref()).collect();
+    assert_eq!(regions, [Some("eu-west"), None], "newest first");
 }
 
 pub async fn healthy_results_keep_no_explanation(store: &dyn Store) {
