@@ -201,6 +201,10 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
     eventually(WAIT, "kimi up again while the database is away", || {
         (state_of(&serve, "kimi-chat") == "up").then_some(())
     });
+    // The incident closes after the machine's run of successes, not at the first one: three
+    // more probes make sure the close, too, was decided while the database was away.
+    let seen = kimi.requests().len();
+    wait_received(&kimi, seen + 3, WAIT);
     let recovered_by = (now_ms() / 1000 + 1) * 1000;
     relay.mend();
     let again = eventually(WAIT, "the reopening and its close stored", || {
