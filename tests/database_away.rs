@@ -14,7 +14,7 @@
 
 mod support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use isdown::store::postgres::scratch::ScratchDatabase;
 use serde_json::Value;
@@ -25,23 +25,6 @@ use support::*;
 const KEY: &str = "sk-test-Qw8ErTy2UiOp4AsDf6Gh";
 const WAIT: Duration = Duration::from_secs(30);
 const GW_KEY: &str = "gw-client-key-1";
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-/// RFC 3339 as the API writes it, in milliseconds since the epoch.
-fn ms(text: &Value) -> i64 {
-    text.as_str()
-        .and_then(isdown::time::parse_rfc3339)
-        .unwrap_or_else(|| panic!("not a time: {text}"))
-}
 
 fn state_of(serve: &Serve, monitor: &str) -> String {
     let status = serve.json("/api/v1/status");
@@ -69,7 +52,7 @@ fn failed_results(serve: &Serve) -> Vec<i64> {
         .unwrap()
         .iter()
         .filter(|r| r["verdict"] == "unavailable")
-        .map(|r| ms(&r["at"]))
+        .map(|r| api_time(&r["at"]))
         .collect()
 }
 
@@ -118,7 +101,7 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
 
     // 1. The database goes away, then Kimi fails: the instance still sees it from memory.
     relay.cut();
-    let cut_at = now_ms() / 1000 * 1000; // the API gives whole seconds
+    let cut_at = api_second();
     kimi.set_scenario(Scenario::Unavailable);
     eventually(WAIT, "kimi down while the database is away", || {
         (state_of(&serve, "kimi-chat") == "down").then_some(())
@@ -129,7 +112,7 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
         (status == 503 && database["waiting_incident_writes"].as_u64() >= Some(1))
             .then(|| database.clone())
     });
-    assert!(ms(&away["away_since"]) >= cut_at, "{away}");
+    assert!(api_time(&away["away_since"]) >= cut_at, "{away}");
     // The gateway routes from memory: Kimi is known down, so the agent's request goes to
     // DeepSeek at once.
     let answered = send(
@@ -147,7 +130,7 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
         receiver.accepted()
     );
     // Back while Kimi is still down: the incident lands with when it began, and is alerted.
-    let mended_at = (now_ms() / 1000 + 1) * 1000;
+    let mended_at = api_second() + 1000;
     relay.mend();
     receiver.wait_for(WAIT, "the outage's alert", |log| {
         log.iter()
@@ -159,7 +142,7 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
     assert_eq!(open[0]["monitor"], "kimi-chat");
     assert_eq!(open[0]["kind"], "outage");
     assert_eq!(open[0]["ended_at"], Value::Null);
-    let started = ms(&open[0]["started_at"]);
+    let started = api_time(&open[0]["started_at"]);
     assert!(cut_at <= started && started <= mended_at, "{}", open[0]);
     // The probes made while it was away are stored too.
     let failed = eventually(WAIT, "the results that waited to be stored", || {
@@ -187,7 +170,7 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
     // anyone could act on it.
     let first = stored_incidents(&serve)[0].clone();
     relay.cut();
-    let cut_at = now_ms() / 1000 * 1000;
+    let cut_at = api_second();
     kimi.set_scenario(Scenario::Unavailable);
     eventually(
         WAIT,
@@ -205,14 +188,15 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
     // more probes make sure the close, too, was decided while the database was away.
     let seen = kimi.requests().len();
     wait_received(&kimi, seen + 3, WAIT);
-    let recovered_by = (now_ms() / 1000 + 1) * 1000;
+    let recovered_by = api_second() + 1000;
     relay.mend();
     let again = eventually(WAIT, "the reopening and its close stored", || {
         let stored = stored_incidents(&serve);
         let incident = stored.first()?;
         let noted = incident["failed_probes"].as_u64() > first["failed_probes"].as_u64();
         let ended = &incident["ended_at"];
-        (noted && !ended.is_null() && ms(ended) > ms(&first["ended_at"])).then_some(stored)
+        (noted && !ended.is_null() && api_time(ended) > api_time(&first["ended_at"]))
+            .then_some(stored)
     });
     assert_eq!(
         again.len(),
@@ -222,7 +206,7 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
     let incident = &again[0];
     assert_eq!(incident["id"], first["id"]);
     assert_eq!(incident["started_at"], first["started_at"]);
-    let ended = ms(&incident["ended_at"]);
+    let ended = api_time(&incident["ended_at"]);
     assert!(cut_at <= ended && ended <= recovered_by, "{incident}");
     let body = eventually(WAIT, "nothing waiting for the database", || {
         let (status, body) = healthz(&serve);
@@ -235,12 +219,7 @@ fn on_postgres_an_outage_while_the_database_is_away_lands_with_its_alerts_when_i
     });
     assert_eq!(body["database"]["dropped_results"], 0, "{body}");
     // One page and one resolve in all: the first outage's, neither of them twice.
-    let events: Vec<String> = receiver
-        .accepted()
-        .iter()
-        .map(|r| r.json()["event"].as_str().unwrap_or("?").to_owned())
-        .collect();
-    assert_eq!(events, vec!["opened", "resolved"]);
+    assert_eq!(receiver.accepted_events(), ["opened", "resolved"]);
 
     drop(serve);
     background().block_on(db.drop_now());

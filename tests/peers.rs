@@ -22,6 +22,20 @@ use support::*;
 
 const KEY: &str = "sk-test-Qw8ErTy2UiOp4AsDf6Gh";
 const WAIT: Duration = Duration::from_secs(30);
+/// A region's config for the region tests: its own path to Kimi, DeepSeek shared, and
+/// `alerts` (the `[alerts.*]` tables).
+fn region_config(kimi: &MockServer, deepseek: &MockServer, alerts: &str) -> ConfigFile {
+    config(&format!(
+        "[serve]\nlease = \"2s\"\n\
+         [monitor]\nconfirm_after = \"300ms\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
+         [alerting]\ngroup_window = \"1s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n\
+         {alerts}{}{}[[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
+         [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n",
+        provider_toml("kimi", &kimi.v1(), "openai", "KIMI_KEY"),
+        provider_toml("deepseek", &deepseek.v1(), "openai", "DS_KEY"),
+    ))
+}
+
 /// Probes every second; leases of two seconds, so a dead instance's monitors move within
 /// about three.
 const SETTINGS: &str = "[serve]\nlease = \"2s\"\n\
@@ -80,11 +94,13 @@ fn instance(
     db: &ScratchDatabase,
     env: &[(&str, &str)],
 ) -> Instance {
+    instance_at(name, cfg, db.url().expose(), env)
+}
+
+/// As [`instance`], reaching the database at `url` (through a [`Relay`], say).
+fn instance_at(name: &'static str, cfg: &ConfigFile, url: &str, env: &[(&str, &str)]) -> Instance {
     let data = tempfile::tempdir().unwrap();
-    let mut all = vec![
-        ("ISDOWN_DATABASE_URL", db.url().expose()),
-        ("ISDOWN_INSTANCE", name),
-    ];
+    let mut all = vec![("ISDOWN_DATABASE_URL", url), ("ISDOWN_INSTANCE", name)];
     all.extend_from_slice(env);
     let serve = Serve::start(&cfg.path, data.path(), &all);
     Instance {
@@ -254,12 +270,7 @@ fn three_instances_on_postgres_probe_once_and_a_survivor_carries_a_killed_ones_o
             (hook["pending"] == 0).then_some(())
         });
     }
-    let events: Vec<String> = receiver
-        .accepted()
-        .iter()
-        .map(|r| r.json()["event"].as_str().unwrap_or("?").to_owned())
-        .collect();
-    assert_eq!(events, vec!["opened", "resolved"]);
+    assert_eq!(receiver.accepted_events(), ["opened", "resolved"]);
     drop(instances);
     background().block_on(db.drop_now());
 }
@@ -438,20 +449,11 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
     // only outages.
     let every = Receiver::start(Answer::Accept);
     let outages = Receiver::start(Answer::Accept);
-    let region_config = |kimi: &MockServer| {
-        config(&format!(
-            "[serve]\nlease = \"2s\"\n\
-             [monitor]\nconfirm_after = \"300ms\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
-             [alerting]\ngroup_window = \"1s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n\
-             [alerts.every]\nkind = \"webhook\"\nurl_env = \"EVERY_URL\"\n\
-             [alerts.outages]\nkind = \"webhook\"\nurl_env = \"OUTAGES_URL\"\non = [\"outage\"]\n\
-             {}{}[[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
-             [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n",
-            provider_toml("kimi", &kimi.v1(), "openai", "KIMI_KEY"),
-            provider_toml("deepseek", &deepseek.v1(), "openai", "DS_KEY"),
-        ))
-    };
-    let (eu_config, us_config) = (region_config(&kimi_eu), region_config(&kimi_us));
+    let alerts = "[alerts.every]\nkind = \"webhook\"\nurl_env = \"EVERY_URL\"\n\
+                  [alerts.outages]\nkind = \"webhook\"\nurl_env = \"OUTAGES_URL\"\n\
+                  on = [\"outage\"]\n";
+    let eu_config = region_config(&kimi_eu, &deepseek, alerts);
+    let us_config = region_config(&kimi_us, &deepseek, alerts);
     let (every_url, outages_url) = (every.url("/isdown"), outages.url("/isdown"));
     let start = |name, region, cfg| {
         let env = [
@@ -630,20 +632,6 @@ fn on_postgres_a_provider_failing_from_one_region_is_regional_and_from_both_one_
     background().block_on(db.drop_now());
 }
 
-/// Milliseconds since the epoch, floored to the whole second (the API's precision).
-fn now_s() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    i64::try_from(now.as_secs()).unwrap() * 1000
-}
-
-fn ms(text: &Value) -> i64 {
-    text.as_str()
-        .and_then(isdown::time::parse_rfc3339)
-        .unwrap_or_else(|| panic!("not a time: {text}"))
-}
-
 #[test]
 fn on_postgres_a_region_that_lost_the_database_judges_with_the_others_once_it_is_back() {
     let db = scratch();
@@ -653,35 +641,18 @@ fn on_postgres_a_region_that_lost_the_database_judges_with_the_others_once_it_is
     let kimi_us = mock("kimi", "ok");
     let deepseek = mock("deepseek", "ok");
     let every = Receiver::start(Answer::Accept);
-    let region_config = |kimi: &MockServer| {
-        config(&format!(
-            "[serve]\nlease = \"2s\"\n\
-             [monitor]\nconfirm_after = \"300ms\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
-             [alerting]\ngroup_window = \"1s\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n\
-             [alerts.every]\nkind = \"webhook\"\nurl_env = \"EVERY_URL\"\n\
-             {}{}[[monitors]]\nprovider = \"kimi\"\nprobes = [\"chat\"]\n\
-             [[monitors]]\nprovider = \"deepseek\"\nprobes = [\"chat\"]\n",
-            provider_toml("kimi", &kimi.v1(), "openai", "KIMI_KEY"),
-            provider_toml("deepseek", &deepseek.v1(), "openai", "DS_KEY"),
-        ))
-    };
-    let (eu_config, us_config) = (region_config(&kimi_eu), region_config(&kimi_us));
+    let alerts = "[alerts.every]\nkind = \"webhook\"\nurl_env = \"EVERY_URL\"\n";
+    let eu_config = region_config(&kimi_eu, &deepseek, alerts);
+    let us_config = region_config(&kimi_us, &deepseek, alerts);
     let every_url = every.url("/isdown");
     let start = |name, region, cfg: &ConfigFile, url: &str| {
-        let data = tempfile::tempdir().unwrap();
         let env = [
-            ("ISDOWN_DATABASE_URL", url),
-            ("ISDOWN_INSTANCE", name),
             ("ISDOWN_REGION", region),
             ("KIMI_KEY", KEY),
             ("DS_KEY", KEY),
             ("EVERY_URL", every_url.as_str()),
         ];
-        Instance {
-            name,
-            serve: Serve::start(&cfg.path, data.path(), &env),
-            _data: data,
-        }
+        instance_at(name, cfg, url, &env)
     };
     let eu = start("eu-1", "eu", &eu_config, &eu_url);
     let us = start("us-1", "us", &us_config, db.url().expose());
@@ -698,7 +669,7 @@ fn on_postgres_a_region_that_lost_the_database_judges_with_the_others_once_it_is
     // eu loses the database, then sees Kimi fail: it cannot read what us sees, so it decides
     // nothing yet and keeps its own view in memory.
     relay.cut();
-    let cut_at = now_s();
+    let cut_at = api_second();
     kimi_eu.set_scenario(Scenario::Unavailable);
     eventually(
         WAIT,
@@ -718,7 +689,7 @@ fn on_postgres_a_region_that_lost_the_database_judges_with_the_others_once_it_is
 
     // Back: eu's view lands and the regions judge together — Kimi fails from eu only, a
     // regional incident that began when eu saw it fail, opened by eu.
-    let mended_at = now_s() + 1000;
+    let mended_at = api_second() + 1000;
     relay.mend();
     let regional = eventually(WAIT, "kimi's regional incident once eu is back", || {
         open_incidents(&us)
@@ -727,7 +698,7 @@ fn on_postgres_a_region_that_lost_the_database_judges_with_the_others_once_it_is
     });
     assert_eq!(regional["kind"], "regional", "{regional}");
     assert_eq!(regional["opened_by"]["region"], "eu", "{regional}");
-    let started = ms(&regional["started_at"]);
+    let started = api_time(&regional["started_at"]);
     assert!(cut_at <= started && started <= mended_at, "{regional}");
     let opened = every.wait_for(WAIT, "the regional alert", |log| {
         log.iter()

@@ -167,11 +167,6 @@ impl Journal {
         }
     }
 
-    /// Another part of the core found the database away (a read failed).
-    pub fn mark_away(&mut self, error: &StoreError, now: Instant, at: Millis) {
-        self.failed(error, now, at);
-    }
-
     /// Writes what waits, in order, until one fails. While the database is away this tries
     /// only when `retry` is set and [`RETRY_EVERY`] has passed (the core's timer); then, with
     /// nothing waiting, a cheap read tells whether it is back.
@@ -188,23 +183,17 @@ impl Journal {
         {
             return landing;
         }
-        if self.waiting.is_empty() && self.away.is_some() {
-            match timeout(ATTEMPT_LIMIT, store.size_bytes()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    self.failed(&e, now, at);
-                    return landing;
-                }
-                Err(_) => {
-                    self.failed(&StoreError::NoAnswer(ATTEMPT_LIMIT), now, at);
-                    return landing;
-                }
-            }
+        if self.waiting.is_empty()
+            && self.away.is_some()
+            && let Err(e) = bounded(store.size_bytes()).await
+        {
+            self.mark_away(&e, now, at);
+            return landing;
         }
         while let Some(front) = self.waiting.front_mut() {
             rename(&mut front.write, &self.landed_ids);
-            match timeout(ATTEMPT_LIMIT, write(store, &front.write)).await {
-                Ok(Ok(id)) => {
+            match bounded(write(store, &front.write)).await {
+                Ok(id) => {
                     let Some(Waiting { write, announce }) = self.waiting.pop_front() else {
                         break;
                     };
@@ -223,18 +212,14 @@ impl Journal {
                     });
                     landing.landed.push(Landed { opened, event });
                 }
-                Ok(Err(e)) if moot(&front.write, &e) => {
+                Err(e) if moot(&front.write, &e) => {
                     // The incident is gone or already closed (another instance's doing, or a
                     // retried write that had landed): this write has nothing left to change.
                     tracing::warn!(write = ?front.write, error = %e, "incident write skipped: it no longer applies");
                     self.waiting.pop_front();
                 }
-                Ok(Err(e)) => {
-                    self.failed(&e, now, at);
-                    return landing;
-                }
-                Err(_) => {
-                    self.failed(&StoreError::NoAnswer(ATTEMPT_LIMIT), now, at);
+                Err(e) => {
+                    self.mark_away(&e, now, at);
                     return landing;
                 }
             }
@@ -252,8 +237,9 @@ impl Journal {
         landing
     }
 
-    /// A write or read failed: the database is away until the next retry.
-    fn failed(&mut self, error: &dyn std::fmt::Display, now: Instant, at: Millis) {
+    /// A write or read failed (here, or a read elsewhere in the core): the database is away
+    /// until the next retry.
+    pub fn mark_away(&mut self, error: &StoreError, now: Instant, at: Millis) {
         let retry_at = now + RETRY_EVERY;
         match self.away.as_mut() {
             Some(away) => {
@@ -292,6 +278,13 @@ fn rename(write: &mut Write, landed: &HashMap<i64, i64>) {
 fn moot(write: &Write, error: &StoreError) -> bool {
     !matches!(write, Write::Open { .. })
         && matches!(error, StoreError::Db(sqlx::Error::RowNotFound))
+}
+
+/// `call` within [`ATTEMPT_LIMIT`]; running out of it is [`StoreError::NoAnswer`].
+async fn bounded<T>(call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    timeout(ATTEMPT_LIMIT, call)
+        .await
+        .unwrap_or(Err(StoreError::NoAnswer(ATTEMPT_LIMIT)))
 }
 
 /// Carries out one write; answers the incident's store id.

@@ -171,6 +171,8 @@ struct Core {
     /// opened itself or announced after another region's instance did.
     decided: Vec<Option<(IncidentKind, i64)>>,
     providers: usize,
+    /// This instance and its region, as the incidents it opens record them.
+    origin: Origin,
     /// What this instance's results record as their region (`None` for the default one).
     result_region: Option<Arc<str>>,
     /// Incident writes, in order; they wait there while the database is away.
@@ -221,9 +223,13 @@ impl MonitorService {
             .map(|s| AtomicBool::new(held.monitor(&s.id)))
             .collect();
         let (machines, network_incident) = self.restore().await?;
-        let region = self.peers.me().region.clone();
-        let result_region =
-            (region != crate::peers::DEFAULT_REGION).then(|| Arc::<str>::from(region.as_str()));
+        let origin = Origin {
+            instance: self.peers.me().instance.clone(),
+            region: self.peers.me().region.clone(),
+        };
+        let result_region = (origin.region != crate::peers::DEFAULT_REGION)
+            .then(|| Arc::<str>::from(origin.region.as_str()));
+        let region = origin.region.clone();
         self.health.update(|view| view.region = region);
 
         let (writer_tx, writer_rx) = mpsc::channel::<WriteBatch>(64);
@@ -280,6 +286,7 @@ impl MonitorService {
             network_incident,
             network_key,
             providers,
+            origin,
             result_region,
             journal: Journal::new(),
             provisional: HashMap::new(),
@@ -575,7 +582,7 @@ impl Core {
                     started_at: obs.at,
                     failed_probes: u32::try_from(pending.failing.len() + 1).unwrap_or(u32::MAX),
                     first_error: obs.sample.clone(),
-                    opened_by: Some(self.origin()),
+                    opened_by: Some(self.origin.clone()),
                 },
                 Some(announce),
             );
@@ -649,9 +656,8 @@ impl Core {
         let (kept, deferred) = regions::deferred(effects, noting_outage);
         self.rejudge_when_back |= deferred;
         // This region's view as this instance sees it, for its own pages and API meanwhile.
-        let region = self.svc.peers.me().region.clone();
         let own = self.own_view(index);
-        self.regions[index].insert(region, own);
+        self.regions[index].insert(self.origin.region.clone(), own);
         kept
     }
 
@@ -670,7 +676,6 @@ impl Core {
     /// the database answers, queued while it does not; either way the machine goes on.
     async fn carry_out(&mut self, index: usize, effects: &[Effect], sample: Option<&str>) {
         let thresholds = self.svc.settings.thresholds;
-        let origin = self.origin();
         let spec = &self.svc.specs[index];
         for effect in effects {
             match effect {
@@ -711,7 +716,7 @@ impl Core {
                                 started_at: *started_at,
                                 failed_probes: *failed_probes,
                                 first_error: first_error.clone(),
-                                opened_by: Some(origin.clone()),
+                                opened_by: Some(self.origin.clone()),
                             },
                             Some(announce),
                         ),
@@ -789,15 +794,6 @@ impl Core {
         }
     }
 
-    /// This instance and its region, as the incidents it opens record them.
-    fn origin(&self) -> Origin {
-        let me = self.svc.peers.me();
-        Origin {
-            instance: me.instance.clone(),
-            region: me.region.clone(),
-        }
-    }
-
     /// Queues the machine's snapshot for the next batch, unless it names an incident whose
     /// opening has not landed: the store must never hold a provisional id (it is queued
     /// again when the opening lands, see [`Core::landed`]).
@@ -823,12 +819,10 @@ impl Core {
             .journal
             .land(self.svc.store.as_ref(), now, at, retry)
             .await;
-        let opened = landing.landed.iter().any(|l| l.opened.is_some());
+        // The incident counts need no update: they count open incidents by the machines, which
+        // already had theirs before it landed.
         for landed in landing.landed {
             self.landed(landed);
-        }
-        if opened {
-            self.publish_incident_counts();
         }
         self.publish_store_backlog();
         landing.back

@@ -238,3 +238,20 @@ pub fn json(out: &Output) -> serde_json::Value {
         )
     })
 }
+
+// === times as the API shows them ===
+
+/// Now, in milliseconds since the epoch, floored to the whole second (the API's precision).
+pub fn api_second() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(now.as_secs()).expect("a date this side of 2^63 s") * 1000
+}
+
+/// An RFC 3339 time the API wrote, in milliseconds since the epoch.
+pub fn api_time(text: &serde_json::Value) -> i64 {
+    text.as_str()
+        .and_then(isdown::time::parse_rfc3339)
+        .unwrap_or_else(|| panic!("not a time: {text}"))
+}

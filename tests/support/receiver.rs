@@ -194,6 +194,14 @@ impl Receiver {
             .collect()
     }
 
+    /// The `event` of each accepted alert, in order ("opened", "resolved", …).
+    pub fn accepted_events(&self) -> Vec<String> {
+        self.accepted()
+            .iter()
+            .map(|r| r.json()["event"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    }
+
     /// Waits (on the receiver's own signal, not a sleep) until `done` holds for the log; panics
     /// after `timeout`.
     pub fn wait_for<T>(
