@@ -37,7 +37,7 @@ use super::schedule::{self, Outcome, Owned, ProbeRunner, Schedule};
 use super::writer::{self, WriteBatch};
 use super::{MonitorSettings, MonitorSpec};
 use crate::incident::IncidentKind;
-use crate::metrics::{KindLabels, Metrics, ProbeLabels, StateLabels, TargetLabels};
+use crate::metrics::{KindLabels, Metrics, MonitorCells, ProbeLabels};
 use crate::peers::{Held, Peers};
 use crate::probe::ProbeResult;
 use crate::store::{
@@ -112,15 +112,14 @@ struct Pending {
 }
 
 /// One monitor's label values for the metrics, made once: a series holds these, not copies.
-struct Labels {
-    monitor: Arc<str>,
-    provider: Arc<str>,
-    model: Arc<str>,
-}
+/// The names of [`MonitorState::ALL`](super::machine::MonitorState::ALL), in its order: the
+/// metric rows keep a monitor's state as an index into it.
+static STATE_NAMES: std::sync::LazyLock<[&'static str; super::machine::MonitorState::ALL.len()]> =
+    std::sync::LazyLock::new(|| super::machine::MonitorState::ALL.map(|s| s.as_str()));
 
-/// The label values of every monitor, indexed like `specs`; monitors of one provider (or model)
-/// share its string.
-fn metric_labels(specs: &[MonitorSpec]) -> Vec<Labels> {
+/// The metric row of every monitor, indexed like `specs`; monitors of one provider (or model)
+/// share its label string, and monitors of one target share its counters.
+fn metric_rows(metrics: &Metrics, specs: &[MonitorSpec]) -> Vec<Arc<MonitorCells>> {
     let mut interned: HashSet<Arc<str>> = HashSet::new();
     let mut intern = |text: &str| -> Arc<str> {
         if let Some(shared) = interned.get(text) {
@@ -132,17 +131,23 @@ fn metric_labels(specs: &[MonitorSpec]) -> Vec<Labels> {
     };
     specs
         .iter()
-        .map(|spec| Labels {
-            monitor: Arc::from(spec.id.as_str()),
-            provider: intern(&spec.provider.id),
-            model: intern(spec.model().unwrap_or_default()),
+        .map(|spec| {
+            let target = (
+                intern(&spec.provider.id),
+                intern(spec.model().unwrap_or_default()),
+                spec.probe.as_str(),
+            );
+            metrics
+                .monitors
+                .monitor(Arc::from(spec.id.as_str()), target, &*STATE_NAMES)
         })
         .collect()
 }
 
 struct Core {
     svc: MonitorService,
-    labels: Vec<Labels>,
+    /// Each monitor's metric row, indexed like `specs`.
+    rows: Vec<Arc<MonitorCells>>,
     machines: Vec<Machine>,
     pending: Vec<Option<Pending>>,
     /// How many entries of `pending` are `Some` (most of the time none: skip the scans).
@@ -268,7 +273,7 @@ impl MonitorService {
         let count = self.specs.len();
         let network_key = self.network_key();
         let mut core = Core {
-            labels: metric_labels(&self.specs),
+            rows: metric_rows(&self.metrics, &self.specs),
             svc: self,
             machines,
             pending: (0..count).map(|_| None).collect(),
@@ -782,7 +787,7 @@ impl Core {
         }
         let changed_incident = effects.iter().any(|e| !matches!(e, Effect::Confirm));
         // The health view first, so a subscriber of the announcements sees a consistent view.
-        self.publish(index, false);
+        self.publish(index);
         if changed_incident {
             self.publish_incident_counts();
             self.land(false).await;
@@ -842,7 +847,7 @@ impl Core {
                 {
                     self.machines[index].set_incident_id(id);
                     self.keep_snapshot(index);
-                    self.publish(index, false);
+                    self.publish(index);
                 }
                 if let Some((kind, held)) = self.decided[index]
                     && held == provisional
@@ -1007,66 +1012,43 @@ impl Core {
     }
 
     fn count(&self, index: usize, result: &ProbeResult) {
-        let labels = &self.labels[index];
-        self.svc
-            .metrics
-            .probes
-            .get_or_create(&ProbeLabels {
-                provider: labels.provider.clone(),
-                model: labels.model.clone(),
-                probe: result.kind.as_str(),
-                verdict: result.diagnosis.verdict.as_str(),
-            })
-            .inc();
+        let own = self.rows[index].target();
+        let other;
+        let target = if own.probe == result.kind.as_str() {
+            own
+        } else {
+            other = self.svc.metrics.monitors.target(
+                own.provider.clone(),
+                own.model.clone(),
+                result.kind.as_str(),
+            );
+            &other
+        };
+        target.count(result.diagnosis.verdict);
         if let (true, Some(latency)) = (result.diagnosis.verdict.is_healthy(), result.latency) {
-            self.svc
-                .metrics
-                .probe_latency
-                .get_or_create(&TargetLabels {
-                    provider: labels.provider.clone(),
-                    model: labels.model.clone(),
-                    probe: result.kind.as_str(),
-                })
-                .observe(latency.as_secs_f64());
+            target.observe(latency.as_secs_f64());
         }
     }
 
-    /// Copies a machine's state into the health view, and into the state gauge when it changed
-    /// (or when `force`d at start): most results change nothing, and each gauge update hashes
-    /// five label sets.
-    fn publish(&self, index: usize, force: bool) {
-        let spec = &self.svc.specs[index];
-        let labels = &self.labels[index];
+    /// Copies a machine's state into the health view and its metric row.
+    fn publish(&self, index: usize) {
         let machine = &self.machines[index];
         let regions = &self.regions[index];
         let state = self.effective_state(index);
-        let changed = self.svc.health.update(|view| {
+        self.svc.health.update(|view| {
             let row = &mut view.monitors[index];
-            let changed = row.state != state || row.regions != *regions;
             row.state = state;
             row.since = machine.since();
             row.open_incident = machine.open_incident();
             if row.regions != *regions {
                 row.regions = regions.clone();
             }
-            changed
         });
-        if !(changed || force) {
-            return;
-        }
-        for candidate in super::machine::MonitorState::ALL {
-            self.svc
-                .metrics
-                .monitor_state
-                .get_or_create(&StateLabels {
-                    monitor: labels.monitor.clone(),
-                    provider: labels.provider.clone(),
-                    model: labels.model.clone(),
-                    probe: spec.probe.as_str(),
-                    state: candidate.as_str(),
-                })
-                .set(i64::from(candidate == state));
-        }
+        let at = super::machine::MonitorState::ALL
+            .iter()
+            .position(|s| *s == state)
+            .unwrap_or(usize::MAX);
+        self.rows[index].set_state(at);
     }
 
     /// The machine's state, except that a monitor down from some live regions without an
@@ -1101,7 +1083,7 @@ impl Core {
 
     fn publish_all(&self) {
         for index in 0..self.machines.len() {
-            self.publish(index, true);
+            self.publish(index);
         }
         self.publish_network();
         self.publish_incident_counts();
@@ -1541,7 +1523,7 @@ impl Core {
             }
         }
         for index in touched {
-            self.publish(index, false);
+            self.publish(index);
         }
         Ok(())
     }
@@ -1607,7 +1589,7 @@ impl Core {
                 });
             }
             self.machines[index] = machine;
-            self.publish(index, false);
+            self.publish(index);
         }
         if !announce.is_empty() {
             self.publish_incident_counts();

@@ -209,7 +209,7 @@ fn monitor_loop_json(liveness: Liveness, now: Millis) -> Value {
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
-    rendered::once(StatusCode::OK, rendered::METRICS_ONCE, app.metrics.render())
+    rendered::streamed(StatusCode::OK, rendered::METRICS_ONCE, app.metrics.chunks())
 }
 
 /// `/api/v1/status`: the contract fields, plus `updated_at` (the newest probe result, when the

@@ -2,6 +2,12 @@
 //!
 //! Writers (the monitor core, the gateway, the alert outbox) hold cheap handles to the families here;
 //! label sets are small and bounded (provider, model, probe, verdict, state), never per request.
+//! The series that exist once per monitor are rows of atomics ([`monitors`]) rather than
+//! families, and the exposition is streamed in chunks ([`chunks`]): both for memory at tens of
+//! thousands of monitors.
+
+pub mod chunks;
+pub mod monitors;
 
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::store::LATENCY_BUCKETS_MS;
+pub use monitors::{MonitorCells, MonitorSeries, TargetCells};
 
 // Label values that repeat per monitor (its id, provider and model) are `Arc<str>` shared with
 // the monitor core, and the ones from a fixed list (probe kind, verdict, state) are `&'static
@@ -28,28 +34,8 @@ pub struct ProbeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TargetLabels {
-    pub provider: Arc<str>,
-    pub model: Arc<str>,
-    pub probe: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabels {
-    pub monitor: Arc<str>,
-    pub provider: Arc<str>,
-    pub model: Arc<str>,
-    pub probe: &'static str,
-    pub state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
-}
-
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS_MS.iter().map(|ms| ms / 1000.0))
 }
 
 fn lateness_histogram() -> Histogram {
@@ -59,9 +45,9 @@ fn lateness_histogram() -> Histogram {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
-    pub probes: Family<ProbeLabels, Counter>,
-    pub probe_latency: Family<TargetLabels, Histogram, fn() -> Histogram>,
-    pub monitor_state: Family<StateLabels, Gauge>,
+    /// Probe counts, latency and state, per monitor (`isdown_probes_total`,
+    /// `isdown_probe_latency_seconds`, `isdown_monitor_state`).
+    pub monitors: MonitorSeries,
     pub open_incidents: Family<KindLabels, Gauge>,
     pub schedule_lateness: Histogram,
     pub live_requests: Family<ProbeLabels, Counter>,
@@ -78,12 +64,6 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("isdown");
-        let probes = Family::<ProbeLabels, Counter>::default();
-        let probe_latency =
-            Family::<TargetLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-                latency_histogram,
-            );
-        let monitor_state = Family::<StateLabels, Gauge>::default();
         let open_incidents = Family::<KindLabels, Gauge>::default();
         let schedule_lateness = lateness_histogram();
         let live_requests = Family::<ProbeLabels, Counter>::default();
@@ -92,17 +72,6 @@ impl Metrics {
             "states_quarantined",
             "Monitor states set aside at start because they could not be read back",
             states_quarantined.clone(),
-        );
-        registry.register("probes", "Probes run, by verdict", probes.clone());
-        registry.register(
-            "probe_latency_seconds",
-            "Latency of healthy probes",
-            probe_latency.clone(),
-        );
-        registry.register(
-            "monitor_state",
-            "1 for the current state of each monitor",
-            monitor_state.clone(),
         );
         registry.register(
             "open_incidents",
@@ -121,9 +90,7 @@ impl Metrics {
         );
         Metrics {
             registry: Arc::new(Mutex::new(registry)),
-            probes,
-            probe_latency,
-            monitor_state,
+            monitors: MonitorSeries::default(),
             open_incidents,
             schedule_lateness,
             live_requests,
@@ -144,15 +111,42 @@ impl Metrics {
             .register(name, help, metric);
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, whole (tests, and anything that wants one string).
     pub fn render(&self) -> String {
+        let mut out = self.registered();
+        write_rows(&mut out, self.monitors.snapshot()).expect("writing to a String cannot fail");
+        out
+    }
+
+    /// The same exposition in chunks, for `/metrics`: the registered metrics are encoded into
+    /// memory first (their families lock while encoding, and the chunks wait for the client);
+    /// the per-monitor rows, most of the text, are encoded as the client takes them.
+    pub fn chunks(&self) -> impl futures_util::Stream<Item = String> + Send + 'static {
+        let registered = self.registered();
+        let rows = self.monitors.snapshot();
+        chunks::stream(move |out| {
+            out.write_str(&registered)?;
+            write_rows(out, rows)
+        })
+    }
+
+    /// Everything in the registry, without the end-of-exposition marker.
+    fn registered(&self) -> String {
         let mut out = String::new();
         let registry = self
             .registry
             .lock()
             .expect("metrics lock is never poisoned");
-        prometheus_client::encoding::text::encode(&mut out, &registry)
+        prometheus_client::encoding::text::encode_registry(&mut out, &registry)
             .expect("writing to a String cannot fail");
         out
     }
+}
+
+/// The per-monitor rows and the end-of-exposition marker.
+fn write_rows(out: &mut dyn std::fmt::Write, rows: monitors::Snapshot) -> std::fmt::Result {
+    let mut table = Registry::with_prefix("isdown");
+    table.register_collector(Box::new(rows));
+    let mut out = out;
+    prometheus_client::encoding::text::encode(&mut out, &table)
 }
