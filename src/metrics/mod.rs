@@ -150,3 +150,39 @@ fn write_rows(out: &mut dyn std::fmt::Write, rows: monitors::Snapshot) -> std::f
     let mut out = out;
     prometheus_client::encoding::text::encode(&mut out, &table)
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    /// `/metrics` sends the same text as `render` builds whole, in several chunks of whole lines.
+    #[tokio::test]
+    async fn the_streamed_exposition_is_the_whole_one_in_chunks() {
+        const STATES: &[&str] = &["up", "down"];
+        let metrics = Metrics::new();
+        for i in 0..3_000 {
+            let row = metrics.monitors.monitor(
+                format!("monitor-{i}").into(),
+                (format!("provider-{i}").into(), "model".into(), "chat"),
+                STATES,
+            );
+            row.target().count(crate::verdict::Verdict::Up);
+            row.target().observe(0.25);
+            row.set_state(0);
+        }
+        metrics.states_quarantined.inc();
+        let whole = metrics.render();
+        let chunks: Vec<String> = metrics.chunks().collect().await;
+        assert!(chunks.len() > 10, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|c| c.ends_with('\n')));
+        assert_eq!(chunks.concat(), whole);
+        assert!(whole.ends_with("# EOF\n"));
+        assert_eq!(whole.matches("# EOF").count(), 1);
+        assert!(whole.contains("isdown_states_quarantined_total 1\n"));
+        assert!(whole.contains(
+            "isdown_monitor_state{monitor=\"monitor-2999\",provider=\"provider-2999\",model=\"model\",probe=\"chat\",state=\"up\"} 1\n"
+        ));
+    }
+}
