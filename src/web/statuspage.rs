@@ -13,6 +13,8 @@
 //! last updated the data, not when the JSON was written. Pure functions: `views.rs` renders them
 //! on change and serves them from memory.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use super::site::SiteInfo;
@@ -64,14 +66,18 @@ fn component_status(state: MonitorState) -> &'static str {
     }
 }
 
-/// "Kimi", or "Kimi (chat)" when the provider has several monitors.
-fn component_name(site: &SiteInfo, health: &HealthSnapshot, m: &MonitorHealth) -> String {
-    let name = site.name(&m.provider);
-    let siblings = health
+/// How many monitors `provider` has.
+fn monitors_of(health: &HealthSnapshot, provider: &str) -> usize {
+    health
         .monitors
         .iter()
-        .filter(|o| o.provider == m.provider)
-        .count();
+        .filter(|o| o.provider == provider)
+        .count()
+}
+
+/// "Kimi", or "Kimi (chat)" when the provider has several monitors (`siblings`, it included).
+fn component_name(site: &SiteInfo, m: &MonitorHealth, siblings: usize) -> String {
+    let name = site.name(&m.provider);
     if siblings > 1 {
         format!("{name} ({})", m.probe)
     } else {
@@ -80,6 +86,12 @@ fn component_name(site: &SiteInfo, health: &HealthSnapshot, m: &MonitorHealth) -
 }
 
 pub fn components_of(site: &SiteInfo, health: &HealthSnapshot, now: Millis) -> Vec<Value> {
+    // Counted once: counting per component was quadratic (2.5 billion comparisons per render
+    // at 50,000 monitors).
+    let mut siblings: HashMap<&str, usize> = HashMap::new();
+    for m in &health.monitors {
+        *siblings.entry(m.provider.as_str()).or_default() += 1;
+    }
     health
         .monitors
         .iter()
@@ -94,7 +106,7 @@ pub fn components_of(site: &SiteInfo, health: &HealthSnapshot, now: Millis) -> V
             });
             json!({
                 "id": m.id,
-                "name": component_name(site, health, m),
+                "name": component_name(site, m, siblings.get(m.provider.as_str()).copied().unwrap_or(1)),
                 "status": component_status(m.state),
                 "created_at": changed,
                 "updated_at": changed,
@@ -137,7 +149,9 @@ pub fn incident_of(site: &SiteInfo, health: &HealthSnapshot, i: &Incident) -> Va
         site.name(&i.provider).to_owned()
     };
     let monitor = health.monitors.iter().find(|m| m.id == i.monitor);
-    let component_name = monitor.map_or(name.clone(), |m| component_name(site, health, m));
+    let component_name = monitor.map_or(name.clone(), |m| {
+        component_name(site, m, monitors_of(health, &m.provider))
+    });
     let current = monitor.map_or("operational", |m| component_status(m.state));
     let affected = |old: &str, new: &str| -> Value {
         if network {
