@@ -20,6 +20,7 @@ pub mod schedule;
 pub mod service;
 pub mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::probe::ProbeKind;
@@ -56,7 +57,9 @@ impl Default for MonitorSettings {
 pub struct MonitorSpec {
     /// `{provider}-{probe}`, stable across restarts (the store keys history by it).
     pub id: String,
-    pub provider: Provider,
+    /// Shared by every monitor of the provider and every copy of the specs (one provider is
+    /// ~600 bytes; BENCHMARKS.md "Memory per monitor").
+    pub provider: Arc<Provider>,
     pub probe: ProbeKind,
     pub interval: Duration,
     pub timeout: Duration,
@@ -64,11 +67,12 @@ pub struct MonitorSpec {
 
 impl MonitorSpec {
     pub fn new(
-        provider: Provider,
+        provider: impl Into<Arc<Provider>>,
         probe: ProbeKind,
         interval: Duration,
         timeout: Duration,
     ) -> Self {
+        let provider = provider.into();
         MonitorSpec {
             id: format!("{}-{}", provider.id, probe.as_str()),
             provider,
