@@ -568,8 +568,7 @@ fn monitor_specs(
         }
         return Ok(specs);
     }
-    let by_id: HashMap<&str, &Arc<Provider>> =
-        shared.iter().map(|p| (p.id.as_str(), p)).collect();
+    let by_id: HashMap<&str, &Arc<Provider>> = shared.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut ids: HashSet<String> = HashSet::new();
     for entry in raw {
         let at = entry.span().start;

@@ -207,46 +207,57 @@ impl MonitorTask {
                 // Another instance holds this monitor's lease: it probes, this one skips.
                 continue;
             }
-            let Ok(permit) = self.semaphore.acquire().await else {
-                return;
-            };
-            let started = Instant::now();
-            let switched = *self.probe_as.borrow();
-            let other;
-            let spec = match switched {
-                Some(probe) if probe != spec.probe => {
-                    other = MonitorSpec {
-                        probe,
-                        ..spec.clone()
-                    };
-                    &other
+            // Boxed: the probe's state (its result, the guard's timer, the hand-off) exists only
+            // while probing, so a waiting task is a few hundred bytes, not a kilobyte and more
+            // (one task per monitor: `a_waiting_monitor_task_is_small`).
+            match Box::pin(self.probe_once(wake)).await {
+                Some(finished) => {
+                    // Ticks that passed while probing are skipped, not bunched.
+                    if regular <= finished {
+                        regular = next_tick(origin, spec.interval, finished);
+                    }
                 }
-                _ => spec,
-            };
-            // The runner honours the probe timeout; this guard only catches a runner that does
-            // not, so that one broken probe can never stall its monitor.
-            let guard = spec.timeout + Duration::from_secs(5);
-            let result = match tokio::time::timeout(guard, self.runner.probe(spec)).await {
-                Ok(result) => result,
-                Err(_) => timed_out(spec),
-            };
-            drop(permit);
-            let finished = Instant::now();
-            // Ticks that passed while probing are skipped, not bunched.
-            if regular <= finished {
-                regular = next_tick(origin, spec.interval, finished);
-            }
-            let outcome = Outcome {
-                monitor: self.index,
-                result,
-                scheduled: wake,
-                started,
-                finished,
-            };
-            if self.out.send(outcome).await.is_err() {
-                return;
+                None => return,
             }
         }
+    }
+
+    /// One probe, scheduled for `wake`, handed to the core. `None` when the scheduler is
+    /// stopping; otherwise when the probe finished.
+    async fn probe_once(&self, wake: Instant) -> Option<Instant> {
+        let own = &self.specs[self.index];
+        let permit = self.semaphore.acquire().await.ok()?;
+        let started = Instant::now();
+        let switched = *self.probe_as.borrow();
+        let other;
+        let spec = match switched {
+            Some(probe) if probe != own.probe => {
+                other = MonitorSpec {
+                    probe,
+                    ..own.clone()
+                };
+                &other
+            }
+            _ => own,
+        };
+        // The runner honours the probe timeout; this guard only catches a runner that does
+        // not, so that one broken probe can never stall its monitor.
+        let guard = spec.timeout + Duration::from_secs(5);
+        let result = match tokio::time::timeout(guard, self.runner.probe(spec)).await {
+            Ok(result) => result,
+            Err(_) => timed_out(spec),
+        };
+        drop(permit);
+        let finished = Instant::now();
+        let outcome = Outcome {
+            monitor: self.index,
+            result,
+            scheduled: wake,
+            started,
+            finished,
+        };
+        self.out.send(outcome).await.ok()?;
+        Some(finished)
     }
 }
 
