@@ -555,6 +555,7 @@ impl Inner {
     async fn serve(&self, this: &Arc<Inner>, run: &mut Run<'_>, position: usize) -> Step {
         let route = run.route;
         let target = &route.targets[position];
+        target.state.in_use();
         let up = &self.upstreams[target.upstream];
         let body = up.body_of(
             &run.request,

@@ -7,7 +7,7 @@
 //! nothing: `breaker` holds the rules, `mod.rs` and `recovery` act on them.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::breaker::{Breaker, BreakerPolicy};
@@ -26,7 +26,13 @@ pub struct TargetState {
     pub label: Arc<str>,
     pub breaker: Breaker,
     pub answers: AnswerTimes,
-    counters: TargetCounters,
+    /// Created at the target's first request ([`TargetState::in_use`]), at zero: a target
+    /// nobody sends to costs no series (every keyed provider is a target of the implicit
+    /// `PROVIDER/MODEL` routes; at 50,000 providers, six series each were ~830 bytes per
+    /// provider), and a target in use has all its series from then on, so `rate()` sees the
+    /// first skip or test.
+    counters: OnceLock<TargetCounters>,
+    metrics: GatewayMetrics,
 }
 
 impl TargetState {
@@ -42,25 +48,36 @@ impl TargetState {
             label: Arc::from(label),
             breaker: Breaker::new(policy),
             answers: AnswerTimes::default(),
-            counters: metrics.target_counters(provider, label),
+            counters: OnceLock::new(),
+            metrics: metrics.clone(),
         }
+    }
+
+    fn counters(&self) -> &TargetCounters {
+        self.counters
+            .get_or_init(|| self.metrics.target_counters(&self.provider, &self.label))
+    }
+
+    /// A request is about to be sent to this target (its series exist from now on).
+    pub fn in_use(&self) {
+        self.counters();
     }
 
     /// A live request passed this target over because it was failing.
     pub fn skipped(&self, reporter: &PassiveReporter) {
-        self.counters.skipped.inc();
+        self.counters().skipped.inc();
         reporter.skipped(self.provider.clone(), self.label.clone());
     }
 
     /// An off-path recovery test finished.
     pub fn tested(&self, reporter: &PassiveReporter, test: RecoveryTest) {
-        self.counters.tested(test.passed);
+        self.counters().tested(test.passed);
         reporter.recovery_test(test);
     }
 
     /// A non-streaming request was hedged from this target to the next one.
     pub fn hedged(&self) {
-        self.counters.hedged.inc();
+        self.counters().hedged.inc();
     }
 }
 

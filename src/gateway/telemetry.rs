@@ -67,7 +67,7 @@ fn latency_histogram() -> Histogram {
 }
 
 /// The gateway's metric families.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct GatewayMetrics {
     attempts: Family<AttemptLabels, Counter>,
     latency: Family<ProviderLabels, Histogram, fn() -> Histogram>,
