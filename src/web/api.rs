@@ -13,6 +13,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -213,30 +214,58 @@ async fn metrics(State(app): State<AppState>) -> Response {
 }
 
 /// `/api/v1/status`: the contract fields, plus `updated_at` (the newest probe result, when the
-/// monitor last updated the data) and `stale` (the monitor loop has stalled).
-pub fn status_json(
-    health: &HealthSnapshot,
-    histories: &[Arc<MonitorHistory>],
+/// monitor last updated the data) and `stale` (the monitor loop has stalled). Serialized as it
+/// is walked, without a JSON tree: at 50,000 monitors a tree of this view was ~1 KB per
+/// monitor more during every render (BENCHMARKS.md "Memory per monitor").
+pub fn status_json<'a>(
+    health: &'a HealthSnapshot,
+    histories: &'a [Arc<MonitorHistory>],
     freshness: Freshness,
-) -> Value {
-    let monitors: Vec<Value> = health
-        .monitors
-        .iter()
-        .zip(histories)
-        .map(|(m, history)| {
-            monitor_json(
-                m,
-                json!({ "uptime": history.uptime, "regions": regions_json(health, m) }),
-            )
-        })
-        .collect();
-    json!({
-        "status": health.overall(),
-        "network_down": health.network_incident.is_some(),
-        "updated_at": freshness.updated_at.map(rfc3339),
-        "stale": freshness.stale,
-        "monitors": monitors,
-    })
+) -> impl Serialize + 'a {
+    #[derive(Serialize)]
+    struct Status<'a> {
+        status: &'static str,
+        network_down: bool,
+        updated_at: Option<String>,
+        stale: bool,
+        monitors: Listed<'a>,
+    }
+    Status {
+        status: health.overall(),
+        network_down: health.network_incident.is_some(),
+        updated_at: freshness.updated_at.map(rfc3339),
+        stale: freshness.stale,
+        monitors: Listed { health, histories },
+    }
+}
+
+/// The monitors of `/api/v1/status`, one object each as the list is written.
+struct Listed<'a> {
+    health: &'a HealthSnapshot,
+    histories: &'a [Arc<MonitorHistory>],
+}
+
+impl Serialize for Listed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Listed<'a> {
+            #[serde(flatten)]
+            head: MonitorHead<'a>,
+            uptime: &'a crate::store::Uptime,
+            regions: BTreeMap<String, RegionJson>,
+        }
+        s.collect_seq(
+            self.health
+                .monitors
+                .iter()
+                .zip(self.histories)
+                .map(|(m, history)| Listed {
+                    head: MonitorHead::of(m),
+                    uptime: &history.uptime,
+                    regions: regions_json(self.health, m),
+                }),
+        )
+    }
 }
 
 pub fn result_json(site: &SiteInfo, r: &ResultRecord) -> Value {
@@ -309,38 +338,63 @@ async fn monitor(State(app): State<AppState>, Path(id): Path<String>) -> Respons
     )
 }
 
-/// What names a monitor and where it stands, the same in the list and on its own page, with
-/// the `more` fields of each.
+/// What names a monitor and where it stands, the same in the list and on its own page.
+#[derive(Serialize)]
+struct MonitorHead<'a> {
+    id: &'a str,
+    provider: &'a str,
+    model: Option<&'a str>,
+    probe: &'a str,
+    state: crate::monitor::machine::MonitorState,
+    verdict: Option<crate::verdict::Verdict>,
+    since: Option<String>,
+}
+
+impl MonitorHead<'_> {
+    fn of(m: &MonitorHealth) -> MonitorHead<'_> {
+        MonitorHead {
+            id: &m.id,
+            provider: &m.provider,
+            model: m.model.as_deref(),
+            probe: &m.probe,
+            state: m.state,
+            verdict: m.verdict,
+            since: m.since.map(rfc3339),
+        }
+    }
+}
+
+/// The monitor's [`MonitorHead`] with the `more` fields of its own page.
 fn monitor_json(m: &MonitorHealth, more: Value) -> Value {
-    let mut all = json!({
-        "id": m.id,
-        "provider": m.provider,
-        "model": m.model,
-        "probe": m.probe,
-        "state": m.state,
-        "verdict": m.verdict,
-        "since": m.since.map(rfc3339),
-    });
+    let mut all = serde_json::to_value(MonitorHead::of(m)).unwrap_or_else(|_| json!({}));
     if let (Value::Object(all), Value::Object(more)) = (&mut all, more) {
         all.extend(more);
     }
     all
 }
 
+/// One region's view of a monitor.
+#[derive(Serialize)]
+struct RegionJson {
+    state: String,
+    verdict: Option<String>,
+    since: Option<String>,
+}
+
 /// `{"REGION": {"state", "verdict", "since"}}`: each region's view of the monitor.
-fn regions_json(health: &HealthSnapshot, m: &MonitorHealth) -> Value {
-    let regions: serde_json::Map<String, Value> = health
+fn regions_json(health: &HealthSnapshot, m: &MonitorHealth) -> BTreeMap<String, RegionJson> {
+    health
         .regions_of(m)
         .into_iter()
         .map(|(region, view)| {
-            let since = view.since.map(rfc3339);
-            (
-                region,
-                json!({ "state": view.state, "verdict": view.verdict, "since": since }),
-            )
+            let json = RegionJson {
+                state: view.state,
+                verdict: view.verdict,
+                since: view.since.map(rfc3339),
+            };
+            (region, json)
         })
-        .collect();
-    Value::Object(regions)
+        .collect()
 }
 
 /// A state set aside at start: when and why (never its content).

@@ -169,7 +169,12 @@ fn draw_feed(i: &Inputs) -> Result<String, askama::Error> {
 }
 
 fn draw_status_v1(i: &Inputs) -> Result<String, askama::Error> {
-    Ok(api::status_json(&i.health, &i.histories, i.freshness).to_string())
+    json_text(&api::status_json(&i.health, &i.histories, i.freshness))
+}
+
+/// A view serialized straight to text, without a JSON tree in between.
+fn json_text(view: &impl serde::Serialize) -> Result<String, askama::Error> {
+    serde_json::to_string(view).map_err(askama::Error::custom)
 }
 
 fn draw_sp_status(i: &Inputs) -> Result<String, askama::Error> {
@@ -177,11 +182,20 @@ fn draw_sp_status(i: &Inputs) -> Result<String, askama::Error> {
 }
 
 fn draw_sp_summary(i: &Inputs) -> Result<String, askama::Error> {
-    Ok(statuspage::summary_json(&i.site, &i.health, &i.open(), i.updated_at()).to_string())
+    json_text(&statuspage::summary_json(
+        &i.site,
+        &i.health,
+        &i.open(),
+        i.updated_at(),
+    ))
 }
 
 fn draw_sp_components(i: &Inputs) -> Result<String, askama::Error> {
-    Ok(statuspage::components_json(&i.site, &i.health, i.updated_at()).to_string())
+    json_text(&statuspage::components_json(
+        &i.site,
+        &i.health,
+        i.updated_at(),
+    ))
 }
 
 fn draw_sp_incidents(i: &Inputs) -> Result<String, askama::Error> {
