@@ -102,13 +102,17 @@ pub fn plan(
                 known: config.provider_ids().join(", "),
             })?;
         if !chosen.iter().any(|p| p.id == provider.id) {
-            chosen.push(provider.clone());
+            chosen.push(Provider::clone(provider));
         }
     }
     chosen.extend(options.adhoc.clone());
     let partial = !chosen.is_empty();
     if !partial {
-        chosen = config.providers.clone();
+        chosen = config
+            .providers
+            .iter()
+            .map(|p| Provider::clone(p))
+            .collect();
     }
     let targets = chosen
         .into_iter()
@@ -121,13 +125,13 @@ pub fn plan(
                 .iter()
                 .filter_map(|id| config.provider(id))
                 .filter(|p| !targets.iter().any(|t| t.provider.id == p.id))
-                .cloned()
+                .map(Provider::clone)
                 .collect(),
             None => config
                 .providers
                 .iter()
                 .filter(|p| p.builtin && !targets.iter().any(|t| t.provider.id == p.id))
-                .cloned()
+                .map(|p| Provider::clone(p))
                 .collect(),
         }
     } else {
@@ -217,6 +221,7 @@ pub async fn run(
     let names = config
         .providers
         .iter()
+        .map(|p| &**p)
         .chain(options.adhoc.iter())
         .map(|p| (p.id.clone(), p.name.clone()))
         .collect();

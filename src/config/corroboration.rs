@@ -3,6 +3,7 @@
 //! typed by `raw`, checked here for what spans fields (a feed's provider exists, a baseline is
 //! longer than its window, an aggregator endpoint comes with a model).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -97,7 +98,7 @@ pub(super) fn provider_sources(raw: &RawProvider) -> Result<OwnSources, (&'stati
 /// community feeds are attached to theirs.
 pub(super) fn settings(
     raw: RawCorroboration,
-    providers: &[Provider],
+    providers: &[Arc<Provider>],
     sources: Vec<(String, OwnSources)>,
     text: &str,
     file: &str,
@@ -152,7 +153,7 @@ pub(super) fn settings(
 
 fn community_feed(
     entry: Spanned<RawCommunityFeed>,
-    providers: &[Provider],
+    providers: &[Arc<Provider>],
 ) -> Result<(String, CommunityFeed), (&'static str, String)> {
     let raw = entry.into_inner();
     if !providers.iter().any(|p| p.id == raw.provider) {

@@ -9,6 +9,7 @@
 //! It does no I/O beyond reading the environment through `env`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -93,7 +94,7 @@ pub(super) struct Source<'a> {
 /// What the gateway reads beside its own sections.
 pub(super) struct Context<'a> {
     /// Every provider of the config, in config order.
-    pub providers: &'a [Provider],
+    pub providers: &'a [Arc<Provider>],
     /// `[serve] listen`.
     pub listen: SocketAddr,
     /// `[web] public_url`, as the web settings hold it.
@@ -198,7 +199,7 @@ pub(super) fn gateway_settings(
     Ok(settings)
 }
 
-fn route_spec(raw: RawRoute, providers: &[Provider]) -> Result<RouteSpec, String> {
+fn route_spec(raw: RawRoute, providers: &[Arc<Provider>]) -> Result<RouteSpec, String> {
     if raw.model.trim().is_empty() {
         return Err("a route needs a model name or pattern (`model`)".into());
     }

@@ -172,7 +172,7 @@ impl StoreSettings {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Catalog order first, then providers the file adds, in name order.
-    pub providers: Vec<Provider>,
+    pub providers: Vec<Arc<Provider>>,
     pub check: CheckSettings,
     pub serve: ServeSettings,
     pub monitor: MonitorSettings,
@@ -259,7 +259,8 @@ impl Config {
             providers.push((order, provider));
         }
         providers.sort_by(|(a, pa), (b, pb)| a.cmp(b).then_with(|| pa.id.cmp(&pb.id)));
-        let providers: Vec<Provider> = providers.into_iter().map(|(_, p)| p).collect();
+        let providers: Vec<Arc<Provider>> =
+            providers.into_iter().map(|(_, p)| Arc::new(p)).collect();
 
         let witnesses = match raw.check.witnesses {
             Some(list) => {
@@ -357,7 +358,7 @@ impl Config {
     }
 
     pub fn provider(&self, id: &str) -> Option<&Provider> {
-        self.providers.iter().find(|p| p.id == id)
+        self.providers.iter().find(|p| p.id == id).map(|p| &**p)
     }
 
     pub fn provider_ids(&self) -> Vec<&str> {
@@ -543,7 +544,7 @@ fn monitor_settings(raw: &raw::RawMonitorDefaults) -> MonitorSettings {
 fn monitor_specs(
     raw: &[toml::Spanned<raw::RawMonitor>],
     defaults: &raw::RawMonitorDefaults,
-    providers: &[Provider],
+    providers: &[Arc<Provider>],
     text: &str,
     file: &str,
 ) -> Result<Vec<MonitorSpec>, ConfigError> {
@@ -553,12 +554,11 @@ fn monitor_specs(
     let timeout = defaults
         .timeout
         .map_or(crate::monitor::DEFAULT_PROBE_TIMEOUT, |d| d.0);
-    // One shared copy of each provider for all its monitors, and lookups by id: a config with
-    // 50,000 monitors is read in linear time.
-    let shared: Vec<Arc<Provider>> = providers.iter().cloned().map(Arc::new).collect();
+    // Monitors share their provider with the config (one copy each), and lookups are by id: a
+    // config with 50,000 monitors is read in linear time.
     let mut specs: Vec<MonitorSpec> = Vec::new();
     if raw.is_empty() {
-        for provider in &shared {
+        for provider in providers {
             let probe = if provider.has_key() {
                 ProbeKind::Chat
             } else {
@@ -568,7 +568,8 @@ fn monitor_specs(
         }
         return Ok(specs);
     }
-    let by_id: HashMap<&str, &Arc<Provider>> = shared.iter().map(|p| (p.id.as_str(), p)).collect();
+    let by_id: HashMap<&str, &Arc<Provider>> =
+        providers.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut ids: HashSet<String> = HashSet::new();
     for entry in raw {
         let at = entry.span().start;

@@ -4,6 +4,8 @@
 //! provider. The queue's other settings follow the gateway's (an open gateway makes one owner of
 //! every local program; the longest request line follows `max_request_bytes`). No I/O.
 
+use std::sync::Arc;
+
 use super::raw::RawQueue;
 use super::{ConfigError, invalid_at};
 use crate::gateway::settings::GatewaySettings;
@@ -13,7 +15,7 @@ use crate::queue::settings::{LINE_ENVELOPE_BYTES, ProviderLimits, QueueSettings}
 pub(super) fn queue_settings(
     raw: RawQueue,
     gateway: &GatewaySettings,
-    providers: &[Provider],
+    providers: &[Arc<Provider>],
     text: &str,
     file: &str,
 ) -> Result<QueueSettings, ConfigError> {

@@ -173,7 +173,10 @@ mod tests {
     /// A gateway over providers `ids`, each with a chat monitor in `health`, and one route `r`
     /// to all of them in order.
     fn gateway(ids: &[&str]) -> (Gateway, Health) {
-        let providers: Vec<Provider> = ids.iter().map(|id| Provider::for_test(id)).collect();
+        let providers: Vec<Arc<Provider>> = ids
+            .iter()
+            .map(|id| Arc::new(Provider::for_test(id)))
+            .collect();
         let monitors: Vec<MonitorSpec> = providers
             .iter()
             .map(|p| {

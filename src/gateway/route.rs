@@ -82,7 +82,7 @@ impl RouteTable {
     /// indexes follow it). Targets also in `previous` keep their state.
     pub fn new(
         specs: &[RouteSpec],
-        providers: &[Provider],
+        providers: &[Arc<Provider>],
         policy: BreakerPolicy,
         metrics: &GatewayMetrics,
         previous: Option<&RouteTable>,
@@ -263,7 +263,7 @@ mod tests {
                 &[("kimi", Some("x")), ("kimi", Some("y")), ("deepseek", None)],
             ),
         ];
-        let providers = [Provider::for_test("kimi"), Provider::for_test("deepseek")];
+        let providers = [Provider::for_test("kimi"), Provider::for_test("deepseek")].map(Arc::new);
         let metrics = GatewayMetrics::register(&crate::metrics::Metrics::new());
         let table = RouteTable::new(
             &routes,

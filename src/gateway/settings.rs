@@ -7,6 +7,7 @@
 //! at start ([`super::Gateway::new`]) and at every reload. Past that point no value here can be
 //! invalid, and the gateway never reads the config file or the environment. No parsing, no I/O.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -31,7 +32,7 @@ pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 pub struct GatewaySettings {
     /// Every provider of the config, in config order (catalog first): the upstreams, which
     /// routes name by id.
-    pub providers: Vec<Provider>,
+    pub providers: Vec<Arc<Provider>>,
     /// `[web] public_url`: its host is the one non-loopback `Host` the open gateway accepts.
     pub public_url: Option<String>,
     /// In file order; empty means the default routes (`PROVIDER/MODEL`, see `gateway::route`).

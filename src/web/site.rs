@@ -77,7 +77,7 @@ impl SiteInfo {
     /// From the `[web]` settings and the configured providers.
     pub fn of(
         web: &WebSettings,
-        providers: &[Provider],
+        providers: &[Arc<Provider>],
         corroboration: &crate::corroborate::Settings,
     ) -> SiteInfo {
         let providers = providers
