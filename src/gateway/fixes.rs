@@ -6,6 +6,8 @@
 //! copies the request only when a fix actually changes it. No I/O, no knowledge of providers
 //! beyond the table.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -58,7 +60,9 @@ pub struct Fix {
 
 #[derive(Debug, Clone, Default)]
 pub struct FixTable {
-    fixes: Vec<Fix>,
+    /// Shared by every provider that no fix is kept for (most of them: one list, not one copy
+    /// of ~460 bytes per provider).
+    fixes: Arc<[Fix]>,
 }
 
 impl FixTable {
@@ -77,17 +81,19 @@ impl FixTable {
                     keep_for: r.keep_for,
                 })
             })
-            .collect::<Result<_, FixError>>()?;
-        Ok(FixTable { fixes })
+            .collect::<Result<Vec<Fix>, FixError>>()?;
+        Ok(FixTable {
+            fixes: fixes.into(),
+        })
     }
 
     /// The fixes to apply to requests bound for `provider`.
-    pub fn for_provider(&self, provider: &str) -> Vec<Fix> {
-        self.fixes
-            .iter()
-            .filter(|f| !f.keep_for.iter().any(|k| k == provider))
-            .cloned()
-            .collect()
+    pub fn for_provider(&self, provider: &str) -> Arc<[Fix]> {
+        let kept = |f: &Fix| f.keep_for.iter().any(|k| k == provider);
+        if !self.fixes.iter().any(kept) {
+            return self.fixes.clone();
+        }
+        self.fixes.iter().filter(|f| !kept(f)).cloned().collect()
     }
 }
 
@@ -218,6 +224,19 @@ mod tests {
             assert_eq!(out["messages"][0]["reasoning_content"], "user field stays");
             assert_eq!(assistant["tool_calls"][0]["id"], "c1");
         }
+    }
+
+    /// Providers no fix is kept for share one list; the others get their own, filtered.
+    #[test]
+    fn providers_no_fix_is_kept_for_share_one_list() {
+        let table = FixTable::embedded().unwrap();
+        assert!(Arc::ptr_eq(
+            &table.for_provider("openai"),
+            &table.for_provider("my-vllm")
+        ));
+        let kimi = table.for_provider("kimi");
+        assert!(!Arc::ptr_eq(&kimi, &table.for_provider("openai")));
+        assert!(kimi.len() < table.for_provider("openai").len());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! the reader's state. Both wires are OpenAI Chat Completions: providers of `anthropic` style
 //! are reached through Anthropic's OpenAI-compatible endpoint (`{base}/v1/chat/completions`).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -48,7 +48,7 @@ pub struct Upstream {
     /// Assistant prefill support (stream recovery), and where such requests go.
     pub prefill: Option<crate::provider::Prefill>,
     prefill_url: Url,
-    fixes: Vec<Fix>,
+    fixes: Arc<[Fix]>,
     pub stats: TargetStats,
     /// When a setup problem was last logged, to log it once per cool-down, not per request.
     setup_warned: Mutex<Option<Instant>>,
@@ -117,7 +117,7 @@ impl Answer {
 }
 
 impl Upstream {
-    pub fn new(provider: &Provider, fixes: Vec<Fix>, stats: TargetStats) -> Upstream {
+    pub fn new(provider: &Provider, fixes: Arc<[Fix]>, stats: TargetStats) -> Upstream {
         let url = chat_completions_url(provider);
         let prefill_url = match provider.prefill.as_ref().and_then(|p| p.base_url.clone()) {
             Some(base_url) => chat_completions_url(&Provider {
