@@ -491,3 +491,58 @@ async fn first_content(
     };
     answer.judged(diagnosis, EVENT_STREAM)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::telemetry::GatewayMetrics;
+    use crate::provider::Prefill;
+
+    fn upstream(prefill: Option<Prefill>) -> Upstream {
+        let provider = Provider {
+            prefill,
+            ..Provider::for_test("deepseek")
+        };
+        let metrics = GatewayMetrics::register(&crate::metrics::Metrics::new());
+        Upstream::new(&provider, Arc::from([]), metrics.target("deepseek"))
+    }
+
+    fn url_of(up: &Upstream, prefill: bool) -> String {
+        let request = up
+            .request(&Client::new(), prefill, Bytes::new())
+            .build()
+            .expect("a request");
+        request.url().to_string()
+    }
+
+    /// A prefill request goes to the provider's other base URL when it has one (DeepSeek's
+    /// `/beta`), else where every request goes.
+    #[test]
+    fn prefill_requests_go_to_the_prefill_base_url_when_there_is_one() {
+        let beta = upstream(Some(Prefill {
+            flag: Some("prefix".to_owned()),
+            base_url: Some(Url::parse("http://127.0.0.1:9/beta").expect("a URL")),
+        }));
+        assert_eq!(
+            url_of(&beta, false),
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
+        assert_eq!(
+            url_of(&beta, true),
+            "http://127.0.0.1:9/beta/chat/completions"
+        );
+
+        let same = upstream(Some(Prefill {
+            flag: Some("partial".to_owned()),
+            base_url: None,
+        }));
+        assert_eq!(
+            url_of(&same, true),
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
+        assert_eq!(
+            url_of(&upstream(None), true),
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
+    }
+}
