@@ -253,21 +253,26 @@ impl Rendered {
         body: String,
         at: Millis,
     ) -> Arc<Rendered> {
-        let body = outgoing(body);
+        let mut body = outgoing(body);
         if let Some(previous) = previous
             && previous.kind == kind
             && previous.identity == body.as_bytes()
         {
             return previous.clone();
         }
+        // A view is kept until the next render: without the spare capacity that writing it
+        // left (up to half of a buffer grown by doubling), which `Bytes` would keep.
+        body.shrink_to_fit();
         Arc::new(Rendered::new(kind, Bytes::from(body), at))
     }
 
     fn new(kind: Kind, identity: Bytes, at: Millis) -> Rendered {
         let digest = Sha256::digest(&identity);
         let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        let smaller =
-            |packed: Vec<u8>| (packed.len() < identity.len()).then(|| Bytes::from(packed));
+        let smaller = |mut packed: Vec<u8>| {
+            packed.shrink_to_fit();
+            (packed.len() < identity.len()).then(|| Bytes::from(packed))
+        };
         let (gzip, brotli) = if kind.compress {
             (smaller(gzip(&identity)), smaller(brotli(&identity)))
         } else {
