@@ -16,7 +16,7 @@
 //! before: the page then still says when the monitor stalled, instead of hanging on a wedged
 //! database with the last green it drew. The task ends when every [`PublicViews`] is gone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -234,8 +234,10 @@ impl History {
     ) -> Result<(), StoreError> {
         let hour = now.div_euclid(HOUR_MS);
         let all = self.hour != Some(hour);
-        self.monitors
-            .retain(|id, _| health.monitors.iter().any(|m| m.id == *id));
+        // A set, not a scan per kept monitor: that was quadratic (2.5 billion comparisons per
+        // render at 50,000 monitors, half of the process's CPU once renders were frequent).
+        let current: HashSet<&str> = health.monitors.iter().map(|m| m.id.as_str()).collect();
+        self.monitors.retain(|id, _| current.contains(id.as_str()));
         for m in &health.monitors {
             // The writer's watermark moves (and wakes the renderer) once the result is stored.
             let stored = m.last_at <= health.stored_through;
