@@ -111,7 +111,6 @@ struct Pending {
     since: Instant,
 }
 
-/// One monitor's label values for the metrics, made once: a series holds these, not copies.
 /// The names of [`MonitorState::ALL`](super::machine::MonitorState::ALL), in its order: the
 /// metric rows keep a monitor's state as an index into it.
 static STATE_NAMES: std::sync::LazyLock<[&'static str; super::machine::MonitorState::ALL.len()]> =

@@ -215,8 +215,8 @@ async fn metrics(State(app): State<AppState>) -> Response {
 
 /// `/api/v1/status`: the contract fields, plus `updated_at` (the newest probe result, when the
 /// monitor last updated the data) and `stale` (the monitor loop has stalled). Serialized as it
-/// is walked, without a JSON tree: at 50,000 monitors a tree of this view was ~1 KB per
-/// monitor more during every render (BENCHMARKS.md "Memory per monitor").
+/// is walked, without a JSON tree: a tree held a B-tree node and a string per key for every
+/// monitor during every render (BENCHMARKS.md "Memory per monitor").
 pub fn status_json<'a>(
     health: &'a HealthSnapshot,
     histories: &'a [Arc<MonitorHistory>],
@@ -248,7 +248,7 @@ struct Listed<'a> {
 impl Serialize for Listed<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
-        struct Listed<'a> {
+        struct Item<'a> {
             #[serde(flatten)]
             head: MonitorHead<'a>,
             uptime: &'a crate::store::Uptime,
@@ -259,7 +259,7 @@ impl Serialize for Listed<'_> {
                 .monitors
                 .iter()
                 .zip(self.histories)
-                .map(|(m, history)| Listed {
+                .map(|(m, history)| Item {
                     head: MonitorHead::of(m),
                     uptime: &history.uptime,
                     regions: regions_json(self.health, m),
