@@ -16,7 +16,7 @@
 //! above the configured total; a fixed body serialises and reads back as an object.
 #![no_main]
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,7 +35,7 @@ const TOTAL: Duration = Duration::from_secs(300);
 const PATTERNS: [&str; 5] = ["fast", "kimi-*", "*-mini", "gpt-*-turbo*", "*"];
 
 /// The request fixes of every catalog provider, as the gateway builds them at start-up.
-static FIXES: LazyLock<Vec<Vec<Fix>>> = LazyLock::new(|| {
+static FIXES: LazyLock<Vec<Arc<[Fix]>>> = LazyLock::new(|| {
     let table = FixTable::embedded().expect("the embedded fixes table is valid");
     let config = Config::from_toml("", "<built-in defaults>", &|_| None)
         .expect("the built-in catalog is valid");
