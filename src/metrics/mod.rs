@@ -18,7 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-pub use monitors::{MonitorCells, MonitorSeries, TargetCells};
+pub use monitors::{MonitorCells, MonitorSeries};
 
 // Label values that repeat per monitor (its id, provider and model) are `Arc<str>` shared with
 // the monitor core, and the ones from a fixed list (probe kind, verdict, state) are `&'static

@@ -54,6 +54,7 @@ impl TargetCells {
 
     /// One probe ended with `verdict`.
     pub fn count(&self, verdict: Verdict) {
+        // `Verdict::ALL` lists every verdict, so the fallback is never taken.
         let slot = Verdict::ALL
             .iter()
             .position(|v| *v == verdict)
@@ -148,11 +149,11 @@ impl MonitorSeries {
     ) -> Arc<MonitorCells> {
         let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
         let target = rows.target((provider, model, probe));
-        if let Some(&at) = rows.monitor_at.get(&monitor) {
-            let existing = &rows.monitors[at];
-            if Arc::ptr_eq(&existing.target, &target) {
-                return existing.clone();
-            }
+        let existing = rows.monitor_at.get(&monitor).copied();
+        if let Some(at) = existing
+            && Arc::ptr_eq(&rows.monitors[at].target, &target)
+        {
+            return rows.monitors[at].clone();
         }
         let cells = Arc::new(MonitorCells {
             monitor: monitor.clone(),
@@ -160,8 +161,8 @@ impl MonitorSeries {
             states,
             state: AtomicU8::new(UNSET),
         });
-        match rows.monitor_at.get(&monitor) {
-            Some(&at) => rows.monitors[at] = cells.clone(),
+        match existing {
+            Some(at) => rows.monitors[at] = cells.clone(),
             None => {
                 let at = rows.monitors.len();
                 rows.monitors.push(cells.clone());

@@ -87,9 +87,10 @@ fn component_name(site: &SiteInfo, m: &MonitorHealth, siblings: usize) -> String
     }
 }
 
-/// Every monitor as a Statuspage component, serialized as the list is written (no JSON tree:
-/// ~1.8 KB per monitor during a render at 50,000 monitors). Fields in alphabetical order, the
-/// order a `serde_json::Value` printed them in before, so the bytes did not change.
+/// Every monitor as a Statuspage component, serialized as the list is written: a JSON tree held
+/// a B-tree node and a string per key for every monitor during every render (BENCHMARKS.md
+/// "Memory per monitor"). Fields in alphabetical order, the order a `serde_json::Value` printed
+/// them in before, so the bytes did not change.
 pub struct Components<'a> {
     site: &'a SiteInfo,
     health: &'a HealthSnapshot,
